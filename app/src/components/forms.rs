@@ -1,0 +1,66 @@
+//! Form pieces: the CSRF field every form carries, and how an action's error is shown.
+
+use leptos::{prelude::*, server_fn::ServerFn};
+
+use crate::session::use_auth;
+
+/// The hidden field with the session's CSRF token. Renders nothing until the session is known.
+#[component]
+pub fn CsrfField() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                let csrf = auth.info.await.map(|i| i.csrf).unwrap_or_default();
+                view! { <input type="hidden" name="csrf" value=csrf/> }
+            })}
+        </Suspense>
+    }
+}
+
+/// What a person should read when a server function fails.
+pub fn error_message(err: &ServerFnError) -> String {
+    match err {
+        ServerFnError::ServerError(msg) => msg.clone(),
+        ServerFnError::Request(_) => "Could not reach the server; check your connection".into(),
+        ServerFnError::Args(_) | ServerFnError::MissingArg(_) => {
+            "Some fields are missing or malformed".into()
+        }
+        _ => "Something went wrong; please try again".into(),
+    }
+}
+
+/// The error of the last submission of `action`, if it failed, as an alert.
+#[component]
+pub fn ActionError<I>(action: ServerAction<I>) -> impl IntoView
+where
+    I: ServerFn<Error = ServerFnError> + Clone + Send + Sync + 'static,
+    I::Output: Clone + Send + Sync + 'static,
+{
+    move || {
+        action.value().get().and_then(|r| r.err()).map(|e| {
+            view! { <p class="alert alert-error" role="alert">{error_message(&e)}</p> }
+        })
+    }
+}
+
+/// A submit button that shows progress and cannot be pressed twice while its action runs.
+#[component]
+pub fn SubmitButton<I>(
+    action: ServerAction<I>,
+    label: &'static str,
+    busy_label: &'static str,
+    #[prop(optional)] class: &'static str,
+) -> impl IntoView
+where
+    I: ServerFn + Clone + Send + Sync + 'static,
+    I::Output: Clone + Send + Sync + 'static,
+    I::Error: Clone + Send + Sync + 'static,
+{
+    let pending = action.pending();
+    view! {
+        <button type="submit" class=format!("btn {class}") disabled=move || pending.get()>
+            {move || if pending.get() { busy_label } else { label }}
+        </button>
+    }
+}

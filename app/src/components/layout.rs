@@ -1,0 +1,77 @@
+//! The frame around every page: brand, navigation, the balance and the account menu.
+
+use leptos::prelude::*;
+use leptos_router::components::A;
+
+use crate::{
+    components::forms::CsrfField,
+    money::usd4,
+    session::{use_auth, SignOut},
+};
+
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    // Inside the router, so actions see errors that a no-JavaScript form post carried back in
+    // the URL.
+    crate::session::provide_session();
+    let auth = use_auth();
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"▲"</span>
+                " Hangar"
+            </a>
+            <nav class="nav" aria-label="Main">
+                <Transition>
+                    {move || Suspend::new(async move {
+                        let signed_in = matches!(auth.info.await, Ok(ref i) if i.user.is_some());
+                        signed_in.then(|| view! {
+                            <A href="/">"Dashboard"</A>
+                            <A href="/tokens">"API tokens"</A>
+                            <A href="/account">"Account"</A>
+                        })
+                    })}
+                </Transition>
+                <A href="/docs/api">"API docs"</A>
+            </nav>
+            <div class="session-box">
+                <Transition>
+                    {move || Suspend::new(async move {
+                        match auth.info.await {
+                            Ok(info) => match info.user {
+                                Some(me) => view! {
+                                    <a href="/account" class="balance" title="Prepaid balance">
+                                        {format!("${}", usd4(me.balance.0))}
+                                    </a>
+                                    <span class="who">{me.username}</span>
+                                    <SignOutButton action=auth.sign_out/>
+                                }.into_any(),
+                                None => view! {
+                                    <a class="btn btn-ghost" href="/signin">"Sign in"</a>
+                                    <a class="btn" href="/signup">"Sign up"</a>
+                                }.into_any(),
+                            },
+                            Err(_) => view! { <span class="muted">"Offline"</span> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </div>
+        </header>
+        <main class="content">{children()}</main>
+        <footer class="footer">
+            <span>"Hangar — servers by the day, machines by the minute."</span>
+            <a href="/openapi.json">"OpenAPI"</a>
+            <a href="/health">"Status"</a>
+        </footer>
+    }
+}
+
+#[component]
+fn SignOutButton(action: ServerAction<SignOut>) -> impl IntoView {
+    view! {
+        <ActionForm action attr:class="inline-form">
+            <CsrfField/>
+            <button type="submit" class="btn btn-ghost" data-test="sign-out">"Sign out"</button>
+        </ActionForm>
+    }
+}

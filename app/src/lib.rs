@@ -1,0 +1,67 @@
+//! Hangar's Leptos application, compiled twice: with `ssr` into the server (rendering pages and
+//! running server functions) and with `hydrate` into the browser bundle. Types in [`api`] and
+//! [`money`] are shared by both and by the JSON API.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod money;
+pub mod pages;
+pub mod session;
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+use crate::{components::layout::Layout, pages::*};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The portal: a layout with navigation and one route per page. Pages render in order on the
+/// server (`SsrMode::InOrder`), so every form is complete HTML that works before the WASM bundle
+/// has loaded, and with JavaScript off.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="hangar" href="/pkg/hangar.css"/>
+        <Title formatter=|t: String| if t.is_empty() { "Hangar".to_owned() } else { format!("{t} · Hangar") }/>
+        <Router>
+            <Layout>
+                <Routes fallback=|| view! { <NotFound/> }>
+                    <Route path=path!("") view=HomePage ssr=SsrMode::InOrder/>
+                    <Route path=path!("signin") view=SignInPage ssr=SsrMode::InOrder/>
+                    <Route path=path!("signup") view=SignUpPage ssr=SsrMode::InOrder/>
+                    <Route path=path!("account") view=AccountPage ssr=SsrMode::InOrder/>
+                    <Route path=path!("tokens") view=TokensPage ssr=SsrMode::InOrder/>
+                    <Route path=path!("docs/api") view=ApiDocsPage ssr=SsrMode::InOrder/>
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

@@ -1,0 +1,43 @@
+//! One module per portal page.
+
+mod account;
+mod api_docs;
+mod auth;
+mod home;
+mod not_found;
+mod tokens;
+
+pub use account::AccountPage;
+pub use api_docs::ApiDocsPage;
+pub use auth::{SignInPage, SignUpPage};
+pub use home::HomePage;
+pub use not_found::NotFound;
+pub use tokens::TokensPage;
+
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+
+use crate::{api::Me, session::use_auth};
+
+/// Renders `signed_in` with the current user, or sends the visitor to sign in.
+#[component]
+pub fn RequireUser<F, V>(signed_in: F) -> impl IntoView
+where
+    F: Fn(Me) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    let auth = use_auth();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                let signed_in = signed_in.clone();
+                Suspend::new(async move {
+                    match auth.info.await.ok().and_then(|i| i.user) {
+                        Some(me) => signed_in(me).into_any(),
+                        None => view! { <Redirect path="/signin"/> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}

@@ -1,0 +1,207 @@
+//! API tokens: create (value shown once), list, revoke.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    api::{CreatedToken, TokenView},
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    money::usd4,
+    pages::RequireUser,
+};
+
+/// What the tokens page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokensData {
+    pub tokens: Vec<TokenView>,
+    /// A token created by the last submission, shown once and then forgotten by the server.
+    pub new_token: Option<CreatedToken>,
+}
+
+#[server(prefix = "/_fn", endpoint = "tokens")]
+pub async fn load_tokens() -> Result<TokensData, ServerFnError> {
+    use crate::ssr::{portal, tokens};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::require_user(&state, &session).await?;
+    let new_token = session
+        .remove::<CreatedToken>(portal::SESSION_NEW_TOKEN)
+        .await
+        .ok()
+        .flatten();
+    if new_token.is_some() {
+        // This runs while the page streams, after the session middleware has already saved:
+        // persist the removal now, or the value would be shown again on the next visit.
+        session
+            .save()
+            .await
+            .map_err(|_| ServerFnError::new("Something went wrong; please try again"))?;
+    }
+    let list = tokens::list(&state.db, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok(TokensData {
+        tokens: list.into_iter().map(TokenView::from).collect(),
+        new_token,
+    })
+}
+
+/// Creates a token; `spend_limit` is USD, empty for none.
+#[server(prefix = "/_fn", endpoint = "create_token")]
+pub async fn create_token(
+    csrf: String,
+    name: String,
+    spend_limit: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{portal, tokens};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    let limit = match spend_limit.trim() {
+        "" => None,
+        text => {
+            let usd: f64 = text
+                .trim_start_matches('$')
+                .parse()
+                .map_err(|_| ServerFnError::new("Spend limit must be a number of dollars"))?;
+            Some(crate::money::micros_from_usd(usd).map_err(ServerFnError::new)?)
+        }
+    };
+    let (token, value) = tokens::create(&state.db, &user.id, &name, limit)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    session
+        .insert(portal::SESSION_NEW_TOKEN, CreatedToken::new(token, value))
+        .await
+        .map_err(|_| ServerFnError::new("Something went wrong; please try again"))?;
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "revoke_token")]
+pub async fn revoke_token(csrf: String, id: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{portal, tokens};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    tokens::revoke(&state.db, &user.id, &id)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    // Created here, once per page, not inside the signed-in branch: that branch may render more
+    // than once while the session loads, and `load_tokens` hands out the new value only once.
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let data = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| load_tokens(),
+    );
+    view! {
+        <Title text="API tokens"/>
+        <RequireUser signed_in=move |_| view! { <Tokens create revoke data/> }/>
+    }
+}
+
+#[component]
+fn Tokens(
+    create: ServerAction<CreateToken>,
+    revoke: ServerAction<RevokeToken>,
+    data: Resource<Result<TokensData, ServerFnError>>,
+) -> impl IntoView {
+    view! {
+        <section class="page-head">
+            <h1>"API tokens"</h1>
+            <p class="muted">
+                "Tokens start with " <code>"vtk_"</code> " and work wherever a JWT does: "
+                <code>"Authorization: Bearer vtk_…"</code>
+                ". A spend limit caps what a token can ever cause to be charged."
+            </p>
+        </section>
+        <section class="card">
+            <h2>"New token"</h2>
+            <ActionForm action=create attr:class="form form-row" attr:data-test="create-token-form">
+                <CsrfField/>
+                <label>"Name"
+                    <input type="text" name="name" required maxlength="100" placeholder="ci-deploy"/>
+                </label>
+                <label>"Spend limit (USD, optional)"
+                    <input type="number" name="spend_limit" min="0" step="0.01" placeholder="no limit"/>
+                </label>
+                <SubmitButton action=create label="Create token" busy_label="Creating…"/>
+            </ActionForm>
+            <ActionError action=create/>
+        </section>
+        <Transition fallback=|| view! { <p class="muted">"Loading tokens…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                    Ok(TokensData { tokens, new_token }) => {
+                        view! {
+                            {new_token.map(|t| view! {
+                                <section class="card highlight" data-test="new-token">
+                                    <h2>{format!("Token “{}” created", t.name)}</h2>
+                                    <p>"Copy it now: this is the only time it is shown."</p>
+                                    <pre class="secret" data-test="new-token-value">{t.token}</pre>
+                                </section>
+                            })}
+                            <section class="card">
+                                <h2>"Your tokens"</h2>
+                                <ActionError action=revoke/>
+                                <TokenTable tokens revoke/>
+                            </section>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    if tokens.is_empty() {
+        return view! { <p class="muted" data-test="no-tokens">"No tokens yet."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-test="token-table">
+                <thead><tr>
+                    <th>"Name"</th><th>"Ends in"</th><th>"Spend limit"</th><th>"Spent"</th>
+                    <th>"Created"</th><th>"Last used"</th><th></th>
+                </tr></thead>
+                <tbody>
+                    {tokens.into_iter().map(|t| view! {
+                        <tr data-test="token-row">
+                            <td data-label="Name">{t.name.clone()}</td>
+                            <td data-label="Ends in"><code>{format!("…{}", t.hint)}</code></td>
+                            <td data-label="Spend limit">{t.spend_limit.map(|l| format!("${}", usd4(l.0))).unwrap_or_else(|| "none".into())}</td>
+                            <td data-label="Spent">{format!("${}", usd4(t.spent.0))}</td>
+                            <td data-label="Created">{short_time(&t.created_at)}</td>
+                            <td data-label="Last used">{t.last_used_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
+                            <td>
+                                <ActionForm action=revoke attr:class="inline-form">
+                                    <CsrfField/>
+                                    <input type="hidden" name="id" value=t.id.clone()/>
+                                    <button type="submit" class="btn btn-danger btn-sm" data-test="revoke-token">"Revoke"</button>
+                                </ActionForm>
+                            </td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }.into_any()
+}
+
+/// `2025-01-21T22:00:00.000Z` → `2025-01-21 22:00 UTC`.
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}

@@ -1,0 +1,114 @@
+//! The browser session as the pages see it: who is signed in, the CSRF token for forms, and the
+//! sign-in / sign-up / sign-out actions whose completion refreshes it.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::api::Me;
+
+/// What every page needs to know about the visitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Goes into the hidden `csrf` field of every form.
+    pub csrf: String,
+    pub user: Option<Me>,
+    /// Set when registration asks for a Turnstile CAPTCHA.
+    pub turnstile_site_key: Option<String>,
+}
+
+/// The session, provided as context by [`provide_session`].
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub info: Resource<Result<SessionInfo, ServerFnError>>,
+    pub sign_out: ServerAction<SignOut>,
+}
+
+/// Creates the session resource and provides it to the whole app. It reloads on every
+/// navigation (signing in or up ends in one, and the balance in the header stays current) and
+/// after signing out. Sign-in and sign-up actions belong to their pages: actions created inside
+/// the routes are the ones that show an error a no-JavaScript form post carried back in the URL.
+pub fn provide_session() {
+    let sign_out = ServerAction::<SignOut>::new();
+    let location = leptos_router::hooks::use_location();
+    let info = Resource::new(
+        move || (location.pathname.get(), sign_out.version().get()),
+        |_| get_session_info(),
+    );
+    provide_context(Auth { info, sign_out });
+}
+
+pub fn use_auth() -> Auth {
+    expect_context::<Auth>()
+}
+
+#[server(prefix = "/_fn", endpoint = "session")]
+pub async fn get_session_info() -> Result<SessionInfo, ServerFnError> {
+    use crate::ssr::portal;
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let csrf = portal::csrf_token(&session).await?;
+    let user = portal::current_user(&state, &session).await?;
+    Ok(SessionInfo {
+        csrf,
+        user: user.as_ref().map(Me::from),
+        turnstile_site_key: state.config.turnstile_site_key.clone(),
+    })
+}
+
+/// Signs in with email and password, then goes to the dashboard.
+#[server(prefix = "/_fn", endpoint = "sign_in")]
+pub async fn sign_in(csrf: String, email: String, password: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{accounts, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = accounts::authenticate(&state.db, &email, &password)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    portal::sign_in(&session, &user).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Creates an account and signs it in.
+#[server(prefix = "/_fn", endpoint = "sign_up")]
+pub async fn sign_up(
+    csrf: String,
+    email: String,
+    username: String,
+    password: String,
+    turnstile: Option<String>,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{accounts, captcha, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    captcha::verify(&state.http, &state.config, turnstile.as_deref(), None)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    let user = accounts::register(
+        &state.db,
+        accounts::NewAccount {
+            email,
+            username,
+            password,
+            is_admin: false,
+        },
+    )
+    .await
+    .map_err(portal::to_server_fn_error)?;
+    portal::sign_in(&session, &user).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Ends the session on the server and goes to the front page.
+#[server(prefix = "/_fn", endpoint = "sign_out")]
+pub async fn sign_out(csrf: String) -> Result<(), ServerFnError> {
+    use crate::ssr::portal;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    portal::sign_out(&session).await?;
+    leptos_axum::redirect("/signin");
+    Ok(())
+}

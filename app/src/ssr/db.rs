@@ -1,0 +1,165 @@
+//! The database: one `sqlx::AnyPool` over SQLite (embedded default) or PostgreSQL.
+//!
+//! Queries are written once in the SQL both databases accept, with `$1`-style placeholders (sqlx's
+//! SQLite driver binds `$N` by number). Times are unix milliseconds, ids are 24-hex strings
+//! (reference 001 uses 24-hex ids), money is integer micro-USD.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use rand::RngCore;
+use sqlx::{any::AnyPoolOptions, AnyPool, Executor};
+
+pub type Pool = AnyPool;
+pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// The migrations in the workspace's `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Which database a pool talks to, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("postgres") {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
+/// Opens the pool (creating the SQLite file and its directory when missing). Does not migrate.
+pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of_url(url);
+    let url = match backend {
+        Backend::Sqlite => sqlite_url(url)?,
+        Backend::Postgres => url.to_owned(),
+    };
+    let options = AnyPoolOptions::new()
+        .max_connections(match backend {
+            // SQLite serialises writers anyway; a few readers beside them are enough.
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer; foreign keys are off by default in
+                    // SQLite; a busy writer is waited for instead of failing the request.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                }
+                Ok(())
+            })
+        });
+    options.connect(&url).await
+}
+
+/// `sqlite://relative/or/absolute/path` with `mode=rwc`, after creating the parent directory.
+fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(parent) = Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| sqlx::Error::Configuration(e.into()))?;
+            }
+        }
+    }
+    let mut query = query.to_owned();
+    if !query.contains("mode=") {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("mode=rwc");
+    }
+    // Validate early so a typo fails at start with sqlx's own message.
+    sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{path}?{query}"))?;
+    Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// A new 24-hex id: 4 bytes of unix seconds (so ids sort by creation) and 8 random bytes.
+pub fn new_id() -> String {
+    let secs = (now_ms() / 1000) as u32;
+    let mut bytes = [0u8; 12];
+    bytes[..4].copy_from_slice(&secs.to_be_bytes());
+    rand::thread_rng().fill_bytes(&mut bytes[4..]);
+    hex::encode(bytes)
+}
+
+/// Whether `s` has the shape of a Hangar id (24 lower-case hex digits).
+pub fn is_id(s: &str) -> bool {
+    s.len() == 24
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Current wall-clock time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 with milliseconds and `Z`, the form the references show (`2025-01-21T22:00:00.000Z`).
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
+
+/// Whether an error is a unique-constraint violation (same on both databases).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_24_hex_and_distinct() {
+        let a = new_id();
+        let b = new_id();
+        assert!(is_id(&a) && is_id(&b), "{a} {b}");
+        assert_ne!(a, b);
+        assert!(!is_id("507f1f77bcf86cd79943930")); // 23 chars
+        assert!(!is_id("507f1f77bcf86cd79943930G"));
+    }
+
+    #[test]
+    fn timestamps_render_like_the_references() {
+        assert_eq!(rfc3339(1_737_496_800_000), "2025-01-21T22:00:00.000Z");
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        let dir = std::env::temp_dir().join(format!("hangar-db-{}", new_id()));
+        let url = sqlite_url(&format!("sqlite://{}/x.db", dir.display())).unwrap();
+        assert!(url.ends_with("x.db?mode=rwc"), "{url}");
+        assert!(dir.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

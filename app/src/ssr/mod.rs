@@ -1,0 +1,64 @@
+//! Server-only code: configuration, the database, the domain services and the state the server
+//! functions and the HTTP handlers share. Compiled only with the `ssr` feature, so none of it
+//! reaches the browser bundle.
+
+pub mod accounts;
+pub mod audit;
+pub mod captcha;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jwt;
+pub mod ledger;
+pub mod portal;
+pub mod session_store;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+/// Everything a request handler or a server function may need, cheap to clone.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: db::Pool,
+    pub config: Arc<config::Config>,
+    pub jwt: Arc<jwt::JwtKeys>,
+    /// Outbound HTTP (CAPTCHA verification, payment provider, node daemons).
+    pub http: reqwest::Client,
+    pub leptos_options: LeptosOptions,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects, migrates and loads keys: everything `serve` needs before it listens.
+    pub async fn build(config: config::Config) -> anyhow::Result<Self> {
+        let db = db::connect(&config.database_url).await?;
+        db::migrate(&db).await?;
+        let jwt = jwt::JwtKeys::load(&config, &db).await?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("hangar")
+            .site_root(config.site_root.display().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(config.listen)
+            .build();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            db,
+            config: Arc::new(config),
+            jwt: Arc::new(jwt),
+            http,
+            leptos_options,
+        })
+    }
+}

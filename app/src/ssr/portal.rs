@@ -1,0 +1,139 @@
+//! What the portal's server functions share: the signed-in user from the browser session, CSRF
+//! checks, and turning domain errors into messages a form can show.
+//!
+//! CSRF: every session carries a random token; every form renders it in a hidden `csrf` field and
+//! every state-changing server function checks it before doing anything. `SameSite=Lax` cookies
+//! already stop most cross-site posts; the token also covers older browsers and same-site attackers.
+
+use leptos::prelude::*;
+use rand::{distributions::Alphanumeric, Rng};
+use tower_sessions::Session;
+
+use super::{accounts::User, error::ServiceError, AppState};
+
+pub const SESSION_USER: &str = "user_id";
+pub const SESSION_CSRF: &str = "csrf";
+/// A token value to show once on the tokens page (works with and without JavaScript).
+pub const SESSION_NEW_TOKEN: &str = "new_token";
+
+/// The server state, provided as context by the server.
+pub fn state() -> Result<AppState, ServerFnError> {
+    use_context::<AppState>().ok_or_else(|| ServerFnError::new("Server state missing"))
+}
+
+/// The browser session of the current request.
+pub async fn session() -> Result<Session, ServerFnError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(|e| ServerFnError::new(format!("Session unavailable: {e}")))
+}
+
+fn session_error(e: tower_sessions::session::Error) -> ServerFnError {
+    tracing::error!(error = %e, "session store failed");
+    ServerFnError::new("Something went wrong; please try again")
+}
+
+/// The session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> Result<String, ServerFnError> {
+    if let Some(t) = session
+        .get::<String>(SESSION_CSRF)
+        .await
+        .map_err(session_error)?
+    {
+        return Ok(t);
+    }
+    let token: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    session
+        .insert(SESSION_CSRF, &token)
+        .await
+        .map_err(session_error)?;
+    Ok(token)
+}
+
+/// Refuses the request unless `provided` matches the session's CSRF token.
+pub async fn check_csrf(session: &Session, provided: &str) -> Result<(), ServerFnError> {
+    let expected = session
+        .get::<String>(SESSION_CSRF)
+        .await
+        .map_err(session_error)?;
+    let ok = expected.is_some_and(|e| constant_time_eq(e.as_bytes(), provided.as_bytes()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServerFnError::new(
+            "Your form expired or came from another site; reload the page and try again",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The signed-in user, if any. A session pointing at a deleted user counts as signed out.
+pub async fn current_user(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<User>, ServerFnError> {
+    let Some(id) = session
+        .get::<String>(SESSION_USER)
+        .await
+        .map_err(session_error)?
+    else {
+        return Ok(None);
+    };
+    super::accounts::find(&state.db, &id)
+        .await
+        .map_err(to_server_fn_error)
+}
+
+/// The signed-in user, or an error telling the form to sign in.
+pub async fn require_user(state: &AppState, session: &Session) -> Result<User, ServerFnError> {
+    current_user(state, session)
+        .await?
+        .ok_or_else(|| ServerFnError::new("Please sign in first"))
+}
+
+/// Signs `user` in: a fresh session id (no fixation), the user id, a fresh CSRF token.
+pub async fn sign_in(session: &Session, user: &User) -> Result<(), ServerFnError> {
+    session.cycle_id().await.map_err(session_error)?;
+    session
+        .insert(SESSION_USER, &user.id)
+        .await
+        .map_err(session_error)?;
+    session
+        .remove::<String>(SESSION_CSRF)
+        .await
+        .map_err(session_error)?;
+    Ok(())
+}
+
+/// Ends the session server-side: the record is deleted, the cookie no longer works anywhere.
+pub async fn sign_out(session: &Session) -> Result<(), ServerFnError> {
+    session.flush().await.map_err(session_error)
+}
+
+/// A domain error as a message a form shows. Internal errors are logged and never shown.
+pub fn to_server_fn_error(err: ServiceError) -> ServerFnError {
+    match err {
+        ServiceError::Internal(e) => {
+            tracing::error!(error = ?e, "internal error in a server function");
+            ServerFnError::new("Something went wrong on our side; please try again")
+        }
+        other => ServerFnError::new(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"ab"));
+    }
+}

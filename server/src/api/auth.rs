@@ -1,0 +1,120 @@
+//! Accounts (reference 002 "Auth"): register, login, and the caller's profile.
+
+use app::{
+    api::Me,
+    ssr::{accounts, captcha, AppState},
+};
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    api::ErrorBody,
+    http::{
+        auth::Caller,
+        error::{ApiJson, AppError, Result},
+        rate_limit::ClientIp,
+    },
+};
+
+/// Paths limited per client IP (`auth_rate_limit_per_minute`, default 10/min each), listed in
+/// the agent manifest from this same constant. The portal's sign-in and sign-up server
+/// functions share the policy.
+pub const RATE_LIMITED_PATHS: &[&str] = &[
+    "/api/auth/login",
+    "/api/auth/register",
+    "/_fn/sign_in",
+    "/_fn/sign_up",
+];
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(get_me))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    #[schema(example = "you@example.com")]
+    pub email: String,
+    /// 1–100 characters: letters, digits, `_`, `-`. Unique; teammates invite you by it.
+    #[schema(example = "jane_admin")]
+    pub username: String,
+    /// 8–256 characters.
+    pub password: String,
+    /// Cloudflare Turnstile token; required only when the server has a Turnstile secret.
+    #[serde(rename = "cf-turnstile-response")]
+    #[schema(rename = "cf-turnstile-response")]
+    pub turnstile: Option<String>,
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = Me),
+        (status = 400, description = "Invalid field or CAPTCHA verification failed", body = ErrorBody),
+        (status = 409, description = "Email or username taken", body = ErrorBody),
+        (status = 429, description = "More than the per-IP limit in a minute", body = ErrorBody),
+    ))]
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, ApiJson<Me>)> {
+    captcha::verify(&state.http, &state.config, body.turnstile.as_deref(), ip).await?;
+    let user = accounts::register(
+        &state.db,
+        accounts::NewAccount {
+            email: body.email,
+            username: body.username,
+            password: body.password,
+            is_admin: false,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(Me::from(&user))))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// HS256 JWT, valid 24 hours.
+    pub token: String,
+    /// Unix seconds when the token expires.
+    pub expires_at: i64,
+}
+
+/// Exchange email and password for a JWT.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 401, description = "Invalid email or password", body = ErrorBody),
+        (status = 429, description = "More than the per-IP limit in a minute", body = ErrorBody),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<ApiJson<LoginResponse>> {
+    let user = accounts::authenticate(&state.db, &body.email, &body.password).await?;
+    let (token, expires_at) = state
+        .jwt
+        .issue(&user.id)
+        .map_err(|e| AppError::Service(app::ssr::error::ServiceError::internal(e)))?;
+    Ok(ApiJson(LoginResponse { token, expires_at }))
+}
+
+/// The authenticated user's profile and balance.
+#[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn get_me(caller: Caller) -> ApiJson<Me> {
+    ApiJson(Me::from(&caller.user))
+}

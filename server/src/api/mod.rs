@@ -1,0 +1,84 @@
+//! The JSON APIs: one file per resource, each exposing `router()`, merged here with the OpenAPI
+//! document generated from the handlers' annotations (so the document lists exactly the routes
+//! that exist).
+
+pub mod admin;
+pub mod auth;
+pub mod meta;
+pub mod tokens;
+
+use app::ssr::AppState;
+use axum::Router;
+use serde::Serialize;
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi, ToSchema,
+};
+use utoipa_axum::router::OpenApiRouter;
+
+/// An error answer (reference 002 shape).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words a person can act on.
+    pub error: String,
+}
+
+/// The 402 answer: balance and price in USD.
+#[derive(Serialize, ToSchema)]
+pub struct InsufficientBalanceBody {
+    /// `insufficient balance`, or a message naming the token's spend limit.
+    pub error: String,
+    pub balance: f64,
+    pub required: f64,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hangar API",
+        description = "Marketplace rentals, pools, on-demand VPS and containers, prepaid billing. \
+                       Authenticate with `Authorization: Bearer <JWT from /api/auth/login or a vtk_ access token>`. \
+                       Every authenticated response carries `X-Balance-Remaining` (USD, 4 decimals).",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody, InsufficientBalanceBody)),
+    tags(
+        (name = "auth", description = "Accounts and sign-in"),
+        (name = "tokens", description = "Long-lived access tokens (`vtk_`)"),
+        (name = "admin", description = "Operator functions"),
+        (name = "meta", description = "Health, discovery and this document")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT from `POST /api/auth/login` or a `vtk_` access token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// All API routes and the OpenAPI document describing them.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(tokens::router())
+        .merge(admin::router())
+        .merge(meta::router())
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    (router, doc)
+}

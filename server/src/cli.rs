@@ -1,0 +1,181 @@
+//! The `hangar` command line: `serve` (default), `migrate`, `config`, `admin ...`.
+
+use std::{io::Read, process::ExitCode};
+
+use anyhow::{bail, Context};
+use app::ssr::{accounts, config::Config, db, ledger, AppState};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hangar",
+    version,
+    about = "Self-hostable platform for renting and running servers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (portal, APIs, background work). The default.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted).
+    Config,
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user. The password is read from HANGAR_ADMIN_PASSWORD, or else from stdin.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        username: String,
+        /// Give the user operator rights.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Compare every cached balance with its ledger sum; exits non-zero on any difference.
+    CheckLedger,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hangar: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    crate::init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hangar: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hangar: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    if !config.unknown_env.is_empty() {
+        tracing::warn!(variables = ?config.unknown_env, "ignoring HANGAR_* variables that are not config keys");
+    }
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let pool = db::connect(&config.database_url)
+                .await
+                .context("connecting to the database")?;
+            db::migrate(&pool).await.context("migrating")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Config => {
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::Admin(AdminCommand::CreateUser {
+            email,
+            username,
+            admin,
+        }) => {
+            let password = match std::env::var("HANGAR_ADMIN_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut p = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut p)
+                        .context("reading the password from stdin")?;
+                    p.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let pool = db::connect(&config.database_url)
+                .await
+                .context("connecting to the database")?;
+            db::migrate(&pool).await.context("migrating")?;
+            let user = accounts::register(
+                &pool,
+                accounts::NewAccount {
+                    email,
+                    username,
+                    password,
+                    is_admin: admin,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created {} user {} ({}) id {}",
+                if user.is_admin { "admin" } else { "regular" },
+                user.username,
+                user.email,
+                user.id
+            );
+            Ok(())
+        }
+        Command::Admin(AdminCommand::CheckLedger) => {
+            let pool = db::connect(&config.database_url)
+                .await
+                .context("connecting to the database")?;
+            let bad = ledger::mismatches(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if bad.is_empty() {
+                println!("ledger ok: every cached balance equals its ledger sum");
+                Ok(())
+            } else {
+                for (user, cached, sum) in &bad {
+                    println!("user {user}: cached {cached} µUSD, ledger {sum} µUSD");
+                }
+                bail!("{} balance(s) differ from the ledger", bad.len())
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let site_root = config.site_root.clone();
+    if !site_root.join("pkg/hangar.js").exists() {
+        tracing::warn!(site_root = %site_root.display(), "no built site found: pages will render but not hydrate; run `cargo xtask build`");
+    }
+    let state = AppState::build(config).await.context("starting")?;
+    crate::http::spawn_session_cleanup(&state);
+    let router = crate::http::router(state);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!("Hangar listening on http://{}", listener.local_addr()?);
+    crate::http::serve(listener, router).await?;
+    Ok(())
+}

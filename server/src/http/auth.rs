@@ -1,0 +1,113 @@
+//! API authentication: `Authorization: Bearer <JWT | vtk_ token>`.
+//!
+//! The `authenticate` middleware resolves the credential once per request and stores the
+//! [`Caller`]; handlers ask for `Caller` (401 when absent) or [`AdminCaller`] (403 for non-admins).
+//! Every response to an authenticated request carries `X-Balance-Remaining` (reference 002),
+//! read after the handler ran so it reflects what the request just spent.
+//! Browser session cookies never authenticate the JSON API, so it needs no CSRF defence.
+
+use app::{
+    money::usd4,
+    ssr::{accounts, accounts::User, tokens, AppState},
+};
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header, request::Parts, HeaderName, HeaderValue},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::error::AppError;
+use app::ssr::error::ServiceError;
+
+pub static BALANCE_HEADER: HeaderName = HeaderName::from_static("x-balance-remaining");
+
+/// The authenticated user of an API request, and the access token used, if any.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    /// Set when the request came with a `vtk_` token (spend limits apply to it).
+    pub token_id: Option<String>,
+}
+
+/// Resolves the bearer credential, if one was sent. A credential that is sent but invalid is
+/// refused right here: clients should learn at once that their token was revoked or expired.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned());
+    let Some(presented) = presented else {
+        return next.run(req).await;
+    };
+    let caller = match resolve(&state, &presented).await {
+        Ok(Some(caller)) => caller,
+        Ok(None) => {
+            return AppError::Service(ServiceError::Unauthorized("Invalid or expired token"))
+                .into_response()
+        }
+        Err(e) => return e.into_response(),
+    };
+    let user_id = caller.user.id.clone();
+    req.extensions_mut().insert(caller);
+    let mut response = next.run(req).await;
+    if let Ok(balance) = accounts::balance(&state.db, &user_id).await {
+        if let Ok(value) = HeaderValue::from_str(&usd4(balance)) {
+            response.headers_mut().insert(BALANCE_HEADER.clone(), value);
+        }
+    }
+    response
+}
+
+async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>, AppError> {
+    let Some(credential) = header_value
+        .strip_prefix("Bearer ")
+        .or_else(|| header_value.strip_prefix("bearer "))
+        .map(str::trim)
+    else {
+        return Ok(None);
+    };
+    let (user_id, token_id) = if credential.starts_with(tokens::PREFIX) {
+        match tokens::authenticate(&state.db, credential).await? {
+            Some(owner) => (owner.user_id, Some(owner.token_id)),
+            None => return Ok(None),
+        }
+    } else {
+        match state.jwt.verify(credential) {
+            Some(user_id) => (user_id, None),
+            None => return Ok(None),
+        }
+    };
+    Ok(accounts::find(&state.db, &user_id)
+        .await?
+        .map(|user| Caller { user, token_id }))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(AppError::Unauthenticated)
+    }
+}
+
+/// A caller with the operator flag.
+#[derive(Debug, Clone)]
+pub struct AdminCaller(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.user.is_admin {
+            return Err(ServiceError::Forbidden("Operator access required").into());
+        }
+        Ok(AdminCaller(caller))
+    }
+}

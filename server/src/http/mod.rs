@@ -1,0 +1,242 @@
+//! The HTTP edge: the router with every surface (JSON APIs, server functions, portal pages,
+//! static assets) and the layers around it.
+
+pub mod auth;
+pub mod error;
+pub mod rate_limit;
+
+use std::sync::Arc;
+
+use app::{
+    shell,
+    ssr::{session_store::DbSessionStore, AppState},
+    App,
+};
+use axum::{
+    body::Body,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{any, post},
+    Extension, Json, Router,
+};
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
+
+use crate::api::{self, meta::ApiDocument};
+
+/// The name of the browser session cookie.
+pub const SESSION_COOKIE: &str = "hangar_session";
+
+/// Builds the whole application router for `state`.
+pub fn router(state: AppState) -> Router {
+    let (api_routes, doc) = api::router();
+    let doc = ApiDocument(Arc::new(
+        serde_json::to_value(&doc).expect("OpenAPI document serialises"),
+    ));
+
+    let api_routes = api_routes
+        .route("/api/{*rest}", any(api_not_found))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .layer(Extension(doc));
+
+    let limiter = rate_limit::RateLimiter::new(
+        state.config.auth_rate_limit_per_minute,
+        state.config.trust_forwarded_for,
+        api::auth::RATE_LIMITED_PATHS.to_vec(),
+    );
+
+    let context_state = state.clone();
+    let provide_state = move || provide_context(context_state.clone());
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+
+    let portal = Router::new()
+        .route(
+            "/_fn/{*name}",
+            post(server_fn_handler).get(server_fn_handler),
+        )
+        .leptos_routes_with_context(&state, routes, provide_state.clone(), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(provide_state, shell))
+        .layer(middleware::from_fn(ensure_csrf_token))
+        .layer(middleware::from_fn(security_headers));
+
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            state.config.session_ttl_secs as i64,
+        )));
+
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .merge(api_routes)
+        .merge(portal)
+        .layer(sessions)
+        .layer(middleware::from_fn_with_state(limiter, rate_limit::limit))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(CompressionLayer::new())
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
+}
+
+async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
+    leptos_axum::handle_server_fns_with_context(move || provide_context(state.clone()), req).await
+}
+
+async fn api_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": "Not found" })),
+    )
+        .into_response()
+}
+
+/// API responses are JSON even when a layer below (method routing, body limits) answered with
+/// an empty or plain-text error.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let message = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed".to_owned(),
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_owned(),
+            other => other.canonical_reason().unwrap_or("Error").to_owned(),
+        };
+        let (mut parts, _) = response.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Response::from_parts(
+            parts,
+            Body::from(serde_json::json!({ "error": message }).to_string()),
+        );
+    }
+    response
+}
+
+/// Gives every page request's session its CSRF token *before* the page renders. Pages stream,
+/// and tower-sessions persists a session (and sets its cookie) when the headers go out, so a
+/// token minted while the body renders would never reach the store or the browser.
+async fn ensure_csrf_token(session: tower_sessions::Session, req: Request, next: Next) -> Response {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if req.method() == http::Method::GET && wants_html {
+        if let Err(e) = app::ssr::portal::csrf_token(&session).await {
+            tracing::warn!(error = %e, "could not prepare the session's CSRF token");
+        }
+    }
+    next.run(req).await
+}
+
+/// Headers every portal page gets: no framing by other sites, no MIME sniffing, no referrer
+/// leaks to other origins.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    response
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({ "error": "Internal server error" })),
+    )
+        .into_response()
+}
+
+/// Periodic housekeeping that belongs to the HTTP layer: expired sessions are deleted.
+pub fn spawn_session_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let store = DbSessionStore::new(state.db.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = store.delete_expired().await {
+                tracing::warn!(error = %e, "deleting expired sessions failed");
+            }
+        }
+    })
+}
+
+/// Serves `router` on `listener` until Ctrl-C or SIGTERM, finishing in-flight requests.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

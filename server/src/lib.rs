@@ -1,0 +1,18 @@
+//! Hangar's server: the HTTP edge and API handlers around the domain services in `app::ssr`.
+//! `main.rs` is the `hangar` command line; tests build the same router through [`http::router`].
+
+pub mod api;
+pub mod cli;
+pub mod http;
+
+/// Installs the log subscriber (`RUST_LOG` filters, default `info`).
+pub fn init_tracing(format: app::ssr::config::LogFormat) {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
+    let builder = fmt().with_env_filter(filter).with_target(false);
+    let _ = match format {
+        app::ssr::config::LogFormat::Json => builder.json().try_init(),
+        app::ssr::config::LogFormat::Text => builder.try_init(),
+    };
+}

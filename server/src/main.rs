@@ -1,0 +1,5 @@
+//! `hangar`: the server and its operator commands.
+
+fn main() -> std::process::ExitCode {
+    hangar_server::cli::main()
+}

@@ -1,0 +1,353 @@
+//! Reference 002 "Auth": register, login, /api/me, rate limits, CAPTCHA, balance header.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::{routing::post, Form, Json, Router};
+use common::{expect_error, expect_json, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn register_then_login_then_me() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .post("/api/auth/register", None, json!({"email": " Jane@Example.com ", "username": "jane_admin", "password": "s3cret-pass"}))
+        .await;
+    let me = expect_json(res, StatusCode::CREATED).await;
+    assert_eq!(me["email"], "jane@example.com", "emails are normalised");
+    assert_eq!(me["username"], "jane_admin");
+    assert_eq!(me.raw("balance"), "0.0000");
+    assert_eq!(me["id"].as_str().unwrap().len(), 24);
+
+    let res = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "jane@example.com", "password": "s3cret-pass"}),
+        )
+        .await;
+    let body = expect_json(res, StatusCode::OK).await;
+    let jwt = body["token"].as_str().unwrap();
+    assert_eq!(jwt.split('.').count(), 3, "a JWT");
+    let exp = body["expires_at"].as_i64().unwrap();
+    let now = app::ssr::db::now_ms() / 1000;
+    assert!((exp - now - 86_400).abs() < 5, "valid for 24 h");
+
+    let res = app.get("/api/me", Some(jwt)).await;
+    assert_eq!(res.headers()["x-balance-remaining"], "0.0000");
+    let me2 = expect_json(res, StatusCode::OK).await;
+    assert_eq!(me2["id"], me["id"]);
+    assert_eq!(me2["email"], "jane@example.com");
+    assert_eq!(me2["username"], "jane_admin");
+    // Reference 002 prints the balance with four decimals.
+    assert!(me2.text.contains("\"balance\":0.0000"));
+}
+
+#[tokio::test]
+async fn duplicate_email_or_username_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    app.register("sam").await;
+    let res = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "SAM@example.com", "username": "other", "password": "password1"}),
+        )
+        .await;
+    expect_error(res, StatusCode::CONFLICT, "email").await;
+    let res = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "new@example.com", "username": "SAM", "password": "password1"}),
+        )
+        .await;
+    expect_error(res, StatusCode::CONFLICT, "username").await;
+}
+
+#[tokio::test]
+async fn invalid_registrations_are_refused_with_a_reason() {
+    let app = TestApp::builder()
+        .config("auth_rate_limit_per_minute", "1000")
+        .spawn()
+        .await;
+    let cases = [
+        (
+            json!({"email": "not-an-email", "username": "a", "password": "password1"}),
+            StatusCode::BAD_REQUEST,
+            "Email",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "has space", "password": "password1"}),
+            StatusCode::BAD_REQUEST,
+            "Username",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "x".repeat(101), "password": "password1"}),
+            StatusCode::BAD_REQUEST,
+            "at most 100",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "", "password": "password1"}),
+            StatusCode::BAD_REQUEST,
+            "Username is required",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "ok", "password": "short"}),
+            StatusCode::BAD_REQUEST,
+            "at least 8",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "ok", "password": "p".repeat(300)}),
+            StatusCode::BAD_REQUEST,
+            "at most 256",
+        ),
+        (
+            json!({"email": format!("{}@example.com", "e".repeat(300)), "username": "ok", "password": "password1"}),
+            StatusCode::BAD_REQUEST,
+            "at most 254",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "password1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing field `username`",
+        ),
+        (
+            json!({"email": "a@example.com", "username": 5, "password": "password1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid type",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let res = app.post("/api/auth/register", None, body.clone()).await;
+        expect_error(res, status, needle).await;
+    }
+    // Malformed JSON and a missing content type.
+    let res = app
+        .client
+        .post(app.url("/api/auth/register"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST, "Malformed JSON").await;
+    let res = app
+        .client
+        .post(app.url("/api/auth/register"))
+        .body("email=a")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json").await;
+    // Nothing was created by any of it.
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_as_json() {
+    let app = TestApp::builder()
+        .config("max_body_bytes", "4096")
+        .spawn()
+        .await;
+    let big = "x".repeat(10_000);
+    let res = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "a@example.com", "username": "u", "password": big}),
+        )
+        .await;
+    expect_error(res, StatusCode::PAYLOAD_TOO_LARGE, "too large").await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_one_answer() {
+    let app = TestApp::spawn().await;
+    app.register("kim").await;
+    let wrong_pw = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "kim@example.com", "password": "nope-nope"}),
+        )
+        .await;
+    let body_a = expect_error(
+        wrong_pw,
+        StatusCode::UNAUTHORIZED,
+        "Invalid email or password",
+    )
+    .await;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "who@example.com", "password": "nope-nope"}),
+        )
+        .await;
+    let body_b = expect_error(
+        unknown,
+        StatusCode::UNAUTHORIZED,
+        "Invalid email or password",
+    )
+    .await;
+    assert_eq!(
+        body_a.value, body_b.value,
+        "unknown emails are indistinguishable from wrong passwords"
+    );
+}
+
+#[tokio::test]
+async fn protected_routes_need_a_valid_credential() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/api/me", None).await;
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    expect_error(res, StatusCode::UNAUTHORIZED, "Authentication required").await;
+    for bad in [
+        "garbage",
+        "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+        "vtk_doesnotexist",
+    ] {
+        let res = app.get("/api/me", Some(bad)).await;
+        assert!(res.headers().get("x-balance-remaining").is_none());
+        expect_error(res, StatusCode::UNAUTHORIZED, "Invalid or expired token").await;
+    }
+    // A JWT signed by another server's key is refused.
+    let other = app::ssr::jwt::JwtKeys::new(&app::ssr::config::Secret::new("other-key"), 3600);
+    let (forged, _) = other.issue("someone").unwrap();
+    expect_error(
+        app.get("/api/me", Some(&forged)).await,
+        StatusCode::UNAUTHORIZED,
+        "Invalid",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn login_and_register_are_rate_limited_per_ip() {
+    let app = TestApp::spawn().await;
+    for i in 0..10 {
+        let res = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": "x@example.com", "password": "whatever1"}),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "attempt {i} is not limited yet"
+        );
+    }
+    let res = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "x@example.com", "password": "whatever1"}),
+        )
+        .await;
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    expect_error(res, StatusCode::TOO_MANY_REQUESTS, "Too many requests").await;
+    // Register has its own budget, and other routes are not limited.
+    let res = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "r@example.com", "username": "r", "password": "password1"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
+}
+
+/// A stand-in for Cloudflare's siteverify endpoint speaking its wire format: form fields
+/// `secret`, `response`, `remoteip`; JSON `{"success": bool}`.
+async fn fake_turnstile() -> SocketAddr {
+    async fn verify(Form(form): Form<std::collections::HashMap<String, String>>) -> Json<Value> {
+        let ok = form.get("secret").map(String::as_str) == Some("turnstile-secret")
+            && form.get("response").map(String::as_str) == Some("good-token")
+            && form.contains_key("remoteip");
+        Json(
+            json!({ "success": ok, "error-codes": if ok { json!([]) } else { json!(["invalid-input-response"]) } }),
+        )
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().route("/siteverify", post(verify)))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+#[tokio::test]
+async fn captcha_is_checked_when_configured() {
+    let verifier = fake_turnstile().await;
+    let app = TestApp::builder()
+        .config("turnstile_secret", "turnstile-secret")
+        .config(
+            "turnstile_verify_url",
+            &format!("http://{verifier}/siteverify"),
+        )
+        .spawn()
+        .await;
+    let base = json!({"email": "c@example.com", "username": "cap", "password": "password1"});
+    let res = app.post("/api/auth/register", None, base.clone()).await;
+    expect_error(res, StatusCode::BAD_REQUEST, "CAPTCHA verification failed").await;
+    let mut bad = base.clone();
+    bad["cf-turnstile-response"] = json!("bad-token");
+    expect_error(
+        app.post("/api/auth/register", None, bad).await,
+        StatusCode::BAD_REQUEST,
+        "CAPTCHA",
+    )
+    .await;
+    let mut good = base.clone();
+    good["cf-turnstile-response"] = json!("good-token");
+    expect_json(
+        app.post("/api/auth/register", None, good).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // A verifier that cannot be reached refuses registration rather than letting it through.
+    let app = TestApp::builder()
+        .config("turnstile_secret", "turnstile-secret")
+        .config("turnstile_verify_url", "http://127.0.0.1:9/siteverify")
+        .spawn()
+        .await;
+    let mut good = base.clone();
+    good["cf-turnstile-response"] = json!("good-token");
+    expect_error(
+        app.post("/api/auth/register", None, good).await,
+        StatusCode::BAD_REQUEST,
+        "CAPTCHA",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn passwords_are_stored_as_argon2id() {
+    let app = TestApp::spawn().await;
+    app.register("hash_check").await;
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'hash_check'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(!hash.contains("password-hash_check"));
+}

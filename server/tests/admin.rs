@@ -1,0 +1,258 @@
+//! Operator basics: credits go to the immutable ledger and the audit log; only admins may.
+
+mod common;
+
+use common::{expect_error, expect_json, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn admin_credit_moves_money_through_the_ledger() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("operator").await;
+    let (user_id, user) = app.user("customer").await;
+
+    let res = app
+        .post(
+            &format!("/api/admin/users/{user_id}/credit"),
+            Some(&admin),
+            json!({"amount": 10.5, "note": "welcome"}),
+        )
+        .await;
+    let body = expect_json(res, StatusCode::OK).await;
+    assert_eq!(body.raw("balance"), "10.5000");
+    assert_eq!(body.raw("amount"), "10.5000");
+
+    // The customer sees it, in the body and in the header.
+    let res = app.get("/api/me", Some(&user)).await;
+    assert_eq!(res.headers()["x-balance-remaining"], "10.5000");
+    assert_eq!(
+        expect_json(res, StatusCode::OK).await.raw("balance"),
+        "10.5000"
+    );
+
+    // A debit, exact to the micro-dollar.
+    let res = app
+        .post(
+            &format!("/api/admin/users/{user_id}/credit"),
+            Some(&admin),
+            json!({"amount": -0.000070}),
+        )
+        .await;
+    assert_eq!(
+        expect_json(res, StatusCode::OK).await.raw("balance"),
+        "10.4999"
+    );
+    let (cached, rows): (i64, i64) = (
+        app::ssr::accounts::balance(&app.state.db, &user_id)
+            .await
+            .unwrap(),
+        app::ssr::ledger::sum(&app.state.db, &user_id)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cached, 10_499_930);
+    assert_eq!(rows, cached, "the cached balance equals the ledger sum");
+    assert!(app::ssr::ledger::mismatches(&app.state.db)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let kinds: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, amount_micros FROM ledger WHERE user_id = $1 ORDER BY created_at, id",
+    )
+    .bind(&user_id)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds,
+        vec![
+            ("credit".to_string(), 10_500_000),
+            ("credit".to_string(), -70)
+        ]
+    );
+    let audits: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'user.credit' AND target_id = $1",
+    )
+    .bind(&user_id)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(audits, 2);
+}
+
+#[tokio::test]
+async fn credit_is_for_operators_only_and_checks_its_input() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("op").await;
+    let (user_id, user) = app.user("plain").await;
+    let path = format!("/api/admin/users/{user_id}/credit");
+
+    expect_error(
+        app.post(&path, None, json!({"amount": 5})).await,
+        StatusCode::UNAUTHORIZED,
+        "Authentication",
+    )
+    .await;
+    expect_error(
+        app.post(&path, Some(&user), json!({"amount": 5})).await,
+        StatusCode::FORBIDDEN,
+        "Operator",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/api/admin/users/507f1f77bcf86cd799439011/credit",
+            Some(&admin),
+            json!({"amount": 5}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "User not found",
+    )
+    .await;
+    expect_error(
+        app.post(&path, Some(&admin), json!({"amount": 0})).await,
+        StatusCode::BAD_REQUEST,
+        "zero",
+    )
+    .await;
+    expect_error(
+        app.post(&path, Some(&admin), json!({"amount": 1e12})).await,
+        StatusCode::BAD_REQUEST,
+        "too large",
+    )
+    .await;
+    expect_error(
+        app.post(&path, Some(&admin), json!({"amount": "5"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid type",
+    )
+    .await;
+    expect_error(
+        app.post(
+            &path,
+            Some(&admin),
+            json!({"amount": 1, "note": "n".repeat(501)}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "500",
+    )
+    .await;
+
+    // Taking more than the balance is refused with reference 002's 402 shape, and moves nothing.
+    let res = app.post(&path, Some(&admin), json!({"amount": -1})).await;
+    let body = expect_json(res, StatusCode::PAYMENT_REQUIRED).await;
+    assert_eq!(body["error"], "insufficient balance");
+    assert_eq!(body.raw("balance"), "0.0000");
+    assert_eq!(body.raw("required"), "1.0000");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+#[tokio::test]
+async fn create_user_command_makes_an_operator() {
+    // The real binary, as an operator would run it, against a fresh database of this run's kind.
+    let dir = std::env::temp_dir().join(format!("hangar-cli-{}", app::ssr::db::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = common::fresh_database(&dir).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "Root@Example.com",
+            "--username",
+            "root",
+            "--admin",
+        ])
+        .env("DATABASE_URL", &db)
+        .env("HANGAR_ADMIN_PASSWORD", "operator-password")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("created admin user root (root@example.com)"),
+        "{stdout}"
+    );
+
+    // The same command again: a clear refusal, not a crash.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root2",
+        ])
+        .env("DATABASE_URL", &db)
+        .env("HANGAR_ADMIN_PASSWORD", "operator-password")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // Password from stdin, and the ledger check passes on the new database.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "s@example.com",
+            "--username",
+            "stdin_user",
+        ])
+        .env("DATABASE_URL", &db)
+        .env_remove("HANGAR_ADMIN_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin-pass\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["admin", "check-ledger"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("ledger ok"));
+
+    // The operator can sign in over the API and is an admin there.
+    let app = TestApp::builder().database(db).spawn().await;
+    let jwt = {
+        let res = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": "root@example.com", "password": "operator-password"}),
+            )
+            .await;
+        expect_json(res, StatusCode::OK).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        expect_json(app.get("/api/me", Some(&jwt)).await, StatusCode::OK).await["is_admin"],
+        true
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

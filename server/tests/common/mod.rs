@@ -1,0 +1,282 @@
+//! Test support: a real Hangar server on 127.0.0.1:0 over a fresh database, and a client.
+//!
+//! The database comes from `HANGAR_TEST_DB`: `sqlite` (default: a new file per test) or
+//! `postgres` (a new database per test on the server at `HANGAR_TEST_PG_URL`, which the test
+//! script starts). The README's test command runs the whole suite once per backend.
+
+#![allow(dead_code)]
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
+
+use app::ssr::{config::Config, db, AppState};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub state: AppState,
+    pub database_url: String,
+    pub client: Client,
+    server: tokio::task::JoinHandle<()>,
+    _dir: TempDir,
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Which backend this run uses.
+pub fn backend() -> String {
+    std::env::var("HANGAR_TEST_DB").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    match backend().as_str() {
+        "sqlite" => format!("sqlite://{}/hangar.db", dir.display()),
+        "postgres" => {
+            let base = std::env::var("HANGAR_TEST_PG_URL").expect(
+                "HANGAR_TEST_DB=postgres needs HANGAR_TEST_PG_URL (the test script sets it)",
+            );
+            let name = format!("hangar_test_{}", db::new_id());
+            let admin = db::connect(&format!("{}/postgres", base.trim_end_matches('/')))
+                .await
+                .expect("connecting to the test PostgreSQL server");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            format!("{}/{name}", base.trim_end_matches('/'))
+        }
+        other => panic!("unknown HANGAR_TEST_DB {other:?}"),
+    }
+}
+
+pub struct Builder {
+    env: HashMap<String, String>,
+    database_url: Option<String>,
+}
+
+impl TestApp {
+    pub fn builder() -> Builder {
+        Builder {
+            env: HashMap::new(),
+            database_url: None,
+        }
+    }
+
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        let mut req = self.client.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Registers `username` (email `<username>@example.com`, password `password-<username>`).
+    pub async fn register(&self, username: &str) -> Body {
+        let res = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": format!("{username}@example.com"), "username": username,
+                       "password": format!("password-{username}")}),
+            )
+            .await;
+        expect_json(res, StatusCode::CREATED).await
+    }
+
+    /// Logs `username` in (registered by [`register`]) and returns the JWT.
+    pub async fn login(&self, username: &str) -> String {
+        let res = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": format!("{username}@example.com"), "password": format!("password-{username}")}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "logging in {username}");
+        let body: Value = res.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers and logs in; returns (user id, JWT).
+    pub async fn user(&self, username: &str) -> (String, String) {
+        let me = self.register(username).await;
+        (
+            me["id"].as_str().unwrap().to_owned(),
+            self.login(username).await,
+        )
+    }
+
+    /// An operator account made the way `hangar admin create-user --admin` makes one.
+    pub async fn admin(&self, username: &str) -> (String, String) {
+        let user = app::ssr::accounts::register(
+            &self.state.db,
+            app::ssr::accounts::NewAccount {
+                email: format!("{username}@example.com"),
+                username: username.into(),
+                password: format!("password-{username}"),
+                is_admin: true,
+            },
+        )
+        .await
+        .unwrap();
+        (user.id, self.login(username).await)
+    }
+
+    /// Stops the server (the database stays, for restart tests).
+    pub async fn stop(self) -> (String, TempDir) {
+        self.server.abort();
+        let _ = self.server.await;
+        self.state.db.close().await;
+        (self.database_url, self._dir)
+    }
+}
+
+impl Builder {
+    /// Sets a config key as `HANGAR_<KEY>` would.
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.env
+            .insert(format!("HANGAR_{}", key.to_uppercase()), value.to_owned());
+        self
+    }
+
+    /// Reuses an existing database (e.g. to restart over the same data).
+    pub fn database(mut self, url: String) -> Self {
+        self.database_url = Some(url);
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let dir = TempDir(std::env::temp_dir().join(format!("hangar-test-{}", db::new_id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let database_url = match self.database_url {
+            Some(url) => url,
+            None => fresh_database(&dir.0).await,
+        };
+        let mut env = HashMap::from([
+            ("DATABASE_URL".to_string(), database_url.clone()),
+            ("HANGAR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            ("HANGAR_DATA_DIR".to_string(), dir.0.display().to_string()),
+            (
+                "HANGAR_SITE_ROOT".to_string(),
+                site_root().display().to_string(),
+            ),
+        ]);
+        env.extend(self.env);
+        let config = Config::from_sources(None, &env).expect("test config");
+        let state = AppState::build(config)
+            .await
+            .expect("building the app state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = hangar_server::http::router(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = hangar_server::http::serve(listener, router).await;
+        });
+        let client = Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            state,
+            database_url,
+            client,
+            server,
+            _dir: dir,
+        }
+    }
+}
+
+/// The built site if there is one (pages render without it too).
+fn site_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/site")
+}
+
+/// A JSON answer: the parsed value (indexable like a `Value`) and the text as sent, for checks
+/// on number formatting that parsing would lose (`10.5000` parses to `10.5`).
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub value: Value,
+    pub text: String,
+}
+
+impl std::ops::Deref for Body {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
+impl Body {
+    /// The number sent for the first `"key":` in the body, exactly as written.
+    pub fn raw(&self, key: &str) -> String {
+        let marker = format!("\"{key}\":");
+        let start = self
+            .text
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {key} in {}", self.text))
+            + marker.len();
+        self.text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .collect()
+    }
+}
+
+/// Reads a JSON body, asserting the status first (prints the body when it differs).
+pub async fn expect_json(res: Response, status: StatusCode) -> Body {
+    let got = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    Body { value, text }
+}
+
+/// Asserts a reference-002 error: the status, and `{"error": <contains needle>}`.
+pub async fn expect_error(res: Response, status: StatusCode, needle: &str) -> Body {
+    let body = expect_json(res, status).await;
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no `error` in {}", body.text));
+    assert!(
+        message.contains(needle),
+        "error {message:?} does not mention {needle:?}"
+    );
+    body
+}

@@ -1,0 +1,116 @@
+//! Public routes: health, OpenAPI, the agent manifest, and the portal's pages.
+
+mod common;
+
+use common::{expect_json, TestApp};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn health_reports_the_database() {
+    let app = TestApp::spawn().await;
+    let body = expect_json(app.get("/health", None).await, StatusCode::OK).await;
+    assert_eq!(body.value, serde_json::json!({"status": "ok"}));
+    app.state.db.close().await;
+    let body = expect_json(
+        app.get("/health", None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(body["status"], "unavailable");
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route_and_the_manifest_follows_it() {
+    let app = TestApp::builder()
+        .config("auth_rate_limit_per_minute", "7")
+        .spawn()
+        .await;
+    let doc = expect_json(app.get("/openapi.json", None).await, StatusCode::OK).await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "OpenAPI 3.1"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/auth/register", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/me", "get"),
+        ("/api/tokens", "get"),
+        ("/api/tokens", "post"),
+        ("/api/tokens/{id}", "delete"),
+        ("/api/admin/users/{id}/credit", "post"),
+        ("/health", "get"),
+        ("/.well-known/agent.json", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from OpenAPI"
+        );
+    }
+    assert!(doc.pointer("/components/securitySchemes/bearer").is_some());
+
+    let manifest = expect_json(
+        app.get("/.well-known/agent.json", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let ops = manifest["operations"].as_array().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        ops.len(),
+        documented,
+        "one manifest operation per documented operation"
+    );
+    assert!(ops.iter().any(|o| o["method"] == "POST"
+        && o["path"] == "/api/tokens"
+        && o["auth_required"] == true));
+    assert!(ops
+        .iter()
+        .any(|o| o["path"] == "/health" && o["auth_required"] == false));
+    let limits = manifest["rate_limits"].as_array().unwrap();
+    assert!(
+        limits
+            .iter()
+            .any(|l| l["path"] == "/api/auth/login" && l["limit"] == 7),
+        "{limits:?}"
+    );
+    assert_eq!(
+        manifest["openapi"],
+        format!("{}/openapi.json", app.state.config.public_url)
+    );
+    assert_eq!(manifest["balance_header"], "X-Balance-Remaining");
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server_with_hydration_and_security_headers() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/", None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-frame-options"], "SAMEORIGIN");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Servers by the day"),
+        "landing page rendered on the server"
+    );
+    assert!(
+        html.contains("/pkg/hangar.js") && html.contains("hangar_bg.wasm"),
+        "hydration script"
+    );
+    assert!(html.contains("/pkg/hangar.css"));
+
+    let res = app.get("/signin", None).await;
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("name=\"csrf\""),
+        "forms carry a CSRF field in the server HTML"
+    );
+    assert!(
+        html.contains("action=\"/_fn/sign_in\""),
+        "the form posts without JavaScript"
+    );
+
+    let res = app.get("/definitely/not/here", None).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.text().await.unwrap().contains("Page not found"));
+}

@@ -1,0 +1,281 @@
+//! The browser flow without a browser: sessions, CSRF, sign up / in / out, tokens page.
+//! (The same flow runs in Chromium in `end2end/`.)
+
+mod common;
+
+use common::TestApp;
+use reqwest::{header, StatusCode};
+
+/// The CSRF token rendered into a page's forms.
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF field") + marker.len();
+    html[start..start + 32].to_owned()
+}
+
+async fn page(app: &TestApp, path: &str) -> String {
+    // As a browser asks for a page.
+    let res = app
+        .client
+        .get(app.url(path))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    res.text().await.unwrap()
+}
+
+/// Posts a form the way a browser without JavaScript does.
+async fn post_form(
+    app: &TestApp,
+    fn_path: &str,
+    from: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    app.client
+        .post(app.url(fn_path))
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, app.url(from))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .find_map(|v| {
+            let v = v.to_str().ok()?;
+            v.starts_with("hangar_session=")
+                .then(|| v.split(';').next().unwrap().to_owned())
+        })
+}
+
+#[tokio::test]
+async fn sign_up_sign_out_and_sign_in_without_javascript() {
+    let app = TestApp::spawn().await;
+    let signup = page(&app, "/signup").await;
+    let csrf = csrf_of(&signup);
+
+    let res = post_form(
+        &app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", &csrf),
+            ("email", "web@example.com"),
+            ("username", "web_user"),
+            ("password", "web-password"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(location(&res), "/");
+    let cookie = session_cookie(&res).expect("a fresh session cookie after signing up");
+    let raw = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        raw.contains("HttpOnly") && raw.contains("SameSite=Lax"),
+        "{raw}"
+    );
+    let _ = cookie;
+
+    let account = page(&app, "/account").await;
+    assert!(
+        account.contains("web_user") && account.contains("web@example.com"),
+        "account page shows the user"
+    );
+    assert!(account.contains("$0.0000"));
+
+    // Sign out ends the session in the database.
+    let csrf = csrf_of(&account);
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    let res = post_form(&app, "/_fn/sign_out", "/account", &[("csrf", &csrf)]).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(after, before - 1, "the session record is deleted");
+    assert!(!page(&app, "/account").await.contains("web@example.com"));
+
+    // Wrong password: back to the form with the error encoded for the page to show.
+    let csrf = csrf_of(&page(&app, "/signin").await);
+    let res = post_form(
+        &app,
+        "/_fn/sign_in",
+        "/signin",
+        &[
+            ("csrf", &csrf),
+            ("email", "web@example.com"),
+            ("password", "wrong-password"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let back = location(&res);
+    assert!(
+        back.contains("/signin") && back.contains("__err="),
+        "{back}"
+    );
+    let shown = page(&app, &back.replace(&app.base, "")).await;
+    assert!(
+        shown.contains("Invalid email or password"),
+        "the error is rendered without JavaScript"
+    );
+
+    let res = post_form(
+        &app,
+        "/_fn/sign_in",
+        "/signin",
+        &[
+            ("csrf", &csrf),
+            ("email", "web@example.com"),
+            ("password", "web-password"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), "/");
+    assert!(page(&app, "/account").await.contains("web_user"));
+}
+
+#[tokio::test]
+async fn forms_without_the_session_csrf_token_change_nothing() {
+    let app = TestApp::spawn().await;
+    let _ = page(&app, "/signup").await;
+    for csrf in ["", "forged-token-forged-token-forged-"] {
+        let res = post_form(
+            &app,
+            "/_fn/sign_up",
+            "/signup",
+            &[
+                ("csrf", csrf),
+                ("email", "x@example.com"),
+                ("username", "xsrf"),
+                ("password", "password-1"),
+            ],
+        )
+        .await;
+        assert!(location(&res).contains("__err="), "refused");
+    }
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_stays_signed_in_across_a_restart() {
+    let app = TestApp::spawn().await;
+    let csrf = csrf_of(&page(&app, "/signup").await);
+    let res = post_form(
+        &app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", &csrf),
+            ("email", "stay@example.com"),
+            ("username", "stayer"),
+            ("password", "password-1"),
+        ],
+    )
+    .await;
+    let cookie = session_cookie(&res).unwrap();
+    let (db, _dir) = app.stop().await;
+
+    let restarted = TestApp::builder().database(db).spawn().await;
+    let html = restarted
+        .client
+        .get(restarted.url("/account"))
+        .header(header::ACCEPT, "text/html")
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("stay@example.com"),
+        "the session survived the restart"
+    );
+}
+
+#[tokio::test]
+async fn tokens_page_creates_shows_once_lists_and_revokes() {
+    let app = TestApp::spawn().await;
+    let csrf = csrf_of(&page(&app, "/signup").await);
+    post_form(
+        &app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", &csrf),
+            ("email", "t@example.com"),
+            ("username", "tokens_user"),
+            ("password", "password-1"),
+        ],
+    )
+    .await;
+    let tokens_page = page(&app, "/tokens").await;
+    assert!(tokens_page.contains("No tokens yet"));
+    let csrf = csrf_of(&tokens_page);
+    let res = post_form(
+        &app,
+        "/_fn/create_token",
+        "/tokens",
+        &[("csrf", &csrf), ("name", "laptop"), ("spend_limit", "12.5")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+
+    let shown = page(&app, "/tokens").await;
+    let marker = "data-test=\"new-token-value\"";
+    let at = shown
+        .find(marker)
+        .unwrap_or_else(|| panic!("the new value is shown: {shown}"));
+    let start = at + shown[at..].find('>').unwrap() + 1;
+    let value = shown[start..start + 44].to_owned();
+    assert!(value.starts_with("vtk_"), "{value}");
+    assert!(shown.contains("laptop") && shown.contains("$12.5000"));
+    // It works on the API, and the page never shows it again.
+    assert_eq!(
+        app.get("/api/me", Some(&value)).await.status(),
+        StatusCode::OK
+    );
+    let again = page(&app, "/tokens").await;
+    assert!(!again.contains(&value), "shown once only");
+
+    let id: String = sqlx::query_scalar("SELECT id FROM access_tokens")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    let csrf = csrf_of(&again);
+    post_form(
+        &app,
+        "/_fn/revoke_token",
+        "/tokens",
+        &[("csrf", &csrf), ("id", &id)],
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/me", Some(&value)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(page(&app, "/tokens").await.contains("No tokens yet"));
+}
