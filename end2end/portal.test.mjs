@@ -1,0 +1,95 @@
+// A new user in a real browser: sign up → sign in → create a token → see it listed → revoke →
+// sign out. Screenshots go to end2end/artifacts/.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+test('sign up, sign in, create a token, list it, revoke it, sign out', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const username = uniqueName('e2e');
+  const email = `${username}@example.com`;
+  const password = 'browser-password-1';
+
+  await page.goto(`${BASE}/signup`);
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', password);
+  await page.click('[data-test=sign-up-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+  await page.getByText(`Welcome back, ${username}`).waitFor();
+  assert.equal(await page.textContent('[data-test=dashboard-balance]'), '$0.0000');
+  await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
+
+  // Sign out, then sign in again with the same credentials.
+  await page.click('[data-test=sign-out]');
+  await page.waitForURL(`${BASE}/signin`);
+  await page.getByRole('link', { name: 'Sign up' }).waitFor();
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', 'wrong-password');
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.getByText('Invalid email or password').waitFor();
+  await page.fill('input[name=password]', password);
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+
+  // Client-side navigation: the hydrated router swaps the page without reloading the document.
+  await page.evaluate(() => { window.__sameDocument = true; });
+  await page.click('nav >> text=API tokens');
+  await page.waitForURL(`${BASE}/tokens`);
+  await page.getByText('No tokens yet').waitFor();
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'navigation stayed in the app');
+
+  await page.fill('[data-test=create-token-form] input[name=name]', 'ci-deploy');
+  await page.fill('[data-test=create-token-form] input[name=spend_limit]', '15');
+  await page.click('[data-test=create-token-form] button[type=submit]');
+  const value = (await page.textContent('[data-test=new-token-value]')).trim();
+  assert.match(value, /^vtk_[A-Za-z0-9]{40}$/);
+  const row = page.locator('[data-test=token-row]');
+  await row.first().waitFor();
+  assert.equal(await row.count(), 1);
+  assert.match(await row.first().textContent(), /ci-deploy.*\$15\.0000/);
+  await page.screenshot({ path: `${ARTIFACTS}tokens.png`, fullPage: true });
+
+  // The token works on the API.
+  const me = await fetch(`${BASE}/api/me`, { headers: { Authorization: `Bearer ${value}` } });
+  assert.equal(me.status, 200);
+  assert.equal((await me.json()).username, username);
+
+  await page.click('[data-test=revoke-token]');
+  await page.getByText('No tokens yet').waitFor();
+  const revoked = await fetch(`${BASE}/api/me`, { headers: { Authorization: `Bearer ${value}` } });
+  assert.equal(revoked.status, 401);
+
+  await page.click('[data-test=sign-out]');
+  await page.waitForURL(`${BASE}/signin`);
+  await page.goto(`${BASE}/account`);
+  await page.waitForURL(`${BASE}/signin`);
+  assert.deepEqual(errors, [], 'no errors in the page');
+  await context.close();
+});
+
+test('forms work with JavaScript off, and the layout fits a phone', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 390, height: 844 }, isMobile: true });
+  const page = await context.newPage();
+  const username = uniqueName('nojs');
+  await page.goto(`${BASE}/signup`);
+  await page.fill('input[name=email]', `${username}@example.com`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', 'no-script-password');
+  await page.click('[data-test=sign-up-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+  await page.getByText(`Welcome back, ${username}`).waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
+  await page.screenshot({ path: `${ARTIFACTS}phone-dashboard.png`, fullPage: true });
+  await context.close();
+});
