@@ -130,3 +130,62 @@ mod schema {
 
     impl utoipa::ToSchema for super::Usd4 {}
 }
+
+/// `70` / `70.5` / `0.000042`: USD as a JSON number with no trailing zeros, as reference 001
+/// prints transaction amounts.
+pub fn usd_plain(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let whole = abs / 1_000_000;
+    let frac = abs % 1_000_000;
+    if frac == 0 {
+        return format!("{sign}{whole}");
+    }
+    let digits = format!("{frac:06}");
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// A USD amount serialised as a plain JSON number (`70`, `70.5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsdNum(pub i64);
+
+impl Serialize for UsdNum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(usd_plain(self.0))
+            .map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for UsdNum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Usd4::deserialize(d).map(|u| UsdNum(u.0))
+    }
+}
+
+#[cfg(feature = "ssr")]
+mod schema_num {
+    use utoipa::openapi::{schema::SchemaType, ObjectBuilder, RefOr, Schema, Type};
+
+    impl utoipa::PartialSchema for super::UsdNum {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::Number))
+                .description(Some("US dollars"))
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for super::UsdNum {}
+}
+
+#[cfg(test)]
+mod plain_tests {
+    #[test]
+    fn plain_amounts_drop_trailing_zeros() {
+        assert_eq!(super::usd_plain(70_000_000), "70");
+        assert_eq!(super::usd_plain(70_500_000), "70.5");
+        assert_eq!(super::usd_plain(42), "0.000042");
+        assert_eq!(super::usd_plain(-1_250_000), "-1.25");
+    }
+}

@@ -44,6 +44,17 @@ enum AdminCommand {
     },
     /// Compare every cached balance with its ledger sum; exits non-zero on any difference.
     CheckLedger,
+    /// Load generated, realistic marketplace servers (deterministic for a given seed).
+    DemoCatalog {
+        /// How many servers to add.
+        #[arg(long, default_value_t = 500)]
+        count: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Do nothing when the marketplace already has servers.
+        #[arg(long)]
+        if_empty: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -143,6 +154,33 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Admin(AdminCommand::DemoCatalog {
+            count,
+            seed,
+            if_empty,
+        }) => {
+            let pool = db::connect(&config.database_url)
+                .await
+                .context("connecting to the database")?;
+            db::migrate(&pool).await.context("migrating")?;
+            let existing = app::ssr::marketplace::count(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if if_empty && existing > 0 {
+                println!("marketplace already has {existing} servers; nothing loaded");
+                return Ok(());
+            }
+            let started = std::time::Instant::now();
+            let servers = app::ssr::marketplace::demo_servers(count, seed);
+            let added = app::ssr::marketplace::load(&pool, servers)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "loaded {added} demo servers in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Admin(AdminCommand::CheckLedger) => {
             let pool = db::connect(&config.database_url)
                 .await
@@ -171,6 +209,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let state = AppState::build(config).await.context("starting")?;
     crate::http::spawn_session_cleanup(&state);
+    crate::jobs::spawn_sweeps(&state);
     let router = crate::http::router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod http;
+pub mod jobs;
 
 /// Installs the log subscriber (`RUST_LOG` filters, default `info`).
 pub fn init_tracing(format: app::ssr::config::LogFormat) {

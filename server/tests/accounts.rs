@@ -231,7 +231,10 @@ async fn protected_routes_need_a_valid_credential() {
 
 #[tokio::test]
 async fn login_and_register_are_rate_limited_per_ip() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .config("auth_rate_limit_per_minute", "10")
+        .spawn()
+        .await;
     for i in 0..10 {
         let res = app
             .post(

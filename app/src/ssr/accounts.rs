@@ -232,6 +232,7 @@ pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
             e.into()
         }
     })?;
+    super::pools::create_default(&mut tx, &user.id, &user.username).await?;
     audit::record(
         &mut tx,
         Some(&user.id),

@@ -72,6 +72,10 @@ pub struct Config {
     pub libvirt_uri: String,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Grace days after a rental's end during which its server stays reserved for the renter.
+    pub rental_hold_days: i64,
+    /// How often background sweeps (rental expiry, ...) run, in seconds.
+    pub sweep_interval_secs: u64,
     /// `HANGAR_*` environment variables that are not config keys (logged as a warning at start,
     /// since scripts may set their own `HANGAR_*` variables).
     pub unknown_env: Vec<String>,
@@ -219,6 +223,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("max_body_bytes", Some("1048576")),
     ("libvirt_uri", None),
     ("log_format", Some("text")),
+    ("rental_hold_days", Some("0")),
+    ("sweep_interval_secs", Some("30")),
 ];
 
 impl RawConfig {
@@ -330,6 +336,8 @@ impl RawConfig {
             max_body_bytes: self.required("max_body_bytes")?,
             libvirt_uri,
             log_format: self.required("log_format")?,
+            rental_hold_days: self.required("rental_hold_days")?,
+            sweep_interval_secs: self.required::<u64>("sweep_interval_secs")?.max(1),
             unknown_env: Vec::new(),
         })
     }

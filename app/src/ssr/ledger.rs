@@ -68,6 +68,9 @@ pub struct Entry {
 /// was already used.
 #[instrument(skip_all, err(Debug), fields(user_id = m.user_id, amount = m.amount_micros, kind = m.kind.as_str()))]
 pub async fn post(tx: &mut Tx<'_>, m: Movement<'_>) -> ServiceResult<Option<Entry>> {
+    if let (Some(token_id), true) = (m.token_id, m.amount_micros < 0) {
+        charge_token(tx, m.user_id, token_id, -m.amount_micros).await?;
+    }
     // Balance first: it takes the row's write lock (and SQLite's write lock) before anything else,
     // so concurrent posts for one user queue up instead of deadlocking.
     let updated = sqlx::query(
@@ -124,6 +127,44 @@ pub async fn post(tx: &mut Tx<'_>, m: Movement<'_>) -> ServiceResult<Option<Entr
         Err(e) if m.idempotency_key.is_some() && db::is_unique_violation(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Counts `amount` against an access token's spend limit, refusing (402) what would pass it.
+async fn charge_token(
+    tx: &mut Tx<'_>,
+    user_id: &str,
+    token_id: &str,
+    amount: i64,
+) -> ServiceResult<()> {
+    let done = sqlx::query(
+        "UPDATE access_tokens SET spent_micros = spent_micros + $1
+         WHERE id = $2 AND (spend_limit_micros IS NULL OR spent_micros + $1 <= spend_limit_micros)",
+    )
+    .bind(amount)
+    .bind(token_id)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let (limit, spent, balance): (Option<i64>, i64, i64) = sqlx::query_as(
+        "SELECT t.spend_limit_micros, t.spent_micros, u.balance_micros FROM access_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.id = $1 AND t.user_id = $2",
+    )
+    .bind(token_id)
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let limit = limit.unwrap_or(0);
+    Err(ServiceError::InsufficientBalance {
+        balance,
+        required: amount,
+        message: format!(
+            "token spend limit reached: this token may spend ${} in all and has spent ${}",
+            crate::money::usd4(limit),
+            crate::money::usd4(spent)
+        ),
+    })
 }
 
 /// A user's balance computed from the ledger itself.

@@ -10,7 +10,10 @@ pub mod db;
 pub mod error;
 pub mod jwt;
 pub mod ledger;
+pub mod marketplace;
+pub mod pools;
 pub mod portal;
+pub mod rentals;
 pub mod session_store;
 pub mod tokens;
 
@@ -18,6 +21,23 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+
+/// Who is acting: a user, and the access token they used (spend limits apply to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: String,
+    pub token_id: Option<String>,
+}
+
+impl Actor {
+    /// A signed-in browser session: no token, no token limit.
+    pub fn user(user_id: &str) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            token_id: None,
+        }
+    }
+}
 
 /// Everything a request handler or a server function may need, cheap to clone.
 #[derive(Clone, FromRef)]

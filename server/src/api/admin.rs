@@ -1,10 +1,14 @@
 //! Operator functions under `/api/admin`. Every route requires a user with the admin flag.
 
+use app::{market::MarketServer, ssr::marketplace};
 use app::{
     money::{micros_from_usd, Usd4},
     ssr::{accounts, audit, db, error::ServiceError, ledger, AppState},
 };
-use axum::extract::{Path, State};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,7 +22,50 @@ use crate::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(credit_user))
+    OpenApiRouter::new()
+        .routes(routes!(credit_user))
+        .routes(routes!(create_market_server))
+        .routes(routes!(update_market_server, retire_market_server))
+}
+
+/// Add a server to the marketplace.
+#[utoipa::path(post, path = "/api/admin/marketplace/servers", tag = "admin", security(("bearer" = [])),
+    request_body = marketplace::ServerInput,
+    responses((status = 201, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_market_server(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    ApiJson(body): ApiJson<marketplace::ServerInput>,
+) -> Result<(StatusCode, ApiJson<MarketServer>)> {
+    let server = marketplace::create(&state.db, body).await?;
+    tracing::info!(admin = %admin.user.id, server = %server.id, "marketplace server added");
+    Ok((StatusCode::CREATED, ApiJson(server)))
+}
+
+/// Replace a server's description and prices (active rentals keep what they paid).
+#[utoipa::path(put, path = "/api/admin/marketplace/servers/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = marketplace::ServerInput,
+    responses((status = 200, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_market_server(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<marketplace::ServerInput>,
+) -> Result<ApiJson<MarketServer>> {
+    Ok(ApiJson(marketplace::update(&state.db, &id, body).await?))
+}
+
+/// Retire a server: it leaves the marketplace; current rentals run to their end.
+#[utoipa::path(delete, path = "/api/admin/marketplace/servers/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn retire_market_server(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    marketplace::retire(&state.db, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]

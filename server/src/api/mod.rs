@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod meta;
 pub mod tokens;
+pub mod v1;
 
 use app::ssr::AppState;
 use axum::Router;
@@ -47,6 +48,9 @@ pub struct InsufficientBalanceBody {
         (name = "auth", description = "Accounts and sign-in"),
         (name = "tokens", description = "Long-lived access tokens (`vtk_`)"),
         (name = "admin", description = "Operator functions"),
+        (name = "marketplace", description = "Browse and rent servers by the day (reference 001)"),
+        (name = "rentals", description = "Your rentals and your pools' rentals (reference 001)"),
+        (name = "pools", description = "Teams sharing servers: pools, invitations, members (reference 001)"),
         (name = "meta", description = "Health, discovery and this document")
     )
 )]
@@ -78,6 +82,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tokens::router())
         .merge(admin::router())
         .merge(meta::router())
+        .merge(v1::router())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     (router, doc)

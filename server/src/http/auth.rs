@@ -84,6 +84,16 @@ async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>,
         .map(|user| Caller { user, token_id }))
 }
 
+impl Caller {
+    /// The caller as the domain services see them.
+    pub fn actor(&self) -> app::ssr::Actor {
+        app::ssr::Actor {
+            user_id: self.user.id.clone(),
+            token_id: self.token_id.clone(),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = AppError;
 

@@ -280,3 +280,85 @@ pub async fn expect_error(res: Response, status: StatusCode, needle: &str) -> Bo
     );
     body
 }
+
+/// A marketplace server description for the operator API, with sensible defaults that a test
+/// overrides field by field (`server_json(&[("/country", json!("DE"))])`).
+pub fn server_json(overrides: &[(&str, Value)]) -> Value {
+    let mut v = json!({
+        "name": "node-test-1", "country": "US", "region": "us-east", "city": "New York",
+        "datacenter": "NYC-DC1", "model": "Intel Xeon E5-2680 v4", "is_vm": false,
+        "category": "compute", "featured": false, "popularity_rank": 10, "setup_time_minutes": 15,
+        "specs": {
+            "cpu": {"model": "AMD EPYC 7763", "cores": 64, "threads": 128, "score": 48500, "score_type": "passmark"},
+            "ram": {"capacity_gb": 256, "type": "ECC DDR5", "speed_mhz": 4800},
+            "disks": {"config": [
+                {"count": 2, "capacity_gb": 1000, "type": "NVMe", "interface": "PCIe 4.0"},
+                {"count": 6, "capacity_gb": 15000, "type": "NVMe", "interface": "PCIe 4.0"}]},
+            "network": {"bandwidth_mbps": 10000, "traffic_tb": 100, "traffic_unlimited": false},
+            "additional": {"ipv4_count": 5, "ipv6_enabled": true}
+        },
+        "prices": {"1": 12, "7": 70, "30": 270}
+    });
+    for (pointer, value) in overrides {
+        *v.pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("no {pointer} in the server template")) = value.clone();
+    }
+    v
+}
+
+impl TestApp {
+    /// Adds a marketplace server through the operator API; returns its id.
+    pub async fn add_server(&self, admin: &str, overrides: &[(&str, Value)]) -> String {
+        let res = self
+            .post(
+                "/api/admin/marketplace/servers",
+                Some(admin),
+                server_json(overrides),
+            )
+            .await;
+        let body = expect_json(res, StatusCode::CREATED).await;
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Credits `usd` to a user through the operator API.
+    pub async fn credit(&self, admin: &str, user_id: &str, usd: f64) {
+        let res = self
+            .post(
+                &format!("/api/admin/users/{user_id}/credit"),
+                Some(admin),
+                json!({"amount": usd}),
+            )
+            .await;
+        expect_json(res, StatusCode::OK).await;
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut req = self.client.patch(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The cached balance and the ledger sum of a user, in µUSD.
+    pub async fn money(&self, user_id: &str) -> (i64, i64) {
+        (
+            app::ssr::accounts::balance(&self.state.db, user_id)
+                .await
+                .unwrap(),
+            app::ssr::ledger::sum(&self.state.db, user_id)
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+/// Ids in a reference-001 `data` array.
+pub fn ids(body: &Body) -> std::collections::BTreeSet<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! Rentals (reference 001 "Rentals") and their aliases under `/api/v1/servers`.
+
+use app::{
+    market::{Rental, Transaction},
+    ssr::{rentals, AppState},
+};
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::V1;
+use crate::http::{
+    auth::Caller,
+    error::{ApiJson, Result},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rentals))
+        .routes(routes!(get_rental))
+        .routes(routes!(extend_rental))
+        .routes(routes!(list_rented_servers))
+        .routes(routes!(get_rented_server))
+}
+
+async fn visible(state: &AppState, caller: &Caller) -> Result<Vec<Rental>> {
+    let rows = rentals::list_visible(&state.db, &caller.user.id).await?;
+    Ok(rentals::to_api_list(&state.db, rows).await?)
+}
+
+/// Your rentals and those of your pools, newest first (active and ended).
+#[utoipa::path(get, path = "/api/v1/rentals", tag = "rentals", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Rental>), (status = 401)))]
+async fn list_rentals(State(state): State<AppState>, caller: Caller) -> Result<V1<Vec<Rental>>> {
+    Ok(V1::ok(
+        "Rentals retrieved successfully",
+        visible(&state, &caller).await?,
+    ))
+}
+
+/// Alias of `GET /api/v1/rentals`.
+#[utoipa::path(get, path = "/api/v1/servers", tag = "rentals", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Rental>), (status = 401)))]
+async fn list_rented_servers(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<V1<Vec<Rental>>> {
+    Ok(V1::ok(
+        "Rentals retrieved successfully",
+        visible(&state, &caller).await?,
+    ))
+}
+
+/// A rental with its server and payments (`transaction` is the rent payment).
+#[utoipa::path(get, path = "/api/v1/rentals/{id}", tag = "rentals", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = Rental), (status = 404)))]
+async fn get_rental(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<V1<Rental>> {
+    Ok(V1::ok(
+        "Rental retrieved successfully",
+        rentals::detail(&state.db, &caller.user.id, &id).await?,
+    ))
+}
+
+/// Alias of `GET /api/v1/rentals/{id}`.
+#[utoipa::path(get, path = "/api/v1/servers/{id}", tag = "rentals", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Rental id")), responses((status = 200, body = Rental), (status = 404)))]
+async fn get_rented_server(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<V1<Rental>> {
+    Ok(V1::ok(
+        "Rental details retrieved successfully",
+        rentals::detail(&state.db, &caller.user.id, &id).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ExtendRequest {
+    /// One of the server's pricing durations.
+    pub additional_days: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExtendedRental {
+    pub id: String,
+    pub rental_end: String,
+    pub status: String,
+    pub amount: String,
+    pub remaining_days: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExtendResult {
+    pub rental: ExtendedRental,
+    pub transaction: Transaction,
+}
+
+/// Extend a rental, paid from your balance. Pool owners and admins may extend pool rentals.
+#[utoipa::path(post, path = "/api/v1/rentals/{id}/extend", tag = "rentals", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ExtendRequest,
+    responses((status = 200, body = ExtendResult), (status = 400), (status = 402), (status = 403), (status = 404), (status = 409, description = "Rental has ended")))]
+async fn extend_rental(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExtendRequest>,
+) -> Result<V1<ExtendResult>> {
+    let (row, entry) =
+        rentals::extend(&state.db, &caller.actor(), &id, body.additional_days).await?;
+    let now = app::ssr::db::now_ms();
+    Ok(V1::ok(
+        "Rental extended successfully",
+        ExtendResult {
+            rental: ExtendedRental {
+                remaining_days: row.remaining_days(now),
+                id: row.id,
+                rental_end: app::ssr::db::rfc3339(row.rental_end),
+                status: row.status,
+                amount: app::money::usd2(row.amount),
+            },
+            transaction: rentals::transaction(&entry),
+        },
+    ))
+}
