@@ -194,6 +194,11 @@ impl Builder {
                 "HANGAR_SITE_ROOT".to_string(),
                 site_root().display().to_string(),
             ),
+            // Tests create many users from one IP; the rate-limit test sets the real limit back.
+            (
+                "HANGAR_AUTH_RATE_LIMIT_PER_MINUTE".to_string(),
+                "10000".to_string(),
+            ),
         ]);
         env.extend(self.env);
         let config = Config::from_sources(None, &env).expect("test config");
