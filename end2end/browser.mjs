@@ -17,7 +17,19 @@ export async function launch() {
 
 /** Waits until the WASM bundle has hydrated the page (the hydration script flips this). */
 export async function hydrated(page) {
-  await page.waitForFunction(() => window.__hangarHydrated === true, null, { timeout: 30_000 });
+  const problems = [];
+  const onError = (e) => problems.push(`pageerror: ${e.message}`);
+  const onConsole = (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); };
+  page.on('pageerror', onError);
+  page.on('console', onConsole);
+  try {
+    await page.waitForFunction(() => window.__hangarHydrated === true, null, { timeout: 30_000 });
+  } catch (e) {
+    throw new Error(`page ${page.url()} did not hydrate: ${problems.join(' | ') || e.message}`);
+  } finally {
+    page.off('pageerror', onError);
+    page.off('console', onConsole);
+  }
 }
 
 export function uniqueName(prefix) {

@@ -42,9 +42,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The portal: a layout with navigation and one route per page. Pages render in order on the
-/// server (`SsrMode::InOrder`), so every form is complete HTML that works before the WASM bundle
-/// has loaded, and with JavaScript off.
+/// The portal: a layout with navigation and one route per page. Pages render on the server once
+/// their data has loaded (`SsrMode::Async`): every form is complete HTML that works before the
+/// WASM bundle has loaded and with JavaScript off. Pages are small and their queries fast, so
+/// waiting for the data costs little and gives one deterministic document to hydrate. (A lesson
+/// recorded in `CsrfField`: a `Suspense` nested in every form broke hydration on some loads.)
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -55,12 +57,19 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("") view=HomePage ssr=SsrMode::InOrder/>
-                    <Route path=path!("signin") view=SignInPage ssr=SsrMode::InOrder/>
-                    <Route path=path!("signup") view=SignUpPage ssr=SsrMode::InOrder/>
-                    <Route path=path!("account") view=AccountPage ssr=SsrMode::InOrder/>
-                    <Route path=path!("tokens") view=TokensPage ssr=SsrMode::InOrder/>
-                    <Route path=path!("docs/api") view=ApiDocsPage ssr=SsrMode::InOrder/>
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("signin") view=SignInPage ssr=SsrMode::Async/>
+                    <Route path=path!("signup") view=SignUpPage ssr=SsrMode::Async/>
+                    <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("tokens") view=TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("docs/api") view=ApiDocsPage ssr=SsrMode::Async/>
+                    <Route path=path!("marketplace") view=MarketplacePage ssr=SsrMode::Async/>
+                    <Route path=path!("marketplace/:id") view=ServerPage ssr=SsrMode::Async/>
+                    <Route path=path!("rentals") view=RentalsPage ssr=SsrMode::Async/>
+                    <Route path=path!("rentals/:id") view=RentalPage ssr=SsrMode::Async/>
+                    <Route path=path!("pools") view=PoolsPage ssr=SsrMode::Async/>
+                    <Route path=path!("pools/:id") view=PoolPage ssr=SsrMode::Async/>
+                    <Route path=path!("invitations") view=InvitationsPage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

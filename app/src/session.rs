@@ -14,6 +14,8 @@ pub struct SessionInfo {
     pub user: Option<Me>,
     /// Set when registration asks for a Turnstile CAPTCHA.
     pub turnstile_site_key: Option<String>,
+    /// Pool invitations waiting for the user (the navigation badge).
+    pub pending_invitations: i64,
 }
 
 /// The session, provided as context by [`provide_session`].
@@ -48,10 +50,17 @@ pub async fn get_session_info() -> Result<SessionInfo, ServerFnError> {
     let session = portal::session().await?;
     let csrf = portal::csrf_token(&session).await?;
     let user = portal::current_user(&state, &session).await?;
+    let pending_invitations = match &user {
+        Some(u) => crate::ssr::pools::pending_count(&state.db, &u.id)
+            .await
+            .map_err(portal::to_server_fn_error)?,
+        None => 0,
+    };
     Ok(SessionInfo {
         csrf,
         user: user.as_ref().map(Me::from),
         turnstile_site_key: state.config.turnstile_site_key.clone(),
+        pending_invitations,
     })
 }
 

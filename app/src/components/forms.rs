@@ -4,18 +4,19 @@ use leptos::{prelude::*, server_fn::ServerFn};
 
 use crate::session::use_auth;
 
-/// The hidden field with the session's CSRF token. Renders nothing until the session is known.
+/// The hidden field with the session's CSRF token. Reads the session synchronously: every page
+/// renders once the session has loaded, and a nested `Suspense` per form made hydration fragile.
 #[component]
 pub fn CsrfField() -> impl IntoView {
     let auth = use_auth();
-    view! {
-        <Suspense>
-            {move || Suspend::new(async move {
-                let csrf = auth.info.await.map(|i| i.csrf).unwrap_or_default();
-                view! { <input type="hidden" name="csrf" value=csrf/> }
-            })}
-        </Suspense>
-    }
+    let csrf = move || {
+        auth.info
+            .get()
+            .and_then(Result::ok)
+            .map(|i| i.csrf)
+            .unwrap_or_default()
+    };
+    view! { <input type="hidden" name="csrf" value=csrf/> }
 }
 
 /// What a person should read when a server function fails.

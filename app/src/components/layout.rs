@@ -22,13 +22,24 @@ pub fn Layout(children: Children) -> impl IntoView {
                 " Hangar"
             </a>
             <nav class="nav" aria-label="Main">
+                <A href="/marketplace">"Marketplace"</A>
                 <Transition>
                     {move || Suspend::new(async move {
-                        let signed_in = matches!(auth.info.await, Ok(ref i) if i.user.is_some());
-                        signed_in.then(|| view! {
-                            <A href="/">"Dashboard"</A>
-                            <A href="/tokens">"API tokens"</A>
-                            <A href="/account">"Account"</A>
+                        let info = auth.info.await.ok().filter(|i| i.user.is_some());
+                        info.map(|info| {
+                            let pending = info.pending_invitations;
+                            view! {
+                                <A href="/rentals">"Rentals"</A>
+                                <A href="/pools">"Pools"</A>
+                                <A href="/invitations">
+                                    "Invitations"
+                                    {(pending > 0).then(|| view! {
+                                        <span class="badge" data-test="invitation-badge" aria-label="pending invitations">{pending}</span>
+                                    })}
+                                </A>
+                                <A href="/tokens">"API tokens"</A>
+                                <A href="/account">"Account"</A>
+                            }
                         })
                     })}
                 </Transition>

@@ -4,14 +4,20 @@ mod account;
 mod api_docs;
 mod auth;
 mod home;
+mod market;
 mod not_found;
+mod pools;
+mod rentals;
 mod tokens;
 
 pub use account::AccountPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
 pub use home::HomePage;
+pub use market::{MarketplacePage, ServerPage};
 pub use not_found::NotFound;
+pub use pools::{InvitationsPage, PoolPage, PoolsPage};
+pub use rentals::{RentalPage, RentalsPage};
 pub use tokens::TokensPage;
 
 use leptos::prelude::*;

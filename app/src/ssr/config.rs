@@ -157,7 +157,7 @@ impl Config {
             let Some(key) = name.strip_prefix("HANGAR_") else {
                 continue;
             };
-            if key == "CONFIG" {
+            if key == "CONFIG" || key == "ADMIN_PASSWORD" {
                 continue;
             }
             match raw.set(&key.to_ascii_lowercase(), value, name) {

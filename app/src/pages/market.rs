@@ -1,0 +1,417 @@
+//! The marketplace: browse with a filter sidebar whose state lives in the URL, and a server page
+//! with the rent checkout.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    components::{Form, A},
+    hooks::{use_location, use_params_map, use_query_map},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    market::{MarketServer, Page},
+    money::usd4,
+    session::use_auth,
+};
+
+#[server(prefix = "/_fn", endpoint = "browse")]
+pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), ServerFnError> {
+    use crate::ssr::{marketplace, portal};
+    let state = portal::state()?;
+    let filters = marketplace::Filters::parse(&query).map_err(ServerFnError::new)?;
+    marketplace::browse(&state.db, &filters)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+const COUNTRIES: &[(&str, &str)] = &[
+    ("US", "United States"),
+    ("CA", "Canada"),
+    ("DE", "Germany"),
+    ("NL", "Netherlands"),
+    ("GB", "United Kingdom"),
+    ("FR", "France"),
+    ("FI", "Finland"),
+    ("PL", "Poland"),
+    ("SG", "Singapore"),
+    ("JP", "Japan"),
+    ("AU", "Australia"),
+    ("IN", "India"),
+    ("BR", "Brazil"),
+    ("ZA", "South Africa"),
+];
+
+/// `/marketplace?...`: every filter is a query parameter, so a link reproduces the view and the
+/// form works as a plain GET form before (and without) hydration.
+#[component]
+pub fn MarketplacePage() -> impl IntoView {
+    let location = use_location();
+    let query = use_query_map();
+    let results = Resource::new(
+        move || location.search.get(),
+        |search| browse_market(search.trim_start_matches('?').to_owned()),
+    );
+    let q = move |k: &str| query.with_untracked(|m| m.get(k).unwrap_or_default());
+    let has = move |k: &str, v: &str| {
+        query.with_untracked(|m| {
+            m.get_all(k)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .any(|x| x == v.to_lowercase())
+        })
+    };
+    let checkbox = move |name: &'static str, value: &'static str, label: &'static str| {
+        view! {
+            <label class="check"><input type="checkbox" name=name value=value checked=has(name, value)/>{label}</label>
+        }
+    };
+    view! {
+        <Title text="Marketplace"/>
+        <section class="page-head">
+            <h1>"Marketplace"</h1>
+            <p class="muted">"Dedicated servers and VMs, rented by the day from your prepaid balance."</p>
+        </section>
+        <div class="market">
+            <aside class="filters card">
+                <Form method="GET" action="/marketplace" attr:data-test="filters">
+                    <h2>"Filters"</h2>
+                    <label>"Country"
+                        <select name="country">
+                            <option value="">"Any"</option>
+                            {COUNTRIES.iter().map(|(code, name)| view! {
+                                <option value=*code selected=q("country").eq_ignore_ascii_case(code)>{*name}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"Category"
+                        <select name="category">
+                            <option value="">"Any"</option>
+                            {["compute", "memory", "storage", "general", "gpu"].into_iter().map(|c| view! {
+                                <option value=c selected=q("category") == c>{c}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"Max price per day (USD)"
+                        <input type="number" name="max_price_per_day" min="0" step="0.01" value=q("max_price_per_day")/>
+                    </label>
+                    <label>"Min CPU cores"<input type="number" name="min_cpu_cores" min="0" value=q("min_cpu_cores")/></label>
+                    <label>"Min RAM (GB)"<input type="number" name="min_ram_gb" min="0" value=q("min_ram_gb")/></label>
+                    <label>"Min storage (GB)"<input type="number" name="min_total_storage_gb" min="0" value=q("min_total_storage_gb")/></label>
+                    <label>"Min bandwidth (Mbps)"<input type="number" name="min_bandwidth_mbps" min="0" step="100" value=q("min_bandwidth_mbps")/></label>
+                    <fieldset><legend>"Rental durations"</legend>
+                        {checkbox("available_durations", "1", "1 day")}
+                        {checkbox("available_durations", "7", "7 days")}
+                        {checkbox("available_durations", "30", "30 days")}
+                        {checkbox("available_durations", "90", "90 days")}
+                    </fieldset>
+                    <fieldset><legend>"Disks"</legend>
+                        {checkbox("disk_types", "nvme", "NVMe")}
+                        {checkbox("disk_types", "ssd", "SSD")}
+                        {checkbox("disk_types", "hdd", "HDD")}
+                    </fieldset>
+                    <fieldset><legend>"RAM"</legend>
+                        {checkbox("ram_types", "ddr5", "DDR5")}
+                        {checkbox("ram_types", "ecc ddr5", "ECC DDR5")}
+                        {checkbox("ram_types", "ddr4", "DDR4")}
+                        {checkbox("ram_types", "ecc ddr4", "ECC DDR4")}
+                    </fieldset>
+                    <fieldset><legend>"More"</legend>
+                        {checkbox("unlimited_traffic_only", "true", "Unlimited traffic")}
+                        {checkbox("featured_only", "true", "Featured only")}
+                    </fieldset>
+                    <label>"Sort by"
+                        <select name="sort">
+                            {[("popularity", "Popularity"), ("price_asc", "Price: low to high"), ("price_desc", "Price: high to low"),
+                              ("cpu_score_desc", "CPU score"), ("ram_desc", "Most RAM"), ("storage_desc", "Most storage"), ("newest", "Newest")]
+                                .into_iter().map(|(v, l)| view! { <option value=v selected=q("sort") == v>{l}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <div class="row">
+                        <button type="submit" class="btn">"Apply filters"</button>
+                        <a class="btn btn-ghost" href="/marketplace">"Reset"</a>
+                    </div>
+                </Form>
+            </aside>
+            <section class="results">
+                <Suspense fallback=|| view! { <p class="muted">"Loading servers…"</p> }>
+                    {move || Suspend::new(async move {
+                        match results.await {
+                            Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                            Ok((servers, page)) => view! { <Results servers page/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        </div>
+    }
+}
+
+#[component]
+fn Results(servers: Vec<MarketServer>, page: Page) -> impl IntoView {
+    let location = use_location();
+    let link_for = move |offset: i64| {
+        let search = location.search.get_untracked();
+        let mut pairs: Vec<String> = search
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("offset="))
+            .map(str::to_owned)
+            .collect();
+        pairs.push(format!("offset={offset}"));
+        format!("/marketplace?{}", pairs.join("&"))
+    };
+    let shown_to = page.offset + servers.len() as i64;
+    let prev = (page.offset > 0).then(|| link_for((page.offset - page.limit).max(0)));
+    let next = page.next_offset.map(link_for);
+    view! {
+        <p class="muted" data-test="result-count">
+            {if page.total == 0 { "No servers match these filters.".to_owned() }
+             else { format!("Showing {}–{} of {} servers", page.offset + 1, shown_to, page.total) }}
+        </p>
+        <div class="grid server-cards">
+            {servers.into_iter().map(|s| view! { <ServerCard server=s/> }).collect_view()}
+        </div>
+        <nav class="pager" aria-label="Pages">
+            {prev.map(|href| view! { <a class="btn btn-ghost" href=href>"← Previous"</a> })}
+            {next.map(|href| view! { <a class="btn btn-ghost" href=href data-test="next-page">"Next →"</a> })}
+        </nav>
+    }
+}
+
+#[component]
+fn ServerCard(server: MarketServer) -> impl IntoView {
+    let s = server;
+    let traffic = if s.specs.network.traffic_unlimited {
+        "unlimited traffic".to_owned()
+    } else {
+        format!("{} TB traffic", s.specs.network.traffic_tb.unwrap_or(0))
+    };
+    view! {
+        <article class="card server-card" data-test="server-card">
+            <header>
+                <h3><A href=format!("/marketplace/{}", s.id)>{s.name.clone()}</A></h3>
+                <span class=format!("tag tag-{}", s.category)>{s.category.clone()}</span>
+                {s.featured.then(|| view! { <span class="tag tag-featured">"featured"</span> })}
+                {s.is_vm.then(|| view! { <span class="tag">"VM"</span> })}
+            </header>
+            <p class="muted">{format!("{} · {}, {} · {}", s.country, s.city, s.region, s.datacenter)}</p>
+            <ul class="specs">
+                <li><strong>{format!("{}C/{}T", s.specs.cpu.cores, s.specs.cpu.threads)}</strong>" "{s.specs.cpu.model.clone()}</li>
+                <li><strong>{format!("{} GB", s.specs.ram.capacity_gb)}</strong>" "{s.specs.ram.kind.clone()}</li>
+                <li>{s.specs.disks.summary.clone()}</li>
+                <li>{format!("{} · {}", s.specs.network.bandwidth_formatted, traffic)}</li>
+            </ul>
+            <footer>
+                <span class="price" data-test="price-per-day">{format!("${}", s.pricing.min_price_per_day)}<small>" / day"</small></span>
+                <A href=format!("/marketplace/{}", s.id) attr:class="btn btn-sm">"View & rent"</A>
+            </footer>
+        </article>
+    }
+}
+
+/// What the server page needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerPageData {
+    pub server: MarketServer,
+    /// The visitor's balance in µUSD, when signed in.
+    pub balance: Option<i64>,
+    /// Pools the visitor may rent into: (id, name, is_default).
+    pub pools: Vec<(String, String, bool)>,
+    /// Total price per duration in µUSD, ascending.
+    pub prices: Vec<(i64, i64)>,
+}
+
+#[server(prefix = "/_fn", endpoint = "server_page")]
+pub async fn load_server_page(id: String) -> Result<ServerPageData, ServerFnError> {
+    use crate::ssr::{marketplace, pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::current_user(&state, &session).await?;
+    let server = marketplace::get_available(&state.db, &id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    let prices: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT days, price FROM marketplace_prices WHERE server_id = $1 ORDER BY days",
+    )
+    .bind(&id)
+    .fetch_all(&state.db)
+    .await
+    .map_err(|e| portal::to_server_fn_error(e.into()))?;
+    let (balance, pools) = match user {
+        Some(u) => {
+            let list = pools::list(&state.db, &u.id)
+                .await
+                .map_err(portal::to_server_fn_error)?;
+            let rentable = list
+                .into_iter()
+                .filter(|p| p.user_role == "owner" || p.user_role == "admin")
+                .map(|p| (p.id, p.name, p.is_default))
+                .collect();
+            (Some(u.balance_micros), rentable)
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(ServerPageData {
+        server,
+        balance,
+        pools,
+        prices,
+    })
+}
+
+/// Rents a server from the portal, then shows the new rental.
+#[server(prefix = "/_fn", endpoint = "rent")]
+pub async fn rent_server(
+    csrf: String,
+    server_id: String,
+    rental_days: i64,
+    pool_id: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{portal, rentals, Actor};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    let pool = Some(pool_id.as_str()).filter(|p| !p.is_empty());
+    let (rental, _) = rentals::rent(
+        &state.db,
+        &Actor::user(&user.id),
+        &server_id,
+        rental_days,
+        pool,
+        state.config.rental_hold_days,
+    )
+    .await
+    .map_err(portal::to_server_fn_error)?;
+    leptos_axum::redirect(&format!("/rentals/{}", rental.id));
+    Ok(())
+}
+
+#[component]
+pub fn ServerPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").unwrap_or_default());
+    let data = Resource::new(id, load_server_page);
+    let rent = ServerAction::<RentServer>::new();
+    view! {
+        <Title text="Server"/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! {
+                        <section class="card narrow">
+                            <h1>"Not available"</h1>
+                            <p>{error_message(&e)}". It may have just been rented."</p>
+                            <a class="btn" href="/marketplace">"Back to the marketplace"</a>
+                        </section>
+                    }.into_any(),
+                    Ok(d) => view! { <ServerDetail data=d rent/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl IntoView {
+    let s = data.server.clone();
+    let auth = use_auth();
+    let _ = auth;
+    let balance = data.balance;
+    let default_days = data
+        .prices
+        .iter()
+        .find(|(_, p)| balance.is_some_and(|b| b >= *p))
+        .or(data.prices.first())
+        .map(|(d, _)| *d)
+        .unwrap_or(1);
+    let disks = s.specs.disks.config.clone();
+    view! {
+        <Title text=s.name.clone()/>
+        <section class="page-head">
+            <p class="muted"><a href="/marketplace">"Marketplace"</a>" / "{s.name.clone()}</p>
+            <h1>{s.name.clone()}</h1>
+            <p class="muted">{format!("{} · {}, {} · {} · {} · ready in about {} min", s.model, s.city, s.country, s.datacenter, s.category, s.setup_time_minutes)}</p>
+        </section>
+        <div class="split">
+            <section class="card">
+                <h2>"Specifications"</h2>
+                <dl class="facts">
+                    <dt>"CPU"</dt><dd>{format!("{} — {} cores / {} threads", s.specs.cpu.model, s.specs.cpu.cores, s.specs.cpu.threads)}</dd>
+                    <dt>"CPU score"</dt><dd>{format!("{} ({})", s.specs.cpu.score, s.specs.cpu.score_type.replace('_', " "))}</dd>
+                    <dt>"Memory"</dt><dd>{format!("{} GB {} @ {} MHz", s.specs.ram.capacity_gb, s.specs.ram.kind, s.specs.ram.speed_mhz)}</dd>
+                    <dt>"Storage"</dt><dd>{format!("{} ({} GB total)", s.specs.disks.summary, s.specs.disks.total_gb)}</dd>
+                    <dt>"Disks"</dt><dd>{disks.into_iter().map(|d| format!("{}× {} GB {} ({})", d.count, d.capacity_gb, d.kind, d.interface)).collect::<Vec<_>>().join(", ")}</dd>
+                    <dt>"Network"</dt><dd>{format!("{}, {}", s.specs.network.bandwidth_formatted,
+                        if s.specs.network.traffic_unlimited { "unlimited traffic".to_owned() } else { format!("{} TB/month", s.specs.network.traffic_tb.unwrap_or(0)) })}</dd>
+                    <dt>"Addresses"</dt><dd>{format!("{} IPv4{}", s.specs.additional.ipv4_count, if s.specs.additional.ipv6_enabled { " + IPv6" } else { "" })}</dd>
+                    <dt>"Type"</dt><dd>{if s.is_vm { "Virtual machine" } else { "Dedicated server" }}</dd>
+                </dl>
+            </section>
+            <section class="card checkout" data-test="checkout">
+                <h2>"Rent this server"</h2>
+                {match balance {
+                    None => view! {
+                        <p>"Sign in to rent this server."</p>
+                        <a class="btn" href="/signin">"Sign in"</a>
+                    }.into_any(),
+                    Some(balance) => view! {
+                        <ActionForm action=rent attr:class="form" attr:data-test="rent-form">
+                            <CsrfField/>
+                            <input type="hidden" name="server_id" value=s.id.clone()/>
+                            <fieldset>
+                                <legend>"Duration"</legend>
+                                <table class="table price-table">
+                                    <thead><tr><th></th><th>"Days"</th><th>"Price"</th><th>"Per day"</th><th>"Balance after"</th></tr></thead>
+                                    <tbody>
+                                        {data.prices.iter().map(|(days, price)| {
+                                            let after = balance - price;
+                                            let short = after < 0;
+                                            view! {
+                                                <tr class:short=short>
+                                                    <td><input type="radio" name="rental_days" value=days.to_string() checked=*days == default_days
+                                                        attr:aria-label=format!("{days} days")/></td>
+                                                    <td data-label="Days">{format!("{days}")}</td>
+                                                    <td data-label="Price">{format!("${}", usd4(*price))}</td>
+                                                    <td data-label="Per day">{format!("${}", usd4(price / days))}</td>
+                                                    <td data-label="Balance after">{if short {
+                                                        format!("short by ${}", usd4(-after))
+                                                    } else {
+                                                        format!("${}", usd4(after))
+                                                    }}</td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </fieldset>
+                            <label>"Pool"
+                                <select name="pool_id">
+                                    {data.pools.iter().map(|(id, name, is_default)| view! {
+                                        <option value=id.clone() selected=*is_default>{name.clone()}</option>
+                                    }).collect_view()}
+                                </select>
+                                <small class="muted">"Members of the pool see the server; owners and admins can extend it."</small>
+                            </label>
+                            <p class="muted">{format!("Your balance: ${}", usd4(balance))}</p>
+                            {data.prices.iter().all(|(_, p)| *p > balance).then(|| view! {
+                                <p class="alert alert-error" data-test="short-balance">
+                                    "Your balance is too low for any duration of this server. Ask an operator to add funds."
+                                </p>
+                            })}
+                            <ActionError action=rent/>
+                            <SubmitButton action=rent label="Confirm and pay" busy_label="Renting…"/>
+                        </ActionForm>
+                    }.into_any(),
+                }}
+            </section>
+        </div>
+    }
+}

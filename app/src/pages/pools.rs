@@ -1,0 +1,415 @@
+//! Pools: the list with a create form, a pool's page (servers, members, invitations, roles), and
+//! the invitations inbox. What each role may do is decided in `ssr::pools`; the page only hides
+//! controls the caller could not use.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{components::A, hooks::use_params_map};
+
+use crate::{
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    market::{Invitation, Pool, PoolDetail},
+    pages::RequireUser,
+    session::use_auth,
+};
+
+#[server(prefix = "/_fn", endpoint = "pools")]
+pub async fn load_pools() -> Result<Vec<Pool>, ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::list(&state.db, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[server(prefix = "/_fn", endpoint = "create_pool")]
+pub async fn create_pool(
+    csrf: String,
+    name: String,
+    description: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    let pool = pools::create(&state.db, &user.id, &name, Some(&description), None)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    leptos_axum::redirect(&format!("/pools/{}", pool.id));
+    Ok(())
+}
+
+#[component]
+pub fn PoolsPage() -> impl IntoView {
+    let create = ServerAction::<CreatePool>::new();
+    let data = Resource::new(move || create.version().get(), |_| load_pools());
+    view! {
+        <Title text="Pools"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head">
+                <h1>"Pools"</h1>
+                <p class="muted">"Share rented servers with your team. Owners and admins rent into a pool and invite people; users see its servers."</p>
+            </section>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(pools) => view! {
+                            <div class="grid cards" data-test="pool-list">
+                                {pools.into_iter().map(|p| view! {
+                                    <A href=format!("/pools/{}", p.id) attr:class="card stat" attr:data-test="pool-card">
+                                        <span class="stat-label">{if p.is_default { "Default pool".to_owned() } else { format!("You are {}", p.user_role) }}</span>
+                                        <span class="pool-name">{p.name.clone()}</span>
+                                        <span class="muted">{format!("{} member{} · {} server{}", p.member_count, if p.member_count == 1 { "" } else { "s" },
+                                            p.server_count, if p.server_count == 1 { "" } else { "s" })}</span>
+                                    </A>
+                                }).collect_view()}
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+            <section class="card">
+                <h2>"New pool"</h2>
+                <ActionForm action=create attr:class="form form-row" attr:data-test="create-pool-form">
+                    <CsrfField/>
+                    <label>"Name"<input type="text" name="name" required maxlength="100" placeholder="Production team"/></label>
+                    <label>"Description"<input type="text" name="description" maxlength="500" placeholder="What the pool is for"/></label>
+                    <SubmitButton action=create label="Create pool" busy_label="Creating…"/>
+                </ActionForm>
+                <ActionError action=create/>
+            </section>
+        }/>
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "pool")]
+pub async fn load_pool(id: String) -> Result<(PoolDetail, String), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::require_user(&state, &session).await?;
+    let pool = pools::get(&state.db, &user.id, &id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok((pool, user.id))
+}
+
+#[server(prefix = "/_fn", endpoint = "invite")]
+pub async fn invite_member(
+    csrf: String,
+    pool_id: String,
+    username: String,
+    role: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::invite(&state.db, &user.id, &pool_id, &username, &role)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "member_role")]
+pub async fn change_member_role(
+    csrf: String,
+    pool_id: String,
+    user_id: String,
+    role: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::change_role(&state.db, &user.id, &pool_id, &user_id, &role)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[server(prefix = "/_fn", endpoint = "remove_member")]
+pub async fn remove_member(
+    csrf: String,
+    pool_id: String,
+    user_id: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::remove_member(&state.db, &user.id, &pool_id, &user_id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    if user.id == user_id {
+        leptos_axum::redirect("/pools");
+    }
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "delete_pool")]
+pub async fn delete_pool(csrf: String, pool_id: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::delete(&state.db, &user.id, &pool_id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    leptos_axum::redirect("/pools");
+    Ok(())
+}
+
+#[component]
+pub fn PoolPage() -> impl IntoView {
+    let params = use_params_map();
+    let invite = ServerAction::<InviteMember>::new();
+    let role = ServerAction::<ChangeMemberRole>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let delete = ServerAction::<DeletePool>::new();
+    let data = Resource::new(
+        move || {
+            (
+                params.with(|p| p.get("id").unwrap_or_default()),
+                invite.version().get(),
+                role.version().get(),
+                remove.version().get(),
+            )
+        },
+        |(id, ..)| load_pool(id),
+    );
+    view! {
+        <Title text="Pool"/>
+        <RequireUser signed_in=move |_| view! {
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <section class="card narrow"><h1>"Pool not found"</h1><p>{error_message(&e)}</p></section> }.into_any(),
+                        Ok((pool, me)) => view! { <PoolView pool me invite role remove delete/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}
+
+#[component]
+fn PoolView(
+    pool: PoolDetail,
+    me: String,
+    invite: ServerAction<InviteMember>,
+    role: ServerAction<ChangeMemberRole>,
+    remove: ServerAction<RemoveMember>,
+    delete: ServerAction<DeletePool>,
+) -> impl IntoView {
+    let my_role = pool.pool.user_role.clone();
+    let is_owner = my_role == "owner";
+    let manages = is_owner || my_role == "admin";
+    let pool_id = pool.pool.id.clone();
+    let members = pool.members.clone();
+    let servers = pool.servers.clone();
+    let invite_pool = pool.pool.id.clone();
+    let delete_pool_id = pool.pool.id.clone();
+    let is_default = pool.pool.is_default;
+    view! {
+        <Title text=pool.pool.name.clone()/>
+        <section class="page-head">
+            <p class="muted"><a href="/pools">"Pools"</a>" / "{pool.pool.name.clone()}</p>
+            <h1 data-test="pool-name">{pool.pool.name.clone()}</h1>
+            <p class="muted">{pool.pool.description.clone()}" · you are "<strong data-test="my-role">{my_role.clone()}</strong></p>
+        </section>
+        <section class="card">
+            <h2>"Servers"</h2>
+            {if servers.is_empty() {
+                view! { <p class="muted" data-test="no-pool-servers">"No servers in this pool yet. Owners and admins can rent into it from the marketplace."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap"><table class="table" data-test="pool-servers">
+                        <thead><tr><th>"Server"</th><th>"Location"</th><th>"Status"</th><th>"Rented until"</th></tr></thead>
+                        <tbody>{servers.into_iter().map(|s| view! {
+                            <tr data-test="pool-server-row">
+                                <td data-label="Server"><A href=format!("/rentals/{}", s.rental_id)>{s.name.clone()}</A></td>
+                                <td data-label="Location">{format!("{}, {}", s.city, s.country)}</td>
+                                <td data-label="Status"><span class="status status-active">{s.rental_status.clone()}</span></td>
+                                <td data-label="Rented until">{s.rental_end.get(..10).unwrap_or("").to_owned()}</td>
+                            </tr>
+                        }).collect_view()}</tbody>
+                    </table></div>
+                }.into_any()
+            }}
+        </section>
+        <section class="card">
+            <h2>"Members"</h2>
+            <ActionError action=role/>
+            <ActionError action=remove/>
+            <div class="table-wrap"><table class="table" data-test="members">
+                <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th></th></tr></thead>
+                <tbody>{members.into_iter().map(|m| {
+                    let is_me = m.user.id == me;
+                    let can_remove = m.role != "owner" && (is_me || is_owner || (my_role == "admin" && (m.role == "user" || !m.is_authorized)));
+                    let can_change = is_owner && m.role != "owner";
+                    let pool_id = pool_id.clone();
+                    let pool_id2 = pool_id.clone();
+                    let uid = m.user.id.clone();
+                    let uid2 = m.user.id.clone();
+                    let current = m.role.clone();
+                    view! {
+                        <tr data-test="member-row" data-username=m.user.username.clone()>
+                            <td data-label="User">{m.user.username.clone()}{is_me.then_some(" (you)")}</td>
+                            <td data-label="Role">
+                                {if can_change {
+                                    view! {
+                                        <ActionForm action=role attr:class="inline-form role-form">
+                                            <CsrfField/>
+                                            <input type="hidden" name="pool_id" value=pool_id.clone()/>
+                                            <input type="hidden" name="user_id" value=uid.clone()/>
+                                            <select name="role" attr:aria-label="Role">
+                                                <option value="admin" selected=current == "admin">"admin"</option>
+                                                <option value="user" selected=current == "user">"user"</option>
+                                            </select>
+                                            <button type="submit" class="btn btn-sm btn-ghost">"Save"</button>
+                                        </ActionForm>
+                                    }.into_any()
+                                } else {
+                                    view! { <span>{current.clone()}</span> }.into_any()
+                                }}
+                            </td>
+                            <td data-label="Status">{if m.is_authorized { "member" } else { "invited" }}</td>
+                            <td>
+                                {can_remove.then(|| view! {
+                                    <ActionForm action=remove attr:class="inline-form">
+                                        <CsrfField/>
+                                        <input type="hidden" name="pool_id" value=pool_id2.clone()/>
+                                        <input type="hidden" name="user_id" value=uid2.clone()/>
+                                        <button type="submit" class="btn btn-sm btn-danger">{if is_me { "Leave" } else if m.is_authorized { "Remove" } else { "Cancel invitation" }}</button>
+                                    </ActionForm>
+                                })}
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}</tbody>
+            </table></div>
+        </section>
+        {manages.then(|| view! {
+            <section class="card">
+                <h2>"Invite someone"</h2>
+                <ActionForm action=invite attr:class="form form-row" attr:data-test="invite-form">
+                    <CsrfField/>
+                    <input type="hidden" name="pool_id" value=invite_pool.clone()/>
+                    <label>"Username"<input type="text" name="username" required maxlength="100" pattern="[A-Za-z0-9_\\-]+"/></label>
+                    <label>"Role"
+                        <select name="role">
+                            <option value="user">"user — sees the pool's servers"</option>
+                            <option value="admin">"admin — also rents, extends and invites"</option>
+                        </select>
+                    </label>
+                    <SubmitButton action=invite label="Send invitation" busy_label="Inviting…"/>
+                </ActionForm>
+                <ActionError action=invite/>
+                {move || invite.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-ok" data-test="invite-sent">"Invitation sent."</p> })}
+            </section>
+        })}
+        {(is_owner && !is_default).then(|| view! {
+            <section class="card danger-zone">
+                <h2>"Delete pool"</h2>
+                <p class="muted">"Its rentals move to your default pool; members lose access."</p>
+                <ActionForm action=delete attr:class="inline-form">
+                    <CsrfField/>
+                    <input type="hidden" name="pool_id" value=delete_pool_id.clone()/>
+                    <button type="submit" class="btn btn-danger">"Delete this pool"</button>
+                </ActionForm>
+                <ActionError action=delete/>
+            </section>
+        })}
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "invitations")]
+pub async fn load_invitations() -> Result<Vec<Invitation>, ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::pending_invitations(&state.db, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[server(prefix = "/_fn", endpoint = "answer_invitation")]
+pub async fn answer_invitation(
+    csrf: String,
+    invitation_id: String,
+    accept: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{pools, portal};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    pools::answer_invitation(&state.db, &user.id, &invitation_id, accept == "yes")
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[component]
+pub fn InvitationsPage() -> impl IntoView {
+    let answer = ServerAction::<AnswerInvitation>::new();
+    let auth = use_auth();
+    let data = Resource::new(move || answer.version().get(), |_| load_invitations());
+    // The badge in the navigation follows the inbox.
+    Effect::new(move |_| {
+        if answer.version().get() > 0 {
+            auth.info.refetch();
+        }
+    });
+    view! {
+        <Title text="Invitations"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head"><h1>"Invitations"</h1><p class="muted">"Pools you have been invited to."</p></section>
+            <ActionError action=answer/>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <section class="card"><p data-test="no-invitations">"No pending invitations."</p></section> }.into_any(),
+                        Ok(list) => view! {
+                            <div class="grid cards">
+                                {list.into_iter().map(|i| {
+                                    let id2 = i.id.clone();
+                                    view! {
+                                        <article class="card" data-test="invitation">
+                                            <h2>{i.pool_name.clone()}</h2>
+                                            <p class="muted">{i.pool_description.clone()}</p>
+                                            <p>{format!("{} invited you as {}", i.invited_by.username, i.role)}</p>
+                                            <div class="row">
+                                                <ActionForm action=answer attr:class="inline-form">
+                                                    <CsrfField/>
+                                                    <input type="hidden" name="invitation_id" value=i.id.clone()/>
+                                                    <input type="hidden" name="accept" value="yes"/>
+                                                    <button type="submit" class="btn" data-test="accept-invitation">"Accept"</button>
+                                                </ActionForm>
+                                                <ActionForm action=answer attr:class="inline-form">
+                                                    <CsrfField/>
+                                                    <input type="hidden" name="invitation_id" value=id2/>
+                                                    <input type="hidden" name="accept" value="no"/>
+                                                    <button type="submit" class="btn btn-ghost" data-test="reject-invitation">"Reject"</button>
+                                                </ActionForm>
+                                            </div>
+                                        </article>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}

@@ -1,0 +1,227 @@
+//! Rentals: the list (yours and your pools') and a rental's page with extension.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{components::A, hooks::use_params_map};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    market::Rental,
+    money::usd4,
+    pages::RequireUser,
+};
+
+#[server(prefix = "/_fn", endpoint = "rentals")]
+pub async fn load_rentals() -> Result<Vec<Rental>, ServerFnError> {
+    use crate::ssr::{portal, rentals};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::require_user(&state, &session).await?;
+    let rows = rentals::list_visible(&state.db, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    rentals::to_api_list(&state.db, rows)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+fn day(rfc3339: &str) -> String {
+    rfc3339.get(..10).unwrap_or(rfc3339).to_owned()
+}
+
+#[component]
+pub fn RentalsPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_rentals());
+    view! {
+        <Title text="Rentals"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head">
+                <h1>"Rentals"</h1>
+                <p class="muted">"Servers you rented and those of the pools you belong to."</p>
+            </section>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(list) if list.is_empty() => view! {
+                            <section class="card">
+                                <p data-test="no-rentals">"No rentals yet."</p>
+                                <a class="btn" href="/marketplace">"Browse the marketplace"</a>
+                            </section>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <section class="card">
+                                <div class="table-wrap">
+                                <table class="table" data-test="rental-table">
+                                    <thead><tr><th>"Server"</th><th>"Location"</th><th>"Status"</th><th>"Ends"</th><th>"Days left"</th><th>"Paid"</th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|r| view! {
+                                            <tr data-test="rental-row">
+                                                <td data-label="Server"><A href=format!("/rentals/{}", r.id)>{r.server.name.clone()}</A></td>
+                                                <td data-label="Location">{format!("{}, {}", r.server.city, r.server.country)}</td>
+                                                <td data-label="Status"><span class=format!("status status-{}", r.status)>{r.status.clone()}</span></td>
+                                                <td data-label="Ends">{day(&r.rental_end)}</td>
+                                                <td data-label="Days left">{r.remaining_days}</td>
+                                                <td data-label="Paid">{format!("${}", r.amount)}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                                </div>
+                            </section>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}
+
+/// A rental page's data: the rental and the caller's balance (µUSD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RentalPageData {
+    pub rental: Rental,
+    pub balance: i64,
+    pub can_extend: bool,
+    pub prices: Vec<(i64, i64)>,
+}
+
+#[server(prefix = "/_fn", endpoint = "rental")]
+pub async fn load_rental(id: String) -> Result<RentalPageData, ServerFnError> {
+    use crate::ssr::{pools, portal, rentals};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    let user = portal::require_user(&state, &session).await?;
+    let rental = rentals::detail(&state.db, &user.id, &id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    let role = pools::role_of(&state.db, &rental.pool_id, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    let prices: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT days, price FROM marketplace_prices WHERE server_id = $1 ORDER BY days",
+    )
+    .bind(&rental.server_id)
+    .fetch_all(&state.db)
+    .await
+    .map_err(|e| portal::to_server_fn_error(e.into()))?;
+    Ok(RentalPageData {
+        can_extend: rental.status == "active" && role.is_some_and(pools::Role::can_rent),
+        rental,
+        balance: user.balance_micros,
+        prices,
+    })
+}
+
+#[server(prefix = "/_fn", endpoint = "extend")]
+pub async fn extend_rental(
+    csrf: String,
+    rental_id: String,
+    additional_days: i64,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{portal, rentals, Actor};
+    let state = portal::state()?;
+    let session = portal::session().await?;
+    portal::check_csrf(&session, &csrf).await?;
+    let user = portal::require_user(&state, &session).await?;
+    rentals::extend(
+        &state.db,
+        &Actor::user(&user.id),
+        &rental_id,
+        additional_days,
+    )
+    .await
+    .map_err(portal::to_server_fn_error)?;
+    Ok(())
+}
+
+#[component]
+pub fn RentalPage() -> impl IntoView {
+    let params = use_params_map();
+    let extend = ServerAction::<ExtendRental>::new();
+    let data = Resource::new(
+        move || {
+            (
+                params.with(|p| p.get("id").unwrap_or_default()),
+                extend.version().get(),
+            )
+        },
+        |(id, _)| load_rental(id),
+    );
+    view! {
+        <Title text="Rental"/>
+        <RequireUser signed_in=move |_| view! {
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <section class="card narrow"><h1>"Rental not found"</h1><p>{error_message(&e)}</p></section> }.into_any(),
+                        Ok(d) => view! { <RentalDetail data=d extend/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}
+
+#[component]
+fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> impl IntoView {
+    let r = data.rental;
+    let txs = r.transactions.clone().unwrap_or_default();
+    let total_days = r.usage_days + r.remaining_days;
+    let used_pct = if total_days > 0 {
+        r.usage_days * 100 / total_days
+    } else {
+        100
+    };
+    view! {
+        <section class="page-head">
+            <p class="muted"><a href="/rentals">"Rentals"</a>" / "{r.server.name.clone()}</p>
+            <h1>{r.server.name.clone()}</h1>
+            <p class="muted">{format!("{} · {}, {} · {}", r.server.model, r.server.city, r.server.country, r.server.datacenter)}</p>
+        </section>
+        <div class="split">
+            <section class="card">
+                <h2>"Rental"</h2>
+                <dl class="facts" data-test="rental-facts">
+                    <dt>"Status"</dt><dd><span class=format!("status status-{}", r.status) data-test="rental-status">{r.status.clone()}</span></dd>
+                    <dt>"Started"</dt><dd>{r.rental_start.replace('T', " ").replace(".000Z", " UTC")}</dd>
+                    <dt>"Ends"</dt><dd data-test="rental-end">{r.rental_end.replace('T', " ").replace(".000Z", " UTC")}</dd>
+                    <dt>"Days left"</dt><dd data-test="remaining-days">{r.remaining_days}</dd>
+                    <dt>"Paid in total"</dt><dd data-test="rental-amount">{format!("${}", r.amount)}</dd>
+                    <dt>"Pool"</dt><dd><a href=format!("/pools/{}", r.pool_id)>"View pool"</a></dd>
+                </dl>
+                <div class="meter" role="img" aria-label=format!("{} of {} days used", r.usage_days, total_days)>
+                    <div class="meter-fill" style=format!("width: {used_pct}%")></div>
+                </div>
+                <p class="muted">{format!("{} of {} days used", r.usage_days, total_days)}</p>
+                <h3>"Payments"</h3>
+                <ul class="payments">
+                    {txs.into_iter().map(|t| view! { <li>{format!("{} — ${} {}", t.created_at.get(..10).unwrap_or(""), crate::money::usd_plain(t.amount.0), t.currency)}</li> }).collect_view()}
+                </ul>
+            </section>
+            <section class="card">
+                <h2>"Extend"</h2>
+                {if data.can_extend {
+                    view! {
+                        <ActionForm action=extend attr:class="form" attr:data-test="extend-form">
+                            <CsrfField/>
+                            <input type="hidden" name="rental_id" value=r.id.clone()/>
+                            {data.prices.iter().enumerate().map(|(i, (days, price))| view! {
+                                <label class="check">
+                                    <input type="radio" name="additional_days" value=days.to_string() checked=i == 0/>
+                                    {format!("{days} more days — ${}{}", usd4(*price), if *price > data.balance { " (balance too low)" } else { "" })}
+                                </label>
+                            }).collect_view()}
+                            <p class="muted">{format!("Your balance: ${}", usd4(data.balance))}</p>
+                            <ActionError action=extend/>
+                            <SubmitButton action=extend label="Extend and pay" busy_label="Extending…"/>
+                        </ActionForm>
+                    }.into_any()
+                } else {
+                    view! { <p class="muted">"Only the pool's owner and admins can extend an active rental."</p> }.into_any()
+                }}
+            </section>
+        </div>
+    }
+}

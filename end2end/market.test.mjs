@@ -1,0 +1,139 @@
+// The marketplace as customers use it: filter → rent into a team pool → see the rental; invite a
+// teammate → they accept from their inbox → they see the pool's server.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+async function api(path, { token, method = 'GET', body } = {}) {
+  const res = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => null);
+  return { status: res.status, json };
+}
+
+async function newUser(prefix) {
+  const username = uniqueName(prefix);
+  const password = 'market-password-1';
+  const email = `${username}@example.com`;
+  const reg = await api('/api/auth/register', { method: 'POST', body: { email, username, password } });
+  assert.equal(reg.status, 201, JSON.stringify(reg.json));
+  return { id: reg.json.id, username, email, password };
+}
+
+async function signIn(context, user) {
+  const page = await context.newPage();
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', user.email);
+  await page.fill('input[name=password]', user.password);
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+  return page;
+}
+
+test('filter, rent into a pool, invite a teammate who then sees the server', async () => {
+  const adminEmail = process.env.HANGAR_E2E_ADMIN_EMAIL;
+  const adminPassword = process.env.HANGAR_E2E_ADMIN_PASSWORD;
+  assert.ok(adminEmail && adminPassword, 'the test script creates an operator');
+  const login = await api('/api/auth/login', { method: 'POST', body: { email: adminEmail, password: adminPassword } });
+  assert.equal(login.status, 200);
+  const alice = await newUser('alice');
+  const bob = await newUser('bob');
+  const credit = await api(`/api/admin/users/${alice.id}/credit`, { token: login.json.token, method: 'POST', body: { amount: 5000 } });
+  assert.equal(credit.status, 200);
+
+  const ctxA = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await signIn(ctxA, alice);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  // A team pool first.
+  await page.click('nav >> text=Pools');
+  await page.waitForURL(`${BASE}/pools`);
+  await page.fill('[data-test=create-pool-form] input[name=name]', 'E2E Team');
+  await page.fill('[data-test=create-pool-form] input[name=description]', 'Shared test servers');
+  await page.click('[data-test=create-pool-form] button[type=submit]');
+  await page.waitForURL(/\/pools\/[0-9a-f]{24}$/);
+  const poolUrl = page.url();
+  assert.equal(await page.textContent('[data-test=my-role]'), 'owner');
+
+  // Filter the marketplace: the state lands in the URL and the results obey it.
+  await page.click('nav >> text=Marketplace');
+  await page.waitForURL(`${BASE}/marketplace`);
+  await page.selectOption('[data-test=filters] select[name=category]', 'compute');
+  await page.fill('[data-test=filters] input[name=max_price_per_day]', '60');
+  await page.check('[data-test=filters] input[name=available_durations][value="7"]');
+  await page.click('[data-test=filters] button[type=submit]');
+  await page.waitForURL(/category=compute/);
+  assert.match(page.url(), /max_price_per_day=60/);
+  assert.match(page.url(), /available_durations=7/);
+  await page.locator('[data-test=server-card]').first().waitFor();
+  const tags = await page.locator('[data-test=server-card] .tag-compute').count();
+  const cards = await page.locator('[data-test=server-card]').count();
+  assert.ok(cards > 0, 'some compute servers under $60/day');
+  assert.equal(tags, cards, 'every card is a compute server');
+  for (const price of await page.locator('[data-test=price-per-day]').allTextContents()) {
+    assert.ok(parseFloat(price.replace('$', '')) <= 60, `price ${price}`);
+  }
+  await page.screenshot({ path: `${ARTIFACTS}marketplace.png`, fullPage: false });
+  // The same link reproduces the view.
+  const link = page.url();
+  const again = await ctxA.newPage();
+  await again.goto(link);
+  assert.equal(await again.locator('[data-test=server-card]').count(), cards);
+  assert.equal(await again.inputValue('[data-test=filters] input[name=max_price_per_day]'), '60');
+  await again.close();
+
+  // Rent the first one for 7 days into the team pool.
+  const first = page.locator('[data-test=server-card] h3 a').first();
+  const serverName = (await first.textContent()).trim();
+  await first.click();
+  await page.waitForURL(/\/marketplace\/[0-9a-f]{24}$/);
+  await page.check('[data-test=rent-form] input[name=rental_days][value="7"]');
+  await page.selectOption('[data-test=rent-form] select[name=pool_id]', { label: 'E2E Team' });
+  await page.screenshot({ path: `${ARTIFACTS}checkout.png`, fullPage: true });
+  await page.click('[data-test=rent-form] button[type=submit]');
+  await page.waitForURL(/\/rentals\/[0-9a-f]{24}$/);
+  assert.equal(await page.textContent('[data-test=rental-status]'), 'active');
+  assert.equal(await page.textContent('[data-test=remaining-days]'), '7');
+  await page.screenshot({ path: `${ARTIFACTS}rental.png`, fullPage: true });
+  // It is gone from the marketplace and listed under Rentals.
+  await page.click('nav >> text=Rentals');
+  await page.waitForURL(`${BASE}/rentals`);
+  assert.match(await page.textContent('[data-test=rental-table]'), new RegExp(serverName));
+
+  // Invite Bob as a user.
+  await page.goto(poolUrl);
+  await hydrated(page);
+  await page.fill('[data-test=invite-form] input[name=username]', bob.username);
+  await page.click('[data-test=invite-form] button[type=submit]');
+  await page.locator('[data-test=invite-sent]').waitFor();
+  await page.locator(`[data-test=member-row][data-username="${bob.username}"]`).waitFor();
+
+  // Bob sees the badge, accepts, and then sees the server.
+  const ctxB = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const bobPage = await signIn(ctxB, bob);
+  assert.equal((await bobPage.textContent('[data-test=invitation-badge]')).trim(), '1');
+  await bobPage.click('nav >> text=Invitations');
+  await bobPage.waitForURL(`${BASE}/invitations`);
+  await bobPage.locator('[data-test=invitation]').waitFor();
+  await bobPage.click('[data-test=accept-invitation]');
+  await bobPage.locator('[data-test=no-invitations]').waitFor();
+  await bobPage.locator('[data-test=invitation-badge]').waitFor({ state: 'detached' });
+  await bobPage.goto(poolUrl);
+  await bobPage.locator('[data-test=pool-server-row]').waitFor();
+  assert.match(await bobPage.textContent('[data-test=pool-servers]'), new RegExp(serverName));
+  assert.equal(await bobPage.textContent('[data-test=my-role]'), 'user');
+  assert.equal(await bobPage.locator('[data-test=invite-form]').count(), 0, 'users cannot invite');
+  await bobPage.screenshot({ path: `${ARTIFACTS}pool-as-member.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+  await ctxA.close();
+  await ctxB.close();
+});
