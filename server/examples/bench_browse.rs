@@ -19,6 +19,22 @@ use axum::{extract::Request, middleware::Next, response::Response, routing::get,
 const CLIENTS: usize = 32;
 const QUERY: &str = "/api/v1/servers/available?country=US&min_ram_gb=64&max_price_per_day=20";
 
+/// 200 different three-filter queries (country × RAM × price), for a mix closer to real traffic.
+fn queries() -> Vec<String> {
+    let countries = ["US", "DE", "NL", "GB", "FR", "SG", "JP", "AU", "CA", "FI"];
+    let rams = [16, 32, 64, 128, 256];
+    let prices = [5, 10, 20, 50];
+    let mut out = Vec::new();
+    for c in countries {
+        for r in rams {
+            for p in prices {
+                out.push(format!("/api/v1/servers/available?country={c}&min_ram_gb={r}&max_price_per_day={p}"));
+            }
+        }
+    }
+    out
+}
+
 type Samples = Arc<Mutex<Vec<Duration>>>;
 
 async fn timed(samples: Samples, req: Request, next: Next) -> Response {
@@ -45,7 +61,7 @@ struct Run {
     server_p99: f64,
 }
 
-async fn load(router: Router, path: &str, seconds: u64) -> Run {
+async fn load(router: Router, paths: &[String], seconds: u64) -> Run {
     let server_samples: Samples = Arc::default();
     let s2 = server_samples.clone();
     let router = router.layer(axum::middleware::from_fn(move |req, next| timed(s2.clone(), req, next)));
@@ -54,11 +70,11 @@ async fn load(router: Router, path: &str, seconds: u64) -> Run {
     tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
     });
-    let url = format!("http://{addr}{path}");
+    let urls: Arc<Vec<String>> = Arc::new(paths.iter().map(|p| format!("http://{addr}{p}")).collect());
     let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
-    // Warm up caches and connections.
-    for _ in 0..50 {
-        let r = client.get(&url).send().await.unwrap();
+    // Warm up connections (and, when on, the cache: every query once).
+    for url in urls.iter() {
+        let r = client.get(url).send().await.unwrap();
         assert!(r.status().is_success(), "{}", r.status());
         r.bytes().await.unwrap();
     }
@@ -66,14 +82,16 @@ async fn load(router: Router, path: &str, seconds: u64) -> Run {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
+    for n in 0..CLIENTS {
         let client = client.clone();
-        let url = url.clone();
+        let urls = urls.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
+            let mut i = n;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let r = client.get(&url).send().await.unwrap();
+                i = (i + 1) % urls.len();
+                let r = client.get(&urls[i]).send().await.unwrap();
                 assert!(r.status().is_success());
                 r.bytes().await.unwrap();
                 lat.push(t.elapsed());
@@ -116,11 +134,13 @@ async fn main() -> anyhow::Result<()> {
         }
         other => anyhow::bail!("unknown backend {other}"),
     };
-    let env = HashMap::from([
+    let mut env = HashMap::from([
         ("DATABASE_URL".to_string(), url),
         ("HANGAR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
     ]);
     let state = AppState::build(Config::from_sources(None, &env)?).await?;
+    env.insert("HANGAR_BROWSE_CACHE_ENTRIES".into(), "0".into());
+    let uncached = AppState::build(Config::from_sources(None, &env)?).await?;
     let have = marketplace::count(&state.db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if have < servers {
         let t = Instant::now();
@@ -133,12 +153,23 @@ async fn main() -> anyhow::Result<()> {
         sqlx::query("ANALYZE").execute(&state.db).await?;
     }
 
-    let empty = load(Router::new().route("/", get(|| async { "" })), "/", seconds).await;
-    let browse = load(hangar_server::http::router(state.clone()), QUERY, seconds).await;
+    let one = vec![QUERY.to_owned()];
+    let many = queries();
+    let empty = load(Router::new().route("/", get(|| async { "" })), &["/".to_owned()], seconds).await;
+    let hot = load(hangar_server::http::router(state.clone()), &one, seconds).await;
+    let mix = load(hangar_server::http::router(state.clone()), &many, seconds).await;
+    let cold_one = load(hangar_server::http::router(uncached.clone()), &one, seconds).await;
+    let cold_mix = load(hangar_server::http::router(uncached.clone()), &many, seconds).await;
     println!("backend={backend} servers={servers} clients={CLIENTS} seconds={seconds}");
     println!("| route | requests | req/s | server p50 ms | server p99 ms | client p50 ms | client p99 ms |");
     println!("|---|---|---|---|---|---|---|");
-    for (name, r) in [("empty axum route", &empty), ("browse, 3 filters", &browse)] {
+    for (name, r) in [
+        ("empty axum route", &empty),
+        ("browse, 3 filters, one query, cache on", &hot),
+        ("browse, 3 filters, 200 queries, cache on", &mix),
+        ("browse, 3 filters, one query, cache off", &cold_one),
+        ("browse, 3 filters, 200 queries, cache off", &cold_mix),
+    ] {
         println!(
             "| {name} | {} | {:.0} | {:.3} | {:.3} | {:.2} | {:.2} |",
             r.requests, r.rps, r.server_p50, r.server_p99, r.client_p50, r.client_p99

@@ -21,7 +21,7 @@ pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), S
     use crate::ssr::{marketplace, portal};
     let state = portal::state()?;
     let filters = marketplace::Filters::parse(&query).map_err(ServerFnError::new)?;
-    marketplace::browse(&state.db, &filters)
+    marketplace::browse(&state.db, &state.browse_cache, &filters)
         .await
         .map_err(portal::to_server_fn_error)
 }

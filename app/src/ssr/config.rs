@@ -76,6 +76,8 @@ pub struct Config {
     pub rental_hold_days: i64,
     /// How often background sweeps (rental expiry, ...) run, in seconds.
     pub sweep_interval_secs: u64,
+    /// Browse result sets kept per replica for the current marketplace generation (0: no cache).
+    pub browse_cache_entries: usize,
     /// `HANGAR_*` environment variables that are not config keys (logged as a warning at start,
     /// since scripts may set their own `HANGAR_*` variables).
     pub unknown_env: Vec<String>,
@@ -225,6 +227,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("log_format", Some("text")),
     ("rental_hold_days", Some("0")),
     ("sweep_interval_secs", Some("30")),
+    ("browse_cache_entries", Some("1024")),
 ];
 
 impl RawConfig {
@@ -338,6 +341,7 @@ impl RawConfig {
             log_format: self.required("log_format")?,
             rental_hold_days: self.required("rental_hold_days")?,
             sweep_interval_secs: self.required::<u64>("sweep_interval_secs")?.max(1),
+            browse_cache_entries: self.required("browse_cache_entries")?,
             unknown_env: Vec::new(),
         })
     }

@@ -347,6 +347,7 @@ pub async fn create(db: &Db, input: ServerInput) -> ServiceResult<MarketServer> 
     let checked = check(input)?;
     let mut tx = db.begin().await?;
     let id = insert_checked(&mut tx, &checked).await?;
+    bump_generation(&mut tx).await?;
     tx.commit().await?;
     get_any(db, &id).await
 }
@@ -374,20 +375,24 @@ pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<Mark
         return Err(ServiceError::NotFound("Server"));
     }
     write_prices(&mut tx, id, &checked.prices).await?;
+    bump_generation(&mut tx).await?;
     tx.commit().await?;
     get_any(db, id).await
 }
 
 /// Takes a server off the marketplace for good. Current rentals run to their end.
 pub async fn retire(db: &Db, id: &str) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("UPDATE marketplace_servers SET status = 'retired', updated_at = $1 WHERE id = $2 AND status = 'active'")
         .bind(db::now_ms())
         .bind(id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
         return Err(ServiceError::NotFound("Server"));
     }
+    bump_generation(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -549,7 +554,7 @@ pub async fn get_any(db: &Db, id: &str) -> ServiceResult<MarketServer> {
 pub async fn get_available(db: &Db, id: &str) -> ServiceResult<MarketServer> {
     let row: Option<ServerRow> = sqlx::query_as(&format!(
         "SELECT {READ_COLUMNS} FROM marketplace_servers s WHERE s.id = $1 AND s.status = 'active'
-         AND NOT EXISTS (SELECT 1 FROM rentals r WHERE r.server_id = s.id AND r.status = 'active' AND r.expires_at > $2)"
+         AND (s.rented_until IS NULL OR s.rented_until <= $2)"
     ))
     .bind(id)
     .bind(db::now_ms())
@@ -779,11 +784,79 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The browse-result generation: bumped by [`bump_generation`] in the same transaction as every
+/// change that can alter browse results (rentals starting, extending, ending; inventory edits).
+pub async fn generation<'e, E>(exec: E) -> ServiceResult<i64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'marketplace'").fetch_one(exec).await?)
+}
+
+pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<()> {
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'marketplace'").execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Browse results cached per filter set for the current generation. Exact: an entry is only
+/// served while the generation it was computed under is current, and the generation moves in the
+/// same transaction as any change. A server whose rental expired shows up again when the expiry
+/// sweep runs (`sweep_interval_secs`); renting it before then works too.
+pub struct BrowseCache {
+    capacity: usize,
+    inner: std::sync::Mutex<(i64, std::collections::HashMap<String, std::sync::Arc<(Vec<MarketServer>, Page)>>)>,
+}
+
+impl std::fmt::Debug for BrowseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowseCache").field("capacity", &self.capacity).finish_non_exhaustive()
+    }
+}
+
+impl BrowseCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, inner: std::sync::Mutex::new((i64::MIN, Default::default())) }
+    }
+
+    fn get(&self, generation: i64, key: &str) -> Option<std::sync::Arc<(Vec<MarketServer>, Page)>> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.0 == generation).then(|| inner.1.get(key).cloned()).flatten()
+    }
+
+    fn put(&self, generation: i64, key: String, value: std::sync::Arc<(Vec<MarketServer>, Page)>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if generation > inner.0 {
+            *inner = (generation, Default::default());
+        }
+        if generation == inner.0 {
+            if inner.1.len() >= self.capacity {
+                inner.1.clear();
+            }
+            inner.1.insert(key, value);
+        }
+    }
+}
+
+/// Servers on the marketplace now that match `f`, and how many match in all, through `cache`.
+pub async fn browse(db: &Db, cache: &BrowseCache, f: &Filters) -> ServiceResult<(Vec<MarketServer>, Page)> {
+    let generation = generation(db).await?;
+    let key = format!("{f:?}");
+    if let Some(hit) = cache.get(generation, &key) {
+        return Ok((*hit).clone());
+    }
+    let result = browse_uncached(db, f).await?;
+    cache.put(generation, key, std::sync::Arc::new(result.clone()));
+    Ok(result)
+}
+
 /// Servers on the marketplace now that match `f`, and how many match in all.
-pub async fn browse(db: &Db, f: &Filters) -> ServiceResult<(Vec<MarketServer>, Page)> {
+pub async fn browse_uncached(db: &Db, f: &Filters) -> ServiceResult<(Vec<MarketServer>, Page)> {
     let mut conds: Vec<String> = vec![
         "s.status = 'active'".into(),
-        "NOT EXISTS (SELECT 1 FROM rentals r WHERE r.server_id = s.id AND r.status = 'active' AND r.expires_at > $1)".into(),
+        "(s.rented_until IS NULL OR s.rented_until <= $1)".into(),
     ];
     // Values bound after $1 (now), in order.
     enum V {
@@ -1107,6 +1180,7 @@ pub async fn load(db: &Db, servers: Vec<ServerInput>) -> ServiceResult<usize> {
             insert_checked(&mut tx, &checked).await?;
             added += 1;
         }
+        bump_generation(&mut tx).await?;
         tx.commit().await?;
     }
     Ok(added)

@@ -48,6 +48,8 @@ pub struct AppState {
     /// Outbound HTTP (CAPTCHA verification, payment provider, node daemons).
     pub http: reqwest::Client,
     pub leptos_options: LeptosOptions,
+    /// Marketplace browse results for the current generation (see `marketplace::BrowseCache`).
+    pub browse_cache: Arc<marketplace::BrowseCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,12 +75,14 @@ impl AppState {
         let http = reqwest::Client::builder()
             .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let browse_cache = Arc::new(marketplace::BrowseCache::new(config.browse_cache_entries));
         Ok(Self {
             db,
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             http,
             leptos_options,
+            browse_cache,
         })
     }
 }

@@ -208,6 +208,12 @@ pub async fn rent(
             e.into()
         });
     }
+    sqlx::query("UPDATE marketplace_servers SET rented_until = $1 WHERE id = $2")
+        .bind(rental.expires_at)
+        .bind(server_id)
+        .execute(&mut *tx)
+        .await?;
+    marketplace::bump_generation(&mut tx).await?;
     let entry = ledger::post(
         &mut tx,
         ledger::Movement {
@@ -389,11 +395,21 @@ pub async fn detail(db: &Db, user_id: &str, rental_id: &str) -> ServiceResult<Re
     Ok(rental)
 }
 
-/// Ends every rental whose time (and hold) is over. Idempotent; returns how many ended.
+/// Ends every rental whose time (and hold) is over and frees its server. Idempotent; returns how
+/// many ended.
 pub async fn expire_due(db: &Db, now: i64) -> ServiceResult<u64> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("UPDATE rentals SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expires_at <= $1")
         .bind(now)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("UPDATE marketplace_servers SET rented_until = NULL WHERE rented_until <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        marketplace::bump_generation(&mut tx).await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected())
 }

@@ -55,7 +55,7 @@ async fn browse_servers(
 ) -> Result<V1<Vec<MarketServer>>> {
     let filters = marketplace::Filters::parse(query.as_deref().unwrap_or(""))
         .map_err(AppError::bad_request)?;
-    let (servers, page) = marketplace::browse(&state.db, &filters).await?;
+    let (servers, page) = marketplace::browse(&state.db, &state.browse_cache, &filters).await?;
     Ok(V1 {
         pagination: Some(page),
         ..V1::ok("Available servers retrieved successfully", servers)
