@@ -28,7 +28,9 @@ fn queries() -> Vec<String> {
     for c in countries {
         for r in rams {
             for p in prices {
-                out.push(format!("/api/v1/servers/available?country={c}&min_ram_gb={r}&max_price_per_day={p}"));
+                out.push(format!(
+                    "/api/v1/servers/available?country={c}&min_ram_gb={r}&max_price_per_day={p}"
+                ));
             }
         }
     }
@@ -64,14 +66,25 @@ struct Run {
 async fn load(router: Router, paths: &[String], seconds: u64) -> Run {
     let server_samples: Samples = Arc::default();
     let s2 = server_samples.clone();
-    let router = router.layer(axum::middleware::from_fn(move |req, next| timed(s2.clone(), req, next)));
+    let router = router.layer(axum::middleware::from_fn(move |req, next| {
+        timed(s2.clone(), req, next)
+    }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
-    let urls: Arc<Vec<String>> = Arc::new(paths.iter().map(|p| format!("http://{addr}{p}")).collect());
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let urls: Arc<Vec<String>> =
+        Arc::new(paths.iter().map(|p| format!("http://{addr}{p}")).collect());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
     // Warm up connections (and, when on, the cache: every query once).
     for url in urls.iter() {
         let r = client.get(url).send().await.unwrap();
@@ -121,7 +134,11 @@ async fn load(router: Router, paths: &[String], seconds: u64) -> Run {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let backend = args.first().cloned().unwrap_or_else(|| "sqlite".into());
-    let servers: i64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let servers: i64 = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let seconds: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(10);
     let url = match backend.as_str() {
         "sqlite" => format!("sqlite:///tmp/hangar-bench-{servers}.db"),
@@ -129,7 +146,9 @@ async fn main() -> anyhow::Result<()> {
             let base = std::env::var("HANGAR_BENCH_PG_URL")?;
             let name = format!("hangar_bench_{servers}");
             let admin = db::connect(&format!("{base}/postgres")).await?;
-            let _ = sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await;
+            let _ = sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await;
             format!("{base}/{name}")
         }
         other => anyhow::bail!("unknown backend {other}"),
@@ -141,25 +160,42 @@ async fn main() -> anyhow::Result<()> {
     let state = AppState::build(Config::from_sources(None, &env)?).await?;
     env.insert("HANGAR_BROWSE_CACHE_ENTRIES".into(), "0".into());
     let uncached = AppState::build(Config::from_sources(None, &env)?).await?;
-    let have = marketplace::count(&state.db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let have = marketplace::count(&state.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if have < servers {
         let t = Instant::now();
-        marketplace::load(&state.db, marketplace::demo_servers((servers - have) as usize, 1_000 + have as u64))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        eprintln!("loaded {} servers in {:.1}s", servers - have, t.elapsed().as_secs_f64());
+        marketplace::load(
+            &state.db,
+            marketplace::demo_servers((servers - have) as usize, 1_000 + have as u64),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "loaded {} servers in {:.1}s",
+            servers - have,
+            t.elapsed().as_secs_f64()
+        );
     }
-    if backend == "postgres" {
-        sqlx::query("ANALYZE").execute(&state.db).await?;
-    }
+    db::analyze(&state.db).await?;
 
     let one = vec![QUERY.to_owned()];
     let many = queries();
-    let empty = load(Router::new().route("/", get(|| async { "" })), &["/".to_owned()], seconds).await;
+    let empty = load(
+        Router::new().route("/", get(|| async { "" })),
+        &["/".to_owned()],
+        seconds,
+    )
+    .await;
     let hot = load(hangar_server::http::router(state.clone()), &one, seconds).await;
     let mix = load(hangar_server::http::router(state.clone()), &many, seconds).await;
     let cold_one = load(hangar_server::http::router(uncached.clone()), &one, seconds).await;
-    let cold_mix = load(hangar_server::http::router(uncached.clone()), &many, seconds).await;
+    let cold_mix = load(
+        hangar_server::http::router(uncached.clone()),
+        &many,
+        seconds,
+    )
+    .await;
     println!("backend={backend} servers={servers} clients={CLIENTS} seconds={seconds}");
     println!("| route | requests | req/s | server p50 ms | server p99 ms | client p50 ms | client p99 ms |");
     println!("|---|---|---|---|---|---|---|");

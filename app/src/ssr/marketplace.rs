@@ -790,11 +790,17 @@ pub async fn generation<'e, E>(exec: E) -> ServiceResult<i64>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'marketplace'").fetch_one(exec).await?)
+    Ok(
+        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'marketplace'")
+            .fetch_one(exec)
+            .await?,
+    )
 }
 
 pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<()> {
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'marketplace'").execute(&mut **tx).await?;
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'marketplace'")
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -804,23 +810,33 @@ pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<()> {
 /// sweep runs (`sweep_interval_secs`); renting it before then works too.
 pub struct BrowseCache {
     capacity: usize,
-    inner: std::sync::Mutex<(i64, std::collections::HashMap<String, std::sync::Arc<(Vec<MarketServer>, Page)>>)>,
+    inner: std::sync::Mutex<(
+        i64,
+        std::collections::HashMap<String, std::sync::Arc<(Vec<MarketServer>, Page)>>,
+    )>,
 }
 
 impl std::fmt::Debug for BrowseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrowseCache").field("capacity", &self.capacity).finish_non_exhaustive()
+        f.debug_struct("BrowseCache")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
     }
 }
 
 impl BrowseCache {
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, inner: std::sync::Mutex::new((i64::MIN, Default::default())) }
+        Self {
+            capacity,
+            inner: std::sync::Mutex::new((i64::MIN, Default::default())),
+        }
     }
 
     fn get(&self, generation: i64, key: &str) -> Option<std::sync::Arc<(Vec<MarketServer>, Page)>> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (inner.0 == generation).then(|| inner.1.get(key).cloned()).flatten()
+        (inner.0 == generation)
+            .then(|| inner.1.get(key).cloned())
+            .flatten()
     }
 
     fn put(&self, generation: i64, key: String, value: std::sync::Arc<(Vec<MarketServer>, Page)>) {
@@ -841,7 +857,11 @@ impl BrowseCache {
 }
 
 /// Servers on the marketplace now that match `f`, and how many match in all, through `cache`.
-pub async fn browse(db: &Db, cache: &BrowseCache, f: &Filters) -> ServiceResult<(Vec<MarketServer>, Page)> {
+pub async fn browse(
+    db: &Db,
+    cache: &BrowseCache,
+    f: &Filters,
+) -> ServiceResult<(Vec<MarketServer>, Page)> {
     let generation = generation(db).await?;
     let key = format!("{f:?}");
     if let Some(hit) = cache.get(generation, &key) {
@@ -1183,6 +1203,7 @@ pub async fn load(db: &Db, servers: Vec<ServerInput>) -> ServiceResult<usize> {
         bump_generation(&mut tx).await?;
         tx.commit().await?;
     }
+    db::analyze(db).await?;
     Ok(added)
 }
 
