@@ -62,6 +62,11 @@ async fn openapi_lists_every_route_and_the_manifest_follows_it() {
         ("/api/v1/pools/{id}/members/{user_id}", "patch"),
         ("/api/v1/pools/{id}/members/{user_id}", "delete"),
         ("/api/admin/marketplace/servers", "post"),
+        ("/api/billing/balance", "get"),
+        ("/api/billing/history", "get"),
+        ("/api/billing/notify-emails", "get"),
+        ("/api/billing/notify-emails", "post"),
+        ("/api/billing/notify-emails/{id}", "delete"),
         ("/api/admin/marketplace/servers/{id}", "put"),
         ("/api/admin/marketplace/servers/{id}", "delete"),
     ] {

@@ -275,10 +275,7 @@ pub async fn rent_server(
     pool_id: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{portal, rentals, Actor};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let pool = Some(pool_id.as_str()).filter(|p| !p.is_empty());
     let (rental, _) = rentals::rent(
         &state.db,

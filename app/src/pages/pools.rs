@@ -16,9 +16,7 @@ use crate::{
 #[server(prefix = "/_fn", endpoint = "pools")]
 pub async fn load_pools() -> Result<Vec<Pool>, ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     pools::list(&state.db, &user.id)
         .await
         .map_err(portal::to_server_fn_error)
@@ -31,10 +29,7 @@ pub async fn create_pool(
     description: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let pool = pools::create(&state.db, &user.id, &name, Some(&description), None)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -89,9 +84,7 @@ pub fn PoolsPage() -> impl IntoView {
 #[server(prefix = "/_fn", endpoint = "pool")]
 pub async fn load_pool(id: String) -> Result<(PoolDetail, String), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let pool = pools::get(&state.db, &user.id, &id)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -106,10 +99,7 @@ pub async fn invite_member(
     role: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     pools::invite(&state.db, &user.id, &pool_id, &username, &role)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -124,10 +114,7 @@ pub async fn change_member_role(
     role: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     pools::change_role(&state.db, &user.id, &pool_id, &user_id, &role)
         .await
         .map_err(portal::to_server_fn_error)
@@ -140,10 +127,7 @@ pub async fn remove_member(
     user_id: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     pools::remove_member(&state.db, &user.id, &pool_id, &user_id)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -156,10 +140,7 @@ pub async fn remove_member(
 #[server(prefix = "/_fn", endpoint = "delete_pool")]
 pub async fn delete_pool(csrf: String, pool_id: String) -> Result<(), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     pools::delete(&state.db, &user.id, &pool_id)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -334,9 +315,7 @@ fn PoolView(
 #[server(prefix = "/_fn", endpoint = "invitations")]
 pub async fn load_invitations() -> Result<Vec<Invitation>, ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     pools::pending_invitations(&state.db, &user.id)
         .await
         .map_err(portal::to_server_fn_error)
@@ -349,10 +328,7 @@ pub async fn answer_invitation(
     accept: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{pools, portal};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     pools::answer_invitation(&state.db, &user.id, &invitation_id, accept == "yes")
         .await
         .map_err(portal::to_server_fn_error)

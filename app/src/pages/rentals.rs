@@ -15,9 +15,7 @@ use crate::{
 #[server(prefix = "/_fn", endpoint = "rentals")]
 pub async fn load_rentals() -> Result<Vec<Rental>, ServerFnError> {
     use crate::ssr::{portal, rentals};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let rows = rentals::list_visible(&state.db, &user.id)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -90,9 +88,7 @@ pub struct RentalPageData {
 #[server(prefix = "/_fn", endpoint = "rental")]
 pub async fn load_rental(id: String) -> Result<RentalPageData, ServerFnError> {
     use crate::ssr::{pools, portal, rentals};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let rental = rentals::detail(&state.db, &user.id, &id)
         .await
         .map_err(portal::to_server_fn_error)?;
@@ -121,10 +117,7 @@ pub async fn extend_rental(
     additional_days: i64,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{portal, rentals, Actor};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     rentals::extend(
         &state.db,
         &Actor::user(&user.id),

@@ -22,17 +22,19 @@ pub struct TokensData {
 #[server(prefix = "/_fn", endpoint = "tokens")]
 pub async fn load_tokens() -> Result<TokensData, ServerFnError> {
     use crate::ssr::{portal, tokens};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn {
+        state,
+        session,
+        user,
+    } = portal::signed_in(None).await?;
     let new_token = session
         .remove::<CreatedToken>(portal::SESSION_NEW_TOKEN)
         .await
         .ok()
         .flatten();
     if new_token.is_some() {
-        // This runs while the page streams, after the session middleware has already saved:
-        // persist the removal now, or the value would be shown again on the next visit.
+        // Rendering may outlive the session middleware's save (streamed pages do), so
+        // persist the removal now: the value must never be shown twice.
         session
             .save()
             .await
@@ -55,10 +57,11 @@ pub async fn create_token(
     spend_limit: String,
 ) -> Result<(), ServerFnError> {
     use crate::ssr::{portal, tokens};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn {
+        state,
+        session,
+        user,
+    } = portal::signed_in(Some(&csrf)).await?;
     let limit = match spend_limit.trim() {
         "" => None,
         text => {
@@ -82,10 +85,7 @@ pub async fn create_token(
 #[server(prefix = "/_fn", endpoint = "revoke_token")]
 pub async fn revoke_token(csrf: String, id: String) -> Result<(), ServerFnError> {
     use crate::ssr::{portal, tokens};
-    let state = portal::state()?;
-    let session = portal::session().await?;
-    portal::check_csrf(&session, &csrf).await?;
-    let user = portal::require_user(&state, &session).await?;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     tokens::revoke(&state.db, &user.id, &id)
         .await
         .map_err(portal::to_server_fn_error)

@@ -98,6 +98,29 @@ pub async fn require_user(state: &AppState, session: &Session) -> Result<User, S
         .ok_or_else(|| ServerFnError::new("Please sign in first"))
 }
 
+/// What a signed-in server function works with.
+pub struct SignedIn {
+    pub state: AppState,
+    pub session: Session,
+    pub user: User,
+}
+
+/// The prologue of every signed-in server function: state, session, the CSRF check when the
+/// function changes something (`csrf` given), and the signed-in user.
+pub async fn signed_in(csrf: Option<&str>) -> Result<SignedIn, ServerFnError> {
+    let state = state()?;
+    let session = session().await?;
+    if let Some(csrf) = csrf {
+        check_csrf(&session, csrf).await?;
+    }
+    let user = require_user(&state, &session).await?;
+    Ok(SignedIn {
+        state,
+        session,
+        user,
+    })
+}
+
 /// Signs `user` in: a fresh session id (no fixation), the user id, a fresh CSRF token.
 pub async fn sign_in(session: &Session, user: &User) -> Result<(), ServerFnError> {
     session.cycle_id().await.map_err(session_error)?;

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod meta;
 pub mod tokens;
 pub mod v1;
@@ -47,6 +48,7 @@ pub struct InsufficientBalanceBody {
     tags(
         (name = "auth", description = "Accounts and sign-in"),
         (name = "tokens", description = "Long-lived access tokens (`vtk_`)"),
+        (name = "billing", description = "Prepaid balance, history, low-balance alert addresses"),
         (name = "admin", description = "Operator functions"),
         (name = "marketplace", description = "Browse and rent servers by the day (reference 001)"),
         (name = "rentals", description = "Your rentals and your pools' rentals (reference 001)"),
@@ -80,6 +82,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(tokens::router())
+        .merge(billing::router())
         .merge(admin::router())
         .merge(meta::router())
         .merge(v1::router())

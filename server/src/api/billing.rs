@@ -1,0 +1,165 @@
+//! Prepaid billing reads and alert addresses (reference 002 "Billing").
+//! Top-ups with Stripe are not served yet (see the billing issue's note).
+
+use app::{
+    money::Usd4,
+    ssr::{accounts, billing, db::rfc3339, AppState},
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    api::ErrorBody,
+    http::{
+        auth::Caller,
+        error::{ApiJson, ApiQuery, Result},
+    },
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_balance))
+        .routes(routes!(list_history))
+        .routes(routes!(list_notify_emails, add_notify_email))
+        .routes(routes!(remove_notify_email))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Balance {
+    /// USD, four decimals.
+    pub balance: Usd4,
+    pub currency: &'static str,
+}
+
+/// The prepaid balance.
+#[utoipa::path(get, path = "/api/billing/balance", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, body = Balance), (status = 401, body = ErrorBody)))]
+async fn get_balance(State(state): State<AppState>, caller: Caller) -> Result<ApiJson<Balance>> {
+    let balance = accounts::balance(&state.db, &caller.user.id).await?;
+    Ok(ApiJson(Balance {
+        balance: Usd4(balance),
+        currency: "USD",
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// 1–100, default 20.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Movement {
+    pub id: String,
+    /// USD; positive adds to the balance, negative takes from it.
+    pub amount: Usd4,
+    /// topup | rental | extension | usage | refund | credit
+    pub kind: String,
+    pub description: String,
+    /// What caused it (a rental id, a payment id, ...).
+    pub reference: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    pub items: Vec<Movement>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Money movements, newest first.
+#[utoipa::path(get, path = "/api/billing/history", tag = "billing", security(("bearer" = [])),
+    params(HistoryQuery),
+    responses((status = 200, body = History), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<ApiJson<History>> {
+    let (limit, offset) = (q.limit.unwrap_or(20), q.offset.unwrap_or(0));
+    let (rows, total) = billing::history(&state.db, &caller.user.id, limit, offset).await?;
+    Ok(ApiJson(History {
+        items: rows
+            .into_iter()
+            .map(|e| Movement {
+                id: e.id,
+                amount: Usd4(e.amount_micros),
+                kind: e.kind,
+                description: e.description,
+                reference: e.reference,
+                created_at: rfc3339(e.created_at),
+            })
+            .collect(),
+        total,
+        limit,
+        offset,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotifyEmail {
+    pub id: String,
+    pub email: String,
+    pub created_at: String,
+}
+
+impl From<billing::NotifyEmail> for NotifyEmail {
+    fn from(n: billing::NotifyEmail) -> Self {
+        NotifyEmail {
+            id: n.id,
+            email: n.email,
+            created_at: rfc3339(n.created_at),
+        }
+    }
+}
+
+/// Extra addresses that receive low-balance alerts (the account email always does).
+#[utoipa::path(get, path = "/api/billing/notify-emails", tag = "billing", security(("bearer" = [])),
+    responses((status = 200, body = Vec<NotifyEmail>), (status = 401, body = ErrorBody)))]
+async fn list_notify_emails(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<ApiJson<Vec<NotifyEmail>>> {
+    let list = billing::list_notify_emails(&state.db, &caller.user.id).await?;
+    Ok(ApiJson(list.into_iter().map(NotifyEmail::from).collect()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddNotifyEmail {
+    pub email: String,
+}
+
+/// Add an alert address (valid, not listed yet, at most 10).
+#[utoipa::path(post, path = "/api/billing/notify-emails", tag = "billing", security(("bearer" = [])),
+    request_body = AddNotifyEmail,
+    responses((status = 201, body = NotifyEmail), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_notify_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AddNotifyEmail>,
+) -> Result<(StatusCode, ApiJson<NotifyEmail>)> {
+    let row = billing::add_notify_email(&state.db, &caller.user.id, &body.email).await?;
+    Ok((StatusCode::CREATED, ApiJson(row.into())))
+}
+
+/// Remove an alert address.
+#[utoipa::path(delete, path = "/api/billing/notify-emails/{id}", tag = "billing", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn remove_notify_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    billing::remove_notify_email(&state.db, &caller.user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,201 @@
+//! Reference 002 "Billing": balance, history with pagination, notify emails.
+
+mod common;
+
+use common::{expect_error, expect_json, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn balance_and_history_follow_the_ledger() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (uid, user) = app.user("payer").await;
+    let body = expect_json(
+        app.get("/api/billing/balance", Some(&user)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(body.raw("balance"), "0.0000");
+    for amount in [10.0, 5.25, 0.0042] {
+        app.credit(&admin, &uid, amount).await;
+    }
+    let server = app
+        .add_server(&admin, &[("/prices", json!({"1": 3}))])
+        .await;
+    expect_json(
+        app.post(
+            &format!("/api/v1/servers/{server}/rent"),
+            Some(&user),
+            json!({"rental_days": 1}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let res = app.get("/api/billing/balance", Some(&user)).await;
+    assert_eq!(res.headers()["x-balance-remaining"], "12.2542");
+    assert_eq!(
+        expect_json(res, StatusCode::OK).await.raw("balance"),
+        "12.2542"
+    );
+
+    // Newest first, default page 20, total counts everything.
+    let page = expect_json(
+        app.get("/api/billing/history", Some(&user)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(page["total"], 4);
+    assert_eq!(page["limit"], 20);
+    assert_eq!(page["offset"], 0);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[0]["kind"], "rental");
+    assert!(page.text.contains("\"amount\":-3.0000"), "{}", page.text);
+    assert_eq!(items[3]["kind"], "credit");
+    let second = expect_json(
+        app.get("/api/billing/history?limit=2&offset=2", Some(&user))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let ids: Vec<_> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![items[2]["id"].clone(), items[3]["id"].clone()]);
+    for bad in ["limit=0", "limit=101", "offset=-1", "limit=ten"] {
+        let res = app
+            .get(&format!("/api/billing/history?{bad}"), Some(&user))
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // Only one's own movements.
+    let (_, other) = app.user("other").await;
+    let theirs = expect_json(
+        app.get("/api/billing/history", Some(&other)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(theirs["total"], 0);
+    assert_eq!(
+        app.get("/api/billing/balance", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn notify_emails_are_validated_unique_bounded_and_private() {
+    let app = TestApp::spawn().await;
+    let (_, user) = app.user("alerts").await;
+    let created = expect_json(
+        app.post(
+            "/api/billing/notify-emails",
+            Some(&user),
+            json!({"email": "Ops@Example.com"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(created["email"], "ops@example.com");
+    let id = created["id"].as_str().unwrap().to_owned();
+    expect_error(
+        app.post(
+            "/api/billing/notify-emails",
+            Some(&user),
+            json!({"email": "ops@example.com"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/api/billing/notify-emails",
+            Some(&user),
+            json!({"email": "not-an-email"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "Email",
+    )
+    .await;
+    expect_error(
+        app.post("/api/billing/notify-emails", Some(&user), json!({}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "email",
+    )
+    .await;
+    for i in 1..10 {
+        expect_json(
+            app.post(
+                "/api/billing/notify-emails",
+                Some(&user),
+                json!({"email": format!("a{i}@example.com")}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    expect_error(
+        app.post(
+            "/api/billing/notify-emails",
+            Some(&user),
+            json!({"email": "eleven@example.com"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "At most 10",
+    )
+    .await;
+    let list = expect_json(
+        app.get("/api/billing/notify-emails", Some(&user)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 10);
+
+    let (_, other) = app.user("snoop").await;
+    assert_eq!(
+        expect_json(
+            app.get("/api/billing/notify-emails", Some(&other)).await,
+            StatusCode::OK
+        )
+        .await
+        .as_array()
+        .unwrap()
+        .len(),
+        0
+    );
+    assert_eq!(
+        app.delete(&format!("/api/billing/notify-emails/{id}"), Some(&other))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&format!("/api/billing/notify-emails/{id}"), Some(&user))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/api/billing/notify-emails/{id}"), Some(&user))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let list = expect_json(
+        app.get("/api/billing/notify-emails", Some(&user)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(list.as_array().unwrap().len(), 9);
+}
