@@ -199,3 +199,53 @@ async fn notify_emails_are_validated_unique_bounded_and_private() {
     .await;
     assert_eq!(list.as_array().unwrap().len(), 9);
 }
+
+#[tokio::test]
+async fn twenty_parallel_purchases_on_a_balance_for_three() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (uid, user) = app.user("spender").await;
+    app.credit(&admin, &uid, 30.0).await;
+    let mut servers = Vec::new();
+    for i in 0..20 {
+        servers.push(
+            app.add_server(
+                &admin,
+                &[
+                    ("/name", json!(format!("p{i}"))),
+                    ("/prices", json!({"1": 10})),
+                ],
+            )
+            .await,
+        );
+    }
+    let paths: Vec<String> = servers
+        .iter()
+        .map(|s| format!("/api/v1/servers/{s}/rent"))
+        .collect();
+    let results = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| app.post(p, Some(&user), json!({"rental_days": 1}))),
+    )
+    .await;
+    let mut created = 0;
+    for res in results {
+        match res.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::PAYMENT_REQUIRED => {}
+            other => panic!("unexpected {other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(created, 3, "exactly the three the balance covers");
+    assert_eq!(
+        app.money(&uid).await,
+        (0, 0),
+        "nothing overspent, cache equals ledger"
+    );
+    let rentals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rentals")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(rentals, 3, "no rental without its payment");
+}

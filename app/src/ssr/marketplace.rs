@@ -832,14 +832,14 @@ impl BrowseCache {
         }
     }
 
-    fn get(&self, generation: i64, key: &str) -> Option<std::sync::Arc<(Vec<MarketServer>, Page)>> {
+    fn get(&self, generation: i64, key: &str) -> Option<CachedPage> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         (inner.0 == generation)
             .then(|| inner.1.get(key).cloned())
             .flatten()
     }
 
-    fn put(&self, generation: i64, key: String, value: std::sync::Arc<(Vec<MarketServer>, Page)>) {
+    fn put(&self, generation: i64, key: String, value: CachedPage) {
         if self.capacity == 0 {
             return;
         }

@@ -142,6 +142,20 @@ pub async fn default_pool(db: &Db, user_id: &str) -> ServiceResult<String> {
         .ok_or(ServiceError::NotFound("Default pool"))
 }
 
+/// membership id, role, is_authorized, invited_at, joined_at, user id, username
+type MemberRow = (String, String, i64, i64, Option<i64>, String, String);
+/// membership id, pool id, pool name, pool description, role, invited_at, inviter id and name
+type InvitationRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
 #[derive(sqlx::FromRow)]
 struct PoolRow {
     id: String,
@@ -208,7 +222,7 @@ async fn summary(db: &Db, user_id: &str, pool_id: &str) -> ServiceResult<Pool> {
 pub async fn get(db: &Db, user_id: &str, pool_id: &str) -> ServiceResult<PoolDetail> {
     let role = require_role(db, pool_id, user_id).await?;
     let pool = summary(db, user_id, pool_id).await?;
-    let members: Vec<(String, String, i64, i64, Option<i64>, String, String)> = sqlx::query_as(
+    let members: Vec<MemberRow> = sqlx::query_as(
         "SELECT m.id, m.role, m.is_authorized, m.invited_at, m.joined_at, u.id, u.username
          FROM pool_members m JOIN users u ON u.id = m.user_id
          WHERE m.pool_id = $1 AND (m.is_authorized = 1 OR $2 = 1)
