@@ -810,11 +810,11 @@ pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<()> {
 /// sweep runs (`sweep_interval_secs`); renting it before then works too.
 pub struct BrowseCache {
     capacity: usize,
-    inner: std::sync::Mutex<(
-        i64,
-        std::collections::HashMap<String, std::sync::Arc<(Vec<MarketServer>, Page)>>,
-    )>,
+    /// The generation the entries were computed at, and the entries by normalised filters.
+    inner: std::sync::Mutex<(i64, std::collections::HashMap<String, CachedPage>)>,
 }
+
+type CachedPage = std::sync::Arc<(Vec<MarketServer>, Page)>;
 
 impl std::fmt::Debug for BrowseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
