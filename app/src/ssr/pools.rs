@@ -514,16 +514,7 @@ pub async fn invite(
 
 /// The caller's pending invitations, newest first.
 pub async fn pending_invitations(db: &Db, user_id: &str) -> ServiceResult<Vec<Invitation>> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<InvitationRow> = sqlx::query_as(
         "SELECT m.id, p.id, p.name, p.description, m.role, m.invited_at, u.id, u.username
          FROM pool_members m
          JOIN pools p ON p.id = m.pool_id
