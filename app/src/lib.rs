@@ -70,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("pools") view=PoolsPage ssr=SsrMode::Async/>
                     <Route path=path!("pools/:id") view=PoolPage ssr=SsrMode::Async/>
                     <Route path=path!("invitations") view=InvitationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("billing") view=BillingPage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

@@ -279,3 +279,69 @@ async fn tokens_page_creates_shows_once_lists_and_revokes() {
     );
     assert!(page(&app, "/tokens").await.contains("No tokens yet"));
 }
+
+#[tokio::test]
+async fn billing_page_shows_money_and_manages_alert_addresses() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let csrf = csrf_of(&page(&app, "/signup").await);
+    post_form(
+        &app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", &csrf),
+            ("email", "bill@example.com"),
+            ("username", "bill"),
+            ("password", "password-1"),
+        ],
+    )
+    .await;
+    let empty = page(&app, "/billing").await;
+    assert!(empty.contains("No money has moved yet"));
+    let uid: String = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bill'")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    app.credit(&admin, &uid, 12.5).await;
+    let shown = page(&app, "/billing").await;
+    assert!(shown.contains("$12.5000"), "balance shown");
+    assert!(
+        shown.contains("+$12.5000") && shown.contains("Operator adjustment"),
+        "the movement is listed"
+    );
+
+    let csrf = csrf_of(&shown);
+    post_form(
+        &app,
+        "/_fn/add_notify_email",
+        "/billing",
+        &[("csrf", &csrf), ("email", "alerts@example.com")],
+    )
+    .await;
+    let res = post_form(
+        &app,
+        "/_fn/add_notify_email",
+        "/billing",
+        &[("csrf", &csrf), ("email", "nope")],
+    )
+    .await;
+    assert!(
+        location(&res).contains("__err="),
+        "an invalid address is refused"
+    );
+    let shown = page(&app, "/billing").await;
+    assert!(shown.contains("alerts@example.com"));
+    let id: String = sqlx::query_scalar("SELECT id FROM notify_emails")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    post_form(
+        &app,
+        "/_fn/remove_notify_email",
+        "/billing",
+        &[("csrf", &csrf), ("id", &id)],
+    )
+    .await;
+    assert!(!page(&app, "/billing").await.contains("alerts@example.com"));
+}

@@ -37,6 +37,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         <span class="badge" data-test="invitation-badge" aria-label="pending invitations">{pending}</span>
                                     })}
                                 </A>
+                                <A href="/billing">"Billing"</A>
                                 <A href="/tokens">"API tokens"</A>
                                 <A href="/account">"Account"</A>
                             }
@@ -51,7 +52,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         match auth.info.await {
                             Ok(info) => match info.user {
                                 Some(me) => view! {
-                                    <a href="/account" class="balance" title="Prepaid balance">
+                                    <a href="/billing" class="balance" title="Prepaid balance" data-test="nav-balance">
                                         {format!("${}", usd4(me.balance.0))}
                                     </a>
                                     <span class="who">{me.username}</span>

@@ -3,6 +3,7 @@
 mod account;
 mod api_docs;
 mod auth;
+mod billing;
 mod home;
 mod market;
 mod not_found;
@@ -13,6 +14,7 @@ mod tokens;
 pub use account::AccountPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
+pub use billing::BillingPage;
 pub use home::HomePage;
 pub use market::{MarketplacePage, ServerPage};
 pub use not_found::NotFound;

@@ -1,0 +1,183 @@
+//! Billing: the balance, every money movement (paginated), and low-balance alert addresses.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    money::usd4,
+    pages::RequireUser,
+};
+
+const PAGE: i64 = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BillingData {
+    pub balance: i64,
+    /// (id, amount µUSD, kind, description, created_at)
+    pub movements: Vec<(String, i64, String, String, String)>,
+    pub total: i64,
+    pub offset: i64,
+    /// (id, email)
+    pub notify_emails: Vec<(String, String)>,
+    pub account_email: String,
+}
+
+#[server(prefix = "/_fn", endpoint = "billing")]
+pub async fn load_billing(offset: i64) -> Result<BillingData, ServerFnError> {
+    use crate::ssr::{billing, db::rfc3339, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let offset = offset.max(0);
+    let (rows, total) = billing::history(&state.db, &user.id, PAGE, offset)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    let emails = billing::list_notify_emails(&state.db, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok(BillingData {
+        balance: user.balance_micros,
+        movements: rows
+            .into_iter()
+            .map(|e| {
+                (
+                    e.id,
+                    e.amount_micros,
+                    e.kind,
+                    e.description,
+                    rfc3339(e.created_at),
+                )
+            })
+            .collect(),
+        total,
+        offset,
+        notify_emails: emails.into_iter().map(|n| (n.id, n.email)).collect(),
+        account_email: user.email,
+    })
+}
+
+#[server(prefix = "/_fn", endpoint = "add_notify_email")]
+pub async fn add_notify_email(csrf: String, email: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{billing, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    billing::add_notify_email(&state.db, &user.id, &email)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "remove_notify_email")]
+pub async fn remove_notify_email(csrf: String, id: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{billing, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    billing::remove_notify_email(&state.db, &user.id, &id)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[component]
+pub fn BillingPage() -> impl IntoView {
+    let query = use_query_map();
+    let add = ServerAction::<AddNotifyEmail>::new();
+    let remove = ServerAction::<RemoveNotifyEmail>::new();
+    let data = Resource::new(
+        move || {
+            let offset = query.with(|q| {
+                q.get("offset")
+                    .and_then(|o| o.parse::<i64>().ok())
+                    .unwrap_or(0)
+            });
+            (offset, add.version().get(), remove.version().get())
+        },
+        |(offset, ..)| load_billing(offset),
+    );
+    view! {
+        <Title text="Billing"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head">
+                <h1>"Billing"</h1>
+                <p class="muted">"Your prepaid balance pays for rentals (by the day) and machines (by the minute)."</p>
+            </section>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(d) => view! { <Billing data=d add remove/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}
+
+#[component]
+fn Billing(
+    data: BillingData,
+    add: ServerAction<AddNotifyEmail>,
+    remove: ServerAction<RemoveNotifyEmail>,
+) -> impl IntoView {
+    let prev =
+        (data.offset > 0).then(|| format!("/billing?offset={}", (data.offset - PAGE).max(0)));
+    let next = (data.offset + PAGE < data.total)
+        .then(|| format!("/billing?offset={}", data.offset + PAGE));
+    view! {
+        <div class="grid cards">
+            <div class="card stat">
+                <span class="stat-label">"Balance"</span>
+                <span class="stat-value" data-test="billing-balance">{format!("${}", usd4(data.balance))}</span>
+                <span class="muted">"Top-ups by card are coming; an operator can add funds meanwhile."</span>
+            </div>
+        </div>
+        <section class="card">
+            <h2>"History"</h2>
+            {if data.movements.is_empty() {
+                view! { <p class="muted" data-test="no-movements">"No money has moved yet."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap"><table class="table" data-test="history">
+                        <thead><tr><th>"When"</th><th>"What"</th><th>"Kind"</th><th class="num">"Amount"</th></tr></thead>
+                        <tbody>{data.movements.into_iter().map(|(_, amount, kind, description, at)| view! {
+                            <tr data-test="movement">
+                                <td data-label="When">{at.replace('T', " ").get(..16).unwrap_or("").to_owned()}</td>
+                                <td data-label="What">{description}</td>
+                                <td data-label="Kind">{kind}</td>
+                                <td data-label="Amount" class=if amount < 0 { "num debit" } else { "num credit" }>
+                                    {format!("{}${}", if amount < 0 { "−" } else { "+" }, usd4(amount.abs()))}
+                                </td>
+                            </tr>
+                        }).collect_view()}</tbody>
+                    </table></div>
+                    <nav class="pager">
+                        {prev.map(|h| view! { <a class="btn btn-ghost" href=h>"← Newer"</a> })}
+                        <span class="muted">{format!("{} movements", data.total)}</span>
+                        {next.map(|h| view! { <a class="btn btn-ghost" href=h>"Older →"</a> })}
+                    </nav>
+                }.into_any()
+            }}
+        </section>
+        <section class="card">
+            <h2>"Low-balance alerts"</h2>
+            <p class="muted">{format!("Alerts go to {} and to these addresses:", data.account_email)}</p>
+            <ul class="plain-list" data-test="notify-emails">
+                {data.notify_emails.into_iter().map(|(id, email)| view! {
+                    <li>
+                        <span>{email}</span>
+                        <ActionForm action=remove attr:class="inline-form">
+                            <CsrfField/>
+                            <input type="hidden" name="id" value=id/>
+                            <button type="submit" class="btn btn-sm btn-danger">"Remove"</button>
+                        </ActionForm>
+                    </li>
+                }).collect_view()}
+            </ul>
+            <ActionForm action=add attr:class="form form-row" attr:data-test="notify-form">
+                <CsrfField/>
+                <label>"Add an address"<input type="email" name="email" required maxlength="254" placeholder="ops@example.com"/></label>
+                <SubmitButton action=add label="Add" busy_label="Adding…"/>
+            </ActionForm>
+            <ActionError action=add/>
+            <ActionError action=remove/>
+        </section>
+    }
+}
