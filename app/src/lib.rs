@@ -71,6 +71,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("pools/:id") view=PoolPage ssr=SsrMode::Async/>
                     <Route path=path!("invitations") view=InvitationsPage ssr=SsrMode::Async/>
                     <Route path=path!("billing") view=BillingPage ssr=SsrMode::Async/>
+                    <Route path=path!("billing/success") view=TopupSuccessPage ssr=SsrMode::Async/>
+                    <Route path=path!("billing/cancel") view=TopupCancelPage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

@@ -76,9 +76,90 @@ pub async fn remove_notify_email(csrf: String, id: String) -> Result<(), ServerF
         .map_err(portal::to_server_fn_error)
 }
 
+/// Starts a card top-up and sends the browser to Stripe Checkout.
+#[server(prefix = "/_fn", endpoint = "add_funds")]
+pub async fn add_funds(csrf: String, amount: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{payments, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    let usd: f64 = amount
+        .trim()
+        .trim_start_matches('$')
+        .parse()
+        .map_err(|_| ServerFnError::new("Enter an amount in dollars, e.g. 10"))?;
+    let micros = crate::money::micros_from_usd(usd).map_err(ServerFnError::new)?;
+    let url = payments::create_checkout(&state, &user, micros)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    leptos_axum::redirect(&url);
+    Ok(())
+}
+
+/// The outcome of a top-up, for the page Stripe sends the customer back to.
+#[server(prefix = "/_fn", endpoint = "topup_status")]
+pub async fn topup_status(session_id: String) -> Result<(String, Option<i64>, i64), ServerFnError> {
+    use crate::ssr::{payments, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let (status, credited) = payments::topup_status(&state.db, &user.id, &session_id)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok((status, credited, user.balance_micros))
+}
+
+/// `/billing/success?session_id=...`: what really happened, read from the ledger's side.
+#[component]
+pub fn TopupSuccessPage() -> impl IntoView {
+    let query = use_query_map();
+    let status = Resource::new(
+        move || query.with(|q| q.get("session_id").unwrap_or_default()),
+        topup_status,
+    );
+    view! {
+        <Title text="Top-up"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="card narrow" data-test="topup-result">
+                <Transition fallback=|| view! { <p class="muted">"Checking your payment…"</p> }>
+                    {move || Suspend::new(async move {
+                        match status.await {
+                            Ok((s, Some(credited), balance)) if s == "paid" => view! {
+                                <h1>"Funds added"</h1>
+                                <p data-test="topup-paid">{format!("${} was added to your balance. New balance: ${}.", usd4(credited), usd4(balance))}</p>
+                                <a class="btn" href="/billing">"Back to billing"</a>
+                            }.into_any(),
+                            Ok(_) => view! {
+                                <h1>"Payment being confirmed"</h1>
+                                <p data-test="topup-pending">"Stripe has not confirmed this payment yet. Your balance updates as soon as it does; reload in a moment."</p>
+                                <a class="btn btn-ghost" href="/billing">"Back to billing"</a>
+                            }.into_any(),
+                            Err(e) => view! {
+                                <h1>"Unknown payment"</h1>
+                                <p>{error_message(&e)}</p>
+                                <a class="btn btn-ghost" href="/billing">"Back to billing"</a>
+                            }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+        }/>
+    }
+}
+
+/// `/billing/cancel`: the customer left Checkout without paying.
+#[component]
+pub fn TopupCancelPage() -> impl IntoView {
+    view! {
+        <Title text="Top-up cancelled"/>
+        <section class="card narrow" data-test="topup-cancelled">
+            <h1>"Top-up cancelled"</h1>
+            <p>"Nothing was charged and your balance is unchanged."</p>
+            <a class="btn" href="/billing">"Back to billing"</a>
+        </section>
+    }
+}
+
 #[component]
 pub fn BillingPage() -> impl IntoView {
     let query = use_query_map();
+    let topup = ServerAction::<AddFunds>::new();
     let add = ServerAction::<AddNotifyEmail>::new();
     let remove = ServerAction::<RemoveNotifyEmail>::new();
     let data = Resource::new(
@@ -103,7 +184,7 @@ pub fn BillingPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
-                        Ok(d) => view! { <Billing data=d add remove/> }.into_any(),
+                        Ok(d) => view! { <Billing data=d add remove topup/> }.into_any(),
                     }
                 })}
             </Transition>
@@ -116,6 +197,7 @@ fn Billing(
     data: BillingData,
     add: ServerAction<AddNotifyEmail>,
     remove: ServerAction<RemoveNotifyEmail>,
+    topup: ServerAction<AddFunds>,
 ) -> impl IntoView {
     let prev =
         (data.offset > 0).then(|| format!("/billing?offset={}", (data.offset - PAGE).max(0)));
@@ -126,7 +208,18 @@ fn Billing(
             <div class="card stat">
                 <span class="stat-label">"Balance"</span>
                 <span class="stat-value" data-test="billing-balance">{format!("${}", usd4(data.balance))}</span>
-                <span class="muted">"Top-ups by card are coming; an operator can add funds meanwhile."</span>
+            </div>
+            <div class="card">
+                <h2>"Add funds"</h2>
+                <ActionForm action=topup attr:class="form form-row" attr:data-test="add-funds-form">
+                    <CsrfField/>
+                    <label>"Amount (USD, $5–$50)"
+                        <input type="number" name="amount" min="5" max="50" step="0.01" required value="10"/>
+                    </label>
+                    <SubmitButton action=topup label="Pay with card" busy_label="Opening checkout…"/>
+                </ActionForm>
+                <ActionError action=topup/>
+                <p class="muted">"You pay on Stripe's secure page and come back here."</p>
             </div>
         </div>
         <section class="card">

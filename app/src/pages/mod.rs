@@ -14,7 +14,7 @@ mod tokens;
 pub use account::AccountPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
-pub use billing::BillingPage;
+pub use billing::{BillingPage, TopupCancelPage, TopupSuccessPage};
 pub use home::HomePage;
 pub use market::{MarketplacePage, ServerPage};
 pub use not_found::NotFound;

@@ -76,6 +76,12 @@ pub struct Config {
     pub rental_hold_days: i64,
     /// How often background sweeps (rental expiry, ...) run, in seconds.
     pub sweep_interval_secs: u64,
+    /// Stripe secret key (`sk_...`). When unset, card top-ups are off and say so.
+    pub stripe_secret_key: Option<Secret>,
+    /// Signing secret of the Stripe webhook endpoint (`whsec_...`).
+    pub stripe_webhook_secret: Option<Secret>,
+    /// Stripe's API base (tests point it at a local fake).
+    pub stripe_api_url: String,
     /// Browse result sets kept per replica for the current marketplace generation (0: no cache).
     pub browse_cache_entries: usize,
     /// `HANGAR_*` environment variables that are not config keys (logged as a warning at start,
@@ -228,6 +234,9 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("rental_hold_days", Some("0")),
     ("sweep_interval_secs", Some("30")),
     ("browse_cache_entries", Some("1024")),
+    ("stripe_secret_key", None),
+    ("stripe_webhook_secret", None),
+    ("stripe_api_url", Some("https://api.stripe.com")),
 ];
 
 impl RawConfig {
@@ -342,6 +351,9 @@ impl RawConfig {
             rental_hold_days: self.required("rental_hold_days")?,
             sweep_interval_secs: self.required::<u64>("sweep_interval_secs")?.max(1),
             browse_cache_entries: self.required("browse_cache_entries")?,
+            stripe_secret_key: self.string("stripe_secret_key").map(Secret::new),
+            stripe_webhook_secret: self.string("stripe_webhook_secret").map(Secret::new),
+            stripe_api_url: self.string("stripe_api_url").unwrap_or_default(),
             unknown_env: Vec::new(),
         })
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod jwt;
 pub mod ledger;
 pub mod marketplace;
+pub mod payments;
 pub mod pools;
 pub mod portal;
 pub mod rentals;

@@ -1,5 +1,5 @@
-//! Prepaid billing reads and alert addresses (reference 002 "Billing").
-//! Top-ups with Stripe are not served yet (see the billing issue's note).
+//! Prepaid billing (reference 002 "Billing"): balance, history, alert addresses, and card top-ups
+//! through Stripe Checkout (`app::ssr::payments` explains the once-only credit).
 
 use app::{
     money::Usd4,
@@ -27,6 +27,64 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_history))
         .routes(routes!(list_notify_emails, add_notify_email))
         .routes(routes!(remove_notify_email))
+        .routes(routes!(add_funds))
+        .routes(routes!(stripe_webhook))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddFundsRequest {
+    /// USD, from 5.00 to 50.00, whole cents.
+    #[schema(example = 10)]
+    pub amount: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckoutUrl {
+    /// Send the customer here to pay; they come back to `/billing/success` or `/billing/cancel`.
+    pub url: String,
+}
+
+/// Start a card top-up: creates a Stripe Checkout Session and answers its URL. Nothing is credited
+/// until Stripe confirms the payment through the webhook. Without Stripe configured: 400 saying so.
+#[utoipa::path(post, path = "/api/billing/add-funds", tag = "billing", security(("bearer" = [])),
+    request_body = AddFundsRequest,
+    responses((status = 200, body = CheckoutUrl), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn add_funds(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AddFundsRequest>,
+) -> Result<ApiJson<CheckoutUrl>> {
+    let amount = app::money::micros_from_usd(body.amount)
+        .map_err(crate::http::error::AppError::bad_request)?;
+    let url = app::ssr::payments::create_checkout(&state, &caller.user, amount).await?;
+    Ok(ApiJson(CheckoutUrl { url }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAnswer {
+    pub received: bool,
+    /// Whether this delivery credited a balance (a repeated delivery does not).
+    pub credited: bool,
+}
+
+/// Stripe's webhook endpoint. Verifies `Stripe-Signature` (5-minute tolerance) and credits a paid
+/// `checkout.session.completed` once per session. Bad, missing or stale signatures: 400.
+#[utoipa::path(post, path = "/api/billing/webhook", tag = "billing",
+    request_body(content = String, description = "The event as Stripe sent it", content_type = "application/json"),
+    responses((status = 200, body = WebhookAnswer), (status = 400, body = ErrorBody)))]
+async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Result<ApiJson<WebhookAnswer>> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok());
+    let outcome = app::ssr::payments::handle_webhook(&state, &body, signature).await?;
+    Ok(ApiJson(WebhookAnswer {
+        received: true,
+        credited: matches!(outcome, app::ssr::payments::WebhookOutcome::Credited(_)),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod stripe;
+
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
 use app::ssr::{config::Config, db, AppState};

@@ -1,0 +1,57 @@
+// Adding funds as a customer does: billing page → (fake) Stripe Checkout → back to the portal with
+// the money there once; and cancelling, which changes nothing.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+test('top up with a card, and cancel a top-up', async () => {
+  const username = uniqueName('payer');
+  const email = `${username}@example.com`;
+  const reg = await fetch(`${BASE}/api/auth/register`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, username, password: 'billing-password-1' }) });
+  assert.equal(reg.status, 201);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', 'billing-password-1');
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+
+  await page.click('nav >> text=Billing');
+  await page.waitForURL(`${BASE}/billing`);
+  assert.equal(await page.textContent('[data-test=billing-balance]'), '$0.0000');
+  await page.fill('[data-test=add-funds-form] input[name=amount]', '12.50');
+  await page.click('[data-test=add-funds-form] button[type=submit]');
+  await page.waitForURL(/\/pay\/cs_test_/);
+  assert.match(await page.textContent('[data-test=fake-amount]'), /\$12\.50 USD/);
+  await page.click('[data-test=fake-pay]');
+  await page.waitForURL(/\/billing\/success\?session_id=cs_test_/);
+  assert.match(await page.textContent('[data-test=topup-paid]'), /\$12\.5000 was added/);
+  await hydrated(page);
+  assert.equal((await page.textContent('[data-test=nav-balance]')).trim(), '$12.5000');
+  await page.screenshot({ path: `${ARTIFACTS}topup-success.png` });
+
+  // Reloading the success page does not add the money again.
+  await page.reload();
+  await page.click('nav >> text=Billing');
+  await page.waitForURL(`${BASE}/billing`);
+  assert.equal(await page.textContent('[data-test=billing-balance]'), '$12.5000');
+  assert.equal(await page.locator('[data-test=movement]').count(), 1);
+
+  // Cancel: back to the portal, nothing charged.
+  await page.fill('[data-test=add-funds-form] input[name=amount]', '5');
+  await page.click('[data-test=add-funds-form] button[type=submit]');
+  await page.waitForURL(/\/pay\/cs_test_/);
+  await page.click('[data-test=fake-cancel]');
+  await page.waitForURL(`${BASE}/billing/cancel`);
+  await page.locator('[data-test=topup-cancelled]').waitFor();
+  await page.goto(`${BASE}/billing`);
+  assert.equal(await page.textContent('[data-test=billing-balance]'), '$12.5000');
+  await context.close();
+});
