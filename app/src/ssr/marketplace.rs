@@ -872,132 +872,150 @@ pub async fn browse(
     Ok(result)
 }
 
+/// A value bound to a browse query.
+enum Value {
+    I(i64),
+    S(String),
+}
+
+/// WHERE conditions and their values; `$1` is reserved for the current time.
+struct Where {
+    conds: Vec<String>,
+    vals: Vec<Value>,
+}
+
+impl Where {
+    /// A new placeholder for `v`.
+    fn param(&mut self, v: Value) -> String {
+        self.vals.push(v);
+        format!("${}", self.vals.len() + 1)
+    }
+
+    /// Adds `sql` with its `?` replaced by a placeholder for `v`.
+    fn cond(&mut self, sql: &str, v: Value) {
+        let p = self.param(v);
+        self.conds.push(sql.replace('?', &p));
+    }
+}
+
+/// Binds every value of a [`Where`], in order, to any sqlx query type.
+macro_rules! bind_values {
+    ($query:expr, $vals:expr) => {{
+        let mut q = $query;
+        for v in $vals {
+            q = match v {
+                Value::I(i) => q.bind(*i),
+                Value::S(s) => q.bind(s.clone()),
+            };
+        }
+        q
+    }};
+}
+
 /// Servers on the marketplace now that match `f`, and how many match in all.
 pub async fn browse_uncached(db: &Db, f: &Filters) -> ServiceResult<(Vec<MarketServer>, Page)> {
-    let mut conds: Vec<String> = vec![
-        "s.status = 'active'".into(),
-        "(s.rented_until IS NULL OR s.rented_until <= $1)".into(),
-    ];
-    // Values bound after $1 (now), in order.
-    enum V {
-        I(i64),
-        S(String),
-    }
-    let mut vals: Vec<V> = Vec::new();
-    let next = |vals: &mut Vec<V>, v: V| -> String {
-        vals.push(v);
-        format!("${}", vals.len() + 1)
+    let mut w = Where {
+        conds: vec![
+            "s.status = 'active'".into(),
+            "(s.rented_until IS NULL OR s.rented_until <= $1)".into(),
+        ],
+        vals: Vec::new(),
     };
     if let Some(c) = &f.country {
-        let p = next(&mut vals, V::S(c.clone()));
-        conds.push(format!("s.country = {p}"));
+        w.cond("s.country = ?", Value::S(c.clone()));
     }
     if let Some(r) = &f.region {
-        let p = next(&mut vals, V::S(r.clone()));
-        conds.push(format!("s.region = {p}"));
+        w.cond("s.region = ?", Value::S(r.clone()));
     }
     if let Some(m) = f.max_price_per_day {
-        let p = next(&mut vals, V::I(m));
-        conds.push(format!("s.min_price_per_day <= {p}"));
+        w.cond("s.min_price_per_day <= ?", Value::I(m));
     }
     if !f.available_durations.is_empty() {
         let ps: Vec<String> = f
             .available_durations
             .iter()
-            .map(|d| next(&mut vals, V::I(*d)))
+            .map(|d| w.param(Value::I(*d)))
             .collect();
-        let n = next(&mut vals, V::I(f.available_durations.len() as i64));
-        conds.push(format!(
+        let n = w.param(Value::I(f.available_durations.len() as i64));
+        w.conds.push(format!(
             "(SELECT COUNT(*) FROM marketplace_prices mp WHERE mp.server_id = s.id AND mp.days IN ({})) = {n}",
             ps.join(", ")
         ));
     }
     if let Some(v) = f.min_cpu_cores {
-        let p = next(&mut vals, V::I(v));
-        conds.push(format!("s.cpu_cores >= {p}"));
+        w.cond("s.cpu_cores >= ?", Value::I(v));
     }
     if let Some(v) = f.min_cpu_score {
-        let p = next(&mut vals, V::I(v));
-        conds.push(format!("s.cpu_score >= {p}"));
-    }
-    if let Some(t) = &f.cpu_score_type {
-        if f.min_cpu_score.is_some() {
-            let p = next(&mut vals, V::S(t.clone()));
-            conds.push(format!("s.cpu_score_type = {p}"));
+        w.cond("s.cpu_score >= ?", Value::I(v));
+        if let Some(t) = &f.cpu_score_type {
+            w.cond("s.cpu_score_type = ?", Value::S(t.clone()));
         }
     }
     if let Some(v) = f.min_ram_gb {
-        let p = next(&mut vals, V::I(v));
-        conds.push(format!("s.ram_gb >= {p}"));
+        w.cond("s.ram_gb >= ?", Value::I(v));
     }
     if !f.ram_types.is_empty() {
         let ps: Vec<String> = f
             .ram_types
             .iter()
-            .map(|t| next(&mut vals, V::S(t.clone())))
+            .map(|t| w.param(Value::S(t.clone())))
             .collect();
-        conds.push(format!("LOWER(s.ram_type) IN ({})", ps.join(", ")));
+        w.conds
+            .push(format!("LOWER(s.ram_type) IN ({})", ps.join(", ")));
     }
     if let Some(v) = f.min_total_storage_gb {
-        let p = next(&mut vals, V::I(v));
-        conds.push(format!("s.total_storage_gb >= {p}"));
+        w.cond("s.total_storage_gb >= ?", Value::I(v));
     }
     if !f.disk_types.is_empty() {
         let ps: Vec<String> = f
             .disk_types
             .iter()
             .map(|t| {
-                let p = next(&mut vals, V::S(format!("%,{t},%")));
-                format!("s.disk_types LIKE {p}")
+                format!(
+                    "s.disk_types LIKE {}",
+                    w.param(Value::S(format!("%,{t},%")))
+                )
             })
             .collect();
-        conds.push(format!("({})", ps.join(" OR ")));
+        w.conds.push(format!("({})", ps.join(" OR ")));
     }
     if let Some(v) = f.min_bandwidth_mbps {
-        let p = next(&mut vals, V::I(v));
-        conds.push(format!("s.bandwidth_mbps >= {p}"));
+        w.cond("s.bandwidth_mbps >= ?", Value::I(v));
     }
     if let Some(v) = f.min_traffic_tb {
-        let p = next(&mut vals, V::I(v));
-        conds.push(format!("(s.traffic_unlimited = 1 OR s.traffic_tb >= {p})"));
+        w.cond(
+            "(s.traffic_unlimited = 1 OR s.traffic_tb >= ?)",
+            Value::I(v),
+        );
     }
     if f.unlimited_traffic_only {
-        conds.push("s.traffic_unlimited = 1".into());
+        w.conds.push("s.traffic_unlimited = 1".into());
     }
     if let Some(c) = &f.category {
-        let p = next(&mut vals, V::S(c.clone()));
-        conds.push(format!("s.category = {p}"));
+        w.cond("s.category = ?", Value::S(c.clone()));
     }
     if f.featured_only {
-        conds.push("s.featured = 1".into());
+        w.conds.push("s.featured = 1".into());
     }
-    let where_ = conds.join(" AND ");
+    let where_ = w.conds.join(" AND ");
     let now = db::now_ms();
 
     let count_sql = format!("SELECT COUNT(*) FROM marketplace_servers s WHERE {where_}");
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(now);
-    for v in &vals {
-        count = match v {
-            V::I(i) => count.bind(*i),
-            V::S(s) => count.bind(s.clone()),
-        };
-    }
-    let total = count.fetch_one(db).await?;
+    let total = bind_values!(sqlx::query_scalar::<_, i64>(&count_sql).bind(now), &w.vals)
+        .fetch_one(db)
+        .await?;
 
-    let limit_p = vals.len() + 2;
+    let limit_p = w.vals.len() + 2;
     let list_sql = format!(
         "SELECT {READ_COLUMNS} FROM marketplace_servers s WHERE {where_} ORDER BY {} LIMIT ${limit_p} OFFSET ${}",
         f.sort.order_by(),
         limit_p + 1
     );
-    let mut list = sqlx::query_as::<_, ServerRow>(&list_sql).bind(now);
-    for v in &vals {
-        list = match v {
-            V::I(i) => list.bind(*i),
-            V::S(s) => list.bind(s.clone()),
-        };
-    }
-    let rows = list.bind(f.limit).bind(f.offset).fetch_all(db).await?;
+    let rows = bind_values!(sqlx::query_as::<_, ServerRow>(&list_sql).bind(now), &w.vals)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(db)
+        .await?;
     let servers = assemble(db, rows).await?;
     let next_offset = (f.offset + f.limit < total).then_some(f.offset + f.limit);
     Ok((
