@@ -48,7 +48,7 @@ pub struct InsufficientBalanceBody {
     tags(
         (name = "auth", description = "Accounts and sign-in"),
         (name = "tokens", description = "Long-lived access tokens (`vtk_`)"),
-        (name = "billing", description = "Prepaid balance, history, low-balance alert addresses"),
+        (name = "billing", description = "Prepaid balance, history, card top-ups (Stripe Checkout + webhook), low-balance alert addresses"),
         (name = "admin", description = "Operator functions"),
         (name = "marketplace", description = "Browse and rent servers by the day (reference 001)"),
         (name = "rentals", description = "Your rentals and your pools' rentals (reference 001)"),
