@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod billing;
 pub mod captcha;
+pub mod compute;
 pub mod config;
 pub mod db;
 pub mod error;

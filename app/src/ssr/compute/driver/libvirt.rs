@@ -1,0 +1,513 @@
+//! Virtual machines through libvirt (crate `virt`).
+//!
+//! One connection per node, opened on first use and reopened when it dies. libvirt calls block,
+//! so every call runs on tokio's blocking pool.
+//!
+//! What a machine gets (see [`domain_xml`]): the plan's vCPUs and memory, a qcow2 disk in the
+//! node's `default` storage pool layered on the image (`<image>.qcow2` volume, or an absolute
+//! path, as backing store), a virtio NIC on libvirt's `default` network, a serial console, VNC
+//! graphics listening on 127.0.0.1 only, and ACPI so a graceful stop reaches the guest.
+//!
+//! **Cloud-init** (user data and SSH keys) uses the NoCloud *network* seed announced through
+//! SMBIOS: the domain's system serial is `ds=nocloud-net;s=<public_url>/cloud-init/<id>/<key>/`,
+//! and Hangar serves `meta-data` (instance id, hostname, `public-keys`) and `user-data` there.
+//! No ISO tooling is needed on the node, and the seed key in the URL keeps one guest from reading
+//! another's data.
+//!
+//! libvirt's test driver (`test:///<fixture.xml>`) is used as it is, with two adjustments made
+//! because it cannot do otherwise: domains are `type='test'`, and since it cannot auto-allocate
+//! VNC ports, the driver assigns fixed ones (5900 + n, the first not in use on the node).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use virt::{
+    connect::Connect,
+    domain::{Domain, DomainState},
+    error::ErrorNumber,
+    sys,
+};
+
+use super::{Console, Driver, DriverError, DriverResult, Kind, Machine, MachineSpec, Power};
+
+/// The storage pool disks are made in, on every libvirt node.
+const POOL: &str = "default";
+
+#[derive(Clone)]
+pub struct LibvirtDriver {
+    uri: String,
+    conn: Arc<Mutex<Option<Connect>>>,
+    stop_timeout: Duration,
+}
+
+impl std::fmt::Debug for LibvirtDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LibvirtDriver")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LibvirtDriver {
+    pub fn new(uri: &str, stop_timeout: Duration) -> Self {
+        // libvirt prints every error to stderr by default; they are returned to us instead.
+        virt::error::clear_error_callback();
+        Self {
+            uri: uri.to_owned(),
+            conn: Arc::new(Mutex::new(None)),
+            stop_timeout,
+        }
+    }
+
+    fn is_test_driver(&self) -> bool {
+        self.uri.starts_with("test:")
+    }
+
+    /// Runs `f` with a live connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> DriverResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connect, &LibvirtDriver) -> DriverResult<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = this.connection()?;
+            f(&conn, &this)
+        })
+        .await
+        .map_err(|e| DriverError::Backend(format!("libvirt task failed: {e}")))?
+    }
+
+    fn connection(&self) -> DriverResult<Connect> {
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conn) = slot.as_ref() {
+            if conn.is_alive().unwrap_or(false) || self.is_test_driver() {
+                return Ok(conn.clone());
+            }
+        }
+        let conn = Connect::open(Some(&self.uri)).map_err(backend)?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+}
+
+fn backend(e: virt::error::Error) -> DriverError {
+    DriverError::Backend(format!("libvirt: {}", e.message()))
+}
+
+fn is(e: &virt::error::Error, code: ErrorNumber) -> bool {
+    e.code() == virt::error::ErrorNumberEnum::Known(code)
+}
+
+/// The domain called `name`, or `None` if there is none.
+fn lookup(conn: &Connect, name: &str) -> DriverResult<Option<Domain>> {
+    match conn.lookup_domain_by_name(name) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if is(&e, ErrorNumber::NoDomain) => Ok(None),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+fn require(conn: &Connect, name: &str) -> DriverResult<Domain> {
+    lookup(conn, name)?.ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))
+}
+
+fn power_of(dom: &Domain) -> DriverResult<Power> {
+    let (state, _) = dom.state().map_err(backend)?;
+    Ok(match state.unwrap_or(DomainState::NoState) {
+        DomainState::Shutoff | DomainState::Crashed | DomainState::NoState => Power::Stopped,
+        _ => Power::Running,
+    })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}
+
+/// The disk volume's name for a machine.
+fn volume_name(machine: &str) -> String {
+    format!("{machine}.qcow2")
+}
+
+/// The domain definition for `spec`. `domain_type` is `kvm` (or `qemu` for TCG) on real hosts
+/// and `test` on libvirt's test driver; `vnc_port` is `None` for autoport.
+pub fn domain_xml(spec: &MachineSpec, domain_type: &str, vnc_port: Option<u16>) -> String {
+    let name = xml_escape(&spec.name);
+    let sysinfo = spec
+        .seed_url
+        .as_ref()
+        .map(|url| {
+            format!(
+                "<sysinfo type='smbios'><system><entry name='serial'>ds=nocloud-net;s={}</entry></system></sysinfo>",
+                xml_escape(url)
+            )
+        })
+        .unwrap_or_default();
+    let smbios = if spec.seed_url.is_some() {
+        "<smbios mode='sysinfo'/>"
+    } else {
+        ""
+    };
+    let graphics = match vnc_port {
+        Some(port) => {
+            format!("<graphics type='vnc' port='{port}' autoport='no' listen='127.0.0.1'/>")
+        }
+        None => "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>".to_owned(),
+    };
+    format!(
+        "<domain type='{domain_type}'>
+  <name>{name}</name>
+  <title>{hostname}</title>
+  <metadata><hangar:instance xmlns:hangar='https://hangar.dev/xmlns/instance/1'>{id}</hangar:instance></metadata>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>{vcpu}</vcpu>
+  {sysinfo}
+  <os><type arch='x86_64'>hvm</type><boot dev='hd'/>{smbios}</os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source pool='{POOL}' volume='{volume}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'><source network='default'/><model type='virtio'/></interface>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    {graphics}
+  </devices>
+</domain>",
+        hostname = xml_escape(&spec.hostname),
+        id = xml_escape(&spec.instance_id),
+        memory = spec.memory_mb,
+        vcpu = spec.vcpu,
+        volume = xml_escape(&volume_name(&spec.name)),
+    )
+}
+
+/// The VNC port in a live domain's XML (`port='5901'`), if any.
+fn vnc_port_of(xml: &str) -> Option<u16> {
+    let at = xml.find("<graphics type='vnc'")?;
+    let rest = &xml[at..];
+    let end = rest.find('>')?;
+    let tag = &rest[..end];
+    let p = tag.find("port='")? + 6;
+    let q = tag[p..].find('\'')?;
+    tag[p..p + q]
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 0)
+        .map(|p| p as u16)
+}
+
+/// Makes the machine's disk: a qcow2 overlay on the image, `disk_gb` large. Kept if it exists.
+fn ensure_volume(conn: &Connect, spec: &MachineSpec) -> DriverResult<()> {
+    let pool = conn.lookup_storage_pool_by_name(POOL).map_err(backend)?;
+    let vol = volume_name(&spec.name);
+    if pool.lookup_storage_vol_by_name(&vol).is_ok() {
+        return Ok(());
+    }
+    let base_path = if spec.image.starts_with('/') {
+        spec.image.clone()
+    } else {
+        let base = format!("{}.qcow2", spec.image);
+        pool.lookup_storage_vol_by_name(&base)
+            .and_then(|v| v.path())
+            .map_err(|_| {
+                DriverError::Invalid(format!("Image {} is not on this node", spec.image))
+            })?
+    };
+    let xml = format!(
+        "<volume><name>{}</name><capacity unit='GiB'>{}</capacity><target><format type='qcow2'/></target>\
+         <backingStore><path>{}</path><format type='qcow2'/></backingStore></volume>",
+        xml_escape(&vol),
+        spec.disk_gb,
+        xml_escape(&base_path)
+    );
+    virt::storage_vol::StorageVol::create_xml(&pool, &xml, 0).map_err(backend)?;
+    Ok(())
+}
+
+fn delete_volume(conn: &Connect, machine: &str) -> DriverResult<()> {
+    let pool = conn.lookup_storage_pool_by_name(POOL).map_err(backend)?;
+    match pool.lookup_storage_vol_by_name(&volume_name(machine)) {
+        Ok(vol) => vol.delete(0).map_err(backend),
+        Err(e) if is(&e, ErrorNumber::NoStorageVolume) => Ok(()),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// The first VNC port from 5900 not used by a domain on this connection (test driver only).
+fn free_vnc_port(conn: &Connect) -> DriverResult<u16> {
+    let used: Vec<u16> = conn
+        .list_all_domains(0)
+        .map_err(backend)?
+        .iter()
+        .filter_map(|d| d.xml_desc(0).ok())
+        .filter_map(|xml| vnc_port_of(&xml))
+        .collect();
+    Ok((5900..u16::MAX).find(|p| !used.contains(p)).unwrap_or(5900))
+}
+
+fn wait_stopped(dom: &Domain, timeout: Duration) -> DriverResult<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if power_of(dom)? == Power::Stopped {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[async_trait]
+impl Driver for LibvirtDriver {
+    fn kind(&self) -> Kind {
+        Kind::Vm
+    }
+
+    async fn create(&self, spec: &MachineSpec) -> DriverResult<()> {
+        let spec = spec.clone();
+        self.with_conn(move |conn, this| {
+            let dom = match lookup(conn, &spec.name)? {
+                Some(dom) => dom,
+                None => {
+                    ensure_volume(conn, &spec)?;
+                    let (dtype, port) = if this.is_test_driver() {
+                        ("test", Some(free_vnc_port(conn)?))
+                    } else {
+                        ("kvm", None)
+                    };
+                    conn.define_domain_xml(&domain_xml(&spec, dtype, port))
+                        .map_err(backend)?
+                }
+            };
+            if power_of(&dom)? == Power::Stopped {
+                dom.create().map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn start(&self, name: &str) -> DriverResult<()> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            if power_of(&dom)? == Power::Stopped {
+                dom.create().map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stop(&self, name: &str) -> DriverResult<()> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, this| {
+            let dom = require(conn, &name)?;
+            if power_of(&dom)? == Power::Stopped {
+                return Ok(());
+            }
+            if let Err(e) = dom.shutdown() {
+                // It may have stopped between the check and the call.
+                if power_of(&dom)? == Power::Stopped {
+                    return Ok(());
+                }
+                return Err(backend(e));
+            }
+            if !wait_stopped(&dom, this.stop_timeout)? {
+                tracing::warn!(machine = %name, "guest ignored ACPI shutdown; forcing it off");
+                dom.destroy().map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kill(&self, name: &str) -> DriverResult<()> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            if power_of(&dom)? == Power::Running {
+                dom.destroy().map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reboot(&self, name: &str) -> DriverResult<()> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            if power_of(&dom)? == Power::Stopped {
+                return dom.create().map_err(backend);
+            }
+            dom.reboot(0).map_err(backend)
+        })
+        .await
+    }
+
+    async fn destroy(&self, name: &str) -> DriverResult<()> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            if let Some(dom) = lookup(conn, &name)? {
+                if power_of(&dom)? == Power::Running {
+                    dom.destroy().map_err(backend)?;
+                }
+                dom.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+                    .map_err(backend)?;
+            }
+            delete_volume(conn, &name)
+        })
+        .await
+    }
+
+    async fn power(&self, name: &str) -> DriverResult<Option<Power>> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| lookup(conn, &name)?.map(|d| power_of(&d)).transpose())
+            .await
+    }
+
+    async fn list(&self) -> DriverResult<Vec<Machine>> {
+        self.with_conn(|conn, _| {
+            let mut out = Vec::new();
+            for dom in conn.list_all_domains(0).map_err(backend)? {
+                let name = dom.name().map_err(backend)?;
+                if super::instance_of(&name).is_some() {
+                    out.push(Machine {
+                        power: power_of(&dom)?,
+                        name,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn snapshot_create(&self, name: &str, snapshot: &str) -> DriverResult<()> {
+        let (name, snapshot) = (name.to_owned(), snapshot.to_owned());
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            if Domain::lookup_snapshot_by_name(&dom, &snapshot, 0).is_ok() {
+                return Ok(());
+            }
+            let xml = format!(
+                "<domainsnapshot><name>{}</name></domainsnapshot>",
+                xml_escape(&snapshot)
+            );
+            dom.create_snapshot_xml(&xml, 0).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn snapshot_list(&self, name: &str) -> DriverResult<Vec<String>> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            dom.list_all_snapshots(0)
+                .map_err(backend)?
+                .iter()
+                .map(|s| s.name().map_err(backend))
+                .collect()
+        })
+        .await
+    }
+
+    async fn snapshot_restore(&self, name: &str, snapshot: &str) -> DriverResult<()> {
+        let (name, snapshot) = (name.to_owned(), snapshot.to_owned());
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            let snap = Domain::lookup_snapshot_by_name(&dom, &snapshot, 0)
+                .map_err(|_| DriverError::NotFound(format!("Snapshot {snapshot}")))?;
+            snap.revert(sys::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+                .map_err(backend)?;
+            // Reverting to a snapshot of a running machine resumes it paused; leave it stopped.
+            if power_of(&dom)? == Power::Running {
+                dom.destroy().map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn snapshot_delete(&self, name: &str, snapshot: &str) -> DriverResult<()> {
+        let (name, snapshot) = (name.to_owned(), snapshot.to_owned());
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            match Domain::lookup_snapshot_by_name(&dom, &snapshot, 0) {
+                Ok(snap) => snap.delete(0).map_err(backend),
+                Err(e) if is(&e, ErrorNumber::NoDomainSnapshot) => Ok(()),
+                Err(e) => Err(backend(e)),
+            }
+        })
+        .await
+    }
+
+    async fn console(&self, name: &str) -> DriverResult<Console> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| {
+            let dom = require(conn, &name)?;
+            let xml = dom.xml_desc(0).map_err(backend)?;
+            Ok(Console {
+                vnc_port: vnc_port_of(&xml),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> MachineSpec {
+        MachineSpec {
+            name: "hangar-abc".into(),
+            instance_id: "abc".into(),
+            hostname: "web<1>".into(),
+            vcpu: 2,
+            memory_mb: 2048,
+            disk_gb: 20,
+            image: "debian-12".into(),
+            user_data: None,
+            ssh_keys: vec![],
+            seed_url: Some("https://h.example/cloud-init/abc/k/".into()),
+        }
+    }
+
+    #[test]
+    fn domain_xml_carries_the_plan_and_the_seed() {
+        let xml = domain_xml(&spec(), "kvm", None);
+        assert!(xml.contains("<memory unit='MiB'>2048</memory>"));
+        assert!(xml.contains("<vcpu>2</vcpu>"));
+        assert!(xml.contains("ds=nocloud-net;s=https://h.example/cloud-init/abc/k/"));
+        assert!(xml.contains("listen='127.0.0.1'"));
+        assert!(
+            xml.contains("<title>web&lt;1&gt;</title>"),
+            "names are escaped"
+        );
+        assert_eq!(
+            vnc_port_of(&xml),
+            None,
+            "autoport has no port until it runs"
+        );
+        assert_eq!(
+            vnc_port_of(&domain_xml(&spec(), "test", Some(5903))),
+            Some(5903)
+        );
+    }
+}

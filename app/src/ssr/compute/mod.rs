@@ -1,0 +1,5 @@
+//! Compute: plans, images, templates, nodes, instances and their snapshots, the jobs that drive
+//! the hypervisors, the reconciler that keeps the database and the nodes in agreement, and the
+//! meter that bills running instances by the minute.
+
+pub mod driver;

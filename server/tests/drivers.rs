@@ -1,0 +1,214 @@
+//! One story, every driver: the same lifecycle run against libvirt's test driver (with the shipped
+//! fixture) and against a real Docker-API engine (Podman, started by `scripts/test`, with an image
+//! built locally). What the story checks is what the job runner and the reconciler rely on,
+//! including each method's documented behaviour when called twice.
+
+use std::{sync::Arc, time::Duration};
+
+use app::ssr::compute::driver::{
+    self, machine_name, Driver, DriverError, Kind, MachineSpec, Power,
+};
+
+fn libvirt_uri() -> String {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/libvirt-node.xml");
+    format!("test://{}", fixture.display())
+}
+
+/// The Docker-API engine the tests use. `scripts/test` starts Podman and sets it; running the
+/// suite without one is a mistake worth failing on, unless explicitly skipped.
+fn docker_uri() -> Option<String> {
+    match std::env::var("HANGAR_TEST_DOCKER_HOST") {
+        Ok(uri) if !uri.is_empty() => Some(uri),
+        _ if std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref() == Ok("1") => None,
+        _ => panic!(
+            "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman), or set \
+             HANGAR_TEST_SKIP_DOCKER=1 to skip the container driver"
+        ),
+    }
+}
+
+/// The image each driver boots: a base volume in the fixture's pool, a locally built busybox image.
+fn image_for(kind: Kind) -> String {
+    match kind {
+        Kind::Vm => "debian-12".into(),
+        Kind::Container => std::env::var("HANGAR_TEST_CONTAINER_IMAGE")
+            .unwrap_or_else(|_| "localhost/hangar-busybox:latest".into()),
+    }
+}
+
+fn spec(kind: Kind, id: &str) -> MachineSpec {
+    MachineSpec {
+        name: machine_name(id),
+        instance_id: id.into(),
+        hostname: "story".into(),
+        vcpu: 1,
+        memory_mb: 64,
+        disk_gb: 1,
+        image: image_for(kind),
+        user_data: Some("#!/bin/sh\necho hi\n".into()),
+        ssh_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c story".into()],
+        seed_url: Some("http://127.0.0.1:3000/cloud-init/x/y/".into()),
+    }
+}
+
+fn unique_id() -> String {
+    app::ssr::db::new_id()
+}
+
+async fn story(d: Arc<dyn Driver>) {
+    let id = unique_id();
+    let s = spec(d.kind(), &id);
+    let name = s.name.clone();
+
+    assert_eq!(d.power(&name).await.unwrap(), None, "nothing before create");
+    d.create(&s).await.unwrap();
+    assert_eq!(d.power(&name).await.unwrap(), Some(Power::Running));
+    d.create(&s).await.expect("create twice keeps the machine");
+    assert!(
+        d.list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.name == name && m.power == Power::Running),
+        "list shows the machine running"
+    );
+
+    d.stop(&name).await.unwrap();
+    assert_eq!(d.power(&name).await.unwrap(), Some(Power::Stopped));
+    d.stop(&name)
+        .await
+        .expect("stop on a stopped machine is Ok");
+    d.kill(&name)
+        .await
+        .expect("kill on a stopped machine is Ok");
+
+    d.start(&name).await.unwrap();
+    d.start(&name)
+        .await
+        .expect("start on a running machine is Ok");
+    assert_eq!(d.power(&name).await.unwrap(), Some(Power::Running));
+    d.reboot(&name).await.unwrap();
+    assert_eq!(d.power(&name).await.unwrap(), Some(Power::Running));
+
+    let console = d.console(&name).await.unwrap();
+    match d.kind() {
+        Kind::Vm => assert!(
+            console.vnc_port.is_some_and(|p| p >= 5900),
+            "VMs have a VNC port"
+        ),
+        Kind::Container => assert_eq!(console.vnc_port, None),
+    }
+
+    // Snapshots: take, list, restore while stopped, delete (twice).
+    d.snapshot_create(&name, "before").await.unwrap();
+    d.snapshot_create(&name, "before")
+        .await
+        .expect("same snapshot twice is Ok");
+    d.snapshot_create(&name, "second").await.unwrap();
+    let snaps = d.snapshot_list(&name).await.unwrap();
+    assert!(
+        snaps.contains(&"before".to_owned()) && snaps.contains(&"second".to_owned()),
+        "{snaps:?}"
+    );
+    d.kill(&name).await.unwrap();
+    d.snapshot_restore(&name, "before").await.unwrap();
+    assert_eq!(
+        d.power(&name).await.unwrap(),
+        Some(Power::Stopped),
+        "a restored machine is left stopped"
+    );
+    assert!(matches!(
+        d.snapshot_restore(&name, "nope").await,
+        Err(DriverError::NotFound(_))
+    ));
+    d.start(&name).await.expect("a restored machine boots");
+    d.snapshot_delete(&name, "second").await.unwrap();
+    d.snapshot_delete(&name, "second")
+        .await
+        .expect("deleting a missing snapshot is Ok");
+    assert_eq!(
+        d.snapshot_list(&name).await.unwrap(),
+        vec!["before".to_owned()]
+    );
+
+    d.destroy(&name).await.unwrap();
+    assert_eq!(d.power(&name).await.unwrap(), None, "destroy removes it");
+    d.destroy(&name).await.expect("destroy twice is Ok");
+    assert!(!d.list().await.unwrap().iter().any(|m| m.name == name));
+    assert!(matches!(
+        d.start(&name).await,
+        Err(DriverError::NotFound(_))
+    ));
+}
+
+async fn bad_image_is_refused(d: Arc<dyn Driver>) {
+    let mut s = spec(d.kind(), &unique_id());
+    s.image = "no-such-image-anywhere".into();
+    match d.create(&s).await {
+        Err(DriverError::Invalid(msg)) => assert!(msg.contains("no-such-image-anywhere"), "{msg}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(d.power(&s.name).await.unwrap(), None, "nothing left behind");
+}
+
+fn libvirt() -> Arc<dyn Driver> {
+    driver::connect(Kind::Vm, &libvirt_uri(), Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn libvirt_story() {
+    story(libvirt()).await;
+}
+
+#[tokio::test]
+async fn libvirt_refuses_an_image_the_node_lacks() {
+    bad_image_is_refused(libvirt()).await;
+}
+
+#[tokio::test]
+async fn docker_story() {
+    if let Some(uri) = docker_uri() {
+        story(driver::connect(
+            Kind::Container,
+            &uri,
+            Duration::from_secs(5),
+        ))
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn docker_refuses_an_image_the_node_lacks() {
+    if let Some(uri) = docker_uri() {
+        bad_image_is_refused(driver::connect(
+            Kind::Container,
+            &uri,
+            Duration::from_secs(5),
+        ))
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn docker_applies_the_plan_limits() {
+    let Some(uri) = docker_uri() else { return };
+    let d = driver::connect(Kind::Container, &uri, Duration::from_secs(5));
+    let mut s = spec(Kind::Container, &unique_id());
+    s.memory_mb = 96;
+    s.vcpu = 2;
+    d.create(&s).await.unwrap();
+    let docker = bollard::Docker::connect_with_unix(
+        uri.trim_start_matches("unix://"),
+        30,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap();
+    let c = docker.inspect_container(&s.name, None).await.unwrap();
+    let host = c.host_config.unwrap();
+    assert_eq!(host.memory, Some(96 * 1024 * 1024));
+    assert_eq!(host.nano_cpus, Some(2_000_000_000));
+    let labels = c.config.unwrap().labels.unwrap();
+    assert_eq!(labels.get("hangar.instance"), Some(&s.instance_id));
+    d.destroy(&s.name).await.unwrap();
+}
