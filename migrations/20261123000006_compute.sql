@@ -115,6 +115,8 @@ CREATE TABLE instances (
     public_ip           TEXT,
     private_ip          TEXT,
     vnc_port            BIGINT,
+    -- Secret part of the instance's NoCloud seed URL (cloud-init fetches its user data there).
+    seed_key            TEXT NOT NULL,
     -- The access token that created it (its spend limit was checked at create time).
     token_id            TEXT,
     -- Destroy after this time (template / request ttl_minutes).

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod components;
+pub mod compute;
 pub mod market;
 pub mod money;
 pub mod pages;

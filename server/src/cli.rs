@@ -209,7 +209,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let state = AppState::build(config).await.context("starting")?;
     crate::http::spawn_session_cleanup(&state);
-    crate::jobs::spawn_sweeps(&state);
+    crate::jobs::spawn_all(&state);
     let router = crate::http::router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

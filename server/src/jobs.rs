@@ -1,22 +1,80 @@
-//! Background work that outlives requests. Each sweep is one set-based, idempotent statement, so
-//! several replicas may run it at once without doing anything twice.
+//! Background work that outlives requests: the job workers (driver actions, mail), the meter, the
+//! reconciler and the periodic sweeps. Each sweep is set-based and idempotent, and jobs are
+//! claimed with leases, so several replicas may run all of this at once without doing anything
+//! twice.
 
 use std::time::Duration;
 
-use app::ssr::{db, rentals, AppState};
+use app::ssr::{
+    compute::{instances, jobs, meter, reconcile},
+    db, rentals, AppState,
+};
 
-/// Starts the periodic sweeps (every `sweep_interval_secs`).
-pub fn spawn_sweeps(state: &AppState) -> tokio::task::JoinHandle<()> {
+/// Starts everything: job workers, sweeps, the meter and the reconciler.
+pub fn spawn_all(state: &AppState) {
+    for _ in 0..state.config.job_workers {
+        tokio::spawn(jobs::worker(state.clone()));
+    }
+    spawn_every(state, state.config.sweep_interval_secs, |s| async move {
+        run_sweeps(&s, db::now_ms()).await
+    });
+    spawn_every(state, state.config.meter_interval_secs, |s| async move {
+        run_meter(&s, db::now_ms()).await
+    });
+    spawn_every(
+        state,
+        state.config.reconcile_interval_secs,
+        |s| async move {
+            match reconcile::run(&s).await {
+                Ok(r) if r != reconcile::Report::default() => {
+                    tracing::info!(report = ?r, "reconciler converged")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reconciler failed"),
+            }
+        },
+    );
+}
+
+/// Runs `f` now and then every `secs` seconds (a late round is not made up twice: each round
+/// catches up by itself).
+fn spawn_every<F, Fut>(state: &AppState, secs: u64, f: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let state = state.clone();
     tokio::spawn(async move {
-        let mut every =
-            tokio::time::interval(Duration::from_secs(state.config.sweep_interval_secs));
+        let mut every = tokio::time::interval(Duration::from_secs(secs));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            run_sweeps(&state, db::now_ms()).await;
+            f(state.clone()).await;
         }
-    })
+    });
+}
+
+/// One metering tick at `now`.
+pub async fn run_meter(state: &AppState, now: i64) {
+    let rules = meter::Rules {
+        grace_minutes: state.config.balance_grace_minutes,
+        runway_hours: state.config.low_balance_runway_hours,
+    };
+    match meter::tick(&state.db, now, rules).await {
+        Ok(r) => {
+            if !r.stopped.is_empty() {
+                state.jobs_wake.notify_waiters();
+                tracing::info!(
+                    stopped = r.stopped.len(),
+                    "instances stopped: balance ran out"
+                );
+            }
+            if !r.warned.is_empty() || !r.exhausted.is_empty() {
+                state.jobs_wake.notify_waiters();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metering tick failed"),
+    }
 }
 
 /// One round of every sweep at `now`; failures are logged and retried next round.
@@ -28,5 +86,13 @@ pub async fn run_sweeps(state: &AppState, now: i64) {
             "rentals ended; their servers are back on the marketplace"
         ),
         Err(e) => tracing::warn!(error = %e, "rental expiry sweep failed"),
+    }
+    match instances::expire_due(&state.db, now).await {
+        Ok(0) => {}
+        Ok(n) => {
+            state.jobs_wake.notify_waiters();
+            tracing::info!(expired = n, "instances past their TTL are being deleted");
+        }
+        Err(e) => tracing::warn!(error = %e, "instance TTL sweep failed"),
     }
 }

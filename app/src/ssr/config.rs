@@ -84,6 +84,37 @@ pub struct Config {
     pub stripe_api_url: String,
     /// Browse result sets kept per replica for the current marketplace generation (0: no cache).
     pub browse_cache_entries: usize,
+    /// Docker Engine API address (`unix:///run/docker.sock`, `tcp://host:2375`) of a local
+    /// container node registered at start. Unset: no local container node.
+    pub docker_host: Option<String>,
+    /// vCPUs a node may hand out per physical vCPU (placement never passes capacity × this).
+    pub cpu_overcommit: f64,
+    /// Memory a node may hand out per MB it has.
+    pub memory_overcommit: f64,
+    /// Creating an instance needs balance for this many minutes of its price (else 402).
+    pub min_runtime_minutes: i64,
+    /// Most instances one `POST /api/vps/batch` may create.
+    pub max_batch_size: usize,
+    /// Seconds a job may run before another worker may take it over (crash recovery).
+    pub job_lease_secs: i64,
+    /// Job workers per replica.
+    pub job_workers: usize,
+    /// Seconds a graceful stop waits for the guest before forcing it off.
+    pub stop_timeout_secs: u64,
+    /// How often the reconciler compares the database with the nodes, in seconds.
+    pub reconcile_interval_secs: u64,
+    /// How often the meter charges running instances, in seconds (it always charges whole
+    /// elapsed minutes, so the interval changes latency, never amounts).
+    pub meter_interval_secs: u64,
+    /// Minutes a user's instances keep running after the balance reached zero.
+    pub balance_grace_minutes: i64,
+    /// Warn by email when the balance covers less than this many hours of current usage.
+    pub low_balance_runway_hours: i64,
+    /// SMTP server for outgoing mail (`smtp://host:port`, `smtps://user:pass@host`). Unset: mail
+    /// is logged, not sent.
+    pub smtp_url: Option<Secret>,
+    /// Sender address of outgoing mail.
+    pub mail_from: String,
     /// `HANGAR_*` environment variables that are not config keys (logged as a warning at start,
     /// since scripts may set their own `HANGAR_*` variables).
     pub unknown_env: Vec<String>,
@@ -237,6 +268,20 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("stripe_secret_key", None),
     ("stripe_webhook_secret", None),
     ("stripe_api_url", Some("https://api.stripe.com")),
+    ("docker_host", None),
+    ("cpu_overcommit", Some("4")),
+    ("memory_overcommit", Some("1")),
+    ("min_runtime_minutes", Some("60")),
+    ("max_batch_size", Some("10")),
+    ("job_lease_secs", Some("300")),
+    ("job_workers", Some("4")),
+    ("stop_timeout_secs", Some("60")),
+    ("reconcile_interval_secs", Some("60")),
+    ("meter_interval_secs", Some("60")),
+    ("balance_grace_minutes", Some("60")),
+    ("low_balance_runway_hours", Some("24")),
+    ("smtp_url", None),
+    ("mail_from", Some("Hangar <hangar@localhost>")),
 ];
 
 impl RawConfig {
@@ -354,6 +399,20 @@ impl RawConfig {
             stripe_secret_key: self.string("stripe_secret_key").map(Secret::new),
             stripe_webhook_secret: self.string("stripe_webhook_secret").map(Secret::new),
             stripe_api_url: self.string("stripe_api_url").unwrap_or_default(),
+            docker_host: self.string("docker_host"),
+            cpu_overcommit: self.required("cpu_overcommit")?,
+            memory_overcommit: self.required("memory_overcommit")?,
+            min_runtime_minutes: self.required("min_runtime_minutes")?,
+            max_batch_size: self.required::<usize>("max_batch_size")?.max(1),
+            job_lease_secs: self.required::<i64>("job_lease_secs")?.max(5),
+            job_workers: self.required::<usize>("job_workers")?.max(1),
+            stop_timeout_secs: self.required("stop_timeout_secs")?,
+            reconcile_interval_secs: self.required::<u64>("reconcile_interval_secs")?.max(1),
+            meter_interval_secs: self.required::<u64>("meter_interval_secs")?.max(1),
+            balance_grace_minutes: self.required("balance_grace_minutes")?,
+            low_balance_runway_hours: self.required("low_balance_runway_hours")?,
+            smtp_url: self.string("smtp_url").map(Secret::new),
+            mail_from: self.string("mail_from").unwrap_or_default(),
             unknown_env: Vec::new(),
         })
     }

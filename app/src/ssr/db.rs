@@ -32,6 +32,29 @@ impl Backend {
     }
 }
 
+/// The backend behind a connection (a transaction derefs to one).
+pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name() == "PostgreSQL" {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// An SQL expression giving a fresh random 24-hex id per row, for set-based inserts
+/// (`INSERT ... SELECT`) that cannot call [`new_id`].
+pub fn new_id_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "lower(hex(randomblob(12)))",
+        Backend::Postgres => "substr(md5(random()::text || clock_timestamp()::text), 1, 24)",
+    }
+}
+
+/// 32 random hex characters (128 bits), for unguessable URL parts.
+pub fn random_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 /// Opens the pool (creating the SQLite file and its directory when missing). Does not migrate.
 pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
     sqlx::any::install_default_drivers();

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod jwt;
 pub mod ledger;
+pub mod mail;
 pub mod marketplace;
 pub mod payments;
 pub mod pools;
@@ -53,6 +54,10 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// Marketplace browse results for the current generation (see `marketplace::BrowseCache`).
     pub browse_cache: Arc<marketplace::BrowseCache>,
+    /// One compute driver per node (see `compute::driver::Drivers`).
+    pub drivers: Arc<compute::driver::Drivers>,
+    /// Wakes this replica's job workers when a request enqueues a job.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,7 +84,13 @@ impl AppState {
             .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let browse_cache = Arc::new(marketplace::BrowseCache::new(config.browse_cache_entries));
+        compute::catalog::seed_defaults(&db, &config).await?;
+        let drivers = Arc::new(compute::driver::Drivers::new(
+            std::time::Duration::from_secs(config.stop_timeout_secs),
+        ));
         Ok(Self {
+            drivers,
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
             db,
             config: Arc::new(config),
             jwt: Arc::new(jwt),

@@ -3,11 +3,16 @@
 //! that exist).
 
 pub mod admin;
+pub mod admin_compute;
 pub mod auth;
 pub mod billing;
+pub mod cloud_init;
+pub mod instances;
 pub mod meta;
+pub mod servers;
 pub mod tokens;
 pub mod v1;
+pub mod vps;
 
 use app::ssr::AppState;
 use axum::Router;
@@ -53,6 +58,9 @@ pub struct InsufficientBalanceBody {
         (name = "marketplace", description = "Browse and rent servers by the day (reference 001)"),
         (name = "rentals", description = "Your rentals and your pools' rentals (reference 001)"),
         (name = "pools", description = "Teams sharing servers: pools, invitations, members (reference 001)"),
+        (name = "compute", description = "On-demand VPS and containers, billed per minute: pricing, templates, SSH keys, lifecycle, snapshots, batches (reference 002)"),
+        (name = "servers", description = "The same machines as reference 000's Servers API (`{data: ...}`)"),
+        (name = "instances", description = "The same machines as reference 004's Instances API, with operations"),
         (name = "meta", description = "Health, discovery and this document")
     )
 )]
@@ -86,7 +94,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(admin::router())
         .merge(meta::router())
         .merge(v1::router())
+        .merge(vps::router())
+        .merge(servers::router())
+        .merge(instances::router())
+        .merge(admin_compute::router())
         .split_for_parts();
+    let router = router.merge(cloud_init::router());
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     (router, doc)
 }

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
 
     let api_routes = api_routes
         .route("/api/{*rest}", any(api_not_found))
+        .route("/v1/{*rest}", any(api_not_found))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),

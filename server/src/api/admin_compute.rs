@@ -1,0 +1,176 @@
+//! Operator functions for compute under `/api/admin`: nodes, plans, images, templates, and a
+//! reconcile on demand. Every route requires an admin.
+
+use app::{
+    compute::{Image, Plan, Template},
+    ssr::{
+        compute::{catalog, nodes, reconcile},
+        AppState,
+    },
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    api::ErrorBody,
+    http::{
+        auth::AdminCaller,
+        error::{ApiJson, Result},
+    },
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_nodes, add_node))
+        .routes(routes!(set_node_status, remove_node))
+        .routes(routes!(upsert_plan))
+        .routes(routes!(list_images, upsert_image))
+        .routes(routes!(upsert_template))
+        .routes(routes!(run_reconcile))
+}
+
+/// Every node with its capacity and what placed instances hold.
+#[utoipa::path(get, path = "/api/admin/nodes", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<nodes::NodeRow>), (status = 403, body = ErrorBody)))]
+async fn list_nodes(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+) -> Result<ApiJson<Vec<nodes::NodeRow>>> {
+    Ok(ApiJson(nodes::list(&state.db).await?))
+}
+
+/// Add a node: a libvirt URI (`vm`) or a Docker API address (`container`) with its capacity.
+#[utoipa::path(post, path = "/api/admin/nodes", tag = "admin", security(("bearer" = [])),
+    request_body = nodes::NodeInput,
+    responses((status = 201, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_node(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(body): ApiJson<nodes::NodeInput>,
+) -> Result<(StatusCode, ApiJson<nodes::NodeRow>)> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(nodes::add(&state.db, body).await?),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NodeStatus {
+    /// `active` or `draining` (no new instances).
+    pub status: String,
+}
+
+#[utoipa::path(patch, path = "/api/admin/nodes/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = NodeStatus,
+    responses((status = 200, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_node_status(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NodeStatus>,
+) -> Result<ApiJson<nodes::NodeRow>> {
+    Ok(ApiJson(
+        nodes::set_status(&state.db, &id, &body.status).await?,
+    ))
+}
+
+/// Remove a node that holds no instances (409 otherwise).
+#[utoipa::path(delete, path = "/api/admin/nodes/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_node(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    nodes::remove(&state.db, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create a plan, or update the one with the same slug. Running instances keep the price they
+/// were created at.
+#[utoipa::path(put, path = "/api/admin/plans", tag = "admin", security(("bearer" = [])),
+    request_body = catalog::PlanInput,
+    responses((status = 200, body = Plan), (status = 400, body = ErrorBody)))]
+async fn upsert_plan(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(body): ApiJson<catalog::PlanInput>,
+) -> Result<ApiJson<Plan>> {
+    Ok(ApiJson(
+        catalog::upsert_plan(&state.db, body).await?.to_api(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Image>)))]
+async fn list_images(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+) -> Result<ApiJson<Vec<Image>>> {
+    Ok(ApiJson(
+        catalog::images(&state.db)
+            .await?
+            .iter()
+            .map(|i| i.to_api())
+            .collect(),
+    ))
+}
+
+/// Create or update an image (by slug).
+#[utoipa::path(put, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),
+    request_body = catalog::ImageInput,
+    responses((status = 200, body = Image), (status = 400, body = ErrorBody)))]
+async fn upsert_image(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(body): ApiJson<catalog::ImageInput>,
+) -> Result<ApiJson<Image>> {
+    Ok(ApiJson(
+        catalog::upsert_image(&state.db, body).await?.to_api(),
+    ))
+}
+
+/// Create or update a template (by slug).
+#[utoipa::path(put, path = "/api/admin/templates", tag = "admin", security(("bearer" = [])),
+    request_body = catalog::TemplateInput,
+    responses((status = 200, body = Template), (status = 400, body = ErrorBody)))]
+async fn upsert_template(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(body): ApiJson<catalog::TemplateInput>,
+) -> Result<ApiJson<Template>> {
+    let (t, p) = catalog::upsert_template(&state.db, body).await?;
+    Ok(ApiJson(t.to_api(&p)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReconcileReport {
+    pub failed: Vec<String>,
+    pub stopped: Vec<String>,
+    pub started: Vec<String>,
+    pub destroyed: Vec<String>,
+    pub unreachable_nodes: Vec<String>,
+}
+
+/// Compare every node with the database now and converge (it also runs periodically).
+#[utoipa::path(post, path = "/api/admin/reconcile", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = ReconcileReport)))]
+async fn run_reconcile(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+) -> Result<ApiJson<ReconcileReport>> {
+    let r = reconcile::run(&state).await?;
+    Ok(ApiJson(ReconcileReport {
+        failed: r.failed,
+        stopped: r.stopped,
+        started: r.started,
+        destroyed: r.destroyed,
+        unreachable_nodes: r.unreachable_nodes,
+    }))
+}

@@ -1,0 +1,567 @@
+//! Reference 002 compute: pricing, templates, SSH keys, VPS lifecycle, VNC port, snapshots and
+//! batch create/delete. Every action answers at once; slow work runs as a job (poll
+//! `GET /api/vps/:id` until `state` is `running`, or watch `transition` become `null`).
+
+use std::collections::BTreeMap;
+
+use app::{
+    compute::{Plan, Snapshot, SshKey, Template, Vps},
+    ssr::{
+        compute::{
+            catalog,
+            driver::machine_name,
+            instances::{self, Action, NewInstance},
+            jobs, keys,
+        },
+        error::ServiceError,
+        AppState,
+    },
+};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    api::{ErrorBody, InsufficientBalanceBody},
+    http::{
+        auth::Caller,
+        error::{ApiJson, AppError, Result},
+    },
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pricing))
+        .routes(routes!(list_templates))
+        .routes(routes!(get_template))
+        .routes(routes!(list_keys, add_key))
+        .routes(routes!(delete_key))
+        .routes(routes!(list_vps, create_vps))
+        .routes(routes!(batch_create, batch_delete))
+        .routes(routes!(get_vps, rename_vps, delete_vps))
+        .routes(routes!(start_vps))
+        .routes(routes!(stop_vps))
+        .routes(routes!(restart_vps))
+        .routes(routes!(vnc_port))
+        .routes(routes!(list_snapshots, create_snapshot))
+        .routes(routes!(restore_snapshot))
+        .routes(routes!(delete_snapshot))
+}
+
+/// Active plans, cheapest first. Use `id` as `plan_id` when creating a VPS.
+#[utoipa::path(get, path = "/api/pricing", tag = "compute", responses((status = 200, body = Vec<Plan>)))]
+async fn pricing(State(state): State<AppState>) -> Result<ApiJson<Vec<Plan>>> {
+    Ok(ApiJson(
+        catalog::plans(&state.db)
+            .await?
+            .iter()
+            .map(|p| p.to_api())
+            .collect(),
+    ))
+}
+
+/// Active templates, most used first.
+#[utoipa::path(get, path = "/api/templates", tag = "compute", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Template>), (status = 401, body = ErrorBody)))]
+async fn list_templates(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<ApiJson<Vec<Template>>> {
+    Ok(ApiJson(
+        catalog::templates(&state.db)
+            .await?
+            .iter()
+            .map(|(t, p)| t.to_api(p))
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/templates/{slug}", tag = "compute", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    responses((status = 200, body = Template), (status = 404, body = ErrorBody)))]
+async fn get_template(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<ApiJson<Template>> {
+    let (t, p) = catalog::template(&state.db, &slug).await?;
+    Ok(ApiJson(t.to_api(&p)))
+}
+
+#[utoipa::path(get, path = "/api/keys", tag = "compute", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SshKey>), (status = 401, body = ErrorBody)))]
+async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<ApiJson<Vec<SshKey>>> {
+    Ok(ApiJson(
+        keys::list(&state.db, &caller.user.id)
+            .await?
+            .iter()
+            .map(|k| k.to_api())
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddKeyRequest {
+    #[schema(example = "laptop")]
+    pub name: String,
+    /// One OpenSSH public key line.
+    #[schema(example = "ssh-ed25519 AAAAC3Nza... you@laptop")]
+    pub public_key: String,
+}
+
+/// Upload an SSH public key (validated; the answer shows its SHA-256 fingerprint).
+#[utoipa::path(post, path = "/api/keys", tag = "compute", security(("bearer" = [])),
+    request_body = AddKeyRequest,
+    responses((status = 201, body = SshKey), (status = 400, body = ErrorBody), (status = 409, description = "Key already added", body = ErrorBody)))]
+async fn add_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<AddKeyRequest>,
+) -> Result<(StatusCode, ApiJson<SshKey>)> {
+    let key = keys::add(&state.db, &caller.user.id, &body.name, &body.public_key).await?;
+    Ok((StatusCode::CREATED, ApiJson(key.to_api())))
+}
+
+/// Delete an SSH key. Machines that already have it keep it.
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    keys::delete(&state.db, &caller.user.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every VPS of the caller, newest first.
+#[utoipa::path(get, path = "/api/vps", tag = "compute", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Vps>), (status = 401, body = ErrorBody)))]
+async fn list_vps(State(state): State<AppState>, caller: Caller) -> Result<ApiJson<Vec<Vps>>> {
+    Ok(ApiJson(
+        instances::list(&state.db, &caller.user.id)
+            .await?
+            .iter()
+            .map(|i| i.to_vps())
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVpsRequest {
+    /// Hostname: 1–63 letters, digits, `-`, `_`, `.`.
+    #[schema(example = "web-01")]
+    pub name: String,
+    /// From `GET /api/pricing` (id or slug). Optional with a template.
+    pub plan_id: Option<String>,
+    /// A template slug; its fields are defaults that the fields here override.
+    pub template: Option<String>,
+    /// Image slug; default: the template's, else the plan kind's default image.
+    pub image: Option<String>,
+    pub region: Option<String>,
+    /// At most the plan's.
+    pub vcpu: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_gb: Option<i64>,
+    /// Keys injected at first boot (cloud-init).
+    #[serde(default)]
+    pub ssh_key_ids: Vec<String>,
+    /// cloud-init user data (plain text, up to 64 KiB).
+    pub user_data: Option<String>,
+    /// Destroy the VPS this many minutes after creation.
+    pub ttl_minutes: Option<i64>,
+}
+
+impl From<CreateVpsRequest> for NewInstance {
+    fn from(r: CreateVpsRequest) -> Self {
+        NewInstance {
+            name: r.name,
+            plan: r.plan_id,
+            template: r.template,
+            image: r.image,
+            region: r.region,
+            vcpu: r.vcpu,
+            memory_mb: r.memory_mb,
+            disk_gb: r.disk_gb,
+            ssh_key_ids: r.ssh_key_ids,
+            user_data: r.user_data,
+            ttl_minutes: r.ttl_minutes,
+            ..Default::default()
+        }
+    }
+}
+
+/// Provision a VPS. Answers 201 at once with `state: "creating"`; poll until `running`. Needs
+/// balance for the configured minimum runtime (default one hour of the plan's price), else 402.
+#[utoipa::path(post, path = "/api/vps", tag = "compute", security(("bearer" = [])),
+    request_body = CreateVpsRequest,
+    responses(
+        (status = 201, body = Vps),
+        (status = 400, body = ErrorBody),
+        (status = 402, body = InsufficientBalanceBody),
+        (status = 409, description = "No node has room", body = ErrorBody),
+    ))]
+async fn create_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateVpsRequest>,
+) -> Result<(StatusCode, ApiJson<Vps>)> {
+    let created = instances::create(&state, &caller.actor(), body.into()).await?;
+    Ok((StatusCode::CREATED, ApiJson(created.instance.to_vps())))
+}
+
+#[utoipa::path(get, path = "/api/vps/{id}", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vps), (status = 404, body = ErrorBody)))]
+async fn get_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Vps>> {
+    Ok(ApiJson(
+        instances::get(&state.db, &caller.user.id, &id)
+            .await?
+            .to_vps(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    pub name: String,
+}
+
+/// Update VPS metadata (name only; other fields are refused).
+#[utoipa::path(put, path = "/api/vps/{id}", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = RenameRequest,
+    responses((status = 200, body = Vps), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn rename_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RenameRequest>,
+) -> Result<ApiJson<Vps>> {
+    Ok(ApiJson(
+        instances::rename(&state.db, &caller.user.id, &id, &body.name)
+            .await?
+            .to_vps(),
+    ))
+}
+
+async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> Result<(StatusCode, ApiJson<Vps>)> {
+    let (inst, _) = instances::act(state, &caller.user.id, id, action).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(inst.to_vps())))
+}
+
+/// Destroy a VPS: its machine, disk, snapshots and address. Irreversible. 202: the VPS disappears
+/// from the list when the node has removed it.
+#[utoipa::path(delete, path = "/api/vps/{id}", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = Vps), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, ApiJson<Vps>)> {
+    act(&state, &caller, &id, Action::Delete).await
+}
+
+/// Power on a stopped VPS (202; 409 unless stopped and idle).
+#[utoipa::path(post, path = "/api/vps/{id}/start", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = Vps), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn start_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, ApiJson<Vps>)> {
+    act(&state, &caller, &id, Action::Start).await
+}
+
+/// Graceful shutdown (ACPI), forced off after the configured timeout.
+#[utoipa::path(post, path = "/api/vps/{id}/stop", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = Vps), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn stop_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, ApiJson<Vps>)> {
+    act(&state, &caller, &id, Action::Stop).await
+}
+
+/// Reboot a running VPS.
+#[utoipa::path(post, path = "/api/vps/{id}/restart", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = Vps), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn restart_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, ApiJson<Vps>)> {
+    act(&state, &caller, &id, Action::Restart).await
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VncPort {
+    /// VNC port on the VPS's node, listening on 127.0.0.1 there (use the portal's console, or an
+    /// SSH tunnel to the node).
+    pub port: u16,
+}
+
+/// The host VNC port of a running VM (read from the live domain). 409 when it is not running or
+/// is a container (containers have no screen).
+#[utoipa::path(get, path = "/api/vps/{id}/vnc-port", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = VncPort), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn vnc_port(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<VncPort>> {
+    let inst = instances::get(&state.db, &caller.user.id, &id).await?;
+    if inst.state != "running" {
+        return Err(ServiceError::Conflict(
+            "The VPS is not running; start it to use its console".into(),
+        )
+        .into());
+    }
+    let driver = jobs::driver_for(&state, &inst)
+        .await?
+        .ok_or(ServiceError::NotFound("Instance"))?;
+    let console = driver
+        .console(&machine_name(&inst.id))
+        .await
+        .map_err(|e| ServiceError::internal(anyhow::anyhow!("console: {e}")))?;
+    let port = console.vnc_port.ok_or_else(|| {
+        ServiceError::Conflict(
+            "This instance has no VNC screen (containers have a serial console only)".into(),
+        )
+    })?;
+    Ok(ApiJson(VncPort { port }))
+}
+
+#[utoipa::path(get, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Snapshot>), (status = 404, body = ErrorBody)))]
+async fn list_snapshots(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Vec<Snapshot>>> {
+    Ok(ApiJson(
+        instances::snapshots(&state.db, &caller.user.id, &id)
+            .await?
+            .iter()
+            .map(|s| s.to_api())
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    #[schema(example = "before-upgrade")]
+    pub name: String,
+}
+
+/// Take a snapshot (running or stopped). 202 with `state: "creating"`; it becomes `ready`.
+#[utoipa::path(post, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SnapshotRequest,
+    responses((status = 202, body = Snapshot), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SnapshotRequest>,
+) -> Result<(StatusCode, ApiJson<Snapshot>)> {
+    let snap = instances::snapshot_create(&state, &caller.user.id, &id, &body.name).await?;
+    Ok((StatusCode::ACCEPTED, ApiJson(snap.to_api())))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    pub status: &'static str,
+    /// Poll `GET /v1/operations/{operation_id}` (or the VPS) for the outcome.
+    pub operation_id: String,
+}
+
+/// Restore a snapshot. The VPS must be stopped (409 otherwise) and stays stopped.
+#[utoipa::path(post, path = "/api/vps/{id}/snapshots/{name}/restore", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn restore_snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<(StatusCode, ApiJson<Accepted>)> {
+    let op = instances::snapshot_restore(&state, &caller.user.id, &id, &name).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(Accepted {
+            status: "restoring",
+            operation_id: op,
+        }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/vps/{id}/snapshots/{name}", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    instances::snapshot_delete(&state, &caller.user.id, &id, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCreateRequest {
+    /// At most `max_batch_size` (default 10) items, each like `POST /api/vps`.
+    pub vms: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchItem {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vps: Option<Vps>,
+    /// Present when this item failed; the others are unaffected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The HTTP status this item would have had on its own.
+    pub status: u16,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchResults {
+    pub results: Vec<BatchItem>,
+}
+
+fn item_error(index: usize, err: AppError) -> BatchItem {
+    BatchItem {
+        index,
+        vps: None,
+        status: err.status().as_u16(),
+        error: Some(err.to_string()),
+    }
+}
+
+/// Create several VPS in parallel. 207 with one result per item, in order; each succeeds or fails
+/// on its own (balance is checked per item, so a batch can be partly created).
+#[utoipa::path(post, path = "/api/vps/batch", tag = "compute", security(("bearer" = [])),
+    request_body = BatchCreateRequest,
+    responses((status = 207, body = BatchResults), (status = 400, body = ErrorBody)))]
+async fn batch_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BatchCreateRequest>,
+) -> Result<(StatusCode, ApiJson<BatchResults>)> {
+    let max = state.config.max_batch_size;
+    if body.vms.is_empty() || body.vms.len() > max {
+        return Err(AppError::bad_request(format!("vms: 1 to {max} items")));
+    }
+    let actor = caller.actor();
+    let tasks = body.vms.into_iter().enumerate().map(|(index, raw)| {
+        let state = state.clone();
+        let actor = actor.clone();
+        async move {
+            let req: CreateVpsRequest = match serde_json::from_value(raw) {
+                Ok(r) => r,
+                Err(e) => {
+                    return item_error(index, AppError::bad_request(format!("vms[{index}]: {e}")))
+                }
+            };
+            match instances::create(&state, &actor, req.into()).await {
+                Ok(c) => BatchItem {
+                    index,
+                    vps: Some(c.instance.to_vps()),
+                    error: None,
+                    status: 201,
+                },
+                Err(e) => item_error(index, e.into()),
+            }
+        }
+    });
+    let results = futures::future::join_all(tasks).await;
+    Ok((StatusCode::MULTI_STATUS, ApiJson(BatchResults { results })))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchDeleteRequest {
+    pub ids: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchDeleteItem {
+    pub id: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchDeleteResults {
+    pub results: Vec<BatchDeleteItem>,
+}
+
+/// Destroy several VPS. 207 with one result per id (202 accepted, 404 not yours, 409 busy).
+#[utoipa::path(delete, path = "/api/vps/batch", tag = "compute", security(("bearer" = [])),
+    request_body = BatchDeleteRequest,
+    responses((status = 207, body = BatchDeleteResults), (status = 400, body = ErrorBody)))]
+async fn batch_delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BatchDeleteRequest>,
+) -> Result<(StatusCode, ApiJson<BatchDeleteResults>)> {
+    let max = state.config.max_batch_size.max(50);
+    if body.ids.is_empty() || body.ids.len() > max {
+        return Err(AppError::bad_request(format!("ids: 1 to {max} items")));
+    }
+    let mut seen = BTreeMap::new();
+    let tasks = body
+        .ids
+        .into_iter()
+        .filter(|id| seen.insert(id.clone(), ()).is_none())
+        .map(|id| {
+            let state = state.clone();
+            let user = caller.user.id.clone();
+            async move {
+                match instances::act(&state, &user, &id, Action::Delete).await {
+                    Ok(_) => BatchDeleteItem {
+                        id,
+                        status: 202,
+                        error: None,
+                    },
+                    Err(e) => {
+                        let e = AppError::from(e);
+                        BatchDeleteItem {
+                            id,
+                            status: e.status().as_u16(),
+                            error: Some(e.to_string()),
+                        }
+                    }
+                }
+            }
+        });
+    let results = futures::future::join_all(tasks).await;
+    Ok((
+        StatusCode::MULTI_STATUS,
+        ApiJson(BatchDeleteResults { results }),
+    ))
+}
