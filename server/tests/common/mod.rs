@@ -196,6 +196,16 @@ impl Builder {
                 "HANGAR_SITE_ROOT".to_string(),
                 site_root().display().to_string(),
             ),
+            // The shipped libvirt test-driver fixture, whatever the working directory.
+            (
+                "HANGAR_LIBVIRT_URI".to_string(),
+                format!(
+                    "test://{}",
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("fixtures/libvirt-node.xml")
+                        .display()
+                ),
+            ),
             // Tests create many users from one IP; the rate-limit test sets the real limit back.
             (
                 "HANGAR_AUTH_RATE_LIMIT_PER_MINUTE".to_string(),
@@ -345,6 +355,28 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         req.send().await.unwrap()
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut req = self.client.put(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// DELETE with a JSON body (batch deletes).
+    pub async fn delete_json(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut req = self.client.delete(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Runs every queued job to the end, as the workers would.
+    pub async fn run_jobs(&self) -> usize {
+        app::ssr::compute::jobs::drain(&self.state).await.unwrap()
     }
 
     /// The cached balance and the ledger sum of a user, in µUSD.

@@ -53,6 +53,7 @@ pub async fn enqueue(
 }
 
 /// Enqueues `kind` for every instance matching `predicate` (which uses `$1` = now), set-based.
+/// The jobs are due at once (wall clock), whatever clock `now` came from.
 pub async fn enqueue_for_each(
     tx: &mut Tx<'_>,
     kind: &str,
@@ -62,10 +63,11 @@ pub async fn enqueue_for_each(
     let id_sql = db::new_id_sql(db::backend_of(tx));
     let done = sqlx::query(&format!(
         "INSERT INTO jobs (id, kind, user_id, instance_id, payload, state, run_at, created_at, updated_at)
-         SELECT {id_sql}, $2, user_id, id, '{{}}', 'queued', $1, $1, $1 FROM instances WHERE {predicate}"
+         SELECT {id_sql}, $2, user_id, id, '{{}}', 'queued', $3, $3, $3 FROM instances WHERE {predicate}"
     ))
     .bind(now)
     .bind(kind)
+    .bind(db::now_ms().min(now))
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())

@@ -133,6 +133,8 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     let mut tx = db.begin().await?;
     lock(&mut tx).await?;
     let charged = charge(&mut tx, now, None).await?;
+    // Follow-up jobs are due at once by the wall clock, whatever clock `now` came from.
+    let due = now.min(db::now_ms());
 
     // A top-up ends the running-out state.
     sqlx::query("UPDATE users SET exhausted_at = NULL WHERE exhausted_at IS NOT NULL AND balance_micros > 0")
@@ -154,7 +156,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
             Some(user),
             None,
             serde_json::json!({"template": "exhausted"}),
-            now,
+            due,
         )
         .await?;
     }
@@ -177,7 +179,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
             Some(user),
             Some(instance),
             serde_json::json!({}),
-            now,
+            due,
         )
         .await?;
     }
@@ -191,7 +193,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
             Some(user),
             None,
             serde_json::json!({"template": "stopped"}),
-            now,
+            due,
         )
         .await?;
     }
@@ -221,7 +223,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
             Some(user),
             None,
             serde_json::json!({"template": "low_balance"}),
-            now,
+            due,
         )
         .await?;
     }

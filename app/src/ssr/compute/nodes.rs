@@ -182,39 +182,45 @@ pub async fn place(
     cpu_ratio: f64,
     memory_ratio: f64,
 ) -> ServiceResult<NodeRow> {
-    let fits = "used_vcpu + $1 <= CAST(vcpu * $4 AS BIGINT) AND used_memory_mb + $2 <= CAST(memory_mb * $5 AS BIGINT) AND used_disk_gb + $3 <= disk_gb";
-    let candidates: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT id FROM nodes WHERE status = 'active' AND kind = $6 AND ($7 = '' OR region = $7) AND {fits}
-         ORDER BY (used_vcpu * 1000 / vcpu) + (used_memory_mb * 1000 / memory_mb), name"
-    ))
-    .bind(size.vcpu)
-    .bind(size.memory_mb)
-    .bind(size.disk_gb)
-    .bind(cpu_ratio)
-    .bind(memory_ratio)
-    .bind(kind.as_str())
-    .bind(region.unwrap_or(""))
-    .fetch_all(&mut **tx)
-    .await?;
-    for id in candidates {
-        let done = sqlx::query(&format!(
+    let fits = "used_vcpu + $1 <= CAST(vcpu * $4 AS BIGINT) AND used_memory_mb + $2 <= CAST(memory_mb * $5 AS BIGINT) AND used_disk_gb + $3 <= disk_gb \
+                AND status = 'active' AND kind = $6 AND ($7 = '' OR region = $7)";
+    // One statement that writes first: it takes SQLite's write lock at once (a read-then-write
+    // transaction could not upgrade under contention) and the row lock on PostgreSQL, where the
+    // outer condition is re-checked after waiting. A lost race there leaves the update empty;
+    // the next round picks among the nodes that still fit.
+    for _ in 0..8 {
+        let placed: Option<NodeRow> = sqlx::query_as(&format!(
             "UPDATE nodes SET used_vcpu = used_vcpu + $1, used_memory_mb = used_memory_mb + $2, used_disk_gb = used_disk_gb + $3
-             WHERE id = $6 AND status = 'active' AND {fits}"
+             WHERE id = (SELECT id FROM nodes WHERE {fits}
+                         ORDER BY (used_vcpu * 1000 / vcpu) + (used_memory_mb * 1000 / memory_mb), name LIMIT 1)
+               AND {fits}
+             RETURNING {COLUMNS}"
         ))
         .bind(size.vcpu)
         .bind(size.memory_mb)
         .bind(size.disk_gb)
         .bind(cpu_ratio)
         .bind(memory_ratio)
-        .bind(&id)
-        .execute(&mut **tx)
+        .bind(kind.as_str())
+        .bind(region.unwrap_or(""))
+        .fetch_optional(&mut **tx)
         .await?;
-        if done.rows_affected() == 1 {
-            return sqlx::query_as(&format!("SELECT {COLUMNS} FROM nodes WHERE id = $1"))
-                .bind(&id)
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(Into::into);
+        if let Some(node) = placed {
+            return Ok(node);
+        }
+        let any_fits: Option<String> =
+            sqlx::query_scalar(&format!("SELECT id FROM nodes WHERE {fits} LIMIT 1"))
+                .bind(size.vcpu)
+                .bind(size.memory_mb)
+                .bind(size.disk_gb)
+                .bind(cpu_ratio)
+                .bind(memory_ratio)
+                .bind(kind.as_str())
+                .bind(region.unwrap_or(""))
+                .fetch_optional(&mut **tx)
+                .await?;
+        if any_fits.is_none() {
+            break;
         }
     }
     Err(ServiceError::Conflict(match region {

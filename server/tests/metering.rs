@@ -1,0 +1,351 @@
+//! Per-minute metering over simulated hours (the tick takes its clock as an argument), the
+//! running-out rules, and the balance mails, delivered through a real SMTP server (aiosmtpd,
+//! started by `scripts/test`, writing a maildir the test reads).
+
+mod common;
+
+use app::ssr::{
+    compute::meter::{self, Rules, MINUTE_MS},
+    db,
+};
+use common::{expect_json, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A fixed origin for simulated time, far from the real clock.
+const T0: i64 = 1_900_000_000_000;
+
+const RULES: Rules = Rules {
+    grace_minutes: 30,
+    runway_hours: 24,
+};
+
+async fn funded(app: &TestApp, name: &str, usd: f64) -> (String, String) {
+    let (_, admin) = app.admin(&format!("op-{name}")).await;
+    let (uid, token) = app.user(name).await;
+    app.credit(&admin, &uid, usd).await;
+    (uid, token)
+}
+
+/// Creates a VPS on `plan` and runs its create job; returns its id.
+async fn running(app: &TestApp, token: &str, name: &str, plan: &str) -> String {
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(token),
+            json!({"name": name, "plan_id": plan}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    app.run_jobs().await;
+    vps["id"].as_str().unwrap().to_owned()
+}
+
+/// Puts the meter of running instances at the simulated origin.
+async fn start_clock(app: &TestApp, ids: &[&str], at: i64) {
+    for id in ids {
+        sqlx::query("UPDATE instances SET metered_until = $1, metered_minutes = 0 WHERE id = $2")
+            .bind(at)
+            .bind(*id)
+            .execute(&app.state.db)
+            .await
+            .unwrap();
+    }
+}
+
+async fn usage_total(app: &TestApp, uid: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM ledger WHERE user_id = $1 AND kind = 'usage'")
+        .bind(uid)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn running_instances_pay_each_minute_once() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = funded(&app, "mia", 20.0).await;
+    // nano: $0.0042/h = 70 µUSD a minute; small: $0.012/h = 200 µUSD a minute.
+    let nano = running(&app, &token, "n", "nano").await;
+    let small = running(&app, &token, "s", "small").await;
+    let stopped = running(&app, &token, "off", "nano").await;
+    expect_json(
+        app.post(&format!("/api/vps/{stopped}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    // One still provisioning (its job not run) and one failed: neither pays.
+    let provisioning = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "prov", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    start_clock(&app, &[&nano, &small], T0).await;
+    let before = app.money(&uid).await.0;
+    let stopped_usage = usage_total(&app, &uid).await;
+
+    meter::tick(&app.state.db, T0 + 59_999, RULES)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage_total(&app, &uid).await,
+        stopped_usage,
+        "no whole minute yet"
+    );
+
+    meter::tick(&app.state.db, T0 + 90 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage_total(&app, &uid).await - stopped_usage,
+        -90 * (70 + 200)
+    );
+    // The same tick again, a tick a moment later, and two at once charge nothing more.
+    meter::tick(&app.state.db, T0 + 90 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    meter::tick(&app.state.db, T0 + 90 * MINUTE_MS + 30_000, RULES)
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        meter::tick(&app.state.db, T0 + 90 * MINUTE_MS + 59_000, RULES),
+        meter::tick(&app.state.db, T0 + 90 * MINUTE_MS + 59_000, RULES)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(usage_total(&app, &uid).await - stopped_usage, -90 * 270);
+
+    // A tick that comes hours late catches up exactly; two replicas racing do it once.
+    let (a, b) = tokio::join!(
+        meter::tick(&app.state.db, T0 + 5 * 60 * MINUTE_MS + 10, RULES),
+        meter::tick(&app.state.db, T0 + 5 * 60 * MINUTE_MS + 10, RULES)
+    );
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(usage_total(&app, &uid).await - stopped_usage, -300 * 270);
+    assert_eq!(before - app.money(&uid).await.0, 300 * 270);
+
+    let minutes: Vec<(String, i64, Option<i64>)> = sqlx::query_as("SELECT name, metered_minutes, metered_until FROM instances WHERE user_id = $1 ORDER BY name")
+        .bind(&uid)
+        .fetch_all(&app.state.db)
+        .await
+        .unwrap();
+    for (name, m, until) in &minutes {
+        match name.as_str() {
+            "n" | "s" => assert_eq!((*m, *until), (300, Some(T0 + 300 * MINUTE_MS)), "{name}"),
+            "prov" => assert_eq!((*m, *until), (0, None), "provisioning is not billed"),
+            "off" => assert!(until.is_none(), "a stopped instance is not billed"),
+            _ => {}
+        }
+    }
+    let _ = provisioning;
+
+    // Stopping settles the started minute and ends billing.
+    let mut tx = app.state.db.begin().await.unwrap();
+    meter::settle(&mut tx, &nano, T0 + 300 * MINUTE_MS + 30_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        usage_total(&app, &uid).await - stopped_usage,
+        -300 * 270 - 70
+    );
+    meter::tick(&app.state.db, T0 + 400 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage_total(&app, &uid).await - stopped_usage,
+        -300 * 270 - 70 - 100 * 200,
+        "only small still pays"
+    );
+
+    let (cached, sum) = app.money(&uid).await;
+    assert_eq!(cached, sum, "cached balance equals the ledger");
+}
+
+#[tokio::test]
+async fn an_hour_costs_exactly_the_hourly_price_whatever_it_is() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    // $0.0001/h = 100 µUSD an hour: 1.67 µUSD a minute, which no per-minute rounding gets right.
+    expect_json(app.put("/api/admin/plans", Some(&admin), json!({"slug": "odd", "name": "Odd", "kind": "vm", "vcpu": 1, "memory_mb": 256, "disk_gb": 1, "price_hourly": 0.0001})).await, StatusCode::OK).await;
+    let (uid, token) = app.user("oda").await;
+    app.credit(&admin, &uid, 1.0).await;
+    let id = running(&app, &token, "odd-1", "odd").await;
+    start_clock(&app, &[&id], T0).await;
+    let mut charged = Vec::new();
+    for minute in 1..=60 {
+        meter::tick(&app.state.db, T0 + minute * MINUTE_MS, RULES)
+            .await
+            .unwrap();
+        charged.push(-usage_total(&app, &uid).await);
+    }
+    assert_eq!(charged[29], 50, "half an hour");
+    assert_eq!(charged[59], 100, "the hour, to the micro-dollar");
+    assert!(
+        charged.windows(2).all(|w| w[1] - w[0] <= 2),
+        "no minute pays for another"
+    );
+}
+
+/// The messages aiosmtpd stored that were sent to `addr`: their full text.
+fn mails_to(addr: &str) -> Vec<String> {
+    let dir = std::env::var("HANGAR_TEST_MAILDIR").expect("HANGAR_TEST_MAILDIR");
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(std::path::Path::new(&dir).join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let rcpt = text
+                .lines()
+                .find(|l| l.starts_with("X-RcptTo:"))
+                .unwrap_or("");
+            if rcpt.contains(addr) {
+                out.push(text);
+            }
+        }
+    }
+    out
+}
+
+fn smtp() -> Option<String> {
+    match std::env::var("HANGAR_TEST_SMTP_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert_eq!(
+                std::env::var("HANGAR_TEST_SKIP_SMTP").as_deref(),
+                Ok("1"),
+                "HANGAR_TEST_SMTP_URL is not set: run scripts/test (it starts aiosmtpd), or set HANGAR_TEST_SKIP_SMTP=1"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn running_out_warns_then_stops_after_the_grace_period() {
+    let Some(smtp_url) = smtp() else { return };
+    let app = TestApp::builder()
+        .config("smtp_url", &smtp_url)
+        .config("mail_from", "Hangar <billing@hangar.test>")
+        .spawn()
+        .await;
+    let tag = db::new_id();
+    let (_, admin) = app.admin(&format!("op{tag}")).await;
+    let name = format!("low{}", &tag[..8]);
+    let (uid, token) = app.user(&name).await;
+    app.credit(&admin, &uid, 0.05).await;
+    let ops = format!("ops-{tag}@example.com");
+    expect_json(
+        app.post(
+            "/api/billing/notify-emails",
+            Some(&token),
+            json!({"email": ops}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = running(&app, &token, "lean", "nano").await;
+    start_clock(&app, &[&id], T0).await;
+
+    // $0.05 at $0.0042/h is under 24 h of runway: one warning, to both addresses.
+    let r = meter::tick(&app.state.db, T0 + MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(r.warned, vec![uid.clone()]);
+    let r = meter::tick(&app.state.db, T0 + 2 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert!(r.warned.is_empty(), "once per crossing");
+    app.run_jobs().await;
+    let account = format!("{name}@example.com");
+    let to_ops = mails_to(&ops);
+    assert_eq!(to_ops.len(), 1, "one warning");
+    let mail = &to_ops[0];
+    assert!(
+        mail.contains(&account),
+        "the account address is a recipient too: {mail}"
+    );
+    assert!(
+        mail.contains("Subject: Your Hangar balance is running low"),
+        "{mail}"
+    );
+    assert!(mail.contains("$0.0042 per hour"), "{mail}");
+    assert!(mail.contains("billing@hangar.test"), "{mail}");
+
+    // 714 minutes drain $0.05; at 800 the charge stops at zero, never below.
+    let r = meter::tick(&app.state.db, T0 + 800 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(r.exhausted, vec![uid.clone()]);
+    assert_eq!(
+        app.money(&uid).await,
+        (0, 0),
+        "balance is zero, not negative, and the ledger agrees"
+    );
+    let r = meter::tick(&app.state.db, T0 + 829 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert!(r.stopped.is_empty(), "still inside the grace period");
+    assert_eq!(
+        expect_json(
+            app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+            StatusCode::OK
+        )
+        .await["state"],
+        "running"
+    );
+    let r = meter::tick(&app.state.db, T0 + 830 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(r.stopped, vec![id.clone()]);
+    app.run_jobs().await;
+    let vps = expect_json(
+        app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(vps["state"], "stopped", "stopped, not deleted");
+    assert!(vps["reason"].as_str().unwrap().contains("balance ran out"));
+    let subjects: Vec<String> = mails_to(&account)
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Subject:"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(
+        subjects.contains(&"Subject: Your Hangar balance has run out".to_owned()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"Subject: Your Hangar machines were stopped".to_owned()),
+        "{subjects:?}"
+    );
+
+    // A top-up ends the running-out state; the stopped machine no longer bills.
+    app.credit(&admin, &uid, 5.0).await;
+    meter::tick(&app.state.db, T0 + 900 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    let exhausted: Option<i64> = sqlx::query_scalar("SELECT exhausted_at FROM users WHERE id = $1")
+        .bind(&uid)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(exhausted, None);
+    assert_eq!(app.money(&uid).await.0, 5_000_000);
+}
