@@ -71,6 +71,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("pools") view=PoolsPage ssr=SsrMode::Async/>
                     <Route path=path!("pools/:id") view=PoolPage ssr=SsrMode::Async/>
                     <Route path=path!("invitations") view=InvitationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("machines") view=MachinesPage ssr=SsrMode::Async/>
+                    <Route path=path!("machines/:id") view=MachinePage ssr=SsrMode::Async/>
+                    <Route path=path!("keys") view=KeysPage ssr=SsrMode::Async/>
                     <Route path=path!("billing") view=BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("billing/success") view=TopupSuccessPage ssr=SsrMode::Async/>
                     <Route path=path!("billing/cancel") view=TopupCancelPage ssr=SsrMode::Async/>

@@ -37,7 +37,12 @@ fn main() -> Result<()> {
 }
 
 fn workspace_root() -> Result<PathBuf> {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // At run time first: `cargo run` sets it to *this* checkout's xtask. The compile-time value
+    // can name another checkout, because the build cache (outside the clone) is shared and cargo
+    // may reuse a binary built there.
+    let here = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     Ok(here
         .parent()
         .context("xtask lives inside the workspace")?

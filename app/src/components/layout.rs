@@ -29,6 +29,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         info.map(|info| {
                             let pending = info.pending_invitations;
                             view! {
+                                <A href="/machines">"Machines"</A>
                                 <A href="/rentals">"Rentals"</A>
                                 <A href="/pools">"Pools"</A>
                                 <A href="/invitations">
@@ -38,6 +39,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                     })}
                                 </A>
                                 <A href="/billing">"Billing"</A>
+                                <A href="/keys">"SSH keys"</A>
                                 <A href="/tokens">"API tokens"</A>
                                 <A href="/account">"Account"</A>
                             }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{any, post},
+    routing::{any, get, post},
     Extension, Json, Router,
 };
 use leptos::prelude::provide_context;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
 
     let portal = Router::new()
+        .route("/events/machines", get(events::machines))
         .route(
             "/_fn/{*name}",
             post(server_fn_handler).get(server_fn_handler),

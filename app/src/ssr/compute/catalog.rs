@@ -94,10 +94,12 @@ impl TemplateRow {
 const TEMPLATE_COLUMNS: &str =
     "id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, uses";
 
-/// Active plans, cheapest first.
+/// Active plans that can be placed (some active node is of their kind), cheapest first.
 pub async fn plans(db: &Pool) -> ServiceResult<Vec<PlanRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {PLAN_COLUMNS} FROM plans WHERE active = 1 ORDER BY price_hourly_micros, vcpu, memory_mb, slug"
+        "SELECT {PLAN_COLUMNS} FROM plans
+         WHERE active = 1 AND kind IN (SELECT kind FROM nodes WHERE status = 'active')
+         ORDER BY price_hourly_micros, vcpu, memory_mb, slug"
     ))
     .fetch_all(db)
     .await?)

@@ -1,0 +1,688 @@
+//! Machines (on-demand VPS and containers): the list with live state, the create form, the detail
+//! page with power buttons, rename, snapshots and delete, and the SSH keys page.
+//!
+//! Live state: the browser subscribes to `/events/machines` (Server-Sent Events, sent by the
+//! server whenever one of the user's machines changes) and re-renders from each message; the
+//! server-rendered page shows the state as it was when the page was made.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    compute::{Plan, Snapshot, SshKey, Template, Vps},
+    money::usd4,
+    pages::RequireUser,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachinesData {
+    pub machines: Vec<Vps>,
+    pub plans: Vec<Plan>,
+    pub templates: Vec<Template>,
+    pub keys: Vec<SshKey>,
+    pub balance: i64,
+}
+
+#[server(prefix = "/_fn", endpoint = "machines")]
+pub async fn load_machines() -> Result<MachinesData, ServerFnError> {
+    use crate::ssr::{
+        compute::{catalog, instances, keys},
+        portal,
+    };
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let db = &state.db;
+    let e = portal::to_server_fn_error;
+    Ok(MachinesData {
+        machines: instances::list(db, &user.id)
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|i| i.to_vps())
+            .collect(),
+        plans: catalog::plans(db)
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|p| p.to_api())
+            .collect(),
+        templates: catalog::templates(db)
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|(t, p)| t.to_api(p))
+            .collect(),
+        keys: keys::list(db, &user.id)
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|k| k.to_api())
+            .collect(),
+        balance: user.balance_micros,
+    })
+}
+
+/// Creates a machine from a plan or a template. `ssh_key_ids` is comma-separated.
+#[server(prefix = "/_fn", endpoint = "create_machine")]
+pub async fn create_machine(
+    csrf: String,
+    name: String,
+    source: String,
+    ssh_key_ids: String,
+    user_data: String,
+) -> Result<String, ServerFnError> {
+    use crate::ssr::{
+        compute::instances::{self, NewInstance},
+        portal, Actor,
+    };
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    let (plan, template) = match source.split_once(':') {
+        Some(("plan", id)) => (Some(id.to_owned()), None),
+        Some(("template", slug)) => (None, Some(slug.to_owned())),
+        _ => return Err(ServerFnError::new("Choose a plan or a template")),
+    };
+    let req = NewInstance {
+        name,
+        plan,
+        template,
+        ssh_key_ids: ssh_key_ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        user_data: Some(user_data).filter(|u| !u.trim().is_empty()),
+        ..Default::default()
+    };
+    let created = instances::create(&state, &Actor::user(&user.id), req)
+        .await
+        .map_err(portal::to_server_fn_error)?;
+    Ok(created.instance.id)
+}
+
+/// `start`, `stop`, `restart` or `delete`.
+#[server(prefix = "/_fn", endpoint = "machine_action")]
+pub async fn machine_action(csrf: String, id: String, action: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{
+        compute::instances::{self, Action},
+        portal,
+    };
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    let action = match action.as_str() {
+        "start" => Action::Start,
+        "stop" => Action::Stop,
+        "restart" => Action::Restart,
+        "delete" => Action::Delete,
+        _ => return Err(ServerFnError::new("Unknown action")),
+    };
+    instances::act(&state, &user.id, &id, action)
+        .await
+        .map(|_| ())
+        .map_err(portal::to_server_fn_error)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineData {
+    pub vps: Vps,
+    pub plan: String,
+    pub snapshots: Vec<Snapshot>,
+}
+
+#[server(prefix = "/_fn", endpoint = "machine")]
+pub async fn load_machine(id: String) -> Result<MachineData, ServerFnError> {
+    use crate::ssr::{
+        compute::{catalog, instances},
+        portal,
+    };
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let e = portal::to_server_fn_error;
+    let inst = instances::get(&state.db, &user.id, &id).await.map_err(e)?;
+    let plan = catalog::plan(&state.db, &inst.plan_id)
+        .await
+        .map_err(e)?
+        .map(|p| p.name)
+        .unwrap_or_default();
+    let snapshots = instances::snapshots(&state.db, &user.id, &id)
+        .await
+        .map_err(e)?;
+    Ok(MachineData {
+        vps: inst.to_vps(),
+        plan,
+        snapshots: snapshots.iter().map(|s| s.to_api()).collect(),
+    })
+}
+
+#[server(prefix = "/_fn", endpoint = "rename_machine")]
+pub async fn rename_machine(csrf: String, id: String, name: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::instances, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    instances::rename(&state.db, &user.id, &id, &name)
+        .await
+        .map(|_| ())
+        .map_err(portal::to_server_fn_error)
+}
+
+/// `create`, `restore` or `delete` the snapshot `name`.
+#[server(prefix = "/_fn", endpoint = "snapshot_action")]
+pub async fn snapshot_action(
+    csrf: String,
+    id: String,
+    name: String,
+    action: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::instances, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    let e = portal::to_server_fn_error;
+    match action.as_str() {
+        "create" => instances::snapshot_create(&state, &user.id, &id, &name)
+            .await
+            .map(|_| ())
+            .map_err(e),
+        "restore" => instances::snapshot_restore(&state, &user.id, &id, &name)
+            .await
+            .map(|_| ())
+            .map_err(e),
+        "delete" => instances::snapshot_delete(&state, &user.id, &id, &name)
+            .await
+            .map_err(e),
+        _ => Err(ServerFnError::new("Unknown action")),
+    }
+}
+
+/// The user's machines as the server last pushed them (`None` until the first message).
+/// Subscribes once per page; the browser reconnects by itself if the stream drops.
+fn live_machines() -> RwSignal<Option<Vec<Vps>>> {
+    let live = RwSignal::new(None::<Vec<Vps>>);
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::{closure::Closure, JsCast};
+        Effect::new(move |_| {
+            let Ok(source) = web_sys::EventSource::new("/events/machines") else {
+                return;
+            };
+            let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                move |ev: web_sys::MessageEvent| {
+                    if let Some(text) = ev.data().as_string() {
+                        if let Ok(list) = serde_json::from_str::<Vec<Vps>>(&text) {
+                            live.set(Some(list));
+                        }
+                    }
+                },
+            );
+            source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            on_message.forget();
+            let source = send_wrapper::SendWrapper::new(source);
+            on_cleanup(move || source.close());
+        });
+    }
+    live
+}
+
+/// A state badge; a transition in flight shows as progress.
+#[component]
+fn StateBadge(vps: Vps) -> impl IntoView {
+    let (class, text) = match (vps.transition.as_deref(), vps.state.as_str()) {
+        (Some("create"), _) => ("status status-busy", "creating…".to_owned()),
+        (Some("delete"), _) => ("status status-busy", "deleting…".to_owned()),
+        (Some(t), _) => {
+            let verb = match t {
+                "stop" => "stopping…",
+                "start" => "starting…",
+                "restart" => "restarting…",
+                "snapshot" => "snapshotting…",
+                "restore" => "restoring…",
+                other => other,
+            };
+            ("status status-busy", verb.to_owned())
+        }
+        (None, "running") => ("status status-active", "running".to_owned()),
+        (None, "stopped") => ("status status-expired", "stopped".to_owned()),
+        (None, "error") => ("status status-error", "error".to_owned()),
+        (None, s) => ("status", s.to_owned()),
+    };
+    view! { <span class=class data-test="machine-state" data-state=vps.state.clone() data-transition=vps.transition.clone().unwrap_or_default()>{text}</span> }
+}
+
+#[component]
+pub fn MachinesPage() -> impl IntoView {
+    let create = ServerAction::<CreateMachine>::new();
+    let data = Resource::new(move || create.version().get(), |_| load_machines());
+    let live = live_machines();
+    view! {
+        <Title text="Machines"/>
+        <RequireUser signed_in=move |_| view! { <Machines create data live/> }/>
+    }
+}
+
+#[component]
+fn Machines(
+    create: ServerAction<CreateMachine>,
+    data: Resource<Result<MachinesData, ServerFnError>>,
+    live: RwSignal<Option<Vec<Vps>>>,
+) -> impl IntoView {
+    view! {
+        <section class="page-head">
+            <h1>"Machines"</h1>
+            <p class="muted">"On-demand VMs and containers, billed per minute from your balance while they run."</p>
+        </section>
+        <Transition fallback=|| view! { <p class="muted">"Loading machines…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                    Ok(d) => {
+                        let initial = d.machines.clone();
+                        let machines = Signal::derive(move || live.get().unwrap_or_else(|| initial.clone()));
+                        view! {
+                            <section class="card">
+                                <h2>"Your machines"</h2>
+                                <MachineTable machines/>
+                            </section>
+                            <CreateForm create data=d/>
+                        }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn MachineTable(machines: Signal<Vec<Vps>>) -> impl IntoView {
+    view! {
+        <Show when=move || !machines.get().is_empty() fallback=|| view! { <p class="muted" data-test="no-machines">"No machines yet: create one below."</p> }>
+            <div class="table-wrap">
+                <table class="table" data-test="machine-table">
+                    <thead><tr><th>"Name"</th><th>"State"</th><th>"Size"</th><th>"Image"</th><th>"Region"</th><th>"Price"</th></tr></thead>
+                    <tbody>
+                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state.clone(), v.transition.clone(), v.name.clone()) let:vps>
+                            <tr data-test="machine-row" data-id=vps.id.clone()>
+                                <td data-label="Name"><a href=format!("/machines/{}", vps.id)>{vps.name.clone()}</a></td>
+                                <td data-label="State"><StateBadge vps=vps.clone()/></td>
+                                <td data-label="Size">{format!("{} vCPU · {} MB · {} GB", vps.vcpu, vps.memory_mb, vps.disk_gb)}</td>
+                                <td data-label="Image">{vps.image.clone()}</td>
+                                <td data-label="Region">{vps.region.clone()}</td>
+                                <td data-label="Price">{format!("${}/h", usd4(vps.price_hourly.0))}</td>
+                            </tr>
+                        </For>
+                    </tbody>
+                </table>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl IntoView {
+    let selected_keys = RwSignal::new(Vec::<String>::new());
+    let joined = move || selected_keys.get().join(",");
+    let created = move || create.value().get().and_then(Result::ok);
+    view! {
+        <section class="card">
+            <h2>"New machine"</h2>
+            <p class="muted">{format!("Your balance: ${}. Creating needs one hour of the price in balance.", usd4(data.balance))}</p>
+            <ActionForm action=create attr:class="form" attr:data-test="create-machine-form">
+                <CsrfField/>
+                <label>"Name"
+                    <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="web-01"/>
+                </label>
+                <label>"Plan or template"
+                    <select name="source" required data-test="machine-source">
+                        <optgroup label="Plans">
+                            {data.plans.iter().map(|p| view! {
+                                <option value=format!("plan:{}", p.id)>
+                                    {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0))}
+                                </option>
+                            }).collect_view()}
+                        </optgroup>
+                        <optgroup label="Templates">
+                            {data.templates.iter().map(|t| view! {
+                                <option value=format!("template:{}", t.slug)>
+                                    {format!("{} ({})", t.name, t.image)}
+                                </option>
+                            }).collect_view()}
+                        </optgroup>
+                    </select>
+                </label>
+                <fieldset class="keys">
+                    <legend>"SSH keys"</legend>
+                    {if data.keys.is_empty() {
+                        view! { <p class="muted">"No SSH keys yet. " <a href="/keys">"Add one"</a>" to log in to your machines."</p> }.into_any()
+                    } else {
+                        data.keys.iter().map(|k| {
+                            let id = k.id.clone();
+                            let id2 = k.id.clone();
+                            view! {
+                                <label class="check">
+                                    <input type="checkbox"
+                                        prop:checked=move || selected_keys.get().contains(&id)
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            selected_keys.update(|s| {
+                                                s.retain(|x| x != &id2);
+                                                if on { s.push(id2.clone()); }
+                                            });
+                                        }/>
+                                    {format!("{} ({})", k.name, k.fingerprint)}
+                                </label>
+                            }
+                        }).collect_view().into_any()
+                    }}
+                    <input type="hidden" name="ssh_key_ids" prop:value=joined/>
+                </fieldset>
+                <label>"User data (cloud-init, optional)"
+                    <textarea name="user_data" rows="3" placeholder="#cloud-config"></textarea>
+                </label>
+                <SubmitButton action=create label="Create machine" busy_label="Creating…"/>
+            </ActionForm>
+            <ActionError action=create/>
+            {move || created().map(|id| view! {
+                <p class="alert alert-ok" data-test="machine-created">"Provisioning started. " <a href=format!("/machines/{id}")>"Open it"</a></p>
+            })}
+        </section>
+    }
+}
+
+#[component]
+pub fn MachinePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let power = ServerAction::<MachineAction>::new();
+    let rename = ServerAction::<RenameMachine>::new();
+    let snap = ServerAction::<SnapshotAction>::new();
+    let live = live_machines();
+    // Refetch the details (snapshots) whenever an action finishes or the pushed state changes.
+    let pushed = move || {
+        live.get()
+            .and_then(|l| l.into_iter().find(|v| v.id == id()))
+            .map(|v| (v.state, v.transition, v.name))
+    };
+    let data = Resource::new(
+        move || {
+            (
+                id(),
+                power.version().get(),
+                rename.version().get(),
+                snap.version().get(),
+                pushed(),
+            )
+        },
+        |(id, ..)| load_machine(id),
+    );
+    view! {
+        <Title text="Machine"/>
+        <RequireUser signed_in=move |_| view! { <Machine data live power rename snap/> }/>
+    }
+}
+
+#[component]
+fn Machine(
+    data: Resource<Result<MachineData, ServerFnError>>,
+    live: RwSignal<Option<Vec<Vps>>>,
+    power: ServerAction<MachineAction>,
+    rename: ServerAction<RenameMachine>,
+    snap: ServerAction<SnapshotAction>,
+) -> impl IntoView {
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! {
+                        <section class="card"><p class="alert alert-error" data-test="machine-missing">
+                            {if error_message(&e).contains("not found") { "This machine does not exist (any more): it was deleted, or it is not yours.".to_owned() } else { error_message(&e) }}
+                        </p>
+                        <p><a href="/machines">"Back to your machines"</a></p></section>
+                    }.into_any(),
+                    Ok(d) => {
+                        let initial = d.vps.clone();
+                        let id = d.vps.id.clone();
+                        let vps = Signal::derive(move || {
+                            live.get().and_then(|l| l.into_iter().find(|v| v.id == id)).unwrap_or_else(|| initial.clone())
+                        });
+                        view! { <MachineDetail d vps power rename snap/> }.into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn MachineDetail(
+    d: MachineData,
+    vps: Signal<Vps>,
+    power: ServerAction<MachineAction>,
+    rename: ServerAction<RenameMachine>,
+    snap: ServerAction<SnapshotAction>,
+) -> impl IntoView {
+    let id = d.vps.id.clone();
+    let busy = move || vps.get().transition.is_some() || power.pending().get();
+    let state = move || vps.get().state;
+    let confirm_delete = RwSignal::new(false);
+    let power_button = {
+        let id = id.clone();
+        move |action: &'static str, label: &'static str, enabled: fn(&str) -> bool| {
+            let id = id.clone();
+            view! {
+                <ActionForm action=power attr:class="inline-form">
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=id/>
+                    <input type="hidden" name="action" value=action/>
+                    <button type="submit" class="btn" data-test=format!("power-{action}")
+                        disabled=move || busy() || !enabled(&state())>{label}</button>
+                </ActionForm>
+            }
+        }
+    };
+    let snapshot_table = {
+        let id = id.clone();
+        if d.snapshots.is_empty() {
+            view! { <p class="muted" data-test="no-snapshots">"No snapshots."</p> }.into_any()
+        } else {
+            view! {
+                    <table class="table" data-test="snapshot-table">
+                        <thead><tr><th>"Name"</th><th>"State"</th><th>"Taken"</th><th></th></tr></thead>
+                        <tbody>
+                            {d.snapshots.iter().map(|s| {
+                                let (id1, id2) = (id.clone(), id.clone());
+                                let (n1, n2) = (s.name.clone(), s.name.clone());
+                                view! {
+                                    <tr data-test="snapshot-row" data-state=s.state.clone()>
+                                        <td data-label="Name">{s.name.clone()}</td>
+                                        <td data-label="State">{s.state.clone()}</td>
+                                        <td data-label="Taken">{s.created_at.clone()}</td>
+                                        <td class="actions">
+                                            <ActionForm action=snap attr:class="inline-form">
+                                                <CsrfField/>
+                                                <input type="hidden" name="id" value=id1/>
+                                                <input type="hidden" name="name" value=n1/>
+                                                <input type="hidden" name="action" value="restore"/>
+                                                <button type="submit" class="btn btn-sm" title="The machine must be stopped"
+                                                    disabled=move || busy() || state() != "stopped">"Restore"</button>
+                                            </ActionForm>
+                                            <ActionForm action=snap attr:class="inline-form">
+                                                <CsrfField/>
+                                                <input type="hidden" name="id" value=id2/>
+                                                <input type="hidden" name="name" value=n2/>
+                                                <input type="hidden" name="action" value="delete"/>
+                                                <button type="submit" class="btn btn-danger btn-sm">"Delete"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+        }
+    };
+    let (id_snap, id_rename, id_delete) = (id.clone(), id.clone(), id.clone());
+    let delete_sent = RwSignal::new(false);
+    let deleted = move || delete_sent.get() && power.value().get().is_some_and(|r| r.is_ok());
+    view! {
+        <section class="page-head">
+            <p><a href="/machines">"← Machines"</a></p>
+            <h1 data-test="machine-name">{move || vps.get().name}</h1>
+            <p><StateBadgeLive vps/></p>
+            {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
+        </section>
+        <section class="card">
+            <h2>"Power"</h2>
+            <div class="actions">
+                {power_button("start", "Start", |s| s == "stopped")}
+                {power_button("stop", "Stop", |s| s == "running")}
+                {power_button("restart", "Restart", |s| s == "running")}
+            </div>
+            <ActionError action=power/>
+            <dl class="facts">
+                <dt>"Plan"</dt><dd>{d.plan.clone()}</dd>
+                <dt>"Size"</dt><dd>{move || { let v = vps.get(); format!("{} vCPU · {} MB RAM · {} GB disk", v.vcpu, v.memory_mb, v.disk_gb) }}</dd>
+                <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
+                <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>
+                <dt>"Region"</dt><dd>{move || vps.get().region}</dd>
+                <dt>"Price"</dt><dd>{move || format!("${}/hour, charged per minute while running", usd4(vps.get().price_hourly.0))}</dd>
+                <dt>"Created"</dt><dd>{move || vps.get().created_at}</dd>
+                {move || vps.get().expires_at.map(|e| view! { <dt>"Deleted at"</dt><dd>{e}" (time-to-live)"</dd> })}
+            </dl>
+        </section>
+        <section class="card">
+            <h2>"Snapshots"</h2>
+            <ActionForm action=snap attr:class="form form-row" attr:data-test="snapshot-form">
+                <CsrfField/>
+                <input type="hidden" name="id" value=id_snap/>
+                <input type="hidden" name="action" value="create"/>
+                <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="before-upgrade"/></label>
+                <button type="submit" class="btn" disabled=move || busy() || snap.pending().get()>"Take snapshot"</button>
+            </ActionForm>
+            <ActionError action=snap/>
+            {snapshot_table}
+        </section>
+        <section class="card">
+            <h2>"Settings"</h2>
+            <ActionForm action=rename attr:class="form form-row">
+                <CsrfField/>
+                <input type="hidden" name="id" value=id_rename/>
+                <label>"Name" <input type="text" name="name" required maxlength="63" value=d.vps.name.clone()/></label>
+                <SubmitButton action=rename label="Rename" busy_label="Saving…"/>
+            </ActionForm>
+            <ActionError action=rename/>
+            <h3>"Delete"</h3>
+            <p class="muted">"Deleting removes the machine, its disk and its snapshots. It cannot be undone."</p>
+            <label class="check"><input type="checkbox" data-test="confirm-delete" prop:checked=move || confirm_delete.get()
+                on:change=move |ev| confirm_delete.set(event_target_checked(&ev))/>"I understand, delete this machine"</label>
+            <ActionForm action=power attr:class="inline-form">
+                <CsrfField/>
+                <input type="hidden" name="id" value=id_delete/>
+                <input type="hidden" name="action" value="delete"/>
+                <button type="submit" class="btn btn-danger" data-test="power-delete" on:click=move |_| delete_sent.set(true)
+                    disabled=move || !confirm_delete.get() || vps.get().transition.as_deref() == Some("delete")>"Delete machine"</button>
+            </ActionForm>
+            {move || deleted().then(|| view! { <p class="alert alert-ok" data-test="machine-deleting">"Deleting… it disappears from your machines when the node has removed it."</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn StateBadgeLive(vps: Signal<Vps>) -> impl IntoView {
+    move || view! { <StateBadge vps=vps.get()/> }
+}
+
+// ---- SSH keys ---------------------------------------------------------------------------------
+
+#[server(prefix = "/_fn", endpoint = "ssh_keys")]
+pub async fn load_keys() -> Result<Vec<SshKey>, ServerFnError> {
+    use crate::ssr::{compute::keys, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    Ok(keys::list(&state.db, &user.id)
+        .await
+        .map_err(portal::to_server_fn_error)?
+        .iter()
+        .map(|k| k.to_api())
+        .collect())
+}
+
+#[server(prefix = "/_fn", endpoint = "add_ssh_key")]
+pub async fn add_ssh_key(
+    csrf: String,
+    name: String,
+    public_key: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::keys, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    keys::add(&state.db, &user.id, &name, &public_key)
+        .await
+        .map(|_| ())
+        .map_err(portal::to_server_fn_error)
+}
+
+#[server(prefix = "/_fn", endpoint = "delete_ssh_key")]
+pub async fn delete_ssh_key(csrf: String, id: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::keys, portal};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    keys::delete(&state.db, &user.id, &id)
+        .await
+        .map_err(portal::to_server_fn_error)
+}
+
+#[component]
+pub fn KeysPage() -> impl IntoView {
+    let add = ServerAction::<AddSshKey>::new();
+    let remove = ServerAction::<DeleteSshKey>::new();
+    let data = Resource::new(
+        move || (add.version().get(), remove.version().get()),
+        |_| load_keys(),
+    );
+    view! {
+        <Title text="SSH keys"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head">
+                <h1>"SSH keys"</h1>
+                <p class="muted">"Keys you pick when creating a machine are installed for root at first boot."</p>
+            </section>
+            <section class="card">
+                <h2>"Add a key"</h2>
+                <ActionForm action=add attr:class="form" attr:data-test="add-key-form">
+                    <CsrfField/>
+                    <label>"Name" <input type="text" name="name" required maxlength="64" placeholder="laptop"/></label>
+                    <label>"Public key" <textarea name="public_key" rows="3" required placeholder="ssh-ed25519 AAAA… you@laptop"></textarea></label>
+                    <SubmitButton action=add label="Add key" busy_label="Adding…"/>
+                </ActionForm>
+                <ActionError action=add/>
+            </section>
+            <Transition fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(keys) if keys.is_empty() => view! { <section class="card"><p class="muted" data-test="no-keys">"No keys yet."</p></section> }.into_any(),
+                        Ok(keys) => view! {
+                            <section class="card">
+                                <h2>"Your keys"</h2>
+                                <ActionError action=remove/>
+                                <table class="table" data-test="key-table">
+                                    <thead><tr><th>"Name"</th><th>"Fingerprint"</th><th>"Added"</th><th></th></tr></thead>
+                                    <tbody>
+                                        {keys.into_iter().map(|k| view! {
+                                            <tr data-test="key-row">
+                                                <td data-label="Name">{k.name.clone()}</td>
+                                                <td data-label="Fingerprint"><code>{k.fingerprint.clone()}</code></td>
+                                                <td data-label="Added">{k.created_at.clone()}</td>
+                                                <td>
+                                                    <ActionForm action=remove attr:class="inline-form">
+                                                        <CsrfField/>
+                                                        <input type="hidden" name="id" value=k.id.clone()/>
+                                                        <button type="submit" class="btn btn-danger btn-sm">"Delete"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </section>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}

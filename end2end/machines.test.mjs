@@ -1,0 +1,109 @@
+// A customer runs a machine from the portal: add an SSH key, create a VM, watch it reach running
+// without reloading (Server-Sent Events), stop it, snapshot it, delete it.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c e2e@laptop';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+async function json(path, token, body, method = 'POST') {
+  const res = await fetch(`${BASE}${path}`, {
+    method, headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+test('create, watch, stop, snapshot and delete a machine', async () => {
+  const username = uniqueName('runner');
+  const email = `${username}@example.com`;
+  const reg = await json('/api/auth/register', null, { email, username, password: 'machine-password-1' });
+  assert.equal(reg.status, 201);
+  const op = await json('/api/auth/login', null, { email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD });
+  assert.equal(op.status, 200);
+  assert.equal((await json(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', 'machine-password-1');
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+
+  await page.click('nav >> text=SSH keys');
+  await page.waitForURL(`${BASE}/keys`);
+  await hydrated(page);
+  await page.fill('[data-test=add-key-form] input[name=name]', 'laptop');
+  await page.fill('[data-test=add-key-form] textarea[name=public_key]', KEY);
+  await page.click('[data-test=add-key-form] button[type=submit]');
+  await page.locator('[data-test=key-row]').waitFor();
+  assert.match(await page.textContent('[data-test=key-table]'), /SHA256:4uf\+6DwhZDUQsZzPNJ\+Gr41UFGn2qW2UKXd4wUVjUwE/);
+
+  await page.click('nav >> text=Machines');
+  await page.waitForURL(`${BASE}/machines`);
+  await hydrated(page);
+  await page.locator('[data-test=no-machines]').waitFor();
+  // A marker that a reload would wipe: the state below must arrive without one.
+  await page.evaluate(() => { window.__noReload = true; });
+  await page.fill('[data-test=create-machine-form] input[name=name]', 'web-01');
+  const nano = await page.locator('[data-test=machine-source] option', { hasText: 'Nano —' }).getAttribute('value');
+  await page.selectOption('[data-test=machine-source]', nano);
+  await page.check('[data-test=create-machine-form] fieldset input[type=checkbox]');
+  await page.click('[data-test=create-machine-form] button[type=submit]');
+  await page.locator('[data-test=machine-created]').waitFor();
+  const row = page.locator('[data-test=machine-row]', { hasText: 'web-01' });
+  await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 20_000 });
+  assert.equal(await page.evaluate(() => window.__noReload), true, 'the state arrived without a reload');
+  await page.screenshot({ path: `${ARTIFACTS}machines-list.png` });
+
+  await row.locator('a').click();
+  await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
+  await hydrated(page);
+  assert.equal(await page.textContent('[data-test=machine-name]'), 'web-01');
+  assert.equal(await page.isDisabled('[data-test=power-start]'), true, 'a running machine cannot be started');
+  await page.click('[data-test=power-stop]');
+  await page.locator('[data-test=machine-state][data-state=stopped][data-transition=""]').waitFor({ timeout: 20_000 });
+  assert.equal(await page.isDisabled('[data-test=power-stop]'), true);
+  assert.equal(await page.isDisabled('[data-test=power-start]'), false);
+
+  await page.fill('[data-test=snapshot-form] input[name=name]', 'before-upgrade');
+  await page.click('[data-test=snapshot-form] button[type=submit]');
+  await page.locator('[data-test=snapshot-row][data-state=ready]').waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: `${ARTIFACTS}machine-detail.png`, fullPage: true });
+
+  assert.equal(await page.isDisabled('[data-test=power-delete]'), true, 'delete needs the confirmation');
+  await page.check('[data-test=confirm-delete]');
+  await page.click('[data-test=power-delete]');
+  await page.locator('[data-test=machine-deleting], [data-test=machine-missing]').first().waitFor();
+  await page.goto(`${BASE}/machines`);
+  await hydrated(page);
+  await page.locator('[data-test=no-machines]').waitFor({ timeout: 20_000 });
+
+  // The same account through the API sees nothing left.
+  const login = await json('/api/auth/login', null, { email, password: 'machine-password-1' });
+  const list = await fetch(`${BASE}/api/vps`, { headers: { Authorization: `Bearer ${login.body.token}` } });
+  assert.deepEqual(await list.json(), []);
+
+  // On a phone the list stays readable.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const p2 = await phone.newPage();
+  await p2.goto(`${BASE}/signin`);
+  await hydrated(p2);
+  await p2.fill('input[name=email]', email);
+  await p2.fill('input[name=password]', 'machine-password-1');
+  await p2.click('[data-test=sign-in-form] button[type=submit]');
+  await p2.waitForURL(`${BASE}/`);
+  await p2.goto(`${BASE}/machines`);
+  await hydrated(p2);
+  const overflow = await p2.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+  await p2.screenshot({ path: `${ARTIFACTS}machines-phone.png`, fullPage: true });
+  await phone.close();
+  await context.close();
+});
