@@ -224,3 +224,63 @@ async fn add_funds_checks_the_amount_and_says_when_payments_are_off() {
         "never credits without a payment"
     );
 }
+
+/// Against Stripe's real test mode, when a test key is given (`HANGAR_TEST_STRIPE_SECRET_KEY=sk_test_...`;
+/// this machine cannot reach api.stripe.com, so CI here does not set it). Creates a real Checkout
+/// Session through add-funds and reads it back from Stripe: amount, mode, currency and our
+/// reference. Paying needs a browser on Stripe's page, so crediting stays covered by the fake.
+#[tokio::test]
+async fn real_stripe_test_mode_creates_a_checkout_session() {
+    let Ok(key) = std::env::var("HANGAR_TEST_STRIPE_SECRET_KEY") else {
+        eprintln!("skipped: HANGAR_TEST_STRIPE_SECRET_KEY is not set");
+        return;
+    };
+    assert!(
+        key.starts_with("sk_test_"),
+        "only a test-mode key may be used here"
+    );
+    let app = TestApp::builder()
+        .config("stripe_secret_key", &key)
+        .config("stripe_webhook_secret", WEBHOOK_SECRET)
+        .spawn()
+        .await;
+    let (uid, user) = app.user("realbuyer").await;
+    let body = expect_json(
+        app.post(
+            "/api/billing/add-funds",
+            Some(&user),
+            json!({"amount": 7.5}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let url = body["url"].as_str().unwrap();
+    assert!(url.starts_with("https://checkout.stripe.com/"), "{url}");
+    let session_id: String = sqlx::query_scalar("SELECT session_id FROM topups WHERE user_id = $1")
+        .bind(&uid)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    let session: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "https://api.stripe.com/v1/checkout/sessions/{session_id}"
+        ))
+        .basic_auth(&key, Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["amount_total"], 750);
+    assert_eq!(session["currency"], "usd");
+    assert_eq!(session["mode"], "payment");
+    assert_eq!(session["client_reference_id"], uid.as_str());
+    assert_eq!(session["payment_status"], "unpaid");
+    assert_eq!(
+        app.money(&uid).await,
+        (0, 0),
+        "nothing credited before payment"
+    );
+}
