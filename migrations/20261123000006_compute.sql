@@ -133,7 +133,8 @@ CREATE TABLE instances (
 );
 CREATE INDEX instances_user ON instances (user_id, created_at);
 CREATE INDEX instances_node ON instances (node_id, state);
-CREATE INDEX instances_meter ON instances (metered_until);
+-- No index on the meter columns: the tick reads every billable row anyway, and leaving them
+-- unindexed lets PostgreSQL update them in place (see db::migrate).
 CREATE UNIQUE INDEX instances_ip ON instances (public_ip);
 
 CREATE TABLE snapshots (
@@ -170,7 +171,7 @@ CREATE INDEX jobs_instance ON jobs (instance_id);
 -- Usage rows written by one metering tick carry the tick's id, so the tick can apply exactly
 -- them to the cached balances in the same transaction.
 ALTER TABLE ledger ADD COLUMN batch_id TEXT;
-CREATE INDEX ledger_batch ON ledger (batch_id);
+CREATE INDEX ledger_batch ON ledger (batch_id, user_id);
 
 -- Running-out and low-balance state per user: when the balance hit zero with machines running
 -- (cleared by a top-up), and when the low-balance warning was sent (cleared when the runway is

@@ -58,6 +58,41 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::from_sources(None, &env)?;
     let state = AppState::build(config).await?;
+    // libvirt's test driver has a fixed 100 GiB pool per connection (4 of it base images), and
+    // disk is never over-committed: a 1 GB plan and a second test-driver node (its own
+    // connection, so its own pool) give the concurrent round room.
+    sqlx::query("UPDATE nodes SET disk_gb = 96 WHERE kind = 'vm'")
+        .execute(&state.db)
+        .await?;
+    app::ssr::compute::catalog::upsert_plan(
+        &state.db,
+        app::ssr::compute::catalog::PlanInput {
+            slug: "bench-1g".into(),
+            name: "Bench".into(),
+            kind: "vm".into(),
+            vcpu: 1,
+            memory_mb: 64,
+            disk_gb: 1,
+            price_hourly: 0.001,
+            active: true,
+        },
+    )
+    .await?;
+    if kind == Kind::Vm {
+        app::ssr::compute::nodes::add(
+            &state.db,
+            app::ssr::compute::nodes::NodeInput {
+                name: "bench-b".into(),
+                kind: "vm".into(),
+                region: "local".into(),
+                uri: format!("test://{}", fixture.display()),
+                vcpu: 16,
+                memory_mb: 65536,
+                disk_gb: 96,
+            },
+        )
+        .await?;
+    }
     for _ in 0..state.config.job_workers {
         tokio::spawn(app::ssr::compute::jobs::worker(state.clone()));
     }
@@ -100,7 +135,11 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let token = token["token"].as_str().unwrap().to_owned();
-    let plan = if kind == Kind::Vm { "nano" } else { "c-micro" };
+    let plan = if kind == Kind::Vm {
+        "bench-1g"
+    } else {
+        "c-micro"
+    };
     let node = app::ssr::compute::nodes::list(&state.db)
         .await?
         .into_iter()
@@ -238,13 +277,21 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let leaked: Vec<String> = drv.list().await?.into_iter().map(|m| m.name).collect();
-    let node = app::ssr::compute::nodes::get(&state.db, &node.id).await?;
+    let mut leaked = Vec::new();
+    let mut held = 0;
+    for n in app::ssr::compute::nodes::list(&state.db)
+        .await?
+        .into_iter()
+        .filter(|n| n.kind() == kind)
+    {
+        let d = state.drivers.for_node(&n.id, kind, &n.uri);
+        leaked.extend(d.list().await?.into_iter().map(|m| m.name));
+        held += n.used_vcpu;
+    }
     println!(
-        "after deleting: {} machines left on the node {:?}, node capacity held: {} vCPU",
+        "after deleting: {} machines left on the nodes {:?}, capacity still held: {held} vCPU",
         leaked.len(),
-        leaked.iter().take(3).collect::<Vec<_>>(),
-        node.used_vcpu
+        leaked.iter().take(3).collect::<Vec<_>>()
     );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

@@ -58,6 +58,13 @@ async fn main() -> anyhow::Result<()> {
     .bind(users)
     .execute(&pool)
     .await?;
+    // Their opening balance as ledger rows, so the cached balances equal the ledger.
+    sqlx::query(
+        "INSERT INTO ledger (id, user_id, amount_micros, kind, description, created_at)
+         SELECT 'c' || substr(id, 2), id, 1000000000, 'credit', 'bench', 0 FROM users",
+    )
+    .execute(&pool)
+    .await?;
     sqlx::query(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
          INSERT INTO instances (id, user_id, name, kind, plan_id, image, region, vcpu, memory_mb, disk_gb,

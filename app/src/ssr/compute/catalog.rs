@@ -397,7 +397,12 @@ pub async fn seed_defaults(db: &Pool, config: &crate::ssr::config::Config) -> Se
                 uri: config.libvirt_uri.clone(),
                 vcpu: 16,
                 memory_mb: 65536,
-                disk_gb: 500,
+                // libvirt's test driver has a fixed 100 GiB pool, 4 of it base images.
+                disk_gb: if config.libvirt_uri.starts_with("test:") {
+                    96
+                } else {
+                    500
+                },
             },
         )
         .await?;
