@@ -349,3 +349,71 @@ async fn running_out_warns_then_stops_after_the_grace_period() {
     assert_eq!(exhausted, None);
     assert_eq!(app.money(&uid).await.0, 5_000_000);
 }
+
+#[tokio::test]
+async fn a_token_limit_caps_what_its_machines_may_use() {
+    let app = TestApp::spawn().await;
+    let (uid, jwt) = funded(&app, "tok", 10.0).await;
+    let tok = expect_json(
+        app.post(
+            "/api/tokens",
+            Some(&jwt),
+            json!({"name": "ci", "spend_limit": 0.01}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let vtk = tok["token"].as_str().unwrap().to_owned();
+    let by_token = running(&app, &vtk, "ci-1", "nano").await;
+    let by_jwt = running(&app, &jwt, "mine", "nano").await;
+    start_clock(&app, &[&by_token, &by_jwt], T0).await;
+
+    // $0.0042/h = 70 µUSD a minute: an hour is $0.0042 of the token's $0.01.
+    let r = meter::tick(&app.state.db, T0 + 60 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert!(r.stopped.is_empty());
+    let spent = |app: &TestApp| {
+        let db = app.state.db.clone();
+        let id = tok["id"].as_str().unwrap().to_owned();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT spent_micros FROM access_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        spent(&app).await,
+        4_200,
+        "only the token's machine counts against it"
+    );
+    let tokens = expect_json(app.get("/api/tokens", Some(&jwt)).await, StatusCode::OK).await;
+    assert!(tokens.text.contains("\"spent\":0.0042"), "{}", tokens.text);
+
+    // 143 minutes = $0.01001: past the limit, so the token's machine stops; the other runs on.
+    let r = meter::tick(&app.state.db, T0 + 143 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(r.stopped, vec![by_token.clone()]);
+    app.run_jobs().await;
+    let vps = expect_json(
+        app.get(&format!("/api/vps/{by_token}"), Some(&jwt)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(vps["state"], "stopped");
+    assert!(vps["reason"].as_str().unwrap().contains("spend limit"));
+    assert_eq!(
+        expect_json(
+            app.get(&format!("/api/vps/{by_jwt}"), Some(&jwt)).await,
+            StatusCode::OK
+        )
+        .await["state"],
+        "running"
+    );
+    let (cached, sum) = app.money(&uid).await;
+    assert_eq!(cached, sum);
+}

@@ -29,8 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_nodes, add_node))
         .routes(routes!(set_node_status, remove_node))
         .routes(routes!(upsert_plan))
+        .routes(routes!(retire_plan))
         .routes(routes!(list_images, upsert_image))
         .routes(routes!(upsert_template))
+        .routes(routes!(retire_template))
         .routes(routes!(run_reconcile))
 }
 
@@ -105,6 +107,32 @@ async fn upsert_plan(
     Ok(ApiJson(
         catalog::upsert_plan(&state.db, body).await?.to_api(),
     ))
+}
+
+/// Retire a plan: gone from pricing and from new machines; existing machines keep their price.
+#[utoipa::path(delete, path = "/api/admin/plans/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn retire_plan(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(slug): Path<String>,
+) -> Result<StatusCode> {
+    catalog::retire(&state.db, catalog::Retire::Plan, &slug).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Retire a template (re-`PUT` it to bring it back).
+#[utoipa::path(delete, path = "/api/admin/templates/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn retire_template(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(slug): Path<String>,
+) -> Result<StatusCode> {
+    catalog::retire(&state.db, catalog::Retire::Template, &slug).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),

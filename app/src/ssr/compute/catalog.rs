@@ -516,3 +516,30 @@ pub async fn seed_defaults(db: &Pool, config: &crate::ssr::config::Config) -> Se
     tracing::info!(at = now, "seeded the default plans, images and templates");
     Ok(())
 }
+
+/// Retires a plan or template (by slug or id): it leaves `/api/pricing` / `/api/templates` and new
+/// machines cannot use it; machines made from it keep running at their price. Re-`PUT` to restore.
+pub async fn retire(db: &Pool, table: Retire, slug: &str) -> ServiceResult<()> {
+    let (sql, what) = match table {
+        Retire::Plan => (
+            "UPDATE plans SET active = 0 WHERE slug = $1 OR id = $1",
+            "Plan",
+        ),
+        Retire::Template => (
+            "UPDATE templates SET active = 0 WHERE slug = $1 OR id = $1",
+            "Template",
+        ),
+    };
+    let done = sqlx::query(sql).bind(slug).execute(db).await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::NotFound(what));
+    }
+    Ok(())
+}
+
+/// What [`retire`] retires.
+#[derive(Debug, Clone, Copy)]
+pub enum Retire {
+    Plan,
+    Template,
+}

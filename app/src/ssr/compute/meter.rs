@@ -91,6 +91,19 @@ async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<
         .execute(&mut **tx)
         .await?;
     }
+    // Usage counts against the spend limit of the token that created the instance (the limit
+    // is enforced by stopping its instances in `tick`); counted before the instances move on.
+    sqlx::query(&format!(
+        "UPDATE access_tokens SET spent_micros = spent_micros + COALESCE((
+             SELECT CAST(SUM((price_hourly_micros * (metered_minutes + {minutes})) / 60
+                             - (price_hourly_micros * metered_minutes) / 60) AS BIGINT)
+             FROM instances WHERE {filter} AND token_id = access_tokens.id), 0)
+         WHERE id IN (SELECT token_id FROM instances WHERE {filter} AND token_id IS NOT NULL)"
+    ))
+    .bind(now)
+    .bind(only.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(&format!(
         "UPDATE instances SET metered_minutes = metered_minutes + {minutes}, metered_until = {next} WHERE {filter}"
     ))
@@ -183,6 +196,28 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
         )
         .await?;
     }
+    // A token that reached its spend limit stops what it started.
+    let over_limit: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE instances SET state = 'stopping', transition = 'stop',
+             reason = 'Stopped because the access token that created it reached its spend limit', updated_at = $1
+         WHERE state = 'running' AND transition IS NULL
+           AND token_id IN (SELECT id FROM access_tokens WHERE spend_limit_micros IS NOT NULL AND spent_micros >= spend_limit_micros)
+         RETURNING id, user_id",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (instance, user) in &over_limit {
+        super::jobs::enqueue(
+            &mut tx,
+            "stop",
+            Some(user),
+            Some(instance),
+            serde_json::json!({}),
+            due,
+        )
+        .await?;
+    }
     let mut stopped_users: Vec<&String> = stopped.iter().map(|(_, u)| u).collect();
     stopped_users.sort();
     stopped_users.dedup();
@@ -231,7 +266,11 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     Ok(TickReport {
         charged,
         exhausted,
-        stopped: stopped.into_iter().map(|(i, _)| i).collect(),
+        stopped: stopped
+            .into_iter()
+            .chain(over_limit)
+            .map(|(i, _)| i)
+            .collect(),
         warned,
     })
 }
