@@ -91,6 +91,13 @@ async fn story(d: Arc<dyn Driver>) {
     d.reboot(&name).await.unwrap();
     assert_eq!(d.power(&name).await.unwrap(), Some(Power::Running));
 
+    let address = d.address(&name).await.unwrap();
+    assert!(
+        address
+            .as_deref()
+            .is_some_and(|a| a.parse::<std::net::Ipv4Addr>().is_ok()),
+        "a running machine has an address (DHCP lease / container network): {address:?}"
+    );
     let console = d.console(&name).await.unwrap();
     match d.kind() {
         Kind::Vm => assert!(

@@ -75,7 +75,7 @@ async fn to_server(state: &AppState, inst: &InstanceRow) -> Result<Server> {
         region: inst.region.clone(),
         plan: plan.map(|p| p.slug).unwrap_or_else(|| inst.plan_id.clone()),
         os: inst.image.clone(),
-        main_ip: inst.public_ip.clone(),
+        main_ip: inst.address(),
         vcpus: inst.vcpu,
         // Whole GB when it is one; 0.5 for a 512 MB plan.
         ram_gb: (inst.memory_mb as f64 / 1024.0 * 100.0).round() / 100.0,

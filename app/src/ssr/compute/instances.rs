@@ -87,6 +87,12 @@ impl InstanceRow {
         Kind::parse(&self.kind).unwrap_or(Kind::Vm)
     }
 
+    /// The address to reach the machine at: its public address when it has one, else the private
+    /// address its node gave it (Hangar does not allocate public addresses itself yet).
+    pub fn address(&self) -> Option<String> {
+        self.public_ip.clone().or_else(|| self.private_ip.clone())
+    }
+
     pub fn size(&self) -> Size {
         Size {
             vcpu: self.vcpu,
@@ -111,7 +117,7 @@ impl InstanceRow {
             memory_mb: self.memory_mb,
             disk_gb: self.disk_gb,
             price_hourly: UsdNum(self.price_hourly_micros),
-            ip: self.public_ip.clone(),
+            ip: self.address(),
             ssh_key_ids: self.ssh_key_ids(),
             expires_at: self.expires_at.map(rfc3339),
             created_at: rfc3339(self.created_at),

@@ -289,15 +289,18 @@ async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
                 .map_err(|e| Failure::Permanent(e.to_string()))?;
             driver.create(&spec).await?;
             let console = driver.console(&name).await.ok();
+            let address = driver.address(&name).await.ok().flatten();
             let mut tx = state.db.begin().await?;
             let at = now();
             let done = sqlx::query(
-                "UPDATE instances SET state = 'running', transition = NULL, reason = NULL, vnc_port = $1, updated_at = $2
+                "UPDATE instances SET state = 'running', transition = NULL, reason = NULL, vnc_port = $1,
+                     private_ip = $4, updated_at = $2
                  WHERE id = $3 AND transition = 'create'",
             )
             .bind(console.and_then(|c| c.vnc_port).map(i64::from))
             .bind(at)
             .bind(&inst.id)
+            .bind(address)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 1 {
@@ -307,11 +310,14 @@ async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
         }
         "start" => {
             driver.start(&name).await?;
+            // Containers get a new address each time they start.
+            let address = driver.address(&name).await.ok().flatten();
             let mut tx = state.db.begin().await?;
             let at = now();
-            sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = NULL, updated_at = $1 WHERE id = $2")
+            sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = NULL, private_ip = $3, updated_at = $1 WHERE id = $2")
                 .bind(at)
                 .bind(&inst.id)
+                .bind(address)
                 .execute(&mut *tx)
                 .await?;
             meter::begin(&mut tx, &inst.id, at).await?;
@@ -380,7 +386,7 @@ pub async fn mark_stopped(db: &Pool, id: &str, reason: Option<&str>) -> ServiceR
     let at = db::now_ms();
     meter::settle(&mut tx, id, at).await?;
     sqlx::query(
-        "UPDATE instances SET state = 'stopped', transition = NULL, reason = COALESCE($1, reason), updated_at = $2
+        "UPDATE instances SET state = 'stopped', transition = NULL, reason = COALESCE($1, reason), private_ip = NULL, updated_at = $2
          WHERE id = $3 AND state <> 'deleted'",
     )
     .bind(reason)
@@ -420,7 +426,7 @@ async fn finish_instance(
     // that hold it (a failed instance already gave its share back).
     let holds = "state NOT IN ('deleted', 'failed')";
     let moved = sqlx::query(&format!(
-        "UPDATE instances SET state = $1, transition = NULL, reason = COALESCE($2, reason), public_ip = NULL,
+        "UPDATE instances SET state = $1, transition = NULL, reason = COALESCE($2, reason), public_ip = NULL, private_ip = NULL,
             deleted_at = CASE WHEN $1 = 'deleted' THEN $3 ELSE deleted_at END, updated_at = $3
          WHERE id = $4 AND {holds}"
     ))

@@ -369,6 +369,21 @@ impl Driver for DockerDriver {
         }
     }
 
+    async fn address(&self, name: &str) -> DriverResult<Option<String>> {
+        let docker = self.client()?;
+        let c = docker
+            .inspect_container(name, None)
+            .await
+            .map_err(on_container(name))?;
+        let settings = c.network_settings.unwrap_or_default();
+        Ok(settings
+            .networks
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|n| n.ip_address)
+            .find(|ip| !ip.is_empty()))
+    }
+
     async fn console(&self, name: &str) -> DriverResult<Console> {
         let docker = self.client()?;
         match self.running(&docker, name).await? {

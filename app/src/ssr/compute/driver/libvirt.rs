@@ -468,6 +468,24 @@ impl Driver for LibvirtDriver {
         })
         .await
     }
+
+    async fn address(&self, name: &str) -> DriverResult<Option<String>> {
+        let name = name.to_owned();
+        self.with_conn(move |conn, _| Ok(lease_address(&require(conn, &name)?)))
+            .await
+    }
+}
+
+/// The first IPv4 address of the domain's DHCP leases, if libvirt knows one.
+fn lease_address(dom: &Domain) -> Option<String> {
+    let ifaces = dom
+        .interface_addresses(sys::VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
+        .ok()?;
+    ifaces
+        .into_iter()
+        .flat_map(|i| i.addrs)
+        .find(|a| a.typed == i64::from(sys::VIR_IP_ADDR_TYPE_IPV4))
+        .map(|a| a.addr)
 }
 
 #[cfg(test)]

@@ -165,6 +165,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
 
     /// How to reach the machine's console, read from the live machine.
     async fn console(&self, name: &str) -> DriverResult<Console>;
+
+    /// The machine's private IPv4 address as its node sees it (DHCP lease, container network),
+    /// `None` while it has none. Read-only; any number of calls.
+    async fn address(&self, name: &str) -> DriverResult<Option<String>>;
 }
 
 /// Builds the driver for a node of `kind` at `uri`. Connections are opened lazily, so a node
