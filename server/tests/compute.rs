@@ -15,16 +15,6 @@ use serde_json::{json, Value};
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c me@laptop";
 
-/// A user with `usd` on their balance: (user id, JWT).
-async fn funded(app: &TestApp, name: &str, usd: f64) -> (String, String) {
-    let (_, admin) = app.admin(&format!("op-{name}")).await;
-    let (uid, token) = app.user(name).await;
-    if usd > 0.0 {
-        app.credit(&admin, &uid, usd).await;
-    }
-    (uid, token)
-}
-
 async fn plan_id(app: &TestApp, slug: &str) -> String {
     let plans = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
     plans
@@ -238,7 +228,7 @@ async fn creating_needs_the_minimum_runtime_in_balance() {
 #[tokio::test]
 async fn a_token_spend_limit_stops_creates_beyond_it() {
     let app = TestApp::spawn().await;
-    let (_, jwt) = funded(&app, "ci", 20.0).await;
+    let (_, jwt) = app.funded_user("ci", 20.0).await;
     let tok = expect_json(
         app.post(
             "/api/tokens",
@@ -273,7 +263,7 @@ async fn a_token_spend_limit_stops_creates_beyond_it() {
 #[tokio::test]
 async fn vps_lifecycle_from_create_to_delete() {
     let app = TestApp::spawn().await;
-    let (uid, token) = funded(&app, "vera", 10.0).await;
+    let (uid, token) = app.funded_user("vera", 10.0).await;
     let key = expect_json(
         app.post(
             "/api/keys",
@@ -626,7 +616,7 @@ async fn vps_lifecycle_from_create_to_delete() {
 #[tokio::test]
 async fn bad_create_requests_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
-    let (_, token) = funded(&app, "bea", 10.0).await;
+    let (_, token) = app.funded_user("bea", 10.0).await;
     let (_, other) = app.user("other").await;
     let other_key = expect_json(
         app.post(
@@ -705,8 +695,8 @@ async fn bad_create_requests_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn one_instance_three_apis() {
     let app = TestApp::spawn().await;
-    let (_, token) = funded(&app, "tri", 10.0).await;
-    let (_, eve) = funded(&app, "eve", 10.0).await;
+    let (_, token) = app.funded_user("tri", 10.0).await;
+    let (_, eve) = app.funded_user("eve", 10.0).await;
 
     let created = expect_json(
         app.post("/v1/servers", Some(&token), json!({"region": "local", "plan": "small", "os": "ubuntu-22-04", "label": "ml-01", "backups": true, "user_data": "#!/bin/sh\necho hi"})).await,
@@ -875,7 +865,7 @@ async fn one_instance_three_apis() {
 #[tokio::test]
 async fn instances_api_labels_operations_and_validation() {
     let app = TestApp::spawn().await;
-    let (_, token) = funded(&app, "ivy", 10.0).await;
+    let (_, token) = app.funded_user("ivy", 10.0).await;
     let spec = |name: &str, env: &str| {
         json!({"metadata": {"name": name, "labels": {"env": env, "team": "platform"}},
                "spec": {"type": "nano", "image": "debian-12", "vpc_id": "vpc-abc123", "subnet_id": "subnet-def456",
@@ -1042,7 +1032,7 @@ async fn concurrent_creates_never_overcommit_a_node() {
         StatusCode::CREATED,
     )
     .await;
-    let (_, token) = funded(&app, "rush", 50.0).await;
+    let (_, token) = app.funded_user("rush", 50.0).await;
     let tasks = (0..10).map(|i| {
         let app = &app;
         let token = token.clone();
@@ -1089,7 +1079,7 @@ async fn a_job_cut_off_by_a_restart_is_finished_by_the_next_server() {
         .config("job_lease_secs", "5")
         .spawn()
         .await;
-    let (uid, token) = funded(&app, "rex", 10.0).await;
+    let (uid, token) = app.funded_user("rex", 10.0).await;
     let vps = expect_json(
         app.post(
             "/api/vps",
@@ -1155,7 +1145,7 @@ async fn a_job_cut_off_by_a_restart_is_finished_by_the_next_server() {
 #[tokio::test]
 async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
     let app = TestApp::spawn().await;
-    let (uid, token) = funded(&app, "recon", 10.0).await;
+    let (uid, token) = app.funded_user("recon", 10.0).await;
     let a = expect_json(
         app.post(
             "/api/vps",
@@ -1252,7 +1242,7 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
 #[tokio::test]
 async fn templates_fill_defaults_and_ttls_delete() {
     let app = TestApp::spawn().await;
-    let (uid, token) = funded(&app, "tina", 10.0).await;
+    let (uid, token) = app.funded_user("tina", 10.0).await;
     let vps = expect_json(
         app.post(
             "/api/vps",
@@ -1338,7 +1328,7 @@ async fn batches_answer_per_item() {
         .config("max_batch_size", "3")
         .spawn()
         .await;
-    let (_, token) = funded(&app, "bat", 10.0).await;
+    let (_, token) = app.funded_user("bat", 10.0).await;
     let res = app
         .post(
             "/api/vps/batch",
@@ -1495,7 +1485,7 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
         .config("stop_timeout_secs", "5")
         .spawn()
         .await;
-    let (uid, token) = funded(&app, "cody", 10.0).await;
+    let (uid, token) = app.funded_user("cody", 10.0).await;
     let vps = expect_json(
         app.post(
             "/api/vps",

@@ -20,13 +20,6 @@ const RULES: Rules = Rules {
     runway_hours: 24,
 };
 
-async fn funded(app: &TestApp, name: &str, usd: f64) -> (String, String) {
-    let (_, admin) = app.admin(&format!("op-{name}")).await;
-    let (uid, token) = app.user(name).await;
-    app.credit(&admin, &uid, usd).await;
-    (uid, token)
-}
-
 /// Creates a VPS on `plan` and runs its create job; returns its id.
 async fn running(app: &TestApp, token: &str, name: &str, plan: &str) -> String {
     let vps = expect_json(
@@ -66,7 +59,7 @@ async fn usage_total(app: &TestApp, uid: &str) -> i64 {
 #[tokio::test]
 async fn running_instances_pay_each_minute_once() {
     let app = TestApp::spawn().await;
-    let (uid, token) = funded(&app, "mia", 20.0).await;
+    let (uid, token) = app.funded_user("mia", 20.0).await;
     // nano: $0.0042/h = 70 µUSD a minute; small: $0.012/h = 200 µUSD a minute.
     let nano = running(&app, &token, "n", "nano").await;
     let small = running(&app, &token, "s", "small").await;
@@ -353,7 +346,7 @@ async fn running_out_warns_then_stops_after_the_grace_period() {
 #[tokio::test]
 async fn a_token_limit_caps_what_its_machines_may_use() {
     let app = TestApp::spawn().await;
-    let (uid, jwt) = funded(&app, "tok", 10.0).await;
+    let (uid, jwt) = app.funded_user("tok", 10.0).await;
     let tok = expect_json(
         app.post(
             "/api/tokens",

@@ -155,16 +155,25 @@ async fn charge_token(
     .bind(user_id)
     .fetch_one(&mut **tx)
     .await?;
-    let limit = limit.unwrap_or(0);
-    Err(ServiceError::InsufficientBalance {
+    Err(token_limit_reached(
         balance,
-        required: amount,
+        amount,
+        limit.unwrap_or(0),
+        spent,
+    ))
+}
+
+/// The 402 for a purchase of `required` that a token's spend limit does not allow (µUSD).
+pub fn token_limit_reached(balance: i64, required: i64, limit: i64, spent: i64) -> ServiceError {
+    ServiceError::InsufficientBalance {
+        balance,
+        required,
         message: format!(
             "token spend limit reached: this token may spend ${} in all and has spent ${}",
             crate::money::usd4(limit),
             crate::money::usd4(spent)
         ),
-    })
+    }
 }
 
 /// A user's balance computed from the ledger itself.

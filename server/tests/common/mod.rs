@@ -374,6 +374,16 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
+    /// A user with `usd` on their balance, credited by an operator made for it: (user id, JWT).
+    pub async fn funded_user(&self, name: &str, usd: f64) -> (String, String) {
+        let (_, admin) = self.admin(&format!("op-{name}")).await;
+        let (uid, token) = self.user(name).await;
+        if usd > 0.0 {
+            self.credit(&admin, &uid, usd).await;
+        }
+        (uid, token)
+    }
+
     /// Runs every queued job to the end, as the workers would.
     pub async fn run_jobs(&self) -> usize {
         app::ssr::compute::jobs::drain(&self.state).await.unwrap()

@@ -380,15 +380,9 @@ pub async fn check_funds(db: &Pool, actor: &Actor, required: i64) -> ServiceResu
         .await?;
         if let Some((Some(limit), spent)) = row {
             if spent + required > limit {
-                return Err(ServiceError::InsufficientBalance {
-                    balance,
-                    required,
-                    message: format!(
-                        "token spend limit reached: this token may spend ${} in all and has spent ${}",
-                        crate::money::usd4(limit),
-                        crate::money::usd4(spent)
-                    ),
-                });
+                return Err(crate::ssr::ledger::token_limit_reached(
+                    balance, required, limit, spent,
+                ));
             }
         }
     }
@@ -589,22 +583,9 @@ impl SnapshotRow {
     }
 }
 
-/// Snapshot names become libvirt snapshot names and image tags: keep them to what both accept.
+/// Snapshot names become libvirt snapshot names and image tags; the machine-name rule suits both.
 pub fn validate_snapshot_name(name: &str) -> ServiceResult<String> {
-    let name = name.trim();
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(name.to_owned())
-    } else {
-        Err(ServiceError::invalid(
-            "name: 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
-        ))
-    }
+    validate_name(name)
 }
 
 /// Most snapshots one instance may keep.

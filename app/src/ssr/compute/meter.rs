@@ -162,17 +162,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    for user in &exhausted {
-        super::jobs::enqueue(
-            &mut tx,
-            "mail",
-            Some(user),
-            None,
-            serde_json::json!({"template": "exhausted"}),
-            due,
-        )
-        .await?;
-    }
+    mail_each(&mut tx, &exhausted, "exhausted", due).await?;
 
     let deadline = now - rules.grace_minutes * MINUTE_MS;
     let stopped: Vec<(String, String)> = sqlx::query_as(
@@ -185,17 +175,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     .bind(deadline)
     .fetch_all(&mut *tx)
     .await?;
-    for (instance, user) in &stopped {
-        super::jobs::enqueue(
-            &mut tx,
-            "stop",
-            Some(user),
-            Some(instance),
-            serde_json::json!({}),
-            due,
-        )
-        .await?;
-    }
+    stop_each(&mut tx, &stopped, due).await?;
     // A token that reached its spend limit stops what it started.
     let over_limit: Vec<(String, String)> = sqlx::query_as(
         "UPDATE instances SET state = 'stopping', transition = 'stop',
@@ -207,31 +187,11 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    for (instance, user) in &over_limit {
-        super::jobs::enqueue(
-            &mut tx,
-            "stop",
-            Some(user),
-            Some(instance),
-            serde_json::json!({}),
-            due,
-        )
-        .await?;
-    }
+    stop_each(&mut tx, &over_limit, due).await?;
     let mut stopped_users: Vec<&String> = stopped.iter().map(|(_, u)| u).collect();
     stopped_users.sort();
     stopped_users.dedup();
-    for user in stopped_users {
-        super::jobs::enqueue(
-            &mut tx,
-            "mail",
-            Some(user),
-            None,
-            serde_json::json!({"template": "stopped"}),
-            due,
-        )
-        .await?;
-    }
+    mail_each(&mut tx, stopped_users, "stopped", due).await?;
 
     // Low runway: warn once per crossing; the mark clears when the runway is long again.
     let usage = "(SELECT COALESCE(SUM(i.price_hourly_micros), 0) FROM instances i WHERE i.user_id = users.id AND i.metered_until IS NOT NULL)";
@@ -251,17 +211,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     .bind(rules.runway_hours)
     .fetch_all(&mut *tx)
     .await?;
-    for user in &warned {
-        super::jobs::enqueue(
-            &mut tx,
-            "mail",
-            Some(user),
-            None,
-            serde_json::json!({"template": "low_balance"}),
-            due,
-        )
-        .await?;
-    }
+    mail_each(&mut tx, &warned, "low_balance", due).await?;
     tx.commit().await?;
     Ok(TickReport {
         charged,
@@ -273,6 +223,36 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
             .collect(),
         warned,
     })
+}
+
+/// Enqueues a balance notice (`template`) for each user.
+async fn mail_each<'a>(
+    tx: &mut Tx<'_>,
+    users: impl IntoIterator<Item = &'a String>,
+    template: &str,
+    due: i64,
+) -> ServiceResult<()> {
+    for user in users {
+        let payload = serde_json::json!({ "template": template });
+        super::jobs::enqueue(tx, "mail", Some(user), None, payload, due).await?;
+    }
+    Ok(())
+}
+
+/// Enqueues the stop job of each (instance, user) the rules just marked `stopping`.
+async fn stop_each(tx: &mut Tx<'_>, stopped: &[(String, String)], due: i64) -> ServiceResult<()> {
+    for (instance, user) in stopped {
+        super::jobs::enqueue(
+            tx,
+            "stop",
+            Some(user),
+            Some(instance),
+            serde_json::json!({}),
+            due,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What a user's billable instances cost per hour (µUSD).
