@@ -94,14 +94,32 @@ impl DockerDriver {
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        match docker.create_container(Some(options), body).await {
-            Ok(_) => Ok(()),
-            // A concurrent retry made it first: the same end state.
-            Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Err(DriverError::Invalid(format!(
-                "Image {image} is not on this node"
-            ))),
-            Err(e) => Err(backend(e)),
+        // Podman answers 500 "image not known" when another image (not ours) is removed while it
+        // resolves the create; that is transient, so try again a few times before giving up.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match docker
+                .create_container(Some(options.clone()), body.clone())
+                .await
+            {
+                Ok(_) => return Ok(()),
+                // A concurrent retry made it first: the same end state.
+                Err(e) if status_of(&e) == Some(409) => return Ok(()),
+                Err(e) if status_of(&e) == Some(404) => {
+                    return Err(DriverError::Invalid(format!(
+                        "Image {image} is not on this node"
+                    )))
+                }
+                Err(e)
+                    if attempt < 4
+                        && status_of(&e) == Some(500)
+                        && e.to_string().contains("image not known") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(backend(e)),
+            }
         }
     }
 
