@@ -1,7 +1,10 @@
 //! One story, every driver: the same lifecycle run against libvirt's test driver (with the shipped
 //! fixture) and against a real Docker-API engine (Podman, started by `scripts/test`, with an image
-//! built locally). What the story checks is what the job runner and the reconciler rely on,
-//! including each method's documented behaviour when called twice.
+//! built locally), and, in the optional slow tier, against a real QEMU guest under libvirtd. What
+//! the story checks is what the job runner and the reconciler rely on, including each method's
+//! documented behaviour when called twice.
+
+mod common;
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,6 +41,10 @@ fn image_for(kind: Kind) -> String {
 }
 
 fn spec(kind: Kind, id: &str) -> MachineSpec {
+    spec_with(id, image_for(kind))
+}
+
+fn spec_with(id: &str, image: String) -> MachineSpec {
     MachineSpec {
         name: machine_name(id),
         instance_id: id.into(),
@@ -45,7 +52,7 @@ fn spec(kind: Kind, id: &str) -> MachineSpec {
         vcpu: 1,
         memory_mb: 64,
         disk_gb: 1,
-        image: image_for(kind),
+        image,
         user_data: Some("#!/bin/sh\necho hi\n".into()),
         ssh_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c story".into()],
         seed_url: Some("http://127.0.0.1:3000/cloud-init/x/y/".into()),
@@ -59,6 +66,21 @@ fn unique_id() -> String {
 async fn story(d: Arc<dyn Driver>) {
     let id = unique_id();
     let s = spec(d.kind(), &id);
+    story_of(d, s).await;
+}
+
+/// The machine's address, waited for: a real guest asks for its DHCP lease while booting.
+async fn address_of(d: &dyn Driver, name: &str) -> Option<String> {
+    for _ in 0..300 {
+        if let Some(a) = d.address(name).await.unwrap() {
+            return Some(a);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+async fn story_of(d: Arc<dyn Driver>, s: MachineSpec) {
     let name = s.name.clone();
 
     assert_eq!(d.power(&name).await.unwrap(), None, "nothing before create");
@@ -91,7 +113,7 @@ async fn story(d: Arc<dyn Driver>) {
     d.reboot(&name).await.unwrap();
     assert_eq!(d.power(&name).await.unwrap(), Some(Power::Running));
 
-    let address = d.address(&name).await.unwrap();
+    let address = address_of(&*d, &name).await;
     assert!(
         address
             .as_deref()
@@ -159,8 +181,16 @@ async fn bad_image_is_refused(d: Arc<dyn Driver>) {
     assert_eq!(d.power(&s.name).await.unwrap(), None, "nothing left behind");
 }
 
+/// What the tests' drivers are built with: a short stop timeout, defaults otherwise.
+fn settings() -> driver::Settings {
+    driver::Settings {
+        stop_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
 fn libvirt() -> Arc<dyn Driver> {
-    driver::connect(Kind::Vm, &libvirt_uri(), Duration::from_secs(5))
+    driver::connect(Kind::Vm, &libvirt_uri(), &settings())
 }
 
 #[tokio::test]
@@ -173,34 +203,47 @@ async fn libvirt_refuses_an_image_the_node_lacks() {
     bad_image_is_refused(libvirt()).await;
 }
 
+/// The same story on a real QEMU guest (slow tier, `HANGAR_TEST_QEMU=1`).
+#[tokio::test]
+async fn qemu_story() {
+    let Some(tier) = common::qemu::Tier::from_env() else {
+        return;
+    };
+    let d = driver::connect(
+        Kind::Vm,
+        &tier.uri,
+        &driver::Settings {
+            libvirt_domain_type: driver::libvirt::DomainType::Qemu,
+            ..settings()
+        },
+    );
+    let mut s = spec_with(&unique_id(), tier.image_source());
+    s.memory_mb = 192;
+    story_of(d.clone(), s.clone()).await;
+    assert!(
+        !tier.serial(&s.name).is_empty(),
+        "the guest wrote to its serial console log"
+    );
+}
+
 #[tokio::test]
 async fn docker_story() {
     if let Some(uri) = docker_uri() {
-        story(driver::connect(
-            Kind::Container,
-            &uri,
-            Duration::from_secs(5),
-        ))
-        .await;
+        story(driver::connect(Kind::Container, &uri, &settings())).await;
     }
 }
 
 #[tokio::test]
 async fn docker_refuses_an_image_the_node_lacks() {
     if let Some(uri) = docker_uri() {
-        bad_image_is_refused(driver::connect(
-            Kind::Container,
-            &uri,
-            Duration::from_secs(5),
-        ))
-        .await;
+        bad_image_is_refused(driver::connect(Kind::Container, &uri, &settings())).await;
     }
 }
 
 #[tokio::test]
 async fn docker_applies_the_plan_limits() {
     let Some(uri) = docker_uri() else { return };
-    let d = driver::connect(Kind::Container, &uri, Duration::from_secs(5));
+    let d = driver::connect(Kind::Container, &uri, &settings());
     let mut s = spec(Kind::Container, &unique_id());
     s.memory_mb = 96;
     s.vcpu = 2;

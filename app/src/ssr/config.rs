@@ -70,6 +70,12 @@ pub struct Config {
     /// libvirt connection URI for VM instances. Default: libvirt's test driver with the fixture
     /// shipped in `server/fixtures/libvirt-node.xml`.
     pub libvirt_uri: String,
+    /// libvirt domain type on real hosts: `kvm` (hardware virtualisation, the default) or `qemu`
+    /// (software emulation, TCG: slow, for hosts without usable KVM and for tests).
+    pub libvirt_domain_type: crate::ssr::compute::driver::libvirt::DomainType,
+    /// The libvirt network every VM's NIC joins on each libvirt node (`default`: libvirt's NAT
+    /// network with DHCP).
+    pub libvirt_network: crate::ssr::compute::driver::libvirt::Network,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
     /// Grace days after a rental's end during which its server stays reserved for the renter.
@@ -261,6 +267,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("session_ttl_secs", Some("1209600")),
     ("max_body_bytes", Some("1048576")),
     ("libvirt_uri", None),
+    ("libvirt_domain_type", Some("kvm")),
+    ("libvirt_network", Some("default")),
     ("log_format", Some("text")),
     ("rental_hold_days", Some("0")),
     ("sweep_interval_secs", Some("30")),
@@ -392,6 +400,8 @@ impl RawConfig {
             session_ttl_secs: self.required("session_ttl_secs")?,
             max_body_bytes: self.required("max_body_bytes")?,
             libvirt_uri,
+            libvirt_domain_type: self.required("libvirt_domain_type")?,
+            libvirt_network: self.required("libvirt_network")?,
             log_format: self.required("log_format")?,
             rental_hold_days: self.required("rental_hold_days")?,
             sweep_interval_secs: self.required::<u64>("sweep_interval_secs")?.max(1),

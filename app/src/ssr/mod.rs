@@ -85,9 +85,11 @@ impl AppState {
             .build()?;
         let browse_cache = Arc::new(marketplace::BrowseCache::new(config.browse_cache_entries));
         compute::catalog::seed_defaults(&db, &config).await?;
-        let drivers = Arc::new(compute::driver::Drivers::new(
-            std::time::Duration::from_secs(config.stop_timeout_secs),
-        ));
+        let drivers = Arc::new(compute::driver::Drivers::new(compute::driver::Settings {
+            stop_timeout: std::time::Duration::from_secs(config.stop_timeout_secs),
+            libvirt_domain_type: config.libvirt_domain_type,
+            libvirt_network: config.libvirt_network.clone(),
+        }));
         Ok(Self {
             drivers,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),

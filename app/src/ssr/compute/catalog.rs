@@ -3,7 +3,7 @@
 
 use tracing::instrument;
 
-use super::driver::Kind;
+use super::driver::{libvirt::BootSource, Kind};
 use crate::{
     compute::{Image, Plan, Template},
     money::UsdNum,
@@ -270,8 +270,9 @@ pub struct ImageInput {
     pub slug: String,
     pub name: String,
     pub kind: String,
-    /// libvirt: a volume name in the node's `default` pool (without `.qcow2`) or an absolute
-    /// path; docker: an image reference present on the node.
+    /// libvirt: a base disk, as a volume name in the node's `default` pool (without `.qcow2`)
+    /// or an absolute path, or a direct kernel boot `kernel=/p initrd=/p append=...` (see
+    /// `driver::libvirt::BootSource`); docker: an image reference present on the node.
     pub source: String,
     #[serde(default)]
     pub is_default: bool,
@@ -287,6 +288,10 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
     check_kind(&input.kind)?;
     if input.source.trim().is_empty() || input.name.trim().is_empty() {
         return Err(ServiceError::invalid("name and source are required"));
+    }
+    if input.kind == Kind::Vm.as_str() {
+        BootSource::parse(&input.source)
+            .map_err(|e| ServiceError::invalid(format!("source: {e}")))?;
     }
     let mut tx = db.begin().await?;
     if input.is_default {

@@ -4,9 +4,12 @@
 //! so every call runs on tokio's blocking pool.
 //!
 //! What a machine gets (see [`domain_xml`]): the plan's vCPUs and memory, a qcow2 disk in the
-//! node's `default` storage pool layered on the image (`<image>.qcow2` volume, or an absolute
-//! path, as backing store), a virtio NIC on libvirt's `default` network, a serial console, VNC
-//! graphics listening on 127.0.0.1 only, and ACPI so a graceful stop reaches the guest.
+//! node's `default` storage pool, a virtio NIC on the configured network ([`Network`]), a serial
+//! console (its output also logged on the node to
+//! `/var/log/libvirt/qemu/<machine>-serial0.log`), VNC graphics listening on 127.0.0.1 only, and
+//! ACPI so a graceful stop reaches the guest. The image decides how it boots ([`BootSource`]):
+//! from a disk layered on a qcow2 base image, or directly from a kernel and initrd with a blank
+//! disk. Domains are `kvm` unless the deployment says `qemu` (software emulation).
 //!
 //! **Cloud-init** (user data and SSH keys) uses the NoCloud *network* seed announced through
 //! SMBIOS: the domain's system serial is `ds=nocloud-net;s=<public_url>/cloud-init/<id>/<key>/`,
@@ -19,6 +22,7 @@
 //! VNC ports, the driver assigns fixed ones (5900 + n, the first not in use on the node).
 
 use std::{
+    str::FromStr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -36,11 +40,116 @@ use super::{Console, Driver, DriverError, DriverResult, Kind, Machine, MachineSp
 /// The storage pool disks are made in, on every libvirt node.
 const POOL: &str = "default";
 
+/// The libvirt domain type used on real hosts (the test driver's are always `test`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainType {
+    /// Hardware virtualisation.
+    Kvm,
+    /// Software emulation (TCG): no `/dev/kvm` needed, many times slower.
+    Qemu,
+}
+
+impl DomainType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainType::Kvm => "kvm",
+            DomainType::Qemu => "qemu",
+        }
+    }
+}
+
+impl FromStr for DomainType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kvm" => Ok(DomainType::Kvm),
+            "qemu" => Ok(DomainType::Qemu),
+            _ => Err("expected kvm or qemu".into()),
+        }
+    }
+}
+
+/// The libvirt network a VM's NIC joins (usually `default`: NAT with DHCP, whose leases give
+/// the machine's private address; a bridged network on hosts that route public addresses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network(pub String);
+
+impl FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let valid = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(Network(s.to_owned()))
+        } else {
+            Err("expected a libvirt network name".into())
+        }
+    }
+}
+
+/// How a VM image boots, read from the image's `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootSource {
+    /// From the machine's disk, a qcow2 overlay on this base: the `<source>.qcow2` volume in the
+    /// node's pool, or an absolute path on the node.
+    Disk(String),
+    /// Direct kernel boot, written `kernel=/abs/vmlinuz initrd=/abs/initrd.img append=<kernel
+    /// command line to the end>` (initrd and append optional; paths on the node). The machine's
+    /// disk starts blank. For appliance images and minimal guests.
+    Kernel {
+        kernel: String,
+        initrd: Option<String>,
+        append: Option<String>,
+    },
+}
+
+impl BootSource {
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let source = source.trim();
+        if !source.contains('=') {
+            if source.is_empty() || source.contains(char::is_whitespace) {
+                return Err("a VM image source is a volume name or an absolute path, or kernel=... initrd=... append=...".into());
+            }
+            return Ok(BootSource::Disk(source.to_owned()));
+        }
+        let (mut kernel, mut initrd, mut append) = (None, None, None);
+        let mut rest = source;
+        while !rest.is_empty() {
+            if let Some(line) = rest.strip_prefix("append=") {
+                append = Some(line.trim().to_owned()).filter(|a| !a.is_empty());
+                break;
+            }
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let (token, tail) = rest.split_at(end);
+            rest = tail.trim_start();
+            let (key, value) = token
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, got {token:?}"))?;
+            if !value.starts_with('/') {
+                return Err(format!("{key} must be an absolute path on the node"));
+            }
+            match key {
+                "kernel" => kernel = Some(value.to_owned()),
+                "initrd" => initrd = Some(value.to_owned()),
+                _ => return Err(format!("unknown boot key {key:?} (kernel, initrd, append)")),
+            }
+        }
+        Ok(BootSource::Kernel {
+            kernel: kernel.ok_or("kernel= is required")?,
+            initrd,
+            append,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct LibvirtDriver {
     uri: String,
     conn: Arc<Mutex<Option<Connect>>>,
     stop_timeout: Duration,
+    domain_type: DomainType,
+    network: Network,
 }
 
 impl std::fmt::Debug for LibvirtDriver {
@@ -52,13 +161,15 @@ impl std::fmt::Debug for LibvirtDriver {
 }
 
 impl LibvirtDriver {
-    pub fn new(uri: &str, stop_timeout: Duration) -> Self {
+    pub fn new(uri: &str, settings: &super::Settings) -> Self {
         // libvirt prints every error to stderr by default; they are returned to us instead.
         virt::error::clear_error_callback();
         Self {
             uri: uri.to_owned(),
             conn: Arc::new(Mutex::new(None)),
-            stop_timeout,
+            stop_timeout: settings.stop_timeout,
+            domain_type: settings.libvirt_domain_type,
+            network: settings.libvirt_network.clone(),
         }
     }
 
@@ -136,9 +247,17 @@ fn volume_name(machine: &str) -> String {
     format!("{machine}.qcow2")
 }
 
-/// The domain definition for `spec`. `domain_type` is `kvm` (or `qemu` for TCG) on real hosts
-/// and `test` on libvirt's test driver; `vnc_port` is `None` for autoport.
-pub fn domain_xml(spec: &MachineSpec, domain_type: &str, vnc_port: Option<u16>) -> String {
+/// What the host decides about a domain, beside the machine's spec.
+pub struct Host<'a> {
+    /// `kvm` or `qemu` on real hosts, `test` on libvirt's test driver.
+    pub domain_type: &'a str,
+    pub network: &'a Network,
+    /// A fixed VNC port, or `None` for autoport.
+    pub vnc_port: Option<u16>,
+}
+
+/// The domain definition for `spec` booting from `boot`.
+pub fn domain_xml(spec: &MachineSpec, boot: &BootSource, host: &Host) -> String {
     let name = xml_escape(&spec.name);
     let sysinfo = spec
         .seed_url
@@ -155,7 +274,31 @@ pub fn domain_xml(spec: &MachineSpec, domain_type: &str, vnc_port: Option<u16>) 
     } else {
         ""
     };
-    let graphics = match vnc_port {
+    let boot = match boot {
+        BootSource::Disk(_) => "<boot dev='hd'/>".to_owned(),
+        BootSource::Kernel {
+            kernel,
+            initrd,
+            append,
+        } => {
+            let mut xml = format!("<kernel>{}</kernel>", xml_escape(kernel));
+            if let Some(initrd) = initrd {
+                xml += &format!("<initrd>{}</initrd>", xml_escape(initrd));
+            }
+            if let Some(append) = append {
+                xml += &format!("<cmdline>{}</cmdline>", xml_escape(append));
+            }
+            xml
+        }
+    };
+    // The test driver has no log daemon; real hosts keep the guest's console output, which is
+    // what an operator reads when a machine does not come up.
+    let serial_log = if host.domain_type == "test" {
+        String::new()
+    } else {
+        format!("<log file='/var/log/libvirt/qemu/{name}-serial0.log' append='on'/>")
+    };
+    let graphics = match host.vnc_port {
         Some(port) => {
             format!("<graphics type='vnc' port='{port}' autoport='no' listen='127.0.0.1'/>")
         }
@@ -169,7 +312,7 @@ pub fn domain_xml(spec: &MachineSpec, domain_type: &str, vnc_port: Option<u16>) 
   <memory unit='MiB'>{memory}</memory>
   <vcpu>{vcpu}</vcpu>
   {sysinfo}
-  <os><type arch='x86_64'>hvm</type><boot dev='hd'/>{smbios}</os>
+  <os><type arch='x86_64'>hvm</type>{boot}{smbios}</os>
   <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
@@ -179,12 +322,14 @@ pub fn domain_xml(spec: &MachineSpec, domain_type: &str, vnc_port: Option<u16>) 
       <source pool='{POOL}' volume='{volume}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
-    <interface type='network'><source network='default'/><model type='virtio'/></interface>
-    <serial type='pty'><target port='0'/></serial>
+    <interface type='network'><source network='{network}'/><model type='virtio'/></interface>
+    <serial type='pty'>{serial_log}<target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
     {graphics}
   </devices>
 </domain>",
+        domain_type = host.domain_type,
+        network = xml_escape(&host.network.0),
         hostname = xml_escape(&spec.hostname),
         id = xml_escape(&spec.instance_id),
         memory = spec.memory_mb,
@@ -208,29 +353,34 @@ fn vnc_port_of(xml: &str) -> Option<u16> {
         .map(|p| p as u16)
 }
 
-/// Makes the machine's disk: a qcow2 overlay on the image, `disk_gb` large. Kept if it exists.
-fn ensure_volume(conn: &Connect, spec: &MachineSpec) -> DriverResult<()> {
+/// Makes the machine's disk, `disk_gb` large: a qcow2 overlay on the image's base disk, or a
+/// blank qcow2 for a kernel-booted image. Kept if it exists.
+fn ensure_volume(conn: &Connect, spec: &MachineSpec, boot: &BootSource) -> DriverResult<()> {
     let pool = conn.lookup_storage_pool_by_name(POOL).map_err(backend)?;
     let vol = volume_name(&spec.name);
     if pool.lookup_storage_vol_by_name(&vol).is_ok() {
         return Ok(());
     }
-    let base_path = if spec.image.starts_with('/') {
-        spec.image.clone()
-    } else {
-        let base = format!("{}.qcow2", spec.image);
-        pool.lookup_storage_vol_by_name(&base)
-            .and_then(|v| v.path())
-            .map_err(|_| {
-                DriverError::Invalid(format!("Image {} is not on this node", spec.image))
-            })?
+    let backing = match boot {
+        BootSource::Kernel { .. } => String::new(),
+        BootSource::Disk(base) => {
+            let path = if base.starts_with('/') {
+                base.clone()
+            } else {
+                pool.lookup_storage_vol_by_name(&format!("{base}.qcow2"))
+                    .and_then(|v| v.path())
+                    .map_err(|_| DriverError::Invalid(format!("Image {base} is not on this node")))?
+            };
+            format!(
+                "<backingStore><path>{}</path><format type='qcow2'/></backingStore>",
+                xml_escape(&path)
+            )
+        }
     };
     let xml = format!(
-        "<volume><name>{}</name><capacity unit='GiB'>{}</capacity><target><format type='qcow2'/></target>\
-         <backingStore><path>{}</path><format type='qcow2'/></backingStore></volume>",
+        "<volume><name>{}</name><capacity unit='GiB'>{}</capacity><target><format type='qcow2'/></target>{backing}</volume>",
         xml_escape(&vol),
         spec.disk_gb,
-        xml_escape(&base_path)
     );
     virt::storage_vol::StorageVol::create_xml(&pool, &xml, 0).map_err(backend)?;
     Ok(())
@@ -282,13 +432,22 @@ impl Driver for LibvirtDriver {
             let dom = match lookup(conn, &spec.name)? {
                 Some(dom) => dom,
                 None => {
-                    ensure_volume(conn, &spec)?;
-                    let (dtype, port) = if this.is_test_driver() {
-                        ("test", Some(free_vnc_port(conn)?))
+                    let boot = BootSource::parse(&spec.image).map_err(DriverError::Invalid)?;
+                    ensure_volume(conn, &spec, &boot)?;
+                    let host = if this.is_test_driver() {
+                        Host {
+                            domain_type: "test",
+                            network: &this.network,
+                            vnc_port: Some(free_vnc_port(conn)?),
+                        }
                     } else {
-                        ("kvm", None)
+                        Host {
+                            domain_type: this.domain_type.as_str(),
+                            network: &this.network,
+                            vnc_port: None,
+                        }
                     };
-                    conn.define_domain_xml(&domain_xml(&spec, dtype, port))
+                    conn.define_domain_xml(&domain_xml(&spec, &boot, &host))
                         .map_err(backend)?
                 }
             };
@@ -507,13 +666,29 @@ mod tests {
         }
     }
 
+    fn host(domain_type: &str, vnc_port: Option<u16>) -> Host<'_> {
+        Host {
+            domain_type,
+            network: &DEFAULT_NET,
+            vnc_port,
+        }
+    }
+
+    static DEFAULT_NET: std::sync::LazyLock<Network> =
+        std::sync::LazyLock::new(|| Network("default".into()));
+
     #[test]
     fn domain_xml_carries_the_plan_and_the_seed() {
-        let xml = domain_xml(&spec(), "kvm", None);
+        let disk = BootSource::Disk("debian-12".into());
+        let xml = domain_xml(&spec(), &disk, &host("kvm", None));
+        assert!(xml.contains("<domain type='kvm'>"));
         assert!(xml.contains("<memory unit='MiB'>2048</memory>"));
         assert!(xml.contains("<vcpu>2</vcpu>"));
         assert!(xml.contains("ds=nocloud-net;s=https://h.example/cloud-init/abc/k/"));
         assert!(xml.contains("listen='127.0.0.1'"));
+        assert!(xml.contains("<boot dev='hd'/>"));
+        assert!(xml.contains("<source network='default'/>"));
+        assert!(xml.contains("<log file='/var/log/libvirt/qemu/hangar-abc-serial0.log'"));
         assert!(
             xml.contains("<title>web&lt;1&gt;</title>"),
             "names are escaped"
@@ -523,9 +698,69 @@ mod tests {
             None,
             "autoport has no port until it runs"
         );
+        let test = domain_xml(&spec(), &disk, &host("test", Some(5903)));
+        assert_eq!(vnc_port_of(&test), Some(5903));
+        assert!(!test.contains("<log "), "the test driver has no log daemon");
+    }
+
+    #[test]
+    fn kernel_images_boot_directly_with_their_command_line() {
+        let boot = BootSource::parse(
+            "kernel=/srv/k/vmlinuz initrd=/srv/k/initrd.gz append=console=ttyS0 quiet",
+        )
+        .unwrap();
         assert_eq!(
-            vnc_port_of(&domain_xml(&spec(), "test", Some(5903))),
-            Some(5903)
+            boot,
+            BootSource::Kernel {
+                kernel: "/srv/k/vmlinuz".into(),
+                initrd: Some("/srv/k/initrd.gz".into()),
+                append: Some("console=ttyS0 quiet".into()),
+            }
         );
+        let bridge = Network("public-br".into());
+        let xml = domain_xml(
+            &spec(),
+            &boot,
+            &Host {
+                domain_type: "qemu",
+                network: &bridge,
+                vnc_port: None,
+            },
+        );
+        assert!(xml.contains("<domain type='qemu'>"));
+        assert!(xml.contains(
+            "<kernel>/srv/k/vmlinuz</kernel><initrd>/srv/k/initrd.gz</initrd><cmdline>console=ttyS0 quiet</cmdline>"
+        ));
+        assert!(!xml.contains("<boot dev"));
+        assert!(xml.contains("<source network='public-br'/>"));
+    }
+
+    #[test]
+    fn image_sources_are_checked() {
+        assert_eq!(
+            BootSource::parse("ubuntu-22.04").unwrap(),
+            BootSource::Disk("ubuntu-22.04".into())
+        );
+        assert_eq!(
+            BootSource::parse("kernel=/k").unwrap(),
+            BootSource::Kernel {
+                kernel: "/k".into(),
+                initrd: None,
+                append: None
+            }
+        );
+        for bad in [
+            "",
+            "two words",
+            "kernel=relative/vmlinuz",
+            "kernel=/k bios=/b",
+            "kernel=/k initrd",
+            "initrd=/i",
+        ] {
+            assert!(BootSource::parse(bad).is_err(), "{bad:?} is refused");
+        }
+        assert_eq!("br-0".parse::<Network>().unwrap(), Network("br-0".into()));
+        assert!("br0; rm".parse::<Network>().is_err());
+        assert!("tcg".parse::<DomainType>().is_err());
     }
 }

@@ -171,12 +171,33 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn address(&self, name: &str) -> DriverResult<Option<String>>;
 }
 
+/// How drivers behave on this deployment (from config; the same for every node).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a graceful stop waits before forcing the machine off.
+    pub stop_timeout: std::time::Duration,
+    /// libvirt domain type on real hosts: hardware virtualisation or software emulation.
+    pub libvirt_domain_type: libvirt::DomainType,
+    /// The libvirt network guests' NIC joins; see [`libvirt::Network`].
+    pub libvirt_network: libvirt::Network,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            stop_timeout: std::time::Duration::from_secs(60),
+            libvirt_domain_type: libvirt::DomainType::Kvm,
+            libvirt_network: libvirt::Network("default".into()),
+        }
+    }
+}
+
 /// Builds the driver for a node of `kind` at `uri`. Connections are opened lazily, so a node
 /// that is down does not stop Hangar from starting.
-pub fn connect(kind: Kind, uri: &str, stop_timeout: std::time::Duration) -> Arc<dyn Driver> {
+pub fn connect(kind: Kind, uri: &str, settings: &Settings) -> Arc<dyn Driver> {
     match kind {
-        Kind::Vm => Arc::new(libvirt::LibvirtDriver::new(uri, stop_timeout)),
-        Kind::Container => Arc::new(docker::DockerDriver::new(uri, stop_timeout)),
+        Kind::Vm => Arc::new(libvirt::LibvirtDriver::new(uri, settings)),
+        Kind::Container => Arc::new(docker::DockerDriver::new(uri, settings.stop_timeout)),
     }
 }
 
@@ -185,14 +206,14 @@ pub fn connect(kind: Kind, uri: &str, stop_timeout: std::time::Duration) -> Arc<
 #[derive(Debug, Default)]
 pub struct Drivers {
     by_node: std::sync::Mutex<HashMap<String, Arc<dyn Driver>>>,
-    stop_timeout: std::time::Duration,
+    settings: Settings,
 }
 
 impl Drivers {
-    pub fn new(stop_timeout: std::time::Duration) -> Self {
+    pub fn new(settings: Settings) -> Self {
         Self {
             by_node: Default::default(),
-            stop_timeout,
+            settings,
         }
     }
 
@@ -200,7 +221,7 @@ impl Drivers {
     pub fn for_node(&self, node_id: &str, kind: Kind, uri: &str) -> Arc<dyn Driver> {
         let mut map = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(node_id.to_owned())
-            .or_insert_with(|| connect(kind, uri, self.stop_timeout))
+            .or_insert_with(|| connect(kind, uri, &self.settings))
             .clone()
     }
 }
