@@ -1166,11 +1166,28 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
         StatusCode::CREATED,
     )
     .await;
+    let c = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "c", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
     app.run_jobs().await;
-    let (a, b) = (
+    let (a, b, c) = (
         a["id"].as_str().unwrap().to_owned(),
         b["id"].as_str().unwrap().to_owned(),
+        c["id"].as_str().unwrap().to_owned(),
     );
+    // c's guest took its DHCP lease after the create job had finished (as real guests do).
+    sqlx::query("UPDATE instances SET private_ip = NULL WHERE id = $1")
+        .bind(&c)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
     let inst = instances::get(&app.state.db, &uid, &a).await.unwrap();
     let driver = jobs::driver_for(&app.state, &inst).await.unwrap().unwrap();
 
@@ -1188,6 +1205,19 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
     assert_eq!(report.failed, vec![a.clone()]);
     assert_eq!(report.stopped, vec![b.clone()]);
     assert_eq!(report.destroyed, vec![stray.name.clone()]);
+    assert_eq!(report.addressed, vec![c.clone()], "a late address is recorded");
+    let vc = expect_json(
+        app.get(&format!("/v1/servers/{c}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        vc["data"]["main_ip"]
+            .as_str()
+            .is_some_and(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok()),
+        "{}",
+        vc.text
+    );
 
     let va = expect_json(
         app.get(&format!("/api/vps/{a}"), Some(&token)).await,
@@ -1214,7 +1244,7 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
     );
     assert_eq!(
         vm_node(&app).await.used_vcpu,
-        1,
+        2,
         "the failed one's capacity is back"
     );
     assert_eq!(
@@ -1236,7 +1266,7 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
         "Instance",
     )
     .await;
-    assert_eq!(vm_node(&app).await.used_vcpu, 1, "released once, not twice");
+    assert_eq!(vm_node(&app).await.used_vcpu, 2, "released once, not twice");
 }
 
 #[tokio::test]

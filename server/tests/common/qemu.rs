@@ -14,6 +14,8 @@ pub struct Tier {
     pub initrd: String,
     /// Where libvirt writes each domain's serial console log.
     pub logs: PathBuf,
+    /// The directory behind the node's `default` storage pool (machines' disks).
+    pub pool: PathBuf,
     /// The host's address on the guests' network (where a Hangar for the guests listens).
     pub host: String,
 }
@@ -35,6 +37,7 @@ impl Tier {
             kernel: var("HANGAR_TEST_QEMU_KERNEL"),
             initrd: var("HANGAR_TEST_QEMU_INITRD"),
             logs: var("HANGAR_TEST_QEMU_LOGS").into(),
+            pool: var("HANGAR_TEST_QEMU_POOL").into(),
             host: var("HANGAR_TEST_QEMU_HOST"),
         })
     }

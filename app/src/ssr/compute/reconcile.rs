@@ -6,13 +6,15 @@
 //!   capacity is released), never a ghost that keeps billing;
 //! - the machine stopped on its own (guest shutdown) → `stopped`, billing ends;
 //! - the machine runs while Hangar thinks it is stopped → `running`, billing resumes;
+//! - a running machine without a recorded address has one now → recorded (a real guest asks for
+//!   its DHCP lease seconds after the create job has finished);
 //! - a machine named `hangar-<id>` whose instance is deleted or unknown → destroyed (a leak left
 //!   by a crash between the driver call and the database update).
 //!
 //! A node that cannot be reached is skipped (logged), never taken as "everything is gone".
 
 use super::{
-    driver::{instance_of, Power},
+    driver::{instance_of, machine_name, Power},
     instances::{self, InstanceRow},
     jobs, meter,
 };
@@ -24,6 +26,7 @@ pub struct Report {
     pub failed: Vec<String>,
     pub stopped: Vec<String>,
     pub started: Vec<String>,
+    pub addressed: Vec<String>,
     pub destroyed: Vec<String>,
     pub unreachable_nodes: Vec<String>,
 }
@@ -93,6 +96,21 @@ pub async fn run(state: &AppState) -> ServiceResult<Report> {
                         report.started.push(inst.id.clone());
                     }
                     tx.commit().await?;
+                }
+                ("running", Some(Power::Running)) if inst.private_ip.is_none() => {
+                    let Ok(Some(address)) = driver.address(&machine_name(&inst.id)).await
+                    else {
+                        continue;
+                    };
+                    let done = sqlx::query("UPDATE instances SET private_ip = $1, updated_at = $2 WHERE id = $3 AND state = 'running' AND transition IS NULL AND private_ip IS NULL")
+                        .bind(&address)
+                        .bind(db::now_ms())
+                        .bind(&inst.id)
+                        .execute(&state.db)
+                        .await?;
+                    if done.rows_affected() == 1 {
+                        report.addressed.push(inst.id.clone());
+                    }
                 }
                 _ => {}
             }

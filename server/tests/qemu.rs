@@ -1,0 +1,236 @@
+//! The slow tier (`HANGAR_TEST_QEMU=1`): a customer's VM on a real QEMU guest under libvirtd,
+//! driven only through Hangar's API, checked by what the guest itself prints on its serial
+//! console. The guest (see `scripts/qemu-tier`) fetches its NoCloud seed from Hangar, takes the
+//! hostname and prints the SSH keys it was given, and powers off on the ACPI power button.
+
+mod common;
+
+use std::time::Duration;
+
+use app::ssr::compute::{driver::machine_name, reconcile};
+use common::{expect_error, expect_json, qemu::Tier, TestApp};
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c gina@laptop";
+const BOOT: Duration = Duration::from_secs(180);
+
+async fn state(app: &TestApp, token: &str, id: &str) -> String {
+    expect_json(
+        app.get(&format!("/api/vps/{id}"), Some(token)).await,
+        StatusCode::OK,
+    )
+    .await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
+    let Some(tier) = Tier::from_env() else {
+        return;
+    };
+    // Hangar listens where the guests can reach it: the host's address on their network.
+    let port = {
+        let probe = std::net::TcpListener::bind((tier.host.as_str(), 0)).unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let app = TestApp::builder()
+        .config("libvirt_uri", &tier.uri)
+        .config("libvirt_domain_type", "qemu")
+        .config("listen", &format!("{}:{port}", tier.host))
+        .config("public_url", &format!("http://{}:{port}", tier.host))
+        .config("stop_timeout_secs", "60")
+        .spawn()
+        .await;
+    let (_, admin) = app.admin("ops").await;
+    expect_json(
+        app.put(
+            "/api/admin/images",
+            Some(&admin),
+            json!({"slug": "tiny-linux", "name": "Tiny Linux", "kind": "vm", "source": tier.image_source()}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let (_, token) = app.funded_user("gina", 10.0).await;
+    let key = expect_json(
+        app.post(
+            "/api/keys",
+            Some(&token),
+            json!({"name": "laptop", "public_key": KEY}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "guest-1", "plan_id": "nano", "image": "tiny-linux", "ssh_key_ids": [key["id"]]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    let name = machine_name(&id);
+    app.run_jobs().await;
+    assert_eq!(state(&app, &token, &id).await, "running");
+
+    // The guest booted, fetched its seed from Hangar, and took its name and key from it.
+    let log = tier
+        .wait_serial(&name, 0, "hangar-guest: ready on guest-1", BOOT)
+        .await;
+    assert!(log.contains(&format!("hangar-seed: instance-id: {id}")), "{log}");
+    assert!(log.contains(KEY), "the guest received the SSH key: {log}");
+
+    // Its DHCP address reaches all three APIs once the reconciler has seen it.
+    reconcile::run(&app.state).await.unwrap();
+    let server = expect_json(
+        app.get(&format!("/v1/servers/{id}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let ip = server["data"]["main_ip"].as_str().unwrap_or_default();
+    assert!(
+        ip.starts_with("192.168.150."),
+        "address from the node's DHCP: {}",
+        server.text
+    );
+    let instance = expect_json(
+        app.get(&format!("/v1/instances/{id}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(instance["status"]["private_ip"], ip);
+
+    // The VNC port answers with the RFB handshake.
+    let vnc = expect_json(
+        app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let port = vnc["port"].as_u64().unwrap() as u16;
+    let mut screen = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut hello = [0u8; 12];
+    screen.read_exact(&mut hello).await.unwrap();
+    assert_eq!(&hello[..4], b"RFB ", "{hello:?}");
+    drop(screen);
+
+    // Stop is graceful: the guest sees the ACPI power button and powers itself off.
+    let before = tier.serial(&name).len();
+    expect_json(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(state(&app, &token, &id).await, "stopped");
+    assert!(
+        tier.serial(&name)[before..].contains("hangar-guest: power button"),
+        "stopped through ACPI, not forced: {}",
+        tier.serial(&name)
+    );
+
+    // Snapshot while stopped, boot again, restore needs it stopped, restore, boot once more.
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/snapshots"),
+            Some(&token),
+            json!({"name": "clean"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    let snaps = expect_json(
+        app.get(&format!("/api/vps/{id}/snapshots"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(snaps.text.contains("clean"), "{}", snaps.text);
+    for round in 0..2 {
+        let before = tier.serial(&name).len();
+        expect_json(
+            app.post(&format!("/api/vps/{id}/start"), Some(&token), json!({}))
+                .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        app.run_jobs().await;
+        assert_eq!(state(&app, &token, &id).await, "running");
+        tier.wait_serial(&name, before, "hangar-guest: ready on guest-1", BOOT)
+            .await;
+        if round == 1 {
+            break;
+        }
+        expect_error(
+            app.post(
+                &format!("/api/vps/{id}/snapshots/clean/restore"),
+                Some(&token),
+                json!({}),
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "Stop the instance",
+        )
+        .await;
+        let before = tier.serial(&name).len();
+        expect_json(
+            app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+                .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        app.run_jobs().await;
+        assert!(tier.serial(&name)[before..].contains("power button"));
+        expect_json(
+            app.post(
+                &format!("/api/vps/{id}/snapshots/clean/restore"),
+                Some(&token),
+                json!({}),
+            )
+            .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        app.run_jobs().await;
+        assert_eq!(state(&app, &token, &id).await, "stopped");
+    }
+
+    // Delete removes the domain and its disk from the node.
+    let disk = tier.pool.join(format!("{name}.qcow2"));
+    assert!(disk.exists(), "the machine's disk is in the pool");
+    expect_json(
+        app.delete(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_error(
+        app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::NOT_FOUND,
+        "",
+    )
+    .await;
+    assert!(!disk.exists(), "the disk went with the machine");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "nothing listens on its VNC port any more"
+    );
+}
