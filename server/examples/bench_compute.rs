@@ -167,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
             user_data: None,
             ssh_keys: vec![],
             seed_url: None,
+            public_ip: None,
         };
         let t = Instant::now();
         drv.create(&spec).await?;

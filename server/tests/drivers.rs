@@ -56,6 +56,7 @@ fn spec_with(id: &str, image: String) -> MachineSpec {
         user_data: Some("#!/bin/sh\necho hi\n".into()),
         ssh_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c story".into()],
         seed_url: Some("http://127.0.0.1:3000/cloud-init/x/y/".into()),
+        public_ip: None,
     }
 }
 

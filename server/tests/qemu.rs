@@ -1,7 +1,9 @@
 //! The slow tier (`HANGAR_TEST_QEMU=1`): a customer's VM on a real QEMU guest under libvirtd,
 //! driven only through Hangar's API, checked by what the guest itself prints on its serial
-//! console. The guest (see `scripts/qemu-tier`) fetches its NoCloud seed from Hangar, takes the
-//! hostname and prints the SSH keys it was given, and powers off on the ACPI power button.
+//! console and by reaching it over the network. The guest (see `scripts/qemu-tier`) takes its
+//! address by DHCP (where Hangar reserved the public address it allocated), fetches its NoCloud
+//! seed from Hangar, takes the hostname and prints the SSH keys it was given, answers on port 80,
+//! and powers off on the ACPI power button.
 
 mod common;
 
@@ -11,7 +13,7 @@ use app::ssr::compute::{driver::machine_name, reconcile};
 use common::{expect_error, expect_json, qemu::Tier, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c gina@laptop";
@@ -25,6 +27,17 @@ async fn state(app: &TestApp, token: &str, id: &str) -> String {
     .await["state"]
         .as_str()
         .unwrap()
+        .to_owned()
+}
+
+async fn instance_private_ip(app: &TestApp, token: &str, id: &str) -> String {
+    expect_json(
+        app.get(&format!("/v1/instances/{id}"), Some(token)).await,
+        StatusCode::OK,
+    )
+    .await["status"]["private_ip"]
+        .as_str()
+        .unwrap_or_default()
         .to_owned()
 }
 
@@ -55,6 +68,25 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
         )
         .await,
         StatusCode::OK,
+    )
+    .await;
+    // The region's public range: addresses the node's network serves but does not hand out.
+    // Each database backend's run gets its own range, because the node's DHCP keeps the previous
+    // run's lease on an address for an hour (what `public_ip_cooldown_minutes` covers in
+    // production, but each run starts with a fresh database).
+    let base = if common::backend() == "postgres" {
+        210
+    } else {
+        200
+    };
+    expect_json(
+        app.post(
+            "/api/admin/ip-pools",
+            Some(&admin),
+            json!({"region": "local", "first": format!("192.168.150.{base}"), "last": format!("192.168.150.{}", base + 9), "prefix_len": 24, "gateway": tier.host}),
+        )
+        .await,
+        StatusCode::CREATED,
     )
     .await;
 
@@ -88,28 +120,49 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
     let log = tier
         .wait_serial(&name, 0, "hangar-guest: ready on guest-1", BOOT)
         .await;
-    assert!(log.contains(&format!("hangar-seed: instance-id: {id}")), "{log}");
+    assert!(
+        log.contains(&format!("hangar-seed: instance-id: {id}")),
+        "{log}"
+    );
     assert!(log.contains(KEY), "the guest received the SSH key: {log}");
 
-    // Its DHCP address reaches all three APIs once the reconciler has seen it.
-    reconcile::run(&app.state).await.unwrap();
+    // It got its public address, Hangar shows it in all three APIs, and it answers there.
     let server = expect_json(
         app.get(&format!("/v1/servers/{id}"), Some(&token)).await,
         StatusCode::OK,
     )
     .await;
-    let ip = server["data"]["main_ip"].as_str().unwrap_or_default();
+    let ip = server["data"]["main_ip"].as_str().unwrap().to_owned();
     assert!(
-        ip.starts_with("192.168.150."),
-        "address from the node's DHCP: {}",
+        ip.starts_with(&format!("192.168.150.{}", base / 10)),
+        "{}",
         server.text
+    );
+    assert!(
+        log.contains(&format!("hangar-guest: address {ip}")),
+        "the guest's DHCP handed it {ip}: {log}"
     );
     let instance = expect_json(
         app.get(&format!("/v1/instances/{id}"), Some(&token)).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(instance["status"]["private_ip"], ip);
+    assert_eq!(instance["status"]["public_ip"], ip.as_str());
+    let mut line = String::new();
+    let conn = tokio::net::TcpStream::connect((ip.as_str(), 80))
+        .await
+        .expect("the guest is reachable at its public address");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::BufReader::new(conn).read_line(&mut line),
+    )
+    .await
+    .expect("the guest answers")
+    .unwrap();
+    assert_eq!(line.trim(), "hangar-guest guest-1");
+    // The reconciler records the node's view of the address as the private one.
+    reconcile::run(&app.state).await.unwrap();
+    assert_eq!(instance_private_ip(&app, &token, &id).await, ip);
 
     // The VNC port answers with the RFB handshake.
     let vnc = expect_json(
@@ -211,9 +264,12 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
         assert_eq!(state(&app, &token, &id).await, "stopped");
     }
 
-    // Delete removes the domain and its disk from the node.
+    // Delete removes the domain, its disk and its address reservation from the node, and gives
+    // the address back to the range.
     let disk = tier.pool.join(format!("{name}.qcow2"));
     assert!(disk.exists(), "the machine's disk is in the pool");
+    let reservation = format!("ip='{ip}'");
+    assert!(tier.network_xml().contains(&reservation));
     expect_json(
         app.delete(&format!("/api/vps/{id}"), Some(&token)).await,
         StatusCode::ACCEPTED,
@@ -227,6 +283,17 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
     )
     .await;
     assert!(!disk.exists(), "the disk went with the machine");
+    assert!(
+        !tier.network_xml().contains(&reservation),
+        "{}",
+        tier.network_xml()
+    );
+    let pools = expect_json(
+        app.get("/api/admin/ip-pools", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pools[0]["used"], 0);
     assert!(
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

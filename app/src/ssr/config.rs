@@ -112,6 +112,9 @@ pub struct Config {
     /// How often the meter charges running instances, in seconds (it always charges whole
     /// elapsed minutes, so the interval changes latency, never amounts).
     pub meter_interval_secs: u64,
+    /// Minutes a released public address rests before another machine gets it (libvirt's DHCP
+    /// lease time: until the old lease expires the node will not hand the address to a new MAC).
+    pub public_ip_cooldown_minutes: i64,
     /// Minutes a user's instances keep running after the balance reached zero.
     pub balance_grace_minutes: i64,
     /// Warn by email when the balance covers less than this many hours of current usage.
@@ -287,6 +290,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("reconcile_interval_secs", Some("60")),
     ("meter_interval_secs", Some("60")),
     ("balance_grace_minutes", Some("60")),
+    ("public_ip_cooldown_minutes", Some("60")),
     ("low_balance_runway_hours", Some("24")),
     ("smtp_url", None),
     ("mail_from", Some("Hangar <hangar@localhost>")),
@@ -420,6 +424,7 @@ impl RawConfig {
             reconcile_interval_secs: self.required::<u64>("reconcile_interval_secs")?.max(1),
             meter_interval_secs: self.required::<u64>("meter_interval_secs")?.max(1),
             balance_grace_minutes: self.required("balance_grace_minutes")?,
+            public_ip_cooldown_minutes: self.required::<i64>("public_ip_cooldown_minutes")?.max(0),
             low_balance_runway_hours: self.required("low_balance_runway_hours")?,
             smtp_url: self.string("smtp_url").map(Secret::new),
             mail_from: self.string("mail_from").unwrap_or_default(),

@@ -1,10 +1,10 @@
-//! Operator functions for compute under `/api/admin`: nodes, plans, images, templates, and a
-//! reconcile on demand. Every route requires an admin.
+//! Operator functions for compute under `/api/admin`: nodes, public address ranges, plans,
+//! images, templates, and a reconcile on demand. Every route requires an admin.
 
 use app::{
     compute::{Image, Plan, Template},
     ssr::{
-        compute::{catalog, nodes, reconcile},
+        compute::{addresses, catalog, nodes, reconcile},
         AppState,
     },
 };
@@ -28,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_nodes, add_node))
         .routes(routes!(set_node_status, remove_node))
+        .routes(routes!(list_ip_pools, add_ip_pool))
+        .routes(routes!(remove_ip_pool))
         .routes(routes!(upsert_plan))
         .routes(routes!(retire_plan))
         .routes(routes!(list_images, upsert_image))
@@ -91,6 +93,46 @@ async fn remove_node(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     nodes::remove(&state.db, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every public IPv4 range with how many of its addresses instances hold.
+#[utoipa::path(get, path = "/api/admin/ip-pools", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<addresses::PoolRow>), (status = 403, body = ErrorBody)))]
+async fn list_ip_pools(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+) -> Result<ApiJson<Vec<addresses::PoolRow>>> {
+    Ok(ApiJson(addresses::pools(&state.db).await?))
+}
+
+/// Add a range of public IPv4 addresses to a region: every VM created there from now on takes
+/// one (and a create fails with 409 once all are held). The nodes' libvirt network must serve
+/// the range's subnet. Overlapping an existing range is a 409.
+#[utoipa::path(post, path = "/api/admin/ip-pools", tag = "admin", security(("bearer" = [])),
+    request_body = addresses::PoolInput,
+    responses((status = 201, body = addresses::PoolRow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn add_ip_pool(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    ApiJson(body): ApiJson<addresses::PoolInput>,
+) -> Result<(StatusCode, ApiJson<addresses::PoolRow>)> {
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(addresses::add_pool(&state.db, body).await?),
+    ))
+}
+
+/// Remove a range none of whose addresses is held (409 otherwise).
+#[utoipa::path(delete, path = "/api/admin/ip-pools/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_ip_pool(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    addresses::remove_pool(&state.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -24,7 +24,9 @@ impl Tier {
     /// The tier, when `HANGAR_TEST_QEMU=1`; `None` (with a line saying so) otherwise.
     pub fn from_env() -> Option<Tier> {
         if std::env::var("HANGAR_TEST_QEMU").as_deref() != Ok("1") {
-            eprintln!("skipped: the QEMU tier runs with HANGAR_TEST_QEMU=1 (scripts/test starts it)");
+            eprintln!(
+                "skipped: the QEMU tier runs with HANGAR_TEST_QEMU=1 (scripts/test starts it)"
+            );
             return None;
         }
         let var = |k: &str| {
@@ -50,6 +52,15 @@ impl Tier {
         )
     }
 
+    /// The node network's definition as libvirt has it now (DHCP reservations included).
+    pub fn network_xml(&self) -> String {
+        let out = std::process::Command::new("virsh")
+            .args(["-c", &self.uri, "net-dumpxml", "default"])
+            .output()
+            .expect("virsh runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// What machine `name` has printed on its serial console so far.
     pub fn serial(&self, name: &str) -> String {
         std::fs::read_to_string(self.logs.join(format!("{name}-serial0.log"))).unwrap_or_default()
@@ -57,7 +68,13 @@ impl Tier {
 
     /// Waits until machine `name`'s console has printed `needle` after the first `skip` bytes
     /// (earlier boots) and returns the whole log; panics with the log after `timeout`.
-    pub async fn wait_serial(&self, name: &str, skip: usize, needle: &str, timeout: Duration) -> String {
+    pub async fn wait_serial(
+        &self,
+        name: &str,
+        skip: usize,
+        needle: &str,
+        timeout: Duration,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.serial(name);

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use tracing::instrument;
 
 use super::{
+    addresses,
     catalog::{self, PlanRow},
     driver::Kind,
     jobs, keys,
@@ -294,12 +295,24 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
         state.config.memory_overcommit,
     )
     .await?;
+    let public_ip = match kind {
+        Kind::Vm => {
+            addresses::allocate(
+                &mut tx,
+                &node.region,
+                &id,
+                state.config.public_ip_cooldown_minutes * 60_000,
+            )
+            .await?
+        }
+        Kind::Container => None,
+    };
     sqlx::query(
         "INSERT INTO instances (id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb,
             price_hourly_micros, state, transition, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data,
-            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at)
+            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'provisioning', 'create', $14, $15, $16, $17, $18, $19,
-            $20, $21, $22, $23, $24, $25, $25)",
+            $20, $21, $22, $23, $24, $25, $25, $26)",
     )
     .bind(&id)
     .bind(&actor.user_id)
@@ -326,6 +339,7 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
     .bind(&actor.token_id)
     .bind(ttl.map(|m| now + m * 60_000))
     .bind(now)
+    .bind(&public_ip)
     .execute(&mut *tx)
     .await?;
     if let Some(t) = t {

@@ -240,6 +240,7 @@ pub async fn machine_spec(state: &AppState, inst: &InstanceRow) -> ServiceResult
             "{}/cloud-init/{}/{}/",
             state.config.public_url, inst.id, inst.seed_key
         )),
+        public_ip: inst.public_ip.clone(),
     })
 }
 
@@ -440,6 +441,7 @@ async fn finish_instance(
         if let Some(node) = &inst.node_id {
             nodes::release(&mut tx, node, inst.size()).await?;
         }
+        super::addresses::release(&mut tx, &inst.id).await?;
     } else {
         // Already failed: a delete only needs to record it.
         sqlx::query("UPDATE instances SET state = $1, transition = NULL, deleted_at = $2, updated_at = $2 WHERE id = $3 AND state = 'failed' AND $1 = 'deleted'")

@@ -1,7 +1,8 @@
-//! Compute: plans, images, templates, nodes, instances and their snapshots, the jobs that drive
+//! Compute: plans, images, templates, nodes, public addresses, instances and their snapshots, the jobs that drive
 //! the hypervisors, the reconciler that keeps the database and the nodes in agreement, and the
 //! meter that bills running instances by the minute.
 
+pub mod addresses;
 pub mod catalog;
 pub mod driver;
 pub mod instances;

@@ -98,8 +98,7 @@ pub async fn run(state: &AppState) -> ServiceResult<Report> {
                     tx.commit().await?;
                 }
                 ("running", Some(Power::Running)) if inst.private_ip.is_none() => {
-                    let Ok(Some(address)) = driver.address(&machine_name(&inst.id)).await
-                    else {
+                    let Ok(Some(address)) = driver.address(&machine_name(&inst.id)).await else {
                         continue;
                     };
                     let done = sqlx::query("UPDATE instances SET private_ip = $1, updated_at = $2 WHERE id = $3 AND state = 'running' AND transition IS NULL AND private_ip IS NULL")

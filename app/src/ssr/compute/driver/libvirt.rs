@@ -11,6 +11,12 @@
 //! from a disk layered on a qcow2 base image, or directly from a kernel and initrd with a blank
 //! disk. Domains are `kvm` unless the deployment says `qemu` (software emulation).
 //!
+//! **Public addresses**: every NIC has a fixed MAC derived from the machine's name ([`mac_of`]).
+//! When Hangar allocated the machine a public IPv4 address, `create` reserves it for that MAC in
+//! the network's DHCP service (`<host mac=... ip=...>`, live and persistent), so the guest gets it
+//! by plain DHCP whatever its image; `destroy` removes the reservation. The network must serve the
+//! address's subnet, otherwise the create fails with libvirt's reason.
+//!
 //! **Cloud-init** (user data and SSH keys) uses the NoCloud *network* seed announced through
 //! SMBIOS: the domain's system serial is `ds=nocloud-net;s=<public_url>/cloud-init/<id>/<key>/`,
 //! and Hangar serves `meta-data` (instance id, hostname, `public-keys`) and `user-data` there.
@@ -322,7 +328,7 @@ pub fn domain_xml(spec: &MachineSpec, boot: &BootSource, host: &Host) -> String 
       <source pool='{POOL}' volume='{volume}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
-    <interface type='network'><source network='{network}'/><model type='virtio'/></interface>
+    <interface type='network'><mac address='{mac}'/><source network='{network}'/><model type='virtio'/></interface>
     <serial type='pty'>{serial_log}<target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
     {graphics}
@@ -330,12 +336,78 @@ pub fn domain_xml(spec: &MachineSpec, boot: &BootSource, host: &Host) -> String 
 </domain>",
         domain_type = host.domain_type,
         network = xml_escape(&host.network.0),
+        mac = mac_of(&spec.name),
         hostname = xml_escape(&spec.hostname),
         id = xml_escape(&spec.instance_id),
         memory = spec.memory_mb,
         vcpu = spec.vcpu,
         volume = xml_escape(&volume_name(&spec.name)),
     )
+}
+
+/// The MAC address of a machine's NIC: `52:54` (locally administered, QEMU's prefix) and four
+/// bytes of a hash of its name. Fixed per machine, so the DHCP reservation made before the domain
+/// exists matches it, and can be removed knowing only the name.
+pub fn mac_of(machine: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(machine.as_bytes());
+    format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", h[0], h[1], h[2], h[3])
+}
+
+const DHCP_FLAGS: sys::virNetworkUpdateFlags =
+    sys::VIR_NETWORK_UPDATE_AFFECT_LIVE | sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG;
+
+/// Removes the machine's DHCP reservation, if it has one.
+fn unreserve_address(conn: &Connect, network: &Network, machine: &str) -> DriverResult<()> {
+    let net = match conn.lookup_network_by_name(&network.0) {
+        Ok(net) => net,
+        // No network, no reservation in it.
+        Err(e) if is(&e, ErrorNumber::NoNetwork) => return Ok(()),
+        Err(e) => return Err(backend(e)),
+    };
+    let host = format!("<host mac='{}'/>", mac_of(machine));
+    let has = net
+        .xml_desc(0)
+        .map_err(backend)?
+        .contains(&format!("mac='{}'", mac_of(machine)));
+    if has {
+        net.update(
+            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            -1,
+            &host,
+            DHCP_FLAGS,
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Reserves `ip` for the machine's MAC in the network's DHCP (replacing an earlier reservation
+/// of the same machine, so a retried create lands in the same place).
+fn reserve_address(conn: &Connect, network: &Network, machine: &str, ip: &str) -> DriverResult<()> {
+    unreserve_address(conn, network, machine)?;
+    let net = conn.lookup_network_by_name(&network.0).map_err(backend)?;
+    let host = format!(
+        "<host mac='{}' name='{}' ip='{}'/>",
+        mac_of(machine),
+        xml_escape(machine),
+        xml_escape(ip)
+    );
+    net.update(
+        sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+        sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
+        -1,
+        &host,
+        DHCP_FLAGS,
+    )
+    .map_err(|e| {
+        DriverError::Invalid(format!(
+            "network {} cannot hand out {ip}: {}",
+            network.0,
+            e.message()
+        ))
+    })
 }
 
 /// The VNC port in a live domain's XML (`port='5901'`), if any.
@@ -369,7 +441,9 @@ fn ensure_volume(conn: &Connect, spec: &MachineSpec, boot: &BootSource) -> Drive
             } else {
                 pool.lookup_storage_vol_by_name(&format!("{base}.qcow2"))
                     .and_then(|v| v.path())
-                    .map_err(|_| DriverError::Invalid(format!("Image {base} is not on this node")))?
+                    .map_err(|_| {
+                        DriverError::Invalid(format!("Image {base} is not on this node"))
+                    })?
             };
             format!(
                 "<backingStore><path>{}</path><format type='qcow2'/></backingStore>",
@@ -433,6 +507,9 @@ impl Driver for LibvirtDriver {
                 Some(dom) => dom,
                 None => {
                     let boot = BootSource::parse(&spec.image).map_err(DriverError::Invalid)?;
+                    if let Some(ip) = &spec.public_ip {
+                        reserve_address(conn, &this.network, &spec.name, ip)?;
+                    }
                     ensure_volume(conn, &spec, &boot)?;
                     let host = if this.is_test_driver() {
                         Host {
@@ -520,7 +597,7 @@ impl Driver for LibvirtDriver {
 
     async fn destroy(&self, name: &str) -> DriverResult<()> {
         let name = name.to_owned();
-        self.with_conn(move |conn, _| {
+        self.with_conn(move |conn, this| {
             if let Some(dom) = lookup(conn, &name)? {
                 if power_of(&dom)? == Power::Running {
                     dom.destroy().map_err(backend)?;
@@ -528,6 +605,7 @@ impl Driver for LibvirtDriver {
                 dom.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
                     .map_err(backend)?;
             }
+            unreserve_address(conn, &this.network, &name)?;
             delete_volume(conn, &name)
         })
         .await
@@ -663,6 +741,7 @@ mod tests {
             user_data: None,
             ssh_keys: vec![],
             seed_url: Some("https://h.example/cloud-init/abc/k/".into()),
+            public_ip: None,
         }
     }
 
@@ -688,6 +767,13 @@ mod tests {
         assert!(xml.contains("listen='127.0.0.1'"));
         assert!(xml.contains("<boot dev='hd'/>"));
         assert!(xml.contains("<source network='default'/>"));
+        assert!(
+            xml.contains(&format!("<mac address='{}'/>", mac_of("hangar-abc"))),
+            "the NIC has the machine's fixed MAC"
+        );
+        assert_eq!(mac_of("hangar-abc"), mac_of("hangar-abc"));
+        assert_ne!(mac_of("hangar-abc"), mac_of("hangar-abd"));
+        assert!(mac_of("hangar-abc").starts_with("52:54:"));
         assert!(xml.contains("<log file='/var/log/libvirt/qemu/hangar-abc-serial0.log'"));
         assert!(
             xml.contains("<title>web&lt;1&gt;</title>"),

@@ -59,6 +59,9 @@ pub struct MachineSpec {
     /// NoCloud seed URL (ends with `/`) where a VM's cloud-init fetches `meta-data` and
     /// `user-data` from Hangar; see `libvirt`.
     pub seed_url: Option<String>,
+    /// The public IPv4 address Hangar allocated (VMs in regions with address ranges). libvirt
+    /// reserves it for the machine in its network's DHCP; see `libvirt`.
+    pub public_ip: Option<String>,
 }
 
 impl std::fmt::Debug for MachineSpec {
@@ -70,6 +73,7 @@ impl std::fmt::Debug for MachineSpec {
             .field("memory_mb", &self.memory_mb)
             .field("disk_gb", &self.disk_gb)
             .field("image", &self.image)
+            .field("public_ip", &self.public_ip)
             .finish_non_exhaustive()
     }
 }
