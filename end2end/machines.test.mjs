@@ -60,12 +60,15 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   const row = page.locator('[data-test=machine-row]', { hasText: 'web-01' });
   await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 20_000 });
   assert.equal(await page.evaluate(() => window.__noReload), true, 'the state arrived without a reload');
+  assert.match((await row.locator('[data-test=machine-ip]').textContent()).trim(), /^\d+\.\d+\.\d+\.\d+$/,
+    'the address the node gave it is shown with the state');
   await page.screenshot({ path: `${ARTIFACTS}machines-list.png` });
 
   await row.locator('a').click();
   await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
   await hydrated(page);
   assert.equal(await page.textContent('[data-test=machine-name]'), 'web-01');
+  assert.match(await page.textContent('[data-test=machine-address]'), /ssh root@\d+\.\d+\.\d+\.\d+/);
   assert.equal(await page.isDisabled('[data-test=power-start]'), true, 'a running machine cannot be started');
   await page.click('[data-test=power-stop]');
   await page.locator('[data-test=machine-state][data-state=stopped][data-transition=""]').waitFor({ timeout: 20_000 });

@@ -294,12 +294,13 @@ fn MachineTable(machines: Signal<Vec<Vps>>) -> impl IntoView {
         <Show when=move || !machines.get().is_empty() fallback=|| view! { <p class="muted" data-test="no-machines">"No machines yet: create one below."</p> }>
             <div class="table-wrap">
                 <table class="table" data-test="machine-table">
-                    <thead><tr><th>"Name"</th><th>"State"</th><th>"Size"</th><th>"Image"</th><th>"Region"</th><th>"Price"</th></tr></thead>
+                    <thead><tr><th>"Name"</th><th>"State"</th><th>"Address"</th><th>"Size"</th><th>"Image"</th><th>"Region"</th><th>"Price"</th></tr></thead>
                     <tbody>
-                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state.clone(), v.transition.clone(), v.name.clone()) let:vps>
+                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state.clone(), v.transition.clone(), v.name.clone(), v.ip.clone()) let:vps>
                             <tr data-test="machine-row" data-id=vps.id.clone()>
                                 <td data-label="Name"><a href=format!("/machines/{}", vps.id)>{vps.name.clone()}</a></td>
                                 <td data-label="State"><StateBadge vps=vps.clone()/></td>
+                                <td data-label="Address" data-test="machine-ip"><code>{vps.ip.clone().unwrap_or_else(|| "—".into())}</code></td>
                                 <td data-label="Size">{format!("{} vCPU · {} MB · {} GB", vps.vcpu, vps.memory_mb, vps.disk_gb)}</td>
                                 <td data-label="Image">{vps.image.clone()}</td>
                                 <td data-label="Region">{vps.region.clone()}</td>
@@ -396,7 +397,7 @@ pub fn MachinePage() -> impl IntoView {
     let pushed = move || {
         live.get()
             .and_then(|l| l.into_iter().find(|v| v.id == id()))
-            .map(|v| (v.state, v.transition, v.name))
+            .map(|v| (v.state, v.transition, v.name, v.ip))
     };
     let data = Resource::new(
         move || {
@@ -536,6 +537,10 @@ fn MachineDetail(
             </div>
             <ActionError action=power/>
             <dl class="facts">
+                <dt>"Address"</dt><dd data-test="machine-address">{move || match vps.get().ip {
+                    Some(ip) => view! { <code>{ip.clone()}</code>" · "<code>{format!("ssh root@{ip}")}</code> }.into_any(),
+                    None => view! { <span class="muted">"assigned when it starts"</span> }.into_any(),
+                }}</dd>
                 <dt>"Plan"</dt><dd>{d.plan.clone()}</dd>
                 <dt>"Size"</dt><dd>{move || { let v = vps.get(); format!("{} vCPU · {} MB RAM · {} GB disk", v.vcpu, v.memory_mb, v.disk_gb) }}</dd>
                 <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
