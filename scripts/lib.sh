@@ -6,3 +6,11 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hangar/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Incremental-compilation caches grow with every checkout path that builds here (CI clones, worktrees)
+# and are the first thing to go when the disk runs low; dropping them costs one slower build of the
+# workspace's own crates, never a dependency rebuild.
+avail_kb="$(df --output=avail -k "$CARGO_TARGET_DIR" | tail -1 | tr -d ' ')"
+if [ "${avail_kb:-0}" -lt $((15 * 1024 * 1024)) ] && [ -d "$CARGO_TARGET_DIR/debug/incremental" ]; then
+  log "less than 15 GB free: removing $CARGO_TARGET_DIR/debug/incremental"
+  rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+fi
