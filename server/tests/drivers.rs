@@ -204,6 +204,36 @@ async fn libvirt_refuses_an_image_the_node_lacks() {
     bad_image_is_refused(libvirt()).await;
 }
 
+/// A machine that vanished behind Hangar's back leaves its DHCP reservation in the node's
+/// network; when Hangar gives the address to the next machine, that machine still gets it.
+#[tokio::test]
+async fn libvirt_takes_over_a_stale_address_reservation() {
+    let d = libvirt();
+    let mut a = spec(Kind::Vm, &unique_id());
+    a.public_ip = Some("192.168.122.250".into());
+    d.create(&a).await.unwrap();
+    d.create(&a)
+        .await
+        .expect("a retried create keeps its own reservation");
+    let mut b = spec(Kind::Vm, &unique_id());
+    b.public_ip = a.public_ip.clone();
+    d.create(&b)
+        .await
+        .expect("the address's new holder replaces the stale reservation");
+    for s in [&a, &b] {
+        d.destroy(&s.name).await.unwrap();
+    }
+    let mut c = spec(Kind::Vm, &unique_id());
+    c.public_ip = Some("10.9.9.9".into());
+    match d.create(&c).await {
+        Err(DriverError::Invalid(msg)) => {
+            assert!(msg.contains("cannot hand out 10.9.9.9"), "{msg}")
+        }
+        other => panic!("an address outside the network's subnets is refused: {other:?}"),
+    }
+    assert_eq!(d.power(&c.name).await.unwrap(), None, "nothing left behind");
+}
+
 /// The same story on a real QEMU guest (slow tier, `HANGAR_TEST_QEMU=1`).
 #[tokio::test]
 async fn qemu_story() {

@@ -3,7 +3,10 @@
 //! Runs at start and every `reconcile_interval_secs`. Instances with an action in flight are left
 //! to their job. For the others:
 //! - the machine is gone from its node → the instance is `failed` with the reason (billing ends,
-//!   capacity is released), never a ghost that keeps billing;
+//!   capacity and its public address are released), never a ghost that keeps billing. What is
+//!   left of it on the node (its disk, which an operator may want to recover, and its DHCP
+//!   reservation) goes when the customer deletes the instance; the address's next holder replaces
+//!   the stale reservation;
 //! - the machine stopped on its own (guest shutdown) → `stopped`, billing ends;
 //! - the machine runs while Hangar thinks it is stopped → `running`, billing resumes;
 //! - a running machine without a recorded address has one now → recorded (a real guest asks for

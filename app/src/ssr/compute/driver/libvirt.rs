@@ -383,11 +383,75 @@ fn unreserve_address(conn: &Connect, network: &Network, machine: &str) -> Driver
     Ok(())
 }
 
-/// Reserves `ip` for the machine's MAC in the network's DHCP (replacing an earlier reservation
-/// of the same machine, so a retried create lands in the same place).
+/// The IPv4 subnets a network definition serves, as (network, mask).
+fn subnets_of(xml: &str) -> Vec<(u32, u32)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let at = tag.find(&format!(" {name}="))? + name.len() + 2;
+        let quote = tag[at..].chars().next()?;
+        let rest = &tag[at + 1..];
+        Some(rest[..rest.find(quote)?].to_owned())
+    };
+    xml.match_indices("<ip ")
+        .filter_map(|(at, _)| {
+            let tag = &xml[at..at + xml[at..].find('>')?];
+            if attr(tag, "family").is_some_and(|f| f != "ipv4") {
+                return None;
+            }
+            let address: std::net::Ipv4Addr = attr(tag, "address")?.parse().ok()?;
+            let mask = match (attr(tag, "netmask"), attr(tag, "prefix")) {
+                (Some(m), _) => u32::from(m.parse::<std::net::Ipv4Addr>().ok()?),
+                (None, Some(p)) => {
+                    let p: u32 = p.parse().ok().filter(|p| *p <= 32)?;
+                    u32::MAX.checked_shl(32 - p).unwrap_or(0)
+                }
+                (None, None) => return None,
+            };
+            Some((u32::from(address) & mask, mask))
+        })
+        .collect()
+}
+
+/// Reserves `ip` for the machine's MAC in the network's DHCP. Replaces an earlier reservation of
+/// the same machine (a retried create lands in the same place) and any other reservation of the
+/// same address: Hangar's database decides who holds an address, and a reservation left by a
+/// machine that vanished behind Hangar's back must not block the address's next holder.
 fn reserve_address(conn: &Connect, network: &Network, machine: &str, ip: &str) -> DriverResult<()> {
     unreserve_address(conn, network, machine)?;
     let net = conn.lookup_network_by_name(&network.0).map_err(backend)?;
+    let xml = net.xml_desc(0).map_err(backend)?;
+    let subnets = subnets_of(&xml);
+    let served = ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| {
+        subnets
+            .iter()
+            .any(|(net, mask)| u32::from(a) & mask == *net)
+    });
+    if !served {
+        let list: Vec<String> = subnets
+            .iter()
+            .map(|(net, mask)| format!("{}/{}", std::net::Ipv4Addr::from(*net), mask.count_ones()))
+            .collect();
+        return Err(DriverError::Invalid(format!(
+            "network {} cannot hand out {ip}: it serves {}",
+            network.0,
+            if list.is_empty() {
+                "no IPv4 subnet".to_owned()
+            } else {
+                list.join(", ")
+            }
+        )));
+    }
+    let stale = xml.contains(&format!("ip='{ip}'"));
+    if stale {
+        tracing::warn!(%ip, network = %network.0, "replacing a stale DHCP reservation");
+        net.update(
+            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            -1,
+            &format!("<host ip='{}'/>", xml_escape(ip)),
+            DHCP_FLAGS,
+        )
+        .map_err(backend)?;
+    }
     let host = format!(
         "<host mac='{}' name='{}' ip='{}'/>",
         mac_of(machine),
@@ -819,6 +883,22 @@ mod tests {
         ));
         assert!(!xml.contains("<boot dev"));
         assert!(xml.contains("<source network='public-br'/>"));
+    }
+
+    #[test]
+    fn network_subnets_are_read_from_its_definition() {
+        let xml = "<network><name>default</name><ip address='192.168.122.1' netmask='255.255.255.0'><dhcp/></ip>\
+                   <ip family='ipv6' address='fd00::1' prefix='64'/><ip address=\"10.0.0.1\" prefix=\"8\"/></network>";
+        assert_eq!(
+            subnets_of(xml),
+            vec![
+                (
+                    u32::from(std::net::Ipv4Addr::new(192, 168, 122, 0)),
+                    0xffff_ff00
+                ),
+                (u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0)), 0xff00_0000),
+            ]
+        );
     }
 
     #[test]
