@@ -1893,3 +1893,54 @@ async fn concurrent_creates_never_share_an_address() {
         "the refused creates hold no capacity"
     );
 }
+
+#[tokio::test]
+async fn a_fractional_overcommit_limit_is_the_same_on_every_database() {
+    // 3 vCPUs × 1.2 = 3.6: three 1-vCPU machines fit, a fourth does not (PostgreSQL's CAST
+    // would have rounded to 4, SQLite's truncated to 3).
+    let app = TestApp::builder()
+        .config("cpu_overcommit", "1.2")
+        .spawn()
+        .await;
+    let (_, admin) = app.admin("ops").await;
+    let local = vm_node(&app).await;
+    expect_json(
+        app.patch(
+            &format!("/api/admin/nodes/{}", local.id),
+            Some(&admin),
+            json!({"status": "draining"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        app.post("/api/admin/nodes", Some(&admin), json!({"name": "three", "kind": "vm", "region": "eu", "uri": local.uri, "vcpu": 3, "memory_mb": 65536, "disk_gb": 1000})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let (_, token) = app.funded_user("frac", 50.0).await;
+    for i in 0..3 {
+        expect_json(
+            app.post(
+                "/api/vps",
+                Some(&token),
+                json!({"name": format!("f{i}"), "plan_id": "nano"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    expect_error(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "f3", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "No capacity left",
+    )
+    .await;
+}

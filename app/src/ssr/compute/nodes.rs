@@ -182,7 +182,9 @@ pub async fn place(
     cpu_ratio: f64,
     memory_ratio: f64,
 ) -> ServiceResult<NodeRow> {
-    let fits = "used_vcpu + $1 <= CAST(vcpu * $4 AS BIGINT) AND used_memory_mb + $2 <= CAST(memory_mb * $5 AS BIGINT) AND used_disk_gb + $3 <= disk_gb \
+    // Compared as numbers, not cast: CAST rounds on PostgreSQL and truncates on SQLite, and an
+    // integer total within `capacity × ratio` is the same rule on both.
+    let fits = "used_vcpu + $1 <= vcpu * $4 AND used_memory_mb + $2 <= memory_mb * $5 AND used_disk_gb + $3 <= disk_gb \
                 AND status = 'active' AND kind = $6 AND ($7 = '' OR region = $7)";
     // One statement that writes first: it takes SQLite's write lock at once (a read-then-write
     // transaction could not upgrade under contention) and the row lock on PostgreSQL, where the
