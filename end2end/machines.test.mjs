@@ -113,3 +113,37 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await phone.close();
   await context.close();
 });
+
+test('an operator sees node load and address ranges, and runs the reconciler', async () => {
+  const op = await json('/api/auth/login', null, { email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD });
+  assert.equal(op.status, 200);
+  const range = await json('/api/admin/ip-pools', op.body.token, { region: 'e2e', first: '198.51.100.10', last: '198.51.100.29', prefix_len: 24 });
+  assert.ok(range.status === 201 || range.status === 409, `range: ${range.status}`);
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', process.env.HANGAR_E2E_ADMIN_EMAIL);
+  await page.fill('input[name=password]', process.env.HANGAR_E2E_ADMIN_PASSWORD);
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+  await page.click('nav >> text=Operator');
+  await page.waitForURL(`${BASE}/operator`);
+  await hydrated(page);
+
+  const node = page.locator('[data-test=node][data-name=local-vm]');
+  const vcpu = node.locator('[data-test=gauge][data-label=vCPU]');
+  const limit = Number(await vcpu.getAttribute('data-limit'));
+  assert.ok(limit > 0, 'the vCPU limit is capacity × over-commit');
+  const fill = await vcpu.locator('.meter-fill').evaluate((el) => el.style.width);
+  const used = Number(await vcpu.getAttribute('data-used'));
+  assert.equal(fill, `${Math.floor((used * 100) / limit)}%`, 'the bar is as long as the share in use');
+  assert.ok(await page.locator('[data-test=range]', { hasText: '198.51.100.10 – 198.51.100.29' }).isVisible());
+
+  await page.click('text=Reconcile now');
+  await page.locator('[data-test=reconcile-result]').waitFor();
+  assert.match(await page.textContent('[data-test=reconcile-result]'), /Everything agrees|destroyed|failed|stopped|started|recorded|unreachable/);
+  await page.screenshot({ path: `${ARTIFACTS}operator.png`, fullPage: true });
+  await context.close();
+});

@@ -74,6 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("machines") view=MachinesPage ssr=SsrMode::Async/>
                     <Route path=path!("machines/:id") view=MachinePage ssr=SsrMode::Async/>
                     <Route path=path!("keys") view=KeysPage ssr=SsrMode::Async/>
+                    <Route path=path!("operator") view=OperatorPage ssr=SsrMode::Async/>
                     <Route path=path!("billing") view=BillingPage ssr=SsrMode::Async/>
                     <Route path=path!("billing/success") view=TopupSuccessPage ssr=SsrMode::Async/>
                     <Route path=path!("billing/cancel") view=TopupCancelPage ssr=SsrMode::Async/>

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{expect_json, TestApp};
 use reqwest::{header, StatusCode};
 
 /// The CSRF token rendered into a page's forms.
@@ -344,4 +344,97 @@ async fn billing_page_shows_money_and_manages_alert_addresses() {
     )
     .await;
     assert!(!page(&app, "/billing").await.contains("alerts@example.com"));
+}
+
+/// Signs the test client's browser in as `username` (made by `TestApp::user` or `admin`).
+async fn browser_sign_in(app: &TestApp, username: &str) {
+    let csrf = csrf_of(&page(app, "/signin").await);
+    let res = post_form(
+        app,
+        "/_fn/sign_in",
+        "/signin",
+        &[
+            ("csrf", &csrf),
+            ("email", &format!("{username}@example.com")),
+            ("password", &format!("password-{username}")),
+        ],
+    )
+    .await;
+    assert_eq!(location(&res), "/", "{username} signed in");
+}
+
+#[tokio::test]
+async fn the_operator_page_shows_load_to_operators_only() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (_, token) = app.funded_user("cust", 10.0).await;
+    for name in ["a", "b"] {
+        expect_json(
+            app.post(
+                "/api/vps",
+                Some(&token),
+                serde_json::json!({"name": name, "plan_id": "small"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    app.run_jobs().await;
+    expect_json(
+        app.post("/api/admin/ip-pools", Some(&admin), serde_json::json!({"region": "local", "first": "192.168.122.240", "last": "192.168.122.243", "prefix_len": 24})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // A customer sees no Operator link and no data.
+    browser_sign_in(&app, "cust").await;
+    let home = page(&app, "/machines").await;
+    assert!(!home.contains("href=\"/operator\""));
+    let denied = page(&app, "/operator").await;
+    assert!(
+        denied.contains("This page is for operators only"),
+        "{denied}"
+    );
+    assert!(!denied.contains("local-vm"));
+    let csrf = csrf_of(&denied);
+    let res = post_form(
+        &app,
+        "/_fn/operator_reconcile",
+        "/operator",
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert!(
+        location(&res).contains("__err="),
+        "the reconciler is operators' only"
+    );
+
+    // An operator (signing in on the same browser) sees each node's load as placement counts
+    // it, and the ranges.
+    browser_sign_in(&app, "ops").await;
+    let shown = page(&app, "/operator").await;
+    assert!(
+        shown.contains("href=\"/operator\""),
+        "operators get the link"
+    );
+    assert!(shown.contains("data-name=\"local-vm\""), "{shown}");
+    // Two `small` plans (1 vCPU, 2048 MB, 25 GB each) on a 16-vCPU node at 4× over-commit.
+    assert!(
+        shown.contains(r#"data-label="vCPU" data-used="2" data-limit="64""#),
+        "{shown}"
+    );
+    assert!(shown.contains(r#"data-label="Memory" data-used="4096" data-limit="65536""#));
+    assert!(shown.contains(r#"data-label="Disk" data-used="50" data-limit="96""#));
+    assert!(shown.contains("2 machines"));
+    assert!(shown.contains(r#"data-label="Addresses" data-used="0" data-limit="4""#));
+    let csrf = csrf_of(&shown);
+    let res = post_form(
+        &app,
+        "/_fn/operator_reconcile",
+        "/operator",
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert!(!location(&res).contains("__err="), "{}", location(&res));
 }

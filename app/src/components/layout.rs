@@ -28,6 +28,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                         let info = auth.info.await.ok().filter(|i| i.user.is_some());
                         info.map(|info| {
                             let pending = info.pending_invitations;
+                            let operator = info.user.as_ref().is_some_and(|u| u.is_admin);
                             view! {
                                 <A href="/machines">"Machines"</A>
                                 <A href="/rentals">"Rentals"</A>
@@ -42,6 +43,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                 <A href="/keys">"SSH keys"</A>
                                 <A href="/tokens">"API tokens"</A>
                                 <A href="/account">"Account"</A>
+                                {operator.then(|| view! { <A href="/operator">"Operator"</A> })}
                             }
                         })
                     })}

@@ -1,0 +1,285 @@
+//! The operator's overview (`/operator`, admins only): each node's load against what placement
+//! may still hand out, the public address ranges and how full they are, machines by state, and
+//! the reconciler on demand. Everything here is also in the admin API (`/api/admin/...`); this
+//! is the view an operator looks at rather than reads.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    pages::RequireUser,
+};
+
+/// How much of something is in use against what may be handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Gauge {
+    pub used: i64,
+    /// Capacity × the over-commit ratio: what placement allows.
+    pub limit: i64,
+}
+
+impl Gauge {
+    /// Percent used, 0–100 (a limit of 0 counts as full).
+    pub fn percent(self) -> i64 {
+        if self.limit <= 0 {
+            100
+        } else {
+            (self.used * 100 / self.limit).clamp(0, 100)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    pub name: String,
+    pub kind: String,
+    pub region: String,
+    pub uri: String,
+    /// `active` or `draining`.
+    pub status: String,
+    pub vcpu: Gauge,
+    pub memory_mb: Gauge,
+    pub disk_gb: Gauge,
+    /// Instances placed on it that are not deleted or failed.
+    pub machines: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RangeLoad {
+    pub region: String,
+    pub first: String,
+    pub last: String,
+    pub addresses: Gauge,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorData {
+    pub nodes: Vec<NodeLoad>,
+    pub ranges: Vec<RangeLoad>,
+    /// Instances (not deleted) by state, most first.
+    pub states: Vec<(String, i64)>,
+}
+
+#[cfg(feature = "ssr")]
+async fn require_operator(
+    csrf: Option<&str>,
+) -> Result<crate::ssr::portal::SignedIn, ServerFnError> {
+    let signed_in = crate::ssr::portal::signed_in(csrf).await?;
+    if !signed_in.user.is_admin {
+        return Err(ServerFnError::new("This page is for operators only"));
+    }
+    Ok(signed_in)
+}
+
+#[server(prefix = "/_fn", endpoint = "operator")]
+pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
+    use crate::ssr::{
+        compute::{addresses, nodes},
+        portal::to_server_fn_error as e,
+    };
+    let state = require_operator(None).await?.state;
+    let db = &state.db;
+    let per_node: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT node_id, COUNT(*) FROM instances
+         WHERE node_id IS NOT NULL AND state NOT IN ('deleted', 'failed') GROUP BY node_id",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(|x| e(x.into()))?;
+    let (cpu, mem) = (state.config.cpu_overcommit, state.config.memory_overcommit);
+    let nodes = nodes::list(db)
+        .await
+        .map_err(e)?
+        .into_iter()
+        .map(|n| NodeLoad {
+            machines: per_node
+                .iter()
+                .find(|(id, _)| *id == n.id)
+                .map_or(0, |(_, c)| *c),
+            // The same limits as placement: an integer total within capacity × ratio.
+            vcpu: Gauge {
+                used: n.used_vcpu,
+                limit: (n.vcpu as f64 * cpu).floor() as i64,
+            },
+            memory_mb: Gauge {
+                used: n.used_memory_mb,
+                limit: (n.memory_mb as f64 * mem).floor() as i64,
+            },
+            disk_gb: Gauge {
+                used: n.used_disk_gb,
+                limit: n.disk_gb,
+            },
+            name: n.name,
+            kind: n.kind,
+            region: n.region,
+            uri: n.uri,
+            status: n.status,
+        })
+        .collect();
+    let ranges = addresses::pools(db)
+        .await
+        .map_err(e)?
+        .into_iter()
+        .map(|p| RangeLoad {
+            region: p.region,
+            first: p.first_address,
+            last: p.last_address,
+            addresses: Gauge {
+                used: p.used,
+                limit: p.total,
+            },
+        })
+        .collect();
+    let states: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state, COUNT(*) AS n FROM instances WHERE state <> 'deleted'
+         GROUP BY state ORDER BY n DESC, state",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(|x| e(x.into()))?;
+    Ok(OperatorData {
+        nodes,
+        ranges,
+        states,
+    })
+}
+
+/// Runs the reconciler now and says what it changed.
+#[server(prefix = "/_fn", endpoint = "operator_reconcile")]
+pub async fn reconcile_now(csrf: String) -> Result<String, ServerFnError> {
+    use crate::ssr::{compute::reconcile, portal::to_server_fn_error};
+    let state = require_operator(Some(&csrf)).await?.state;
+    let r = reconcile::run(&state).await.map_err(to_server_fn_error)?;
+    let parts: Vec<String> = [
+        ("failed (machine gone)", r.failed.len()),
+        ("stopped from inside", r.stopped.len()),
+        ("started from inside", r.started.len()),
+        ("addresses recorded", r.addressed.len()),
+        ("orphans destroyed", r.destroyed.len()),
+        ("nodes unreachable", r.unreachable_nodes.len()),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{n} {what}"))
+    .collect();
+    Ok(if parts.is_empty() {
+        "Everything agrees with the nodes.".into()
+    } else {
+        parts.join(" · ")
+    })
+}
+
+#[component]
+fn Meter(label: &'static str, gauge: Gauge, unit: &'static str) -> impl IntoView {
+    let pct = gauge.percent();
+    let level = match pct {
+        90.. => "meter-fill meter-full",
+        70..=89 => "meter-fill meter-busy",
+        _ => "meter-fill",
+    };
+    view! {
+        <div class="gauge" data-test="gauge" data-label=label data-used=gauge.used data-limit=gauge.limit>
+            <div class="gauge-head">
+                <span>{label}</span>
+                <span class="muted">{format!("{} / {} {unit}", gauge.used, gauge.limit)}</span>
+            </div>
+            <div class="meter" role="meter" aria-label=label aria-valuemin="0" aria-valuemax=gauge.limit aria-valuenow=gauge.used>
+                <div class=level style=format!("width: {pct}%")></div>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn OperatorPage() -> impl IntoView {
+    let reconcile = ServerAction::<ReconcileNow>::new();
+    let data = Resource::new(move || reconcile.version().get(), |_| load_operator());
+    view! {
+        <Title text="Operator"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head">
+                <h1>"Operator"</h1>
+                <p class="muted">"Nodes, address ranges and machines across all customers."</p>
+            </section>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert-error" data-test="operator-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(d) => view! { <Overview d reconcile/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}
+
+#[component]
+fn Overview(d: OperatorData, reconcile: ServerAction<ReconcileNow>) -> impl IntoView {
+    let total: i64 = d.states.iter().map(|(_, n)| n).sum();
+    view! {
+        <section class="card">
+            <h2>"Nodes"</h2>
+            <div class="grid cards">
+                {d.nodes.into_iter().map(|n| view! {
+                    <article class="node" data-test="node" data-name=n.name.clone()>
+                        <div class="node-head">
+                            <strong>{n.name.clone()}</strong>
+                            <span class=if n.status == "active" { "status status-active" } else { "status status-expired" }>{n.status.clone()}</span>
+                        </div>
+                        <p class="muted small">{format!("{} · {} · {} machines", n.kind, n.region, n.machines)}</p>
+                        <p class="muted small mono">{n.uri.clone()}</p>
+                        <Meter label="vCPU" gauge=n.vcpu unit=""/>
+                        <Meter label="Memory" gauge=n.memory_mb unit="MB"/>
+                        <Meter label="Disk" gauge=n.disk_gb unit="GB"/>
+                    </article>
+                }).collect_view()}
+            </div>
+        </section>
+        <div class="split">
+            <section class="card">
+                <h2>"Public address ranges"</h2>
+                {if d.ranges.is_empty() {
+                    view! { <p class="muted" data-test="no-ranges">"No ranges: machines get only their node's private address. Add one with POST /api/admin/ip-pools."</p> }.into_any()
+                } else {
+                    d.ranges.into_iter().map(|r| view! {
+                        <div data-test="range">
+                            <p class="small"><strong>{r.region.clone()}</strong>" "<span class="mono">{format!("{} – {}", r.first, r.last)}</span></p>
+                            <Meter label="Addresses" gauge=r.addresses unit=""/>
+                        </div>
+                    }).collect_view().into_any()
+                }}
+            </section>
+            <section class="card">
+                <h2>"Machines"</h2>
+                <p class="muted">{format!("{total} not deleted")}</p>
+                <ul class="plain-list" data-test="machine-states">
+                    {d.states.into_iter().map(|(state, n)| view! {
+                        <li><Meter label=state_label(&state) gauge=Gauge { used: n, limit: total.max(1) } unit=""/></li>
+                    }).collect_view()}
+                </ul>
+                <ActionForm action=reconcile attr:class="form-row">
+                    <CsrfField/>
+                    <SubmitButton action=reconcile label="Reconcile now" busy_label="Comparing with the nodes…"/>
+                </ActionForm>
+                <ActionError action=reconcile/>
+                {move || reconcile.value().get().and_then(Result::ok).map(|msg| view! {
+                    <p class="alert alert-ok" data-test="reconcile-result">{msg}</p>
+                })}
+            </section>
+        </div>
+    }
+}
+
+fn state_label(state: &str) -> &'static str {
+    match state {
+        "running" => "running",
+        "stopped" => "stopped",
+        "provisioning" => "provisioning",
+        "stopping" => "stopping",
+        "rebooting" => "rebooting",
+        "failed" => "failed",
+        _ => "other",
+    }
+}
