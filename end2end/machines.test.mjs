@@ -119,6 +119,13 @@ test('an operator sees node load and address ranges, and runs the reconciler', a
   assert.equal(op.status, 200);
   const range = await json('/api/admin/ip-pools', op.body.token, { region: 'e2e', first: '198.51.100.10', last: '198.51.100.29', prefix_len: 24 });
   assert.ok(range.status === 201 || range.status === 409, `range: ${range.status}`);
+  // A customer's machine, so the node carries some load.
+  const username = uniqueName('tenant');
+  const reg = await json('/api/auth/register', null, { email: `${username}@example.com`, username, password: 'tenant-password-1' });
+  assert.equal((await json(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
+  const tenant = await json('/api/auth/login', null, { email: `${username}@example.com`, password: 'tenant-password-1' });
+  const vps = await json('/api/vps', tenant.body.token, { name: 'load-1', plan_id: 'medium' });
+  assert.equal(vps.status, 201);
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
@@ -138,7 +145,9 @@ test('an operator sees node load and address ranges, and runs the reconciler', a
   assert.ok(limit > 0, 'the vCPU limit is capacity × over-commit');
   const fill = await vcpu.locator('.meter-fill').evaluate((el) => el.style.width);
   const used = Number(await vcpu.getAttribute('data-used'));
+  assert.ok(used >= vps.body.vcpu, `the tenant's machine counts (${used} vCPU in use)`);
   assert.equal(fill, `${Math.floor((used * 100) / limit)}%`, 'the bar is as long as the share in use');
+  assert.ok(await page.locator('[data-test=machine-states] [data-test=gauge]').count() >= 1, 'machines by state');
   assert.ok(await page.locator('[data-test=range]', { hasText: '198.51.100.10 – 198.51.100.29' }).isVisible());
 
   await page.click('text=Reconcile now');
@@ -146,4 +155,5 @@ test('an operator sees node load and address ranges, and runs the reconciler', a
   assert.match(await page.textContent('[data-test=reconcile-result]'), /Everything agrees|destroyed|failed|stopped|started|recorded|unreachable/);
   await page.screenshot({ path: `${ARTIFACTS}operator.png`, fullPage: true });
   await context.close();
+  assert.equal((await json(`/api/vps/${vps.body.id}`, tenant.body.token, undefined, 'DELETE')).status, 202);
 });

@@ -171,10 +171,18 @@ pub async fn reconcile_now(csrf: String) -> Result<String, ServerFnError> {
     })
 }
 
+/// A labelled bar. Capacity bars turn amber at 70 % and red at 90 %; `share` bars (parts of a
+/// whole, like machines by state) keep one colour.
 #[component]
-fn Meter(label: &'static str, gauge: Gauge, unit: &'static str) -> impl IntoView {
+fn Meter(
+    label: &'static str,
+    gauge: Gauge,
+    unit: &'static str,
+    #[prop(optional)] share: bool,
+) -> impl IntoView {
     let pct = gauge.percent();
     let level = match pct {
+        _ if share => "meter-fill",
         90.. => "meter-fill meter-full",
         70..=89 => "meter-fill meter-busy",
         _ => "meter-fill",
@@ -228,7 +236,7 @@ fn Overview(d: OperatorData, reconcile: ServerAction<ReconcileNow>) -> impl Into
                             <strong>{n.name.clone()}</strong>
                             <span class=if n.status == "active" { "status status-active" } else { "status status-expired" }>{n.status.clone()}</span>
                         </div>
-                        <p class="muted small">{format!("{} · {} · {} machines", n.kind, n.region, n.machines)}</p>
+                        <p class="muted small">{format!("{} · {} · {} machine{}", n.kind, n.region, n.machines, if n.machines == 1 { "" } else { "s" })}</p>
                         <p class="muted small mono">{n.uri.clone()}</p>
                         <Meter label="vCPU" gauge=n.vcpu unit=""/>
                         <Meter label="Memory" gauge=n.memory_mb unit="MB"/>
@@ -254,11 +262,11 @@ fn Overview(d: OperatorData, reconcile: ServerAction<ReconcileNow>) -> impl Into
             <section class="card">
                 <h2>"Machines"</h2>
                 <p class="muted">{format!("{total} not deleted")}</p>
-                <ul class="plain-list" data-test="machine-states">
+                <div class="states" data-test="machine-states">
                     {d.states.into_iter().map(|(state, n)| view! {
-                        <li><Meter label=state_label(&state) gauge=Gauge { used: n, limit: total.max(1) } unit=""/></li>
+                        <Meter label=state_label(&state) gauge=Gauge { used: n, limit: total.max(1) } unit="" share=true/>
                     }).collect_view()}
-                </ul>
+                </div>
                 <ActionForm action=reconcile attr:class="form-row">
                     <CsrfField/>
                     <SubmitButton action=reconcile label="Reconcile now" busy_label="Comparing with the nodes…"/>
