@@ -150,6 +150,13 @@ test('an operator sees node load and address ranges, and runs the reconciler', a
   assert.ok(await page.locator('[data-test=machine-states] [data-test=gauge]').count() >= 1, 'machines by state');
   assert.ok(await page.locator('[data-test=range]', { hasText: '198.51.100.10 – 198.51.100.29' }).isVisible());
 
+  // Drain the node and put it back: the buttons and the badge follow without a reload.
+  await node.locator('[data-test=drain]').click();
+  await node.locator('[data-test=activate]').waitFor();
+  assert.equal((await node.locator('.status').textContent()).trim(), 'draining');
+  await node.locator('[data-test=activate]').click();
+  await node.locator('[data-test=drain]').waitFor();
+
   await page.click('text=Reconcile now');
   await page.locator('[data-test=reconcile-result]').waitFor();
   assert.match(await page.textContent('[data-test=reconcile-result]'), /Everything agrees|destroyed|failed|stopped|started|recorded|unreachable/);

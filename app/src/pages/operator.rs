@@ -1,7 +1,7 @@
 //! The operator's overview (`/operator`, admins only): each node's load against what placement
-//! may still hand out, the public address ranges and how full they are, machines by state, and
-//! the reconciler on demand. Everything here is also in the admin API (`/api/admin/...`); this
-//! is the view an operator looks at rather than reads.
+//! may still hand out (with drain / activate), the public address ranges and how full they are
+//! (add, remove), machines by state, and the reconciler on demand. Everything here is also in the
+//! admin API (`/api/admin/...`); this is the view an operator looks at rather than reads.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -33,6 +33,7 @@ impl Gauge {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeLoad {
+    pub id: String,
     pub name: String,
     pub kind: String,
     pub region: String,
@@ -48,6 +49,7 @@ pub struct NodeLoad {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RangeLoad {
+    pub id: String,
     pub region: String,
     pub first: String,
     pub last: String,
@@ -111,6 +113,7 @@ pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
                 used: n.used_disk_gb,
                 limit: n.disk_gb,
             },
+            id: n.id,
             name: n.name,
             kind: n.kind,
             region: n.region,
@@ -123,6 +126,7 @@ pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
         .map_err(e)?
         .into_iter()
         .map(|p| RangeLoad {
+            id: p.id,
             region: p.region,
             first: p.first_address,
             last: p.last_address,
@@ -173,6 +177,69 @@ pub async fn reconcile_now(csrf: String) -> Result<String, ServerFnError> {
 
 /// A labelled bar. Capacity bars turn amber at 70 % and red at 90 %; `share` bars (parts of a
 /// whole, like machines by state) keep one colour.
+/// Stops placement on a node (`draining`) or resumes it (`active`).
+#[server(prefix = "/_fn", endpoint = "operator_node_status")]
+pub async fn set_node_status(
+    csrf: String,
+    id: String,
+    status: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::nodes, portal::to_server_fn_error};
+    let state = require_operator(Some(&csrf)).await?.state;
+    nodes::set_status(&state.db, &id, &status)
+        .await
+        .map_err(to_server_fn_error)?;
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "operator_add_range")]
+pub async fn add_range(
+    csrf: String,
+    region: String,
+    first: String,
+    last: String,
+    prefix_len: String,
+    gateway: String,
+) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::addresses, portal::to_server_fn_error};
+    let state = require_operator(Some(&csrf)).await?.state;
+    let prefix_len = prefix_len
+        .trim()
+        .parse()
+        .map_err(|_| ServerFnError::new("Prefix length: a number such as 24"))?;
+    addresses::add_pool(
+        &state.db,
+        addresses::PoolInput {
+            region,
+            first,
+            last,
+            prefix_len,
+            gateway: Some(gateway).filter(|g| !g.trim().is_empty()),
+        },
+    )
+    .await
+    .map_err(to_server_fn_error)?;
+    Ok(())
+}
+
+#[server(prefix = "/_fn", endpoint = "operator_remove_range")]
+pub async fn remove_range(csrf: String, id: String) -> Result<(), ServerFnError> {
+    use crate::ssr::{compute::addresses, portal::to_server_fn_error};
+    let state = require_operator(Some(&csrf)).await?.state;
+    addresses::remove_pool(&state.db, &id)
+        .await
+        .map_err(to_server_fn_error)
+}
+
+/// The actions of the page; every one refetches the overview when it finishes.
+#[derive(Clone, Copy)]
+struct Actions {
+    reconcile: ServerAction<ReconcileNow>,
+    node_status: ServerAction<SetNodeStatus>,
+    add_range: ServerAction<AddRange>,
+    remove_range: ServerAction<RemoveRange>,
+}
+
 #[component]
 fn Meter(
     label: &'static str,
@@ -202,8 +269,23 @@ fn Meter(
 
 #[component]
 pub fn OperatorPage() -> impl IntoView {
-    let reconcile = ServerAction::<ReconcileNow>::new();
-    let data = Resource::new(move || reconcile.version().get(), |_| load_operator());
+    let actions = Actions {
+        reconcile: ServerAction::new(),
+        node_status: ServerAction::new(),
+        add_range: ServerAction::new(),
+        remove_range: ServerAction::new(),
+    };
+    let data = Resource::new(
+        move || {
+            (
+                actions.reconcile.version().get(),
+                actions.node_status.version().get(),
+                actions.add_range.version().get(),
+                actions.remove_range.version().get(),
+            )
+        },
+        |_| load_operator(),
+    );
     view! {
         <Title text="Operator"/>
         <RequireUser signed_in=move |_| view! {
@@ -215,7 +297,7 @@ pub fn OperatorPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Err(e) => view! { <p class="alert alert-error" data-test="operator-error">{error_message(&e)}</p> }.into_any(),
-                        Ok(d) => view! { <Overview d reconcile/> }.into_any(),
+                        Ok(d) => view! { <Overview d actions/> }.into_any(),
                     }
                 })}
             </Transition>
@@ -224,8 +306,14 @@ pub fn OperatorPage() -> impl IntoView {
 }
 
 #[component]
-fn Overview(d: OperatorData, reconcile: ServerAction<ReconcileNow>) -> impl IntoView {
+fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
     let total: i64 = d.states.iter().map(|(_, n)| n).sum();
+    let Actions {
+        reconcile,
+        node_status,
+        add_range,
+        remove_range,
+    } = actions;
     view! {
         <section class="card">
             <h2>"Nodes"</h2>
@@ -241,6 +329,21 @@ fn Overview(d: OperatorData, reconcile: ServerAction<ReconcileNow>) -> impl Into
                         <Meter label="vCPU" gauge=n.vcpu unit=""/>
                         <Meter label="Memory" gauge=n.memory_mb unit="MB"/>
                         <Meter label="Disk" gauge=n.disk_gb unit="GB"/>
+                        <ActionForm action=node_status attr:class="node-actions">
+                            <CsrfField/>
+                            <input type="hidden" name="id" value=n.id.clone()/>
+                            {if n.status == "active" {
+                                view! {
+                                    <input type="hidden" name="status" value="draining"/>
+                                    <button type="submit" class="btn btn-ghost" data-test="drain">"Drain (no new machines)"</button>
+                                }.into_any()
+                            } else {
+                                view! {
+                                    <input type="hidden" name="status" value="active"/>
+                                    <button type="submit" class="btn" data-test="activate">"Activate"</button>
+                                }.into_any()
+                            }}
+                        </ActionForm>
                     </article>
                 }).collect_view()}
             </div>
@@ -252,12 +355,33 @@ fn Overview(d: OperatorData, reconcile: ServerAction<ReconcileNow>) -> impl Into
                     view! { <p class="muted" data-test="no-ranges">"No ranges: machines get only their node's private address. Add one with POST /api/admin/ip-pools."</p> }.into_any()
                 } else {
                     d.ranges.into_iter().map(|r| view! {
-                        <div data-test="range">
+                        <div class="range" data-test="range">
                             <p class="small"><strong>{r.region.clone()}</strong>" "<span class="mono">{format!("{} – {}", r.first, r.last)}</span></p>
                             <Meter label="Addresses" gauge=r.addresses unit=""/>
+                            {(r.addresses.used == 0).then(|| view! {
+                                <ActionForm action=remove_range attr:class="inline-form">
+                                    <CsrfField/>
+                                    <input type="hidden" name="id" value=r.id.clone()/>
+                                    <button type="submit" class="btn btn-ghost btn-small" data-test="remove-range">"Remove"</button>
+                                </ActionForm>
+                            })}
                         </div>
                     }).collect_view().into_any()
                 }}
+                <ActionError action=remove_range/>
+                <h3>"Add a range"</h3>
+                <ActionForm action=add_range attr:class="form" attr:data-test="add-range-form">
+                    <CsrfField/>
+                    <div class="form-grid">
+                        <label>"Region" <input type="text" name="region" required maxlength="63" placeholder="local"/></label>
+                        <label>"First address" <input type="text" name="first" required inputmode="decimal" placeholder="203.0.113.10"/></label>
+                        <label>"Last address" <input type="text" name="last" required inputmode="decimal" placeholder="203.0.113.200"/></label>
+                        <label>"Prefix length" <input type="number" name="prefix_len" required min="8" max="32" value="24"/></label>
+                        <label>"Gateway (optional)" <input type="text" name="gateway" inputmode="decimal" placeholder="203.0.113.1"/></label>
+                    </div>
+                    <SubmitButton action=add_range label="Add range" busy_label="Adding…"/>
+                </ActionForm>
+                <ActionError action=add_range/>
             </section>
             <section class="card">
                 <h2>"Machines"</h2>
