@@ -95,7 +95,8 @@ impl DockerDriver {
             ..Default::default()
         };
         // Podman answers 500 "image not known" when another image (not ours) is removed while it
-        // resolves the create; that is transient, so try again a few times before giving up.
+        // resolves the create (seen lasting over a second while a committed snapshot image is
+        // deleted); that is transient, so try again with growing pauses, about 4.5 s in all.
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -112,11 +113,12 @@ impl DockerDriver {
                     )))
                 }
                 Err(e)
-                    if attempt < 4
+                    if attempt < 8
                         && status_of(&e) == Some(500)
                         && e.to_string().contains("image not known") =>
                 {
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(4)).min(1000)))
+                        .await;
                 }
                 Err(e) => return Err(backend(e)),
             }
