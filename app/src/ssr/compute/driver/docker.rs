@@ -55,6 +55,31 @@ impl DockerDriver {
     }
 }
 
+/// Runs `call` again while Podman answers 500 "image not known": it does so for a create or a
+/// start when another image (not the machine's) is being removed at the same moment (seen lasting
+/// over a second while a committed snapshot image was deleted). Growing pauses, about 5 s in all.
+async fn podman_retry<T, F, Fut>(mut call: F) -> Result<T, BollardError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BollardError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e)
+                if attempt < 8
+                    && status_of(&e) == Some(500)
+                    && e.to_string().contains("image not known") =>
+            {
+                tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(4)).min(1000)))
+                    .await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn status_of(e: &BollardError) -> Option<u16> {
     match e {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -94,34 +119,14 @@ impl DockerDriver {
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        // Podman answers 500 "image not known" when another image (not ours) is removed while it
-        // resolves the create (seen lasting over a second while a committed snapshot image is
-        // deleted); that is transient, so try again with growing pauses, about 4.5 s in all.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match docker
-                .create_container(Some(options.clone()), body.clone())
-                .await
-            {
-                Ok(_) => return Ok(()),
-                // A concurrent retry made it first: the same end state.
-                Err(e) if status_of(&e) == Some(409) => return Ok(()),
-                Err(e) if status_of(&e) == Some(404) => {
-                    return Err(DriverError::Invalid(format!(
-                        "Image {image} is not on this node"
-                    )))
-                }
-                Err(e)
-                    if attempt < 8
-                        && status_of(&e) == Some(500)
-                        && e.to_string().contains("image not known") =>
-                {
-                    tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(4)).min(1000)))
-                        .await;
-                }
-                Err(e) => return Err(backend(e)),
-            }
+        match podman_retry(|| docker.create_container(Some(options.clone()), body.clone())).await {
+            Ok(_) => Ok(()),
+            // A concurrent retry made it first: the same end state.
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Err(DriverError::Invalid(format!(
+                "Image {image} is not on this node"
+            ))),
+            Err(e) => Err(backend(e)),
         }
     }
 
@@ -222,7 +227,7 @@ impl Driver for DockerDriver {
 
     async fn start(&self, name: &str) -> DriverResult<()> {
         let docker = self.client()?;
-        match docker.start_container(name, None).await {
+        match podman_retry(|| docker.start_container(name, None)).await {
             Ok(()) => Ok(()),
             // 304: already running.
             Err(e) if status_of(&e) == Some(304) => Ok(()),
