@@ -149,9 +149,18 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
     .await;
     assert_eq!(instance["status"]["public_ip"], ip.as_str());
     let mut line = String::new();
-    let conn = tokio::net::TcpStream::connect((ip.as_str(), 80))
-        .await
-        .expect("the guest is reachable at its public address");
+    // The guest's listener starts in the background as it reports ready: allow it a moment.
+    let mut conn = None;
+    for _ in 0..100 {
+        match tokio::net::TcpStream::connect((ip.as_str(), 80)).await {
+            Ok(c) => {
+                conn = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let conn = conn.expect("the guest is reachable at its public address");
     tokio::time::timeout(
         Duration::from_secs(20),
         tokio::io::BufReader::new(conn).read_line(&mut line),
