@@ -1835,6 +1835,73 @@ async fn public_addresses_come_from_the_regions_ranges_and_go_back() {
         "a failed machine holds no address"
     );
 
+    // The address's history names both holders, newest first, and survives them; `at` picks the
+    // holder of a moment (abuse reports).
+    let hist = expect_json(
+        app.get(&format!("/api/admin/ip-addresses/{}", a.0), Some(&admin))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let holders: Vec<&str> = hist["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["instance_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(holders, [c_id.as_str(), ids[0].as_str()], "{}", hist.text);
+    assert_eq!(hist["history"][1]["username"], "pia");
+    assert_eq!(hist["history"][1]["instance_name"], "pub-a");
+    assert!(
+        hist["history"][0]["released_at"].is_string(),
+        "c failed: released"
+    );
+    let first_from = hist["history"][1]["assigned_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let then = expect_json(
+        app.get(
+            &format!("/api/admin/ip-addresses/{}?at={first_from}", a.0),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(then["history"].as_array().unwrap().len(), 1);
+    assert_eq!(then["history"][0]["instance_id"], ids[0].as_str());
+    expect_error(
+        app.get(
+            &format!("/api/admin/ip-addresses/{}?at=yesterday", a.0),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "RFC 3339",
+    )
+    .await;
+    expect_error(
+        app.get("/api/admin/ip-addresses/10.1.2.3", Some(&admin))
+            .await,
+        StatusCode::NOT_FOUND,
+        "Address",
+    )
+    .await;
+    expect_error(
+        app.get("/api/admin/ip-addresses/not-an-ip", Some(&admin))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "not an IPv4 address",
+    )
+    .await;
+    expect_json(
+        app.get(&format!("/api/admin/ip-addresses/{}", a.0), Some(&token))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+
     // Another user never sees the range through their machines; unknown ranges are 404.
     expect_error(
         app.delete("/api/admin/ip-pools/nope", Some(&admin)).await,

@@ -9,7 +9,7 @@ use app::{
     },
 };
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_node_status, remove_node))
         .routes(routes!(list_ip_pools, add_ip_pool))
         .routes(routes!(remove_ip_pool))
+        .routes(routes!(address_history))
         .routes(routes!(upsert_plan))
         .routes(routes!(retire_plan))
         .routes(routes!(list_images, upsert_image))
@@ -134,6 +135,37 @@ async fn remove_ip_pool(
 ) -> Result<StatusCode> {
     addresses::remove_pool(&state.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// Only the holding that covered this moment (RFC 3339), for abuse reports.
+    pub at: Option<String>,
+}
+
+/// Who held a public address and when (kept after machines and ranges are gone), newest first.
+#[utoipa::path(get, path = "/api/admin/ip-addresses/{address}", tag = "admin", security(("bearer" = [])),
+    params(("address" = String, Path), HistoryQuery),
+    responses((status = 200, body = addresses::AddressHistory), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn address_history(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(address): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<ApiJson<addresses::AddressHistory>> {
+    let at = match q.at.as_deref() {
+        None => None,
+        Some(t) => {
+            let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    app::ssr::error::ServiceError::invalid(
+                        "at: an RFC 3339 time such as 2026-11-23T10:00:00Z",
+                    )
+                })?;
+            Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+    };
+    Ok(ApiJson(addresses::history(&state.db, &address, at).await?))
 }
 
 /// Create a plan, or update the one with the same slug. Running instances keep the price they

@@ -14,6 +14,9 @@
 //! Allocation is one conditional `UPDATE` of the longest-free address; under concurrent creates
 //! the loser of a row re-checks `instance_id IS NULL`, finds it taken, and tries the next one.
 //!
+//! Every holding is also recorded in `ip_assignments` (address, instance, user, from, to) and kept
+//! after the machine and the range are gone: [`history`] answers "who had this address then?".
+//!
 //! A released address rests for `public_ip_cooldown_minutes` (default 60, libvirt's DHCP lease
 //! time) before another machine gets it: until the old machine's lease expires, the node's DHCP
 //! server will not hand the address to a new MAC, and caches elsewhere still point at the old
@@ -222,6 +225,7 @@ pub async fn allocate(
     tx: &mut Tx<'_>,
     region: &str,
     instance_id: &str,
+    user_id: &str,
     cooldown_ms: i64,
 ) -> ServiceResult<Option<String>> {
     let now = db::now_ms();
@@ -251,6 +255,17 @@ pub async fn allocate(
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(address) = taken {
+            sqlx::query(
+                "INSERT INTO ip_assignments (id, address, instance_id, user_id, assigned_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(db::new_id())
+            .bind(&address)
+            .bind(instance_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
             return Ok(Some(address));
         }
         let free: i64 = sqlx::query_scalar(
@@ -283,13 +298,99 @@ pub async fn allocate(
 
 /// Gives `instance_id`'s address back, inside the transaction that ends the instance.
 pub async fn release(tx: &mut Tx<'_>, instance_id: &str) -> ServiceResult<()> {
+    let now = db::now_ms();
     sqlx::query(
         "UPDATE ip_addresses SET instance_id = NULL, allocated_at = NULL, released_at = $1
          WHERE instance_id = $2",
     )
-    .bind(db::now_ms())
+    .bind(now)
+    .bind(instance_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ip_assignments SET released_at = $1 WHERE instance_id = $2 AND released_at IS NULL",
+    )
+    .bind(now)
     .bind(instance_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// One holding of an address.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Assignment {
+    pub instance_id: String,
+    pub instance_name: Option<String>,
+    pub user_id: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// RFC 3339.
+    pub assigned_at: String,
+    /// RFC 3339; `null` while the address is still held.
+    pub released_at: Option<String>,
+}
+
+/// An address, the range it belongs to now (if any), and everyone who held it, newest first.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AddressHistory {
+    pub address: String,
+    pub region: Option<String>,
+    pub pool_id: Option<String>,
+    pub history: Vec<Assignment>,
+}
+
+/// Who held `address`, newest first; with `at` (unix ms) only the holding that covered that
+/// moment. 404 for an address Hangar never managed.
+pub async fn history(db: &Pool, address: &str, at: Option<i64>) -> ServiceResult<AddressHistory> {
+    let address = parse("address", address)?.to_string();
+    let range: Option<(String, String)> =
+        sqlx::query_as("SELECT region, pool_id FROM ip_addresses WHERE address = $1")
+            .bind(&address)
+            .fetch_optional(db)
+            .await?;
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(String, Option<String>, String, Option<String>, Option<String>, i64, Option<i64>)> =
+        sqlx::query_as(
+            "SELECT a.instance_id, i.name, a.user_id, u.username, u.email, a.assigned_at, a.released_at
+             FROM ip_assignments a
+             LEFT JOIN instances i ON i.id = a.instance_id
+             LEFT JOIN users u ON u.id = a.user_id
+             WHERE a.address = $1
+               AND ($2 < 0 OR (a.assigned_at <= $2 AND (a.released_at IS NULL OR a.released_at > $2)))
+             ORDER BY a.assigned_at DESC",
+        )
+        .bind(&address)
+        .bind(at.unwrap_or(-1))
+        .fetch_all(db)
+        .await?;
+    if range.is_none() && rows.is_empty() {
+        let ever: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM ip_assignments WHERE address = $1")
+                .bind(&address)
+                .fetch_one(db)
+                .await?;
+        if ever == 0 {
+            return Err(ServiceError::NotFound("Address"));
+        }
+    }
+    Ok(AddressHistory {
+        region: range.as_ref().map(|r| r.0.clone()),
+        pool_id: range.map(|r| r.1),
+        history: rows
+            .into_iter()
+            .map(
+                |(instance_id, instance_name, user_id, username, email, from, to)| Assignment {
+                    instance_id,
+                    instance_name,
+                    user_id,
+                    username,
+                    email,
+                    assigned_at: db::rfc3339(from),
+                    released_at: to.map(db::rfc3339),
+                },
+            )
+            .collect(),
+        address,
+    })
 }

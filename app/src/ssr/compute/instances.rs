@@ -301,6 +301,7 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
                 &mut tx,
                 &node.region,
                 &id,
+                &actor.user_id,
                 state.config.public_ip_cooldown_minutes * 60_000,
             )
             .await?
