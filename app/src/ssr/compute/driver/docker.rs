@@ -55,9 +55,10 @@ impl DockerDriver {
     }
 }
 
-/// Runs `call` again while Podman answers 500 "image not known": it does so for a create or a
-/// start when another image (not the machine's) is being removed at the same moment (seen lasting
-/// over a second while a committed snapshot image was deleted). Growing pauses, about 5 s in all.
+/// Runs `call` again while Podman answers 500 "image not known": it does so for a create, start,
+/// stop, kill or remove when another image (not the machine's) is being removed at the same
+/// moment (seen lasting over a second while a committed snapshot image was deleted). Growing
+/// pauses, about 5 s in all.
 async fn podman_retry<T, F, Fut>(mut call: F) -> Result<T, BollardError>
 where
     F: FnMut() -> Fut,
@@ -136,7 +137,7 @@ impl DockerDriver {
             v: true,
             ..Default::default()
         };
-        match docker.remove_container(name, Some(options)).await {
+        match podman_retry(|| docker.remove_container(name, Some(options.clone()))).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => Ok(()),
             Err(e) => Err(backend(e)),
@@ -241,7 +242,7 @@ impl Driver for DockerDriver {
             t: Some(self.stop_timeout.as_secs() as i32),
             ..Default::default()
         };
-        match docker.stop_container(name, Some(options)).await {
+        match podman_retry(|| docker.stop_container(name, Some(options.clone()))).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(304) => Ok(()),
             Err(e) => Err(on_container(name)(e)),
@@ -253,7 +254,7 @@ impl Driver for DockerDriver {
         match self.running(&docker, name).await? {
             None => Err(DriverError::NotFound(format!("Machine {name}"))),
             Some(false) => Ok(()),
-            Some(true) => match docker.kill_container(name, None).await {
+            Some(true) => match podman_retry(|| docker.kill_container(name, None)).await {
                 Ok(()) => Ok(()),
                 // 409: it stopped on its own meanwhile.
                 Err(e) if status_of(&e) == Some(409) => Ok(()),
