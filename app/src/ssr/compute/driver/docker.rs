@@ -55,9 +55,9 @@ impl DockerDriver {
     }
 }
 
-/// Runs `call` again while Podman answers 500 "image not known": it does so for a create, start,
-/// stop, kill or remove when another image (not the machine's) is being removed at the same
-/// moment (seen lasting over a second while a committed snapshot image was deleted). Growing
+/// Runs `call` again while Podman answers 500 "image not known": it does so for an image list
+/// and for a container create, start, stop, kill or remove when another image (not the
+/// machine's) is being removed at the same moment (seen lasting over a second while a committed snapshot image was deleted). Growing
 /// pauses, about 5 s in all.
 async fn podman_retry<T, F, Fut>(mut call: F) -> Result<T, BollardError>
 where
@@ -152,8 +152,8 @@ impl DockerDriver {
     ) -> DriverResult<Vec<(i64, String, String)>> {
         // Listed unfiltered: engines qualify committed names differently (Podman's compat API
         // stores `docker.io/hangar-snapshot/...`), which `reference` filters do not see through.
-        let images = docker
-            .list_images(None::<ListImagesOptions>)
+        // Listing reads every image's labels, so an image removed meanwhile fails it: retried.
+        let images = podman_retry(|| docker.list_images(None::<ListImagesOptions>))
             .await
             .map_err(backend)?;
         let marker = format!("{SNAPSHOT_REPO}/{name}:");
