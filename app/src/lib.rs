@@ -1,14 +1,11 @@
 //! Hangar's Leptos application, compiled twice: with `ssr` into the server (rendering pages and
-//! running server functions) and with `hydrate` into the browser bundle. Types in [`api`] and
-//! [`money`] are shared by both and by the JSON API.
+//! running server functions, which call the `domain` crate) and with `hydrate` into the browser
+//! bundle. The shapes both sides exchange are the `model` crate's.
 
 #![recursion_limit = "256"]
 
-pub mod api;
 pub mod components;
-pub mod compute;
-pub mod market;
-pub mod money;
+pub mod error;
 pub mod pages;
 pub mod session;
 #[cfg(feature = "ssr")]

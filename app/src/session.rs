@@ -2,9 +2,11 @@
 //! sign-in / sign-up / sign-out actions whose completion refreshes it.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use serde::{Deserialize, Serialize};
 
-use crate::api::Me;
+use model::accounts::Me;
 
 /// What every page needs to know about the visitor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,7 +23,7 @@ pub struct SessionInfo {
 /// The session, provided as context by [`provide_session`].
 #[derive(Clone, Copy)]
 pub struct Auth {
-    pub info: Resource<Result<SessionInfo, ServerFnError>>,
+    pub info: Resource<Result<SessionInfo, PortalError>>,
     pub sign_out: ServerAction<SignOut>,
 }
 
@@ -44,16 +46,14 @@ pub fn use_auth() -> Auth {
 }
 
 #[server(prefix = "/_fn", endpoint = "session")]
-pub async fn get_session_info() -> Result<SessionInfo, ServerFnError> {
+pub async fn get_session_info() -> Result<SessionInfo, PortalError> {
     use crate::ssr::portal;
     let state = portal::state()?;
     let session = portal::session().await?;
     let csrf = portal::csrf_token(&session).await?;
     let user = portal::current_user(&state, &session).await?;
     let pending_invitations = match &user {
-        Some(u) => crate::ssr::pools::pending_count(&state.db, &u.id)
-            .await
-            .map_err(portal::to_server_fn_error)?,
+        Some(u) => domain::accounts::pools::pending_count(&state.db, &u.id).await?,
         None => 0,
     };
     Ok(SessionInfo {
@@ -66,14 +66,13 @@ pub async fn get_session_info() -> Result<SessionInfo, ServerFnError> {
 
 /// Signs in with email and password, then goes to the dashboard.
 #[server(prefix = "/_fn", endpoint = "sign_in")]
-pub async fn sign_in(csrf: String, email: String, password: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{accounts, portal};
+pub async fn sign_in(csrf: String, email: String, password: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::users;
     let state = portal::state()?;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
-    let user = accounts::authenticate(&state.db, &email, &password)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let user = users::authenticate(&state.db, &email, &password).await?;
     portal::sign_in(&session, &user).await?;
     leptos_axum::redirect("/");
     Ok(())
@@ -87,25 +86,23 @@ pub async fn sign_up(
     username: String,
     password: String,
     turnstile: Option<String>,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{accounts, captcha, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::{captcha, users};
     let state = portal::state()?;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
-    captcha::verify(&state.http, &state.config, turnstile.as_deref(), None)
-        .await
-        .map_err(portal::to_server_fn_error)?;
-    let user = accounts::register(
+    captcha::verify(&state.http, &state.config, turnstile.as_deref(), None).await?;
+    let user = users::register(
         &state.db,
-        accounts::NewAccount {
+        users::NewAccount {
             email,
             username,
             password,
             is_admin: false,
         },
     )
-    .await
-    .map_err(portal::to_server_fn_error)?;
+    .await?;
     portal::sign_in(&session, &user).await?;
     leptos_axum::redirect("/");
     Ok(())
@@ -113,7 +110,7 @@ pub async fn sign_up(
 
 /// Ends the session on the server and goes to the front page.
 #[server(prefix = "/_fn", endpoint = "sign_out")]
-pub async fn sign_out(csrf: String) -> Result<(), ServerFnError> {
+pub async fn sign_out(csrf: String) -> Result<(), PortalError> {
     use crate::ssr::portal;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;

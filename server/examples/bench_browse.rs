@@ -13,8 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app::ssr::{config::Config, db, marketplace, AppState};
 use axum::{extract::Request, middleware::Next, response::Response, routing::get, Router};
+use domain::infra::config::Config;
+use domain::infra::db;
+use domain::market::{demo, inventory};
+use domain::AppState;
 
 const CLIENTS: usize = 32;
 const QUERY: &str = "/api/v1/servers/available?country=US&min_ram_gb=64&max_price_per_day=20";
@@ -160,14 +163,14 @@ async fn main() -> anyhow::Result<()> {
     let state = AppState::build(Config::from_sources(None, &env)?).await?;
     env.insert("HANGAR_BROWSE_CACHE_ENTRIES".into(), "0".into());
     let uncached = AppState::build(Config::from_sources(None, &env)?).await?;
-    let have = marketplace::count(&state.db)
+    let have = inventory::count(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if have < servers {
         let t = Instant::now();
-        marketplace::load(
+        inventory::load(
             &state.db,
-            marketplace::demo_servers((servers - have) as usize, 1_000 + have as u64),
+            demo::demo_servers((servers - have) as usize, 1_000 + have as u64),
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

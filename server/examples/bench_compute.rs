@@ -11,12 +11,12 @@
 
 use std::{sync::Arc, time::Instant};
 
-use app::ssr::{
-    accounts,
-    compute::driver::{self, Kind, MachineSpec},
-    config::Config,
-    db, ledger, AppState,
-};
+use domain::accounts::users;
+use domain::compute::driver::{self, Kind, MachineSpec};
+use domain::infra::config::Config;
+use domain::infra::db;
+use domain::money::ledger;
+use domain::AppState;
 use serde_json::{json, Value};
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -64,9 +64,9 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("UPDATE nodes SET disk_gb = 96 WHERE kind = 'vm'")
         .execute(&state.db)
         .await?;
-    app::ssr::compute::catalog::upsert_plan(
+    domain::compute::catalog::upsert_plan(
         &state.db,
-        app::ssr::compute::catalog::PlanInput {
+        domain::compute::catalog::PlanInput {
             slug: "bench-1g".into(),
             name: "Bench".into(),
             kind: "vm".into(),
@@ -79,9 +79,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     if kind == Kind::Vm {
-        app::ssr::compute::nodes::add(
+        domain::compute::nodes::add(
             &state.db,
-            app::ssr::compute::nodes::NodeInput {
+            domain::compute::nodes::NodeInput {
                 name: "bench-b".into(),
                 kind: "vm".into(),
                 region: "local".into(),
@@ -94,16 +94,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     for _ in 0..state.config.job_workers {
-        tokio::spawn(app::ssr::compute::jobs::worker(state.clone()));
+        tokio::spawn(domain::jobs::worker(state.clone()));
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let router = hangar_server::http::router(state.clone());
     tokio::spawn(async move { hangar_server::http::serve(listener, router).await });
 
-    let user = accounts::register(
+    let user = users::register(
         &state.db,
-        accounts::NewAccount {
+        users::NewAccount {
             email: "bench@example.com".into(),
             username: "bench".into(),
             password: "bench-password-1".into(),
@@ -140,10 +140,10 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "c-micro"
     };
-    let node = app::ssr::compute::nodes::list(&state.db)
+    let node = domain::compute::nodes::list(&state.db)
         .await?
         .into_iter()
-        .find(|n| n.kind() == kind)
+        .find(|n| n.kind == kind)
         .unwrap();
     let drv: Arc<dyn driver::Driver> = state.drivers.for_node(&node.id, kind, &node.uri);
     let image = if kind == Kind::Vm {
@@ -280,10 +280,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut leaked = Vec::new();
     let mut held = 0;
-    for n in app::ssr::compute::nodes::list(&state.db)
+    for n in domain::compute::nodes::list(&state.db)
         .await?
         .into_iter()
-        .filter(|n| n.kind() == kind)
+        .filter(|n| n.kind == kind)
     {
         let d = state.drivers.for_node(&n.id, kind, &n.uri);
         leaked.extend(d.list().await?.into_iter().map(|m| m.name));

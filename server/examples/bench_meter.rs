@@ -9,10 +9,8 @@
 
 use std::time::Instant;
 
-use app::ssr::{
-    compute::meter::{self, Rules, MINUTE_MS},
-    db::{self, Backend},
-};
+use domain::compute::meter::{self, Rules, MINUTE_MS};
+use domain::infra::db::{self, Backend};
 
 const T0: i64 = 1_900_000_000_000;
 
@@ -113,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     row("steady state, median of 5 one-minute ticks", steady[2]);
     row("steady state, slowest of 5", steady[4]);
 
-    let mismatches = app::ssr::ledger::mismatches(&pool).await?;
+    let mismatches = domain::money::ledger::mismatches(&pool).await?;
     assert!(
         mismatches.is_empty(),
         "cached balances equal the ledger: {mismatches:?}"

@@ -3,8 +3,12 @@
 use std::{io::Read, process::ExitCode};
 
 use anyhow::{bail, Context};
-use app::ssr::{accounts, config::Config, db, ledger, AppState};
 use clap::{Parser, Subcommand};
+use domain::accounts::users;
+use domain::infra::config::Config;
+use domain::infra::db;
+use domain::money::ledger;
+use domain::AppState;
 
 #[derive(Parser)]
 #[command(
@@ -134,9 +138,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .await
                 .context("connecting to the database")?;
             db::migrate(&pool).await.context("migrating")?;
-            let user = accounts::register(
+            let user = users::register(
                 &pool,
-                accounts::NewAccount {
+                users::NewAccount {
                     email,
                     username,
                     password,
@@ -163,7 +167,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .await
                 .context("connecting to the database")?;
             db::migrate(&pool).await.context("migrating")?;
-            let existing = app::ssr::marketplace::count(&pool)
+            let existing = domain::market::inventory::count(&pool)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             if if_empty && existing > 0 {
@@ -171,8 +175,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 return Ok(());
             }
             let started = std::time::Instant::now();
-            let servers = app::ssr::marketplace::demo_servers(count, seed);
-            let added = app::ssr::marketplace::load(&pool, servers)
+            let servers = domain::market::demo::demo_servers(count, seed);
+            let added = domain::market::inventory::load(&pool, servers)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use app::ssr::{
-    compute::{instances, jobs, meter, reconcile},
-    db, rentals, AppState,
-};
+use domain::compute::{instances, meter, reconcile};
+use domain::infra::db;
+use domain::jobs;
+use domain::market::rentals;
+use domain::AppState;
 
 /// Starts everything: job workers, sweeps, the meter and the reconciler.
 pub fn spawn_all(state: &AppState) {

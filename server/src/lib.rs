@@ -7,13 +7,13 @@ pub mod http;
 pub mod jobs;
 
 /// Installs the log subscriber (`RUST_LOG` filters, default `info`).
-pub fn init_tracing(format: app::ssr::config::LogFormat) {
+pub fn init_tracing(format: domain::infra::config::LogFormat) {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
     let builder = fmt().with_env_filter(filter).with_target(false);
     let _ = match format {
-        app::ssr::config::LogFormat::Json => builder.json().try_init(),
-        app::ssr::config::LogFormat::Text => builder.try_init(),
+        domain::infra::config::LogFormat::Json => builder.json().try_init(),
+        domain::infra::config::LogFormat::Text => builder.try_init(),
     };
 }

@@ -32,7 +32,7 @@ async fn register_then_login_then_me() {
     let jwt = body["token"].as_str().unwrap();
     assert_eq!(jwt.split('.').count(), 3, "a JWT");
     let exp = body["expires_at"].as_i64().unwrap();
-    let now = app::ssr::db::now_ms() / 1000;
+    let now = domain::infra::db::now_ms() / 1000;
     assert!((exp - now - 86_400).abs() < 5, "valid for 24 h");
 
     let res = app.get("/api/me", Some(jwt)).await;
@@ -219,7 +219,8 @@ async fn protected_routes_need_a_valid_credential() {
         expect_error(res, StatusCode::UNAUTHORIZED, "Invalid or expired token").await;
     }
     // A JWT signed by another server's key is refused.
-    let other = app::ssr::jwt::JwtKeys::new(&app::ssr::config::Secret::new("other-key"), 3600);
+    let other =
+        domain::accounts::jwt::JwtKeys::new(&domain::infra::config::Secret::new("other-key"), 3600);
     let (forged, _) = other.issue("someone").unwrap();
     expect_error(
         app.get("/api/me", Some(&forged)).await,

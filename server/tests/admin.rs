@@ -44,16 +44,16 @@ async fn admin_credit_moves_money_through_the_ledger() {
         "10.4999"
     );
     let (cached, rows): (i64, i64) = (
-        app::ssr::accounts::balance(&app.state.db, &user_id)
+        domain::accounts::users::balance(&app.state.db, &user_id)
             .await
             .unwrap(),
-        app::ssr::ledger::sum(&app.state.db, &user_id)
+        domain::money::ledger::sum(&app.state.db, &user_id)
             .await
             .unwrap(),
     );
     assert_eq!(cached, 10_499_930);
     assert_eq!(rows, cached, "the cached balance equals the ledger sum");
-    assert!(app::ssr::ledger::mismatches(&app.state.db)
+    assert!(domain::money::ledger::mismatches(&app.state.db)
         .await
         .unwrap()
         .is_empty());
@@ -158,7 +158,7 @@ async fn credit_is_for_operators_only_and_checks_its_input() {
 #[tokio::test]
 async fn create_user_command_makes_an_operator() {
     // The real binary, as an operator would run it, against a fresh database of this run's kind.
-    let dir = std::env::temp_dir().join(format!("hangar-cli-{}", app::ssr::db::new_id()));
+    let dir = std::env::temp_dir().join(format!("hangar-cli-{}", domain::infra::db::new_id()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = common::fresh_database(&dir).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))

@@ -7,8 +7,10 @@ mod common;
 
 use std::collections::HashSet;
 
-use app::ssr::compute::{driver::machine_name, instances, jobs, nodes, reconcile};
 use common::{expect_error, expect_json, TestApp};
+use domain::compute::driver::machine_name;
+use domain::compute::{executor, instances, nodes, reconcile};
+use domain::infra::queue;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -33,7 +35,7 @@ async fn vm_node(app: &TestApp) -> nodes::NodeRow {
         .await
         .unwrap()
         .into_iter()
-        .find(|n| n.kind == "vm")
+        .find(|n| n.kind == domain::compute::driver::Kind::Vm)
         .unwrap()
 }
 
@@ -313,10 +315,13 @@ async fn vps_lifecycle_from_create_to_delete() {
 
     // The machine really exists on the node, with the plan's size.
     let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
-    let driver = jobs::driver_for(&app.state, &inst).await.unwrap().unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         driver.power(&machine_name(&id)).await.unwrap(),
-        Some(app::ssr::compute::driver::Power::Running)
+        Some(domain::compute::driver::Power::Running)
     );
     assert!(
         inst.metered_until.is_some(),
@@ -1092,7 +1097,7 @@ async fn a_job_cut_off_by_a_restart_is_finished_by_the_next_server() {
     .await;
     let id = vps["id"].as_str().unwrap().to_owned();
     // A worker takes the job and the server dies before it does anything.
-    let claimed = jobs::claim(&app.state.db, app::ssr::db::now_ms(), 5_000)
+    let claimed = queue::claim(&app.state.db, domain::infra::db::now_ms(), 5_000)
         .await
         .unwrap()
         .unwrap();
@@ -1114,11 +1119,11 @@ async fn a_job_cut_off_by_a_restart_is_finished_by_the_next_server() {
             .await
             .unwrap()
             .state,
-        "provisioning"
+        instances::InstanceState::Provisioning
     );
     // Once the lease runs out, the new server's worker takes it over.
-    let later = app::ssr::db::now_ms() + 6_000;
-    let job = jobs::claim(&again.state.db, later, 5_000)
+    let later = domain::infra::db::now_ms() + 6_000;
+    let job = queue::claim(&again.state.db, later, 5_000)
         .await
         .unwrap()
         .unwrap();
@@ -1189,13 +1194,16 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
         .await
         .unwrap();
     let inst = instances::get(&app.state.db, &uid, &a).await.unwrap();
-    let driver = jobs::driver_for(&app.state, &inst).await.unwrap().unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
 
     // Behind Hangar's back: a's machine is destroyed, b's guest powers off, and a stray
     // hangar-... domain appears.
     driver.destroy(&machine_name(&a)).await.unwrap();
     driver.kill(&machine_name(&b)).await.unwrap();
-    let mut stray = app::ssr::compute::jobs::machine_spec(&app.state, &inst)
+    let mut stray = domain::compute::executor::machine_spec(&app.state, &inst)
         .await
         .unwrap();
     stray.name = machine_name("000000000000000000000000");
@@ -1543,8 +1551,11 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
         "running"
     );
     let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
-    let driver = jobs::driver_for(&app.state, &inst).await.unwrap().unwrap();
-    assert_eq!(driver.kind(), app::ssr::compute::driver::Kind::Container);
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(driver.kind(), domain::compute::driver::Kind::Container);
     expect_error(
         app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))
             .await,
@@ -1825,7 +1836,10 @@ async fn public_addresses_come_from_the_regions_ranges_and_go_back() {
 
     // A machine that vanishes fails, and its address is free again at once.
     let inst = instances::get(&app.state.db, &uid, &c_id).await.unwrap();
-    let driver = jobs::driver_for(&app.state, &inst).await.unwrap().unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
     driver.destroy(&machine_name(&c_id)).await.unwrap();
     reconcile::run(&app.state).await.unwrap();
     assert_eq!(ip_pool_used(&app, &admin).await, 1);

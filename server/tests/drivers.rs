@@ -8,9 +8,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use app::ssr::compute::driver::{
-    self, machine_name, Driver, DriverError, Kind, MachineSpec, Power,
-};
+use domain::compute::driver::{self, machine_name, Driver, DriverError, Kind, MachineSpec, Power};
 
 fn libvirt_uri() -> String {
     let fixture =
@@ -61,7 +59,7 @@ fn spec_with(id: &str, image: String) -> MachineSpec {
 }
 
 fn unique_id() -> String {
-    app::ssr::db::new_id()
+    domain::infra::db::new_id()
 }
 
 async fn story(d: Arc<dyn Driver>) {
@@ -244,7 +242,7 @@ async fn qemu_story() {
         Kind::Vm,
         &tier.uri,
         &driver::Settings {
-            libvirt_domain_type: driver::libvirt::DomainType::Qemu,
+            libvirt_domain_type: domain::config::DomainType::Qemu,
             ..settings()
         },
     );

@@ -4,11 +4,9 @@
 
 mod common;
 
-use app::ssr::{
-    compute::meter::{self, Rules, MINUTE_MS},
-    db,
-};
 use common::{expect_json, TestApp};
+use domain::compute::meter::{self, Rules, MINUTE_MS};
+use domain::infra::db;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -9,8 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use app::ssr::compute::{driver::machine_name, reconcile};
 use common::{expect_error, expect_json, qemu::Tier, TestApp};
+use domain::compute::driver::machine_name;
+use domain::compute::reconcile;
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};

@@ -179,7 +179,7 @@ async fn rentals_end_on_their_own_and_the_server_returns() {
     let rental_id = rented["data"]["rental"]["id"].as_str().unwrap().to_owned();
 
     // A sweep before the end changes nothing.
-    hangar_server::jobs::run_sweeps(&app.state, app::ssr::db::now_ms()).await;
+    hangar_server::jobs::run_sweeps(&app.state, domain::infra::db::now_ms()).await;
     assert_eq!(
         app.get(&format!("/api/v1/servers/available/{server}"), None)
             .await
@@ -188,7 +188,7 @@ async fn rentals_end_on_their_own_and_the_server_returns() {
     );
 
     // The sweep a day later ends it.
-    let later = app::ssr::db::now_ms() + app::ssr::rentals::DAY_MS + 1000;
+    let later = domain::infra::db::now_ms() + domain::market::rentals::DAY_MS + 1000;
     hangar_server::jobs::run_sweeps(&app.state, later).await;
     let status: String = sqlx::query_scalar("SELECT status FROM rentals WHERE id = $1")
         .bind(&rental_id)
@@ -198,7 +198,7 @@ async fn rentals_end_on_their_own_and_the_server_returns() {
     assert_eq!(status, "expired");
     // Running it again is harmless.
     assert_eq!(
-        app::ssr::rentals::expire_due(&app.state.db, later)
+        domain::market::rentals::expire_due(&app.state.db, later)
             .await
             .unwrap(),
         0

@@ -55,7 +55,7 @@ async fn a_token_works_like_a_jwt_until_revoked() {
         .fetch_one(&app.state.db)
         .await
         .unwrap();
-    assert_eq!(stored, app::ssr::tokens::hash(&value));
+    assert_eq!(stored, domain::accounts::tokens::hash(&value));
 
     // Revoked: 401 at once, gone from the list.
     let res = app.delete(&format!("/api/tokens/{id}"), Some(&jwt)).await;

@@ -109,7 +109,7 @@ async fn bad_signatures_stale_events_and_unpaid_sessions_credit_nothing() {
         "Invalid webhook",
     )
     .await;
-    let stale = app::ssr::db::now_ms() / 1000 - 3600;
+    let stale = domain::infra::db::now_ms() / 1000 - 3600;
     expect_error(
         deliver(
             &app,

@@ -1,5 +1,6 @@
 //! Form pieces: the CSRF field every form carries, and how an action's error is shown.
 
+use crate::error::PortalError;
 use leptos::{prelude::*, server_fn::ServerFn};
 
 use crate::session::use_auth;
@@ -20,22 +21,15 @@ pub fn CsrfField() -> impl IntoView {
 }
 
 /// What a person should read when a server function fails.
-pub fn error_message(err: &ServerFnError) -> String {
-    match err {
-        ServerFnError::ServerError(msg) => msg.clone(),
-        ServerFnError::Request(_) => "Could not reach the server; check your connection".into(),
-        ServerFnError::Args(_) | ServerFnError::MissingArg(_) => {
-            "Some fields are missing or malformed".into()
-        }
-        _ => "Something went wrong; please try again".into(),
-    }
+pub fn error_message(err: &PortalError) -> String {
+    err.message.clone()
 }
 
 /// The error of the last submission of `action`, if it failed, as an alert.
 #[component]
 pub fn ActionError<I>(action: ServerAction<I>) -> impl IntoView
 where
-    I: ServerFn<Error = ServerFnError> + Clone + Send + Sync + 'static,
+    I: ServerFn<Error = PortalError> + Clone + Send + Sync + 'static,
     I::Output: Clone + Send + Sync + 'static,
 {
     move || {

@@ -3,11 +3,9 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::{
-    components::forms::CsrfField,
-    money::usd4,
-    session::{use_auth, SignOut},
-};
+use crate::components::forms::CsrfField;
+use crate::session::{use_auth, SignOut};
+use model::money::usd4;
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {

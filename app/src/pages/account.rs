@@ -1,7 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::{money::usd4, pages::RequireUser};
+use crate::pages::RequireUser;
+use model::money::usd4;
 
 /// Who you are and what you have.
 #[component]

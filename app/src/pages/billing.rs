@@ -1,15 +1,15 @@
 //! Billing: the balance, every money movement (paginated), and low-balance alert addresses.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
-    money::usd4,
-    pages::RequireUser,
-};
+use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::pages::RequireUser;
+use model::money::usd4;
 
 const PAGE: i64 = 20;
 
@@ -26,16 +26,14 @@ pub struct BillingData {
 }
 
 #[server(prefix = "/_fn", endpoint = "billing")]
-pub async fn load_billing(offset: i64) -> Result<BillingData, ServerFnError> {
-    use crate::ssr::{billing, db::rfc3339, portal};
+pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
+    use crate::ssr::portal;
+    use domain::infra::db::rfc3339;
+    use domain::money::billing;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let offset = offset.max(0);
-    let (rows, total) = billing::history(&state.db, &user.id, PAGE, offset)
-        .await
-        .map_err(portal::to_server_fn_error)?;
-    let emails = billing::list_notify_emails(&state.db, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let (rows, total) = billing::history(&state.db, &user.id, PAGE, offset).await?;
+    let emails = billing::list_notify_emails(&state.db, &user.id).await?;
     Ok(BillingData {
         balance: user.balance_micros,
         movements: rows
@@ -58,50 +56,46 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, ServerFnError> {
 }
 
 #[server(prefix = "/_fn", endpoint = "add_notify_email")]
-pub async fn add_notify_email(csrf: String, email: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{billing, portal};
+pub async fn add_notify_email(csrf: String, email: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::money::billing;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    billing::add_notify_email(&state.db, &user.id, &email)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    billing::add_notify_email(&state.db, &user.id, &email).await?;
     Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "remove_notify_email")]
-pub async fn remove_notify_email(csrf: String, id: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{billing, portal};
+pub async fn remove_notify_email(csrf: String, id: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::money::billing;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    billing::remove_notify_email(&state.db, &user.id, &id)
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(billing::remove_notify_email(&state.db, &user.id, &id).await?)
 }
 
 /// Starts a card top-up and sends the browser to Stripe Checkout.
 #[server(prefix = "/_fn", endpoint = "add_funds")]
-pub async fn add_funds(csrf: String, amount: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{payments, portal};
+pub async fn add_funds(csrf: String, amount: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::money::payments;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let usd: f64 = amount
         .trim()
         .trim_start_matches('$')
         .parse()
-        .map_err(|_| ServerFnError::new("Enter an amount in dollars, e.g. 10"))?;
-    let micros = crate::money::micros_from_usd(usd).map_err(ServerFnError::new)?;
-    let url = payments::create_checkout(&state, &user, micros)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+        .map_err(|_| PortalError::invalid("Enter an amount in dollars, e.g. 10"))?;
+    let micros = model::money::micros_from_usd(usd).map_err(PortalError::invalid)?;
+    let url = payments::create_checkout(&state, &user, micros).await?;
     leptos_axum::redirect(&url);
     Ok(())
 }
 
 /// The outcome of a top-up, for the page Stripe sends the customer back to.
 #[server(prefix = "/_fn", endpoint = "topup_status")]
-pub async fn topup_status(session_id: String) -> Result<(String, Option<i64>, i64), ServerFnError> {
-    use crate::ssr::{payments, portal};
+pub async fn topup_status(session_id: String) -> Result<(String, Option<i64>, i64), PortalError> {
+    use crate::ssr::portal;
+    use domain::money::payments;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    let (status, credited) = payments::topup_status(&state.db, &user.id, &session_id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let (status, credited) = payments::topup_status(&state.db, &user.id, &session_id).await?;
     Ok((status, credited, user.balance_micros))
 }
 

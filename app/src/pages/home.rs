@@ -1,7 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::{money::usd4, session::use_auth};
+use crate::session::use_auth;
+use model::money::usd4;
 
 /// The front page: a welcome for visitors, the dashboard for signed-in users.
 #[component]

@@ -6,16 +6,16 @@
 //! server-rendered page shows the state as it was when the page was made.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
-    compute::{Plan, Snapshot, SshKey, Template, Vps},
-    money::usd4,
-    pages::RequireUser,
-};
+use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::pages::RequireUser;
+use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
+use model::money::usd4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachinesData {
@@ -27,36 +27,29 @@ pub struct MachinesData {
 }
 
 #[server(prefix = "/_fn", endpoint = "machines")]
-pub async fn load_machines() -> Result<MachinesData, ServerFnError> {
-    use crate::ssr::{
-        compute::{catalog, instances, keys},
-        portal,
-    };
+pub async fn load_machines() -> Result<MachinesData, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::{catalog, instances, keys};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let db = &state.db;
-    let e = portal::to_server_fn_error;
     Ok(MachinesData {
         machines: instances::list(db, &user.id)
-            .await
-            .map_err(e)?
+            .await?
             .iter()
             .map(|i| i.to_vps())
             .collect(),
         plans: catalog::plans(db)
-            .await
-            .map_err(e)?
+            .await?
             .iter()
             .map(|p| p.to_api())
             .collect(),
         templates: catalog::templates(db)
-            .await
-            .map_err(e)?
+            .await?
             .iter()
             .map(|(t, p)| t.to_api(p))
             .collect(),
         keys: keys::list(db, &user.id)
-            .await
-            .map_err(e)?
+            .await?
             .iter()
             .map(|k| k.to_api())
             .collect(),
@@ -72,16 +65,15 @@ pub async fn create_machine(
     source: String,
     ssh_key_ids: String,
     user_data: String,
-) -> Result<String, ServerFnError> {
-    use crate::ssr::{
-        compute::instances::{self, NewInstance},
-        portal, Actor,
-    };
+) -> Result<String, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances::{self, NewInstance};
+    use domain::Actor;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let (plan, template) = match source.split_once(':') {
         Some(("plan", id)) => (Some(id.to_owned()), None),
         Some(("template", slug)) => (None, Some(slug.to_owned())),
-        _ => return Err(ServerFnError::new("Choose a plan or a template")),
+        _ => return Err(PortalError::invalid("Choose a plan or a template")),
     };
     let req = NewInstance {
         name,
@@ -96,31 +88,25 @@ pub async fn create_machine(
         user_data: Some(user_data).filter(|u| !u.trim().is_empty()),
         ..Default::default()
     };
-    let created = instances::create(&state, &Actor::user(&user.id), req)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let created = instances::create(&state, &Actor::user(&user.id), req).await?;
     Ok(created.instance.id)
 }
 
 /// `start`, `stop`, `restart` or `delete`.
 #[server(prefix = "/_fn", endpoint = "machine_action")]
-pub async fn machine_action(csrf: String, id: String, action: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{
-        compute::instances::{self, Action},
-        portal,
-    };
+pub async fn machine_action(csrf: String, id: String, action: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances::{self, Action};
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let action = match action.as_str() {
         "start" => Action::Start,
         "stop" => Action::Stop,
         "restart" => Action::Restart,
         "delete" => Action::Delete,
-        _ => return Err(ServerFnError::new("Unknown action")),
+        _ => return Err(PortalError::invalid("Unknown action")),
     };
-    instances::act(&state, &user.id, &id, action)
-        .await
-        .map(|_| ())
-        .map_err(portal::to_server_fn_error)
+    instances::act(&state, &user.id, &id, action).await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,22 +117,16 @@ pub struct MachineData {
 }
 
 #[server(prefix = "/_fn", endpoint = "machine")]
-pub async fn load_machine(id: String) -> Result<MachineData, ServerFnError> {
-    use crate::ssr::{
-        compute::{catalog, instances},
-        portal,
-    };
+pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::{catalog, instances};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    let e = portal::to_server_fn_error;
-    let inst = instances::get(&state.db, &user.id, &id).await.map_err(e)?;
+    let inst = instances::get(&state.db, &user.id, &id).await?;
     let plan = catalog::plan(&state.db, &inst.plan_id)
-        .await
-        .map_err(e)?
+        .await?
         .map(|p| p.name)
         .unwrap_or_default();
-    let snapshots = instances::snapshots(&state.db, &user.id, &id)
-        .await
-        .map_err(e)?;
+    let snapshots = instances::snapshots(&state.db, &user.id, &id).await?;
     Ok(MachineData {
         vps: inst.to_vps(),
         plan,
@@ -155,13 +135,13 @@ pub async fn load_machine(id: String) -> Result<MachineData, ServerFnError> {
 }
 
 #[server(prefix = "/_fn", endpoint = "rename_machine")]
-pub async fn rename_machine(csrf: String, id: String, name: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::instances, portal};
+pub async fn rename_machine(csrf: String, id: String, name: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    instances::rename(&state.db, &user.id, &id, &name)
+    Ok(instances::rename(&state.db, &user.id, &id, &name)
         .await
-        .map(|_| ())
-        .map_err(portal::to_server_fn_error)
+        .map(|_| ())?)
 }
 
 /// `create`, `restore` or `delete` the snapshot `name`.
@@ -171,24 +151,21 @@ pub async fn snapshot_action(
     id: String,
     name: String,
     action: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::instances, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    let e = portal::to_server_fn_error;
     match action.as_str() {
-        "create" => instances::snapshot_create(&state, &user.id, &id, &name)
-            .await
-            .map(|_| ())
-            .map_err(e),
-        "restore" => instances::snapshot_restore(&state, &user.id, &id, &name)
-            .await
-            .map(|_| ())
-            .map_err(e),
-        "delete" => instances::snapshot_delete(&state, &user.id, &id, &name)
-            .await
-            .map_err(e),
-        _ => Err(ServerFnError::new("Unknown action")),
+        "create" => {
+            instances::snapshot_create(&state, &user.id, &id, &name).await?;
+        }
+        "restore" => {
+            instances::snapshot_restore(&state, &user.id, &id, &name).await?;
+        }
+        "delete" => instances::snapshot_delete(&state, &user.id, &id, &name).await?,
+        _ => return Err(PortalError::invalid("Unknown action")),
     }
+    Ok(())
 }
 
 /// The user's machines as the server last pushed them (`None` until the first message).
@@ -259,7 +236,7 @@ pub fn MachinesPage() -> impl IntoView {
 #[component]
 fn Machines(
     create: ServerAction<CreateMachine>,
-    data: Resource<Result<MachinesData, ServerFnError>>,
+    data: Resource<Result<MachinesData, PortalError>>,
     live: RwSignal<Option<Vec<Vps>>>,
 ) -> impl IntoView {
     view! {
@@ -419,7 +396,7 @@ pub fn MachinePage() -> impl IntoView {
 
 #[component]
 fn Machine(
-    data: Resource<Result<MachineData, ServerFnError>>,
+    data: Resource<Result<MachineData, PortalError>>,
     live: RwSignal<Option<Vec<Vps>>>,
     power: ServerAction<MachineAction>,
     rename: ServerAction<RenameMachine>,
@@ -596,12 +573,12 @@ fn StateBadgeLive(vps: Signal<Vps>) -> impl IntoView {
 // ---- SSH keys ---------------------------------------------------------------------------------
 
 #[server(prefix = "/_fn", endpoint = "ssh_keys")]
-pub async fn load_keys() -> Result<Vec<SshKey>, ServerFnError> {
-    use crate::ssr::{compute::keys, portal};
+pub async fn load_keys() -> Result<Vec<SshKey>, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::keys;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     Ok(keys::list(&state.db, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)?
+        .await?
         .iter()
         .map(|k| k.to_api())
         .collect())
@@ -612,22 +589,21 @@ pub async fn add_ssh_key(
     csrf: String,
     name: String,
     public_key: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::keys, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::keys;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    keys::add(&state.db, &user.id, &name, &public_key)
+    Ok(keys::add(&state.db, &user.id, &name, &public_key)
         .await
-        .map(|_| ())
-        .map_err(portal::to_server_fn_error)
+        .map(|_| ())?)
 }
 
 #[server(prefix = "/_fn", endpoint = "delete_ssh_key")]
-pub async fn delete_ssh_key(csrf: String, id: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::keys, portal};
+pub async fn delete_ssh_key(csrf: String, id: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::keys;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    keys::delete(&state.db, &user.id, &id)
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(keys::delete(&state.db, &user.id, &id).await?)
 }
 
 #[component]

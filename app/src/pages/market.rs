@@ -2,6 +2,8 @@
 //! with the rent checkout.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::{
     components::{Form, A},
@@ -9,21 +11,18 @@ use leptos_router::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
-    market::{MarketServer, Page},
-    money::usd4,
-    session::use_auth,
-};
+use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::session::use_auth;
+use model::market::{MarketServer, Page};
+use model::money::usd4;
 
 #[server(prefix = "/_fn", endpoint = "browse")]
-pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), ServerFnError> {
-    use crate::ssr::{marketplace, portal};
+pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), PortalError> {
+    use crate::ssr::portal;
+    use domain::market::browse;
     let state = portal::state()?;
-    let filters = marketplace::Filters::parse(&query).map_err(ServerFnError::new)?;
-    marketplace::browse(&state.db, &state.browse_cache, &filters)
-        .await
-        .map_err(portal::to_server_fn_error)
+    let filters = browse::Filters::parse(&query).map_err(PortalError::invalid)?;
+    Ok(browse::browse(&state.db, &state.browse_cache, &filters).await?)
 }
 
 const COUNTRIES: &[(&str, &str)] = &[
@@ -229,29 +228,21 @@ pub struct ServerPageData {
 }
 
 #[server(prefix = "/_fn", endpoint = "server_page")]
-pub async fn load_server_page(id: String) -> Result<ServerPageData, ServerFnError> {
-    use crate::ssr::{marketplace, pools, portal};
+pub async fn load_server_page(id: String) -> Result<ServerPageData, PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
+    use domain::market::browse;
     let state = portal::state()?;
     let session = portal::session().await?;
     let user = portal::current_user(&state, &session).await?;
-    let server = marketplace::get_available(&state.db, &id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
-    let prices: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT days, price FROM marketplace_prices WHERE server_id = $1 ORDER BY days",
-    )
-    .bind(&id)
-    .fetch_all(&state.db)
-    .await
-    .map_err(|e| portal::to_server_fn_error(e.into()))?;
+    let server = browse::get_available(&state.db, &id).await?;
+    let prices = browse::prices(&state.db, &id).await?;
     let (balance, pools) = match user {
         Some(u) => {
-            let list = pools::list(&state.db, &u.id)
-                .await
-                .map_err(portal::to_server_fn_error)?;
+            let list = pools::list(&state.db, &u.id).await?;
             let rentable = list
                 .into_iter()
-                .filter(|p| p.user_role == "owner" || p.user_role == "admin")
+                .filter(|p| p.user_role.can_rent())
                 .map(|p| (p.id, p.name, p.is_default))
                 .collect();
             (Some(u.balance_micros), rentable)
@@ -273,8 +264,10 @@ pub async fn rent_server(
     server_id: String,
     rental_days: i64,
     pool_id: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{portal, rentals, Actor};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::market::rentals;
+    use domain::Actor;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let pool = Some(pool_id.as_str()).filter(|p| !p.is_empty());
     let (rental, _) = rentals::rent(
@@ -285,8 +278,7 @@ pub async fn rent_server(
         pool,
         state.config.rental_hold_days,
     )
-    .await
-    .map_err(portal::to_server_fn_error)?;
+    .await?;
     leptos_axum::redirect(&format!("/rentals/{}", rental.id));
     Ok(())
 }

@@ -29,7 +29,8 @@ pub use tokens::TokensPage;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
-use crate::{api::Me, session::use_auth};
+use crate::session::use_auth;
+use model::accounts::Me;
 
 /// Renders `signed_in` with the current user, or sends the visitor to sign in.
 #[component]

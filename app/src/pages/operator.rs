@@ -4,6 +4,8 @@
 //! admin API (`/api/admin/...`); this is the view an operator looks at rather than reads.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
@@ -65,35 +67,23 @@ pub struct OperatorData {
 }
 
 #[cfg(feature = "ssr")]
-async fn require_operator(
-    csrf: Option<&str>,
-) -> Result<crate::ssr::portal::SignedIn, ServerFnError> {
+async fn require_operator(csrf: Option<&str>) -> Result<crate::ssr::portal::SignedIn, PortalError> {
     let signed_in = crate::ssr::portal::signed_in(csrf).await?;
     if !signed_in.user.is_admin {
-        return Err(ServerFnError::new("This page is for operators only"));
+        return Err(PortalError::forbidden("This page is for operators only"));
     }
     Ok(signed_in)
 }
 
 #[server(prefix = "/_fn", endpoint = "operator")]
-pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
-    use crate::ssr::{
-        compute::{addresses, nodes},
-        portal::to_server_fn_error as e,
-    };
+pub async fn load_operator() -> Result<OperatorData, PortalError> {
+    use domain::compute::{addresses, instances, nodes};
     let state = require_operator(None).await?.state;
     let db = &state.db;
-    let per_node: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT node_id, COUNT(*) FROM instances
-         WHERE node_id IS NOT NULL AND state NOT IN ('deleted', 'failed') GROUP BY node_id",
-    )
-    .fetch_all(db)
-    .await
-    .map_err(|x| e(x.into()))?;
+    let per_node = nodes::machines_per_node(db).await?;
     let (cpu, mem) = (state.config.cpu_overcommit, state.config.memory_overcommit);
     let nodes = nodes::list(db)
-        .await
-        .map_err(e)?
+        .await?
         .into_iter()
         .map(|n| NodeLoad {
             machines: per_node
@@ -115,15 +105,14 @@ pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
             },
             id: n.id,
             name: n.name,
-            kind: n.kind,
+            kind: n.kind.to_string(),
             region: n.region,
             uri: n.uri,
             status: n.status,
         })
         .collect();
     let ranges = addresses::pools(db)
-        .await
-        .map_err(e)?
+        .await?
         .into_iter()
         .map(|p| RangeLoad {
             id: p.id,
@@ -136,13 +125,7 @@ pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
             },
         })
         .collect();
-    let states: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state, COUNT(*) AS n FROM instances WHERE state <> 'deleted'
-         GROUP BY state ORDER BY n DESC, state",
-    )
-    .fetch_all(db)
-    .await
-    .map_err(|x| e(x.into()))?;
+    let states = instances::count_by_state(db).await?;
     Ok(OperatorData {
         nodes,
         ranges,
@@ -152,10 +135,10 @@ pub async fn load_operator() -> Result<OperatorData, ServerFnError> {
 
 /// Runs the reconciler now and says what it changed.
 #[server(prefix = "/_fn", endpoint = "operator_reconcile")]
-pub async fn reconcile_now(csrf: String) -> Result<String, ServerFnError> {
-    use crate::ssr::{compute::reconcile, portal::to_server_fn_error};
+pub async fn reconcile_now(csrf: String) -> Result<String, PortalError> {
+    use domain::compute::reconcile;
     let state = require_operator(Some(&csrf)).await?.state;
-    let r = reconcile::run(&state).await.map_err(to_server_fn_error)?;
+    let r = reconcile::run(&state).await?;
     let parts: Vec<String> = [
         ("failed (machine gone)", r.failed.len()),
         ("stopped from inside", r.stopped.len()),
@@ -179,16 +162,10 @@ pub async fn reconcile_now(csrf: String) -> Result<String, ServerFnError> {
 /// whole, like machines by state) keep one colour.
 /// Stops placement on a node (`draining`) or resumes it (`active`).
 #[server(prefix = "/_fn", endpoint = "operator_node_status")]
-pub async fn set_node_status(
-    csrf: String,
-    id: String,
-    status: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::nodes, portal::to_server_fn_error};
+pub async fn set_node_status(csrf: String, id: String, status: String) -> Result<(), PortalError> {
+    use domain::compute::nodes;
     let state = require_operator(Some(&csrf)).await?.state;
-    nodes::set_status(&state.db, &id, &status)
-        .await
-        .map_err(to_server_fn_error)?;
+    nodes::set_status(&state.db, &id, nodes::NodeStatus::parse(&status)?).await?;
     Ok(())
 }
 
@@ -200,13 +177,13 @@ pub async fn add_range(
     last: String,
     prefix_len: String,
     gateway: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::addresses, portal::to_server_fn_error};
+) -> Result<(), PortalError> {
+    use domain::compute::addresses;
     let state = require_operator(Some(&csrf)).await?.state;
     let prefix_len = prefix_len
         .trim()
         .parse()
-        .map_err(|_| ServerFnError::new("Prefix length: a number such as 24"))?;
+        .map_err(|_| PortalError::invalid("Prefix length: a number such as 24"))?;
     addresses::add_pool(
         &state.db,
         addresses::PoolInput {
@@ -217,18 +194,15 @@ pub async fn add_range(
             gateway: Some(gateway).filter(|g| !g.trim().is_empty()),
         },
     )
-    .await
-    .map_err(to_server_fn_error)?;
+    .await?;
     Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "operator_remove_range")]
-pub async fn remove_range(csrf: String, id: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{compute::addresses, portal::to_server_fn_error};
+pub async fn remove_range(csrf: String, id: String) -> Result<(), PortalError> {
+    use domain::compute::addresses;
     let state = require_operator(Some(&csrf)).await?.state;
-    addresses::remove_pool(&state.db, &id)
-        .await
-        .map_err(to_server_fn_error)
+    Ok(addresses::remove_pool(&state.db, &id).await?)
 }
 
 /// The actions of the page; every one refetches the overview when it finishes.

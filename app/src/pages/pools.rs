@@ -1,25 +1,25 @@
 //! Pools: the list with a create form, a pool's page (servers, members, invitations, roles), and
-//! the invitations inbox. What each role may do is decided in `ssr::pools`; the page only hides
+//! the invitations inbox. What each role may do is decided in `domain::accounts::pools`; the page only hides
 //! controls the caller could not use.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
+use model::market::Role;
 
-use crate::{
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
-    market::{Invitation, Pool, PoolDetail},
-    pages::RequireUser,
-    session::use_auth,
-};
+use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::pages::RequireUser;
+use crate::session::use_auth;
+use model::market::{Invitation, Pool, PoolDetail};
 
 #[server(prefix = "/_fn", endpoint = "pools")]
-pub async fn load_pools() -> Result<Vec<Pool>, ServerFnError> {
-    use crate::ssr::{pools, portal};
+pub async fn load_pools() -> Result<Vec<Pool>, PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    pools::list(&state.db, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(pools::list(&state.db, &user.id).await?)
 }
 
 #[server(prefix = "/_fn", endpoint = "create_pool")]
@@ -27,12 +27,11 @@ pub async fn create_pool(
     csrf: String,
     name: String,
     description: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{pools, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    let pool = pools::create(&state.db, &user.id, &name, Some(&description), None)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let pool = pools::create(&state.db, &user.id, &name, Some(&description), None).await?;
     leptos_axum::redirect(&format!("/pools/{}", pool.id));
     Ok(())
 }
@@ -82,12 +81,11 @@ pub fn PoolsPage() -> impl IntoView {
 }
 
 #[server(prefix = "/_fn", endpoint = "pool")]
-pub async fn load_pool(id: String) -> Result<(PoolDetail, String), ServerFnError> {
-    use crate::ssr::{pools, portal};
+pub async fn load_pool(id: String) -> Result<(PoolDetail, String), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    let pool = pools::get(&state.db, &user.id, &id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let pool = pools::get(&state.db, &user.id, &id).await?;
     Ok((pool, user.id))
 }
 
@@ -97,12 +95,11 @@ pub async fn invite_member(
     pool_id: String,
     username: String,
     role: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{pools, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    pools::invite(&state.db, &user.id, &pool_id, &username, &role)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    pools::invite(&state.db, &user.id, &pool_id, &username, &role).await?;
     Ok(())
 }
 
@@ -112,12 +109,11 @@ pub async fn change_member_role(
     pool_id: String,
     user_id: String,
     role: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{pools, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    pools::change_role(&state.db, &user.id, &pool_id, &user_id, &role)
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(pools::change_role(&state.db, &user.id, &pool_id, &user_id, &role).await?)
 }
 
 #[server(prefix = "/_fn", endpoint = "remove_member")]
@@ -125,12 +121,11 @@ pub async fn remove_member(
     csrf: String,
     pool_id: String,
     user_id: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{pools, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    pools::remove_member(&state.db, &user.id, &pool_id, &user_id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    pools::remove_member(&state.db, &user.id, &pool_id, &user_id).await?;
     if user.id == user_id {
         leptos_axum::redirect("/pools");
     }
@@ -138,12 +133,11 @@ pub async fn remove_member(
 }
 
 #[server(prefix = "/_fn", endpoint = "delete_pool")]
-pub async fn delete_pool(csrf: String, pool_id: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{pools, portal};
+pub async fn delete_pool(csrf: String, pool_id: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    pools::delete(&state.db, &user.id, &pool_id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    pools::delete(&state.db, &user.id, &pool_id).await?;
     leptos_axum::redirect("/pools");
     Ok(())
 }
@@ -190,9 +184,9 @@ fn PoolView(
     remove: ServerAction<RemoveMember>,
     delete: ServerAction<DeletePool>,
 ) -> impl IntoView {
-    let my_role = pool.pool.user_role.clone();
-    let is_owner = my_role == "owner";
-    let manages = is_owner || my_role == "admin";
+    let my_role = pool.pool.user_role;
+    let is_owner = my_role == Role::Owner;
+    let manages = my_role.can_rent();
     let pool_id = pool.pool.id.clone();
     let members = pool.members.clone();
     let servers = pool.servers.clone();
@@ -204,7 +198,7 @@ fn PoolView(
         <section class="page-head">
             <p class="muted"><a href="/pools">"Pools"</a>" / "{pool.pool.name.clone()}</p>
             <h1 data-test="pool-name">{pool.pool.name.clone()}</h1>
-            <p class="muted">{pool.pool.description.clone()}" · you are "<strong data-test="my-role">{my_role.clone()}</strong></p>
+            <p class="muted">{pool.pool.description.clone()}" · you are "<strong data-test="my-role">{my_role.as_str()}</strong></p>
         </section>
         <section class="card">
             <h2>"Servers"</h2>
@@ -234,13 +228,15 @@ fn PoolView(
                 <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th></th></tr></thead>
                 <tbody>{members.into_iter().map(|m| {
                     let is_me = m.user.id == me;
-                    let can_remove = m.role != "owner" && (is_me || is_owner || (my_role == "admin" && (m.role == "user" || !m.is_authorized)));
-                    let can_change = is_owner && m.role != "owner";
+                    // The same rules `domain::accounts::pools` enforces; the page only hides what would be refused.
+                    let can_remove = m.role != Role::Owner
+                        && (is_me || is_owner || (my_role == Role::Admin && (m.role == Role::User || !m.is_authorized)));
+                    let can_change = is_owner && m.role != Role::Owner;
                     let pool_id = pool_id.clone();
                     let pool_id2 = pool_id.clone();
                     let uid = m.user.id.clone();
                     let uid2 = m.user.id.clone();
-                    let current = m.role.clone();
+                    let current = m.role;
                     view! {
                         <tr data-test="member-row" data-username=m.user.username.clone()>
                             <td data-label="User">{m.user.username.clone()}{is_me.then_some(" (you)")}</td>
@@ -252,14 +248,14 @@ fn PoolView(
                                             <input type="hidden" name="pool_id" value=pool_id.clone()/>
                                             <input type="hidden" name="user_id" value=uid.clone()/>
                                             <select name="role" attr:aria-label="Role">
-                                                <option value="admin" selected=current == "admin">"admin"</option>
-                                                <option value="user" selected=current == "user">"user"</option>
+                                                <option value="admin" selected=current == Role::Admin>"admin"</option>
+                                                <option value="user" selected=current == Role::User>"user"</option>
                                             </select>
                                             <button type="submit" class="btn btn-sm btn-ghost">"Save"</button>
                                         </ActionForm>
                                     }.into_any()
                                 } else {
-                                    view! { <span>{current.clone()}</span> }.into_any()
+                                    view! { <span>{current.as_str()}</span> }.into_any()
                                 }}
                             </td>
                             <td data-label="Status">{if m.is_authorized { "member" } else { "invited" }}</td>
@@ -313,12 +309,11 @@ fn PoolView(
 }
 
 #[server(prefix = "/_fn", endpoint = "invitations")]
-pub async fn load_invitations() -> Result<Vec<Invitation>, ServerFnError> {
-    use crate::ssr::{pools, portal};
+pub async fn load_invitations() -> Result<Vec<Invitation>, PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    pools::pending_invitations(&state.db, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(pools::pending_invitations(&state.db, &user.id).await?)
 }
 
 #[server(prefix = "/_fn", endpoint = "answer_invitation")]
@@ -326,12 +321,11 @@ pub async fn answer_invitation(
     csrf: String,
     invitation_id: String,
     accept: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{pools, portal};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    pools::answer_invitation(&state.db, &user.id, &invitation_id, accept == "yes")
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(pools::answer_invitation(&state.db, &user.id, &invitation_id, accept == "yes").await?)
 }
 
 #[component]

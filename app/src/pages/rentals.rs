@@ -1,27 +1,24 @@
 //! Rentals: the list (yours and your pools') and a rental's page with extension.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
-    market::Rental,
-    money::usd4,
-    pages::RequireUser,
-};
+use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::pages::RequireUser;
+use model::market::Rental;
+use model::money::usd4;
 
 #[server(prefix = "/_fn", endpoint = "rentals")]
-pub async fn load_rentals() -> Result<Vec<Rental>, ServerFnError> {
-    use crate::ssr::{portal, rentals};
+pub async fn load_rentals() -> Result<Vec<Rental>, PortalError> {
+    use crate::ssr::portal;
+    use domain::market::rentals;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    let rows = rentals::list_visible(&state.db, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
-    rentals::to_api_list(&state.db, rows)
-        .await
-        .map_err(portal::to_server_fn_error)
+    let rows = rentals::list_visible(&state.db, &user.id).await?;
+    Ok(rentals::to_api_list(&state.db, rows).await?)
 }
 
 fn day(rfc3339: &str) -> String {
@@ -86,22 +83,14 @@ pub struct RentalPageData {
 }
 
 #[server(prefix = "/_fn", endpoint = "rental")]
-pub async fn load_rental(id: String) -> Result<RentalPageData, ServerFnError> {
-    use crate::ssr::{pools, portal, rentals};
+pub async fn load_rental(id: String) -> Result<RentalPageData, PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
+    use domain::market::rentals;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    let rental = rentals::detail(&state.db, &user.id, &id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
-    let role = pools::role_of(&state.db, &rental.pool_id, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
-    let prices: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT days, price FROM marketplace_prices WHERE server_id = $1 ORDER BY days",
-    )
-    .bind(&rental.server_id)
-    .fetch_all(&state.db)
-    .await
-    .map_err(|e| portal::to_server_fn_error(e.into()))?;
+    let rental = rentals::detail(&state.db, &user.id, &id).await?;
+    let role = pools::role_of(&state.db, &rental.pool_id, &user.id).await?;
+    let prices = domain::market::browse::prices(&state.db, &rental.server_id).await?;
     Ok(RentalPageData {
         can_extend: rental.status == "active" && role.is_some_and(pools::Role::can_rent),
         rental,
@@ -115,8 +104,10 @@ pub async fn extend_rental(
     csrf: String,
     rental_id: String,
     additional_days: i64,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{portal, rentals, Actor};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::market::rentals;
+    use domain::Actor;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     rentals::extend(
         &state.db,
@@ -124,8 +115,7 @@ pub async fn extend_rental(
         &rental_id,
         additional_days,
     )
-    .await
-    .map_err(portal::to_server_fn_error)?;
+    .await?;
     Ok(())
 }
 
@@ -190,7 +180,7 @@ fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> imp
                 <p class="muted">{format!("{} of {} days used", r.usage_days, total_days)}</p>
                 <h3>"Payments"</h3>
                 <ul class="payments">
-                    {txs.into_iter().map(|t| view! { <li>{format!("{} — ${} {}", t.created_at.get(..10).unwrap_or(""), crate::money::usd_plain(t.amount.0), t.currency)}</li> }).collect_view()}
+                    {txs.into_iter().map(|t| view! { <li>{format!("{} — ${} {}", t.created_at.get(..10).unwrap_or(""), model::money::usd_plain(t.amount.0), t.currency)}</li> }).collect_view()}
                 </ul>
             </section>
             <section class="card">

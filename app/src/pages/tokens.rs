@@ -1,15 +1,15 @@
 //! API tokens: create (value shown once), list, revoke.
 
 use leptos::prelude::*;
+
+use crate::error::PortalError;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    api::{CreatedToken, TokenView},
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
-    money::usd4,
-    pages::RequireUser,
-};
+use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::pages::RequireUser;
+use model::accounts::{CreatedToken, TokenView};
+use model::money::usd4;
 
 /// What the tokens page shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,8 +20,9 @@ pub struct TokensData {
 }
 
 #[server(prefix = "/_fn", endpoint = "tokens")]
-pub async fn load_tokens() -> Result<TokensData, ServerFnError> {
-    use crate::ssr::{portal, tokens};
+pub async fn load_tokens() -> Result<TokensData, PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::tokens;
     let portal::SignedIn {
         state,
         session,
@@ -35,14 +36,9 @@ pub async fn load_tokens() -> Result<TokensData, ServerFnError> {
     if new_token.is_some() {
         // Rendering may outlive the session middleware's save (streamed pages do), so
         // persist the removal now: the value must never be shown twice.
-        session
-            .save()
-            .await
-            .map_err(|_| ServerFnError::new("Something went wrong; please try again"))?;
+        session.save().await.map_err(|_| PortalError::internal())?;
     }
-    let list = tokens::list(&state.db, &user.id)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let list = tokens::list(&state.db, &user.id).await?;
     Ok(TokensData {
         tokens: list.into_iter().map(TokenView::from).collect(),
         new_token,
@@ -55,8 +51,9 @@ pub async fn create_token(
     csrf: String,
     name: String,
     spend_limit: String,
-) -> Result<(), ServerFnError> {
-    use crate::ssr::{portal, tokens};
+) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::tokens;
     let portal::SignedIn {
         state,
         session,
@@ -68,27 +65,27 @@ pub async fn create_token(
             let usd: f64 = text
                 .trim_start_matches('$')
                 .parse()
-                .map_err(|_| ServerFnError::new("Spend limit must be a number of dollars"))?;
-            Some(crate::money::micros_from_usd(usd).map_err(ServerFnError::new)?)
+                .map_err(|_| PortalError::invalid("Spend limit must be a number of dollars"))?;
+            Some(model::money::micros_from_usd(usd).map_err(PortalError::invalid)?)
         }
     };
-    let (token, value) = tokens::create(&state.db, &user.id, &name, limit)
-        .await
-        .map_err(portal::to_server_fn_error)?;
+    let (token, value) = tokens::create(&state.db, &user.id, &name, limit).await?;
     session
-        .insert(portal::SESSION_NEW_TOKEN, CreatedToken::new(token, value))
+        .insert(
+            portal::SESSION_NEW_TOKEN,
+            tokens::created_view(token, value),
+        )
         .await
-        .map_err(|_| ServerFnError::new("Something went wrong; please try again"))?;
+        .map_err(|_| PortalError::internal())?;
     Ok(())
 }
 
 #[server(prefix = "/_fn", endpoint = "revoke_token")]
-pub async fn revoke_token(csrf: String, id: String) -> Result<(), ServerFnError> {
-    use crate::ssr::{portal, tokens};
+pub async fn revoke_token(csrf: String, id: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::tokens;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    tokens::revoke(&state.db, &user.id, &id)
-        .await
-        .map_err(portal::to_server_fn_error)
+    Ok(tokens::revoke(&state.db, &user.id, &id).await?)
 }
 
 #[component]
@@ -111,7 +108,7 @@ pub fn TokensPage() -> impl IntoView {
 fn Tokens(
     create: ServerAction<CreateToken>,
     revoke: ServerAction<RevokeToken>,
-    data: Resource<Result<TokensData, ServerFnError>>,
+    data: Resource<Result<TokensData, PortalError>>,
 ) -> impl IntoView {
     view! {
         <section class="page-head">

@@ -1,5 +1,6 @@
 //! What the portal's server functions share: the signed-in user from the browser session, CSRF
-//! checks, and turning domain errors into messages a form can show.
+//! checks, and domain errors as [`PortalError`]s (`?` converts them: a person's mistake keeps its
+//! 4xx status and message, an internal failure is logged here and shown generically).
 //!
 //! CSRF: every session carries a random token; every form renders it in a hidden `csrf` field and
 //! every state-changing server function checks it before doing anything. `SameSite=Lax` cookies
@@ -9,7 +10,10 @@ use leptos::prelude::*;
 use rand::{distributions::Alphanumeric, Rng};
 use tower_sessions::Session;
 
-use super::{accounts::User, error::ServiceError, AppState};
+use crate::error::PortalError;
+use domain::accounts::users::User;
+use domain::infra::error::ServiceError;
+use domain::AppState;
 
 pub const SESSION_USER: &str = "user_id";
 pub const SESSION_CSRF: &str = "csrf";
@@ -17,24 +21,25 @@ pub const SESSION_CSRF: &str = "csrf";
 pub const SESSION_NEW_TOKEN: &str = "new_token";
 
 /// The server state, provided as context by the server.
-pub fn state() -> Result<AppState, ServerFnError> {
-    use_context::<AppState>().ok_or_else(|| ServerFnError::new("Server state missing"))
+pub fn state() -> Result<AppState, PortalError> {
+    use_context::<AppState>().ok_or_else(PortalError::internal)
 }
 
 /// The browser session of the current request.
-pub async fn session() -> Result<Session, ServerFnError> {
-    leptos_axum::extract::<Session>()
-        .await
-        .map_err(|e| ServerFnError::new(format!("Session unavailable: {e}")))
+pub async fn session() -> Result<Session, PortalError> {
+    leptos_axum::extract::<Session>().await.map_err(|e| {
+        tracing::error!(error = %e, "session unavailable");
+        PortalError::internal()
+    })
 }
 
-fn session_error(e: tower_sessions::session::Error) -> ServerFnError {
+fn session_error(e: tower_sessions::session::Error) -> PortalError {
     tracing::error!(error = %e, "session store failed");
-    ServerFnError::new("Something went wrong; please try again")
+    PortalError::internal()
 }
 
 /// The session's CSRF token, created on first use.
-pub async fn csrf_token(session: &Session) -> Result<String, ServerFnError> {
+pub async fn csrf_token(session: &Session) -> Result<String, PortalError> {
     if let Some(t) = session
         .get::<String>(SESSION_CSRF)
         .await
@@ -55,7 +60,7 @@ pub async fn csrf_token(session: &Session) -> Result<String, ServerFnError> {
 }
 
 /// Refuses the request unless `provided` matches the session's CSRF token.
-pub async fn check_csrf(session: &Session, provided: &str) -> Result<(), ServerFnError> {
+pub async fn check_csrf(session: &Session, provided: &str) -> Result<(), PortalError> {
     let expected = session
         .get::<String>(SESSION_CSRF)
         .await
@@ -64,7 +69,7 @@ pub async fn check_csrf(session: &Session, provided: &str) -> Result<(), ServerF
     if ok {
         Ok(())
     } else {
-        Err(ServerFnError::new(
+        Err(PortalError::forbidden(
             "Your form expired or came from another site; reload the page and try again",
         ))
     }
@@ -78,7 +83,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub async fn current_user(
     state: &AppState,
     session: &Session,
-) -> Result<Option<User>, ServerFnError> {
+) -> Result<Option<User>, PortalError> {
     let Some(id) = session
         .get::<String>(SESSION_USER)
         .await
@@ -86,16 +91,14 @@ pub async fn current_user(
     else {
         return Ok(None);
     };
-    super::accounts::find(&state.db, &id)
-        .await
-        .map_err(to_server_fn_error)
+    Ok(domain::accounts::users::find(&state.db, &id).await?)
 }
 
 /// The signed-in user, or an error telling the form to sign in.
-pub async fn require_user(state: &AppState, session: &Session) -> Result<User, ServerFnError> {
+pub async fn require_user(state: &AppState, session: &Session) -> Result<User, PortalError> {
     current_user(state, session)
         .await?
-        .ok_or_else(|| ServerFnError::new("Please sign in first"))
+        .ok_or_else(|| PortalError::unauthorized("Please sign in first"))
 }
 
 /// What a signed-in server function works with.
@@ -107,7 +110,7 @@ pub struct SignedIn {
 
 /// The prologue of every signed-in server function: state, session, the CSRF check when the
 /// function changes something (`csrf` given), and the signed-in user.
-pub async fn signed_in(csrf: Option<&str>) -> Result<SignedIn, ServerFnError> {
+pub async fn signed_in(csrf: Option<&str>) -> Result<SignedIn, PortalError> {
     let state = state()?;
     let session = session().await?;
     if let Some(csrf) = csrf {
@@ -122,7 +125,7 @@ pub async fn signed_in(csrf: Option<&str>) -> Result<SignedIn, ServerFnError> {
 }
 
 /// Signs `user` in: a fresh session id (no fixation), the user id, a fresh CSRF token.
-pub async fn sign_in(session: &Session, user: &User) -> Result<(), ServerFnError> {
+pub async fn sign_in(session: &Session, user: &User) -> Result<(), PortalError> {
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(SESSION_USER, &user.id)
@@ -136,18 +139,21 @@ pub async fn sign_in(session: &Session, user: &User) -> Result<(), ServerFnError
 }
 
 /// Ends the session server-side: the record is deleted, the cookie no longer works anywhere.
-pub async fn sign_out(session: &Session) -> Result<(), ServerFnError> {
+pub async fn sign_out(session: &Session) -> Result<(), PortalError> {
     session.flush().await.map_err(session_error)
 }
 
-/// A domain error as a message a form shows. Internal errors are logged and never shown.
-pub fn to_server_fn_error(err: ServiceError) -> ServerFnError {
-    match err {
-        ServiceError::Internal(e) => {
-            tracing::error!(error = ?e, "internal error in a server function");
-            ServerFnError::new("Something went wrong on our side; please try again")
+impl From<ServiceError> for PortalError {
+    /// A domain error as a form shows it. Internal errors are logged (inside the request's span,
+    /// which carries its request id) and never shown.
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error in a server function");
+                PortalError::internal()
+            }
+            other => PortalError::new(other.status().as_u16(), other.to_string()),
         }
-        other => ServerFnError::new(other.to_string()),
     }
 }
 

@@ -9,7 +9,8 @@ use tower_sessions::{
     SessionStore,
 };
 
-use super::db::{self, Pool};
+use domain::accounts::sessions;
+use domain::infra::db::Pool;
 
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {
@@ -35,19 +36,12 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // Ids are 128 random bits; on the astronomically unlikely collision, draw again.
         loop {
-            let data = serde_json::to_string(&record)
-                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
-            let inserted = sqlx::query(
-                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(record.id.to_string())
-            .bind(data)
-            .bind(expiry_ms(record))
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-            if inserted.rows_affected() == 1 {
+            let data = encode(record)?;
+            let id = record.id.to_string();
+            if sessions::insert_new(&self.pool, &id, &data, expiry_ms(record))
+                .await
+                .map_err(backend)?
+            {
                 return Ok(());
             }
             record.id = Id::default();
@@ -55,29 +49,16 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_string(&record)
-            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-        )
-        .bind(record.id.to_string())
-        .bind(data)
-        .bind(expiry_ms(record))
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let data = encode(record)?;
+        sessions::save(&self.pool, &record.id.to_string(), &data, expiry_ms(record))
+            .await
+            .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let data: Option<String> =
-            sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2")
-                .bind(id.to_string())
-                .bind(db::now_ms())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
+        let data = sessions::load(&self.pool, &id.to_string())
+            .await
+            .map_err(backend)?;
         data.map(|d| {
             serde_json::from_str(&d).map_err(|e| session_store::Error::Decode(e.to_string()))
         })
@@ -85,23 +66,19 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.pool)
+        sessions::delete(&self.pool, &id.to_string())
             .await
-            .map_err(backend)?;
-        Ok(())
+            .map_err(backend)
     }
+}
+
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
 
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(db::now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        sessions::delete_expired(&self.pool).await.map_err(backend)
     }
 }

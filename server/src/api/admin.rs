@@ -1,14 +1,17 @@
 //! Operator functions under `/api/admin`. Every route requires a user with the admin flag.
 
-use app::{market::MarketServer, ssr::marketplace};
-use app::{
-    money::{micros_from_usd, Usd4},
-    ssr::{accounts, audit, db, error::ServiceError, ledger, AppState},
-};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use domain::accounts::users;
+use domain::infra::error::ServiceError;
+use domain::infra::{audit, db};
+use domain::market::inventory;
+use domain::money::ledger;
+use domain::AppState;
+use model::market::MarketServer;
+use model::money::{micros_from_usd, Usd4};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -30,29 +33,29 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Add a server to the marketplace.
 #[utoipa::path(post, path = "/api/admin/marketplace/servers", tag = "admin", security(("bearer" = [])),
-    request_body = marketplace::ServerInput,
+    request_body = inventory::ServerInput,
     responses((status = 201, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn create_market_server(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<marketplace::ServerInput>,
+    ApiJson(body): ApiJson<inventory::ServerInput>,
 ) -> Result<(StatusCode, ApiJson<MarketServer>)> {
-    let server = marketplace::create(&state.db, body).await?;
+    let server = inventory::create(&state.db, body).await?;
     tracing::info!(admin = %admin.user.id, server = %server.id, "marketplace server added");
     Ok((StatusCode::CREATED, ApiJson(server)))
 }
 
 /// Replace a server's description and prices (active rentals keep what they paid).
 #[utoipa::path(put, path = "/api/admin/marketplace/servers/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = marketplace::ServerInput,
+    params(("id" = String, Path)), request_body = inventory::ServerInput,
     responses((status = 200, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_market_server(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<marketplace::ServerInput>,
+    ApiJson(body): ApiJson<inventory::ServerInput>,
 ) -> Result<ApiJson<MarketServer>> {
-    Ok(ApiJson(marketplace::update(&state.db, &id, body).await?))
+    Ok(ApiJson(inventory::update(&state.db, &id, body).await?))
 }
 
 /// Retire a server: it leaves the marketplace; current rentals run to their end.
@@ -64,7 +67,7 @@ async fn retire_market_server(
     AdminCaller(_admin): AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    marketplace::retire(&state.db, &id).await?;
+    inventory::retire(&state.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -150,7 +153,7 @@ async fn credit_user(
     .await
     .map_err(ServiceError::from)?;
     tx.commit().await.map_err(ServiceError::from)?;
-    let balance = accounts::balance(&state.db, &user_id).await?;
+    let balance = users::balance(&state.db, &user_id).await?;
     tracing::info!(admin = %admin.user.id, user = %user_id, amount, at = db::now_ms(), "balance adjusted");
     Ok(ApiJson(CreditResponse {
         user_id,

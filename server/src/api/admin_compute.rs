@@ -1,17 +1,13 @@
 //! Operator functions for compute under `/api/admin`: nodes, public address ranges, plans,
 //! images, templates, and a reconcile on demand. Every route requires an admin.
 
-use app::{
-    compute::{Image, Plan, Template},
-    ssr::{
-        compute::{addresses, catalog, nodes, reconcile},
-        AppState,
-    },
-};
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
+use domain::compute::{addresses, catalog, nodes, reconcile};
+use domain::AppState;
+use model::compute::{Image, Plan, Template};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -80,7 +76,7 @@ async fn set_node_status(
     ApiJson(body): ApiJson<NodeStatus>,
 ) -> Result<ApiJson<nodes::NodeRow>> {
     Ok(ApiJson(
-        nodes::set_status(&state.db, &id, &body.status).await?,
+        nodes::set_status(&state.db, &id, nodes::NodeStatus::parse(&body.status)?).await?,
     ))
 }
 
@@ -158,7 +154,7 @@ async fn address_history(
         Some(t) => {
             let t = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
                 .map_err(|_| {
-                    app::ssr::error::ServiceError::invalid(
+                    domain::infra::error::ServiceError::invalid(
                         "at: an RFC 3339 time such as 2026-11-23T10:00:00Z",
                     )
                 })?;

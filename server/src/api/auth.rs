@@ -1,10 +1,9 @@
 //! Accounts (reference 002 "Auth"): register, login, and the caller's profile.
 
-use app::{
-    api::Me,
-    ssr::{accounts, captcha, AppState},
-};
 use axum::{extract::State, http::StatusCode};
+use domain::accounts::{captcha, users};
+use domain::AppState;
+use model::accounts::Me;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -65,9 +64,9 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, ApiJson<Me>)> {
     captcha::verify(&state.http, &state.config, body.turnstile.as_deref(), ip).await?;
-    let user = accounts::register(
+    let user = users::register(
         &state.db,
-        accounts::NewAccount {
+        users::NewAccount {
             email: body.email,
             username: body.username,
             password: body.password,
@@ -104,11 +103,11 @@ async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>> {
-    let user = accounts::authenticate(&state.db, &body.email, &body.password).await?;
+    let user = users::authenticate(&state.db, &body.email, &body.password).await?;
     let (token, expires_at) = state
         .jwt
         .issue(&user.id)
-        .map_err(|e| AppError::Service(app::ssr::error::ServiceError::internal(e)))?;
+        .map_err(|e| AppError::Service(domain::infra::error::ServiceError::internal(e)))?;
     Ok(ApiJson(LoginResponse { token, expires_at }))
 }
 

@@ -1,14 +1,15 @@
 //! Prepaid billing (reference 002 "Billing"): balance, history, alert addresses, and card top-ups
-//! through Stripe Checkout (`app::ssr::payments` explains the once-only credit).
+//! through Stripe Checkout (`domain::money::payments` explains the once-only credit).
 
-use app::{
-    money::Usd4,
-    ssr::{accounts, billing, db::rfc3339, AppState},
-};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use domain::accounts::users;
+use domain::infra::db::rfc3339;
+use domain::money::billing;
+use domain::AppState;
+use model::money::Usd4;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -54,9 +55,9 @@ async fn add_funds(
     caller: Caller,
     ApiJson(body): ApiJson<AddFundsRequest>,
 ) -> Result<ApiJson<CheckoutUrl>> {
-    let amount = app::money::micros_from_usd(body.amount)
+    let amount = model::money::micros_from_usd(body.amount)
         .map_err(crate::http::error::AppError::bad_request)?;
-    let url = app::ssr::payments::create_checkout(&state, &caller.user, amount).await?;
+    let url = domain::money::payments::create_checkout(&state, &caller.user, amount).await?;
     Ok(ApiJson(CheckoutUrl { url }))
 }
 
@@ -80,10 +81,13 @@ async fn stripe_webhook(
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    let outcome = app::ssr::payments::handle_webhook(&state, &body, signature).await?;
+    let outcome = domain::money::payments::handle_webhook(&state, &body, signature).await?;
     Ok(ApiJson(WebhookAnswer {
         received: true,
-        credited: matches!(outcome, app::ssr::payments::WebhookOutcome::Credited(_)),
+        credited: matches!(
+            outcome,
+            domain::money::payments::WebhookOutcome::Credited(_)
+        ),
     }))
 }
 
@@ -98,7 +102,7 @@ pub struct Balance {
 #[utoipa::path(get, path = "/api/billing/balance", tag = "billing", security(("bearer" = [])),
     responses((status = 200, body = Balance), (status = 401, body = ErrorBody)))]
 async fn get_balance(State(state): State<AppState>, caller: Caller) -> Result<ApiJson<Balance>> {
-    let balance = accounts::balance(&state.db, &caller.user.id).await?;
+    let balance = users::balance(&state.db, &caller.user.id).await?;
     Ok(ApiJson(Balance {
         balance: Usd4(balance),
         currency: "USD",

@@ -2,10 +2,6 @@
 //! `meta-data` and `user-data` from `/cloud-init/<instance id>/<seed key>/`. The seed key is a
 //! per-instance secret in the URL, so guests cannot read each other's data; a wrong key is a 404.
 
-use app::ssr::{
-    compute::{instances, keys},
-    AppState,
-};
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
@@ -13,6 +9,9 @@ use axum::{
     routing::get,
     Router,
 };
+use domain::compute::instances::InstanceState;
+use domain::compute::{instances, keys};
+use domain::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +30,7 @@ fn text(body: String) -> Response {
 async fn instance(state: &AppState, id: &str, key: &str) -> Option<instances::InstanceRow> {
     let inst = instances::load(&state.db, id).await.ok().flatten()?;
     // Constant-time enough: the key is 128 random bits and compared whole.
-    (inst.seed_key == key && inst.state != "deleted").then_some(inst)
+    (inst.seed_key == key && inst.state != InstanceState::Deleted).then_some(inst)
 }
 
 async fn meta_data(

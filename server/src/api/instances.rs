@@ -9,25 +9,19 @@
 //! list takes `label_selector` (also `labelSelector`): comma-separated `key=value`, `key!=value` or
 //! `key` (present) terms, all of which must hold.
 
+use domain::compute::instances::InstanceState;
 use std::collections::BTreeMap;
 
-use app::{
-    compute::instance_state,
-    ssr::{
-        compute::{
-            catalog,
-            instances::{self, Action, InstanceRow, NewInstance},
-            jobs::{self, Operation},
-        },
-        db::rfc3339,
-        AppState,
-    },
-};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
 use base64::Engine;
+use domain::compute::catalog;
+use domain::compute::instances::{self, Action, InstanceRow, NewInstance};
+use domain::infra::db::rfc3339;
+use domain::infra::queue::{self, Operation};
+use domain::AppState;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -133,11 +127,11 @@ async fn to_instance(
                 .map(|u| base64::engine::general_purpose::STANDARD.encode(u)),
         },
         status: Status {
-            state: instance_state(&inst.state).to_owned(),
+            state: inst.state.instance_state().to_owned(),
             host_id: inst.node_id.clone().unwrap_or_default(),
             private_ip: inst.private_ip.clone().unwrap_or_default(),
             public_ip: inst.public_ip.clone().unwrap_or_default(),
-            reason: if inst.state == "failed" || inst.state == "stopped" {
+            reason: if matches!(inst.state, InstanceState::Failed | InstanceState::Stopped) {
                 inst.reason.clone()
             } else {
                 None
@@ -336,7 +330,7 @@ async fn get_operation(
     Path(id): Path<String>,
 ) -> Result<ApiJson<Operation>> {
     Ok(ApiJson(
-        jobs::operation(&state.db, &caller.user.id, &id).await?,
+        queue::operation(&state.db, &caller.user.id, &id).await?,
     ))
 }
 

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use app::ssr::AppState;
 use axum::{
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     Extension, Json,
 };
+use domain::AppState;
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;

@@ -14,8 +14,8 @@ pub mod tokens;
 pub mod v1;
 pub mod vps;
 
-use app::ssr::AppState;
 use axum::Router;
+use domain::AppState;
 use serde::Serialize;
 use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},

@@ -6,19 +6,14 @@
 //! `ddos_protection` are stored and returned (the platform does not sell them separately yet);
 //! power actions answer 202 with the server in its new transitional status.
 
-use app::{
-    compute::server_status,
-    money::usd_plain,
-    ssr::{
-        compute::instances::{self, Action, InstanceRow, NewInstance},
-        db::rfc3339,
-        AppState,
-    },
-};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use domain::compute::instances::{self, Action, InstanceRow, NewInstance};
+use domain::infra::db::rfc3339;
+use domain::AppState;
+use model::money::usd_plain;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -67,11 +62,11 @@ pub struct Data<T> {
 }
 
 async fn to_server(state: &AppState, inst: &InstanceRow) -> Result<Server> {
-    let plan = app::ssr::compute::catalog::plan(&state.db, &inst.plan_id).await?;
+    let plan = domain::compute::catalog::plan(&state.db, &inst.plan_id).await?;
     Ok(Server {
         id: inst.id.clone(),
         label: inst.name.clone(),
-        status: server_status(&inst.state).to_owned(),
+        status: inst.state.server_status().to_owned(),
         region: inst.region.clone(),
         plan: plan.map(|p| p.slug).unwrap_or_else(|| inst.plan_id.clone()),
         os: inst.image.clone(),

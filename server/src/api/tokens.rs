@@ -1,14 +1,13 @@
 //! Access tokens (reference 002 "Access Tokens").
 
-use app::{
-    api::{CreatedToken, TokenView},
-    money::micros_from_usd,
-    ssr::{tokens, AppState},
-};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use domain::accounts::tokens;
+use domain::AppState;
+use model::accounts::{CreatedToken, TokenView};
+use model::money::micros_from_usd;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -71,7 +70,7 @@ async fn create_token(
     let (token, value) = tokens::create(&state.db, &caller.user.id, &body.name, limit).await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(CreatedToken::new(token, value)),
+        ApiJson(tokens::created_view(token, value)),
     ))
 }
 

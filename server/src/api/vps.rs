@@ -2,25 +2,19 @@
 //! batch create/delete. Every action answers at once; slow work runs as a job (poll
 //! `GET /api/vps/:id` until `state` is `running`, or watch `transition` become `null`).
 
+use domain::compute::instances::InstanceState;
 use std::collections::BTreeMap;
 
-use app::{
-    compute::{Plan, Snapshot, SshKey, Template, Vps},
-    ssr::{
-        compute::{
-            catalog,
-            driver::machine_name,
-            instances::{self, Action, NewInstance},
-            jobs, keys,
-        },
-        error::ServiceError,
-        AppState,
-    },
-};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use domain::compute::driver::machine_name;
+use domain::compute::instances::{self, Action, NewInstance};
+use domain::compute::{catalog, executor, keys};
+use domain::infra::error::ServiceError;
+use domain::AppState;
+use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -331,13 +325,13 @@ async fn vnc_port(
     Path(id): Path<String>,
 ) -> Result<ApiJson<VncPort>> {
     let inst = instances::get(&state.db, &caller.user.id, &id).await?;
-    if inst.state != "running" {
+    if inst.state != InstanceState::Running {
         return Err(ServiceError::Conflict(
             "The VPS is not running; start it to use its console".into(),
         )
         .into());
     }
-    let driver = jobs::driver_for(&state, &inst)
+    let driver = executor::driver_for(&state, &inst)
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
     let console = driver

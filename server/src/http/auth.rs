@@ -6,19 +6,19 @@
 //! read after the handler ran so it reflects what the request just spent.
 //! Browser session cookies never authenticate the JSON API, so it needs no CSRF defence.
 
-use app::{
-    money::usd4,
-    ssr::{accounts, accounts::User, tokens, AppState},
-};
 use axum::{
     extract::{FromRequestParts, Request, State},
     http::{header, request::Parts, HeaderName, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use domain::accounts::users::User;
+use domain::accounts::{tokens, users};
+use domain::AppState;
+use model::money::usd4;
 
 use super::error::AppError;
-use app::ssr::error::ServiceError;
+use domain::infra::error::ServiceError;
 
 pub static BALANCE_HEADER: HeaderName = HeaderName::from_static("x-balance-remaining");
 
@@ -52,7 +52,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let user_id = caller.user.id.clone();
     req.extensions_mut().insert(caller);
     let mut response = next.run(req).await;
-    if let Ok(balance) = accounts::balance(&state.db, &user_id).await {
+    if let Ok(balance) = users::balance(&state.db, &user_id).await {
         if let Ok(value) = HeaderValue::from_str(&usd4(balance)) {
             response.headers_mut().insert(BALANCE_HEADER.clone(), value);
         }
@@ -79,15 +79,15 @@ async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>,
             None => return Ok(None),
         }
     };
-    Ok(accounts::find(&state.db, &user_id)
+    Ok(users::find(&state.db, &user_id)
         .await?
         .map(|user| Caller { user, token_id }))
 }
 
 impl Caller {
     /// The caller as the domain services see them.
-    pub fn actor(&self) -> app::ssr::Actor {
-        app::ssr::Actor {
+    pub fn actor(&self) -> domain::Actor {
+        domain::Actor {
             user_id: self.user.id.clone(),
             token_id: self.token_id.clone(),
         }

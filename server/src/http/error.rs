@@ -3,13 +3,14 @@
 //! Every API error body is JSON. Reference 002's shape is `{"error": "..."}` (402 adds `balance`
 //! and `required`); surfaces with another envelope rewrite it in one place (`surface`).
 
-use app::{money::Usd4, ssr::error::ServiceError};
 use axum::{
     extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
+use domain::infra::error::ServiceError;
+use model::money::Usd4;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -38,15 +39,7 @@ impl AppError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::Service(e) => match e {
-                ServiceError::Invalid(_) | ServiceError::Captcha => StatusCode::BAD_REQUEST,
-                ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-                ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
-                ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-                ServiceError::Conflict(_) => StatusCode::CONFLICT,
-                ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
-                ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            AppError::Service(e) => e.status(),
             AppError::BadRequest { status, .. } => *status,
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -6,7 +6,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use app::ssr::{compute::instances, portal, AppState};
+use app::ssr::portal;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -15,6 +15,8 @@ use axum::{
         IntoResponse, Response,
     },
 };
+use domain::compute::instances;
+use domain::AppState;
 use futures::stream::{self, Stream};
 use tower_sessions::Session;
 

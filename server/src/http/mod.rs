@@ -8,21 +8,19 @@ pub mod rate_limit;
 
 use std::sync::Arc;
 
-use app::{
-    shell,
-    ssr::{session_store::DbSessionStore, AppState},
-    App,
-};
+use app::ssr::session_store::DbSessionStore;
+use app::{error::PortalError, shell, App};
 use axum::{
     body::Body,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{DefaultBodyLimit, FromRef, Request, State},
     http::{header, HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{any, get, post},
     Extension, Json, Router,
 };
-use leptos::prelude::provide_context;
+use domain::AppState;
+use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower::ServiceBuilder;
 use tower_http::{
@@ -37,6 +35,14 @@ use crate::api::{self, meta::ApiDocument};
 
 /// The name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "hangar_session";
+
+/// The router's state: the domain's, plus the Leptos options the portal renders with. Handlers
+/// extract either part (`State<AppState>`, `State<LeptosOptions>`).
+#[derive(Clone, FromRef)]
+pub struct RouterState {
+    pub app: AppState,
+    pub leptos: LeptosOptions,
+}
 
 /// Builds the whole application router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -53,7 +59,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
-        .layer(Extension(doc));
+        .layer(Extension(doc))
+        .with_state(state.clone());
 
     let limiter = rate_limit::RateLimiter::new(
         state.config.auth_rate_limit_per_minute,
@@ -64,7 +71,11 @@ pub fn router(state: AppState) -> Router {
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
     let routes = generate_route_list(App);
-    let options = state.leptos_options.clone();
+    let options = app::ssr::leptos_options(&state.config);
+    let router_state = RouterState {
+        app: state.clone(),
+        leptos: options.clone(),
+    };
 
     let portal = Router::new()
         .route("/events/machines", get(events::machines))
@@ -72,16 +83,19 @@ pub fn router(state: AppState) -> Router {
             "/_fn/{*name}",
             post(server_fn_handler).get(server_fn_handler),
         )
-        .leptos_routes_with_context(&state, routes, provide_state.clone(), {
+        .leptos_routes_with_context(&router_state, routes, provide_state.clone(), {
             let options = options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
+            RouterState,
             _,
         >(provide_state, shell))
+        // Outside the routes: leptos_axum registers one route per server function.
+        .layer(middleware::from_fn(server_fn_status))
         .layer(middleware::from_fn(ensure_csrf_token))
-        .layer(middleware::from_fn(security_headers));
+        .layer(middleware::from_fn(security_headers))
+        .with_state(router_state);
 
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name(SESSION_COOKIE)
@@ -98,7 +112,6 @@ pub fn router(state: AppState) -> Router {
         .merge(portal)
         .layer(sessions)
         .layer(middleware::from_fn_with_state(limiter, rate_limit::limit))
-        .with_state(state)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -119,6 +132,30 @@ pub fn router(state: AppState) -> Router {
 
 async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
     leptos_axum::handle_server_fns_with_context(move || provide_context(state.clone()), req).await
+}
+
+/// Server-function errors answer with the status their [`PortalError`] carries (a person's
+/// mistake is a 4xx) instead of the server-function layer's blanket 500. A plain form post without
+/// JavaScript is answered with a redirect back to the form and is left alone.
+async fn server_fn_status(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res.headers().contains_key("serverfnerror")
+    {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(err) = serde_json::from_slice::<PortalError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(err.status) {
+            if status.is_client_error() || status.is_server_error() {
+                parts.status = status;
+            }
+        }
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 async fn api_not_found() -> Response {

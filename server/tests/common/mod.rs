@@ -11,7 +11,9 @@ pub mod stripe;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
-use app::ssr::{config::Config, db, AppState};
+use domain::infra::config::Config;
+use domain::infra::db;
+use domain::AppState;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -145,9 +147,9 @@ impl TestApp {
 
     /// An operator account made the way `hangar admin create-user --admin` makes one.
     pub async fn admin(&self, username: &str) -> (String, String) {
-        let user = app::ssr::accounts::register(
+        let user = domain::accounts::users::register(
             &self.state.db,
-            app::ssr::accounts::NewAccount {
+            domain::accounts::users::NewAccount {
                 email: format!("{username}@example.com"),
                 username: username.into(),
                 password: format!("password-{username}"),
@@ -390,16 +392,16 @@ impl TestApp {
 
     /// Runs every queued job to the end, as the workers would.
     pub async fn run_jobs(&self) -> usize {
-        app::ssr::compute::jobs::drain(&self.state).await.unwrap()
+        domain::jobs::drain(&self.state).await.unwrap()
     }
 
     /// The cached balance and the ledger sum of a user, in µUSD.
     pub async fn money(&self, user_id: &str) -> (i64, i64) {
         (
-            app::ssr::accounts::balance(&self.state.db, user_id)
+            domain::accounts::users::balance(&self.state.db, user_id)
                 .await
                 .unwrap(),
-            app::ssr::ledger::sum(&self.state.db, user_id)
+            domain::money::ledger::sum(&self.state.db, user_id)
                 .await
                 .unwrap(),
         )

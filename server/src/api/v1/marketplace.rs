@@ -1,10 +1,9 @@
 //! Marketplace browse, server detail and renting (reference 001 "Server Marketplace").
 
-use app::{
-    market::MarketServer,
-    ssr::{marketplace, rentals, AppState},
-};
 use axum::extract::{Path, RawQuery, State};
+use domain::market::{browse, rentals};
+use domain::AppState;
+use model::market::MarketServer;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -53,9 +52,9 @@ async fn browse_servers(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<V1<Vec<MarketServer>>> {
-    let filters = marketplace::Filters::parse(query.as_deref().unwrap_or(""))
-        .map_err(AppError::bad_request)?;
-    let (servers, page) = marketplace::browse(&state.db, &state.browse_cache, &filters).await?;
+    let filters =
+        browse::Filters::parse(query.as_deref().unwrap_or("")).map_err(AppError::bad_request)?;
+    let (servers, page) = browse::browse(&state.db, &state.browse_cache, &filters).await?;
     Ok(V1 {
         pagination: Some(page),
         ..V1::ok("Available servers retrieved successfully", servers)
@@ -72,7 +71,7 @@ async fn get_available_server(
 ) -> Result<V1<MarketServer>> {
     Ok(V1::ok(
         "Server retrieved successfully",
-        marketplace::get_available(&state.db, &id).await?,
+        browse::get_available(&state.db, &id).await?,
     ))
 }
 
@@ -99,7 +98,7 @@ pub struct RentedRental {
 #[derive(Serialize, ToSchema)]
 pub struct RentResult {
     pub rental: RentedRental,
-    pub transaction: app::market::Transaction,
+    pub transaction: model::market::Transaction,
 }
 
 /// Rent a server from the prepaid balance. The debit and the rental commit together; when two
@@ -130,7 +129,7 @@ async fn rent_server(
         state.config.rental_hold_days,
     )
     .await?;
-    let now = app::ssr::db::now_ms();
+    let now = domain::infra::db::now_ms();
     Ok(V1::created(
         "Server rented successfully",
         RentResult {
@@ -139,10 +138,10 @@ async fn rent_server(
                 id: rental.id,
                 server_id: rental.server_id,
                 pool_id: rental.pool_id,
-                rental_start: app::ssr::db::rfc3339(rental.rental_start),
-                rental_end: app::ssr::db::rfc3339(rental.rental_end),
+                rental_start: domain::infra::db::rfc3339(rental.rental_start),
+                rental_end: domain::infra::db::rfc3339(rental.rental_end),
                 hold_days: rental.hold_days,
-                status: rental.status,
+                status: rental.status.as_str().to_owned(),
             },
             transaction: rentals::transaction(&entry),
         },

@@ -5,7 +5,6 @@ pub mod marketplace;
 pub mod pools;
 pub mod rentals;
 
-use app::{market::Page, ssr::AppState};
 use axum::{
     body::Body,
     extract::Request,
@@ -14,6 +13,8 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use domain::AppState;
+use model::market::Page;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 

@@ -1,10 +1,9 @@
-//! Pools, invitations and members (reference 001). Role rules: `app::ssr::pools`.
+//! Pools, invitations and members (reference 001). Role rules: `domain::accounts::pools`.
 
-use app::{
-    market::{Invitation, Member, Pool, PoolDetail},
-    ssr::{pools, AppState},
-};
 use axum::extract::{Path, State};
+use domain::accounts::pools;
+use domain::AppState;
+use model::market::{Invitation, Member, Pool, PoolDetail};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;

@@ -1,10 +1,9 @@
 //! Rentals (reference 001 "Rentals") and their aliases under `/api/v1/servers`.
 
-use app::{
-    market::{Rental, Transaction},
-    ssr::{rentals, AppState},
-};
 use axum::extract::{Path, State};
+use domain::market::rentals;
+use domain::AppState;
+use model::market::{Rental, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -113,16 +112,16 @@ async fn extend_rental(
 ) -> Result<V1<ExtendResult>> {
     let (row, entry) =
         rentals::extend(&state.db, &caller.actor(), &id, body.additional_days).await?;
-    let now = app::ssr::db::now_ms();
+    let now = domain::infra::db::now_ms();
     Ok(V1::ok(
         "Rental extended successfully",
         ExtendResult {
             rental: ExtendedRental {
                 remaining_days: row.remaining_days(now),
                 id: row.id,
-                rental_end: app::ssr::db::rfc3339(row.rental_end),
-                status: row.status,
-                amount: app::money::usd2(row.amount),
+                rental_end: domain::infra::db::rfc3339(row.rental_end),
+                status: row.status.as_str().to_owned(),
+                amount: model::money::usd2(row.amount),
             },
             transaction: rentals::transaction(&entry),
         },

@@ -1,0 +1,120 @@
+//! JWTs for API clients (`POST /api/auth/login`), HS256, valid for `jwt_ttl_secs` (24 h).
+//!
+//! The key comes from `HANGAR_JWT_SECRET`, or else is generated once and kept in the database
+//! (`server_secrets`), so replicas agree and restarts do not sign everyone out.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::infra::config::{Config, Secret};
+use crate::infra::db::{self, Pool};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks JWTs.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl_secs: i64,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    pub fn new(secret: &Secret, ttl_secs: u64) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            ttl_secs: ttl_secs as i64,
+        }
+    }
+
+    /// Loads the configured key or the one stored in the database (creating it the first time).
+    pub async fn load(config: &Config, pool: &Pool) -> anyhow::Result<Self> {
+        let secret = match &config.jwt_secret {
+            Some(s) => s.clone(),
+            None => Secret::new(stored_secret(pool, "jwt_hs256").await?),
+        };
+        Ok(Self::new(&secret, config.jwt_ttl_secs))
+    }
+
+    /// A token for `user_id`, and when it expires (unix seconds).
+    pub fn issue(&self, user_id: &str) -> anyhow::Result<(String, i64)> {
+        let iat = db::now_ms() / 1000;
+        let exp = iat + self.ttl_secs;
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            iat,
+            exp,
+        };
+        Ok((
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?,
+            exp,
+        ))
+    }
+
+    /// The user id in a valid, unexpired token.
+    pub fn verify(&self, token: &str) -> Option<String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .ok()
+            .map(|d| d.claims.sub)
+    }
+}
+
+/// A named random secret shared through the database; the first replica to ask creates it.
+async fn stored_secret(pool: &Pool, name: &str) -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    sqlx::query(
+        "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(hex::encode(bytes))
+    .bind(db::now_ms())
+    .execute(pool)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_tampering_and_expiry() {
+        let keys = JwtKeys::new(&Secret::new("k1"), 3600);
+        let (token, exp) = keys.issue("abc").unwrap();
+        assert!(exp > db::now_ms() / 1000);
+        assert_eq!(keys.verify(&token).as_deref(), Some("abc"));
+        let other = JwtKeys::new(&Secret::new("k2"), 3600);
+        assert_eq!(other.verify(&token), None);
+        let expired = JwtKeys {
+            ttl_secs: -10,
+            ..keys.clone()
+        };
+        let (old, _) = expired.issue("abc").unwrap();
+        assert_eq!(keys.verify(&old), None);
+        assert_eq!(keys.verify("not.a.jwt"), None);
+    }
+}

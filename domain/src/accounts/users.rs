@@ -1,0 +1,351 @@
+//! Accounts: registration, password sign-in, profile lookup.
+//!
+//! Passwords are hashed with argon2id on the blocking pool (hashing is deliberately slow and would
+//! otherwise stall the async runtime). Sign-in with an unknown email still runs a verification, so
+//! response time does not reveal which emails have accounts.
+
+use std::sync::LazyLock;
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use tracing::instrument;
+
+use crate::infra::audit;
+use crate::infra::db::{self, Pool};
+use crate::infra::error::{ServiceError, ServiceResult};
+
+pub const USERNAME_MAX: usize = 100;
+pub const EMAIL_MAX: usize = 254;
+pub const PASSWORD_MIN: usize = 8;
+/// Long passwords are fine, unbounded ones are a denial-of-service lever on argon2.
+pub const PASSWORD_MAX: usize = 256;
+
+/// A user as the rest of Hangar sees it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub balance_micros: i64,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    username: String,
+    is_admin: i64,
+    balance_micros: i64,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            username: r.username,
+            is_admin: r.is_admin != 0,
+            balance_micros: r.balance_micros,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, username, is_admin, balance_micros, created_at";
+
+/// What a new account needs.
+#[derive(Clone)]
+pub struct NewAccount {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+    pub is_admin: bool,
+}
+
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Normalises and checks an email: trimmed, lower-cased, one `@`, a dotted domain, no spaces.
+pub fn normalize_email(raw: &str) -> ServiceResult<String> {
+    let email = raw.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(ServiceError::invalid("Email is required"));
+    }
+    if email.len() > EMAIL_MAX {
+        return Err(ServiceError::invalid(format!(
+            "Email must be at most {EMAIL_MAX} characters"
+        )));
+    }
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if !valid {
+        return Err(ServiceError::invalid("Email is not a valid address"));
+    }
+    Ok(email)
+}
+
+/// Usernames: 1–100 characters of ASCII letters, digits, `_` and `-` (reference 001 invites by
+/// username with exactly this rule).
+pub fn validate_username(raw: &str) -> ServiceResult<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ServiceError::invalid("Username is required"));
+    }
+    if name.chars().count() > USERNAME_MAX {
+        return Err(ServiceError::invalid(format!(
+            "Username must be at most {USERNAME_MAX} characters"
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ServiceError::invalid(
+            "Username may contain only letters, digits, '_' and '-'",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub fn validate_password(password: &str) -> ServiceResult<()> {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN {
+        return Err(ServiceError::invalid(format!(
+            "Password must be at least {PASSWORD_MIN} characters"
+        )));
+    }
+    if n > PASSWORD_MAX {
+        return Err(ServiceError::invalid(format!(
+            "Password must be at most {PASSWORD_MAX} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) off the runtime.
+pub async fn hash_password(password: String) -> ServiceResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ServiceError::internal(anyhow::anyhow!("argon2: {e}")))
+    })
+    .await?
+}
+
+/// Checks a password against a stored hash off the runtime.
+pub async fn verify_password(password: String, hash: String) -> ServiceResult<bool> {
+    Ok(tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await?)
+}
+
+/// A real hash of a random password, verified against when the email is unknown.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(b"not-a-password-anyone-has", &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+});
+
+/// Creates an account. Email and username must be unused (409 otherwise).
+#[instrument(skip_all, err(Debug), fields(username = %input.username))]
+pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
+    let email = normalize_email(&input.email)?;
+    let username = validate_username(&input.username)?;
+    validate_password(&input.password)?;
+
+    // Precise messages for the common case; the unique indexes settle races.
+    let taken: Option<(String, String)> = sqlx::query_as(
+        "SELECT email, username FROM users WHERE email = $1 OR LOWER(username) = LOWER($2) LIMIT 1",
+    )
+    .bind(&email)
+    .bind(&username)
+    .fetch_optional(db)
+    .await?;
+    if let Some((taken_email, _)) = taken {
+        return Err(ServiceError::Conflict(if taken_email == email {
+            "An account with this email already exists".into()
+        } else {
+            "This username is taken".into()
+        }));
+    }
+
+    let hash = hash_password(input.password).await?;
+    let user = User {
+        id: db::new_id(),
+        email,
+        username,
+        is_admin: input.is_admin,
+        balance_micros: 0,
+        created_at: db::now_ms(),
+    };
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO users (id, email, username, password_hash, is_admin, balance_micros, created_at)
+         VALUES ($1, $2, $3, $4, $5, 0, $6)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(&user.username)
+    .bind(&hash)
+    .bind(i64::from(user.is_admin))
+    .bind(user.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| {
+        if db::is_unique_violation(&e) {
+            ServiceError::Conflict("An account with this email or username already exists".into())
+        } else {
+            e.into()
+        }
+    })?;
+    crate::accounts::pools::create_default(&mut tx, &user.id, &user.username).await?;
+    audit::record(
+        &mut tx,
+        Some(&user.id),
+        "user.register",
+        "user",
+        Some(&user.id),
+        serde_json::json!({ "username": user.username, "is_admin": user.is_admin }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Checks an email and password. Unknown email and wrong password give the same answer.
+#[instrument(skip_all, err(Debug))]
+pub async fn authenticate(db: &Pool, email: &str, password: &str) -> ServiceResult<User> {
+    const INVALID: ServiceError = ServiceError::Unauthorized("Invalid email or password");
+    let email = email.trim().to_lowercase();
+    if email.len() > EMAIL_MAX || password.chars().count() > PASSWORD_MAX {
+        return Err(INVALID);
+    }
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(db)
+            .await?;
+    let (id, hash) = match row {
+        Some(row) => row,
+        None => {
+            verify_password(password.to_owned(), DUMMY_HASH.clone()).await?;
+            return Err(INVALID);
+        }
+    };
+    if !verify_password(password.to_owned(), hash).await? {
+        return Err(INVALID);
+    }
+    get(db, &id).await
+}
+
+/// Looks a user up by id.
+pub async fn get(db: &Pool, id: &str) -> ServiceResult<User> {
+    find(db, id).await?.ok_or(ServiceError::NotFound("User"))
+}
+
+/// Looks a user up by id, `None` when missing.
+pub async fn find(db: &Pool, id: &str) -> ServiceResult<Option<User>> {
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(User::from))
+}
+
+/// A user's cached balance in micro-USD (kept equal to the ledger sum by `ledger::post`).
+pub async fn balance(db: &Pool, id: &str) -> ServiceResult<i64> {
+    let b: Option<i64> = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    b.ok_or(ServiceError::NotFound("User"))
+}
+
+impl From<&User> for model::accounts::Me {
+    fn from(u: &User) -> Self {
+        model::accounts::Me {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            username: u.username.clone(),
+            balance: model::money::Usd4(u.balance_micros),
+            is_admin: u.is_admin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_invitation_rule() {
+        assert_eq!(validate_username(" jane_admin-2 ").unwrap(), "jane_admin-2");
+        assert!(validate_username("").is_err());
+        assert!(validate_username("has space").is_err());
+        assert!(validate_username("émile").is_err());
+        assert!(validate_username(&"a".repeat(100)).is_ok());
+        assert!(validate_username(&"a".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            normalize_email(" You@Example.COM ").unwrap(),
+            "you@example.com"
+        );
+        for bad in [
+            "",
+            "no-at",
+            "a@b",
+            "@x.com",
+            "a@.com",
+            "a b@x.com",
+            "a@x.com.",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn password_hashes_are_argon2id_and_verify() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse".into(), hash.clone())
+            .await
+            .unwrap());
+        assert!(!verify_password("wrong horse".into(), hash).await.unwrap());
+    }
+}

@@ -1,0 +1,547 @@
+//! What customers choose from: plans (size and price), images and templates (named presets).
+//! Operators edit them through `/api/admin/...`; customers read them.
+
+use tracing::instrument;
+
+use crate::compute::driver::libvirt::BootSource;
+use crate::compute::driver::Kind;
+use crate::infra::db::{self, Pool};
+use crate::infra::error::{ServiceError, ServiceResult};
+use model::compute::{Image, Plan, Template};
+use model::money::UsdNum;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlanRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub kind: String,
+    pub vcpu: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub price_hourly_micros: i64,
+    pub active: i64,
+}
+
+impl PlanRow {
+    pub fn to_api(&self) -> Plan {
+        Plan {
+            id: self.id.clone(),
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            vcpu: self.vcpu,
+            memory_mb: self.memory_mb,
+            disk_gb: self.disk_gb,
+            price_hourly: UsdNum(self.price_hourly_micros),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        Kind::parse(&self.kind).unwrap_or(Kind::Vm)
+    }
+}
+
+const PLAN_COLUMNS: &str =
+    "id, slug, name, kind, vcpu, memory_mb, disk_gb, price_hourly_micros, active";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImageRow {
+    pub slug: String,
+    pub name: String,
+    pub kind: String,
+    pub source: String,
+    pub is_default: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub plan_id: String,
+    pub image: String,
+    pub vcpu: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_gb: Option<i64>,
+    pub user_data: Option<String>,
+    pub ttl_minutes: Option<i64>,
+    pub uses: i64,
+}
+
+impl TemplateRow {
+    pub fn to_api(&self, plan: &PlanRow) -> Template {
+        Template {
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            plan_id: self.plan_id.clone(),
+            image: self.image.clone(),
+            vcpu: self.vcpu.unwrap_or(plan.vcpu),
+            memory_mb: self.memory_mb.unwrap_or(plan.memory_mb),
+            disk_gb: self.disk_gb.unwrap_or(plan.disk_gb),
+            user_data: self.user_data.clone(),
+            ttl_minutes: self.ttl_minutes,
+            popularity: self.uses,
+        }
+    }
+}
+
+const TEMPLATE_COLUMNS: &str =
+    "id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, uses";
+
+/// Active plans that can be placed (some active node is of their kind), cheapest first.
+pub async fn plans(db: &Pool) -> ServiceResult<Vec<PlanRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans
+         WHERE active = 1 AND kind IN (SELECT kind FROM nodes WHERE status = 'active')
+         ORDER BY price_hourly_micros, vcpu, memory_mb, slug"
+    ))
+    .fetch_all(db)
+    .await?)
+}
+
+/// A plan by id or slug (inactive plans too: existing instances keep theirs).
+pub async fn plan(db: &Pool, id_or_slug: &str) -> ServiceResult<Option<PlanRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1 OR slug = $1"
+    ))
+    .bind(id_or_slug)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn images(db: &Pool) -> ServiceResult<Vec<ImageRow>> {
+    Ok(sqlx::query_as(
+        "SELECT slug, name, kind, source, is_default FROM images ORDER BY kind, slug",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn image(db: &Pool, slug: &str) -> ServiceResult<Option<ImageRow>> {
+    Ok(
+        sqlx::query_as("SELECT slug, name, kind, source, is_default FROM images WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// The image used when a request names none.
+pub async fn default_image(db: &Pool, kind: Kind) -> ServiceResult<Option<ImageRow>> {
+    Ok(sqlx::query_as(
+        "SELECT slug, name, kind, source, is_default FROM images WHERE kind = $1
+         ORDER BY is_default DESC, slug LIMIT 1",
+    )
+    .bind(kind.as_str())
+    .fetch_optional(db)
+    .await?)
+}
+
+impl ImageRow {
+    pub fn to_api(&self) -> Image {
+        Image {
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            is_default: self.is_default == 1,
+        }
+    }
+}
+
+/// Active templates, most used first.
+pub async fn templates(db: &Pool) -> ServiceResult<Vec<(TemplateRow, PlanRow)>> {
+    let rows: Vec<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE active = 1 ORDER BY uses DESC, slug"
+    ))
+    .fetch_all(db)
+    .await?;
+    with_plans(db, rows).await
+}
+
+pub async fn template(db: &Pool, slug: &str) -> ServiceResult<(TemplateRow, PlanRow)> {
+    let row: Option<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE slug = $1 AND active = 1"
+    ))
+    .bind(slug)
+    .fetch_optional(db)
+    .await?;
+    let row = row.ok_or(ServiceError::NotFound("Template"))?;
+    Ok(with_plans(db, vec![row]).await?.remove(0))
+}
+
+async fn with_plans(
+    db: &Pool,
+    rows: Vec<TemplateRow>,
+) -> ServiceResult<Vec<(TemplateRow, PlanRow)>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let plan = plan(db, &row.plan_id)
+            .await?
+            .ok_or_else(|| ServiceError::internal(anyhow::anyhow!("template without plan")))?;
+        out.push((row, plan));
+    }
+    Ok(out)
+}
+
+/// What an operator sends to create or replace a plan.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct PlanInput {
+    pub slug: String,
+    pub name: String,
+    /// `vm` or `container`.
+    pub kind: String,
+    pub vcpu: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    /// USD per hour.
+    pub price_hourly: f64,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn slug_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+fn check_kind(kind: &str) -> ServiceResult<()> {
+    Kind::parse(kind)
+        .map(|_| ())
+        .ok_or_else(|| ServiceError::invalid("kind must be `vm` or `container`"))
+}
+
+/// Creates a plan, or updates the one with that slug (operators re-run their setup scripts).
+#[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
+pub async fn upsert_plan(db: &Pool, input: PlanInput) -> ServiceResult<PlanRow> {
+    if !slug_ok(&input.slug) {
+        return Err(ServiceError::invalid(
+            "slug: lower-case letters, digits, `-` and `.`, at most 63",
+        ));
+    }
+    if input.name.trim().is_empty() || input.name.len() > 100 {
+        return Err(ServiceError::invalid("name: 1 to 100 characters"));
+    }
+    check_kind(&input.kind)?;
+    if input.vcpu < 1 || input.vcpu > 512 || input.memory_mb < 16 || input.disk_gb < 1 {
+        return Err(ServiceError::invalid(
+            "vcpu ≥ 1, memory_mb ≥ 16 and disk_gb ≥ 1 are required",
+        ));
+    }
+    let price = model::money::micros_from_usd(input.price_hourly)
+        .map_err(|e| ServiceError::invalid(format!("price_hourly: {e}")))?;
+    let existing = plan(db, &input.slug).await?;
+    let id = existing.map(|p| p.id).unwrap_or_else(db::new_id);
+    sqlx::query(
+        "INSERT INTO plans (id, slug, name, kind, vcpu, memory_mb, disk_gb, price_hourly_micros, active, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, vcpu = excluded.vcpu,
+           memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb,
+           price_hourly_micros = excluded.price_hourly_micros, active = excluded.active",
+    )
+    .bind(&id)
+    .bind(&input.slug)
+    .bind(input.name.trim())
+    .bind(&input.kind)
+    .bind(input.vcpu)
+    .bind(input.memory_mb)
+    .bind(input.disk_gb)
+    .bind(price)
+    .bind(i64::from(input.active))
+    .bind(db::now_ms())
+    .execute(db)
+    .await?;
+    plan(db, &id).await?.ok_or(ServiceError::NotFound("Plan"))
+}
+
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct ImageInput {
+    pub slug: String,
+    pub name: String,
+    pub kind: String,
+    /// libvirt: a base disk, as a volume name in the node's `default` pool (without `.qcow2`)
+    /// or an absolute path, or a direct kernel boot `kernel=/p initrd=/p append=...` (see
+    /// `driver::libvirt::BootSource`); docker: an image reference present on the node.
+    pub source: String,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+#[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
+pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRow> {
+    if !slug_ok(&input.slug) {
+        return Err(ServiceError::invalid(
+            "slug: lower-case letters, digits, `-` and `.`, at most 63",
+        ));
+    }
+    check_kind(&input.kind)?;
+    if input.source.trim().is_empty() || input.name.trim().is_empty() {
+        return Err(ServiceError::invalid("name and source are required"));
+    }
+    if input.kind == Kind::Vm.as_str() {
+        BootSource::parse(&input.source)
+            .map_err(|e| ServiceError::invalid(format!("source: {e}")))?;
+    }
+    let mut tx = db.begin().await?;
+    if input.is_default {
+        sqlx::query("UPDATE images SET is_default = 0 WHERE kind = $1")
+            .bind(&input.kind)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO images (slug, name, kind, source, is_default, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (slug) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+           source = excluded.source, is_default = excluded.is_default",
+    )
+    .bind(&input.slug)
+    .bind(input.name.trim())
+    .bind(&input.kind)
+    .bind(input.source.trim())
+    .bind(i64::from(input.is_default))
+    .bind(db::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    image(db, &input.slug)
+        .await?
+        .ok_or(ServiceError::NotFound("Image"))
+}
+
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct TemplateInput {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Plan id or slug.
+    pub plan: String,
+    pub image: String,
+    pub vcpu: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_gb: Option<i64>,
+    pub user_data: Option<String>,
+    pub ttl_minutes: Option<i64>,
+}
+
+#[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
+pub async fn upsert_template(
+    db: &Pool,
+    input: TemplateInput,
+) -> ServiceResult<(TemplateRow, PlanRow)> {
+    if !slug_ok(&input.slug) {
+        return Err(ServiceError::invalid(
+            "slug: lower-case letters, digits, `-` and `.`, at most 63",
+        ));
+    }
+    let plan = plan(db, &input.plan)
+        .await?
+        .ok_or_else(|| ServiceError::invalid("plan: no such plan"))?;
+    let image = image(db, &input.image)
+        .await?
+        .ok_or_else(|| ServiceError::invalid("image: no such image"))?;
+    if image.kind != plan.kind {
+        return Err(ServiceError::invalid(
+            "image and plan are for different kinds of machine",
+        ));
+    }
+    if input.ttl_minutes.is_some_and(|t| t < 1) {
+        return Err(ServiceError::invalid("ttl_minutes must be at least 1"));
+    }
+    sqlx::query(
+        "INSERT INTO templates (id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (slug) DO UPDATE SET name = excluded.name, description = excluded.description,
+           plan_id = excluded.plan_id, image = excluded.image, vcpu = excluded.vcpu,
+           memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, user_data = excluded.user_data,
+           ttl_minutes = excluded.ttl_minutes, active = 1",
+    )
+    .bind(db::new_id())
+    .bind(&input.slug)
+    .bind(input.name.trim())
+    .bind(&input.description)
+    .bind(&plan.id)
+    .bind(&image.slug)
+    .bind(input.vcpu)
+    .bind(input.memory_mb)
+    .bind(input.disk_gb)
+    .bind(&input.user_data)
+    .bind(input.ttl_minutes)
+    .bind(db::now_ms())
+    .execute(db)
+    .await?;
+    template(db, &input.slug).await
+}
+
+/// The embedded-defaults catalogue: a local VM node on the configured libvirt URI (and a
+/// container node when `docker_host` is set), three VM plans, two container plans, images and
+/// templates. Only fills what is empty, so it runs at every start.
+pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> ServiceResult<()> {
+    let now = db::now_ms();
+    let nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
+        .fetch_one(db)
+        .await?;
+    if nodes == 0 {
+        crate::compute::nodes::add(
+            db,
+            crate::compute::nodes::NodeInput {
+                name: "local-vm".into(),
+                kind: "vm".into(),
+                region: "local".into(),
+                uri: config.libvirt_uri.clone(),
+                vcpu: 16,
+                memory_mb: 65536,
+                // libvirt's test driver has a fixed 100 GiB pool, 4 of it base images.
+                disk_gb: if config.libvirt_uri.starts_with("test:") {
+                    96
+                } else {
+                    500
+                },
+            },
+        )
+        .await?;
+        if let Some(docker) = &config.docker_host {
+            crate::compute::nodes::add(
+                db,
+                crate::compute::nodes::NodeInput {
+                    name: "local-containers".into(),
+                    kind: "container".into(),
+                    region: "local".into(),
+                    uri: docker.clone(),
+                    vcpu: 8,
+                    memory_mb: 16384,
+                    disk_gb: 200,
+                },
+            )
+            .await?;
+        }
+    }
+    let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans")
+        .fetch_one(db)
+        .await?;
+    if plans > 0 {
+        return Ok(());
+    }
+    for (slug, name, kind, vcpu, mem, disk, price) in [
+        ("nano", "Nano", "vm", 1, 512, 10, 0.0042),
+        ("small", "Small", "vm", 1, 2048, 25, 0.012),
+        ("medium", "Medium", "vm", 2, 4096, 50, 0.024),
+        ("c-micro", "Container Micro", "container", 1, 256, 1, 0.002),
+        ("c-small", "Container Small", "container", 2, 1024, 5, 0.006),
+    ] {
+        upsert_plan(
+            db,
+            PlanInput {
+                slug: slug.into(),
+                name: name.into(),
+                kind: kind.into(),
+                vcpu,
+                memory_mb: mem,
+                disk_gb: disk,
+                price_hourly: price,
+                active: true,
+            },
+        )
+        .await?;
+    }
+    for (slug, name, kind, source, is_default) in [
+        ("debian-12", "Debian 12", "vm", "debian-12", true),
+        ("ubuntu-22-04", "Ubuntu 22.04", "vm", "ubuntu-22.04", false),
+        (
+            "busybox",
+            "BusyBox",
+            "container",
+            "localhost/hangar-busybox:latest",
+            true,
+        ),
+    ] {
+        upsert_image(
+            db,
+            ImageInput {
+                slug: slug.into(),
+                name: name.into(),
+                kind: kind.into(),
+                source: source.into(),
+                is_default,
+            },
+        )
+        .await?;
+    }
+    for (slug, name, plan, image, ttl) in [
+        (
+            "ubuntu-22-small",
+            "Ubuntu 22.04 small",
+            "small",
+            "ubuntu-22-04",
+            None,
+        ),
+        (
+            "debian-12-nano",
+            "Debian 12 nano",
+            "nano",
+            "debian-12",
+            None,
+        ),
+        (
+            "scratch-1h",
+            "Throwaway Debian (1 hour)",
+            "nano",
+            "debian-12",
+            Some(60),
+        ),
+    ] {
+        upsert_template(
+            db,
+            TemplateInput {
+                slug: slug.into(),
+                name: name.into(),
+                description: String::new(),
+                plan: plan.into(),
+                image: image.into(),
+                vcpu: None,
+                memory_mb: None,
+                disk_gb: None,
+                user_data: None,
+                ttl_minutes: ttl,
+            },
+        )
+        .await?;
+    }
+    tracing::info!(at = now, "seeded the default plans, images and templates");
+    Ok(())
+}
+
+/// Retires a plan or template (by slug or id): it leaves `/api/pricing` / `/api/templates` and new
+/// machines cannot use it; machines made from it keep running at their price. Re-`PUT` to restore.
+pub async fn retire(db: &Pool, table: Retire, slug: &str) -> ServiceResult<()> {
+    let (sql, what) = match table {
+        Retire::Plan => (
+            "UPDATE plans SET active = 0 WHERE slug = $1 OR id = $1",
+            "Plan",
+        ),
+        Retire::Template => (
+            "UPDATE templates SET active = 0 WHERE slug = $1 OR id = $1",
+            "Template",
+        ),
+    };
+    let done = sqlx::query(sql).bind(slug).execute(db).await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::NotFound(what));
+    }
+    Ok(())
+}
+
+/// What [`retire`] retires.
+#[derive(Debug, Clone, Copy)]
+pub enum Retire {
+    Plan,
+    Template,
+}

@@ -1,0 +1,422 @@
+//! Container instances through the Docker Engine API (crate `bollard`). Works with Docker and with
+//! Podman's Docker-compatible service.
+//!
+//! A machine is a container named `hangar-<id>`, labelled `hangar.instance=<id>`, with the plan's
+//! CPU (`NanoCpus`) and memory limits. Cloud-init does not exist in containers, so user data and SSH
+//! keys reach them as environment variables: `HANGAR_USER_DATA` and `HANGAR_SSH_AUTHORIZED_KEYS`
+//! (one key per line); images that want them act on them at start.
+//!
+//! Snapshots are committed images (`hangar-snapshot/<machine>:<snapshot>`); restoring replaces the
+//! container with one made from the snapshot's image, keeping its name, limits and environment.
+//! Images are never pulled: a node serves the images its operator put on it.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_trait::async_trait;
+use bollard::{
+    errors::Error as BollardError,
+    models::{ContainerCreateBody, HostConfig},
+    query_parameters::{
+        CommitContainerOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
+        RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
+    },
+    Docker, API_DEFAULT_VERSION,
+};
+
+use crate::compute::driver::{
+    Console, Driver, DriverError, DriverResult, Kind, Machine, MachineSpec, Power,
+};
+
+const LABEL: &str = "hangar.instance";
+const SNAPSHOT_REPO: &str = "hangar-snapshot";
+
+#[derive(Debug, Clone)]
+pub struct DockerDriver {
+    uri: String,
+    stop_timeout: Duration,
+}
+
+impl DockerDriver {
+    pub fn new(uri: &str, stop_timeout: Duration) -> Self {
+        Self {
+            uri: uri.to_owned(),
+            stop_timeout,
+        }
+    }
+
+    /// A client for the node. Cheap: bollard clients share nothing and connect per request.
+    fn client(&self) -> DriverResult<Docker> {
+        let timeout = 120;
+        let client = if let Some(path) = self.uri.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, API_DEFAULT_VERSION)
+        } else {
+            let addr = self.uri.replacen("tcp://", "http://", 1);
+            Docker::connect_with_http(&addr, timeout, API_DEFAULT_VERSION)
+        };
+        client.map_err(backend)
+    }
+}
+
+/// Runs `call` again while Podman answers 500 "image not known": it does so for an image list
+/// and for a container create, start, stop, kill or remove when another image (not the
+/// machine's) is being removed at the same moment (seen lasting over a second while a committed snapshot image was deleted). Growing
+/// pauses, about 5 s in all.
+async fn podman_retry<T, F, Fut>(mut call: F) -> Result<T, BollardError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BollardError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e)
+                if attempt < 8
+                    && status_of(&e) == Some(500)
+                    && e.to_string().contains("image not known") =>
+            {
+                tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(4)).min(1000)))
+                    .await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn status_of(e: &BollardError) -> Option<u16> {
+    match e {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn backend(e: BollardError) -> DriverError {
+    DriverError::Backend(format!("docker: {e}"))
+}
+
+/// Maps "no such container" to `NotFound`, everything else to `Backend`.
+fn on_container(name: &str) -> impl Fn(BollardError) -> DriverError + '_ {
+    move |e| match status_of(&e) {
+        Some(404) => DriverError::NotFound(format!("Machine {name}")),
+        _ => backend(e),
+    }
+}
+
+impl DockerDriver {
+    async fn running(&self, docker: &Docker, name: &str) -> DriverResult<Option<bool>> {
+        match docker.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(c.state.and_then(|s| s.running).unwrap_or(false))),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn create_container(
+        &self,
+        docker: &Docker,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> DriverResult<()> {
+        let image = body.image.clone().unwrap_or_default();
+        let options = CreateContainerOptions {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
+        match podman_retry(|| docker.create_container(Some(options.clone()), body.clone())).await {
+            Ok(_) => Ok(()),
+            // A concurrent retry made it first: the same end state.
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Err(DriverError::Invalid(format!(
+                "Image {image} is not on this node"
+            ))),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn remove(&self, docker: &Docker, name: &str) -> DriverResult<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match podman_retry(|| docker.remove_container(name, Some(options.clone()))).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// The machine's snapshot images as (created, snapshot name, full tag), oldest first.
+    async fn snapshots(
+        &self,
+        docker: &Docker,
+        name: &str,
+    ) -> DriverResult<Vec<(i64, String, String)>> {
+        // Listed unfiltered: engines qualify committed names differently (Podman's compat API
+        // stores `docker.io/hangar-snapshot/...`), which `reference` filters do not see through.
+        // Listing reads every image's labels, so an image removed meanwhile fails it: retried.
+        let images = podman_retry(|| docker.list_images(None::<ListImagesOptions>))
+            .await
+            .map_err(backend)?;
+        let marker = format!("{SNAPSHOT_REPO}/{name}:");
+        let mut out: Vec<(i64, String, String)> = images
+            .iter()
+            .flat_map(|i| {
+                i.repo_tags.iter().filter_map(|tag| {
+                    let at = tag.find(&marker)?;
+                    // Only a registry host may come before the repository.
+                    if at > 0 && !tag[..at].ends_with('/') {
+                        return None;
+                    }
+                    Some((i.created, tag[at + marker.len()..].to_owned(), tag.clone()))
+                })
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn snapshot_tag(
+        &self,
+        docker: &Docker,
+        name: &str,
+        snapshot: &str,
+    ) -> DriverResult<Option<String>> {
+        Ok(self
+            .snapshots(docker, name)
+            .await?
+            .into_iter()
+            .find(|(_, s, _)| s == snapshot)
+            .map(|(_, _, tag)| tag))
+    }
+}
+
+#[async_trait]
+impl Driver for DockerDriver {
+    fn kind(&self) -> Kind {
+        Kind::Container
+    }
+
+    async fn create(&self, spec: &MachineSpec) -> DriverResult<()> {
+        let docker = self.client()?;
+        if self.running(&docker, &spec.name).await?.is_none() {
+            let mut env = vec![format!(
+                "HANGAR_SSH_AUTHORIZED_KEYS={}",
+                spec.ssh_keys.join("\n")
+            )];
+            if let Some(ud) = &spec.user_data {
+                env.push(format!("HANGAR_USER_DATA={ud}"));
+            }
+            let body = ContainerCreateBody {
+                image: Some(spec.image.clone()),
+                hostname: Some(spec.hostname.clone()),
+                env: Some(env),
+                labels: Some(HashMap::from([(
+                    LABEL.to_owned(),
+                    spec.instance_id.clone(),
+                )])),
+                stop_timeout: Some(self.stop_timeout.as_secs() as i64),
+                host_config: Some(HostConfig {
+                    nano_cpus: Some(i64::from(spec.vcpu) * 1_000_000_000),
+                    memory: Some((spec.memory_mb as i64) * 1024 * 1024),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            self.create_container(&docker, &spec.name, body).await?;
+        }
+        self.start(&spec.name).await
+    }
+
+    async fn start(&self, name: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        match podman_retry(|| docker.start_container(name, None)).await {
+            Ok(()) => Ok(()),
+            // 304: already running.
+            Err(e) if status_of(&e) == Some(304) => Ok(()),
+            Err(e) => Err(on_container(name)(e)),
+        }
+    }
+
+    async fn stop(&self, name: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        let options = StopContainerOptions {
+            t: Some(self.stop_timeout.as_secs() as i32),
+            ..Default::default()
+        };
+        match podman_retry(|| docker.stop_container(name, Some(options.clone()))).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(304) => Ok(()),
+            Err(e) => Err(on_container(name)(e)),
+        }
+    }
+
+    async fn kill(&self, name: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        match self.running(&docker, name).await? {
+            None => Err(DriverError::NotFound(format!("Machine {name}"))),
+            Some(false) => Ok(()),
+            Some(true) => match podman_retry(|| docker.kill_container(name, None)).await {
+                Ok(()) => Ok(()),
+                // 409: it stopped on its own meanwhile.
+                Err(e) if status_of(&e) == Some(409) => Ok(()),
+                Err(e) => Err(on_container(name)(e)),
+            },
+        }
+    }
+
+    async fn reboot(&self, name: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        docker
+            .restart_container(name, None)
+            .await
+            .map_err(on_container(name))
+    }
+
+    async fn destroy(&self, name: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        self.remove(&docker, name).await?;
+        for (_, snap, _) in self.snapshots(&docker, name).await? {
+            self.snapshot_delete(name, &snap).await?;
+        }
+        Ok(())
+    }
+
+    async fn power(&self, name: &str) -> DriverResult<Option<Power>> {
+        let docker = self.client()?;
+        Ok(self
+            .running(&docker, name)
+            .await?
+            .map(|r| if r { Power::Running } else { Power::Stopped }))
+    }
+
+    async fn list(&self) -> DriverResult<Vec<Machine>> {
+        let docker = self.client()?;
+        let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(backend)?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.first()?.trim_start_matches('/').to_owned();
+                super::instance_of(&name)?;
+                let running = c.state.map(|s| s.to_string() == "running").unwrap_or(false);
+                Some(Machine {
+                    name,
+                    power: if running {
+                        Power::Running
+                    } else {
+                        Power::Stopped
+                    },
+                })
+            })
+            .collect())
+    }
+
+    async fn snapshot_create(&self, name: &str, snapshot: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        if self.running(&docker, name).await?.is_none() {
+            return Err(DriverError::NotFound(format!("Machine {name}")));
+        }
+        let options = CommitContainerOptions {
+            container: Some(name.to_owned()),
+            repo: Some(format!("{SNAPSHOT_REPO}/{name}")),
+            tag: Some(snapshot.to_owned()),
+            pause: true,
+            ..Default::default()
+        };
+        docker
+            .commit_container(options, bollard::models::ContainerConfig::default())
+            .await
+            .map_err(on_container(name))?;
+        Ok(())
+    }
+
+    async fn snapshot_list(&self, name: &str) -> DriverResult<Vec<String>> {
+        let docker = self.client()?;
+        if self.running(&docker, name).await?.is_none() {
+            return Err(DriverError::NotFound(format!("Machine {name}")));
+        }
+        Ok(self
+            .snapshots(&docker, name)
+            .await?
+            .into_iter()
+            .map(|(_, s, _)| s)
+            .collect())
+    }
+
+    async fn snapshot_restore(&self, name: &str, snapshot: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        let current = docker
+            .inspect_container(name, None)
+            .await
+            .map_err(on_container(name))?;
+        let image = self
+            .snapshot_tag(&docker, name, snapshot)
+            .await?
+            .ok_or_else(|| DriverError::NotFound(format!("Snapshot {snapshot}")))?;
+        let config = current.config.unwrap_or_default();
+        let body = ContainerCreateBody {
+            image: Some(image),
+            hostname: config.hostname,
+            env: config.env,
+            labels: config.labels,
+            cmd: config.cmd,
+            entrypoint: config.entrypoint,
+            stop_timeout: config.stop_timeout,
+            host_config: current.host_config.map(|h| HostConfig {
+                nano_cpus: h.nano_cpus,
+                memory: h.memory,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.remove(&docker, name).await?;
+        self.create_container(&docker, name, body).await
+    }
+
+    async fn snapshot_delete(&self, name: &str, snapshot: &str) -> DriverResult<()> {
+        let docker = self.client()?;
+        let Some(tag) = self.snapshot_tag(&docker, name, snapshot).await? else {
+            return Ok(());
+        };
+        let options = RemoveImageOptions {
+            force: true,
+            ..Default::default()
+        };
+        match docker.remove_image(&tag, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn address(&self, name: &str) -> DriverResult<Option<String>> {
+        let docker = self.client()?;
+        let c = docker
+            .inspect_container(name, None)
+            .await
+            .map_err(on_container(name))?;
+        let settings = c.network_settings.unwrap_or_default();
+        Ok(settings
+            .networks
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|n| n.ip_address)
+            .find(|ip| !ip.is_empty()))
+    }
+
+    async fn console(&self, name: &str) -> DriverResult<Console> {
+        let docker = self.client()?;
+        match self.running(&docker, name).await? {
+            None => Err(DriverError::NotFound(format!("Machine {name}"))),
+            Some(_) => Ok(Console { vnc_port: None }),
+        }
+    }
+}

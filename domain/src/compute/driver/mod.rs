@@ -1,0 +1,244 @@
+//! Compute drivers: the one interface Hangar uses to run machines, whatever runs them.
+//!
+//! [`Driver`] is object safe and lives in state as `Arc<dyn Driver>`; [`Drivers`] hands out one
+//! per node, built by [`connect`] from the node's kind and URI. Each backend has its own module:
+//! [`libvirt`] for VMs, [`docker`] for containers. Every method says what calling it twice does,
+//! because jobs are retried after a crash and the reconciler repeats itself by design: a retried
+//! action must land in the same place as a single one.
+
+pub mod docker;
+pub mod libvirt;
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Which driver family a plan, image or node belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Virtual machines through libvirt.
+    Vm,
+    /// Containers through a Docker-API engine.
+    Container,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Vm => "vm",
+            Kind::Container => "container",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "vm" => Some(Kind::Vm),
+            "container" => Some(Kind::Container),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Kind::parse(&s).ok_or_else(|| format!("unknown machine kind {s}"))
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a driver needs to make a machine.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MachineSpec {
+    /// The name on the node, `hangar-<instance id>`: how Hangar finds its machines again.
+    pub name: String,
+    pub instance_id: String,
+    pub hostname: String,
+    pub vcpu: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    /// The image's `source` (a volume or path for VMs, an image reference for containers).
+    pub image: String,
+    pub user_data: Option<String>,
+    /// OpenSSH public keys to authorise for root.
+    pub ssh_keys: Vec<String>,
+    /// NoCloud seed URL (ends with `/`) where a VM's cloud-init fetches `meta-data` and
+    /// `user-data` from Hangar; see `libvirt`.
+    pub seed_url: Option<String>,
+    /// The public IPv4 address Hangar allocated (VMs in regions with address ranges). libvirt
+    /// reserves it for the machine in its network's DHCP; see `libvirt`.
+    pub public_ip: Option<String>,
+}
+
+impl std::fmt::Debug for MachineSpec {
+    // User data may hold secrets; keys are noise in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineSpec")
+            .field("name", &self.name)
+            .field("vcpu", &self.vcpu)
+            .field("memory_mb", &self.memory_mb)
+            .field("disk_gb", &self.disk_gb)
+            .field("image", &self.image)
+            .field("public_ip", &self.public_ip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a machine is running, as its driver sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Power {
+    Running,
+    Stopped,
+}
+
+/// A machine found on a node by [`Driver::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub name: String,
+    pub power: Power,
+}
+
+/// How to reach a machine's screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Console {
+    /// The VNC port on the node (listening on 127.0.0.1 there); `None` for containers.
+    pub vnc_port: Option<u16>,
+}
+
+/// A driver failure. `NotFound` and `Invalid` are about the request (the machine, image or
+/// snapshot is missing, or the machine is in the wrong state); `Backend` is the hypervisor or
+/// engine failing, which jobs retry.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Backend(String),
+}
+
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// The name Hangar gives an instance's machine on its node.
+pub fn machine_name(instance_id: &str) -> String {
+    format!("hangar-{instance_id}")
+}
+
+/// The instance id in a machine name made by [`machine_name`].
+pub fn instance_of(machine: &str) -> Option<&str> {
+    machine.strip_prefix("hangar-")
+}
+
+/// A compute backend. Methods take the machine's name (see [`machine_name`]).
+#[async_trait]
+pub trait Driver: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> Kind;
+
+    /// Creates the machine with its disk and boots it. Twice: a machine of that name that already
+    /// exists is kept (and started if it is stopped), so a retried create finishes the first.
+    async fn create(&self, spec: &MachineSpec) -> DriverResult<()>;
+
+    /// Powers a stopped machine on. Twice: a running machine is left running (Ok).
+    async fn start(&self, name: &str) -> DriverResult<()>;
+
+    /// Graceful stop (ACPI power button / SIGTERM), forced off when the guest has not stopped
+    /// within the driver's timeout. Twice: a stopped machine is Ok.
+    async fn stop(&self, name: &str) -> DriverResult<()>;
+
+    /// Immediate power off. Twice: a stopped machine is Ok.
+    async fn kill(&self, name: &str) -> DriverResult<()>;
+
+    /// Restarts a running machine; a stopped one is started. Twice: two restarts.
+    async fn reboot(&self, name: &str) -> DriverResult<()>;
+
+    /// Removes the machine, its disk and its snapshots. Twice: a missing machine is Ok.
+    async fn destroy(&self, name: &str) -> DriverResult<()>;
+
+    /// The machine's power state; `None` when it does not exist.
+    async fn power(&self, name: &str) -> DriverResult<Option<Power>>;
+
+    /// Every machine on the node that Hangar made (named `hangar-...`).
+    async fn list(&self) -> DriverResult<Vec<Machine>>;
+
+    /// Takes a snapshot named `snapshot`. Twice: an existing snapshot of that name is Ok.
+    async fn snapshot_create(&self, name: &str, snapshot: &str) -> DriverResult<()>;
+
+    /// The machine's snapshot names, oldest first.
+    async fn snapshot_list(&self, name: &str) -> DriverResult<Vec<String>>;
+
+    /// Puts the machine back to the snapshot, leaving it stopped. Twice: the same result.
+    async fn snapshot_restore(&self, name: &str, snapshot: &str) -> DriverResult<()>;
+
+    /// Deletes a snapshot. Twice: a missing snapshot is Ok.
+    async fn snapshot_delete(&self, name: &str, snapshot: &str) -> DriverResult<()>;
+
+    /// How to reach the machine's console, read from the live machine.
+    async fn console(&self, name: &str) -> DriverResult<Console>;
+
+    /// The machine's private IPv4 address as its node sees it (DHCP lease, container network),
+    /// `None` while it has none. Read-only; any number of calls.
+    async fn address(&self, name: &str) -> DriverResult<Option<String>>;
+}
+
+/// How drivers behave on this deployment (from config; the same for every node).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a graceful stop waits before forcing the machine off.
+    pub stop_timeout: std::time::Duration,
+    /// libvirt domain type on real hosts: hardware virtualisation or software emulation.
+    pub libvirt_domain_type: crate::infra::config::DomainType,
+    /// The libvirt network guests' NIC joins; see [`crate::infra::config::Network`].
+    pub libvirt_network: crate::infra::config::Network,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            stop_timeout: std::time::Duration::from_secs(60),
+            libvirt_domain_type: crate::infra::config::DomainType::Kvm,
+            libvirt_network: crate::infra::config::Network("default".into()),
+        }
+    }
+}
+
+/// Builds the driver for a node of `kind` at `uri`. Connections are opened lazily, so a node
+/// that is down does not stop Hangar from starting.
+pub fn connect(kind: Kind, uri: &str, settings: &Settings) -> Arc<dyn Driver> {
+    match kind {
+        Kind::Vm => Arc::new(libvirt::LibvirtDriver::new(uri, settings)),
+        Kind::Container => Arc::new(docker::DockerDriver::new(uri, settings.stop_timeout)),
+    }
+}
+
+/// One driver per node, made on first use and kept (libvirt's test driver keeps its state per
+/// connection, and real connections are worth reusing).
+#[derive(Debug, Default)]
+pub struct Drivers {
+    by_node: std::sync::Mutex<HashMap<String, Arc<dyn Driver>>>,
+    settings: Settings,
+}
+
+impl Drivers {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            by_node: Default::default(),
+            settings,
+        }
+    }
+
+    /// The driver for node `node_id` (`kind` at `uri`).
+    pub fn for_node(&self, node_id: &str, kind: Kind, uri: &str) -> Arc<dyn Driver> {
+        let mut map = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(node_id.to_owned())
+            .or_insert_with(|| connect(kind, uri, &self.settings))
+            .clone()
+    }
+}

@@ -1,0 +1,349 @@
+//! What compute's jobs do: the driver call behind each instance transition, and the database
+//! change that records its outcome. `crate::jobs` claims a job and calls [`execute`]; when a job
+//! fails for good it calls [`give_up`], which puts the instance somewhere honest.
+//!
+//! Every step is safe to run twice (a job whose lease ran out is run again by another worker):
+//! driver methods are idempotent (see `driver`) and each update is conditional on the state it
+//! expects.
+
+use std::sync::Arc;
+
+use tracing::instrument;
+
+use crate::compute::driver::{machine_name, Driver, DriverError, MachineSpec, Power};
+use crate::compute::instances::{self, InstanceRow, InstanceState, SnapshotState, Transition};
+use crate::compute::nodes::{self, NodeRow};
+use crate::compute::{addresses, catalog, keys, meter};
+use crate::infra::db::{self, Pool, Tx};
+use crate::infra::error::{ServiceError, ServiceResult};
+use crate::infra::queue::{Failure, JobKind, JobRow};
+use crate::AppState;
+
+impl From<DriverError> for Failure {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Backend(m) => Failure::Retry(m),
+            other => Failure::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// The driver of an instance's node.
+pub async fn driver_for(
+    state: &AppState,
+    inst: &InstanceRow,
+) -> ServiceResult<Option<Arc<dyn Driver>>> {
+    let Some(node_id) = &inst.node_id else {
+        return Ok(None);
+    };
+    let node = nodes::get(&state.db, node_id).await?;
+    Ok(Some(state.drivers.for_node(&node.id, node.kind, &node.uri)))
+}
+
+/// A node and its driver.
+pub type NodeDriver = (NodeRow, Arc<dyn Driver>);
+
+/// Drivers for every node (the reconciler walks them).
+pub async fn all_drivers(state: &AppState) -> ServiceResult<Vec<NodeDriver>> {
+    Ok(nodes::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|n| {
+            let d = state.drivers.for_node(&n.id, n.kind, &n.uri);
+            (n, d)
+        })
+        .collect())
+}
+
+/// What the driver needs to build the instance's machine.
+pub async fn machine_spec(state: &AppState, inst: &InstanceRow) -> ServiceResult<MachineSpec> {
+    let image = catalog::image(&state.db, &inst.image)
+        .await?
+        .ok_or_else(|| ServiceError::invalid(format!("image {} no longer exists", inst.image)))?;
+    let keys = keys::list(&state.db, &inst.user_id).await?;
+    let wanted = inst.ssh_key_ids();
+    Ok(MachineSpec {
+        name: machine_name(&inst.id),
+        instance_id: inst.id.clone(),
+        hostname: inst.name.clone(),
+        vcpu: inst.vcpu as u32,
+        memory_mb: inst.memory_mb as u64,
+        disk_gb: inst.disk_gb as u64,
+        image: image.source,
+        user_data: inst.user_data.clone(),
+        // Keys deleted since create are no longer offered.
+        ssh_keys: keys
+            .into_iter()
+            .filter(|k| wanted.contains(&k.id))
+            .map(|k| k.public_key)
+            .collect(),
+        seed_url: Some(format!(
+            "{}/cloud-init/{}/{}/",
+            state.config.public_url, inst.id, inst.seed_key
+        )),
+        public_ip: inst.public_ip.clone(),
+    })
+}
+
+/// Runs one compute job against its instance's node and records the outcome.
+#[instrument(skip_all, fields(job = %job.id, kind = %job.kind))]
+pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
+    let Some(inst) = instances::load(&state.db, job.instance_id.as_deref().unwrap_or("")).await?
+    else {
+        return Err(Failure::Permanent("instance not found".into()));
+    };
+    if inst.state == InstanceState::Deleted {
+        return Ok(());
+    }
+    let Some(driver) = driver_for(state, &inst).await? else {
+        return Err(Failure::Permanent("instance has no node".into()));
+    };
+    let driver = driver.as_ref();
+    let name = machine_name(&inst.id);
+    let snapshot = job.payload_str("snapshot");
+    match job.kind {
+        JobKind::Create => create(state, driver, &inst).await,
+        JobKind::Start => start(&state.db, driver, &inst).await,
+        JobKind::Stop => {
+            driver.stop(&name).await?;
+            Ok(mark_stopped(&state.db, &inst.id, None).await?)
+        }
+        JobKind::Restart => {
+            driver.reboot(&name).await?;
+            Ok(mark_running(&state.db, &inst.id, None).await?)
+        }
+        JobKind::Delete => {
+            driver.destroy(&name).await?;
+            Ok(mark_deleted(&state.db, &inst, None).await?)
+        }
+        JobKind::SnapshotCreate => {
+            driver.snapshot_create(&name, &snapshot).await?;
+            Ok(snapshot_done(&state.db, &inst.id, &snapshot, SnapshotState::Ready).await?)
+        }
+        JobKind::SnapshotRestore => {
+            driver.snapshot_restore(&name, &snapshot).await?;
+            let mut tx = state.db.begin().await?;
+            clear_transition(&mut tx, &inst.id, Transition::Restore).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        JobKind::SnapshotDelete => Ok(driver.snapshot_delete(&name, &snapshot).await?),
+        JobKind::Mail => Err(Failure::Permanent("mail is not a compute job".into())),
+    }
+}
+
+/// Makes the machine, then records it running (with its console port and address) and starts
+/// billing, unless the create was cancelled meanwhile.
+async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Result<(), Failure> {
+    let spec = machine_spec(state, inst)
+        .await
+        .map_err(|e| Failure::Permanent(e.to_string()))?;
+    driver.create(&spec).await?;
+    let console = driver.console(&spec.name).await.ok();
+    let address = driver.address(&spec.name).await.ok().flatten();
+    let mut tx = state.db.begin().await?;
+    let at = db::now_ms();
+    let done = sqlx::query(
+        "UPDATE instances SET state = 'running', transition = NULL, reason = NULL, vnc_port = $1,
+             private_ip = $4, updated_at = $2
+         WHERE id = $3 AND transition = 'create'",
+    )
+    .bind(console.and_then(|c| c.vnc_port).map(i64::from))
+    .bind(at)
+    .bind(&inst.id)
+    .bind(address)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        meter::begin(&mut tx, &inst.id, at).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Starts the machine and bills it from now. Containers get a new address each time they start.
+async fn start(db: &Pool, driver: &dyn Driver, inst: &InstanceRow) -> Result<(), Failure> {
+    let name = machine_name(&inst.id);
+    driver.start(&name).await?;
+    let address = driver.address(&name).await.ok().flatten();
+    let mut tx = db.begin().await?;
+    let at = db::now_ms();
+    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = NULL, private_ip = $3, updated_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(&inst.id)
+        .bind(address)
+        .execute(&mut *tx)
+        .await?;
+    meter::begin(&mut tx, &inst.id, at).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A snapshot job ended: the snapshot becomes `state` and the instance's transition clears.
+async fn snapshot_done(
+    db: &Pool,
+    id: &str,
+    snapshot: &str,
+    state: SnapshotState,
+) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE snapshots SET state = $1 WHERE instance_id = $2 AND name = $3")
+        .bind(state.as_str())
+        .bind(id)
+        .bind(snapshot)
+        .execute(&mut *tx)
+        .await?;
+    clear_transition(&mut tx, id, Transition::Snapshot).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn clear_transition(tx: &mut Tx<'_>, id: &str, transition: Transition) -> ServiceResult<()> {
+    sqlx::query(
+        "UPDATE instances SET transition = NULL, updated_at = $1 WHERE id = $2 AND transition = $3",
+    )
+    .bind(db::now_ms())
+    .bind(id)
+    .bind(transition.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records that an instance is running again (a reboot finished, or the node says so after a
+/// failed action). `reason` replaces the stored one when given.
+async fn mark_running(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResult<()> {
+    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = COALESCE($1, reason), updated_at = $2 WHERE id = $3")
+        .bind(reason)
+        .bind(db::now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records that an instance is stopped (by request, by the guest, or found so by the reconciler)
+/// and ends its billing in the same transaction. `reason` replaces the stored one when given.
+pub async fn mark_stopped(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
+    let at = db::now_ms();
+    meter::settle(&mut tx, id, at).await?;
+    sqlx::query(
+        "UPDATE instances SET state = 'stopped', transition = NULL, reason = COALESCE($1, reason), private_ip = NULL, updated_at = $2
+         WHERE id = $3 AND state <> 'deleted'",
+    )
+    .bind(reason)
+    .bind(at)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records that an instance is gone: billing settled, capacity and address released, snapshots
+/// forgotten, all in one transaction.
+pub async fn mark_deleted(
+    db: &Pool,
+    inst: &InstanceRow,
+    reason: Option<&str>,
+) -> ServiceResult<()> {
+    finish_instance(db, inst, InstanceState::Deleted, reason).await
+}
+
+/// Records that an instance failed for good (its machine is gone or could not be made).
+pub async fn mark_failed(db: &Pool, inst: &InstanceRow, reason: &str) -> ServiceResult<()> {
+    finish_instance(db, inst, InstanceState::Failed, Some(reason)).await
+}
+
+async fn finish_instance(
+    db: &Pool,
+    inst: &InstanceRow,
+    to: InstanceState,
+    reason: Option<&str>,
+) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
+    let at = db::now_ms();
+    meter::settle(&mut tx, &inst.id, at).await?;
+    // Capacity is released once: only by the update that moves the instance out of the states
+    // that hold it (a failed instance already gave its share back).
+    let moved = sqlx::query(
+        "UPDATE instances SET state = $1, transition = NULL, reason = COALESCE($2, reason), public_ip = NULL, private_ip = NULL,
+            deleted_at = CASE WHEN $1 = 'deleted' THEN $3 ELSE deleted_at END, updated_at = $3
+         WHERE id = $4 AND state NOT IN ('deleted', 'failed')",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(at)
+    .bind(&inst.id)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() == 1 {
+        if let Some(node) = &inst.node_id {
+            nodes::release(&mut tx, node, inst.size()).await?;
+        }
+        addresses::release(&mut tx, &inst.id).await?;
+    } else if to == InstanceState::Deleted {
+        // Already failed: a delete only needs to record it.
+        sqlx::query("UPDATE instances SET state = 'deleted', transition = NULL, deleted_at = $1, updated_at = $1 WHERE id = $2 AND state = 'failed'")
+            .bind(at)
+            .bind(&inst.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if to == InstanceState::Deleted {
+        sqlx::query("DELETE FROM snapshots WHERE instance_id = $1")
+            .bind(&inst.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A job that will not succeed: put its instance somewhere honest.
+pub async fn give_up(state: &AppState, job: &JobRow, msg: &str) -> ServiceResult<()> {
+    let Some(inst) = instances::load(&state.db, job.instance_id.as_deref().unwrap_or("")).await?
+    else {
+        return Ok(());
+    };
+    match job.kind {
+        JobKind::Create => {
+            mark_failed(&state.db, &inst, &format!("Provisioning failed: {msg}")).await
+        }
+        JobKind::SnapshotCreate => {
+            let snapshot = job.payload_str("snapshot");
+            snapshot_done(&state.db, &inst.id, &snapshot, SnapshotState::Failed).await
+        }
+        JobKind::Start
+        | JobKind::Stop
+        | JobKind::Restart
+        | JobKind::Delete
+        | JobKind::SnapshotRestore => settle_after_failure(state, job, &inst, msg).await,
+        JobKind::SnapshotDelete | JobKind::Mail => Ok(()),
+    }
+}
+
+/// After a power action failed for good, learn the truth from the node and record it; the caller
+/// may then try again.
+async fn settle_after_failure(
+    state: &AppState,
+    job: &JobRow,
+    inst: &InstanceRow,
+    msg: &str,
+) -> ServiceResult<()> {
+    let power = match driver_for(state, inst).await? {
+        Some(d) => d.power(&machine_name(&inst.id)).await.ok().flatten(),
+        None => None,
+    };
+    let reason = format!("{} failed: {msg}", job.kind);
+    match power {
+        Some(Power::Stopped) => mark_stopped(&state.db, &inst.id, Some(&reason)).await,
+        Some(Power::Running) => mark_running(&state.db, &inst.id, Some(&reason)).await,
+        None if job.kind == JobKind::Delete => mark_deleted(&state.db, inst, None).await,
+        None => {
+            let reason = format!("The machine is missing from its node ({reason})");
+            mark_failed(&state.db, inst, &reason).await
+        }
+    }
+}

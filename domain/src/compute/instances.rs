@@ -1,0 +1,895 @@
+//! Instances: the one row behind a VPS (002), a server (000) and an instance (004).
+//!
+//! Requests never call a driver. Each action checks the instance's state, records the transition
+//! and enqueues a job in one transaction (`crate::jobs` runs it, `executor` says what it does), so a crash between the two
+//! is impossible and the caller gets an answer at once. One transition at a time: a second
+//! action while one runs is a 409 naming the one in flight.
+
+use std::collections::BTreeMap;
+
+use tracing::instrument;
+
+use crate::compute::catalog::{self, PlanRow};
+use crate::compute::driver::Kind;
+use crate::compute::nodes::{self, Size};
+use crate::compute::{addresses, keys};
+use crate::infra::audit;
+use crate::infra::db::{self, rfc3339, Pool, Tx};
+use crate::infra::error::{ServiceError, ServiceResult};
+use crate::infra::queue::{self, JobKind};
+use crate::Actor;
+use crate::AppState;
+pub use model::compute::InstanceState;
+use model::compute::{Snapshot, Vps};
+use model::money::UsdNum;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstanceRow {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub kind: Kind,
+    pub plan_id: String,
+    pub image: String,
+    pub template_id: Option<String>,
+    pub node_id: Option<String>,
+    pub region: String,
+    pub vcpu: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub price_hourly_micros: i64,
+    #[sqlx(try_from = "String")]
+    pub state: InstanceState,
+    pub transition: Option<String>,
+    pub reason: Option<String>,
+    pub labels: String,
+    pub ssh_key_ids: String,
+    pub security_groups: String,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub user_data: Option<String>,
+    pub backups: i64,
+    pub ddos_protection: i64,
+    pub public_ip: Option<String>,
+    pub private_ip: Option<String>,
+    pub vnc_port: Option<i64>,
+    pub seed_key: String,
+    pub token_id: Option<String>,
+    pub expires_at: Option<i64>,
+    pub metered_until: Option<i64>,
+    pub metered_minutes: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
+    price_hourly_micros, state, transition, reason, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
+    backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
+    metered_minutes, created_at, updated_at, deleted_at";
+
+impl InstanceRow {
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.labels).unwrap_or_default()
+    }
+
+    pub fn ssh_key_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.ssh_key_ids).unwrap_or_default()
+    }
+
+    pub fn security_groups(&self) -> Vec<String> {
+        serde_json::from_str(&self.security_groups).unwrap_or_default()
+    }
+
+    /// The action in flight, if any.
+    pub fn transition(&self) -> Option<Transition> {
+        self.transition.as_deref().and_then(Transition::parse)
+    }
+
+    /// The address to reach the machine at: its public address when it has one, else the private
+    /// address its node gave it (Hangar does not allocate public addresses itself yet).
+    pub fn address(&self) -> Option<String> {
+        self.public_ip.clone().or_else(|| self.private_ip.clone())
+    }
+
+    pub fn size(&self) -> Size {
+        Size {
+            vcpu: self.vcpu,
+            memory_mb: self.memory_mb,
+            disk_gb: self.disk_gb,
+        }
+    }
+
+    /// Reference 002's view.
+    pub fn to_vps(&self) -> Vps {
+        Vps {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state.vps().to_owned(),
+            transition: self.transition.clone(),
+            reason: self.reason.clone(),
+            plan_id: self.plan_id.clone(),
+            kind: self.kind.as_str().to_owned(),
+            image: self.image.clone(),
+            region: self.region.clone(),
+            vcpu: self.vcpu,
+            memory_mb: self.memory_mb,
+            disk_gb: self.disk_gb,
+            price_hourly: UsdNum(self.price_hourly_micros),
+            ip: self.address(),
+            ssh_key_ids: self.ssh_key_ids(),
+            expires_at: self.expires_at.map(rfc3339),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// What any of the three APIs asks for, after its own parsing.
+#[derive(Debug, Clone, Default)]
+pub struct NewInstance {
+    pub name: String,
+    /// Plan id or slug; may come from the template.
+    pub plan: Option<String>,
+    pub template: Option<String>,
+    /// Image slug; defaults to the template's, then the kind's default image.
+    pub image: Option<String>,
+    pub region: Option<String>,
+    pub vcpu: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_gb: Option<i64>,
+    pub ssh_key_ids: Vec<String>,
+    pub user_data: Option<String>,
+    pub ttl_minutes: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub security_groups: Vec<String>,
+    pub backups: bool,
+    pub ddos_protection: bool,
+}
+
+/// Largest accepted user data (cloud-init's own limit for most datasources is 16 KiB;
+/// we allow a little more for multi-part documents).
+pub const MAX_USER_DATA: usize = 64 * 1024;
+
+pub fn validate_name(name: &str) -> ServiceResult<String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if !ok {
+        return Err(ServiceError::invalid(
+            "name: 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A created instance and the operation (job) provisioning it.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub instance: InstanceRow,
+    pub operation_id: String,
+}
+
+/// Creates an instance: checks everything, reserves node capacity, records it as `provisioning`
+/// and enqueues its create job, all in one transaction. Needs balance for the configured minimum
+/// runtime (402 otherwise; the token's spend limit is checked the same way).
+#[instrument(skip_all, err(Debug), fields(user_id = %actor.user_id))]
+pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> ServiceResult<Created> {
+    let db = &state.db;
+    let name = validate_name(&req.name)?;
+    let template = match &req.template {
+        Some(slug) => Some(catalog::template(db, slug).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => {
+                ServiceError::invalid(format!("template: no template `{slug}`"))
+            }
+            e => e,
+        })?),
+        None => None,
+    };
+    let plan_ref = req
+        .plan
+        .clone()
+        .or_else(|| template.as_ref().map(|(t, _)| t.plan_id.clone()))
+        .ok_or_else(|| ServiceError::invalid("plan_id (or a template) is required"))?;
+    let plan: PlanRow = catalog::plan(db, &plan_ref)
+        .await?
+        .filter(|p| p.active == 1)
+        .ok_or_else(|| ServiceError::invalid(format!("plan: no active plan `{plan_ref}`")))?;
+    let kind = plan.kind();
+    let image = match req
+        .image
+        .clone()
+        .or_else(|| template.as_ref().map(|(t, _)| t.image.clone()))
+    {
+        Some(slug) => catalog::image(db, &slug)
+            .await?
+            .ok_or_else(|| ServiceError::invalid(format!("image: no image `{slug}`")))?,
+        None => catalog::default_image(db, kind)
+            .await?
+            .ok_or_else(|| ServiceError::invalid("image: this plan's kind has no images yet"))?,
+    };
+    if image.kind != plan.kind {
+        return Err(ServiceError::invalid(format!(
+            "image `{}` is for {} plans, `{}` is a {} plan",
+            image.slug, image.kind, plan.slug, plan.kind
+        )));
+    }
+    let t = template.as_ref().map(|(t, _)| t);
+    let pick = |explicit: Option<i64>, from_template: Option<i64>, plan_value: i64, what: &str| {
+        let v = explicit.or(from_template).unwrap_or(plan_value);
+        if v < 1 || v > plan_value {
+            Err(ServiceError::invalid(format!(
+                "{what} must be between 1 and the plan's {plan_value}"
+            )))
+        } else {
+            Ok(v)
+        }
+    };
+    let vcpu = pick(req.vcpu, t.and_then(|t| t.vcpu), plan.vcpu, "vcpu")?;
+    let memory_mb = pick(
+        req.memory_mb,
+        t.and_then(|t| t.memory_mb),
+        plan.memory_mb,
+        "memory_mb",
+    )?;
+    let disk_gb = pick(
+        req.disk_gb,
+        t.and_then(|t| t.disk_gb),
+        plan.disk_gb,
+        "disk_gb",
+    )?;
+    let user_data = req
+        .user_data
+        .clone()
+        .or_else(|| t.and_then(|t| t.user_data.clone()));
+    if user_data.as_ref().is_some_and(|u| u.len() > MAX_USER_DATA) {
+        return Err(ServiceError::invalid(format!(
+            "user_data is larger than {} KiB",
+            MAX_USER_DATA / 1024
+        )));
+    }
+    let ttl = req.ttl_minutes.or_else(|| t.and_then(|t| t.ttl_minutes));
+    if ttl.is_some_and(|m| !(1..=525_600).contains(&m)) {
+        return Err(ServiceError::invalid(
+            "ttl_minutes must be between 1 and 525600",
+        ));
+    }
+    if req.ssh_key_ids.len() > 20 {
+        return Err(ServiceError::invalid("at most 20 ssh_key_ids"));
+    }
+    keys::resolve(db, &actor.user_id, &req.ssh_key_ids).await?;
+    if req.labels.len() > 64
+        || req
+            .labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 63 || v.len() > 255)
+    {
+        return Err(ServiceError::invalid(
+            "labels: at most 64, keys 1–63 characters, values up to 255",
+        ));
+    }
+
+    let required = plan.price_hourly_micros * state.config.min_runtime_minutes / 60;
+    check_funds(db, actor, required).await?;
+
+    let now = db::now_ms();
+    let id = db::new_id();
+    let mut tx = db.begin().await?;
+    let node = nodes::place(
+        &mut tx,
+        kind,
+        req.region.as_deref(),
+        Size {
+            vcpu,
+            memory_mb,
+            disk_gb,
+        },
+        state.config.cpu_overcommit,
+        state.config.memory_overcommit,
+    )
+    .await?;
+    let public_ip = match kind {
+        Kind::Vm => {
+            addresses::allocate(
+                &mut tx,
+                &node.region,
+                &id,
+                &actor.user_id,
+                state.config.public_ip_cooldown_minutes * 60_000,
+            )
+            .await?
+        }
+        Kind::Container => None,
+    };
+    sqlx::query(
+        "INSERT INTO instances (id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb,
+            price_hourly_micros, state, transition, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data,
+            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'provisioning', 'create', $14, $15, $16, $17, $18, $19,
+            $20, $21, $22, $23, $24, $25, $25, $26)",
+    )
+    .bind(&id)
+    .bind(&actor.user_id)
+    .bind(&name)
+    .bind(kind.as_str())
+    .bind(&plan.id)
+    .bind(&image.slug)
+    .bind(t.map(|t| t.id.clone()))
+    .bind(&node.id)
+    .bind(&node.region)
+    .bind(vcpu)
+    .bind(memory_mb)
+    .bind(disk_gb)
+    .bind(plan.price_hourly_micros)
+    .bind(serde_json::to_string(&req.labels).unwrap_or_default())
+    .bind(serde_json::to_string(&req.ssh_key_ids).unwrap_or_default())
+    .bind(serde_json::to_string(&req.security_groups).unwrap_or_default())
+    .bind(&req.vpc_id)
+    .bind(&req.subnet_id)
+    .bind(&user_data)
+    .bind(i64::from(req.backups))
+    .bind(i64::from(req.ddos_protection))
+    .bind(db::random_key())
+    .bind(&actor.token_id)
+    .bind(ttl.map(|m| now + m * 60_000))
+    .bind(now)
+    .bind(&public_ip)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(t) = t {
+        sqlx::query("UPDATE templates SET uses = uses + 1 WHERE id = $1")
+            .bind(&t.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let operation_id = queue::enqueue(
+        &mut tx,
+        JobKind::Create,
+        Some(&actor.user_id),
+        Some(&id),
+        serde_json::json!({}),
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Some(&actor.user_id),
+        "instance.create",
+        "instance",
+        Some(&id),
+        serde_json::json!({"plan": plan.slug, "node": node.name}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs_wake.notify_waiters();
+    let instance = get(db, &actor.user_id, &id).await?;
+    Ok(Created {
+        instance,
+        operation_id,
+    })
+}
+
+/// 402 unless the balance (and the token's remaining spend limit) covers `required`.
+pub async fn check_funds(db: &Pool, actor: &Actor, required: i64) -> ServiceResult<()> {
+    let balance = crate::accounts::users::balance(db, &actor.user_id).await?;
+    if balance < required {
+        return Err(ServiceError::InsufficientBalance {
+            balance,
+            required,
+            message: "insufficient balance".into(),
+        });
+    }
+    if let Some(token_id) = &actor.token_id {
+        let row: Option<(Option<i64>, i64)> = sqlx::query_as(
+            "SELECT spend_limit_micros, spent_micros FROM access_tokens WHERE id = $1",
+        )
+        .bind(token_id)
+        .fetch_optional(db)
+        .await?;
+        if let Some((Some(limit), spent)) = row {
+            if spent + required > limit {
+                return Err(crate::money::ledger::token_limit_reached(
+                    balance, required, limit, spent,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The caller's instance (deleted ones are gone: 404).
+pub async fn get(db: &Pool, user_id: &str, id: &str) -> ServiceResult<InstanceRow> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND user_id = $2 AND state <> 'deleted'"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("Instance"))
+}
+
+/// Any instance by id, for jobs and the reconciler.
+pub async fn load(db: &Pool, id: &str) -> ServiceResult<Option<InstanceRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// The caller's instances, newest first.
+pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<InstanceRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE user_id = $1 AND state <> 'deleted' ORDER BY created_at DESC, id"
+    ))
+    .bind(user_id)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn rename(db: &Pool, user_id: &str, id: &str, name: &str) -> ServiceResult<InstanceRow> {
+    let name = validate_name(name)?;
+    get(db, user_id, id).await?;
+    sqlx::query("UPDATE instances SET name = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+        .bind(&name)
+        .bind(db::now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    get(db, user_id, id).await
+}
+
+/// Replaces an instance's labels (reference 000 `label` is the name; 004 labels are a map).
+pub async fn set_labels(
+    db: &Pool,
+    user_id: &str,
+    id: &str,
+    labels: &BTreeMap<String, String>,
+) -> ServiceResult<()> {
+    sqlx::query("UPDATE instances SET labels = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+        .bind(serde_json::to_string(labels).unwrap_or_default())
+        .bind(db::now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A power or lifecycle action a caller can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+    Delete,
+}
+
+impl Action {
+    fn job(self) -> JobKind {
+        match self {
+            Action::Start => JobKind::Start,
+            Action::Stop => JobKind::Stop,
+            Action::Restart => JobKind::Restart,
+            Action::Delete => JobKind::Delete,
+        }
+    }
+
+    fn transition(self) -> Transition {
+        match self {
+            Action::Start => Transition::Start,
+            Action::Stop => Transition::Stop,
+            Action::Restart => Transition::Restart,
+            Action::Delete => Transition::Delete,
+        }
+    }
+}
+
+/// The action in flight on an instance (`instances.transition`); one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Create,
+    Start,
+    Stop,
+    Restart,
+    Delete,
+    Snapshot,
+    Restore,
+}
+
+impl Transition {
+    const ALL: [Transition; 7] = [
+        Transition::Create,
+        Transition::Start,
+        Transition::Stop,
+        Transition::Restart,
+        Transition::Delete,
+        Transition::Snapshot,
+        Transition::Restore,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transition::Create => "create",
+            Transition::Start => "start",
+            Transition::Stop => "stop",
+            Transition::Restart => "restart",
+            Transition::Delete => "delete",
+            Transition::Snapshot => "snapshot",
+            Transition::Restore => "restore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// Records `action` on the caller's instance and enqueues its job. Returns the instance as it is
+/// now and the operation id. 409 when the instance's state does not allow it or another action is
+/// in flight.
+#[instrument(skip_all, err(Debug), fields(user_id = %user_id, id = %id, action = ?action))]
+pub async fn act(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    action: Action,
+) -> ServiceResult<(InstanceRow, String)> {
+    let db = &state.db;
+    let inst = get(db, user_id, id).await?;
+    if let Some(t) = &inst.transition {
+        // A failed instance's stuck create may always be deleted.
+        if !(action == Action::Delete && inst.state == InstanceState::Failed) {
+            return Err(ServiceError::Conflict(format!(
+                "A {t} is in progress; try again when it has finished"
+            )));
+        }
+    }
+    let (allowed, new_state) = match action {
+        Action::Start => (inst.state == InstanceState::Stopped, InstanceState::Stopped),
+        Action::Stop => (
+            inst.state == InstanceState::Running,
+            InstanceState::Stopping,
+        ),
+        Action::Restart => (
+            inst.state == InstanceState::Running,
+            InstanceState::Rebooting,
+        ),
+        Action::Delete => (true, inst.state),
+    };
+    if !allowed {
+        let hint = match action {
+            Action::Start => "only a stopped instance can be started",
+            Action::Stop => "only a running instance can be stopped",
+            Action::Restart => "only a running instance can be restarted; start it instead",
+            Action::Delete => unreachable!(),
+        };
+        return Err(ServiceError::Conflict(format!(
+            "The instance is {}: {hint}",
+            inst.state.vps()
+        )));
+    }
+    let now = db::now_ms();
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE instances SET state = $1, transition = $2, updated_at = $3
+         WHERE id = $4 AND state = $5 AND (transition IS NULL OR state = 'failed')",
+    )
+    .bind(new_state.as_str())
+    .bind(action.transition().as_str())
+    .bind(now)
+    .bind(id)
+    .bind(inst.state.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ServiceError::Conflict(
+            "The instance changed meanwhile; try again".into(),
+        ));
+    }
+    let op = queue::enqueue(
+        &mut tx,
+        action.job(),
+        Some(user_id),
+        Some(id),
+        serde_json::json!({}),
+        now,
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        &format!("instance.{}", action.job()),
+        "instance",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs_wake.notify_waiters();
+    Ok((get_any_state(db, user_id, id).await?, op))
+}
+
+/// Like [`get`] but also finds an instance that was deleted a moment ago (for answers to delete).
+async fn get_any_state(db: &Pool, user_id: &str, id: &str) -> ServiceResult<InstanceRow> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND user_id = $2"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("Instance"))
+}
+
+// ---- snapshots --------------------------------------------------------------------------------
+
+/// A snapshot's life (`snapshots.state`), shown as is in every API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotState {
+    /// Its job has not finished.
+    Creating,
+    Ready,
+    /// Its job gave up; it can only be deleted.
+    Failed,
+}
+
+impl SnapshotState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Creating => "creating",
+            SnapshotState::Ready => "ready",
+            SnapshotState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SnapshotRow {
+    pub id: String,
+    pub instance_id: String,
+    pub name: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+impl SnapshotRow {
+    pub fn to_api(&self) -> Snapshot {
+        Snapshot {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// Snapshot names become libvirt snapshot names and image tags; the machine-name rule suits both.
+pub fn validate_snapshot_name(name: &str) -> ServiceResult<String> {
+    validate_name(name)
+}
+
+/// Most snapshots one instance may keep.
+pub const MAX_SNAPSHOTS: i64 = 20;
+
+pub async fn snapshots(db: &Pool, user_id: &str, id: &str) -> ServiceResult<Vec<SnapshotRow>> {
+    get(db, user_id, id).await?;
+    Ok(sqlx::query_as(
+        "SELECT id, instance_id, name, state, created_at FROM snapshots WHERE instance_id = $1 ORDER BY created_at, name",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?)
+}
+
+async fn snapshot(tx: &mut Tx<'_>, instance_id: &str, name: &str) -> ServiceResult<SnapshotRow> {
+    sqlx::query_as("SELECT id, instance_id, name, state, created_at FROM snapshots WHERE instance_id = $1 AND name = $2")
+        .bind(instance_id)
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(ServiceError::NotFound("Snapshot"))
+}
+
+/// Sets `transition` on an idle instance in one of `states`, or explains why not (409).
+async fn begin_transition(
+    tx: &mut Tx<'_>,
+    inst: &InstanceRow,
+    transition: Transition,
+    states: &[InstanceState],
+    why: &str,
+) -> ServiceResult<()> {
+    if let Some(t) = &inst.transition {
+        return Err(ServiceError::Conflict(format!(
+            "A {t} is in progress; try again when it has finished"
+        )));
+    }
+    if !states.contains(&inst.state) {
+        return Err(ServiceError::Conflict(why.to_owned()));
+    }
+    let done = sqlx::query("UPDATE instances SET transition = $1, updated_at = $2 WHERE id = $3 AND transition IS NULL AND state = $4")
+        .bind(transition.as_str())
+        .bind(db::now_ms())
+        .bind(&inst.id)
+        .bind(inst.state.as_str())
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::Conflict(
+            "The instance changed meanwhile; try again".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[instrument(skip_all, err(Debug), fields(user_id = %user_id, id = %id))]
+pub async fn snapshot_create(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    name: &str,
+) -> ServiceResult<SnapshotRow> {
+    let name = validate_snapshot_name(name)?;
+    let inst = get(&state.db, user_id, id).await?;
+    let now = db::now_ms();
+    let mut tx = state.db.begin().await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM snapshots WHERE instance_id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count >= MAX_SNAPSHOTS {
+        return Err(ServiceError::Conflict(format!(
+            "At most {MAX_SNAPSHOTS} snapshots per instance; delete one first"
+        )));
+    }
+    begin_transition(
+        &mut tx,
+        &inst,
+        Transition::Snapshot,
+        &[InstanceState::Running, InstanceState::Stopped],
+        "Only a running or stopped instance can be snapshotted",
+    )
+    .await?;
+    let row = SnapshotRow {
+        id: db::new_id(),
+        instance_id: id.to_owned(),
+        name: name.clone(),
+        state: SnapshotState::Creating.as_str().into(),
+        created_at: now,
+    };
+    let inserted = sqlx::query("INSERT INTO snapshots (id, instance_id, name, state, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&row.id)
+        .bind(id)
+        .bind(&name)
+        .bind(&row.state)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+    match inserted {
+        Err(e) if db::is_unique_violation(&e) => {
+            return Err(ServiceError::Conflict(format!(
+                "A snapshot named {name} exists"
+            )))
+        }
+        other => other?,
+    };
+    queue::enqueue(
+        &mut tx,
+        JobKind::SnapshotCreate,
+        Some(user_id),
+        Some(id),
+        serde_json::json!({"snapshot": name}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs_wake.notify_waiters();
+    Ok(row)
+}
+
+/// Restores a snapshot; the instance must be stopped (409 otherwise) and stays stopped.
+#[instrument(skip_all, err(Debug), fields(user_id = %user_id, id = %id))]
+pub async fn snapshot_restore(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    name: &str,
+) -> ServiceResult<String> {
+    let inst = get(&state.db, user_id, id).await?;
+    let mut tx = state.db.begin().await?;
+    let snap = snapshot(&mut tx, id, name).await?;
+    if snap.state != SnapshotState::Ready.as_str() {
+        return Err(ServiceError::Conflict(format!(
+            "Snapshot {name} is {}; only a ready snapshot can be restored",
+            snap.state
+        )));
+    }
+    begin_transition(
+        &mut tx,
+        &inst,
+        Transition::Restore,
+        &[InstanceState::Stopped],
+        "Stop the instance before restoring a snapshot",
+    )
+    .await?;
+    let op = queue::enqueue(
+        &mut tx,
+        JobKind::SnapshotRestore,
+        Some(user_id),
+        Some(id),
+        serde_json::json!({"snapshot": name}),
+        db::now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs_wake.notify_waiters();
+    Ok(op)
+}
+
+/// Deletes a snapshot: gone from the list at once, removed from the node by a job.
+pub async fn snapshot_delete(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    name: &str,
+) -> ServiceResult<()> {
+    let inst = get(&state.db, user_id, id).await?;
+    let mut tx = state.db.begin().await?;
+    let snap = snapshot(&mut tx, id, name).await?;
+    if inst.transition() == Some(Transition::Restore)
+        || snap.state == SnapshotState::Creating.as_str()
+    {
+        return Err(ServiceError::Conflict(
+            "The snapshot is in use by an action in progress".into(),
+        ));
+    }
+    sqlx::query("DELETE FROM snapshots WHERE id = $1")
+        .bind(&snap.id)
+        .execute(&mut *tx)
+        .await?;
+    queue::enqueue(
+        &mut tx,
+        JobKind::SnapshotDelete,
+        Some(user_id),
+        Some(id),
+        serde_json::json!({"snapshot": name}),
+        db::now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs_wake.notify_waiters();
+    Ok(())
+}
+
+/// Instances whose TTL has passed get a delete job (set-based: safe with several replicas).
+pub async fn expire_due(db: &Pool, now: i64) -> ServiceResult<u64> {
+    let mut tx = db.begin().await?;
+    let due = "state IN ('running', 'stopped', 'failed') AND transition IS NULL AND expires_at IS NOT NULL AND expires_at <= $1";
+    queue::enqueue_for_each(&mut tx, JobKind::Delete, due, now).await?;
+    let done = sqlx::query(&format!(
+        "UPDATE instances SET transition = 'delete', reason = 'TTL expired', updated_at = $1 WHERE {due}"
+    ))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
+/// Instances that are not deleted, counted by state, most first (the operator page).
+pub async fn count_by_state(db: &Pool) -> ServiceResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT state, COUNT(*) AS n FROM instances WHERE state <> 'deleted'
+         GROUP BY state ORDER BY n DESC, state",
+    )
+    .fetch_all(db)
+    .await?)
+}

@@ -1,0 +1,266 @@
+//! The meter: running instances pay per minute from the prepaid balance.
+//!
+//! An instance is billable while `metered_until` is set (from the moment it is running until it
+//! stops, fails or is deleted). A tick charges every billable instance for the whole minutes
+//! elapsed since `metered_until` and moves `metered_until` on by exactly those minutes, in three
+//! set-based statements in one transaction: usage rows into the ledger (one per user per tick,
+//! tagged with the tick's batch id), the cached balances, the instances. Because the charge is
+//! derived from `metered_until` and advances it atomically, a tick that runs late catches up
+//! exactly, a tick that runs twice charges nothing the second time, and two replicas are
+//! serialised by the `counters` row every tick locks first.
+//!
+//! Amounts are cumulative: the n-th minute of an instance costs
+//! `floor(price × n / 60) − floor(price × (n−1) / 60)` micro-USD, so an hour always costs exactly
+//! the hourly price even when it is not divisible by 60, and nothing is rounded away.
+//!
+//! When an instance leaves the billable states, [`settle`] charges the started minute and ends
+//! billing. A balance is never driven below zero: a user's charge is capped at their balance, and
+//! the running-out rules ([`tick`]) stop their instances after the grace period — usage beyond the
+//! balance during the grace period is not billed (the operator's risk is at most the grace period).
+
+use tracing::instrument;
+
+use crate::compute::notices::Notice;
+use crate::infra::db::{self, Pool, Tx};
+use crate::infra::error::ServiceResult;
+use crate::infra::queue::{self, JobKind};
+
+pub const MINUTE_MS: i64 = 60_000;
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Users charged.
+    pub charged: u64,
+    /// Users whose balance just ran out with instances running.
+    pub exhausted: Vec<String>,
+    /// Instances stopped because their user's grace period ended.
+    pub stopped: Vec<String>,
+    /// Users whose runway just fell below the warning threshold.
+    pub warned: Vec<String>,
+}
+
+/// Takes the meter lock (the `counters` row): ticks and settlements run one at a time.
+async fn lock(tx: &mut Tx<'_>) -> ServiceResult<()> {
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'meter'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Charges billable instances up to `now`. `only` limits it to one instance and charges its
+/// started minute too, then ends its billing (the settle case).
+async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<u64> {
+    let (filter, minutes, next) = match only {
+        None => (
+            "metered_until IS NOT NULL AND metered_until + 60000 <= $1 AND $2 = ''",
+            "(($1 - metered_until) / 60000)",
+            "metered_until + (($1 - metered_until) / 60000) * 60000",
+        ),
+        Some(_) => (
+            "metered_until IS NOT NULL AND id = $2",
+            "(CASE WHEN $1 > metered_until THEN ($1 - metered_until + 59999) / 60000 ELSE 0 END)",
+            "NULL",
+        ),
+    };
+    let batch = db::new_id();
+    let id_sql = db::new_id_sql(db::backend_of(tx));
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO ledger (id, user_id, amount_micros, kind, description, created_at, batch_id)
+         SELECT {id_sql}, d.user_id, -(CASE WHEN d.due > u.balance_micros THEN u.balance_micros ELSE d.due END),
+                'usage', 'Compute usage', $1, $3
+         FROM (SELECT user_id,
+                      CAST(SUM((price_hourly_micros * (metered_minutes + {minutes})) / 60
+                               - (price_hourly_micros * metered_minutes) / 60) AS BIGINT) AS due
+               FROM instances WHERE {filter} GROUP BY user_id) d
+         JOIN users u ON u.id = d.user_id
+         WHERE d.due > 0 AND u.balance_micros > 0"
+    ))
+    .bind(now)
+    .bind(only.unwrap_or(""))
+    .bind(&batch)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() > 0 {
+        sqlx::query(
+            "UPDATE users SET balance_micros = balance_micros
+                 + (SELECT l.amount_micros FROM ledger l WHERE l.batch_id = $1 AND l.user_id = users.id)
+             WHERE id IN (SELECT user_id FROM ledger WHERE batch_id = $1)",
+        )
+        .bind(&batch)
+        .execute(&mut **tx)
+        .await?;
+    }
+    // Usage counts against the spend limit of the token that created the instance (the limit
+    // is enforced by stopping its instances in `tick`); counted before the instances move on.
+    sqlx::query(&format!(
+        "UPDATE access_tokens SET spent_micros = spent_micros + COALESCE((
+             SELECT CAST(SUM((price_hourly_micros * (metered_minutes + {minutes})) / 60
+                             - (price_hourly_micros * metered_minutes) / 60) AS BIGINT)
+             FROM instances WHERE {filter} AND token_id = access_tokens.id), 0)
+         WHERE id IN (SELECT token_id FROM instances WHERE {filter} AND token_id IS NOT NULL)"
+    ))
+    .bind(now)
+    .bind(only.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!(
+        "UPDATE instances SET metered_minutes = metered_minutes + {minutes}, metered_until = {next} WHERE {filter}"
+    ))
+    .bind(now)
+    .bind(only.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected())
+}
+
+/// Ends billing for an instance that stopped, failed or was deleted at `at`, charging its last
+/// started minute. Call inside the transaction that changes its state.
+pub async fn settle(tx: &mut Tx<'_>, instance_id: &str, at: i64) -> ServiceResult<()> {
+    lock(tx).await?;
+    charge(tx, at, Some(instance_id)).await?;
+    Ok(())
+}
+
+/// Starts billing an instance that became running at `at`.
+pub async fn begin(tx: &mut Tx<'_>, instance_id: &str, at: i64) -> ServiceResult<()> {
+    sqlx::query("UPDATE instances SET metered_until = $1 WHERE id = $2 AND metered_until IS NULL")
+        .bind(at)
+        .bind(instance_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Settings the running-out rules need.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub grace_minutes: i64,
+    pub runway_hours: i64,
+}
+
+/// One tick at `now`: charge, then apply the running-out rules. Stop jobs and mails are enqueued
+/// in the same transaction as the state they report.
+#[instrument(skip_all, err(Debug), fields(now))]
+pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx).await?;
+    let charged = charge(&mut tx, now, None).await?;
+    // Follow-up jobs are due at once by the wall clock, whatever clock `now` came from.
+    let due = now.min(db::now_ms());
+
+    // A top-up ends the running-out state.
+    sqlx::query("UPDATE users SET exhausted_at = NULL WHERE exhausted_at IS NOT NULL AND balance_micros > 0")
+        .execute(&mut *tx)
+        .await?;
+    let exhausted: Vec<String> = sqlx::query_scalar(
+        "UPDATE users SET exhausted_at = $1
+         WHERE exhausted_at IS NULL AND balance_micros = 0
+           AND id IN (SELECT user_id FROM instances WHERE metered_until IS NOT NULL)
+         RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    mail_each(&mut tx, &exhausted, Notice::Exhausted, due).await?;
+
+    let deadline = now - rules.grace_minutes * MINUTE_MS;
+    let stopped: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE instances SET state = 'stopping', transition = 'stop', reason = 'Stopped because the balance ran out', updated_at = $1
+         WHERE state = 'running' AND transition IS NULL
+           AND user_id IN (SELECT id FROM users WHERE exhausted_at IS NOT NULL AND exhausted_at <= $2)
+         RETURNING id, user_id",
+    )
+    .bind(now)
+    .bind(deadline)
+    .fetch_all(&mut *tx)
+    .await?;
+    stop_each(&mut tx, &stopped, due).await?;
+    // A token that reached its spend limit stops what it started.
+    let over_limit: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE instances SET state = 'stopping', transition = 'stop',
+             reason = 'Stopped because the access token that created it reached its spend limit', updated_at = $1
+         WHERE state = 'running' AND transition IS NULL
+           AND token_id IN (SELECT id FROM access_tokens WHERE spend_limit_micros IS NOT NULL AND spent_micros >= spend_limit_micros)
+         RETURNING id, user_id",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    stop_each(&mut tx, &over_limit, due).await?;
+    let mut stopped_users: Vec<&String> = stopped.iter().map(|(_, u)| u).collect();
+    stopped_users.sort();
+    stopped_users.dedup();
+    mail_each(&mut tx, stopped_users, Notice::Stopped, due).await?;
+
+    // Low runway: warn once per crossing; the mark clears when the runway is long again.
+    let usage = "(SELECT COALESCE(SUM(i.price_hourly_micros), 0) FROM instances i WHERE i.user_id = users.id AND i.metered_until IS NOT NULL)";
+    sqlx::query(&format!(
+        "UPDATE users SET low_balance_notified_at = NULL
+         WHERE low_balance_notified_at IS NOT NULL AND balance_micros >= {usage} * $1"
+    ))
+    .bind(rules.runway_hours)
+    .execute(&mut *tx)
+    .await?;
+    let warned: Vec<String> = sqlx::query_scalar(&format!(
+        "UPDATE users SET low_balance_notified_at = $1
+         WHERE low_balance_notified_at IS NULL AND balance_micros > 0 AND balance_micros < {usage} * $2
+         RETURNING id"
+    ))
+    .bind(now)
+    .bind(rules.runway_hours)
+    .fetch_all(&mut *tx)
+    .await?;
+    mail_each(&mut tx, &warned, Notice::LowBalance, due).await?;
+    tx.commit().await?;
+    Ok(TickReport {
+        charged,
+        exhausted,
+        stopped: stopped
+            .into_iter()
+            .chain(over_limit)
+            .map(|(i, _)| i)
+            .collect(),
+        warned,
+    })
+}
+
+/// Enqueues a balance notice for each user.
+async fn mail_each<'a>(
+    tx: &mut Tx<'_>,
+    users: impl IntoIterator<Item = &'a String>,
+    notice: Notice,
+    due: i64,
+) -> ServiceResult<()> {
+    for user in users {
+        let payload = serde_json::json!({ "template": notice.as_str() });
+        queue::enqueue(tx, JobKind::Mail, Some(user), None, payload, due).await?;
+    }
+    Ok(())
+}
+
+/// Enqueues the stop job of each (instance, user) the rules just marked `stopping`.
+async fn stop_each(tx: &mut Tx<'_>, stopped: &[(String, String)], due: i64) -> ServiceResult<()> {
+    for (instance, user) in stopped {
+        queue::enqueue(
+            tx,
+            JobKind::Stop,
+            Some(user),
+            Some(instance),
+            serde_json::json!({}),
+            due,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a user's billable instances cost per hour (µUSD).
+pub async fn hourly_usage(db: &Pool, user_id: &str) -> ServiceResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(price_hourly_micros), 0) AS BIGINT) FROM instances WHERE user_id = $1 AND metered_until IS NOT NULL",
+    )
+    .bind(user_id)
+    .fetch_one(db)
+    .await?)
+}

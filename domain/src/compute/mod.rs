@@ -1,0 +1,15 @@
+//! Compute: plans, images and templates (`catalog`), nodes and placement, public addresses, SSH
+//! keys, instances and their snapshots, what each job does on a node (`executor`), the reconciler
+//! that keeps the database and the nodes in agreement, the meter that bills running instances by
+//! the minute and the balance notices it sends, and the drivers behind it all.
+
+pub mod addresses;
+pub mod catalog;
+pub mod driver;
+pub mod executor;
+pub mod instances;
+pub mod keys;
+pub mod meter;
+pub mod nodes;
+pub mod notices;
+pub mod reconcile;

@@ -1,0 +1,276 @@
+//! Nodes: driver endpoints with capacity, and placement onto them.
+//!
+//! Placement is one conditional `UPDATE`: it adds the instance's size to the chosen node's
+//! `used_*` columns only if the sum stays within capacity × the configured over-commit ratio. Two
+//! concurrent creates cannot both squeeze into the last slot: the database applies the updates one
+//! after the other and re-checks the condition for the second (PostgreSQL re-evaluates the `WHERE`
+//! on the locked row; SQLite has one writer), so the loser tries the next node or gets a 409.
+
+use tracing::instrument;
+
+use crate::compute::driver::Kind;
+use crate::infra::db::{self, Pool, Tx};
+use crate::infra::error::{ServiceError, ServiceResult};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct NodeRow {
+    pub id: String,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    #[schema(value_type = String)]
+    pub kind: Kind,
+    pub region: String,
+    pub uri: String,
+    pub vcpu: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub used_vcpu: i64,
+    pub used_memory_mb: i64,
+    pub used_disk_gb: i64,
+    pub status: String,
+}
+
+const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status";
+
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct NodeInput {
+    pub name: String,
+    /// `vm` (libvirt URI) or `container` (Docker API address).
+    pub kind: String,
+    pub region: String,
+    /// `qemu:///system`, `qemu+ssh://host/system`, `test:///abs/fixture.xml`; or
+    /// `unix:///run/docker.sock`, `tcp://host:2375`.
+    pub uri: String,
+    pub vcpu: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+}
+
+#[instrument(skip_all, err(Debug), fields(name = %input.name))]
+pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
+    let kind = Kind::parse(&input.kind)
+        .ok_or_else(|| ServiceError::invalid("kind must be `vm` or `container`"))?;
+    if input.name.trim().is_empty() || input.region.trim().is_empty() || input.uri.trim().is_empty()
+    {
+        return Err(ServiceError::invalid("name, region and uri are required"));
+    }
+    let uri_ok = match kind {
+        Kind::Vm => input.uri.contains("://"),
+        Kind::Container => ["unix://", "tcp://", "http://", "https://"]
+            .iter()
+            .any(|p| input.uri.starts_with(p)),
+    };
+    if !uri_ok {
+        return Err(ServiceError::invalid(
+            "uri is not a libvirt URI / Docker API address",
+        ));
+    }
+    if input.vcpu < 1 || input.memory_mb < 1 || input.disk_gb < 1 {
+        return Err(ServiceError::invalid(
+            "vcpu, memory_mb and disk_gb must be positive",
+        ));
+    }
+    let id = db::new_id();
+    let inserted = sqlx::query(
+        "INSERT INTO nodes (id, name, kind, region, uri, vcpu, memory_mb, disk_gb, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(input.name.trim())
+    .bind(kind.as_str())
+    .bind(input.region.trim())
+    .bind(input.uri.trim())
+    .bind(input.vcpu)
+    .bind(input.memory_mb)
+    .bind(input.disk_gb)
+    .bind(db::now_ms())
+    .execute(db)
+    .await;
+    match inserted {
+        Err(e) if db::is_unique_violation(&e) => {
+            return Err(ServiceError::Conflict(
+                "A node with this name exists".into(),
+            ))
+        }
+        other => other?,
+    };
+    get(db, &id).await
+}
+
+pub async fn get(db: &Pool, id: &str) -> ServiceResult<NodeRow> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM nodes WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(ServiceError::NotFound("Node"))
+}
+
+pub async fn list(db: &Pool) -> ServiceResult<Vec<NodeRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name"))
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// Whether placement may use a node (`nodes.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// New machines may be placed here.
+    Active,
+    /// Running machines stay; nothing new is placed here.
+    Draining,
+}
+
+impl NodeStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Active => "active",
+            NodeStatus::Draining => "draining",
+        }
+    }
+
+    pub fn parse(s: &str) -> ServiceResult<Self> {
+        match s {
+            "active" => Ok(NodeStatus::Active),
+            "draining" => Ok(NodeStatus::Draining),
+            _ => Err(ServiceError::invalid(
+                "status must be `active` or `draining`",
+            )),
+        }
+    }
+}
+
+/// Stops placement on a node (`draining`) or resumes it (`active`).
+pub async fn set_status(db: &Pool, id: &str, status: NodeStatus) -> ServiceResult<NodeRow> {
+    let done = sqlx::query("UPDATE nodes SET status = $1 WHERE id = $2")
+        .bind(status.as_str())
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::NotFound("Node"));
+    }
+    get(db, id).await
+}
+
+/// Removes a node that holds no instances.
+pub async fn remove(db: &Pool, id: &str) -> ServiceResult<()> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM instances WHERE node_id = $1 AND state <> 'deleted'",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    if held > 0 {
+        return Err(ServiceError::Conflict(format!(
+            "The node still holds {held} instances; drain it and delete them first"
+        )));
+    }
+    sqlx::query("UPDATE instances SET node_id = NULL WHERE node_id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::NotFound("Node"));
+    }
+    Ok(())
+}
+
+/// A size to place.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub vcpu: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+}
+
+/// Reserves `size` on an active node of `kind` (in `region` when given), least loaded first.
+/// Returns the node, or a 409 when no node has room.
+pub async fn place(
+    tx: &mut Tx<'_>,
+    kind: Kind,
+    region: Option<&str>,
+    size: Size,
+    cpu_ratio: f64,
+    memory_ratio: f64,
+) -> ServiceResult<NodeRow> {
+    // Compared as numbers, not cast: CAST rounds on PostgreSQL and truncates on SQLite, and an
+    // integer total within `capacity × ratio` is the same rule on both.
+    let fits = "used_vcpu + $1 <= vcpu * $4 AND used_memory_mb + $2 <= memory_mb * $5 AND used_disk_gb + $3 <= disk_gb \
+                AND status = 'active' AND kind = $6 AND ($7 = '' OR region = $7)";
+    // One statement that writes first: it takes SQLite's write lock at once (a read-then-write
+    // transaction could not upgrade under contention) and the row lock on PostgreSQL, where the
+    // outer condition is re-checked after waiting. A lost race there leaves the update empty;
+    // the next round picks among the nodes that still fit.
+    for _ in 0..8 {
+        let placed: Option<NodeRow> = sqlx::query_as(&format!(
+            "UPDATE nodes SET used_vcpu = used_vcpu + $1, used_memory_mb = used_memory_mb + $2, used_disk_gb = used_disk_gb + $3
+             WHERE id = (SELECT id FROM nodes WHERE {fits}
+                         ORDER BY (used_vcpu * 1000 / vcpu) + (used_memory_mb * 1000 / memory_mb), name LIMIT 1)
+               AND {fits}
+             RETURNING {COLUMNS}"
+        ))
+        .bind(size.vcpu)
+        .bind(size.memory_mb)
+        .bind(size.disk_gb)
+        .bind(cpu_ratio)
+        .bind(memory_ratio)
+        .bind(kind.as_str())
+        .bind(region.unwrap_or(""))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(node) = placed {
+            return Ok(node);
+        }
+        let any_fits: Option<String> =
+            sqlx::query_scalar(&format!("SELECT id FROM nodes WHERE {fits} LIMIT 1"))
+                .bind(size.vcpu)
+                .bind(size.memory_mb)
+                .bind(size.disk_gb)
+                .bind(cpu_ratio)
+                .bind(memory_ratio)
+                .bind(kind.as_str())
+                .bind(region.unwrap_or(""))
+                .fetch_optional(&mut **tx)
+                .await?;
+        if any_fits.is_none() {
+            break;
+        }
+    }
+    Err(ServiceError::Conflict(match region {
+        Some(r) => format!(
+            "No capacity left for this size in region {r}; try a smaller plan or another region"
+        ),
+        None => "No capacity left for this size; try a smaller plan or later".into(),
+    }))
+}
+
+/// Gives a deleted or failed instance's share of its node back.
+pub async fn release(tx: &mut Tx<'_>, node_id: &str, size: Size) -> ServiceResult<()> {
+    sqlx::query(
+        "UPDATE nodes SET used_vcpu = used_vcpu - $1, used_memory_mb = used_memory_mb - $2, used_disk_gb = used_disk_gb - $3
+         WHERE id = $4",
+    )
+    .bind(size.vcpu)
+    .bind(size.memory_mb)
+    .bind(size.disk_gb)
+    .bind(node_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// How many live machines (not deleted, not failed) each node holds, by node id.
+pub async fn machines_per_node(db: &Pool) -> ServiceResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT node_id, COUNT(*) FROM instances
+         WHERE node_id IS NOT NULL AND state NOT IN ('deleted', 'failed') GROUP BY node_id",
+    )
+    .fetch_all(db)
+    .await?)
+}

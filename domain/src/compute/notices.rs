@@ -1,0 +1,96 @@
+//! Balance notices: the emails the meter's running-out rules send (low balance, balance exhausted,
+//! machines stopped), written with the user's figures as they are when the mail job runs, and sent
+//! to the account address and every notify address.
+
+use std::str::FromStr;
+
+use model::money::usd4;
+
+use crate::accounts::users;
+use crate::compute::meter;
+use crate::infra::config::Config;
+use crate::infra::db::Pool;
+use crate::infra::error::ServiceResult;
+use crate::infra::mail;
+use crate::money::billing;
+
+/// Which notice; its text form is the mail job's `template`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The balance covers less than `low_balance_runway_hours` of current usage.
+    LowBalance,
+    /// The balance reached zero while machines run.
+    Exhausted,
+    /// The grace period ended and the running machines were stopped.
+    Stopped,
+}
+
+impl Notice {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Notice::LowBalance => "low_balance",
+            Notice::Exhausted => "exhausted",
+            Notice::Stopped => "stopped",
+        }
+    }
+}
+
+impl FromStr for Notice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "low_balance" => Ok(Notice::LowBalance),
+            "exhausted" => Ok(Notice::Exhausted),
+            "stopped" => Ok(Notice::Stopped),
+            other => Err(format!("unknown mail template {other}")),
+        }
+    }
+}
+
+/// Writes and sends `notice` to the user.
+pub async fn send(db: &Pool, config: &Config, user_id: &str, notice: Notice) -> ServiceResult<()> {
+    let to = billing::recipients(db, user_id).await?;
+    if to.is_empty() {
+        return Ok(());
+    }
+    let balance = users::balance(db, user_id).await?;
+    let hourly = meter::hourly_usage(db, user_id).await?;
+    let (subject, body) = write(config, notice, balance, hourly);
+    mail::send(config, &to, subject, &body).await
+}
+
+/// The subject and body of a notice for a balance and an hourly usage (µUSD).
+fn write(config: &Config, notice: Notice, balance: i64, hourly: i64) -> (&'static str, String) {
+    let billing = format!("{}/billing", config.public_url);
+    let grace = config.balance_grace_minutes;
+    match notice {
+        Notice::LowBalance => {
+            let hours = if hourly > 0 { balance as f64 / hourly as f64 } else { f64::INFINITY };
+            (
+                "Your Hangar balance is running low",
+                format!(
+                    "Your balance is ${} and your running machines cost ${} per hour, which lasts about {hours:.1} more hours.\n\n\
+                     Top up at {billing} to keep them running. When the balance reaches zero, running machines are \
+                     stopped after {grace} minutes (they are not deleted).\n",
+                    usd4(balance),
+                    usd4(hourly),
+                ),
+            )
+        }
+        Notice::Exhausted => (
+            "Your Hangar balance has run out",
+            format!(
+                "Your balance has reached $0.0000 while machines are running.\n\n\
+                 They will be stopped in {grace} minutes unless you top up at {billing}. Stopped machines keep their \
+                 disks and snapshots; you can start them again after topping up.\n"
+            ),
+        ),
+        Notice::Stopped => (
+            "Your Hangar machines were stopped",
+            format!(
+                "Your balance ran out, so your running machines have been stopped. They were not deleted.\n\n\
+                 Top up at {billing} and start them again from the portal or the API.\n"
+            ),
+        ),
+    }
+}

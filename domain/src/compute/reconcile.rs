@@ -1,0 +1,165 @@
+//! The reconciler: compares what the database says with what each node reports, and converges.
+//!
+//! Runs at start and every `reconcile_interval_secs`. Instances with an action in flight are left
+//! to their job. For the others:
+//! - the machine is gone from its node → the instance is `failed` with the reason (billing ends,
+//!   capacity and its public address are released), never a ghost that keeps billing. What is
+//!   left of it on the node (its disk, which an operator may want to recover, and its DHCP
+//!   reservation) goes when the customer deletes the instance; the address's next holder replaces
+//!   the stale reservation;
+//! - the machine stopped on its own (guest shutdown) → `stopped`, billing ends;
+//! - the machine runs while Hangar thinks it is stopped → `running`, billing resumes;
+//! - a running machine without a recorded address has one now → recorded (a real guest asks for
+//!   its DHCP lease seconds after the create job has finished);
+//! - a machine named `hangar-<id>` whose instance is deleted or unknown → destroyed (a leak left
+//!   by a crash between the driver call and the database update).
+//!
+//! A node that cannot be reached is skipped (logged), never taken as "everything is gone".
+
+use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
+use crate::compute::executor::{self, NodeDriver};
+use crate::compute::instances::{self, InstanceRow, InstanceState};
+use crate::compute::meter;
+use crate::compute::nodes::NodeRow;
+use crate::infra::db;
+use crate::infra::error::ServiceResult;
+use crate::AppState;
+
+/// What one pass changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub failed: Vec<String>,
+    pub stopped: Vec<String>,
+    pub started: Vec<String>,
+    pub addressed: Vec<String>,
+    pub destroyed: Vec<String>,
+    pub unreachable_nodes: Vec<String>,
+}
+
+/// One pass over every node.
+pub async fn run(state: &AppState) -> ServiceResult<Report> {
+    let mut report = Report::default();
+    for node_driver in executor::all_drivers(state).await? {
+        reconcile_node(state, node_driver, &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn reconcile_node(
+    state: &AppState,
+    (node, driver): NodeDriver,
+    report: &mut Report,
+) -> ServiceResult<()> {
+    let machines = match driver.list().await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(node = %node.name, error = %e, "reconciler: node unreachable; skipped");
+            report.unreachable_nodes.push(node.name.clone());
+            return Ok(());
+        }
+    };
+    let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
+        "SELECT {} FROM instances WHERE node_id = $1 AND state <> 'deleted'",
+        instances::COLUMNS
+    ))
+    .bind(&node.id)
+    .fetch_all(&state.db)
+    .await?;
+    for inst in &rows {
+        if inst.transition.is_some() || inst.state == InstanceState::Failed {
+            continue;
+        }
+        let seen = machines
+            .iter()
+            .find(|m| instance_of(&m.name) == Some(inst.id.as_str()));
+        reconcile_instance(state, &node, driver.as_ref(), inst, seen, report).await?;
+    }
+    destroy_orphans(state, &node, driver.as_ref(), &machines, report).await
+}
+
+/// Brings one idle instance in line with what its node shows (`seen`: its machine, if any).
+async fn reconcile_instance(
+    state: &AppState,
+    node: &NodeRow,
+    driver: &dyn Driver,
+    inst: &InstanceRow,
+    seen: Option<&Machine>,
+    report: &mut Report,
+) -> ServiceResult<()> {
+    match (inst.state, seen.map(|m| m.power)) {
+        (_, None) => {
+            // Re-read: the instance may have been deleted since the list was taken.
+            if let Some(fresh) = instances::load(&state.db, &inst.id).await? {
+                let idle = fresh.transition.is_none()
+                    && !matches!(fresh.state, InstanceState::Deleted | InstanceState::Failed);
+                if idle {
+                    let reason = format!("The machine disappeared from node {}", node.name);
+                    executor::mark_failed(&state.db, &fresh, &reason).await?;
+                    report.failed.push(inst.id.clone());
+                }
+            }
+        }
+        (InstanceState::Running, Some(Power::Stopped)) => {
+            let reason = "The machine was powered off from inside";
+            executor::mark_stopped(&state.db, &inst.id, Some(reason)).await?;
+            report.stopped.push(inst.id.clone());
+        }
+        (InstanceState::Stopped, Some(Power::Running)) => {
+            let mut tx = state.db.begin().await?;
+            let at = db::now_ms();
+            let done = sqlx::query("UPDATE instances SET state = 'running', updated_at = $1 WHERE id = $2 AND state = 'stopped' AND transition IS NULL")
+                .bind(at)
+                .bind(&inst.id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                meter::begin(&mut tx, &inst.id, at).await?;
+                report.started.push(inst.id.clone());
+            }
+            tx.commit().await?;
+        }
+        (InstanceState::Running, Some(Power::Running)) if inst.private_ip.is_none() => {
+            let Ok(Some(address)) = driver.address(&machine_name(&inst.id)).await else {
+                return Ok(());
+            };
+            let done = sqlx::query("UPDATE instances SET private_ip = $1, updated_at = $2 WHERE id = $3 AND state = 'running' AND transition IS NULL AND private_ip IS NULL")
+                .bind(&address)
+                .bind(db::now_ms())
+                .bind(&inst.id)
+                .execute(&state.db)
+                .await?;
+            if done.rows_affected() == 1 {
+                report.addressed.push(inst.id.clone());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Destroys `hangar-*` machines on the node that no live instance there owns.
+async fn destroy_orphans(
+    state: &AppState,
+    node: &NodeRow,
+    driver: &dyn Driver,
+    machines: &[Machine],
+    report: &mut Report,
+) -> ServiceResult<()> {
+    for m in machines {
+        let Some(id) = instance_of(&m.name) else {
+            continue;
+        };
+        let orphan = match instances::load(&state.db, id).await? {
+            None => true,
+            Some(i) => {
+                i.state == InstanceState::Deleted || i.node_id.as_deref() != Some(node.id.as_str())
+            }
+        };
+        if orphan {
+            tracing::warn!(node = %node.name, machine = %m.name, "reconciler: destroying a machine no instance owns");
+            driver.destroy(&m.name).await.ok();
+            report.destroyed.push(m.name.clone());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The domain layer's error: what went wrong in words a caller can act on. The HTTP edge
+//! (`server::http::error`) and the portal's server functions each turn it into their own shape.
+
+/// A domain failure. Messages are short and capitalised; `Internal` carries context for the log
+/// and is never shown to a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is malformed or breaks a rule (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The thing does not exist *for this caller* (404): foreign ids look exactly like missing ones.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Not enough prepaid balance (402). Amounts in micro-USD.
+    #[error("{message}")]
+    InsufficientBalance {
+        balance: i64,
+        required: i64,
+        message: String,
+    },
+    /// The CAPTCHA token was missing or rejected (400, reference 002's message).
+    #[error("CAPTCHA verification failed")]
+    Captcha,
+    /// A dependency (database, driver, payment provider) failed; logged, answered generically.
+    #[error("Internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl ServiceError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::Invalid(msg.into())
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The HTTP status this failure answers with, on the JSON APIs and in the portal alike: a
+    /// caller's mistake is a 4xx, only `Internal` is a 500.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            ServiceError::Invalid(_) | ServiceError::Captcha => StatusCode::BAD_REQUEST,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(err: sqlx::Error) -> Self {
+        // The one place constraint violations become caller errors. Services that know which
+        // constraint a write can break check for it first and give a precise message; this is
+        // the backstop for races between that check and the write.
+        if crate::infra::db::is_unique_violation(&err) {
+            return Self::Conflict("Already exists".into());
+        }
+        if err
+            .as_database_error()
+            .is_some_and(|e| e.is_foreign_key_violation())
+        {
+            return Self::Invalid("Refers to something that does not exist".into());
+        }
+        Self::Internal(err.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for ServiceError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        Self::Internal(err.into())
+    }
+}

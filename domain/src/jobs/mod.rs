@@ -1,0 +1,71 @@
+//! The job runner: claims due jobs from the queue (`infra::queue`) and hands each kind to the room
+//! that owns it — compute's transitions to `compute::executor`, balance notices to
+//! `compute::notices`. A job that keeps failing is retried with backoff, then given up; giving up
+//! asks the owner to leave things in an honest state.
+
+use std::time::Duration;
+
+use crate::compute::{executor, notices};
+use crate::infra::db;
+use crate::infra::error::ServiceResult;
+use crate::infra::queue::{self, Failure, JobKind, JobRow, JobState, MAX_ATTEMPTS};
+use crate::AppState;
+
+/// Claims and runs one job. Returns whether there was one.
+pub async fn run_once(state: &AppState) -> ServiceResult<bool> {
+    let lease = state.config.job_lease_secs * 1000;
+    let Some(job) = queue::claim(&state.db, db::now_ms(), lease).await? else {
+        return Ok(false);
+    };
+    match dispatch(state, &job).await {
+        Ok(()) => queue::finish(&state.db, &job, JobState::Done, None).await?,
+        Err(Failure::Retry(msg)) if job.attempts < MAX_ATTEMPTS => {
+            tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %msg, "job failed; will retry");
+            queue::retry_later(&state.db, &job, &msg).await?;
+        }
+        Err(Failure::Retry(msg)) | Err(Failure::Permanent(msg)) => {
+            tracing::warn!(job = %job.id, kind = %job.kind, error = %msg, "job failed");
+            if job.kind != JobKind::Mail {
+                executor::give_up(state, &job, &msg).await?;
+            }
+            queue::finish(&state.db, &job, JobState::Failed, Some(&msg)).await?;
+        }
+    }
+    Ok(true)
+}
+
+async fn dispatch(state: &AppState, job: &JobRow) -> Result<(), Failure> {
+    match job.kind {
+        JobKind::Mail => {
+            let notice = job
+                .payload_str("template")
+                .parse::<notices::Notice>()
+                .map_err(Failure::Permanent)?;
+            let user = job.user_id.as_deref().unwrap_or_default();
+            Ok(notices::send(&state.db, &state.config, user, notice).await?)
+        }
+        _ => executor::execute(state, job).await,
+    }
+}
+
+/// Runs jobs until the queue is empty (tests, and the worker loop).
+pub async fn drain(state: &AppState) -> ServiceResult<usize> {
+    let mut n = 0;
+    while run_once(state).await? {
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A worker: runs jobs as they come, woken at once by local enqueues and otherwise polling
+/// (jobs enqueued by other replicas, retries coming due).
+pub async fn worker(state: AppState) {
+    loop {
+        match run_once(&state).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "job worker error"),
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), state.jobs_wake.notified()).await;
+    }
+}

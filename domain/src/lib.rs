@@ -1,0 +1,97 @@
+//! Hangar's domain: everything the portal and the HTTP APIs do, without either of them. Rooms by
+//! area, each with one responsibility, layered so that no two rooms import each other:
+//!
+//! ```text
+//! jobs      the worker that claims queued jobs and hands each kind to the room that owns it
+//! compute   plans, images, nodes, instances, addresses, keys, metering, reconciler, drivers
+//! market    marketplace servers (inventory, browse, demo catalog) and rentals
+//! money     ledger, billing history and notify addresses, card payments
+//! accounts  users, access tokens, JWTs, CAPTCHA, pools (teams) and their roles
+//! infra     config, database, errors, audit log, mail sending, the leased job queue
+//! ```
+//!
+//! A room may use the rooms below it, never one above (`tests/rooms.rs` checks it). [`AppState`]
+//! and [`Actor`] sit above the rooms: they are the context every service is called with.
+
+pub mod accounts;
+pub mod compute;
+pub mod infra;
+pub mod jobs;
+pub mod market;
+pub mod money;
+
+use std::sync::Arc;
+
+pub use infra::{config, db, error};
+
+/// Who is acting: a user, and the access token they used (spend limits apply to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: String,
+    pub token_id: Option<String>,
+}
+
+impl Actor {
+    /// A signed-in browser session: no token, no token limit.
+    pub fn user(user_id: &str) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            token_id: None,
+        }
+    }
+}
+
+/// Everything a request handler, a server function or a background loop may need, cheap to
+/// clone. The portal's Leptos options are not here: the server's router state adds them.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: db::Pool,
+    pub config: Arc<config::Config>,
+    pub jwt: Arc<accounts::jwt::JwtKeys>,
+    /// Outbound HTTP (CAPTCHA verification, payment provider, node daemons).
+    pub http: reqwest::Client,
+    /// Marketplace browse results for the current generation (see `market::browse::BrowseCache`).
+    pub browse_cache: Arc<market::browse::BrowseCache>,
+    /// One compute driver per node (see `compute::driver::Drivers`).
+    pub drivers: Arc<compute::driver::Drivers>,
+    /// Wakes this replica's job workers when a request enqueues a job.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Connects, migrates and loads keys: everything `serve` needs before it listens.
+    pub async fn build(config: config::Config) -> anyhow::Result<Self> {
+        let db = db::connect(&config.database_url).await?;
+        db::migrate(&db).await?;
+        let jwt = accounts::jwt::JwtKeys::load(&config, &db).await?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let browse_cache = Arc::new(market::browse::BrowseCache::new(
+            config.browse_cache_entries,
+        ));
+        compute::catalog::seed_defaults(&db, &config).await?;
+        let drivers = Arc::new(compute::driver::Drivers::new(compute::driver::Settings {
+            stop_timeout: std::time::Duration::from_secs(config.stop_timeout_secs),
+            libvirt_domain_type: config.libvirt_domain_type,
+            libvirt_network: config.libvirt_network.clone(),
+        }));
+        Ok(Self {
+            drivers,
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            db,
+            config: Arc::new(config),
+            jwt: Arc::new(jwt),
+            http,
+            browse_cache,
+        })
+    }
+}

@@ -1,0 +1,425 @@
+//! Marketplace inventory: servers as operators describe them (`/api/admin/marketplace/servers`),
+//! validated and summarised (`check`), written with their prices, retired, and loaded in bulk.
+//!
+//! Price per day: a server has a total price for each duration it can be rented for (1, 7, 30
+//! days...). Its price per day at a duration is total ÷ days; `min_price_per_day` is the lowest of
+//! those, kept in the row whenever prices change. Browse filters and sorts on it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::infra::db::{self, Pool as Db, Tx};
+use crate::infra::error::{ServiceError, ServiceResult};
+use crate::market::browse::{bump_generation, get_any};
+use model::market::{AdditionalSpec, CpuSpec, DiskConfig, MarketServer, RamSpec};
+use model::money::micros_from_usd;
+
+pub const CATEGORIES: &[&str] = &["compute", "memory", "storage", "general", "gpu"];
+pub const SCORE_TYPES: &[&str] = &["passmark", "geekbench_single", "geekbench_multi"];
+
+/// A server as an operator describes it (`POST/PUT /api/admin/marketplace/servers`).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct ServerInput {
+    pub name: String,
+    /// ISO 3166 alpha-2, e.g. `US`.
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub datacenter: String,
+    pub model: String,
+    #[serde(default)]
+    pub is_vm: bool,
+    pub category: String,
+    #[serde(default)]
+    pub featured: bool,
+    #[serde(default = "default_rank")]
+    pub popularity_rank: i64,
+    #[serde(default = "default_setup")]
+    pub setup_time_minutes: i64,
+    pub specs: SpecsInput,
+    /// Total USD price per rental duration in days, e.g. `{"1": 12, "7": 70, "30": 270}`.
+    pub prices: BTreeMap<String, f64>,
+}
+
+fn default_rank() -> i64 {
+    1000
+}
+fn default_setup() -> i64 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct SpecsInput {
+    pub cpu: CpuSpec,
+    pub ram: RamSpec,
+    pub disks: DisksInput,
+    pub network: NetworkInput,
+    pub additional: AdditionalSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct DisksInput {
+    pub config: Vec<DiskConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct NetworkInput {
+    pub bandwidth_mbps: i64,
+    pub traffic_tb: Option<i64>,
+    #[serde(default)]
+    pub traffic_unlimited: bool,
+}
+
+/// A validated server with everything derived (totals, summaries, prices in µUSD).
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    input: ServerInput,
+    prices: Vec<(i64, i64)>,
+    total_gb: i64,
+    summary: String,
+    disk_types: String,
+    min_price_per_day: i64,
+}
+
+fn text(field: &str, value: &str, max: usize) -> ServiceResult<()> {
+    let n = value.trim().chars().count();
+    if n == 0 {
+        return Err(ServiceError::invalid(format!("{field} is required")));
+    }
+    if n > max {
+        return Err(ServiceError::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn positive(field: &str, value: i64) -> ServiceResult<()> {
+    if value < 0 {
+        return Err(ServiceError::invalid(format!(
+            "{field} must not be negative"
+        )));
+    }
+    Ok(())
+}
+
+/// `1000` → `1TB`, `480` → `480GB`, `1920` → `1.92TB`.
+pub fn capacity(gb: i64) -> String {
+    if gb >= 1000 {
+        let tb = gb as f64 / 1000.0;
+        let s = format!("{tb:.2}");
+        format!("{}TB", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        format!("{gb}GB")
+    }
+}
+
+/// `10000` → `10 Gbps`, `500` → `500 Mbps`.
+pub fn bandwidth(mbps: i64) -> String {
+    if mbps >= 1000 && mbps % 1000 == 0 {
+        format!("{} Gbps", mbps / 1000)
+    } else if mbps >= 1000 {
+        format!("{:.1} Gbps", mbps as f64 / 1000.0)
+    } else {
+        format!("{mbps} Mbps")
+    }
+}
+
+pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
+    text("name", &input.name, 100)?;
+    text("region", &input.region, 100)?;
+    text("city", &input.city, 100)?;
+    text("datacenter", &input.datacenter, 100)?;
+    text("model", &input.model, 200)?;
+    if input.country.len() != 2 || !input.country.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(ServiceError::invalid(
+            "country must be a two-letter upper-case code such as US",
+        ));
+    }
+    if !CATEGORIES.contains(&input.category.as_str()) {
+        return Err(ServiceError::invalid(format!(
+            "category must be one of {}",
+            CATEGORIES.join(", ")
+        )));
+    }
+    let cpu = &input.specs.cpu;
+    text("specs.cpu.model", &cpu.model, 200)?;
+    if !SCORE_TYPES.contains(&cpu.score_type.as_str()) {
+        return Err(ServiceError::invalid(format!(
+            "specs.cpu.score_type must be one of {}",
+            SCORE_TYPES.join(", ")
+        )));
+    }
+    if cpu.cores < 1 || cpu.threads < cpu.cores {
+        return Err(ServiceError::invalid(
+            "specs.cpu needs at least one core and threads ≥ cores",
+        ));
+    }
+    positive("specs.cpu.score", cpu.score)?;
+    text("specs.ram.type", &input.specs.ram.kind, 50)?;
+    if input.specs.ram.capacity_gb < 1 {
+        return Err(ServiceError::invalid(
+            "specs.ram.capacity_gb must be at least 1",
+        ));
+    }
+    positive("specs.ram.speed_mhz", input.specs.ram.speed_mhz)?;
+    if input.specs.disks.config.is_empty() || input.specs.disks.config.len() > 32 {
+        return Err(ServiceError::invalid(
+            "specs.disks.config needs 1 to 32 entries",
+        ));
+    }
+    for d in &input.specs.disks.config {
+        if d.count < 1 || d.capacity_gb < 1 {
+            return Err(ServiceError::invalid(
+                "every disk needs count ≥ 1 and capacity_gb ≥ 1",
+            ));
+        }
+        text("disk type", &d.kind, 30)?;
+        text("disk interface", &d.interface, 50)?;
+    }
+    positive(
+        "specs.network.bandwidth_mbps",
+        input.specs.network.bandwidth_mbps,
+    )?;
+    if !input.specs.network.traffic_unlimited && input.specs.network.traffic_tb.is_none() {
+        return Err(ServiceError::invalid(
+            "specs.network needs traffic_tb unless traffic_unlimited",
+        ));
+    }
+    positive(
+        "specs.additional.ipv4_count",
+        input.specs.additional.ipv4_count,
+    )?;
+    positive("popularity_rank", input.popularity_rank)?;
+    positive("setup_time_minutes", input.setup_time_minutes)?;
+    if input.prices.is_empty() || input.prices.len() > 20 {
+        return Err(ServiceError::invalid("prices needs 1 to 20 durations"));
+    }
+    let mut prices = Vec::new();
+    for (days, usd) in &input.prices {
+        let days: i64 = days
+            .parse()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| {
+                ServiceError::invalid(format!(
+                    "price duration {days:?} must be a number of days, 1 to 3650"
+                ))
+            })?;
+        let micros = micros_from_usd(*usd)
+            .map_err(|m| ServiceError::invalid(format!("price for {days} days: {m}")))?;
+        prices.push((days, micros));
+    }
+    let total_gb = input
+        .specs
+        .disks
+        .config
+        .iter()
+        .map(|d| d.count * d.capacity_gb)
+        .sum();
+    let summary = input
+        .specs
+        .disks
+        .config
+        .iter()
+        .map(|d| format!("{}x{} {}", d.count, capacity(d.capacity_gb), d.kind))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let mut types: Vec<String> = input
+        .specs
+        .disks
+        .config
+        .iter()
+        .map(|d| d.kind.to_lowercase())
+        .collect();
+    types.sort();
+    types.dedup();
+    let disk_types = format!(",{},", types.join(","));
+    let min_price_per_day = prices.iter().map(|(d, p)| p / d).min().unwrap_or(0);
+    Ok(Checked {
+        input,
+        prices,
+        total_gb,
+        summary,
+        disk_types,
+        min_price_per_day,
+    })
+}
+
+async fn write_prices(tx: &mut Tx<'_>, id: &str, prices: &[(i64, i64)]) -> ServiceResult<()> {
+    sqlx::query("DELETE FROM marketplace_prices WHERE server_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    for (days, price) in prices {
+        sqlx::query("INSERT INTO marketplace_prices (server_id, days, price) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(days)
+            .bind(price)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+const WRITE_COLUMNS: &str = "name, country, region, city, datacenter, model, is_vm, category, featured, popularity_rank,
+    setup_time_minutes, cpu_model, cpu_cores, cpu_threads, cpu_score, cpu_score_type, ram_gb, ram_type,
+    ram_speed_mhz, disks, total_storage_gb, disk_summary, disk_types, bandwidth_mbps, traffic_tb,
+    traffic_unlimited, ipv4_count, ipv6_enabled, min_price_per_day";
+
+/// Binds the 29 columns of `WRITE_COLUMNS`, in order.
+fn bind_server<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    c: &'q Checked,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let i = &c.input;
+    let s = &i.specs;
+    q = q
+        .bind(i.name.trim())
+        .bind(&i.country)
+        .bind(i.region.trim())
+        .bind(i.city.trim())
+        .bind(i.datacenter.trim())
+        .bind(i.model.trim())
+        .bind(i64::from(i.is_vm))
+        .bind(&i.category)
+        .bind(i64::from(i.featured))
+        .bind(i.popularity_rank)
+        .bind(i.setup_time_minutes)
+        .bind(s.cpu.model.trim())
+        .bind(s.cpu.cores)
+        .bind(s.cpu.threads)
+        .bind(s.cpu.score)
+        .bind(&s.cpu.score_type)
+        .bind(s.ram.capacity_gb)
+        .bind(s.ram.kind.trim())
+        .bind(s.ram.speed_mhz)
+        .bind(serde_json::to_string(&s.disks.config).unwrap_or_else(|_| "[]".into()))
+        .bind(c.total_gb)
+        .bind(&c.summary)
+        .bind(&c.disk_types)
+        .bind(s.network.bandwidth_mbps)
+        .bind(if s.network.traffic_unlimited {
+            None
+        } else {
+            s.network.traffic_tb
+        })
+        .bind(i64::from(s.network.traffic_unlimited))
+        .bind(s.additional.ipv4_count)
+        .bind(i64::from(s.additional.ipv6_enabled))
+        .bind(c.min_price_per_day);
+    q
+}
+
+async fn insert_checked(tx: &mut Tx<'_>, c: &Checked) -> ServiceResult<String> {
+    let id = db::new_id();
+    let now = db::now_ms();
+    let placeholders: Vec<String> = (4..=32).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "INSERT INTO marketplace_servers (id, status, created_at, updated_at, {WRITE_COLUMNS})
+         VALUES ($1, 'active', $2, $3, {})",
+        placeholders.join(", ")
+    );
+    bind_server(sqlx::query(&sql).bind(&id).bind(now).bind(now), c)
+        .execute(&mut **tx)
+        .await?;
+    write_prices(tx, &id, &c.prices).await?;
+    Ok(id)
+}
+
+/// Adds a server to the marketplace.
+pub async fn create(db: &Db, input: ServerInput) -> ServiceResult<MarketServer> {
+    let checked = check(input)?;
+    let mut tx = db.begin().await?;
+    let id = insert_checked(&mut tx, &checked).await?;
+    bump_generation(&mut tx).await?;
+    tx.commit().await?;
+    get_any(db, &id).await
+}
+
+/// Replaces a server's description and prices. Active rentals keep what they paid.
+pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<MarketServer> {
+    let checked = check(input)?;
+    let cols: Vec<&str> = WRITE_COLUMNS.split(',').map(str::trim).collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE marketplace_servers SET {}, updated_at = $30 WHERE id = $31 AND status = 'active'",
+        sets.join(", ")
+    );
+    let mut tx = db.begin().await?;
+    let done = bind_server(sqlx::query(&sql), &checked)
+        .bind(db::now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::NotFound("Server"));
+    }
+    write_prices(&mut tx, id, &checked.prices).await?;
+    bump_generation(&mut tx).await?;
+    tx.commit().await?;
+    get_any(db, id).await
+}
+
+/// Takes a server off the marketplace for good. Current rentals run to their end.
+pub async fn retire(db: &Db, id: &str) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
+    let done = sqlx::query("UPDATE marketplace_servers SET status = 'retired', updated_at = $1 WHERE id = $2 AND status = 'active'")
+        .bind(db::now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::NotFound("Server"));
+    }
+    bump_generation(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts `servers` in batches of one transaction each. Returns how many were added.
+pub async fn load(db: &Db, servers: Vec<ServerInput>) -> ServiceResult<usize> {
+    let mut added = 0;
+    for batch in servers.chunks(500) {
+        let mut tx = db.begin().await?;
+        for s in batch {
+            let checked = check(s.clone())?;
+            insert_checked(&mut tx, &checked).await?;
+            added += 1;
+        }
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+    }
+    db::analyze(db).await?;
+    Ok(added)
+}
+
+/// How many servers the marketplace has (any state).
+pub async fn count(db: &Db) -> ServiceResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM marketplace_servers")
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_read_like_a_spec_sheet() {
+        assert_eq!(capacity(1000), "1TB");
+        assert_eq!(capacity(15000), "15TB");
+        assert_eq!(capacity(1920), "1.92TB");
+        assert_eq!(capacity(480), "480GB");
+        assert_eq!(bandwidth(10_000), "10 Gbps");
+        assert_eq!(bandwidth(2500), "2.5 Gbps");
+        assert_eq!(bandwidth(500), "500 Mbps");
+    }
+}
