@@ -108,10 +108,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            let pool = db::connect(&config.database_url)
-                .await
-                .context("connecting to the database")?;
-            db::migrate(&pool).await.context("migrating")?;
+            migrated(&config).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -123,86 +120,107 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             email,
             username,
             admin,
-        }) => {
-            let password = match std::env::var("HANGAR_ADMIN_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    let mut p = String::new();
-                    std::io::stdin()
-                        .read_to_string(&mut p)
-                        .context("reading the password from stdin")?;
-                    p.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            let pool = db::connect(&config.database_url)
-                .await
-                .context("connecting to the database")?;
-            db::migrate(&pool).await.context("migrating")?;
-            let user = users::register(
-                &pool,
-                users::NewAccount {
-                    email,
-                    username,
-                    password,
-                    is_admin: admin,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "created {} user {} ({}) id {}",
-                if user.is_admin { "admin" } else { "regular" },
-                user.username,
-                user.email,
-                user.id
-            );
-            Ok(())
-        }
+        }) => create_user(&config, email, username, admin).await,
         Command::Admin(AdminCommand::DemoCatalog {
             count,
             seed,
             if_empty,
-        }) => {
-            let pool = db::connect(&config.database_url)
-                .await
-                .context("connecting to the database")?;
-            db::migrate(&pool).await.context("migrating")?;
-            let existing = domain::market::inventory::count(&pool)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if if_empty && existing > 0 {
-                println!("marketplace already has {existing} servers; nothing loaded");
-                return Ok(());
-            }
-            let started = std::time::Instant::now();
-            let servers = domain::market::demo::demo_servers(count, seed);
-            let added = domain::market::inventory::load(&pool, servers)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "loaded {added} demo servers in {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Command::Admin(AdminCommand::CheckLedger) => {
-            let pool = db::connect(&config.database_url)
-                .await
-                .context("connecting to the database")?;
-            let bad = ledger::mismatches(&pool)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if bad.is_empty() {
-                println!("ledger ok: every cached balance equals its ledger sum");
-                Ok(())
-            } else {
-                for (user, cached, sum) in &bad {
-                    println!("user {user}: cached {cached} µUSD, ledger {sum} µUSD");
-                }
-                bail!("{} balance(s) differ from the ledger", bad.len())
-            }
-        }
+        }) => demo_catalog(&config, count, seed, if_empty).await,
+        Command::Admin(AdminCommand::CheckLedger) => check_ledger(&config).await,
     }
+}
+
+/// The database, migrated: what every operator command starts from.
+async fn migrated(config: &Config) -> anyhow::Result<db::Pool> {
+    let pool = db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    db::migrate(&pool).await.context("migrating")?;
+    Ok(pool)
+}
+
+/// `admin create-user`: the password from `HANGAR_ADMIN_PASSWORD`, else standard input.
+async fn create_user(
+    config: &Config,
+    email: String,
+    username: String,
+    admin: bool,
+) -> anyhow::Result<()> {
+    let password = match std::env::var("HANGAR_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut p = String::new();
+            std::io::stdin()
+                .read_to_string(&mut p)
+                .context("reading the password from stdin")?;
+            p.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let pool = migrated(config).await?;
+    let user = users::register(
+        &pool,
+        users::NewAccount {
+            email,
+            username,
+            password,
+            is_admin: admin,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "created {} user {} ({}) id {}",
+        if user.is_admin { "admin" } else { "regular" },
+        user.username,
+        user.email,
+        user.id
+    );
+    Ok(())
+}
+
+/// `admin demo-catalog`: generated servers, optionally only into an empty marketplace.
+async fn demo_catalog(
+    config: &Config,
+    count: usize,
+    seed: u64,
+    if_empty: bool,
+) -> anyhow::Result<()> {
+    let pool = migrated(config).await?;
+    let existing = domain::market::inventory::count(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if if_empty && existing > 0 {
+        println!("marketplace already has {existing} servers; nothing loaded");
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let servers = domain::market::demo::demo_servers(count, seed);
+    let added = domain::market::inventory::load(&pool, servers)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "loaded {added} demo servers in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `admin check-ledger`: exit 1 unless every cached balance equals its ledger sum.
+async fn check_ledger(config: &Config) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    let bad = ledger::mismatches(&pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if bad.is_empty() {
+        println!("ledger ok: every cached balance equals its ledger sum");
+        return Ok(());
+    }
+    for (user, cached, sum) in &bad {
+        println!("user {user}: cached {cached} µUSD, ledger {sum} µUSD");
+    }
+    bail!("{} balance(s) differ from the ledger", bad.len())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -426,6 +426,7 @@ fn Machine(
     }
 }
 
+/// A machine's page: its state, then power and facts, snapshots, and settings.
 #[component]
 fn MachineDetail(
     d: MachineData,
@@ -434,12 +435,30 @@ fn MachineDetail(
     rename: ServerAction<RenameMachine>,
     snap: ServerAction<SnapshotAction>,
 ) -> impl IntoView {
-    let id = d.vps.id.clone();
-    let busy = move || vps.get().transition.is_some() || power.pending().get();
-    let state = move || vps.get().state;
-    let confirm_delete = RwSignal::new(false);
-    let power_button = {
-        let id = id.clone();
+    let busy = Signal::derive(move || vps.get().transition.is_some() || power.pending().get());
+    view! {
+        <section class="page-head">
+            <p><a href="/machines">"← Machines"</a></p>
+            <h1 data-test="machine-name">{move || vps.get().name}</h1>
+            <p><StateBadgeLive vps/></p>
+            {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
+        </section>
+        <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy/>
+        <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/>
+        <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>
+    }
+}
+
+/// Start, stop and restart (each enabled only in the state it applies to), and the facts.
+#[component]
+fn PowerCard(
+    id: String,
+    plan: String,
+    vps: Signal<Vps>,
+    power: ServerAction<MachineAction>,
+    busy: Signal<bool>,
+) -> impl IntoView {
+    let power_button =
         move |action: &'static str, label: &'static str, enabled: fn(&str) -> bool| {
             let id = id.clone();
             view! {
@@ -448,63 +467,11 @@ fn MachineDetail(
                     <input type="hidden" name="id" value=id/>
                     <input type="hidden" name="action" value=action/>
                     <button type="submit" class="btn" data-test=format!("power-{action}")
-                        disabled=move || busy() || !enabled(&state())>{label}</button>
+                        disabled=move || busy.get() || !enabled(&vps.get().state)>{label}</button>
                 </ActionForm>
             }
-        }
-    };
-    let snapshot_table = {
-        let id = id.clone();
-        if d.snapshots.is_empty() {
-            view! { <p class="muted" data-test="no-snapshots">"No snapshots."</p> }.into_any()
-        } else {
-            view! {
-                    <table class="table" data-test="snapshot-table">
-                        <thead><tr><th>"Name"</th><th>"State"</th><th>"Taken"</th><th></th></tr></thead>
-                        <tbody>
-                            {d.snapshots.iter().map(|s| {
-                                let (id1, id2) = (id.clone(), id.clone());
-                                let (n1, n2) = (s.name.clone(), s.name.clone());
-                                view! {
-                                    <tr data-test="snapshot-row" data-state=s.state.clone()>
-                                        <td data-label="Name">{s.name.clone()}</td>
-                                        <td data-label="State">{s.state.clone()}</td>
-                                        <td data-label="Taken">{s.created_at.clone()}</td>
-                                        <td class="actions">
-                                            <ActionForm action=snap attr:class="inline-form">
-                                                <CsrfField/>
-                                                <input type="hidden" name="id" value=id1/>
-                                                <input type="hidden" name="name" value=n1/>
-                                                <input type="hidden" name="action" value="restore"/>
-                                                <button type="submit" class="btn btn-sm" title="The machine must be stopped"
-                                                    disabled=move || busy() || state() != "stopped">"Restore"</button>
-                                            </ActionForm>
-                                            <ActionForm action=snap attr:class="inline-form">
-                                                <CsrfField/>
-                                                <input type="hidden" name="id" value=id2/>
-                                                <input type="hidden" name="name" value=n2/>
-                                                <input type="hidden" name="action" value="delete"/>
-                                                <button type="submit" class="btn btn-danger btn-sm">"Delete"</button>
-                                            </ActionForm>
-                                        </td>
-                                    </tr>
-                                }
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                }.into_any()
-        }
-    };
-    let (id_snap, id_rename, id_delete) = (id.clone(), id.clone(), id.clone());
-    let delete_sent = RwSignal::new(false);
-    let deleted = move || delete_sent.get() && power.value().get().is_some_and(|r| r.is_ok());
+        };
     view! {
-        <section class="page-head">
-            <p><a href="/machines">"← Machines"</a></p>
-            <h1 data-test="machine-name">{move || vps.get().name}</h1>
-            <p><StateBadgeLive vps/></p>
-            {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
-        </section>
         <section class="card">
             <h2>"Power"</h2>
             <div class="actions">
@@ -518,7 +485,7 @@ fn MachineDetail(
                     Some(ip) => view! { <code>{ip.clone()}</code>" · "<code>{format!("ssh root@{ip}")}</code> }.into_any(),
                     None => view! { <span class="muted">"assigned when it starts"</span> }.into_any(),
                 }}</dd>
-                <dt>"Plan"</dt><dd>{d.plan.clone()}</dd>
+                <dt>"Plan"</dt><dd>{plan}</dd>
                 <dt>"Size"</dt><dd>{move || { let v = vps.get(); format!("{} vCPU · {} MB RAM · {} GB disk", v.vcpu, v.memory_mb, v.disk_gb) }}</dd>
                 <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
                 <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>
@@ -528,24 +495,94 @@ fn MachineDetail(
                 {move || vps.get().expires_at.map(|e| view! { <dt>"Deleted at"</dt><dd>{e}" (time-to-live)"</dd> })}
             </dl>
         </section>
+    }
+}
+
+/// Take a snapshot; list them with restore (only while stopped) and delete.
+#[component]
+fn SnapshotsCard(
+    id: String,
+    snapshots: Vec<Snapshot>,
+    vps: Signal<Vps>,
+    snap: ServerAction<SnapshotAction>,
+    busy: Signal<bool>,
+) -> impl IntoView {
+    let snapshot_form = |value: String, name: String, action: &'static str, button: AnyView| {
+        view! {
+            <ActionForm action=snap attr:class="inline-form">
+                <CsrfField/>
+                <input type="hidden" name="id" value=value/>
+                <input type="hidden" name="name" value=name/>
+                <input type="hidden" name="action" value=action/>
+                {button}
+            </ActionForm>
+        }
+    };
+    let table = if snapshots.is_empty() {
+        view! { <p class="muted" data-test="no-snapshots">"No snapshots."</p> }.into_any()
+    } else {
+        view! {
+            <table class="table" data-test="snapshot-table">
+                <thead><tr><th>"Name"</th><th>"State"</th><th>"Taken"</th><th></th></tr></thead>
+                <tbody>
+                    {snapshots.iter().map(|s| {
+                        let restore = view! {
+                            <button type="submit" class="btn btn-sm" title="The machine must be stopped"
+                                disabled=move || busy.get() || vps.get().state != "stopped">"Restore"</button>
+                        }.into_any();
+                        let delete = view! { <button type="submit" class="btn btn-danger btn-sm">"Delete"</button> }.into_any();
+                        view! {
+                            <tr data-test="snapshot-row" data-state=s.state.clone()>
+                                <td data-label="Name">{s.name.clone()}</td>
+                                <td data-label="State">{s.state.clone()}</td>
+                                <td data-label="Taken">{s.created_at.clone()}</td>
+                                <td class="actions">
+                                    {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}
+                                    {snapshot_form(id.clone(), s.name.clone(), "delete", delete)}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        }.into_any()
+    };
+    view! {
         <section class="card">
             <h2>"Snapshots"</h2>
             <ActionForm action=snap attr:class="form form-row" attr:data-test="snapshot-form">
                 <CsrfField/>
-                <input type="hidden" name="id" value=id_snap/>
+                <input type="hidden" name="id" value=id.clone()/>
                 <input type="hidden" name="action" value="create"/>
                 <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="before-upgrade"/></label>
-                <button type="submit" class="btn" disabled=move || busy() || snap.pending().get()>"Take snapshot"</button>
+                <button type="submit" class="btn" disabled=move || busy.get() || snap.pending().get()>"Take snapshot"</button>
             </ActionForm>
             <ActionError action=snap/>
-            {snapshot_table}
+            {table}
         </section>
+    }
+}
+
+/// Rename, and a delete that needs a ticked confirmation.
+#[component]
+fn SettingsCard(
+    id: String,
+    name: String,
+    vps: Signal<Vps>,
+    power: ServerAction<MachineAction>,
+    rename: ServerAction<RenameMachine>,
+) -> impl IntoView {
+    let confirm_delete = RwSignal::new(false);
+    let delete_sent = RwSignal::new(false);
+    let deleted = move || delete_sent.get() && power.value().get().is_some_and(|r| r.is_ok());
+    let rename_id = id.clone();
+    view! {
         <section class="card">
             <h2>"Settings"</h2>
             <ActionForm action=rename attr:class="form form-row">
                 <CsrfField/>
-                <input type="hidden" name="id" value=id_rename/>
-                <label>"Name" <input type="text" name="name" required maxlength="63" value=d.vps.name.clone()/></label>
+                <input type="hidden" name="id" value=rename_id/>
+                <label>"Name" <input type="text" name="name" required maxlength="63" value=name/></label>
                 <SubmitButton action=rename label="Rename" busy_label="Saving…"/>
             </ActionForm>
             <ActionError action=rename/>
@@ -555,7 +592,7 @@ fn MachineDetail(
                 on:change=move |ev| confirm_delete.set(event_target_checked(&ev))/>"I understand, delete this machine"</label>
             <ActionForm action=power attr:class="inline-form">
                 <CsrfField/>
-                <input type="hidden" name="id" value=id_delete/>
+                <input type="hidden" name="id" value=id/>
                 <input type="hidden" name="action" value="delete"/>
                 <button type="submit" class="btn btn-danger" data-test="power-delete" on:click=move |_| delete_sent.set(true)
                     disabled=move || !confirm_delete.get() || vps.get().transition.as_deref() == Some("delete")>"Delete machine"</button>

@@ -47,11 +47,38 @@ const COUNTRIES: &[(&str, &str)] = &[
 #[component]
 pub fn MarketplacePage() -> impl IntoView {
     let location = use_location();
-    let query = use_query_map();
     let results = Resource::new(
         move || location.search.get(),
         |search| browse_market(search.trim_start_matches('?').to_owned()),
     );
+    view! {
+        <Title text="Marketplace"/>
+        <section class="page-head">
+            <h1>"Marketplace"</h1>
+            <p class="muted">"Dedicated servers and VMs, rented by the day from your prepaid balance."</p>
+        </section>
+        <div class="market">
+            <aside class="filters card">
+                <Filters/>
+            </aside>
+            <section class="results">
+                <Suspense fallback=|| view! { <p class="muted">"Loading servers…"</p> }>
+                    {move || Suspend::new(async move {
+                        match results.await {
+                            Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                            Ok((servers, page)) => view! { <Results servers page/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </section>
+        </div>
+    }
+}
+
+/// The filter form, filled from the current query (a GET form: its submission is the URL).
+#[component]
+fn Filters() -> impl IntoView {
+    let query = use_query_map();
     let q = move |k: &str| query.with_untracked(|m| m.get(k).unwrap_or_default());
     let has = move |k: &str, v: &str| {
         query.with_untracked(|m| {
@@ -72,83 +99,64 @@ pub fn MarketplacePage() -> impl IntoView {
         }
     };
     view! {
-        <Title text="Marketplace"/>
-        <section class="page-head">
-            <h1>"Marketplace"</h1>
-            <p class="muted">"Dedicated servers and VMs, rented by the day from your prepaid balance."</p>
-        </section>
-        <div class="market">
-            <aside class="filters card">
-                <Form method="GET" action="/marketplace" attr:data-test="filters">
-                    <h2>"Filters"</h2>
-                    <label>"Country"
-                        <select name="country">
-                            <option value="">"Any"</option>
-                            {COUNTRIES.iter().map(|(code, name)| view! {
-                                <option value=*code selected=q("country").eq_ignore_ascii_case(code)>{*name}</option>
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>"Category"
-                        <select name="category">
-                            <option value="">"Any"</option>
-                            {["compute", "memory", "storage", "general", "gpu"].into_iter().map(|c| view! {
-                                <option value=c selected=q("category") == c>{c}</option>
-                            }).collect_view()}
-                        </select>
-                    </label>
-                    <label>"Max price per day (USD)"
-                        <input type="number" name="max_price_per_day" min="0" step="0.01" value=q("max_price_per_day")/>
-                    </label>
-                    <label>"Min CPU cores"<input type="number" name="min_cpu_cores" min="0" value=q("min_cpu_cores")/></label>
-                    <label>"Min RAM (GB)"<input type="number" name="min_ram_gb" min="0" value=q("min_ram_gb")/></label>
-                    <label>"Min storage (GB)"<input type="number" name="min_total_storage_gb" min="0" value=q("min_total_storage_gb")/></label>
-                    <label>"Min bandwidth (Mbps)"<input type="number" name="min_bandwidth_mbps" min="0" step="100" value=q("min_bandwidth_mbps")/></label>
-                    <fieldset><legend>"Rental durations"</legend>
-                        {checkbox("available_durations", "1", "1 day")}
-                        {checkbox("available_durations", "7", "7 days")}
-                        {checkbox("available_durations", "30", "30 days")}
-                        {checkbox("available_durations", "90", "90 days")}
-                    </fieldset>
-                    <fieldset><legend>"Disks"</legend>
-                        {checkbox("disk_types", "nvme", "NVMe")}
-                        {checkbox("disk_types", "ssd", "SSD")}
-                        {checkbox("disk_types", "hdd", "HDD")}
-                    </fieldset>
-                    <fieldset><legend>"RAM"</legend>
-                        {checkbox("ram_types", "ddr5", "DDR5")}
-                        {checkbox("ram_types", "ecc ddr5", "ECC DDR5")}
-                        {checkbox("ram_types", "ddr4", "DDR4")}
-                        {checkbox("ram_types", "ecc ddr4", "ECC DDR4")}
-                    </fieldset>
-                    <fieldset><legend>"More"</legend>
-                        {checkbox("unlimited_traffic_only", "true", "Unlimited traffic")}
-                        {checkbox("featured_only", "true", "Featured only")}
-                    </fieldset>
-                    <label>"Sort by"
-                        <select name="sort">
-                            {[("popularity", "Popularity"), ("price_asc", "Price: low to high"), ("price_desc", "Price: high to low"),
-                              ("cpu_score_desc", "CPU score"), ("ram_desc", "Most RAM"), ("storage_desc", "Most storage"), ("newest", "Newest")]
-                                .into_iter().map(|(v, l)| view! { <option value=v selected=q("sort") == v>{l}</option> }).collect_view()}
-                        </select>
-                    </label>
-                    <div class="row">
-                        <button type="submit" class="btn">"Apply filters"</button>
-                        <a class="btn btn-ghost" href="/marketplace">"Reset"</a>
-                    </div>
-                </Form>
-            </aside>
-            <section class="results">
-                <Suspense fallback=|| view! { <p class="muted">"Loading servers…"</p> }>
-                    {move || Suspend::new(async move {
-                        match results.await {
-                            Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
-                            Ok((servers, page)) => view! { <Results servers page/> }.into_any(),
-                        }
-                    })}
-                </Suspense>
-            </section>
-        </div>
+        <Form method="GET" action="/marketplace" attr:data-test="filters">
+            <h2>"Filters"</h2>
+            <label>"Country"
+                <select name="country">
+                    <option value="">"Any"</option>
+                    {COUNTRIES.iter().map(|(code, name)| view! {
+                        <option value=*code selected=q("country").eq_ignore_ascii_case(code)>{*name}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Category"
+                <select name="category">
+                    <option value="">"Any"</option>
+                    {["compute", "memory", "storage", "general", "gpu"].into_iter().map(|c| view! {
+                        <option value=c selected=q("category") == c>{c}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Max price per day (USD)"
+                <input type="number" name="max_price_per_day" min="0" step="0.01" value=q("max_price_per_day")/>
+            </label>
+            <label>"Min CPU cores"<input type="number" name="min_cpu_cores" min="0" value=q("min_cpu_cores")/></label>
+            <label>"Min RAM (GB)"<input type="number" name="min_ram_gb" min="0" value=q("min_ram_gb")/></label>
+            <label>"Min storage (GB)"<input type="number" name="min_total_storage_gb" min="0" value=q("min_total_storage_gb")/></label>
+            <label>"Min bandwidth (Mbps)"<input type="number" name="min_bandwidth_mbps" min="0" step="100" value=q("min_bandwidth_mbps")/></label>
+            <fieldset><legend>"Rental durations"</legend>
+                {checkbox("available_durations", "1", "1 day")}
+                {checkbox("available_durations", "7", "7 days")}
+                {checkbox("available_durations", "30", "30 days")}
+                {checkbox("available_durations", "90", "90 days")}
+            </fieldset>
+            <fieldset><legend>"Disks"</legend>
+                {checkbox("disk_types", "nvme", "NVMe")}
+                {checkbox("disk_types", "ssd", "SSD")}
+                {checkbox("disk_types", "hdd", "HDD")}
+            </fieldset>
+            <fieldset><legend>"RAM"</legend>
+                {checkbox("ram_types", "ddr5", "DDR5")}
+                {checkbox("ram_types", "ecc ddr5", "ECC DDR5")}
+                {checkbox("ram_types", "ddr4", "DDR4")}
+                {checkbox("ram_types", "ecc ddr4", "ECC DDR4")}
+            </fieldset>
+            <fieldset><legend>"More"</legend>
+                {checkbox("unlimited_traffic_only", "true", "Unlimited traffic")}
+                {checkbox("featured_only", "true", "Featured only")}
+            </fieldset>
+            <label>"Sort by"
+                <select name="sort">
+                    {[("popularity", "Popularity"), ("price_asc", "Price: low to high"), ("price_desc", "Price: high to low"),
+                      ("cpu_score_desc", "CPU score"), ("ram_desc", "Most RAM"), ("storage_desc", "Most storage"), ("newest", "Newest")]
+                        .into_iter().map(|(v, l)| view! { <option value=v selected=q("sort") == v>{l}</option> }).collect_view()}
+                </select>
+            </label>
+            <div class="row">
+                <button type="submit" class="btn">"Apply filters"</button>
+                <a class="btn btn-ghost" href="/marketplace">"Reset"</a>
+            </div>
+        </Form>
     }
 }
 

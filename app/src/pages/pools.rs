@@ -12,7 +12,7 @@ use model::market::Role;
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
 use crate::session::use_auth;
-use model::market::{Invitation, Pool, PoolDetail};
+use model::market::{Invitation, Member, Pool, PoolDetail, PoolServer};
 
 #[server(prefix = "/_fn", endpoint = "pools")]
 pub async fn load_pools() -> Result<Vec<Pool>, PortalError> {
@@ -200,80 +200,8 @@ fn PoolView(
             <h1 data-test="pool-name">{pool.pool.name.clone()}</h1>
             <p class="muted">{pool.pool.description.clone()}" · you are "<strong data-test="my-role">{my_role.as_str()}</strong></p>
         </section>
-        <section class="card">
-            <h2>"Servers"</h2>
-            {if servers.is_empty() {
-                view! { <p class="muted" data-test="no-pool-servers">"No servers in this pool yet. Owners and admins can rent into it from the marketplace."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap"><table class="table" data-test="pool-servers">
-                        <thead><tr><th>"Server"</th><th>"Location"</th><th>"Status"</th><th>"Rented until"</th></tr></thead>
-                        <tbody>{servers.into_iter().map(|s| view! {
-                            <tr data-test="pool-server-row">
-                                <td data-label="Server"><A href=format!("/rentals/{}", s.rental_id)>{s.name.clone()}</A></td>
-                                <td data-label="Location">{format!("{}, {}", s.city, s.country)}</td>
-                                <td data-label="Status"><span class="status status-active">{s.rental_status.clone()}</span></td>
-                                <td data-label="Rented until">{s.rental_end.get(..10).unwrap_or("").to_owned()}</td>
-                            </tr>
-                        }).collect_view()}</tbody>
-                    </table></div>
-                }.into_any()
-            }}
-        </section>
-        <section class="card">
-            <h2>"Members"</h2>
-            <ActionError action=role/>
-            <ActionError action=remove/>
-            <div class="table-wrap"><table class="table" data-test="members">
-                <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th></th></tr></thead>
-                <tbody>{members.into_iter().map(|m| {
-                    let is_me = m.user.id == me;
-                    // The same rules `domain::accounts::pools` enforces; the page only hides what would be refused.
-                    let can_remove = m.role != Role::Owner
-                        && (is_me || is_owner || (my_role == Role::Admin && (m.role == Role::User || !m.is_authorized)));
-                    let can_change = is_owner && m.role != Role::Owner;
-                    let pool_id = pool_id.clone();
-                    let pool_id2 = pool_id.clone();
-                    let uid = m.user.id.clone();
-                    let uid2 = m.user.id.clone();
-                    let current = m.role;
-                    view! {
-                        <tr data-test="member-row" data-username=m.user.username.clone()>
-                            <td data-label="User">{m.user.username.clone()}{is_me.then_some(" (you)")}</td>
-                            <td data-label="Role">
-                                {if can_change {
-                                    view! {
-                                        <ActionForm action=role attr:class="inline-form role-form">
-                                            <CsrfField/>
-                                            <input type="hidden" name="pool_id" value=pool_id.clone()/>
-                                            <input type="hidden" name="user_id" value=uid.clone()/>
-                                            <select name="role" attr:aria-label="Role">
-                                                <option value="admin" selected=current == Role::Admin>"admin"</option>
-                                                <option value="user" selected=current == Role::User>"user"</option>
-                                            </select>
-                                            <button type="submit" class="btn btn-sm btn-ghost">"Save"</button>
-                                        </ActionForm>
-                                    }.into_any()
-                                } else {
-                                    view! { <span>{current.as_str()}</span> }.into_any()
-                                }}
-                            </td>
-                            <td data-label="Status">{if m.is_authorized { "member" } else { "invited" }}</td>
-                            <td>
-                                {can_remove.then(|| view! {
-                                    <ActionForm action=remove attr:class="inline-form">
-                                        <CsrfField/>
-                                        <input type="hidden" name="pool_id" value=pool_id2.clone()/>
-                                        <input type="hidden" name="user_id" value=uid2.clone()/>
-                                        <button type="submit" class="btn btn-sm btn-danger">{if is_me { "Leave" } else if m.is_authorized { "Remove" } else { "Cancel invitation" }}</button>
-                                    </ActionForm>
-                                })}
-                            </td>
-                        </tr>
-                    }
-                }).collect_view()}</tbody>
-            </table></div>
-        </section>
+        <PoolServersCard servers/>
+        <MembersCard pool_id members me my_role role remove/>
         {manages.then(|| view! {
             <section class="card">
                 <h2>"Invite someone"</h2>
@@ -381,5 +309,101 @@ pub fn InvitationsPage() -> impl IntoView {
                 })}
             </Transition>
         }/>
+    }
+}
+
+/// The servers rented into the pool.
+#[component]
+fn PoolServersCard(servers: Vec<PoolServer>) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>"Servers"</h2>
+            {if servers.is_empty() {
+                view! { <p class="muted" data-test="no-pool-servers">"No servers in this pool yet. Owners and admins can rent into it from the marketplace."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap"><table class="table" data-test="pool-servers">
+                        <thead><tr><th>"Server"</th><th>"Location"</th><th>"Status"</th><th>"Rented until"</th></tr></thead>
+                        <tbody>{servers.into_iter().map(|s| view! {
+                            <tr data-test="pool-server-row">
+                                <td data-label="Server"><A href=format!("/rentals/{}", s.rental_id)>{s.name.clone()}</A></td>
+                                <td data-label="Location">{format!("{}, {}", s.city, s.country)}</td>
+                                <td data-label="Status"><span class="status status-active">{s.rental_status.clone()}</span></td>
+                                <td data-label="Rented until">{s.rental_end.get(..10).unwrap_or("").to_owned()}</td>
+                            </tr>
+                        }).collect_view()}</tbody>
+                    </table></div>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// Members with their roles; role changes and removals where the caller's role allows them.
+#[component]
+fn MembersCard(
+    pool_id: String,
+    members: Vec<Member>,
+    me: String,
+    my_role: Role,
+    role: ServerAction<ChangeMemberRole>,
+    remove: ServerAction<RemoveMember>,
+) -> impl IntoView {
+    let is_owner = my_role == Role::Owner;
+    view! {
+        <section class="card">
+            <h2>"Members"</h2>
+            <ActionError action=role/>
+            <ActionError action=remove/>
+            <div class="table-wrap"><table class="table" data-test="members">
+                <thead><tr><th>"User"</th><th>"Role"</th><th>"Status"</th><th></th></tr></thead>
+                <tbody>{members.into_iter().map(|m| {
+                    let is_me = m.user.id == me;
+                    // The same rules `domain::accounts::pools` enforces; the page only hides what would be refused.
+                    let can_remove = m.role != Role::Owner
+                        && (is_me || is_owner || (my_role == Role::Admin && (m.role == Role::User || !m.is_authorized)));
+                    let can_change = is_owner && m.role != Role::Owner;
+                    let pool_id = pool_id.clone();
+                    let pool_id2 = pool_id.clone();
+                    let uid = m.user.id.clone();
+                    let uid2 = m.user.id.clone();
+                    let current = m.role;
+                    view! {
+                        <tr data-test="member-row" data-username=m.user.username.clone()>
+                            <td data-label="User">{m.user.username.clone()}{is_me.then_some(" (you)")}</td>
+                            <td data-label="Role">
+                                {if can_change {
+                                    view! {
+                                        <ActionForm action=role attr:class="inline-form role-form">
+                                            <CsrfField/>
+                                            <input type="hidden" name="pool_id" value=pool_id.clone()/>
+                                            <input type="hidden" name="user_id" value=uid.clone()/>
+                                            <select name="role" attr:aria-label="Role">
+                                                <option value="admin" selected=current == Role::Admin>"admin"</option>
+                                                <option value="user" selected=current == Role::User>"user"</option>
+                                            </select>
+                                            <button type="submit" class="btn btn-sm btn-ghost">"Save"</button>
+                                        </ActionForm>
+                                    }.into_any()
+                                } else {
+                                    view! { <span>{current.as_str()}</span> }.into_any()
+                                }}
+                            </td>
+                            <td data-label="Status">{if m.is_authorized { "member" } else { "invited" }}</td>
+                            <td>
+                                {can_remove.then(|| view! {
+                                    <ActionForm action=remove attr:class="inline-form">
+                                        <CsrfField/>
+                                        <input type="hidden" name="pool_id" value=pool_id2.clone()/>
+                                        <input type="hidden" name="user_id" value=uid2.clone()/>
+                                        <button type="submit" class="btn btn-sm btn-danger">{if is_me { "Leave" } else if m.is_authorized { "Remove" } else { "Cancel invitation" }}</button>
+                                    </ActionForm>
+                                })}
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}</tbody>
+            </table></div>
+        </section>
     }
 }

@@ -347,7 +347,7 @@ pub async fn history(db: &Pool, address: &str, at: Option<i64>) -> ServiceResult
             .bind(&address)
             .fetch_optional(db)
             .await?;
-    #[allow(clippy::type_complexity)]
+    #[expect(clippy::type_complexity, reason = "one row of a join, read once and mapped below")]
     let rows: Vec<(String, Option<String>, String, Option<String>, Option<String>, i64, Option<i64>)> =
         sqlx::query_as(
             "SELECT a.instance_id, i.name, a.user_id, u.username, u.email, a.assigned_at, a.released_at

@@ -385,51 +385,61 @@ pub async fn upsert_template(
 /// container node when `docker_host` is set), three VM plans, two container plans, images and
 /// templates. Only fills what is empty, so it runs at every start.
 pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> ServiceResult<()> {
-    let now = db::now_ms();
     let nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
         .fetch_one(db)
         .await?;
     if nodes == 0 {
-        crate::compute::nodes::add(
-            db,
-            crate::compute::nodes::NodeInput {
-                name: "local-vm".into(),
-                kind: "vm".into(),
-                region: "local".into(),
-                uri: config.libvirt_uri.clone(),
-                vcpu: 16,
-                memory_mb: 65536,
-                // libvirt's test driver has a fixed 100 GiB pool, 4 of it base images.
-                disk_gb: if config.libvirt_uri.starts_with("test:") {
-                    96
-                } else {
-                    500
-                },
-            },
-        )
-        .await?;
-        if let Some(docker) = &config.docker_host {
-            crate::compute::nodes::add(
-                db,
-                crate::compute::nodes::NodeInput {
-                    name: "local-containers".into(),
-                    kind: "container".into(),
-                    region: "local".into(),
-                    uri: docker.clone(),
-                    vcpu: 8,
-                    memory_mb: 16384,
-                    disk_gb: 200,
-                },
-            )
-            .await?;
-        }
+        seed_local_nodes(db, config).await?;
     }
     let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans")
         .fetch_one(db)
         .await?;
-    if plans > 0 {
-        return Ok(());
+    if plans == 0 {
+        seed_catalogue(db).await?;
+        tracing::info!("seeded the default plans, images and templates");
     }
+    Ok(())
+}
+
+async fn seed_local_nodes(db: &Pool, config: &crate::infra::config::Config) -> ServiceResult<()> {
+    crate::compute::nodes::add(
+        db,
+        crate::compute::nodes::NodeInput {
+            name: "local-vm".into(),
+            kind: "vm".into(),
+            region: "local".into(),
+            uri: config.libvirt_uri.clone(),
+            vcpu: 16,
+            memory_mb: 65536,
+            // libvirt's test driver has a fixed 100 GiB pool, 4 of it base images.
+            disk_gb: if config.libvirt_uri.starts_with("test:") {
+                96
+            } else {
+                500
+            },
+        },
+    )
+    .await?;
+    if let Some(docker) = &config.docker_host {
+        crate::compute::nodes::add(
+            db,
+            crate::compute::nodes::NodeInput {
+                name: "local-containers".into(),
+                kind: "container".into(),
+                region: "local".into(),
+                uri: docker.clone(),
+                vcpu: 8,
+                memory_mb: 16384,
+                disk_gb: 200,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The default plans, images and templates. (A data table written out: long on purpose.)
+async fn seed_catalogue(db: &Pool) -> ServiceResult<()> {
     for (slug, name, kind, vcpu, mem, disk, price) in [
         ("nano", "Nano", "vm", 1, 512, 10, 0.0042),
         ("small", "Small", "vm", 1, 2048, 25, 0.012),
@@ -515,7 +525,6 @@ pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> 
         )
         .await?;
     }
-    tracing::info!(at = now, "seeded the default plans, images and templates");
     Ok(())
 }
 

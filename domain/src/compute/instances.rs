@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use tracing::instrument;
 
-use crate::compute::catalog::{self, PlanRow};
+use crate::compute::catalog::{self, PlanRow, TemplateRow};
 use crate::compute::driver::Kind;
 use crate::compute::nodes::{self, Size};
 use crate::compute::{addresses, keys};
@@ -182,167 +182,32 @@ pub struct Created {
 #[instrument(skip_all, err(Debug), fields(user_id = %actor.user_id))]
 pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> ServiceResult<Created> {
     let db = &state.db;
-    let name = validate_name(&req.name)?;
-    let template = match &req.template {
-        Some(slug) => Some(catalog::template(db, slug).await.map_err(|e| match e {
-            ServiceError::NotFound(_) => {
-                ServiceError::invalid(format!("template: no template `{slug}`"))
-            }
-            e => e,
-        })?),
-        None => None,
-    };
-    let plan_ref = req
-        .plan
-        .clone()
-        .or_else(|| template.as_ref().map(|(t, _)| t.plan_id.clone()))
-        .ok_or_else(|| ServiceError::invalid("plan_id (or a template) is required"))?;
-    let plan: PlanRow = catalog::plan(db, &plan_ref)
-        .await?
-        .filter(|p| p.active == 1)
-        .ok_or_else(|| ServiceError::invalid(format!("plan: no active plan `{plan_ref}`")))?;
-    let kind = plan.kind();
-    let image = match req
-        .image
-        .clone()
-        .or_else(|| template.as_ref().map(|(t, _)| t.image.clone()))
-    {
-        Some(slug) => catalog::image(db, &slug)
-            .await?
-            .ok_or_else(|| ServiceError::invalid(format!("image: no image `{slug}`")))?,
-        None => catalog::default_image(db, kind)
-            .await?
-            .ok_or_else(|| ServiceError::invalid("image: this plan's kind has no images yet"))?,
-    };
-    if image.kind != plan.kind {
-        return Err(ServiceError::invalid(format!(
-            "image `{}` is for {} plans, `{}` is a {} plan",
-            image.slug, image.kind, plan.slug, plan.kind
-        )));
-    }
-    let t = template.as_ref().map(|(t, _)| t);
-    let pick = |explicit: Option<i64>, from_template: Option<i64>, plan_value: i64, what: &str| {
-        let v = explicit.or(from_template).unwrap_or(plan_value);
-        if v < 1 || v > plan_value {
-            Err(ServiceError::invalid(format!(
-                "{what} must be between 1 and the plan's {plan_value}"
-            )))
-        } else {
-            Ok(v)
-        }
-    };
-    let vcpu = pick(req.vcpu, t.and_then(|t| t.vcpu), plan.vcpu, "vcpu")?;
-    let memory_mb = pick(
-        req.memory_mb,
-        t.and_then(|t| t.memory_mb),
-        plan.memory_mb,
-        "memory_mb",
-    )?;
-    let disk_gb = pick(
-        req.disk_gb,
-        t.and_then(|t| t.disk_gb),
-        plan.disk_gb,
-        "disk_gb",
-    )?;
-    let user_data = req
-        .user_data
-        .clone()
-        .or_else(|| t.and_then(|t| t.user_data.clone()));
-    if user_data.as_ref().is_some_and(|u| u.len() > MAX_USER_DATA) {
-        return Err(ServiceError::invalid(format!(
-            "user_data is larger than {} KiB",
-            MAX_USER_DATA / 1024
-        )));
-    }
-    let ttl = req.ttl_minutes.or_else(|| t.and_then(|t| t.ttl_minutes));
-    if ttl.is_some_and(|m| !(1..=525_600).contains(&m)) {
-        return Err(ServiceError::invalid(
-            "ttl_minutes must be between 1 and 525600",
-        ));
-    }
-    if req.ssh_key_ids.len() > 20 {
-        return Err(ServiceError::invalid("at most 20 ssh_key_ids"));
-    }
-    keys::resolve(db, &actor.user_id, &req.ssh_key_ids).await?;
-    if req.labels.len() > 64
-        || req
-            .labels
-            .iter()
-            .any(|(k, v)| k.is_empty() || k.len() > 63 || v.len() > 255)
-    {
-        return Err(ServiceError::invalid(
-            "labels: at most 64, keys 1–63 characters, values up to 255",
-        ));
-    }
-
-    let required = plan.price_hourly_micros * state.config.min_runtime_minutes / 60;
+    let spec = Spec::check(db, actor, &req).await?;
+    let required = spec.plan.price_hourly_micros * state.config.min_runtime_minutes / 60;
     check_funds(db, actor, required).await?;
 
     let now = db::now_ms();
     let id = db::new_id();
     let mut tx = db.begin().await?;
+    let kind = spec.plan.kind();
     let node = nodes::place(
         &mut tx,
         kind,
         req.region.as_deref(),
-        Size {
-            vcpu,
-            memory_mb,
-            disk_gb,
-        },
+        spec.size,
         state.config.cpu_overcommit,
         state.config.memory_overcommit,
     )
     .await?;
     let public_ip = match kind {
         Kind::Vm => {
-            addresses::allocate(
-                &mut tx,
-                &node.region,
-                &id,
-                &actor.user_id,
-                state.config.public_ip_cooldown_minutes * 60_000,
-            )
-            .await?
+            let cooldown = state.config.public_ip_cooldown_minutes * 60_000;
+            addresses::allocate(&mut tx, &node.region, &id, &actor.user_id, cooldown).await?
         }
         Kind::Container => None,
     };
-    sqlx::query(
-        "INSERT INTO instances (id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb,
-            price_hourly_micros, state, transition, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data,
-            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'provisioning', 'create', $14, $15, $16, $17, $18, $19,
-            $20, $21, $22, $23, $24, $25, $25, $26)",
-    )
-    .bind(&id)
-    .bind(&actor.user_id)
-    .bind(&name)
-    .bind(kind.as_str())
-    .bind(&plan.id)
-    .bind(&image.slug)
-    .bind(t.map(|t| t.id.clone()))
-    .bind(&node.id)
-    .bind(&node.region)
-    .bind(vcpu)
-    .bind(memory_mb)
-    .bind(disk_gb)
-    .bind(plan.price_hourly_micros)
-    .bind(serde_json::to_string(&req.labels).unwrap_or_default())
-    .bind(serde_json::to_string(&req.ssh_key_ids).unwrap_or_default())
-    .bind(serde_json::to_string(&req.security_groups).unwrap_or_default())
-    .bind(&req.vpc_id)
-    .bind(&req.subnet_id)
-    .bind(&user_data)
-    .bind(i64::from(req.backups))
-    .bind(i64::from(req.ddos_protection))
-    .bind(db::random_key())
-    .bind(&actor.token_id)
-    .bind(ttl.map(|m| now + m * 60_000))
-    .bind(now)
-    .bind(&public_ip)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(t) = t {
+    insert(&mut tx, &id, actor, &req, &spec, &node, public_ip, now).await?;
+    if let Some(t) = &spec.template {
         sqlx::query("UPDATE templates SET uses = uses + 1 WHERE id = $1")
             .bind(&t.id)
             .execute(&mut *tx)
@@ -357,13 +222,14 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
         now,
     )
     .await?;
+    let details = serde_json::json!({"plan": spec.plan.slug, "node": node.name});
     audit::record(
         &mut tx,
         Some(&actor.user_id),
         "instance.create",
         "instance",
         Some(&id),
-        serde_json::json!({"plan": plan.slug, "node": node.name}),
+        details,
     )
     .await?;
     tx.commit().await?;
@@ -373,6 +239,205 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
         instance,
         operation_id,
     })
+}
+
+/// A create request checked against the catalog: what the machine will be. Values come from the
+/// request, else the template, else the plan.
+struct Spec {
+    name: String,
+    template: Option<TemplateRow>,
+    plan: PlanRow,
+    image: String,
+    size: Size,
+    user_data: Option<String>,
+    expires_in_minutes: Option<i64>,
+}
+
+impl Spec {
+    async fn check(db: &Pool, actor: &Actor, req: &NewInstance) -> ServiceResult<Spec> {
+        let name = validate_name(&req.name)?;
+        let template = match &req.template {
+            Some(slug) => Some(catalog::template(db, slug).await.map_err(|e| match e {
+                ServiceError::NotFound(_) => {
+                    ServiceError::invalid(format!("template: no template `{slug}`"))
+                }
+                e => e,
+            })?),
+            None => None,
+        };
+        let template = template.map(|(t, _)| t);
+        let t = template.as_ref();
+        let plan = Self::plan(db, req, t).await?;
+        let image = Self::image(db, req, t, &plan).await?;
+        let size = Size {
+            vcpu: pick(req.vcpu, t.and_then(|t| t.vcpu), plan.vcpu, "vcpu")?,
+            memory_mb: pick(
+                req.memory_mb,
+                t.and_then(|t| t.memory_mb),
+                plan.memory_mb,
+                "memory_mb",
+            )?,
+            disk_gb: pick(
+                req.disk_gb,
+                t.and_then(|t| t.disk_gb),
+                plan.disk_gb,
+                "disk_gb",
+            )?,
+        };
+        let user_data = req
+            .user_data
+            .clone()
+            .or_else(|| t.and_then(|t| t.user_data.clone()));
+        if user_data.as_ref().is_some_and(|u| u.len() > MAX_USER_DATA) {
+            return Err(ServiceError::invalid(format!(
+                "user_data is larger than {} KiB",
+                MAX_USER_DATA / 1024
+            )));
+        }
+        let ttl = req.ttl_minutes.or_else(|| t.and_then(|t| t.ttl_minutes));
+        if ttl.is_some_and(|m| !(1..=525_600).contains(&m)) {
+            return Err(ServiceError::invalid(
+                "ttl_minutes must be between 1 and 525600",
+            ));
+        }
+        if req.ssh_key_ids.len() > 20 {
+            return Err(ServiceError::invalid("at most 20 ssh_key_ids"));
+        }
+        keys::resolve(db, &actor.user_id, &req.ssh_key_ids).await?;
+        check_labels(&req.labels)?;
+        Ok(Spec {
+            name,
+            template,
+            plan,
+            image,
+            size,
+            user_data,
+            expires_in_minutes: ttl,
+        })
+    }
+
+    /// The active plan asked for, or the template's.
+    async fn plan(db: &Pool, req: &NewInstance, t: Option<&TemplateRow>) -> ServiceResult<PlanRow> {
+        let plan_ref = req
+            .plan
+            .clone()
+            .or_else(|| t.map(|t| t.plan_id.clone()))
+            .ok_or_else(|| ServiceError::invalid("plan_id (or a template) is required"))?;
+        catalog::plan(db, &plan_ref)
+            .await?
+            .filter(|p| p.active == 1)
+            .ok_or_else(|| ServiceError::invalid(format!("plan: no active plan `{plan_ref}`")))
+    }
+
+    /// The image asked for, else the template's, else the default of the plan's kind; it must
+    /// be of the plan's kind. Returns its slug.
+    async fn image(
+        db: &Pool,
+        req: &NewInstance,
+        t: Option<&TemplateRow>,
+        plan: &PlanRow,
+    ) -> ServiceResult<String> {
+        let image = match req.image.clone().or_else(|| t.map(|t| t.image.clone())) {
+            Some(slug) => catalog::image(db, &slug)
+                .await?
+                .ok_or_else(|| ServiceError::invalid(format!("image: no image `{slug}`")))?,
+            None => catalog::default_image(db, plan.kind())
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::invalid("image: this plan's kind has no images yet")
+                })?,
+        };
+        if image.kind != plan.kind {
+            return Err(ServiceError::invalid(format!(
+                "image `{}` is for {} plans, `{}` is a {} plan",
+                image.slug, image.kind, plan.slug, plan.kind
+            )));
+        }
+        Ok(image.slug)
+    }
+}
+
+/// One size dimension: the request's, else the template's, else the plan's; never above the plan.
+fn pick(
+    explicit: Option<i64>,
+    from_template: Option<i64>,
+    plan_value: i64,
+    what: &str,
+) -> ServiceResult<i64> {
+    let v = explicit.or(from_template).unwrap_or(plan_value);
+    if v < 1 || v > plan_value {
+        Err(ServiceError::invalid(format!(
+            "{what} must be between 1 and the plan's {plan_value}"
+        )))
+    } else {
+        Ok(v)
+    }
+}
+
+fn check_labels(labels: &BTreeMap<String, String>) -> ServiceResult<()> {
+    let bad = labels.len() > 64
+        || labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > 63 || v.len() > 255);
+    if bad {
+        return Err(ServiceError::invalid(
+            "labels: at most 64, keys 1–63 characters, values up to 255",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the new instance's row, `provisioning` with its create in flight.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row from the request, its checked spec and where it landed"
+)]
+async fn insert(
+    tx: &mut Tx<'_>,
+    id: &str,
+    actor: &Actor,
+    req: &NewInstance,
+    spec: &Spec,
+    node: &nodes::NodeRow,
+    public_ip: Option<String>,
+    now: i64,
+) -> ServiceResult<()> {
+    sqlx::query(
+        "INSERT INTO instances (id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb,
+            price_hourly_micros, state, transition, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data,
+            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'provisioning', 'create', $14, $15, $16, $17, $18, $19,
+            $20, $21, $22, $23, $24, $25, $25, $26)",
+    )
+    .bind(id)
+    .bind(&actor.user_id)
+    .bind(&spec.name)
+    .bind(spec.plan.kind().as_str())
+    .bind(&spec.plan.id)
+    .bind(&spec.image)
+    .bind(spec.template.as_ref().map(|t| t.id.clone()))
+    .bind(&node.id)
+    .bind(&node.region)
+    .bind(spec.size.vcpu)
+    .bind(spec.size.memory_mb)
+    .bind(spec.size.disk_gb)
+    .bind(spec.plan.price_hourly_micros)
+    .bind(serde_json::to_string(&req.labels).unwrap_or_default())
+    .bind(serde_json::to_string(&req.ssh_key_ids).unwrap_or_default())
+    .bind(serde_json::to_string(&req.security_groups).unwrap_or_default())
+    .bind(&req.vpc_id)
+    .bind(&req.subnet_id)
+    .bind(&spec.user_data)
+    .bind(i64::from(req.backups))
+    .bind(i64::from(req.ddos_protection))
+    .bind(db::random_key())
+    .bind(&actor.token_id)
+    .bind(spec.expires_in_minutes.map(|m| now + m * 60_000))
+    .bind(now)
+    .bind(&public_ip)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// 402 unless the balance (and the token's remaining spend limit) covers `required`.

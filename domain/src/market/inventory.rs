@@ -126,7 +126,38 @@ pub fn bandwidth(mbps: i64) -> String {
     }
 }
 
+/// Validates an operator's description and derives what browse needs (disk totals and
+/// summaries, prices in µUSD, the lowest price per day).
 pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
+    check_place(&input)?;
+    check_specs(&input.specs)?;
+    positive("popularity_rank", input.popularity_rank)?;
+    positive("setup_time_minutes", input.setup_time_minutes)?;
+    let prices = check_prices(&input.prices)?;
+    let disks = &input.specs.disks.config;
+    let total_gb = disks.iter().map(|d| d.count * d.capacity_gb).sum();
+    let summary = disks
+        .iter()
+        .map(|d| format!("{}x{} {}", d.count, capacity(d.capacity_gb), d.kind))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let mut types: Vec<String> = disks.iter().map(|d| d.kind.to_lowercase()).collect();
+    types.sort();
+    types.dedup();
+    let disk_types = format!(",{},", types.join(","));
+    let min_price_per_day = prices.iter().map(|(d, p)| p / d).min().unwrap_or(0);
+    Ok(Checked {
+        input,
+        prices,
+        total_gb,
+        summary,
+        disk_types,
+        min_price_per_day,
+    })
+}
+
+/// Names, location and category.
+fn check_place(input: &ServerInput) -> ServiceResult<()> {
     text("name", &input.name, 100)?;
     text("region", &input.region, 100)?;
     text("city", &input.city, 100)?;
@@ -143,7 +174,12 @@ pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
             CATEGORIES.join(", ")
         )));
     }
-    let cpu = &input.specs.cpu;
+    Ok(())
+}
+
+/// CPU, RAM, disks, network and extras.
+fn check_specs(specs: &SpecsInput) -> ServiceResult<()> {
+    let cpu = &specs.cpu;
     text("specs.cpu.model", &cpu.model, 200)?;
     if !SCORE_TYPES.contains(&cpu.score_type.as_str()) {
         return Err(ServiceError::invalid(format!(
@@ -157,19 +193,19 @@ pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
         ));
     }
     positive("specs.cpu.score", cpu.score)?;
-    text("specs.ram.type", &input.specs.ram.kind, 50)?;
-    if input.specs.ram.capacity_gb < 1 {
+    text("specs.ram.type", &specs.ram.kind, 50)?;
+    if specs.ram.capacity_gb < 1 {
         return Err(ServiceError::invalid(
             "specs.ram.capacity_gb must be at least 1",
         ));
     }
-    positive("specs.ram.speed_mhz", input.specs.ram.speed_mhz)?;
-    if input.specs.disks.config.is_empty() || input.specs.disks.config.len() > 32 {
+    positive("specs.ram.speed_mhz", specs.ram.speed_mhz)?;
+    if specs.disks.config.is_empty() || specs.disks.config.len() > 32 {
         return Err(ServiceError::invalid(
             "specs.disks.config needs 1 to 32 entries",
         ));
     }
-    for d in &input.specs.disks.config {
+    for d in &specs.disks.config {
         if d.count < 1 || d.capacity_gb < 1 {
             return Err(ServiceError::invalid(
                 "every disk needs count ≥ 1 and capacity_gb ≥ 1",
@@ -178,73 +214,37 @@ pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
         text("disk type", &d.kind, 30)?;
         text("disk interface", &d.interface, 50)?;
     }
-    positive(
-        "specs.network.bandwidth_mbps",
-        input.specs.network.bandwidth_mbps,
-    )?;
-    if !input.specs.network.traffic_unlimited && input.specs.network.traffic_tb.is_none() {
+    positive("specs.network.bandwidth_mbps", specs.network.bandwidth_mbps)?;
+    if !specs.network.traffic_unlimited && specs.network.traffic_tb.is_none() {
         return Err(ServiceError::invalid(
             "specs.network needs traffic_tb unless traffic_unlimited",
         ));
     }
-    positive(
-        "specs.additional.ipv4_count",
-        input.specs.additional.ipv4_count,
-    )?;
-    positive("popularity_rank", input.popularity_rank)?;
-    positive("setup_time_minutes", input.setup_time_minutes)?;
-    if input.prices.is_empty() || input.prices.len() > 20 {
+    positive("specs.additional.ipv4_count", specs.additional.ipv4_count)
+}
+
+/// `{"<days>": <total USD>}` as (days, µUSD).
+fn check_prices(prices: &BTreeMap<String, f64>) -> ServiceResult<Vec<(i64, i64)>> {
+    if prices.is_empty() || prices.len() > 20 {
         return Err(ServiceError::invalid("prices needs 1 to 20 durations"));
     }
-    let mut prices = Vec::new();
-    for (days, usd) in &input.prices {
-        let days: i64 = days
-            .parse()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or_else(|| {
-                ServiceError::invalid(format!(
-                    "price duration {days:?} must be a number of days, 1 to 3650"
-                ))
-            })?;
-        let micros = micros_from_usd(*usd)
-            .map_err(|m| ServiceError::invalid(format!("price for {days} days: {m}")))?;
-        prices.push((days, micros));
-    }
-    let total_gb = input
-        .specs
-        .disks
-        .config
+    prices
         .iter()
-        .map(|d| d.count * d.capacity_gb)
-        .sum();
-    let summary = input
-        .specs
-        .disks
-        .config
-        .iter()
-        .map(|d| format!("{}x{} {}", d.count, capacity(d.capacity_gb), d.kind))
-        .collect::<Vec<_>>()
-        .join(" + ");
-    let mut types: Vec<String> = input
-        .specs
-        .disks
-        .config
-        .iter()
-        .map(|d| d.kind.to_lowercase())
-        .collect();
-    types.sort();
-    types.dedup();
-    let disk_types = format!(",{},", types.join(","));
-    let min_price_per_day = prices.iter().map(|(d, p)| p / d).min().unwrap_or(0);
-    Ok(Checked {
-        input,
-        prices,
-        total_gb,
-        summary,
-        disk_types,
-        min_price_per_day,
-    })
+        .map(|(days, usd)| {
+            let days: i64 = days
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    ServiceError::invalid(format!(
+                        "price duration {days:?} must be a number of days, 1 to 3650"
+                    ))
+                })?;
+            let micros = micros_from_usd(*usd)
+                .map_err(|m| ServiceError::invalid(format!("price for {days} days: {m}")))?;
+            Ok((days, micros))
+        })
+        .collect()
 }
 
 async fn write_prices(tx: &mut Tx<'_>, id: &str, prices: &[(i64, i64)]) -> ServiceResult<()> {

@@ -14,7 +14,7 @@ use tracing::instrument;
 
 use crate::accounts::pools;
 use crate::infra::audit;
-use crate::infra::db::{self, rfc3339, Pool as Db};
+use crate::infra::db::{self, rfc3339, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::market::browse::{self, ServerRow, READ_COLUMNS};
 use crate::money::ledger;
@@ -162,34 +162,8 @@ pub async fn rent(
     if days < 1 {
         return Err(ServiceError::invalid("rental_days must be at least 1"));
     }
-    let pool_id = match pool_id {
-        Some(p) => {
-            if !db::is_id(p) {
-                return Err(ServiceError::invalid(
-                    "pool_id must be a 24-character hex id",
-                ));
-            }
-            let role = pools::require_role(db, p, &actor.user_id).await?;
-            if !role.can_rent() {
-                return Err(ServiceError::Forbidden(
-                    "Only the pool owner or an admin may add servers to this pool",
-                ));
-            }
-            p.to_owned()
-        }
-        None => pools::default_pool(db, &actor.user_id).await?,
-    };
-    if !db::is_id(server_id) {
-        return Err(ServiceError::NotFound("Server"));
-    }
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM marketplace_servers WHERE id = $1")
-            .bind(server_id)
-            .fetch_optional(db)
-            .await?;
-    if status.as_deref() != Some(SERVER_ACTIVE) {
-        return Err(ServiceError::NotFound("Server"));
-    }
+    let pool_id = target_pool(db, actor, pool_id).await?;
+    require_on_market(db, server_id).await?;
     let price = price_for(db, server_id, days).await?;
     let now = db::now_ms();
     let rental = RentalRow {
@@ -207,35 +181,7 @@ pub async fn rent(
     };
 
     let mut tx = db.begin().await?;
-    // A rental past its end that the sweep has not reached yet must not block a new one.
-    sqlx::query("UPDATE rentals SET status = 'expired', updated_at = $1 WHERE server_id = $2 AND status = 'active' AND expires_at <= $1")
-        .bind(now)
-        .bind(server_id)
-        .execute(&mut *tx)
-        .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO rentals (id, user_id, server_id, pool_id, rental_start, rental_end, hold_days, expires_at, status, amount, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10)",
-    )
-    .bind(&rental.id)
-    .bind(&rental.user_id)
-    .bind(&rental.server_id)
-    .bind(&rental.pool_id)
-    .bind(rental.rental_start)
-    .bind(rental.rental_end)
-    .bind(rental.hold_days)
-    .bind(rental.expires_at)
-    .bind(rental.amount)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    if let Err(e) = inserted {
-        return Err(if db::is_unique_violation(&e) {
-            ServiceError::Conflict("This server is already rented; pick another one".into())
-        } else {
-            e.into()
-        });
-    }
+    insert(&mut tx, &rental).await?;
     sqlx::query("UPDATE marketplace_servers SET rented_until = $1 WHERE id = $2")
         .bind(rental.expires_at)
         .bind(server_id)
@@ -260,6 +206,75 @@ pub async fn rent(
         serde_json::json!({"server_id": server_id, "days": days, "price_micros": price, "pool_id": rental.pool_id})).await?;
     tx.commit().await?;
     Ok((rental, entry))
+}
+
+/// Records a new active rental; 409 when the server is rented meanwhile (the unique index on
+/// active rentals settles the race).
+async fn insert(tx: &mut Tx<'_>, rental: &RentalRow) -> ServiceResult<()> {
+    let now = rental.created_at;
+    // A rental past its end that the sweep has not reached yet must not block a new one.
+    sqlx::query("UPDATE rentals SET status = 'expired', updated_at = $1 WHERE server_id = $2 AND status = 'active' AND expires_at <= $1")
+        .bind(now)
+        .bind(&rental.server_id)
+        .execute(&mut **tx)
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO rentals (id, user_id, server_id, pool_id, rental_start, rental_end, hold_days, expires_at, status, amount, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $10)",
+    )
+    .bind(&rental.id)
+    .bind(&rental.user_id)
+    .bind(&rental.server_id)
+    .bind(&rental.pool_id)
+    .bind(rental.rental_start)
+    .bind(rental.rental_end)
+    .bind(rental.hold_days)
+    .bind(rental.expires_at)
+    .bind(rental.amount)
+    .bind(now)
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Err(e) if db::is_unique_violation(&e) => Err(ServiceError::Conflict(
+            "This server is already rented; pick another one".into(),
+        )),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+/// The pool a rental goes into: the one named (where the caller may rent), else their default.
+async fn target_pool(db: &Db, actor: &Actor, pool_id: Option<&str>) -> ServiceResult<String> {
+    let Some(p) = pool_id else {
+        return pools::default_pool(db, &actor.user_id).await;
+    };
+    if !db::is_id(p) {
+        return Err(ServiceError::invalid(
+            "pool_id must be a 24-character hex id",
+        ));
+    }
+    let role = pools::require_role(db, p, &actor.user_id).await?;
+    if !role.can_rent() {
+        return Err(ServiceError::Forbidden(
+            "Only the pool owner or an admin may add servers to this pool",
+        ));
+    }
+    Ok(p.to_owned())
+}
+
+/// 404 unless the server is on the marketplace (not retired).
+async fn require_on_market(db: &Db, server_id: &str) -> ServiceResult<()> {
+    if !db::is_id(server_id) {
+        return Err(ServiceError::NotFound("Server"));
+    }
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM marketplace_servers WHERE id = $1")
+            .bind(server_id)
+            .fetch_optional(db)
+            .await?;
+    if status.as_deref() != Some(SERVER_ACTIVE) {
+        return Err(ServiceError::NotFound("Server"));
+    }
+    Ok(())
 }
 
 /// A rental the caller may see (theirs, or in a pool they belong to); 404 otherwise.

@@ -1,0 +1,279 @@
+//! Plans, images and templates as customers and operators see them, and SSH keys.
+
+use super::*;
+
+#[tokio::test]
+async fn pricing_and_templates_are_served() {
+    let app = TestApp::spawn().await;
+    let plans = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
+    let nano = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["slug"] == "nano")
+        .unwrap();
+    assert_eq!(nano["vcpu"], 1);
+    assert_eq!(nano["memory_mb"], 512);
+    assert_eq!(nano["disk_gb"], 10);
+    assert!(
+        plans.text.contains("\"price_hourly\":0.0042"),
+        "{}",
+        plans.text
+    );
+    assert_eq!(nano["kind"], "vm");
+
+    let (_, token) = app.user("tess").await;
+    expect_error(
+        app.get("/api/templates", None).await,
+        StatusCode::UNAUTHORIZED,
+        "",
+    )
+    .await;
+    let list = expect_json(
+        app.get("/api/templates", Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let slugs: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert!(slugs.contains(&"ubuntu-22-small"), "{slugs:?}");
+    let one = expect_json(
+        app.get("/api/templates/scratch-1h", Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(one["ttl_minutes"], 60);
+    assert_eq!(one["vcpu"], 1, "template sizes default to the plan's");
+    expect_error(
+        app.get("/api/templates/nope", Some(&token)).await,
+        StatusCode::NOT_FOUND,
+        "Template",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ssh_keys_are_validated_and_private() {
+    let app = TestApp::spawn().await;
+    let (_, alice) = app.user("alice").await;
+    let (_, bob) = app.user("bob").await;
+    let key = expect_json(
+        app.post(
+            "/api/keys",
+            Some(&alice),
+            json!({"name": "laptop", "public_key": KEY}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        key["fingerprint"],
+        "SHA256:4uf+6DwhZDUQsZzPNJ+Gr41UFGn2qW2UKXd4wUVjUwE"
+    );
+    expect_error(
+        app.post(
+            "/api/keys",
+            Some(&alice),
+            json!({"name": "again", "public_key": KEY}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/api/keys",
+            Some(&alice),
+            json!({"name": "bad", "public_key": "ssh-ed25519 nope"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "OpenSSH",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/api/keys",
+            Some(&alice),
+            json!({"name": "", "public_key": KEY}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "name",
+    )
+    .await;
+    expect_json(
+        app.post("/api/keys", Some(&alice), json!({"name": 5}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
+    let id = key["id"].as_str().unwrap();
+    let bobs = expect_json(app.get("/api/keys", Some(&bob)).await, StatusCode::OK).await;
+    assert_eq!(bobs.as_array().unwrap().len(), 0, "keys are per user");
+    expect_error(
+        app.delete(&format!("/api/keys/{id}"), Some(&bob)).await,
+        StatusCode::NOT_FOUND,
+        "SSH key",
+    )
+    .await;
+    assert_eq!(
+        app.delete(&format!("/api/keys/{id}"), Some(&alice))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        expect_json(app.get("/api/keys", Some(&alice)).await, StatusCode::OK)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn templates_fill_defaults_and_ttls_delete() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = app.funded_user("tina", 10.0).await;
+    let vps = create_vps(
+        &app,
+        &token,
+        json!({"name": "tmp", "template": "scratch-1h"}),
+    )
+    .await;
+    assert!(vps["expires_at"].is_string());
+    assert_eq!(vps["image"], "debian-12");
+    let small = create_vps(
+        &app,
+        &token,
+        json!({"name": "u", "template": "ubuntu-22-small", "memory_mb": 1024}),
+    )
+    .await;
+    assert_eq!(
+        small["memory_mb"], 1024,
+        "explicit fields override the template"
+    );
+    assert_eq!(small["image"], "ubuntu-22-04");
+    let list = expect_json(
+        app.get("/api/templates", Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let uses: Vec<(String, i64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["slug"].as_str().unwrap().to_owned(),
+                t["popularity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        uses[0].1 >= 1 && uses[1].1 >= 1 && uses[2].1 == 0,
+        "most used first: {uses:?}"
+    );
+    app.run_jobs().await;
+
+    let id = vps["id"].as_str().unwrap();
+    let expires = instances::get(&app.state.db, &uid, id)
+        .await
+        .unwrap()
+        .expires_at
+        .unwrap();
+    assert_eq!(
+        instances::expire_due(&app.state.db, expires - 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        instances::expire_due(&app.state.db, expires).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        instances::expire_due(&app.state.db, expires).await.unwrap(),
+        0,
+        "once"
+    );
+    app.run_jobs().await;
+    expect_error(
+        app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::NOT_FOUND,
+        "Instance",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn operators_manage_nodes_plans_images_and_templates() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("root").await;
+    let (_, user) = app.user("joe").await;
+    expect_error(
+        app.get("/api/admin/nodes", Some(&user)).await,
+        StatusCode::FORBIDDEN,
+        "",
+    )
+    .await;
+    let plan = expect_json(app.put("/api/admin/plans", Some(&admin), json!({"slug": "big", "name": "Big", "kind": "vm", "vcpu": 8, "memory_mb": 16384, "disk_gb": 200, "price_hourly": 0.1})).await, StatusCode::OK).await;
+    assert!(plan.text.contains("\"price_hourly\":0.1"));
+    expect_error(app.put("/api/admin/plans", Some(&admin), json!({"slug": "Bad Slug", "name": "x", "kind": "vm", "vcpu": 1, "memory_mb": 512, "disk_gb": 1, "price_hourly": 0.1})).await, StatusCode::BAD_REQUEST, "slug").await;
+    expect_error(app.put("/api/admin/plans", Some(&admin), json!({"slug": "x", "name": "x", "kind": "lxc", "vcpu": 1, "memory_mb": 512, "disk_gb": 1, "price_hourly": 0.1})).await, StatusCode::BAD_REQUEST, "kind").await;
+    expect_json(app.put("/api/admin/images", Some(&admin), json!({"slug": "alpine", "name": "Alpine", "kind": "vm", "source": "/var/lib/images/alpine.qcow2"})).await, StatusCode::OK).await;
+    expect_error(
+        app.put(
+            "/api/admin/templates",
+            Some(&admin),
+            json!({"slug": "t", "name": "T", "plan": "big", "image": "busybox"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "different kinds",
+    )
+    .await;
+    expect_json(app.put("/api/admin/templates", Some(&admin), json!({"slug": "big-alpine", "name": "Big Alpine", "plan": "big", "image": "alpine", "ttl_minutes": 30})).await, StatusCode::OK).await;
+    let pricing = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
+    assert!(pricing
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["slug"] == "big"));
+
+    expect_error(app.post("/api/admin/nodes", Some(&admin), json!({"name": "n", "kind": "container", "region": "eu", "uri": "ftp://x", "vcpu": 1, "memory_mb": 1, "disk_gb": 1})).await, StatusCode::BAD_REQUEST, "uri").await;
+    expect_error(app.post("/api/admin/nodes", Some(&admin), json!({"name": "local-vm", "kind": "vm", "region": "eu", "uri": "qemu:///system", "vcpu": 1, "memory_mb": 1, "disk_gb": 1})).await, StatusCode::CONFLICT, "exists").await;
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let local = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "local-vm")
+        .unwrap();
+    let local_id = local["id"].as_str().unwrap().to_owned();
+
+    // A node with instances cannot be removed.
+    let (nina, nina_token) = app.user("nina").await;
+    app.credit(&admin, &nina, 5.0).await;
+    create_vps(&app, &nina_token, json!({"name": "n1", "plan_id": "nano"})).await;
+    expect_error(
+        app.delete(&format!("/api/admin/nodes/{local_id}"), Some(&admin))
+            .await,
+        StatusCode::CONFLICT,
+        "still holds",
+    )
+    .await;
+}

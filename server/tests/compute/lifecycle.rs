@@ -1,0 +1,646 @@
+//! A machine's life through reference 002: funds and token limits at create, every state and
+//! action, bad requests that change nothing, batches, and containers on the real Podman engine.
+
+use super::*;
+
+#[tokio::test]
+async fn creating_needs_the_minimum_runtime_in_balance() {
+    let app = TestApp::spawn().await;
+    let (_, poor) = app.user("poor").await;
+    let plan = plan_id(&app, "small").await;
+    let res = app
+        .post(
+            "/api/vps",
+            Some(&poor),
+            json!({"name": "web-01", "plan_id": plan}),
+        )
+        .await;
+    let body = expect_error(res, StatusCode::PAYMENT_REQUIRED, "insufficient balance").await;
+    assert_eq!(body.raw("balance"), "0.0000");
+    assert_eq!(body.raw("required"), "0.0120", "one hour of the small plan");
+    assert_eq!(
+        expect_json(app.get("/api/vps", Some(&poor)).await, StatusCode::OK)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(vm_node(&app).await.used_vcpu, 0, "nothing reserved");
+
+    // The same 402 through the other two APIs.
+    expect_error(
+        app.post(
+            "/v1/servers",
+            Some(&poor),
+            json!({"plan": "small", "label": "x"}),
+        )
+        .await,
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/v1/instances",
+            Some(&poor),
+            json!({"metadata": {"name": "x"}, "spec": {"type": "small", "image": "debian-12"}}),
+        )
+        .await,
+        StatusCode::PAYMENT_REQUIRED,
+        "insufficient",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_spend_limit_stops_creates_beyond_it() {
+    let app = TestApp::spawn().await;
+    let (_, jwt) = app.funded_user("ci", 20.0).await;
+    let tok = expect_json(
+        app.post(
+            "/api/tokens",
+            Some(&jwt),
+            json!({"name": "ci", "spend_limit": 0.01}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let vtk = tok["token"].as_str().unwrap();
+    let res = app
+        .post(
+            "/api/vps",
+            Some(vtk),
+            json!({"name": "ci-1", "plan_id": "small"}),
+        )
+        .await;
+    expect_error(res, StatusCode::PAYMENT_REQUIRED, "token spend limit").await;
+    expect_json(
+        app.post(
+            "/api/vps",
+            Some(vtk),
+            json!({"name": "ci-1", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn vps_lifecycle_from_create_to_delete() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = app.funded_user("vera", 10.0).await;
+    let key = add_key(&app, &token).await;
+    let key_id = key["id"].as_str().unwrap();
+    let plan = plan_id(&app, "small").await;
+
+    let vps = create_vps(&app, &token, json!({"name": "web-01", "plan_id": plan, "ssh_key_ids": [key_id], "user_data": "#cloud-config\n"})).await;
+    assert_eq!(vps["state"], "creating");
+    assert_eq!(vps["transition"], "create");
+    assert_eq!(vps["ssh_key_ids"], json!([key_id]));
+    let id = vps["id"].as_str().unwrap().to_owned();
+    let node = vm_node(&app).await;
+    assert_eq!(
+        (node.used_vcpu, node.used_memory_mb, node.used_disk_gb),
+        (1, 2048, 25),
+        "capacity reserved at create"
+    );
+
+    // A power action while creating is refused with the reason.
+    expect_error(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "create is in progress",
+    )
+    .await;
+
+    app.run_jobs().await;
+    let vps = get_vps(&app, &token, &id).await;
+    assert_eq!(vps["state"], "running");
+    assert_eq!(vps["transition"], Value::Null);
+
+    // The machine really exists on the node, with the plan's size.
+    let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        driver.power(&machine_name(&id)).await.unwrap(),
+        Some(domain::compute::driver::Power::Running)
+    );
+    assert!(
+        inst.metered_until.is_some(),
+        "billing started when it became running"
+    );
+
+    // cloud-init seed: meta-data with the key, user-data as given; a wrong key is 404.
+    let meta = app
+        .client
+        .get(app.url(&format!("/cloud-init/{id}/{}/meta-data", inst.seed_key)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        meta.contains(&format!("instance-id: {id}"))
+            && meta.contains("local-hostname: web-01")
+            && meta.contains("ssh-ed25519 AAAA"),
+        "{meta}"
+    );
+    let ud = app
+        .client
+        .get(app.url(&format!("/cloud-init/{id}/{}/user-data", inst.seed_key)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(ud, "#cloud-config\n");
+    assert_eq!(
+        app.client
+            .get(app.url(&format!("/cloud-init/{id}/wrong/meta-data")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let vnc = expect_json(
+        app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(vnc["port"].as_u64().unwrap() >= 5900);
+
+    // Rename (name only).
+    let renamed = expect_json(
+        app.put(
+            &format!("/api/vps/{id}"),
+            Some(&token),
+            json!({"name": "web-02"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["name"], "web-02");
+    expect_json(
+        app.put(
+            &format!("/api/vps/{id}"),
+            Some(&token),
+            json!({"name": "x", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    expect_error(
+        app.put(
+            &format!("/api/vps/{id}"),
+            Some(&token),
+            json!({"name": "bad name!"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "name",
+    )
+    .await;
+
+    // Snapshot while running; restoring needs a stopped VPS.
+    let snap = expect_json(
+        app.post(
+            &format!("/api/vps/{id}/snapshots"),
+            Some(&token),
+            json!({"name": "before"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(snap["state"], "creating");
+    app.run_jobs().await;
+    let snaps = expect_json(
+        app.get(&format!("/api/vps/{id}/snapshots"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(snaps[0]["name"], "before");
+    assert_eq!(snaps[0]["state"], "ready");
+    expect_error(
+        app.post(
+            &format!("/api/vps/{id}/snapshots"),
+            Some(&token),
+            json!({"name": "before"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "exists",
+    )
+    .await;
+    expect_error(
+        app.post(
+            &format!("/api/vps/{id}/snapshots"),
+            Some(&token),
+            json!({"name": "../x"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "name",
+    )
+    .await;
+    expect_error(
+        app.post(
+            &format!("/api/vps/{id}/snapshots/before/restore"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "Stop the instance",
+    )
+    .await;
+    expect_error(
+        app.post(&format!("/api/vps/{id}/start"), Some(&token), json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "only a stopped",
+    )
+    .await;
+
+    let stopping = expect_json(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(stopping["transition"], "stop");
+    app.run_jobs().await;
+    let stopped = get_vps(&app, &token, &id).await;
+    assert_eq!(stopped["state"], "stopped");
+    assert!(
+        instances::get(&app.state.db, &uid, &id)
+            .await
+            .unwrap()
+            .metered_until
+            .is_none(),
+        "billing ended at the stop"
+    );
+    expect_error(
+        app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))
+            .await,
+        StatusCode::CONFLICT,
+        "not running",
+    )
+    .await;
+    expect_error(
+        app.post(&format!("/api/vps/{id}/restart"), Some(&token), json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        "start it instead",
+    )
+    .await;
+
+    let restore = expect_json(
+        app.post(
+            &format!("/api/vps/{id}/snapshots/before/restore"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert!(restore["operation_id"].is_string());
+    expect_error(
+        app.post(
+            &format!("/api/vps/{id}/snapshots/nope/restore"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "Snapshot",
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(get_vps(&app, &token, &id).await["state"], "stopped");
+
+    expect_json(
+        app.post(&format!("/api/vps/{id}/start"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_json(
+        app.post(&format!("/api/vps/{id}/restart"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(get_vps(&app, &token, &id).await["state"], "running");
+
+    assert_eq!(
+        app.delete(&format!("/api/vps/{id}/snapshots/before"), Some(&token))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    expect_error(
+        app.delete(&format!("/api/vps/{id}/snapshots/before"), Some(&token))
+            .await,
+        StatusCode::NOT_FOUND,
+        "Snapshot",
+    )
+    .await;
+    app.run_jobs().await;
+    assert!(
+        driver
+            .snapshot_list(&machine_name(&id))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the node forgot it too"
+    );
+
+    expect_json(
+        app.delete(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_error(
+        app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::NOT_FOUND,
+        "Instance",
+    )
+    .await;
+    assert_eq!(
+        expect_json(app.get("/api/vps", Some(&token)).await, StatusCode::OK)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        driver.power(&machine_name(&id)).await.unwrap(),
+        None,
+        "the domain and its disk are gone"
+    );
+    let node = vm_node(&app).await;
+    assert_eq!(
+        (node.used_vcpu, node.used_memory_mb, node.used_disk_gb),
+        (0, 0, 0),
+        "capacity released"
+    );
+    let (cached, sum) = app.money(&uid).await;
+    assert_eq!(cached, sum, "the ledger still adds up");
+}
+
+#[tokio::test]
+async fn bad_create_requests_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.funded_user("bea", 10.0).await;
+    let (_, other) = app.user("other").await;
+    let other_key = add_key(&app, &other).await;
+    let cases = [
+        (json!({"name": "x"}), "plan_id"),
+        (json!({"name": "x", "plan_id": "nope"}), "no active plan"),
+        (json!({"name": "", "plan_id": "nano"}), "name"),
+        (
+            json!({"name": "x", "plan_id": "nano", "image": "busybox"}),
+            "container",
+        ),
+        (
+            json!({"name": "x", "plan_id": "nano", "image": "nope"}),
+            "no image",
+        ),
+        (json!({"name": "x", "plan_id": "nano", "vcpu": 64}), "vcpu"),
+        (
+            json!({"name": "x", "plan_id": "nano", "ttl_minutes": 0}),
+            "ttl_minutes",
+        ),
+        (
+            json!({"name": "x", "plan_id": "nano", "template": "nope"}),
+            "template",
+        ),
+        (
+            json!({"name": "x", "plan_id": "nano", "ssh_key_ids": [other_key["id"]]}),
+            "no SSH key",
+        ),
+        (
+            json!({"name": "x", "plan_id": "nano", "region": "mars"}),
+            "region mars",
+        ),
+    ];
+    for (body, needle) in cases {
+        let status = if needle == "region mars" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        expect_error(
+            app.post("/api/vps", Some(&token), body.clone()).await,
+            status,
+            needle,
+        )
+        .await;
+    }
+    expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "x", "plan_id": "nano", "unknown": 1}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        expect_json(app.get("/api/vps", Some(&token)).await, StatusCode::OK)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(vm_node(&app).await.used_vcpu, 0);
+}
+
+#[tokio::test]
+async fn batches_answer_per_item() {
+    let app = TestApp::builder()
+        .config("max_batch_size", "3")
+        .spawn()
+        .await;
+    let (_, token) = app.funded_user("bat", 10.0).await;
+    let res = app
+        .post(
+            "/api/vps/batch",
+            Some(&token),
+            json!({"vms": [
+                {"name": "w1", "template": "ubuntu-22-small"},
+                {"name": "w2", "plan_id": "nope"},
+                {"name": "w3", "template": "ubuntu-22-small", "bogus": true}
+            ]}),
+        )
+        .await;
+    let body = expect_json(res, StatusCode::MULTI_STATUS).await;
+    let r = body["results"].as_array().unwrap();
+    assert_eq!(r.len(), 3);
+    assert_eq!(
+        (r[0]["index"].as_u64(), r[0]["status"].as_u64()),
+        (Some(0), Some(201))
+    );
+    assert_eq!(r[0]["vps"]["state"], "creating");
+    assert_eq!(r[1]["status"], 400);
+    assert!(r[1]["error"].as_str().unwrap().contains("plan"));
+    assert_eq!(r[2]["status"], 400);
+    expect_error(
+        app.post(
+            "/api/vps/batch",
+            Some(&token),
+            json!({"vms": [{}, {}, {}, {}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "1 to 3",
+    )
+    .await;
+    expect_error(
+        app.post("/api/vps/batch", Some(&token), json!({"vms": []}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "1 to 3",
+    )
+    .await;
+    app.run_jobs().await;
+
+    let id = r[0]["vps"]["id"].as_str().unwrap();
+    let res = app
+        .delete_json(
+            "/api/vps/batch",
+            Some(&token),
+            json!({"ids": [id, "000000000000000000000000"]}),
+        )
+        .await;
+    let body = expect_json(res, StatusCode::MULTI_STATUS).await;
+    let statuses: HashSet<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, HashSet::from([202, 404]));
+    app.run_jobs().await;
+    assert_eq!(
+        expect_json(app.get("/api/vps", Some(&token)).await, StatusCode::OK)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn containers_run_on_the_docker_engine_through_the_api() {
+    let Ok(docker) = std::env::var("HANGAR_TEST_DOCKER_HOST") else {
+        assert_eq!(
+            std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref(),
+            Ok("1"),
+            "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman)"
+        );
+        return;
+    };
+    let app = TestApp::builder()
+        .config("docker_host", &docker)
+        .config("stop_timeout_secs", "5")
+        .spawn()
+        .await;
+    let (uid, token) = app.funded_user("cody", 10.0).await;
+    let vps = create_vps(&app, &token, json!({"name": "box-1", "plan_id": "c-micro"})).await;
+    assert_eq!(vps["kind"], "container");
+    assert_eq!(vps["image"], "busybox");
+    let id = vps["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    assert_eq!(get_vps(&app, &token, &id).await["state"], "running");
+    let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(driver.kind(), domain::compute::driver::Kind::Container);
+    expect_error(
+        app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))
+            .await,
+        StatusCode::CONFLICT,
+        "no VNC",
+    )
+    .await;
+
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/snapshots"),
+            Some(&token),
+            json!({"name": "s1"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_json(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/snapshots/s1/restore"),
+            Some(&token),
+            json!({}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_json(
+        app.post(&format!("/api/vps/{id}/start"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(get_vps(&app, &token, &id).await["state"], "running");
+    expect_json(
+        app.delete(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(
+        driver.power(&machine_name(&id)).await.unwrap(),
+        None,
+        "container removed"
+    );
+    assert!(
+        driver.snapshot_list(&machine_name(&id)).await.is_err(),
+        "and its snapshots with it"
+    );
+}
