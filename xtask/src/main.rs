@@ -8,7 +8,7 @@
 //!   4. copies `style/main.css` to `pkg/hangar.css`, `public/` to the site root, and the vendored
 //!      front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to `vendor/`.
 //!
-//! `cargo xtask watch`: builds, starts `hangar serve`, and on every change under `app/`, `frontend/`,
+//! `cargo xtask watch`: builds, starts `hangar serve`, and on every change under `model/`, `domain/`, `app/`, `frontend/`,
 //! `server/`, `style/`, `public/` or `migrations/` rebuilds what changed and restarts the server.
 //!
 //! The site goes to `target/site` in the repository (the server's default `site_root`).
@@ -211,8 +211,8 @@ fn start_server(root: &Path, release: bool) -> Result<Child> {
 
 /// Polls the source tree (no file-watcher dependency, nothing to install) and rebuilds.
 fn watch(root: &Path, release: bool) -> Result<()> {
-    const CLIENT: &[&str] = &["app", "frontend", "style", "public"];
-    const SERVER: &[&str] = &["app", "server", "migrations"];
+    const CLIENT: &[&str] = &["model", "app", "frontend", "style", "public"];
+    const SERVER: &[&str] = &["model", "domain", "app", "server", "migrations"];
     build_site(root, release)?;
     let mut server = start_server(root, release)?;
     let mut client_seen = snapshot(root, CLIENT);

@@ -55,6 +55,29 @@ pub async fn all_drivers(state: &AppState) -> ServiceResult<Vec<NodeDriver>> {
         .collect())
 }
 
+/// The VNC port of the caller's running VM, read live from its node (reference 002's
+/// `vnc-port`). 409 when it is not running or has no screen (containers).
+pub async fn vnc_port(state: &AppState, user_id: &str, id: &str) -> ServiceResult<u16> {
+    let inst = instances::get(&state.db, user_id, id).await?;
+    if inst.state != InstanceState::Running {
+        return Err(ServiceError::Conflict(
+            "The VPS is not running; start it to use its console".into(),
+        ));
+    }
+    let driver = driver_for(state, &inst)
+        .await?
+        .ok_or(ServiceError::NotFound("Instance"))?;
+    let console = driver
+        .console(&machine_name(&inst.id))
+        .await
+        .map_err(|e| ServiceError::internal(anyhow::anyhow!("console: {e}")))?;
+    console.vnc_port.ok_or_else(|| {
+        ServiceError::Conflict(
+            "This instance has no VNC screen (containers have a serial console only)".into(),
+        )
+    })
+}
+
 /// What the driver needs to build the instance's machine.
 pub async fn machine_spec(state: &AppState, inst: &InstanceRow) -> ServiceResult<MachineSpec> {
     let image = catalog::image(&state.db, &inst.image)

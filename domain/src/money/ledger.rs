@@ -6,6 +6,9 @@
 
 use tracing::instrument;
 
+use model::money::micros_from_usd;
+
+use crate::infra::audit;
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 
@@ -59,6 +62,78 @@ pub struct Entry {
     pub description: String,
     pub reference: Option<String>,
     pub created_at: i64,
+}
+
+/// An operator's balance adjustment, as recorded.
+#[derive(Debug, Clone)]
+pub struct Adjustment {
+    pub entry: Entry,
+    pub amount_micros: i64,
+    /// The user's balance right after it.
+    pub balance_micros: i64,
+}
+
+/// Credits (or, negative, debits) a user's balance by an operator's hand: one ledger row and an
+/// audit entry in one transaction. `amount_usd` must not be zero; `note` (up to 500 characters)
+/// becomes the movement's description.
+#[instrument(skip_all, err(Debug), fields(admin_id, user_id, amount_usd))]
+pub async fn adjust(
+    db: &Pool,
+    admin_id: &str,
+    user_id: &str,
+    amount_usd: f64,
+    note: Option<&str>,
+) -> ServiceResult<Adjustment> {
+    let magnitude = micros_from_usd(amount_usd.abs()).map_err(ServiceError::invalid)?;
+    if magnitude == 0 {
+        return Err(ServiceError::invalid("Amount must not be zero"));
+    }
+    let amount = if amount_usd < 0.0 {
+        -magnitude
+    } else {
+        magnitude
+    };
+    let note = note.unwrap_or_default();
+    if note.chars().count() > 500 {
+        return Err(ServiceError::invalid("Note must be at most 500 characters"));
+    }
+    let description = if note.is_empty() {
+        "Operator adjustment"
+    } else {
+        note
+    };
+    let mut tx = db.begin().await?;
+    let movement = Movement {
+        user_id,
+        amount_micros: amount,
+        kind: Kind::Credit,
+        description,
+        reference: Some(admin_id),
+        idempotency_key: None,
+        token_id: None,
+    };
+    let entry = post(&mut tx, movement).await?.ok_or_else(|| {
+        ServiceError::internal(anyhow::anyhow!("credit without key was deduplicated"))
+    })?;
+    let details =
+        serde_json::json!({ "amount_micros": amount, "note": note, "ledger_id": entry.id });
+    audit::record(
+        &mut tx,
+        Some(admin_id),
+        "user.credit",
+        "user",
+        Some(user_id),
+        details,
+    )
+    .await?;
+    tx.commit().await?;
+    let balance_micros = crate::accounts::users::balance(db, user_id).await?;
+    tracing::info!(admin = %admin_id, user = %user_id, amount, "balance adjusted");
+    Ok(Adjustment {
+        entry,
+        amount_micros: amount,
+        balance_micros,
+    })
 }
 
 /// Posts a movement inside `tx` and updates the cached balance. A debit larger than the balance

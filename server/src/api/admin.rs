@@ -4,14 +4,11 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use domain::accounts::users;
-use domain::infra::error::ServiceError;
-use domain::infra::{audit, db};
 use domain::market::inventory;
 use domain::money::ledger;
 use domain::AppState;
 use model::market::MarketServer;
-use model::money::{micros_from_usd, Usd4};
+use model::money::Usd4;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -20,7 +17,7 @@ use crate::{
     api::ErrorBody,
     http::{
         auth::AdminCaller,
-        error::{ApiJson, AppError, Result},
+        error::{ApiJson, Result},
     },
 };
 
@@ -106,59 +103,18 @@ async fn credit_user(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<CreditRequest>,
 ) -> Result<ApiJson<CreditResponse>> {
-    let magnitude = micros_from_usd(body.amount.abs()).map_err(AppError::bad_request)?;
-    if magnitude == 0 {
-        return Err(AppError::bad_request("Amount must not be zero"));
-    }
-    let amount = if body.amount < 0.0 {
-        -magnitude
-    } else {
-        magnitude
-    };
-    let note = body.note.unwrap_or_default();
-    if note.chars().count() > 500 {
-        return Err(AppError::bad_request("Note must be at most 500 characters"));
-    }
-    let description = if note.is_empty() {
-        "Operator adjustment".to_owned()
-    } else {
-        note.clone()
-    };
-
-    let mut tx = state.db.begin().await.map_err(ServiceError::from)?;
-    let entry = ledger::post(
-        &mut tx,
-        ledger::Movement {
-            user_id: &user_id,
-            amount_micros: amount,
-            kind: ledger::Kind::Credit,
-            description: &description,
-            reference: Some(&admin.user.id),
-            idempotency_key: None,
-            token_id: None,
-        },
+    let done = ledger::adjust(
+        &state.db,
+        &admin.user.id,
+        &user_id,
+        body.amount,
+        body.note.as_deref(),
     )
-    .await?
-    .ok_or_else(|| {
-        ServiceError::internal(anyhow::anyhow!("credit without key was deduplicated"))
-    })?;
-    audit::record(
-        &mut tx,
-        Some(&admin.user.id),
-        "user.credit",
-        "user",
-        Some(&user_id),
-        serde_json::json!({ "amount_micros": amount, "note": note, "ledger_id": entry.id }),
-    )
-    .await
-    .map_err(ServiceError::from)?;
-    tx.commit().await.map_err(ServiceError::from)?;
-    let balance = users::balance(&state.db, &user_id).await?;
-    tracing::info!(admin = %admin.user.id, user = %user_id, amount, at = db::now_ms(), "balance adjusted");
+    .await?;
     Ok(ApiJson(CreditResponse {
         user_id,
-        ledger_entry_id: entry.id,
-        amount: Usd4(amount),
-        balance: Usd4(balance),
+        ledger_entry_id: done.entry.id,
+        amount: Usd4(done.amount_micros),
+        balance: Usd4(done.balance_micros),
     }))
 }

@@ -2,17 +2,14 @@
 //! batch create/delete. Every action answers at once; slow work runs as a job (poll
 //! `GET /api/vps/:id` until `state` is `running`, or watch `transition` become `null`).
 
-use domain::compute::instances::InstanceState;
 use std::collections::BTreeMap;
 
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use domain::compute::driver::machine_name;
 use domain::compute::instances::{self, Action, NewInstance};
 use domain::compute::{catalog, executor, keys};
-use domain::infra::error::ServiceError;
 use domain::AppState;
 use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
 use serde::{Deserialize, Serialize};
@@ -324,25 +321,7 @@ async fn vnc_port(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<ApiJson<VncPort>> {
-    let inst = instances::get(&state.db, &caller.user.id, &id).await?;
-    if inst.state != InstanceState::Running {
-        return Err(ServiceError::Conflict(
-            "The VPS is not running; start it to use its console".into(),
-        )
-        .into());
-    }
-    let driver = executor::driver_for(&state, &inst)
-        .await?
-        .ok_or(ServiceError::NotFound("Instance"))?;
-    let console = driver
-        .console(&machine_name(&inst.id))
-        .await
-        .map_err(|e| ServiceError::internal(anyhow::anyhow!("console: {e}")))?;
-    let port = console.vnc_port.ok_or_else(|| {
-        ServiceError::Conflict(
-            "This instance has no VNC screen (containers have a serial console only)".into(),
-        )
-    })?;
+    let port = executor::vnc_port(&state, &caller.user.id, &id).await?;
     Ok(ApiJson(VncPort { port }))
 }
 
