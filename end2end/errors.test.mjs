@@ -149,3 +149,84 @@ test("a person's mistakes on every form answer 4xx with a readable message", asy
   assert.deepEqual(failures, [], 'no server function answered 5xx');
   await context.close();
 });
+
+async function api(path, token, body) {
+  const res = await fetch(`${BASE}${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+async function signIn(page, email, password) {
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(/\/(operator)?$/);
+}
+
+test("mistakes on a machine's forms and on the operator's forms answer 4xx too", async () => {
+  const username = uniqueName('oops');
+  const email = `${username}@example.com`;
+  const password = 'machine-password-1';
+  const reg = await api('/api/auth/register', null, { email, username, password });
+  assert.equal(reg.status, 201);
+  const op = await api('/api/auth/login', null, {
+    email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD,
+  });
+  assert.equal((await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const fns = watchServerFunctions(page);
+  await signIn(page, email, password);
+  await page.goto(`${BASE}/machines`);
+  await hydrated(page);
+  await page.fill('[data-test=create-machine-form] input[name=name]', 'oops-1');
+  const nano = await page.locator('[data-test=machine-source] option', { hasText: 'Nano —' }).getAttribute('value');
+  await page.selectOption('[data-test=machine-source]', nano);
+  await page.click('[data-test=create-machine-form] button[type=submit]');
+  const row = page.locator('[data-test=machine-row]', { hasText: 'oops-1' });
+  await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 20_000 });
+  await row.locator('a').click();
+  await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
+  await hydrated(page);
+
+  // A name with a space, which the rename field does not check itself.
+  await page.fill('form:has(input[name=name][value]) input[name=name]', 'bad name');
+  await mistake(page, fns, {
+    form: 'form:has(input[name=name][value])', endpoint: 'rename_machine', status: 400, message: 'name',
+  });
+
+  // The same snapshot name twice: a conflict.
+  await page.fill('[data-test=snapshot-form] input[name=name]', 'first');
+  await page.click('[data-test=snapshot-form] button[type=submit]');
+  await page.locator('[data-test=snapshot-row][data-state=ready]').waitFor({ timeout: 20_000 });
+  await page.fill('[data-test=snapshot-form] input[name=name]', 'first');
+  await mistake(page, fns, {
+    form: '[data-test=snapshot-form]', endpoint: 'snapshot_action', status: 409, message: 'exists',
+  });
+
+  // An operator's address range with an address that is not one.
+  const ops = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const opPage = await ops.newPage();
+  const opFns = watchServerFunctions(opPage);
+  await signIn(opPage, process.env.HANGAR_E2E_ADMIN_EMAIL, process.env.HANGAR_E2E_ADMIN_PASSWORD);
+  await opPage.goto(`${BASE}/operator`);
+  await hydrated(opPage);
+  await opPage.fill('[data-test=add-range-form] input[name=region]', 'local');
+  await opPage.fill('[data-test=add-range-form] input[name=first]', '203.0.113.300');
+  await opPage.fill('[data-test=add-range-form] input[name=last]', '203.0.113.310');
+  await mistake(opPage, opFns, {
+    form: '[data-test=add-range-form]', endpoint: 'operator_add_range', status: 400, message: 'address',
+  });
+
+  const failures = [...fns.all, ...opFns.all].filter((c) => c.status >= 500);
+  assert.deepEqual(failures, [], 'no server function answered 5xx');
+  await ops.close();
+  await context.close();
+});
+
