@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use domain::compute::{instances, meter, reconcile};
+use domain::compute::{exec, instances, meter, reconcile};
 use domain::infra::db;
 use domain::jobs;
 use domain::market::rentals;
@@ -95,5 +95,13 @@ pub async fn run_sweeps(state: &AppState, now: i64) {
             tracing::info!(expired = n, "instances past their TTL are being deleted");
         }
         Err(e) => tracing::warn!(error = %e, "instance TTL sweep failed"),
+    }
+    match exec::sweep(state, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            ended = n,
+            "background commands left by a stopped replica were ended"
+        ),
+        Err(e) => tracing::warn!(error = %e, "exec job sweep failed"),
     }
 }

@@ -6,7 +6,9 @@
 pub mod addresses;
 pub mod catalog;
 pub mod driver;
+pub mod exec;
 pub mod executor;
+pub mod guard;
 pub mod instances;
 pub mod keys;
 pub mod meter;

@@ -99,8 +99,13 @@ pub struct Config {
     pub memory_overcommit: f64,
     /// Creating an instance needs balance for this many minutes of its price (else 402).
     pub min_runtime_minutes: i64,
-    /// Most instances one `POST /api/vps/batch` may create.
+    /// Most instances one `POST /api/vps/batch` may create (and machines one batch exec reaches).
     pub max_batch_size: usize,
+    /// Longest `timeout_seconds` an exec may ask for (reference 002: "max configured via admin
+    /// settings").
+    pub exec_max_timeout_secs: u64,
+    /// Largest file `PUT /api/vps/:id/files` accepts and `GET` returns, in bytes.
+    pub file_max_bytes: u64,
     /// Seconds a job may run before another worker may take it over (crash recovery).
     pub job_lease_secs: i64,
     /// Job workers per replica.
@@ -284,6 +289,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("memory_overcommit", Some("1")),
     ("min_runtime_minutes", Some("60")),
     ("max_batch_size", Some("10")),
+    ("exec_max_timeout_secs", Some("3600")),
+    ("file_max_bytes", Some("67108864")),
     ("job_lease_secs", Some("300")),
     ("job_workers", Some("4")),
     ("stop_timeout_secs", Some("60")),
@@ -418,6 +425,8 @@ impl RawConfig {
             memory_overcommit: self.required("memory_overcommit")?,
             min_runtime_minutes: self.required("min_runtime_minutes")?,
             max_batch_size: self.required::<usize>("max_batch_size")?.max(1),
+            exec_max_timeout_secs: self.required::<u64>("exec_max_timeout_secs")?.max(1),
+            file_max_bytes: self.required::<u64>("file_max_bytes")?.max(1),
             job_lease_secs: self.required::<i64>("job_lease_secs")?.max(5),
             job_workers: self.required::<usize>("job_workers")?.max(1),
             stop_timeout_secs: self.required("stop_timeout_secs")?,

@@ -27,6 +27,9 @@ pub enum ServiceError {
         required: i64,
         message: String,
     },
+    /// A body or file larger than the documented limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The CAPTCHA token was missing or rejected (400, reference 002's message).
     #[error("CAPTCHA verification failed")]
     Captcha,
@@ -57,6 +60,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
+            ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

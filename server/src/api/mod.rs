@@ -7,6 +7,7 @@ pub mod admin_compute;
 pub mod auth;
 pub mod billing;
 pub mod cloud_init;
+pub mod exec;
 pub mod instances;
 pub mod meta;
 pub mod servers;
@@ -95,6 +96,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(meta::router())
         .merge(v1::router())
         .merge(vps::router())
+        .merge(exec::router())
         .merge(servers::router())
         .merge(instances::router())
         .merge(admin_compute::router())

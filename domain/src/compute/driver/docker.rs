@@ -23,8 +23,17 @@ use bollard::{
     Docker, API_DEFAULT_VERSION,
 };
 
+use bollard::{
+    container::LogOutput,
+    exec::{CreateExecOptions, StartExecResults},
+    query_parameters::{DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder},
+};
+use bytes::Bytes;
+use futures::StreamExt;
+
 use crate::compute::driver::{
-    Console, Driver, DriverError, DriverResult, Kind, Machine, MachineSpec, Power,
+    Console, Driver, DriverError, DriverResult, ExecOutput, ExecRequest, Kind, Machine,
+    MachineSpec, Power,
 };
 
 const LABEL: &str = "hangar.instance";
@@ -419,4 +428,240 @@ impl Driver for DockerDriver {
             Some(_) => Ok(Console { vnc_port: None }),
         }
     }
+
+    async fn exec(&self, name: &str, req: &ExecRequest) -> DriverResult<ExecOutput> {
+        let docker = self.client()?;
+        let tag_env = format!("{EXEC_TAG}={}", req.tag);
+        let created = docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    cmd: Some(vec!["sh", "-c", req.command.as_str()]),
+                    env: Some(vec![tag_env.as_str()]),
+                    user: Some("0:0"),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(on_container(name))?;
+        let mut out = ExecOutput::default();
+        let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(backend)?
+        else {
+            return Err(DriverError::Backend("docker: exec started detached".into()));
+        };
+        let max = req.max_output;
+        let read = async {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(backend)? {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        out.push(false, &message, max)
+                    }
+                    LogOutput::StdErr { message } => out.push(true, &message, max),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            Ok::<_, DriverError>(())
+        };
+        let finished = tokio::time::timeout(req.timeout, read).await;
+        match finished {
+            Ok(result) => result?,
+            Err(_) => {
+                out.timed_out = true;
+                self.exec_kill(name, &req.tag).await?;
+                return Ok(out);
+            }
+        }
+        out.exit_code = docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(backend)?
+            .exit_code;
+        Ok(out)
+    }
+
+    async fn exec_kill(&self, name: &str, tag: &str) -> DriverResult<()> {
+        // Every process whose environment carries the tag: the command and all it started. The
+        // killer itself runs without the tag.
+        let script = format!(
+            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{EXEC_TAG}={tag}' && kill -9 ${{p#/proc/}} 2>/dev/null; done; true"
+        );
+        let docker = self.client()?;
+        self.status_of_command(&docker, name, &["sh", "-c", &script])
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_file(&self, name: &str, path: &str, data: Bytes) -> DriverResult<()> {
+        let (dir, file) = split_path(path)?;
+        let docker = self.client()?;
+        // Engines differ here (Podman creates missing directories, Docker refuses): the directory
+        // must exist, on every engine.
+        if self
+            .status_of_command(&docker, name, &["test", "-d", dir])
+            .await?
+            != Some(0)
+        {
+            return Err(DriverError::NotFound(format!("Directory {dir}")));
+        }
+        let options = UploadToContainerOptionsBuilder::new().path(dir).build();
+        // A one-entry tar made around the data without copying it.
+        let tar = futures::stream::iter([
+            Bytes::from(tar_header(file, data.len() as u64)),
+            data.clone(),
+            Bytes::from(vec![0u8; tar_padding(data.len() as u64) + 1024]),
+        ]);
+        docker
+            .upload_to_container(name, Some(options), bollard::body_stream(tar))
+            .await
+            .map_err(|e| match status_of(&e) {
+                Some(404) => DriverError::NotFound(format!("Directory {dir}")),
+                Some(400 | 403 | 500) if e.to_string().contains("not a directory") => {
+                    DriverError::Invalid(format!("{dir} is not a directory"))
+                }
+                _ => backend(e),
+            })
+    }
+
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+        split_path(path)?;
+        let docker = self.client()?;
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = docker.download_from_container(name, Some(options));
+        let mut buf: Vec<u8> = Vec::new();
+        let mut size: Option<u64> = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| match status_of(&e) {
+                Some(404) => DriverError::NotFound(format!("File {path}")),
+                _ => backend(e),
+            })?;
+            buf.extend_from_slice(&chunk);
+            if size.is_none() && buf.len() >= 512 {
+                let (kind, len) = read_tar_header(&buf[..512])?;
+                if kind == b'5' {
+                    return Err(DriverError::Invalid(format!("{path} is a directory")));
+                }
+                if len > max {
+                    return Err(DriverError::TooLarge(format!(
+                        "{path} is {len} bytes; the limit is {max}"
+                    )));
+                }
+                size = Some(len);
+            }
+            if let Some(len) = size {
+                if buf.len() as u64 >= 512 + len {
+                    break;
+                }
+            }
+        }
+        let len = size.ok_or_else(|| DriverError::Backend("docker: empty archive".into()))?;
+        let end = (512 + len as usize).min(buf.len());
+        Ok(buf[512..end].to_vec())
+    }
+}
+
+impl DockerDriver {
+    /// Runs a program (no shell) inside the machine and returns its exit status.
+    async fn status_of_command(
+        &self,
+        docker: &Docker,
+        name: &str,
+        argv: &[&str],
+    ) -> DriverResult<Option<i64>> {
+        let created = docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    user: Some("0:0"),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(on_container(name))?;
+        if let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(backend)?
+        {
+            while output.next().await.is_some() {}
+        }
+        Ok(docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(backend)?
+            .exit_code)
+    }
+}
+
+/// The environment variable that marks an exec's processes.
+const EXEC_TAG: &str = "HANGAR_EXEC";
+
+/// `/dir/file` → (`/dir`, `file`); only absolute paths to a file name.
+fn split_path(path: &str) -> DriverResult<(&str, &str)> {
+    let (dir, file) = path
+        .rsplit_once('/')
+        .filter(|(_, f)| !f.is_empty() && *f != "." && *f != "..")
+        .ok_or_else(|| DriverError::Invalid("path must be an absolute path to a file".into()))?;
+    if !path.starts_with('/') {
+        return Err(DriverError::Invalid("path must be absolute".into()));
+    }
+    Ok((if dir.is_empty() { "/" } else { dir }, file))
+}
+
+/// A ustar header for a regular file `name` (mode 0644, root) of `len` bytes.
+fn tar_header(name: &str, len: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    let name = name.as_bytes();
+    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    let field = |h: &mut [u8], at: usize, width: usize, value: u64| {
+        let text = format!("{value:0w$o}", w = width - 1);
+        h[at..at + width - 1].copy_from_slice(text.as_bytes());
+    };
+    field(&mut h, 100, 8, 0o644);
+    field(&mut h, 108, 8, 0);
+    field(&mut h, 116, 8, 0);
+    field(&mut h, 124, 12, len);
+    field(&mut h, 136, 12, 0);
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    // The checksum is computed with its own field as spaces.
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|b| u64::from(*b)).sum();
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+    h
+}
+
+/// Zero bytes after a file's data up to the next 512-byte block.
+fn tar_padding(len: u64) -> usize {
+    ((512 - len % 512) % 512) as usize
+}
+
+/// The type flag and size of a tar entry (octal size field, or base-256 for large files).
+fn read_tar_header(h: &[u8]) -> DriverResult<(u8, u64)> {
+    let field = &h[124..136];
+    let len = if field[0] & 0x80 != 0 {
+        field[1..]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    } else {
+        let text: String = field
+            .iter()
+            .take_while(|b| **b != 0 && **b != b' ')
+            .map(|b| *b as char)
+            .collect();
+        u64::from_str_radix(text.trim(), 8)
+            .map_err(|_| DriverError::Backend("docker: unreadable archive header".into()))?
+    };
+    Ok((h[156], len))
 }

@@ -41,7 +41,8 @@ use virt::{
 };
 
 use crate::compute::driver::{
-    Console, Driver, DriverError, DriverResult, Kind, Machine, MachineSpec, Power,
+    Console, Driver, DriverError, DriverResult, ExecOutput, ExecRequest, Kind, Machine,
+    MachineSpec, Power,
 };
 use crate::infra::config::{DomainType, Network};
 
@@ -728,6 +729,30 @@ impl Driver for LibvirtDriver {
         let name = name.to_owned();
         self.with_conn(move |conn, _| Ok(lease_address(&require(conn, &name)?)))
             .await
+    }
+
+    async fn exec(&self, _name: &str, _req: &ExecRequest) -> DriverResult<ExecOutput> {
+        Err(DriverError::Unsupported(
+            super::VM_INSIDE_UNAVAILABLE.into(),
+        ))
+    }
+
+    async fn exec_kill(&self, _name: &str, _tag: &str) -> DriverResult<()> {
+        Err(DriverError::Unsupported(
+            super::VM_INSIDE_UNAVAILABLE.into(),
+        ))
+    }
+
+    async fn put_file(&self, _name: &str, _path: &str, _data: bytes::Bytes) -> DriverResult<()> {
+        Err(DriverError::Unsupported(
+            super::VM_INSIDE_UNAVAILABLE.into(),
+        ))
+    }
+
+    async fn get_file(&self, _name: &str, _path: &str, _max: u64) -> DriverResult<Vec<u8>> {
+        Err(DriverError::Unsupported(
+            super::VM_INSIDE_UNAVAILABLE.into(),
+        ))
     }
 }
 

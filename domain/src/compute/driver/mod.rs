@@ -123,6 +123,12 @@ pub enum DriverError {
     Invalid(String),
     #[error("{0}")]
     Backend(String),
+    /// The node cannot do this for this kind of machine (yet); the message says what works.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A file is larger than the caller's limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 pub type DriverResult<T> = Result<T, DriverError>;
@@ -186,6 +192,66 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The machine's private IPv4 address as its node sees it (DHCP lease, container network),
     /// `None` while it has none. Read-only; any number of calls.
     async fn address(&self, name: &str) -> DriverResult<Option<String>>;
+
+    /// Runs `req.command` with `sh -c` as root inside the running machine: stdout and stderr
+    /// apart, each kept up to `req.max_output` bytes (`truncated` says when more was dropped),
+    /// every process of it killed when `req.timeout` passes (`timed_out`; what it printed is
+    /// kept). Not idempotent: each call runs the command again.
+    async fn exec(&self, name: &str, req: &ExecRequest) -> DriverResult<ExecOutput>;
+
+    /// Kills every process of the exec tagged `tag` (cancel). Twice: nothing left to kill is Ok.
+    async fn exec_kill(&self, name: &str, tag: &str) -> DriverResult<()>;
+
+    /// Writes `data` to the absolute `path` inside the machine, replacing a file there (its
+    /// directory must exist: `NotFound` otherwise). Twice: the same file.
+    async fn put_file(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()>;
+
+    /// The file at the absolute `path` inside the machine: `NotFound` when missing, `Invalid` for
+    /// a directory, `TooLarge` beyond `max` bytes. Read-only.
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
+}
+
+/// Why commands and files stop at a VM's door for now: the transport into guests (SSH with the
+/// platform key, or the QEMU guest agent) is not built yet.
+pub const VM_INSIDE_UNAVAILABLE: &str = "Running commands and transferring files work on container machines; for VMs they are not available yet (use SSH to the machine's address)";
+
+/// A command to run inside a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub command: String,
+    pub timeout: std::time::Duration,
+    /// Most bytes kept of each of stdout and stderr.
+    pub max_output: usize,
+    /// Marks every process of this exec (`HANGAR_EXEC=<tag>` in their environment), so
+    /// [`Driver::exec_kill`] finds them, however many children the command started.
+    pub tag: String,
+}
+
+/// What an exec printed and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when the command was killed (timeout) before its exit status was known.
+    pub exit_code: Option<i64>,
+    pub truncated: bool,
+    pub timed_out: bool,
+}
+
+impl ExecOutput {
+    /// Appends to stdout or stderr, keeping at most `max` bytes of each.
+    pub fn push(&mut self, stderr: bool, bytes: &[u8], max: usize) {
+        let out = if stderr {
+            &mut self.stderr
+        } else {
+            &mut self.stdout
+        };
+        let room = max.saturating_sub(out.len());
+        if bytes.len() > room {
+            self.truncated = true;
+        }
+        out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
 }
 
 /// How drivers behave on this deployment (from config; the same for every node).

@@ -1,0 +1,711 @@
+//! Inside the machine through reference 002: commands (sync and background, timeout, cancel,
+//! output caps, the destructive-command guard, audit), files, batch exec, isolation, and the
+//! sweep that ends commands a dead replica left behind. Containers on the real Podman engine
+//! (checked inside the machine afterwards); VMs on libvirt's test driver answer the documented
+//! refusal.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{expect_error, expect_json, Body, TestApp};
+use domain::compute::driver::{machine_name, ExecRequest};
+use domain::compute::{exec, executor, instances};
+use domain::infra::db;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn docker_host() -> Option<String> {
+    match std::env::var("HANGAR_TEST_DOCKER_HOST") {
+        Ok(h) => Some(h),
+        Err(_) => {
+            assert_eq!(
+                std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref(),
+                Ok("1"),
+                "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman)"
+            );
+            None
+        }
+    }
+}
+
+async fn container_app(extra: &[(&str, &str)]) -> Option<TestApp> {
+    let docker = docker_host()?;
+    let mut builder = TestApp::builder()
+        .config("docker_host", &docker)
+        .config("stop_timeout_secs", "5");
+    for (k, v) in extra {
+        builder = builder.config(k, v);
+    }
+    Some(builder.spawn().await)
+}
+
+/// A running container machine of the user's; returns its id.
+async fn running_container(app: &TestApp, token: &str, name: &str) -> String {
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(token),
+            json!({"name": name, "plan_id": "c-micro"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    let vps = expect_json(
+        app.get(&format!("/api/vps/{id}"), Some(token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(vps["state"], "running");
+    id
+}
+
+async fn exec(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
+    app.post(&format!("/api/vps/{id}/exec"), Some(token), body)
+        .await
+}
+
+async fn run_ok(app: &TestApp, token: &str, id: &str, command: &str) -> Body {
+    expect_json(
+        exec(app, token, id, json!({ "command": command })).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Polls a background job until `done(status)`; returns the job.
+async fn wait_job(app: &TestApp, token: &str, id: &str, job: &str, done: &[&str]) -> Body {
+    for _ in 0..200 {
+        let j = expect_json(
+            app.get(&format!("/api/vps/{id}/jobs/{job}"), Some(token))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        if done.contains(&j["status"].as_str().unwrap()) {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {job} never reached {done:?}");
+}
+
+/// The command lines of the machine's processes.
+async fn processes(app: &TestApp, token: &str, id: &str) -> String {
+    run_ok(app, token, id, "ps").await["stdout"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn audit_count(app: &TestApp, action: &str, target: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1 AND target_id = $2")
+        .bind(action)
+        .bind(target)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn commands_run_inside_a_container_with_their_output_exit_code_and_limits() {
+    let Some(app) = container_app(&[]).await else {
+        return;
+    };
+    let (_, token) = app.funded_user("exa", 10.0).await;
+    let id = running_container(&app, &token, "box").await;
+
+    let r = run_ok(&app, &token, &id, "echo hello; echo oops >&2; exit 3").await;
+    assert_eq!(
+        (r["stdout"].as_str(), r["stderr"].as_str()),
+        (Some("hello\n"), Some("oops\n"))
+    );
+    assert_eq!(r["exit_code"], 3);
+    assert!(r["duration_ms"].as_i64().unwrap() >= 0);
+    assert_eq!(
+        (r["truncated"].as_bool(), r["timed_out"].as_bool()),
+        (Some(false), Some(false))
+    );
+    let df = run_ok(&app, &token, &id, "df -h /").await;
+    assert_eq!(df["exit_code"], 0);
+    assert!(
+        df["stdout"].as_str().unwrap().contains("Filesystem"),
+        "{df:?}"
+    );
+    let whoami = run_ok(&app, &token, &id, "id -u").await;
+    assert_eq!(whoami["stdout"], "0\n", "commands run as root");
+
+    // Output beyond 1 MiB per stream is cut, and says so.
+    let big = run_ok(&app, &token, &id, "yes | head -c 3000000").await;
+    assert_eq!(big["truncated"], true);
+    assert_eq!(big["stdout"].as_str().unwrap().len(), exec::MAX_OUTPUT);
+    assert_eq!(big["exit_code"], 0);
+
+    // Past its timeout a command is killed, and really gone from the machine.
+    let slow = run_ok_body(
+        &app,
+        &token,
+        &id,
+        json!({"command": "echo started; sleep 61", "timeout_seconds": 2}),
+    )
+    .await;
+    assert_eq!(slow["timed_out"], true);
+    assert_eq!(slow["exit_code"], Value::Null);
+    assert_eq!(
+        slow["stdout"], "started\n",
+        "what it printed before the timeout is kept"
+    );
+    assert!(!processes(&app, &token, &id).await.contains("sleep 61"));
+
+    // The guard refuses destructive commands before they reach the machine, and says what.
+    let refused = expect_error(
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": "cd /tmp && sudo rm -fr /"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "Refused `rm -fr /`",
+    )
+    .await;
+    assert!(refused["error"].as_str().unwrap().contains("destructive"));
+    assert_eq!(audit_count(&app, "exec.refused", &id).await, 1);
+    assert_eq!(
+        run_ok(&app, &token, &id, "ls /bin/sh").await["exit_code"],
+        0,
+        "nothing was deleted"
+    );
+    expect_error(
+        exec(&app, &token, &id, json!({"command": "halt"})).await,
+        StatusCode::BAD_REQUEST,
+        "Refused `halt`",
+    )
+    .await;
+    // Harmless text that mentions those words runs.
+    let echo = run_ok(&app, &token, &id, "echo 'rm -rf /'").await;
+    assert_eq!(echo["stdout"], "rm -rf /\n");
+
+    // Bad requests change nothing.
+    expect_error(
+        exec(&app, &token, &id, json!({"command": "  "})).await,
+        StatusCode::BAD_REQUEST,
+        "command",
+    )
+    .await;
+    expect_error(
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": "true", "timeout_seconds": 100000}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "timeout_seconds",
+    )
+    .await;
+    expect_json(
+        exec(&app, &token, &id, json!({"cmd": "true"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // Every call that ran is in the audit log with its command and exit code.
+    assert!(audit_count(&app, "exec.run", &id).await >= 7);
+    let details: String = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'exec.run' AND target_id = $1 AND details LIKE '%exit 3%'",
+    )
+    .bind(&id)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
+    assert!(details.contains("\"exit_code\":3"), "{details}");
+
+    // A stopped machine takes no commands.
+    expect_json(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    expect_error(
+        exec(&app, &token, &id, json!({"command": "true"})).await,
+        StatusCode::CONFLICT,
+        "running",
+    )
+    .await;
+}
+
+async fn run_ok_body(app: &TestApp, token: &str, id: &str, body: Value) -> Body {
+    expect_json(exec(app, token, id, body).await, StatusCode::OK).await
+}
+
+#[tokio::test]
+async fn background_jobs_are_polled_listed_and_cancelled_for_real() {
+    let Some(app) = container_app(&[]).await else {
+        return;
+    };
+    let (_, token) = app.funded_user("bgj", 10.0).await;
+    let id = running_container(&app, &token, "worker").await;
+
+    let started = expect_json(
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": "sleep 1; echo finished", "background": true, "timeout_seconds": 20}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(started["status"], "pending");
+    assert_eq!(started["timeout_seconds"], 20);
+    let job = started["job_id"].as_str().unwrap().to_owned();
+    let done = wait_job(&app, &token, &id, &job, &["done"]).await;
+    assert_eq!(
+        (done["stdout"].as_str(), done["exit_code"].as_i64()),
+        (Some("finished\n"), Some(0))
+    );
+    assert!(done["finished_at"].is_string());
+
+    // A long one, cancelled while it runs: its process is gone from the machine.
+    let long = expect_json(
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": "sleep 62", "background": true, "timeout_seconds": 120}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let long = long["job_id"].as_str().unwrap().to_owned();
+    wait_job(&app, &token, &id, &long, &["running"]).await;
+    for _ in 0..50 {
+        if processes(&app, &token, &id).await.contains("sleep 62") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cancelled = expect_json(
+        app.delete(&format!("/api/vps/{id}/jobs/{long}"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(["running", "cancelled"].contains(&cancelled["status"].as_str().unwrap()));
+    let ended = wait_job(&app, &token, &id, &long, &["cancelled", "done", "timeout"]).await;
+    assert_eq!(ended["status"], "cancelled");
+    assert!(
+        !processes(&app, &token, &id).await.contains("sleep 62"),
+        "the process really stopped"
+    );
+    expect_error(
+        app.delete(&format!("/api/vps/{id}/jobs/{long}"), Some(&token))
+            .await,
+        StatusCode::CONFLICT,
+        "already ended",
+    )
+    .await;
+
+    // A job that outlives its timeout ends as `timeout`.
+    let short = expect_json(
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": "sleep 63", "background": true, "timeout_seconds": 1}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let short = short["job_id"].as_str().unwrap().to_owned();
+    let timed = wait_job(&app, &token, &id, &short, &["timeout", "done", "cancelled"]).await;
+    assert_eq!(timed["status"], "timeout");
+
+    let listed = expect_json(
+        app.get(&format!("/api/vps/{id}/jobs"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![short.as_str(), long.as_str(), job.as_str()],
+        "newest first"
+    );
+}
+
+#[tokio::test]
+async fn files_go_in_and_come_out_byte_for_byte() {
+    let Some(app) = container_app(&[("file_max_bytes", "300000")]).await else {
+        return;
+    };
+    let (_, token) = app.funded_user("fil", 10.0).await;
+    let id = running_container(&app, &token, "files").await;
+    let url = |path: &str| app.url(&format!("/api/vps/{id}/files?path={path}"));
+    let client = reqwest::Client::new();
+
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let put = client
+        .put(url("/root/blob.bin"))
+        .bearer_auth(&token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    let got = client
+        .get(url("/root/blob.bin"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.headers()["content-type"], "application/octet-stream");
+    assert_eq!(
+        got.headers()["content-length"],
+        content.len().to_string().as_str()
+    );
+    assert_eq!(got.bytes().await.unwrap().as_ref(), content.as_slice());
+    // The machine sees the same file.
+    let sum = run_ok(&app, &token, &id, "wc -c < /root/blob.bin").await;
+    assert_eq!(sum["stdout"].as_str().unwrap().trim(), "200000");
+
+    let text = client
+        .put(url("/root/hello.txt"))
+        .bearer_auth(&token)
+        .body("hi there\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        run_ok(&app, &token, &id, "cat /root/hello.txt").await["stdout"],
+        "hi there\n"
+    );
+    let hostname = client
+        .get(url("/etc/hostname"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hostname.text().await.unwrap().trim(),
+        "files",
+        "files the machine has can be read"
+    );
+
+    let missing = client
+        .get(url("/root/nope.txt"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let big = client
+        .put(url("/root/big.bin"))
+        .bearer_auth(&token)
+        .body(vec![7u8; 300_001])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        run_ok(&app, &token, &id, "ls /root/big.bin").await["exit_code"],
+        1,
+        "nothing was written"
+    );
+    let relative = client
+        .put(url("root/x"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relative.status(), StatusCode::BAD_REQUEST);
+    let no_dir = client
+        .put(url("/no/such/dir/x"))
+        .bearer_auth(&token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_dir.status(), StatusCode::CONFLICT);
+    let dir = client
+        .get(url("/root"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dir.status(), StatusCode::BAD_REQUEST);
+    // A file the machine made that is over the limit is refused on the way out too.
+    run_ok(&app, &token, &id, "head -c 400000 /dev/zero > /root/large").await;
+    let large = client
+        .get(url("/root/large"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn another_users_machine_and_jobs_are_404_everywhere_and_batches_answer_per_machine() {
+    let Some(app) = container_app(&[]).await else {
+        return;
+    };
+    let (_, owner) = app.funded_user("own", 10.0).await;
+    let (_, other) = app.funded_user("oth", 10.0).await;
+    let a = running_container(&app, &owner, "a").await;
+    let b = running_container(&app, &owner, "b").await;
+    let theirs = running_container(&app, &other, "theirs").await;
+    let job = expect_json(
+        exec(
+            &app,
+            &owner,
+            &a,
+            json!({"command": "echo mine", "background": true}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let job = job["job_id"].as_str().unwrap().to_owned();
+    wait_job(&app, &owner, &a, &job, &["done"]).await;
+
+    expect_error(
+        exec(&app, &other, &a, json!({"command": "true"})).await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    // Even a refused command on someone else's machine is a 404, not a hint that it exists.
+    expect_error(
+        exec(&app, &other, &a, json!({"command": "reboot"})).await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    expect_error(
+        app.get(&format!("/api/vps/{a}/jobs"), Some(&other)).await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    expect_error(
+        app.get(&format!("/api/vps/{a}/jobs/{job}"), Some(&other))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    expect_error(
+        app.delete(&format!("/api/vps/{a}/jobs/{job}"), Some(&other))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    expect_error(
+        app.get(&format!("/api/vps/{theirs}/jobs/{job}"), Some(&other))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    let file = reqwest::Client::new()
+        .get(app.url(&format!("/api/vps/{a}/files?path=/etc/hostname")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), StatusCode::NOT_FOUND);
+
+    let batch = app
+        .post(
+            "/api/vps/batch/exec",
+            Some(&owner),
+            json!({"ids": [b, theirs, "000000000000000000000000", a], "command": "echo $HOSTNAME-ok"}),
+        )
+        .await;
+    let batch = expect_json(batch, StatusCode::MULTI_STATUS).await;
+    let results = batch["results"].as_array().unwrap();
+    let got: Vec<(&str, i64)> = results
+        .iter()
+        .map(|r| (r["vps_id"].as_str().unwrap(), r["status"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b.as_str(), 200),
+            (theirs.as_str(), 404),
+            ("000000000000000000000000", 404),
+            (a.as_str(), 200)
+        ]
+    );
+    assert_eq!(results[0]["exit_code"], 0);
+    assert!(results[0]["stdout"].as_str().unwrap().ends_with("-ok\n"));
+    assert!(
+        results[1]["stdout"].is_null()
+            && results[1]["error"].as_str().unwrap().contains("not found")
+    );
+
+    let same = expect_json(
+        app.post(
+            "/api/vps/batch/exec",
+            Some(&owner),
+            json!({"ids": [a, b], "command": "true", "background": true}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    for r in same["results"].as_array().unwrap() {
+        assert_eq!(r["status"], 202);
+        assert_eq!(r["job_status"], "pending");
+        let job = r["job_id"].as_str().unwrap();
+        let vps = r["vps_id"].as_str().unwrap();
+        wait_job(&app, &owner, vps, job, &["done"]).await;
+    }
+    expect_error(
+        app.post(
+            "/api/vps/batch/exec",
+            Some(&owner),
+            json!({"ids": [a], "command": "mkfs.ext4 /dev/vda"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "Refused",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn vms_answer_a_clear_refusal() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.funded_user("vmx", 10.0).await;
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "vm", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    expect_error(
+        exec(&app, &token, &id, json!({"command": "uptime"})).await,
+        StatusCode::CONFLICT,
+        "container machines",
+    )
+    .await;
+    let file = reqwest::Client::new()
+        .get(app.url(&format!("/api/vps/{id}/files?path=/etc/hostname")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn commands_a_dead_replica_left_running_are_killed_and_ended_with_a_reason() {
+    let Some(app) = container_app(&[]).await else {
+        return;
+    };
+    let (uid, token) = app.funded_user("rst", 10.0).await;
+    let id = running_container(&app, &token, "survivor").await;
+    // What a replica that died mid-command leaves: a `running` row whose lease ran out, and the
+    // command still running on the machine, tagged with the job's id.
+    let job = db::new_id();
+    let now = db::now_ms();
+    sqlx::query(
+        "INSERT INTO exec_jobs (id, instance_id, user_id, command, timeout_seconds, status, created_at, started_at, lease_until)
+         VALUES ($1, $2, $3, 'sleep 64', 600, 'running', $4, $4, $5)",
+    )
+    .bind(&job)
+    .bind(&id)
+    .bind(&uid)
+    .bind(now - 60_000)
+    .bind(now - 1_000)
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+    let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
+    let left = tokio::spawn({
+        let driver = driver.clone();
+        let req = ExecRequest {
+            command: "sleep 64".into(),
+            timeout: Duration::from_secs(120),
+            max_output: 1024,
+            tag: job.clone(),
+        };
+        let name = machine_name(&id);
+        async move { driver.exec(&name, &req).await }
+    });
+    for _ in 0..50 {
+        if processes(&app, &token, &id).await.contains("sleep 64") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(processes(&app, &token, &id).await.contains("sleep 64"));
+    // A pending job nobody started (its replica died before it could).
+    let waiting = db::new_id();
+    sqlx::query(
+        "INSERT INTO exec_jobs (id, instance_id, user_id, command, timeout_seconds, status, created_at)
+         VALUES ($1, $2, $3, 'echo recovered', 30, 'pending', $4)",
+    )
+    .bind(&waiting)
+    .bind(&id)
+    .bind(&uid)
+    .bind(now - 60_000)
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+
+    // The next server's sweep.
+    hangar_server::jobs::run_sweeps(&app.state, db::now_ms()).await;
+    let ended = expect_json(
+        app.get(&format!("/api/vps/{id}/jobs/{job}"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ended["status"], "cancelled");
+    assert!(
+        ended["reason"].as_str().unwrap().contains("restarted"),
+        "{ended:?}"
+    );
+    assert!(
+        !processes(&app, &token, &id).await.contains("sleep 64"),
+        "its process was killed"
+    );
+    let _ = left.await;
+    let recovered = wait_job(&app, &token, &id, &waiting, &["done"]).await;
+    assert_eq!(
+        recovered["stdout"], "recovered\n",
+        "a job nobody had started is run to its end"
+    );
+}
