@@ -16,7 +16,7 @@ use crate::compute::nodes::{self, NodeRow};
 use crate::compute::{addresses, catalog, keys, meter};
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
-use crate::infra::queue::{Failure, JobKind, JobRow};
+use crate::infra::queue::{self, Failure, JobKind, JobRow};
 use crate::AppState;
 
 impl From<DriverError> for Failure {
@@ -136,6 +136,12 @@ pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
             Ok(mark_running(&state.db, &inst.id, None).await?)
         }
         JobKind::Delete => {
+            // A delete asked for during the create: the create never starts, or is waited for.
+            if queue::supersede(&state.db, &inst.id, JobKind::Create).await? {
+                return Err(Failure::Retry(
+                    "waiting for the machine's create to finish".into(),
+                ));
+            }
             driver.destroy(&name).await?;
             Ok(mark_deleted(&state.db, &inst, None).await?)
         }
@@ -158,6 +164,9 @@ pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
 /// Makes the machine, then records it running (with its console port and address) and starts
 /// billing, unless the create was cancelled meanwhile.
 async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Result<(), Failure> {
+    if inst.transition() != Some(Transition::Create) {
+        return Ok(()); // deleted meanwhile: its delete job removes whatever exists
+    }
     let spec = machine_spec(state, inst)
         .await
         .map_err(|e| Failure::Permanent(e.to_string()))?;

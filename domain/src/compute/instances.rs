@@ -612,8 +612,11 @@ pub async fn act(
     let db = &state.db;
     let inst = get(db, user_id, id).await?;
     if let Some(t) = &inst.transition {
-        // A failed instance's stuck create may always be deleted.
-        if !(action == Action::Delete && inst.state == InstanceState::Failed) {
+        // A delete is always accepted during a create (the machine goes as soon as the create
+        // has finished or never starts) and for a failed instance's stuck action.
+        let deletable =
+            inst.state == InstanceState::Failed || inst.transition() == Some(Transition::Create);
+        if !(action == Action::Delete && deletable) {
             return Err(ServiceError::Conflict(format!(
                 "A {t} is in progress; try again when it has finished"
             )));
@@ -647,7 +650,8 @@ pub async fn act(
     let mut tx = db.begin().await?;
     let updated = sqlx::query(
         "UPDATE instances SET state = $1, transition = $2, updated_at = $3
-         WHERE id = $4 AND state = $5 AND (transition IS NULL OR state = 'failed')",
+         WHERE id = $4 AND state = $5
+           AND (transition IS NULL OR state = 'failed' OR ($2 = 'delete' AND transition = 'create'))",
     )
     .bind(new_state.as_str())
     .bind(action.transition().as_str())

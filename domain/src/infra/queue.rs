@@ -214,6 +214,30 @@ pub async fn finish(
     Ok(())
 }
 
+/// Takes back `kind` jobs of an instance that have not started (a delete supersedes a create
+/// that never ran). Returns whether one is running right now, which the caller must wait for.
+pub async fn supersede(db: &Pool, instance_id: &str, kind: JobKind) -> ServiceResult<bool> {
+    let now = db::now_ms();
+    sqlx::query(
+        "UPDATE jobs SET state = 'done', error = 'Superseded', locked_until = NULL, updated_at = $1
+         WHERE instance_id = $2 AND kind = $3 AND state = 'queued'",
+    )
+    .bind(now)
+    .bind(instance_id)
+    .bind(kind.as_str())
+    .execute(db)
+    .await?;
+    let running: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE instance_id = $1 AND kind = $2 AND state = 'running' AND locked_until >= $3",
+    )
+    .bind(instance_id)
+    .bind(kind.as_str())
+    .bind(now)
+    .fetch_one(db)
+    .await?;
+    Ok(running > 0)
+}
+
 /// Puts a job back in the queue, due after a backoff that doubles with each attempt.
 pub async fn retry_later(db: &Pool, job: &JobRow, error: &str) -> ServiceResult<()> {
     let backoff = 1_000 * (1i64 << job.attempts.clamp(0, 8));

@@ -46,7 +46,10 @@ pub struct Server {
     pub os: String,
     pub main_ip: Option<String>,
     pub vcpus: i64,
-    pub ram_gb: f64,
+    /// Whole gigabytes, as reference 000 shows it (rounded up: a 512 MB plan is 1).
+    pub ram_gb: i64,
+    /// The exact memory, for plans that are not a whole number of GB.
+    pub memory_mb: i64,
     pub disk_gb: i64,
     /// USD per hour, as a string (`"0.0042"`).
     pub price_per_hour: String,
@@ -72,8 +75,8 @@ async fn to_server(state: &AppState, inst: &InstanceRow) -> Result<Server> {
         os: inst.image.clone(),
         main_ip: inst.address(),
         vcpus: inst.vcpu,
-        // Whole GB when it is one; 0.5 for a 512 MB plan.
-        ram_gb: (inst.memory_mb as f64 / 1024.0 * 100.0).round() / 100.0,
+        ram_gb: (inst.memory_mb + 1023) / 1024,
+        memory_mb: inst.memory_mb,
         disk_gb: inst.disk_gb,
         price_per_hour: usd_plain(inst.price_hourly_micros),
         backups: inst.backups == 1,

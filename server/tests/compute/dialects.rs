@@ -19,7 +19,13 @@ async fn one_instance_three_apis() {
     assert_eq!(s["os"], "ubuntu-22-04");
     assert_eq!(s["region"], "local");
     assert_eq!(s["vcpus"], 1);
-    assert_eq!(s["ram_gb"], 2.0);
+    assert_eq!(
+        s["ram_gb"],
+        json!(2),
+        "an integer, as reference 000 shows it"
+    );
+    assert!(s["ram_gb"].is_i64());
+    assert_eq!(s["memory_mb"], 2048);
     assert_eq!(s["disk_gb"], 25);
     assert_eq!(s["price_per_hour"], "0.012");
     assert_eq!(s["backups"], true);

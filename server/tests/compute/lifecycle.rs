@@ -644,3 +644,89 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
         "and its snapshots with it"
     );
 }
+
+#[tokio::test]
+async fn a_machine_deleted_while_it_is_being_created_is_removed_in_every_api() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = app.funded_user("hasty", 10.0).await;
+    // 002: delete right after create is accepted, not "try again later".
+    let vps = create_vps(&app, &token, json!({"name": "oops", "plan_id": "nano"})).await;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    expect_json(
+        app.delete(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    // 000 (a 512 MB plan shows as 1 GB, its exact size in memory_mb) and 004 the same way.
+    let server = expect_json(
+        app.post(
+            "/v1/servers",
+            Some(&token),
+            json!({"region": "local", "plan": "nano", "os": "debian-12", "label": "s"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        (
+            server["data"]["ram_gb"].as_i64(),
+            server["data"]["memory_mb"].as_i64()
+        ),
+        (Some(1), Some(512))
+    );
+    let server_id = server["data"]["id"].as_str().unwrap().to_owned();
+    let gone = app
+        .delete(&format!("/v1/servers/{server_id}"), Some(&token))
+        .await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    let inst = expect_json(
+        app.post(
+            "/v1/instances",
+            Some(&token),
+            json!({"metadata": {"name": "i"}, "spec": {"type": "nano", "image": "debian-12"}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let inst_id = inst["id"].as_str().unwrap().to_owned();
+    expect_json(
+        app.delete(&format!("/v1/instances/{inst_id}"), Some(&token))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    app.run_jobs().await;
+    for id in [&id, &server_id, &inst_id] {
+        expect_error(
+            get_vps_raw(&app, &token, id).await,
+            StatusCode::NOT_FOUND,
+            "not found",
+        )
+        .await;
+        let row = instances::load(&app.state.db, id).await.unwrap().unwrap();
+        assert_eq!(row.state, instances::InstanceState::Deleted);
+    }
+    // Nothing is left on the node, and the capacity is free again.
+    let node = vm_node(&app).await;
+    assert_eq!(
+        (node.used_vcpu, node.used_memory_mb, node.used_disk_gb),
+        (0, 0, 0)
+    );
+    let inst = instances::load(&app.state.db, &id).await.unwrap().unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
+    for id in [&id, &server_id, &inst_id] {
+        assert_eq!(driver.power(&machine_name(id)).await.unwrap(), None);
+    }
+    let (balance, ledger) = app.money(&uid).await;
+    assert_eq!(balance, ledger, "nothing was billed twice or lost");
+}
+
+async fn get_vps_raw(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.get(&format!("/api/vps/{id}"), Some(token)).await
+}
