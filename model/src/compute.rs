@@ -227,3 +227,35 @@ mod tests {
         }
     }
 }
+
+/// What a command run from the portal printed (the machine page's "Run command").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i64>,
+    pub duration_ms: i64,
+    pub truncated: bool,
+    pub timed_out: bool,
+}
+
+/// A background command as the machine page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandJob {
+    pub job_id: String,
+    pub command: String,
+    /// `pending`, `running`, `done`, `timeout` or `cancelled`.
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+impl CommandJob {
+    /// Still going: worth watching.
+    pub fn open(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "running")
+    }
+}

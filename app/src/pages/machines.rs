@@ -444,6 +444,16 @@ fn MachineDetail(
             {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
         </section>
         <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy/>
+        {if d.vps.kind == "container" {
+            view! { <super::inside::InsideCards id=d.vps.id.clone()/> }.into_any()
+        } else {
+            view! {
+                <section class="card">
+                    <h2>"Commands and files"</h2>
+                    <p class="muted">"Running commands and moving files from this page work on container machines. For a VM, use SSH to its address."</p>
+                </section>
+            }.into_any()
+        }}
         <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/>
         <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>
     }

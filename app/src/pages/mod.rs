@@ -5,6 +5,7 @@ mod api_docs;
 mod auth;
 mod billing;
 mod home;
+mod inside;
 mod machines;
 mod market;
 mod not_found;

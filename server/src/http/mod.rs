@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod portal_files;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -79,6 +80,13 @@ pub fn router(state: AppState) -> Router {
 
     let portal = Router::new()
         .route("/events/machines", get(events::machines))
+        .route(
+            "/portal/machines/{id}/files",
+            get(portal_files::download)
+                .put(portal_files::upload)
+                // Its own limit (`file_max_bytes`), checked in the handler.
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/_fn/{*name}",
             post(server_fn_handler).get(server_fn_handler),

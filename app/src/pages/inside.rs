@@ -1,0 +1,329 @@
+//! Inside a machine, on its page: run a command (its output shown; long ones as background
+//! commands with live status and cancel), and move files in and out. The rules are the domain's
+//! (`domain::compute::exec`): running container machines, the destructive-command guard, output
+//! caps, audit. Uploads go to `/portal/machines/:id/files` (session + CSRF token header; the
+//! browser sends the file as it is), downloads are a plain GET form.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::components::forms::{ActionError, CsrfField, SubmitButton};
+use crate::error::PortalError;
+use crate::session::use_auth;
+use model::compute::{CommandJob, CommandOutput};
+
+/// How a command from the page went: its output, or the background command started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunOutcome {
+    Done(CommandOutput),
+    Started(String),
+}
+
+/// Runs a command in the machine (`background` = "on" starts it as a background command).
+#[server(prefix = "/_fn", endpoint = "run_command")]
+pub async fn run_command(
+    csrf: String,
+    id: String,
+    command: String,
+    timeout_seconds: String,
+    background: Option<String>,
+) -> Result<RunOutcome, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::exec::{self, Command};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    domain::compute::instances::get(&state.db, &user.id, &id).await?;
+    let timeout = match timeout_seconds.trim() {
+        "" => None,
+        t => Some(
+            t.parse::<u64>()
+                .map_err(|_| PortalError::invalid("Timeout: a whole number of seconds, e.g. 30"))?,
+        ),
+    };
+    let cmd = Command::check(&state, &user.id, &id, &command, timeout).await?;
+    if background.is_some() {
+        let job = exec::start(&state, &user.id, &id, &cmd).await?;
+        return Ok(RunOutcome::Started(job.job_id));
+    }
+    let r = exec::run(&state, &user.id, &id, &cmd).await?;
+    Ok(RunOutcome::Done(CommandOutput {
+        stdout: r.stdout,
+        stderr: r.stderr,
+        exit_code: r.exit_code,
+        duration_ms: r.duration_ms,
+        truncated: r.truncated,
+        timed_out: r.timed_out,
+    }))
+}
+
+/// The machine's background commands, newest first.
+#[server(prefix = "/_fn", endpoint = "command_jobs")]
+pub async fn command_jobs(id: String) -> Result<Vec<CommandJob>, PortalError> {
+    use crate::ssr::portal;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let jobs = domain::compute::exec::jobs(&state.db, &user.id, &id).await?;
+    Ok(jobs
+        .into_iter()
+        .map(|j| CommandJob {
+            job_id: j.job_id,
+            command: j.command,
+            status: j.status,
+            stdout: j.stdout,
+            stderr: j.stderr,
+            exit_code: j.exit_code,
+            reason: j.reason,
+            created_at: j.created_at,
+        })
+        .collect())
+}
+
+#[server(prefix = "/_fn", endpoint = "cancel_command")]
+pub async fn cancel_command(csrf: String, id: String, job_id: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    domain::compute::exec::cancel(&state, &user.id, &id, &job_id).await?;
+    Ok(())
+}
+
+/// The "Run command" and "Files" cards of a running container machine.
+#[component]
+pub fn InsideCards(id: String) -> impl IntoView {
+    view! {
+        <CommandCard id=id.clone()/>
+        <FilesCard id/>
+    }
+}
+
+#[component]
+fn CommandCard(id: String) -> impl IntoView {
+    let run = ServerAction::<RunCommand>::new();
+    let cancel = ServerAction::<CancelCommand>::new();
+    // Re-read the background commands after each action, and every second while one is open.
+    let tick = RwSignal::new(0u32);
+    let jobs = Resource::new(
+        {
+            let id = id.clone();
+            move || {
+                (
+                    id.clone(),
+                    run.version().get(),
+                    cancel.version().get(),
+                    tick.get(),
+                )
+            }
+        },
+        |(id, ..)| command_jobs(id),
+    );
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || {
+                let open = jobs
+                    .get_untracked()
+                    .and_then(Result::ok)
+                    .is_some_and(|js| js.iter().any(CommandJob::open));
+                if open {
+                    tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_millis(1000),
+        );
+        if let Ok(handle) = handle {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    let id_form = id.clone();
+    view! {
+        <section class="card" data-test="command-card">
+            <h2>"Run a command"</h2>
+            <p class="muted">"Runs as root with "<code>"sh -c"</code>". Destructive commands (such as "<code>"rm -rf /"</code>", "<code>"mkfs"</code>", "<code>"reboot"</code>") are refused; use the power buttons to stop or restart."</p>
+            <ActionForm action=run attr:class="form" attr:data-test="command-form">
+                <CsrfField/>
+                <input type="hidden" name="id" value=id_form/>
+                <label>"Command" <textarea name="command" rows="2" required placeholder="df -h /"></textarea></label>
+                <div class="form-row">
+                    <label>"Timeout (seconds)" <input type="number" name="timeout_seconds" min="1" value="30"/></label>
+                    <label class="check"><input type="checkbox" name="background"/>"In the background"</label>
+                    <SubmitButton action=run label="Run" busy_label="Running…"/>
+                </div>
+            </ActionForm>
+            <ActionError action=run/>
+            {move || run.value().get().and_then(Result::ok).map(|outcome| match outcome {
+                RunOutcome::Done(out) => view! { <CommandResult out/> }.into_any(),
+                RunOutcome::Started(job) => view! {
+                    <p class="alert alert-ok" data-test="command-started">{format!("Started in the background (job {job}); its status is below.")}</p>
+                }.into_any(),
+            })}
+            <ActionError action=cancel/>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let list = jobs.await.unwrap_or_default();
+                    (!list.is_empty()).then(|| view! { <JobsTable jobs=list cancel/> })
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn CommandResult(out: CommandOutput) -> impl IntoView {
+    let status = match (out.timed_out, out.exit_code) {
+        (true, _) => "killed after its timeout".to_owned(),
+        (false, Some(code)) => format!("exit code {code}"),
+        (false, None) => "no exit code".to_owned(),
+    };
+    view! {
+        <div class="command-output" data-test="command-output">
+            <p class="muted"><span data-test="command-exit">{status}</span>{format!(" · {} ms", out.duration_ms)}
+                {out.truncated.then_some(" · output cut at 1 MiB per stream")}</p>
+            <pre class="terminal" data-test="command-stdout">{out.stdout}</pre>
+            {(!out.stderr.is_empty()).then(|| view! { <pre class="terminal terminal-err" data-test="command-stderr">{out.stderr}</pre> })}
+        </div>
+    }
+}
+
+#[component]
+fn JobsTable(jobs: Vec<CommandJob>, cancel: ServerAction<CancelCommand>) -> impl IntoView {
+    let vps_id = use_machine_id();
+    view! {
+        <h3>"Background commands"</h3>
+        <div class="table-wrap"><table class="table" data-test="command-jobs">
+            <thead><tr><th>"Command"</th><th>"Status"</th><th>"Output"</th><th></th></tr></thead>
+            <tbody>{jobs.into_iter().map(|j| {
+                let open = j.open();
+                let vps_id = vps_id.clone();
+                let status_class = format!("status status-{}", if open { "busy" } else if j.status == "done" { "active" } else { "expired" });
+                let detail = match (j.exit_code, &j.reason) {
+                    (_, Some(r)) => r.clone(),
+                    (Some(c), None) => format!("exit code {c}"),
+                    (None, None) => String::new(),
+                };
+                view! {
+                    <tr data-test="command-job" data-status=j.status.clone()>
+                        <td data-label="Command"><code>{j.command.clone()}</code></td>
+                        <td data-label="Status"><span class=status_class>{j.status.clone()}</span><br/><small class="muted">{detail}</small></td>
+                        <td data-label="Output">{
+                            let output = format!("{}{}", j.stdout, j.stderr);
+                            if output.is_empty() {
+                                view! { <span class="muted">"—"</span> }.into_any()
+                            } else {
+                                view! { <pre class="terminal terminal-small">{output}</pre> }.into_any()
+                            }
+                        }</td>
+                        <td>{open.then(|| view! {
+                            <ActionForm action=cancel attr:class="inline-form">
+                                <CsrfField/>
+                                <input type="hidden" name="id" value=vps_id/>
+                                <input type="hidden" name="job_id" value=j.job_id.clone()/>
+                                <button type="submit" class="btn btn-sm btn-danger" data-test="cancel-command">"Cancel"</button>
+                            </ActionForm>
+                        })}</td>
+                    </tr>
+                }
+            }).collect_view()}</tbody>
+        </table></div>
+    }
+}
+
+/// The machine id from the route (`/machines/:id`).
+fn use_machine_id() -> String {
+    leptos_router::hooks::use_params_map()
+        .read_untracked()
+        .get("id")
+        .unwrap_or_default()
+}
+
+#[component]
+fn FilesCard(id: String) -> impl IntoView {
+    let status = RwSignal::new(None::<Result<String, String>>);
+    let upload_path = NodeRef::<leptos::html::Input>::new();
+    let upload_file = NodeRef::<leptos::html::Input>::new();
+    let auth = use_auth();
+    let csrf = move || {
+        auth.info
+            .get_untracked()
+            .and_then(Result::ok)
+            .map(|i| i.csrf)
+            .unwrap_or_default()
+    };
+    let on_upload = {
+        let id = id.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            #[cfg(feature = "hydrate")]
+            start_upload(id.clone(), upload_path, upload_file, csrf(), status);
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (&id, upload_path, upload_file, csrf(), status);
+        }
+    };
+    let download_action = format!("/portal/machines/{id}/files");
+    view! {
+        <section class="card" data-test="files-card">
+            <h2>"Files"</h2>
+            <form class="form form-row" data-test="upload-form" on:submit=on_upload>
+                <label>"Upload to (absolute path)" <input type="text" name="path" node_ref=upload_path required placeholder="/root/script.sh"/></label>
+                <label>"File" <input type="file" name="file" node_ref=upload_file required/></label>
+                <button type="submit" class="btn">"Upload"</button>
+            </form>
+            {move || status.get().map(|s| match s {
+                Ok(m) => view! { <p class="alert alert-ok" data-test="upload-status">{m}</p> }.into_any(),
+                Err(m) => view! { <p class="alert alert-error" role="alert" data-test="upload-status">{m}</p> }.into_any(),
+            })}
+            <form class="form form-row" method="get" action=download_action data-test="download-form">
+                <label>"Download (absolute path)" <input type="text" name="path" required placeholder="/etc/hostname"/></label>
+                <button type="submit" class="btn btn-ghost">"Download"</button>
+            </form>
+            <p class="muted">"Uploading needs JavaScript; files up to the operator's limit (64 MiB by default). The file's folder must exist."</p>
+        </section>
+    }
+}
+
+/// Sends the chosen file as the request body (the browser streams it; the page never reads it).
+#[cfg(feature = "hydrate")]
+fn start_upload(
+    id: String,
+    path: NodeRef<leptos::html::Input>,
+    file: NodeRef<leptos::html::Input>,
+    csrf: String,
+    status: RwSignal<Option<Result<String, String>>>,
+) {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let path = path.get().map(|i| i.value()).unwrap_or_default();
+    let Some(file) = file.get().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
+        status.set(Some(Err("Choose a file first".into())));
+        return;
+    };
+    status.set(Some(Ok("Uploading…".into())));
+    leptos::task::spawn_local(async move {
+        let run = async {
+            let failed = |_| "Could not start the upload".to_owned();
+            let init = web_sys::RequestInit::new();
+            init.set_method("PUT");
+            init.set_body(&file);
+            let headers = web_sys::Headers::new().map_err(failed)?;
+            headers.set("x-csrf-token", &csrf).map_err(failed)?;
+            init.set_headers(&headers);
+            let url = format!(
+                "/portal/machines/{id}/files?path={}",
+                js_sys::encode_uri_component(&path)
+            );
+            let window = web_sys::window().ok_or("No window")?;
+            let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+                .await
+                .map_err(|_| "Could not reach the server; check your connection".to_owned())?;
+            let response: web_sys::Response = response.dyn_into().map_err(failed)?;
+            if response.ok() {
+                return Ok(format!("Uploaded {path}"));
+            }
+            let text = match response.text() {
+                Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+                Err(_) => None,
+            };
+            Err(text
+                .and_then(|t| serde_json::from_str::<PortalError>(&t).ok())
+                .map(|e| e.message)
+                .unwrap_or_else(|| format!("Upload failed ({})", response.status())))
+        };
+        status.set(Some(run.await));
+    });
+}

@@ -1,0 +1,97 @@
+// Inside a container machine from its page, as a customer would: run a command and read its
+// output, get a destructive command refused, start a background command and cancel it while
+// watching its status change without a reload, upload a file and download it again.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+async function api(path, token, body) {
+  const res = await fetch(`${BASE}${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+test('run commands and move files inside a container from its page', async () => {
+  const username = uniqueName('inside');
+  const email = `${username}@example.com`;
+  const password = 'inside-password-1';
+  const reg = await api('/api/auth/register', null, { email, username, password });
+  assert.equal(reg.status, 201);
+  const op = await api('/api/auth/login', null, {
+    email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD,
+  });
+  assert.equal((await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
+
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+
+  await page.goto(`${BASE}/machines`);
+  await hydrated(page);
+  await page.fill('[data-test=create-machine-form] input[name=name]', 'box-e2e');
+  const micro = await page.locator('[data-test=machine-source] option', { hasText: 'Container Micro' }).first().getAttribute('value');
+  await page.selectOption('[data-test=machine-source]', micro);
+  await page.click('[data-test=create-machine-form] button[type=submit]');
+  const row = page.locator('[data-test=machine-row]', { hasText: 'box-e2e' });
+  await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 30_000 });
+  await row.locator('a').click();
+  await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
+  await hydrated(page);
+
+  // A command and its output.
+  await page.fill('[data-test=command-form] textarea[name=command]', 'echo "hello from $(hostname)"; echo warn >&2');
+  await page.click('[data-test=command-form] button[type=submit]');
+  await page.locator('[data-test=command-stdout]', { hasText: 'hello from' }).waitFor();
+  assert.equal((await page.textContent('[data-test=command-stderr]')).trim(), 'warn');
+  assert.equal(await page.textContent('[data-test=command-exit]'), 'exit code 0');
+
+  // A destructive one is refused, with what was refused.
+  await page.fill('[data-test=command-form] textarea[name=command]', 'rm -rf /');
+  await page.click('[data-test=command-form] button[type=submit]');
+  await page.locator('.alert-error', { hasText: 'Refused `rm -rf /`' }).waitFor();
+
+  // A background command shows up running, live, and stops when cancelled.
+  await page.fill('[data-test=command-form] textarea[name=command]', 'sleep 45; echo late');
+  await page.check('[data-test=command-form] input[name=background]');
+  await page.click('[data-test=command-form] button[type=submit]');
+  await page.locator('[data-test=command-started]').waitFor();
+  await page.locator('[data-test=command-job][data-status=running]').waitFor({ timeout: 15_000 });
+  await page.screenshot({ path: `${ARTIFACTS}machine-inside.png`, fullPage: true });
+  await page.click('[data-test=cancel-command]');
+  await page.locator('[data-test=command-job][data-status=cancelled]').waitFor({ timeout: 15_000 });
+
+  // Upload a file, read it from inside, download it again.
+  const content = `uploaded by ${username}\n`;
+  await page.fill('[data-test=upload-form] input[name=path]', '/root/e2e.txt');
+  await page.setInputFiles('[data-test=upload-form] input[type=file]', {
+    name: 'e2e.txt', mimeType: 'text/plain', buffer: Buffer.from(content),
+  });
+  await page.click('[data-test=upload-form] button[type=submit]');
+  await page.locator('[data-test=upload-status]', { hasText: 'Uploaded /root/e2e.txt' }).waitFor();
+  await page.uncheck('[data-test=command-form] input[name=background]');
+  await page.fill('[data-test=command-form] textarea[name=command]', 'cat /root/e2e.txt');
+  await page.click('[data-test=command-form] button[type=submit]');
+  await page.locator('[data-test=command-stdout]', { hasText: `uploaded by ${username}` }).waitFor();
+  await page.fill('[data-test=download-form] input[name=path]', '/root/e2e.txt');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('[data-test=download-form] button[type=submit]'),
+  ]);
+  assert.equal(download.suggestedFilename(), 'e2e.txt');
+  const chunks = [];
+  for await (const c of await download.createReadStream()) chunks.push(c);
+  assert.equal(Buffer.concat(chunks).toString(), content);
+  await context.close();
+});

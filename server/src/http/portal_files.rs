@@ -1,0 +1,103 @@
+//! Files in and out of a machine for the signed-in browser (the machine page's Files card): the
+//! portal's counterpart of `PUT/GET /api/vps/:id/files`, authenticated by the session cookie. An
+//! upload must carry the session's CSRF token in `x-csrf-token` (a cross-site page cannot read
+//! it); a download is a plain GET, which changes nothing. The rules are the domain's
+//! (`domain::compute::exec`).
+
+use app::{error::PortalError, ssr::portal};
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use domain::compute::exec;
+use domain::infra::error::ServiceError;
+use domain::AppState;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+#[derive(Deserialize)]
+pub struct FileQuery {
+    pub path: String,
+}
+
+/// `GET /portal/machines/{id}/files?path=`: the file as a download.
+pub async fn download(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+) -> Response {
+    let user = match signed_in(&state, &session).await {
+        Ok(u) => u,
+        Err(e) => return as_text(e),
+    };
+    match exec::get_file(&state, &user, &id, &q.path).await {
+        Ok(data) => {
+            let name: String = q
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap_or("file")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .collect();
+            let disposition = format!("attachment; filename=\"{name}\"");
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                data,
+            )
+                .into_response()
+        }
+        Err(e) => as_text(e.into()),
+    }
+}
+
+/// `PUT /portal/machines/{id}/files?path=`: the body is the file. 204, or `{status, message}`.
+pub async fn upload(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let user = signed_in(&state, &session).await?;
+        let token = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        portal::check_csrf(&session, token).await?;
+        let limit = state.config.file_max_bytes;
+        let data = axum::body::to_bytes(body, limit as usize)
+            .await
+            .map_err(|_| {
+                ServiceError::TooLarge(format!("The file is larger than {limit} bytes"))
+            })?;
+        exec::put_file(&state, &user, &id, &q.path, data).await?;
+        Ok::<_, PortalError>(())
+    };
+    match result.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (status_of(&e), Json(e)).into_response(),
+    }
+}
+
+async fn signed_in(state: &AppState, session: &Session) -> Result<String, PortalError> {
+    Ok(portal::require_user(state, session).await?.id)
+}
+
+fn status_of(e: &PortalError) -> StatusCode {
+    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A failed download as the browser shows it: a line of text with its status.
+fn as_text(e: PortalError) -> Response {
+    (status_of(&e), format!("{}\n", e.message)).into_response()
+}
