@@ -49,6 +49,7 @@ test('run commands and move files inside a container from its page', async () =>
   await row.locator('a').click();
   await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
   await hydrated(page);
+  assert.equal(await page.locator('[data-test=machine-simulated]').count(), 0, 'a container really runs');
 
   // A command and its output.
   await page.fill('[data-test=command-form] textarea[name=command]', 'echo "hello from $(hostname)"; echo warn >&2');

@@ -70,6 +70,8 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   assert.equal(await page.textContent('[data-test=machine-name]'), 'web-01');
   assert.match(await page.textContent('[data-test=machine-address]'), /ssh root@\d+\.\d+\.\d+\.\d+/);
   assert.equal(await page.isDisabled('[data-test=power-start]'), true, 'a running machine cannot be started');
+  assert.match(await page.textContent('[data-test=machine-simulated]'), /Simulated machine/,
+    "a VM on libvirt's test driver says plainly that it does not really run");
   await page.click('[data-test=power-stop]');
   await page.locator('[data-test=machine-state][data-state=stopped][data-transition=""]').waitFor({ timeout: 20_000 });
   assert.equal(await page.isDisabled('[data-test=power-stop]'), true);

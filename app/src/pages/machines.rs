@@ -114,14 +114,20 @@ pub struct MachineData {
     pub vps: Vps,
     pub plan: String,
     pub snapshots: Vec<Snapshot>,
+    /// On libvirt's test driver: it does not really run.
+    pub simulated: bool,
 }
 
 #[server(prefix = "/_fn", endpoint = "machine")]
 pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
     use crate::ssr::portal;
-    use domain::compute::{catalog, instances};
+    use domain::compute::{catalog, instances, nodes};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let inst = instances::get(&state.db, &user.id, &id).await?;
+    let simulated = match &inst.node_id {
+        Some(node) => nodes::get(&state.db, node).await?.simulated(),
+        None => false,
+    };
     let plan = catalog::plan(&state.db, &inst.plan_id)
         .await?
         .map(|p| p.name)
@@ -131,6 +137,7 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
         vps: inst.to_vps(),
         plan,
         snapshots: snapshots.iter().map(|s| s.to_api()).collect(),
+        simulated,
     })
 }
 
@@ -442,6 +449,9 @@ fn MachineDetail(
             <h1 data-test="machine-name">{move || vps.get().name}</h1>
             <p><StateBadgeLive vps/></p>
             {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
+            {d.simulated.then(|| view! {
+                <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
+            })}
         </section>
         <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy/>
         {if d.vps.kind == "container" {

@@ -390,6 +390,18 @@ pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> 
         .await?;
     if nodes == 0 {
         seed_local_nodes(db, config).await?;
+    } else if let Some(docker) = &config.docker_host {
+        // A container engine configured after the first start still becomes a node.
+        let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE uri = $1")
+            .bind(docker)
+            .fetch_one(db)
+            .await?;
+        if known == 0 {
+            if let Err(e) = add_container_node(db, docker).await {
+                // A node of that name on another address: the operator's to sort out.
+                tracing::warn!(error = %e, uri = %docker, "docker_host is not registered as a node");
+            }
+        }
     }
     let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans")
         .fetch_one(db)
@@ -421,20 +433,25 @@ async fn seed_local_nodes(db: &Pool, config: &crate::infra::config::Config) -> S
     )
     .await?;
     if let Some(docker) = &config.docker_host {
-        crate::compute::nodes::add(
-            db,
-            crate::compute::nodes::NodeInput {
-                name: "local-containers".into(),
-                kind: "container".into(),
-                region: "local".into(),
-                uri: docker.clone(),
-                vcpu: 8,
-                memory_mb: 16384,
-                disk_gb: 200,
-            },
-        )
-        .await?;
+        add_container_node(db, docker).await?;
     }
+    Ok(())
+}
+
+async fn add_container_node(db: &Pool, uri: &str) -> ServiceResult<()> {
+    crate::compute::nodes::add(
+        db,
+        crate::compute::nodes::NodeInput {
+            name: "local-containers".into(),
+            kind: "container".into(),
+            region: "local".into(),
+            uri: uri.to_owned(),
+            vcpu: 8,
+            memory_mb: 16384,
+            disk_gb: 200,
+        },
+    )
+    .await?;
     Ok(())
 }
 

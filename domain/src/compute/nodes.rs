@@ -30,6 +30,14 @@ pub struct NodeRow {
     pub status: String,
 }
 
+impl NodeRow {
+    /// libvirt's test driver: machines there are records in memory that never really run (the
+    /// embedded default's demo node when the host has no usable hypervisor). The portal says so.
+    pub fn simulated(&self) -> bool {
+        self.kind == Kind::Vm && self.uri.starts_with("test:")
+    }
+}
+
 const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status";
 
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
