@@ -69,6 +69,10 @@ test('run commands and move files inside a container from its page', async () =>
   await page.click('[data-test=command-form] button[type=submit]');
   await page.locator('[data-test=command-started]').waitFor();
   await page.locator('[data-test=command-job][data-status=running]').waitFor({ timeout: 15_000 });
+  // Opened afresh (server-rendered with the running command, then hydrated) it is still there.
+  await page.reload();
+  await hydrated(page);
+  await page.locator('[data-test=command-job][data-status=running]').waitFor();
   await page.screenshot({ path: `${ARTIFACTS}machine-inside.png`, fullPage: true });
   await page.click('[data-test=cancel-command]');
   await page.locator('[data-test=command-job][data-status=cancelled]').waitFor({ timeout: 15_000 });

@@ -9,13 +9,14 @@
 //! `GET /api/vps/:id` every 2 ms until `state` is `running`. After the concurrent round every
 //! machine is deleted and the node is checked for leftovers.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{sync::Arc, time::Instant};
 
-use domain::accounts::users;
 use domain::compute::driver::{self, Kind, MachineSpec};
 use domain::infra::config::Config;
 use domain::infra::db;
-use domain::money::ledger;
 use domain::AppState;
 use serde_json::{json, Value};
 
@@ -101,40 +102,8 @@ async fn main() -> anyhow::Result<()> {
     let router = hangar_server::http::router(state.clone());
     tokio::spawn(async move { hangar_server::http::serve(listener, router).await });
 
-    let user = users::register(
-        &state.db,
-        users::NewAccount {
-            email: "bench@example.com".into(),
-            username: "bench".into(),
-            password: "bench-password-1".into(),
-            is_admin: false,
-        },
-    )
-    .await?;
-    let mut tx = state.db.begin().await?;
-    ledger::post(
-        &mut tx,
-        ledger::Movement {
-            user_id: &user.id,
-            amount_micros: 1_000_000_000,
-            kind: ledger::Kind::Credit,
-            description: "bench",
-            reference: None,
-            idempotency_key: None,
-            token_id: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let (_, token) = support::funded_token(&state, &base).await?;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "bench@example.com", "password": "bench-password-1"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = token["token"].as_str().unwrap().to_owned();
     let plan = if kind == Kind::Vm {
         "bench-1g"
     } else {

@@ -8,14 +8,15 @@
 //! `POST /api/vps/:id/exec {"command": "true"}` over loopback. "Direct" is the driver's own
 //! exec against the same container: what `docker exec` costs, without Hangar.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::Instant;
 
-use domain::accounts::users;
 use domain::compute::driver::{machine_name, ExecRequest};
 use domain::compute::{executor, instances};
 use domain::infra::config::Config;
 use domain::infra::db;
-use domain::money::ledger;
 use domain::AppState;
 use serde_json::{json, Value};
 
@@ -57,40 +58,8 @@ async fn main() -> anyhow::Result<()> {
     let router = hangar_server::http::router(state.clone());
     tokio::spawn(async move { hangar_server::http::serve(listener, router).await });
 
-    let user = users::register(
-        &state.db,
-        users::NewAccount {
-            email: "bench@example.com".into(),
-            username: "bench".into(),
-            password: "bench-password-1".into(),
-            is_admin: false,
-        },
-    )
-    .await?;
-    let mut tx = state.db.begin().await?;
-    ledger::post(
-        &mut tx,
-        ledger::Movement {
-            user_id: &user.id,
-            amount_micros: 1_000_000_000,
-            kind: ledger::Kind::Credit,
-            description: "bench",
-            reference: None,
-            idempotency_key: None,
-            token_id: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let (user_id, token) = support::funded_token(&state, &base).await?;
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "bench@example.com", "password": "bench-password-1"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["token"].as_str().unwrap().to_owned();
 
     // The machines, running.
     let mut ids = Vec::new();
@@ -108,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     domain::jobs::drain(&state).await?;
 
     // Direct: the driver's exec, as `docker exec true` through the engine's API.
-    let inst = instances::get(&state.db, &user.id, &ids[0]).await?;
+    let inst = instances::get(&state.db, &user_id, &ids[0]).await?;
     let driver = executor::driver_for(&state, &inst).await?.unwrap();
     let mut direct = Vec::new();
     for _ in 0..rounds {

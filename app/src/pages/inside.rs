@@ -39,7 +39,7 @@ pub async fn run_command(
                 .map_err(|_| PortalError::invalid("Timeout: a whole number of seconds, e.g. 30"))?,
         ),
     };
-    let cmd = Command::check(&state, &user.id, &id, &command, timeout).await?;
+    let cmd = Command::check(&state, &user.id, Some(&id), &command, timeout).await?;
     if background.is_some() {
         let job = exec::start(&state, &user.id, &id, &cmd).await?;
         return Ok(RunOutcome::Started(job.job_id));
@@ -99,29 +99,24 @@ fn CommandCard(id: String) -> impl IntoView {
     let cancel = ServerAction::<CancelCommand>::new();
     // Re-read the background commands after each action, and every second while one is open.
     let tick = RwSignal::new(0u32);
-    let jobs = Resource::new(
-        {
-            let id = id.clone();
-            move || {
-                (
-                    id.clone(),
-                    run.version().get(),
-                    cancel.version().get(),
-                    tick.get(),
-                )
-            }
-        },
-        |(id, ..)| command_jobs(id),
-    );
+    // Loaded in the browser only (a live list: it changes between the server's render and
+    // hydration, so it is not part of the server-rendered page).
+    let jobs = LocalResource::new({
+        let id = id.clone();
+        move || {
+            run.version().get();
+            cancel.version().get();
+            tick.get();
+            command_jobs(id.clone())
+        }
+    });
+    // Whether the list last shown has a command still going (set where the list renders).
+    let any_open = RwSignal::new(false);
     #[cfg(feature = "hydrate")]
     {
         let handle = set_interval_with_handle(
             move || {
-                let open = jobs
-                    .get_untracked()
-                    .and_then(Result::ok)
-                    .is_some_and(|js| js.iter().any(CommandJob::open));
-                if open {
+                if any_open.get_untracked() {
                     tick.update(|t| *t += 1);
                 }
             },
@@ -155,10 +150,14 @@ fn CommandCard(id: String) -> impl IntoView {
             })}
             <ActionError action=cancel/>
             <Transition fallback=|| ()>
-                {move || Suspend::new(async move {
-                    let list = jobs.await.unwrap_or_default();
-                    (!list.is_empty()).then(|| view! { <JobsTable jobs=list cancel/> })
-                })}
+                {move || {
+                    let vps_id = id.clone();
+                    Suspend::new(async move {
+                        let list = jobs.await.unwrap_or_default();
+                        any_open.set(list.iter().any(CommandJob::open));
+                        (!list.is_empty()).then(|| view! { <JobsTable vps_id jobs=list cancel/> })
+                    })
+                }}
             </Transition>
         </section>
     }
@@ -182,8 +181,11 @@ fn CommandResult(out: CommandOutput) -> impl IntoView {
 }
 
 #[component]
-fn JobsTable(jobs: Vec<CommandJob>, cancel: ServerAction<CancelCommand>) -> impl IntoView {
-    let vps_id = use_machine_id();
+fn JobsTable(
+    vps_id: String,
+    jobs: Vec<CommandJob>,
+    cancel: ServerAction<CancelCommand>,
+) -> impl IntoView {
     view! {
         <h3>"Background commands"</h3>
         <div class="table-wrap"><table class="table" data-test="command-jobs">
@@ -222,14 +224,6 @@ fn JobsTable(jobs: Vec<CommandJob>, cancel: ServerAction<CancelCommand>) -> impl
             }).collect_view()}</tbody>
         </table></div>
     }
-}
-
-/// The machine id from the route (`/machines/:id`).
-fn use_machine_id() -> String {
-    leptos_router::hooks::use_params_map()
-        .read_untracked()
-        .get("id")
-        .unwrap_or_default()
 }
 
 #[component]

@@ -68,7 +68,7 @@ impl Command {
     pub async fn check(
         state: &AppState,
         user_id: &str,
-        instance_id: &str,
+        instance_id: Option<&str>,
         command: &str,
         timeout_seconds: Option<u64>,
     ) -> ServiceResult<Command> {
@@ -93,7 +93,7 @@ impl Command {
                 Some(user_id),
                 "exec.refused",
                 "instance",
-                Some(instance_id),
+                instance_id,
                 details,
             )
             .await?;
@@ -535,9 +535,9 @@ pub async fn batch(
             state.config.max_batch_size
         )));
     }
-    // The command is checked once, before anything runs anywhere.
-    let first = &ids[0];
-    let cmd = Command::check(state, user_id, first, command, timeout_seconds).await?;
+    // The command is checked once, before anything runs anywhere (a refusal is audited for
+    // the batch, not for any one machine: some ids may not be the caller's).
+    let cmd = Command::check(state, user_id, None, command, timeout_seconds).await?;
     let runs = ids.iter().map(|id| {
         let cmd = cmd.clone();
         async move {

@@ -73,7 +73,7 @@ async fn exec_command(
     let user = &caller.user.id;
     // Foreign and unknown machines are 404 before anything else is said about the command.
     domain::compute::instances::get(&state.db, user, &id).await?;
-    let cmd = Command::check(&state, user, &id, &body.command, body.timeout_seconds).await?;
+    let cmd = Command::check(&state, user, Some(&id), &body.command, body.timeout_seconds).await?;
     if body.background {
         let job = exec::start(&state, user, &id, &cmd).await?;
         let started = StartedJob {
