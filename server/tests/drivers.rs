@@ -19,14 +19,7 @@ fn libvirt_uri() -> String {
 /// The Docker-API engine the tests use. `scripts/test` starts Podman and sets it; running the
 /// suite without one is a mistake worth failing on, unless explicitly skipped.
 fn docker_uri() -> Option<String> {
-    match std::env::var("HANGAR_TEST_DOCKER_HOST") {
-        Ok(uri) if !uri.is_empty() => Some(uri),
-        _ if std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref() == Ok("1") => None,
-        _ => panic!(
-            "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman), or set \
-             HANGAR_TEST_SKIP_DOCKER=1 to skip the container driver"
-        ),
-    }
+    common::docker_host()
 }
 
 /// The image each driver boots: a base volume in the fixture's pool, a locally built busybox image.

@@ -8,26 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{expect_error, expect_json, Body, TestApp};
+use common::{docker_host, expect_error, expect_json, Body, TestApp};
 use domain::compute::driver::{machine_name, ExecRequest};
 use domain::compute::{exec, executor, instances};
 use domain::infra::db;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn docker_host() -> Option<String> {
-    match std::env::var("HANGAR_TEST_DOCKER_HOST") {
-        Ok(h) => Some(h),
-        Err(_) => {
-            assert_eq!(
-                std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref(),
-                Ok("1"),
-                "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman)"
-            );
-            None
-        }
-    }
-}
 
 async fn container_app(extra: &[(&str, &str)]) -> Option<TestApp> {
     let docker = docker_host()?;

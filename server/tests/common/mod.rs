@@ -420,3 +420,16 @@ pub fn ids(body: &Body) -> std::collections::BTreeSet<String> {
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The Docker-API engine the container tests use (`HANGAR_TEST_DOCKER_HOST`, started by
+/// scripts/test). Missing is a failure, unless `HANGAR_TEST_SKIP_DOCKER=1` skips them on purpose.
+pub fn docker_host() -> Option<String> {
+    match std::env::var("HANGAR_TEST_DOCKER_HOST") {
+        Ok(uri) if !uri.is_empty() => Some(uri),
+        _ if std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref() == Ok("1") => None,
+        _ => panic!(
+            "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman), or set \
+             HANGAR_TEST_SKIP_DOCKER=1 to skip the container tests"
+        ),
+    }
+}

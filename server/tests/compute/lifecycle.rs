@@ -557,12 +557,7 @@ async fn batches_answer_per_item() {
 
 #[tokio::test]
 async fn containers_run_on_the_docker_engine_through_the_api() {
-    let Ok(docker) = std::env::var("HANGAR_TEST_DOCKER_HOST") else {
-        assert_eq!(
-            std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref(),
-            Ok("1"),
-            "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman)"
-        );
+    let Some(docker) = common::docker_host() else {
         return;
     };
     let app = TestApp::builder()
