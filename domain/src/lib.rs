@@ -83,6 +83,9 @@ impl AppState {
             stop_timeout: std::time::Duration::from_secs(config.stop_timeout_secs),
             libvirt_domain_type: config.libvirt_domain_type,
             libvirt_network: config.libvirt_network.clone(),
+            guest_keys: Arc::new(compute::driver::guest::GuestKeys::new(
+                db::stored_secret(&db, "guest_ssh").await?.as_bytes(),
+            )),
         }));
         Ok(Self {
             drivers,

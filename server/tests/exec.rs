@@ -1,13 +1,15 @@
 //! Inside the machine through reference 002: commands (sync and background, timeout, cancel,
 //! output caps, the destructive-command guard, audit), files, batch exec, isolation, and the
 //! sweep that ends commands a dead replica left behind. Containers on the real Podman engine
-//! (checked inside the machine afterwards); VMs on libvirt's test driver answer the documented
-//! refusal.
+//! (checked inside the machine afterwards) run the shared story (`common::inside`, which the QEMU
+//! tier runs in a real VM) and the container's own details; VMs on libvirt's test driver answer
+//! the documented refusal.
 
 mod common;
 
 use std::time::Duration;
 
+use common::inside::{exec, processes, run_ok, wait_job};
 use common::{docker_host, expect_error, expect_json, Body, TestApp};
 use domain::compute::driver::{machine_name, ExecRequest};
 use domain::compute::{exec, executor, instances};
@@ -49,44 +51,6 @@ async fn running_container(app: &TestApp, token: &str, name: &str) -> String {
     id
 }
 
-async fn exec(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
-    app.post(&format!("/api/vps/{id}/exec"), Some(token), body)
-        .await
-}
-
-async fn run_ok(app: &TestApp, token: &str, id: &str, command: &str) -> Body {
-    expect_json(
-        exec(app, token, id, json!({ "command": command })).await,
-        StatusCode::OK,
-    )
-    .await
-}
-
-/// Polls a background job until `done(status)`; returns the job.
-async fn wait_job(app: &TestApp, token: &str, id: &str, job: &str, done: &[&str]) -> Body {
-    for _ in 0..200 {
-        let j = expect_json(
-            app.get(&format!("/api/vps/{id}/jobs/{job}"), Some(token))
-                .await,
-            StatusCode::OK,
-        )
-        .await;
-        if done.contains(&j["status"].as_str().unwrap()) {
-            return j;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {job} never reached {done:?}");
-}
-
-/// The command lines of the machine's processes.
-async fn processes(app: &TestApp, token: &str, id: &str) -> String {
-    run_ok(app, token, id, "ps").await["stdout"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn audit_count(app: &TestApp, action: &str, target: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1 AND target_id = $2")
         .bind(action)
@@ -94,6 +58,17 @@ async fn audit_count(app: &TestApp, action: &str, target: &str) -> i64 {
         .fetch_one(&app.state.db)
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn the_inside_story_runs_in_a_container() {
+    let Some(app) = container_app(&[("file_max_bytes", common::inside::FILE_MAX_BYTES)]).await
+    else {
+        return;
+    };
+    let (_, token) = app.funded_user("sty", 10.0).await;
+    let id = running_container(&app, &token, "story").await;
+    common::inside::story(&app, &token, &id).await;
 }
 
 #[tokio::test]
@@ -336,7 +311,7 @@ async fn background_jobs_are_polled_listed_and_cancelled_for_real() {
 }
 
 #[tokio::test]
-async fn files_go_in_and_come_out_byte_for_byte() {
+async fn files_keep_to_their_limits_and_text_and_machine_files_read_back() {
     let Some(app) = container_app(&[("file_max_bytes", "300000")]).await else {
         return;
     };
@@ -345,32 +320,8 @@ async fn files_go_in_and_come_out_byte_for_byte() {
     let url = |path: &str| app.url(&format!("/api/vps/{id}/files?path={path}"));
     let client = reqwest::Client::new();
 
-    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let put = client
-        .put(url("/root/blob.bin"))
-        .bearer_auth(&token)
-        .body(content.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), StatusCode::NO_CONTENT);
-    let got = client
-        .get(url("/root/blob.bin"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.status(), StatusCode::OK);
-    assert_eq!(got.headers()["content-type"], "application/octet-stream");
-    assert_eq!(
-        got.headers()["content-length"],
-        content.len().to_string().as_str()
-    );
-    assert_eq!(got.bytes().await.unwrap().as_ref(), content.as_slice());
-    // The machine sees the same file.
-    let sum = run_ok(&app, &token, &id, "wc -c < /root/blob.bin").await;
-    assert_eq!(sum["stdout"].as_str().unwrap().trim(), "200000");
-
+    // (Binary files up and down, missing files, directories, a machine's file over the limit:
+    // the shared story.)
     let text = client
         .put(url("/root/hello.txt"))
         .bearer_auth(&token)
@@ -395,13 +346,6 @@ async fn files_go_in_and_come_out_byte_for_byte() {
         "files the machine has can be read"
     );
 
-    let missing = client
-        .get(url("/root/nope.txt"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let big = client
         .put(url("/root/big.bin"))
         .bearer_auth(&token)
@@ -423,30 +367,6 @@ async fn files_go_in_and_come_out_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(relative.status(), StatusCode::BAD_REQUEST);
-    let no_dir = client
-        .put(url("/no/such/dir/x"))
-        .bearer_auth(&token)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_dir.status(), StatusCode::CONFLICT);
-    let dir = client
-        .get(url("/root"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(dir.status(), StatusCode::BAD_REQUEST);
-    // A file the machine made that is over the limit is refused on the way out too.
-    run_ok(&app, &token, &id, "head -c 400000 /dev/zero > /root/large").await;
-    let large = client
-        .get(url("/root/large"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 #[tokio::test]
@@ -599,7 +519,7 @@ async fn vms_answer_a_clear_refusal() {
     expect_error(
         exec(&app, &token, &id, json!({"command": "uptime"})).await,
         StatusCode::CONFLICT,
-        "container machines",
+        "simulated machine",
     )
     .await;
     let file = reqwest::Client::new()

@@ -3,14 +3,16 @@
 //! console and by reaching it over the network. The guest (see `scripts/qemu-tier`) takes its
 //! address by DHCP (where Hangar reserved the public address it allocated), fetches its NoCloud
 //! seed from Hangar, takes the hostname and prints the SSH keys it was given, answers on port 80,
-//! and powers off on the ACPI power button.
+//! runs commands and takes files over SSH with the platform key (the same story as containers,
+//! `common::inside`), and powers off on the ACPI power button.
 
 mod common;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use common::{expect_error, expect_json, qemu::Tier, TestApp};
-use domain::compute::driver::machine_name;
+use domain::compute::driver::guest::{GuestKeys, Guests};
+use domain::compute::driver::{machine_name, ExecRequest};
 use domain::compute::reconcile;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -58,6 +60,7 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
         .config("listen", &format!("{}:{port}", tier.host))
         .config("public_url", &format!("http://{}:{port}", tier.host))
         .config("stop_timeout_secs", "60")
+        .config("file_max_bytes", common::inside::FILE_MAX_BYTES)
         .spawn()
         .await;
     let (_, admin) = app.admin("ops").await;
@@ -189,6 +192,32 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
     screen.read_exact(&mut hello).await.unwrap();
     assert_eq!(&hello[..4], b"RFB ", "{hello:?}");
     drop(screen);
+
+    // Inside the machine over SSH with the platform key: the same story as in a container.
+    assert!(
+        log.contains("hangar-guest: ssh up"),
+        "the guest's SSH server started with the host key Hangar gave it: {log}"
+    );
+    common::inside::story(&app, &token, &id).await;
+    // The host key is checked: keys from another secret expect another host key, and are
+    // refused before any command is sent.
+    let stranger = Guests::new(Arc::new(GuestKeys::new(b"another deployment")));
+    let refused = stranger
+        .exec(
+            &name,
+            &ip,
+            &ExecRequest {
+                command: "touch /root/should-not-exist".into(),
+                timeout: Duration::from_secs(10),
+                max_output: 1024,
+                tag: "x".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("host key"), "{refused}");
+    let absent = common::inside::run_ok(&app, &token, &id, "ls /root/should-not-exist").await;
+    assert_ne!(absent["exit_code"], 0, "nothing ran for the stranger");
 
     // Stop is graceful: the guest sees the ACPI power button and powers itself off.
     let before = tier.serial(&name).len();

@@ -4,7 +4,6 @@
 //! (`server_secrets`), so replicas agree and restarts do not sign everyone out.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::infra::config::{Config, Secret};
@@ -46,7 +45,7 @@ impl JwtKeys {
     pub async fn load(config: &Config, pool: &Pool) -> anyhow::Result<Self> {
         let secret = match &config.jwt_secret {
             Some(s) => s.clone(),
-            None => Secret::new(stored_secret(pool, "jwt_hs256").await?),
+            None => Secret::new(db::stored_secret(pool, "jwt_hs256").await?),
         };
         Ok(Self::new(&secret, config.jwt_ttl_secs))
     }
@@ -74,27 +73,6 @@ impl JwtKeys {
             .ok()
             .map(|d| d.claims.sub)
     }
-}
-
-/// A named random secret shared through the database; the first replica to ask creates it.
-async fn stored_secret(pool: &Pool, name: &str) -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    sqlx::query(
-        "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(hex::encode(bytes))
-    .bind(db::now_ms())
-    .execute(pool)
-    .await?;
-    Ok(
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(pool)
-            .await?,
-    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tracing::instrument;
 
-use crate::compute::driver::{machine_name, Driver, DriverError, ExecOutput, ExecRequest, Kind};
+use crate::compute::driver::{machine_name, Driver, DriverError, ExecOutput, ExecRequest};
 use crate::compute::executor;
 use crate::compute::guard;
 use crate::compute::instances::{self, InstanceRow, InstanceState};
@@ -120,11 +120,6 @@ async fn reachable(
             inst.transition.as_deref().map_or(inst.state.vps(), |t| t)
         )));
     }
-    if inst.kind == Kind::Vm {
-        return Err(ServiceError::Conflict(
-            crate::compute::driver::VM_INSIDE_UNAVAILABLE.into(),
-        ));
-    }
     let driver = executor::driver_for(state, &inst)
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
@@ -133,7 +128,7 @@ async fn reachable(
 
 fn inside_error(e: DriverError) -> ServiceError {
     match e {
-        DriverError::Unsupported(m) => ServiceError::Conflict(m),
+        DriverError::Unsupported(m) | DriverError::Unreachable(m) => ServiceError::Conflict(m),
         DriverError::Invalid(m) => ServiceError::Invalid(m),
         DriverError::TooLarge(m) => ServiceError::TooLarge(m),
         DriverError::NotFound(_) => ServiceError::NotFound("File"),

@@ -191,6 +191,27 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// A named random secret shared through the database; the first replica to ask creates it.
+pub async fn stored_secret(pool: &Pool, name: &str) -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    sqlx::query(
+        "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(hex::encode(bytes))
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

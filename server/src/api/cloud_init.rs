@@ -1,6 +1,8 @@
 //! The NoCloud network seed VMs boot from (see `compute::driver::libvirt`): cloud-init fetches
-//! `meta-data` and `user-data` from `/cloud-init/<instance id>/<seed key>/`. The seed key is a
-//! per-instance secret in the URL, so guests cannot read each other's data; a wrong key is a 404.
+//! `meta-data`, `user-data` and `vendor-data` from `/cloud-init/<instance id>/<seed key>/`. The
+//! seed key is a per-instance secret in the URL, so guests cannot read each other's data; a wrong
+//! key is a 404. `vendor-data` gives the machine its SSH host key and root's access for Hangar's
+//! platform key (see `compute::driver::guest`), which exec and files use.
 
 use axum::{
     extract::{Path, State},
@@ -17,10 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/cloud-init/{id}/{key}/meta-data", get(meta_data))
         .route("/cloud-init/{id}/{key}/user-data", get(user_data))
-        .route(
-            "/cloud-init/{id}/{key}/vendor-data",
-            get(|| async { text(String::new()) }),
-        )
+        .route("/cloud-init/{id}/{key}/vendor-data", get(vendor_data))
 }
 
 fn text(body: String) -> Response {
@@ -62,6 +61,16 @@ async fn user_data(
 ) -> Response {
     match instance(&state, &id, &key).await {
         Some(inst) => text(inst.user_data.unwrap_or_default()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn vendor_data(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(String, String)>,
+) -> Response {
+    match instance(&state, &id, &key).await {
+        Some(inst) => text(state.drivers.guest_keys().vendor_data(&inst.id)),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -32,8 +32,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::compute::driver::{
-    Console, Driver, DriverError, DriverResult, ExecOutput, ExecRequest, Kind, Machine,
-    MachineSpec, Power,
+    kill_script, split_path, Console, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
+    Kind, Machine, MachineSpec, Power, EXEC_TAG,
 };
 
 const LABEL: &str = "hangar.instance";
@@ -485,11 +485,7 @@ impl Driver for DockerDriver {
     }
 
     async fn exec_kill(&self, name: &str, tag: &str) -> DriverResult<()> {
-        // Every process whose environment carries the tag: the command and all it started. The
-        // killer itself runs without the tag.
-        let script = format!(
-            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{EXEC_TAG}={tag}' && kill -9 ${{p#/proc/}} 2>/dev/null; done; true"
-        );
+        let script = kill_script(tag);
         let docker = self.client()?;
         self.status_of_command(&docker, name, &["sh", "-c", &script])
             .await
@@ -600,21 +596,6 @@ impl DockerDriver {
             .map_err(backend)?
             .exit_code)
     }
-}
-
-/// The environment variable that marks an exec's processes.
-const EXEC_TAG: &str = "HANGAR_EXEC";
-
-/// `/dir/file` → (`/dir`, `file`); only absolute paths to a file name.
-fn split_path(path: &str) -> DriverResult<(&str, &str)> {
-    let (dir, file) = path
-        .rsplit_once('/')
-        .filter(|(_, f)| !f.is_empty() && *f != "." && *f != "..")
-        .ok_or_else(|| DriverError::Invalid("path must be an absolute path to a file".into()))?;
-    if !path.starts_with('/') {
-        return Err(DriverError::Invalid("path must be absolute".into()));
-    }
-    Ok((if dir.is_empty() { "/" } else { dir }, file))
 }
 
 /// A ustar header for a regular file `name` (mode 0644, root) of `len` bytes.

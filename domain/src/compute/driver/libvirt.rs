@@ -111,6 +111,8 @@ pub struct LibvirtDriver {
     stop_timeout: Duration,
     domain_type: DomainType,
     network: Network,
+    /// SSH sessions into this node's guests (exec and files).
+    guests: Arc<super::guest::Guests>,
 }
 
 impl std::fmt::Debug for LibvirtDriver {
@@ -131,6 +133,7 @@ impl LibvirtDriver {
             stop_timeout: settings.stop_timeout,
             domain_type: settings.libvirt_domain_type,
             network: settings.libvirt_network.clone(),
+            guests: Arc::new(super::guest::Guests::new(settings.guest_keys.clone())),
         }
     }
 
@@ -615,6 +618,7 @@ impl Driver for LibvirtDriver {
     }
 
     async fn destroy(&self, name: &str) -> DriverResult<()> {
+        self.guests.forget(name);
         let name = name.to_owned();
         self.with_conn(move |conn, this| {
             if let Some(dom) = lookup(conn, &name)? {
@@ -731,28 +735,39 @@ impl Driver for LibvirtDriver {
             .await
     }
 
-    async fn exec(&self, _name: &str, _req: &ExecRequest) -> DriverResult<ExecOutput> {
-        Err(DriverError::Unsupported(
-            super::VM_INSIDE_UNAVAILABLE.into(),
-        ))
+    async fn exec(&self, name: &str, req: &ExecRequest) -> DriverResult<ExecOutput> {
+        let addr = self.guest_address(name).await?;
+        self.guests.exec(name, &addr, req).await
     }
 
-    async fn exec_kill(&self, _name: &str, _tag: &str) -> DriverResult<()> {
-        Err(DriverError::Unsupported(
-            super::VM_INSIDE_UNAVAILABLE.into(),
-        ))
+    async fn exec_kill(&self, name: &str, tag: &str) -> DriverResult<()> {
+        let addr = self.guest_address(name).await?;
+        self.guests.kill(name, &addr, tag).await
     }
 
-    async fn put_file(&self, _name: &str, _path: &str, _data: bytes::Bytes) -> DriverResult<()> {
-        Err(DriverError::Unsupported(
-            super::VM_INSIDE_UNAVAILABLE.into(),
-        ))
+    async fn put_file(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()> {
+        let addr = self.guest_address(name).await?;
+        self.guests.put_file(name, &addr, path, data).await
     }
 
-    async fn get_file(&self, _name: &str, _path: &str, _max: u64) -> DriverResult<Vec<u8>> {
-        Err(DriverError::Unsupported(
-            super::VM_INSIDE_UNAVAILABLE.into(),
-        ))
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+        let addr = self.guest_address(name).await?;
+        self.guests.get_file(name, &addr, path, max).await
+    }
+}
+
+impl LibvirtDriver {
+    /// Where the guest's SSH server is: its address on the node's network. Machines on the
+    /// test driver have nothing inside to reach.
+    async fn guest_address(&self, name: &str) -> DriverResult<String> {
+        if self.is_test_driver() {
+            return Err(DriverError::Unsupported(super::SIMULATED_INSIDE.into()));
+        }
+        self.address(name).await?.ok_or_else(|| {
+            DriverError::Unreachable(
+                "SSH is not reachable yet: the machine has no address on its network (it may still be booting)".into(),
+            )
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! action must land in the same place as a single one.
 
 pub mod docker;
+pub mod guest;
 pub mod libvirt;
 
 use std::{collections::HashMap, sync::Arc};
@@ -129,6 +130,10 @@ pub enum DriverError {
     /// A file is larger than the caller's limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The way into the machine does not answer now (a VM's SSH while it boots, a host key that
+    /// is not the one Hangar gave it); the message says which.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 pub type DriverResult<T> = Result<T, DriverError>;
@@ -211,9 +216,36 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
 }
 
-/// Why commands and files stop at a VM's door for now: the transport into guests (SSH with the
-/// platform key, or the QEMU guest agent) is not built yet.
-pub const VM_INSIDE_UNAVAILABLE: &str = "Running commands and transferring files work on container machines; for VMs they are not available yet (use SSH to the machine's address)";
+/// Why nothing runs inside a machine on libvirt's test driver.
+pub const SIMULATED_INSIDE: &str = "This is a simulated machine (libvirt's test driver, a demo node): nothing runs inside it, so commands and files are not available. Real VMs and containers accept them.";
+
+/// The environment variable that marks an exec's processes.
+pub const EXEC_TAG: &str = "HANGAR_EXEC";
+
+/// A shell script that kills every process whose environment carries `HANGAR_EXEC=<tag>`: the
+/// command and all it started, whatever they became. The killer itself runs without the tag.
+pub fn kill_script(tag: &str) -> String {
+    format!(
+        "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null | grep -qx '{EXEC_TAG}={tag}' && kill -9 ${{p#/proc/}} 2>/dev/null; done; true"
+    )
+}
+
+/// `s` as one word for `sh`, whatever it contains.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// `/dir/file` → (`/dir`, `file`); only absolute paths to a file name.
+pub fn split_path(path: &str) -> DriverResult<(&str, &str)> {
+    let (dir, file) = path
+        .rsplit_once('/')
+        .filter(|(_, f)| !f.is_empty() && *f != "." && *f != "..")
+        .ok_or_else(|| DriverError::Invalid("path must be an absolute path to a file".into()))?;
+    if !path.starts_with('/') {
+        return Err(DriverError::Invalid("path must be absolute".into()));
+    }
+    Ok((if dir.is_empty() { "/" } else { dir }, file))
+}
 
 /// A command to run inside a machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,6 +295,8 @@ pub struct Settings {
     pub libvirt_domain_type: crate::infra::config::DomainType,
     /// The libvirt network guests' NIC joins; see [`crate::infra::config::Network`].
     pub libvirt_network: crate::infra::config::Network,
+    /// The platform key and machines' host keys for SSH into VMs; see [`guest`].
+    pub guest_keys: Arc<guest::GuestKeys>,
 }
 
 impl Default for Settings {
@@ -271,6 +305,7 @@ impl Default for Settings {
             stop_timeout: std::time::Duration::from_secs(60),
             libvirt_domain_type: crate::infra::config::DomainType::Kvm,
             libvirt_network: crate::infra::config::Network("default".into()),
+            guest_keys: Arc::new(guest::GuestKeys::random()),
         }
     }
 }
@@ -306,5 +341,10 @@ impl Drivers {
         map.entry(node_id.to_owned())
             .or_insert_with(|| connect(kind, uri, &self.settings))
             .clone()
+    }
+
+    /// The keys VMs are reached with (the NoCloud seed hands them to guests).
+    pub fn guest_keys(&self) -> &guest::GuestKeys {
+        &self.settings.guest_keys
     }
 }
