@@ -1,7 +1,7 @@
 //! Inside a machine, on its page: run a command (its output shown; long ones as background
 //! commands with live status and cancel), and move files in and out. The rules are the domain's
-//! (`domain::compute::exec`): running container machines, the destructive-command guard, output
-//! caps, audit. Uploads go to `/portal/machines/:id/files` (session + CSRF token header; the
+//! (`domain::compute::exec`): running machines (containers, and VMs over SSH), the
+//! destructive-command guard, output caps, audit. Uploads go to `/portal/machines/:id/files` (session + CSRF token header; the
 //! browser sends the file as it is), downloads are a plain GET form.
 
 use leptos::prelude::*;
@@ -84,7 +84,7 @@ pub async fn cancel_command(csrf: String, id: String, job_id: String) -> Result<
     Ok(())
 }
 
-/// The "Run command" and "Files" cards of a running container machine.
+/// The "Run command" and "Files" cards of a machine (they answer while it runs).
 #[component]
 pub fn InsideCards(id: String) -> impl IntoView {
     view! {

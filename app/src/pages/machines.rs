@@ -454,15 +454,15 @@ fn MachineDetail(
             })}
         </section>
         <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy/>
-        {if d.vps.kind == "container" {
-            view! { <super::inside::InsideCards id=d.vps.id.clone()/> }.into_any()
-        } else {
+        {if d.simulated {
             view! {
                 <section class="card">
                     <h2>"Commands and files"</h2>
-                    <p class="muted">"Running commands and moving files from this page work on container machines. For a VM, use SSH to its address."</p>
+                    <p class="muted">"A simulated machine has nothing inside to run commands in. Real VMs and containers have a Run a command card and Files here."</p>
                 </section>
             }.into_any()
+        } else {
+            view! { <super::inside::InsideCards id=d.vps.id.clone()/> }.into_any()
         }}
         <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/>
         <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>

@@ -13,7 +13,8 @@
 //! So no job stays `running` forever.
 //!
 //! Transports: containers through the Docker API (exec with demultiplexed streams, the archive
-//! API for files). VMs answer 409 for now (see the driver's `exec`).
+//! API for files); VMs over SSH with the platform key (`driver::guest`). Machines on libvirt's test
+//! driver are simulated and answer 409.
 
 use std::time::{Duration, Instant};
 
