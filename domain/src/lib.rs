@@ -56,6 +56,8 @@ pub struct AppState {
     pub drivers: Arc<compute::driver::Drivers>,
     /// Wakes this replica's job workers when a request enqueues a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// This replica's open consoles (see `compute::console`).
+    pub consoles: Arc<compute::console::Consoles>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -90,6 +92,7 @@ impl AppState {
         Ok(Self {
             drivers,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            consoles: Arc::default(),
             db,
             config: Arc::new(config),
             jwt: Arc::new(jwt),

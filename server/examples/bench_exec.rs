@@ -1,20 +1,26 @@
 //! Exec benchmark: a sync command's round trip through the API against the same command through
-//! the Docker API directly (the driver alone), and many concurrent execs across machines.
+//! the machine's transport directly, and many concurrent execs across machines.
 //!
 //! `cargo run --release -p server --example bench_exec -- [rounds] [machines] [concurrent]`
 //!
-//! Needs a Docker-API engine in `HANGAR_TEST_DOCKER_HOST` (scripts/podman starts one) and the
-//! locally built busybox image. The server runs in this process on SQLite; the client sends
-//! `POST /api/vps/:id/exec {"command": "true"}` over loopback. "Direct" is the driver's own
-//! exec against the same container: what `docker exec` costs, without Hangar.
+//! Containers: needs a Docker-API engine in `HANGAR_TEST_DOCKER_HOST` (scripts/podman starts one)
+//! and the locally built busybox image; "direct" is the driver's own exec against the same
+//! container, what `docker exec` costs without Hangar. VMs, with `HANGAR_BENCH_VM=1` and the
+//! `HANGAR_TEST_QEMU_*` variables `scripts/qemu-tier start DIR` prints: the tier's tiny guest;
+//! "direct" is an SSH exec with the platform key on a kept connection, what `ssh root@vm true`
+//! costs without Hangar. The server runs in this process on SQLite; the client sends
+//! `POST /api/vps/:id/exec {"command": "true"}` over loopback.
 
 #[path = "support/mod.rs"]
 mod support;
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use domain::compute::driver::guest::{GuestKeys, Guests};
 use domain::compute::driver::{machine_name, ExecRequest};
-use domain::compute::{executor, instances};
+use domain::compute::{catalog, executor, instances};
 use domain::infra::config::Config;
 use domain::infra::db;
 use domain::AppState;
@@ -42,21 +48,59 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
     let machines: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let concurrent: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
-    let docker = std::env::var("HANGAR_TEST_DOCKER_HOST").expect("HANGAR_TEST_DOCKER_HOST");
+    let vm = std::env::var("HANGAR_BENCH_VM").as_deref() == Ok("1");
+    let var = |k: &str| std::env::var(k).map_err(|_| anyhow::anyhow!("{k} is not set"));
     let dir = std::env::temp_dir().join(format!("hangar-bench-exec-{}", db::new_id()));
     std::fs::create_dir_all(&dir)?;
-    let env = std::collections::HashMap::from([
-        ("HANGAR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+    // VMs fetch their seed from Hangar: it listens on the host's address on their network.
+    let host = if vm {
+        var("HANGAR_TEST_QEMU_HOST")?
+    } else {
+        "127.0.0.1".into()
+    };
+    let listener = tokio::net::TcpListener::bind((host.as_str(), 0)).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut env = std::collections::HashMap::from([
+        (
+            "HANGAR_LISTEN".to_string(),
+            listener.local_addr()?.to_string(),
+        ),
+        ("HANGAR_PUBLIC_URL".to_string(), base.clone()),
         ("HANGAR_DATA_DIR".to_string(), dir.display().to_string()),
-        ("HANGAR_DOCKER_HOST".to_string(), docker),
         ("HANGAR_CPU_OVERCOMMIT".to_string(), "16".to_string()),
         ("HANGAR_STOP_TIMEOUT_SECS".to_string(), "2".to_string()),
     ]);
+    if vm {
+        env.insert("HANGAR_LIBVIRT_URI".into(), var("HANGAR_TEST_QEMU_URI")?);
+        env.insert("HANGAR_LIBVIRT_DOMAIN_TYPE".into(), "qemu".into());
+    } else {
+        env.insert("HANGAR_DOCKER_HOST".into(), var("HANGAR_TEST_DOCKER_HOST")?);
+    }
     let state = AppState::build(Config::from_sources(None, &env)?).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
     let router = hangar_server::http::router(state.clone());
     tokio::spawn(async move { hangar_server::http::serve(listener, router).await });
+    if vm {
+        catalog::upsert_image(
+            &state.db,
+            catalog::ImageInput {
+                slug: "tiny-linux".into(),
+                name: "Tiny Linux".into(),
+                kind: "vm".into(),
+                source: format!(
+                    "kernel={} initrd={} append=console=ttyS0 quiet",
+                    var("HANGAR_TEST_QEMU_KERNEL")?,
+                    var("HANGAR_TEST_QEMU_INITRD")?
+                ),
+                is_default: true,
+            },
+        )
+        .await?;
+    }
+    let (plan, what) = if vm {
+        ("nano", "VMs")
+    } else {
+        ("c-micro", "containers")
+    };
 
     let (user_id, token) = support::funded_token(&state, &base).await?;
     let http = reqwest::Client::new();
@@ -67,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
         let vps: Value = http
             .post(format!("{base}/api/vps"))
             .bearer_auth(&token)
-            .json(&json!({"name": format!("bench-{i}"), "plan_id": "c-micro"}))
+            .json(&json!({"name": format!("bench-{i}"), "plan_id": plan}))
             .send()
             .await?
             .json()
@@ -75,10 +119,33 @@ async fn main() -> anyhow::Result<()> {
         ids.push(vps["id"].as_str().unwrap().to_owned());
     }
     domain::jobs::drain(&state).await?;
+    // A VM answers once it has booted and its SSH server is up.
+    for id in &ids {
+        let url = format!("{base}/api/vps/{id}/exec");
+        let boot = Instant::now();
+        loop {
+            let res = http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"command": "true"}))
+                .send()
+                .await?;
+            if res.status().is_success() {
+                break;
+            }
+            let why = res.text().await?;
+            anyhow::ensure!(boot.elapsed().as_secs() < 300, "{id} never answered: {why}");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
 
-    // Direct: the driver's exec, as `docker exec true` through the engine's API.
+    // Direct: the transport alone, as `docker exec` / `ssh root@vm` would.
     let inst = instances::get(&state.db, &user_id, &ids[0]).await?;
     let driver = executor::driver_for(&state, &inst).await?.unwrap();
+    let guests = Guests::new(Arc::new(GuestKeys::new(
+        db::stored_secret(&state.db, "guest_ssh").await?.as_bytes(),
+    )));
+    let addr = driver.address(&machine_name(&ids[0])).await?;
     let mut direct = Vec::new();
     for _ in 0..rounds {
         let req = ExecRequest {
@@ -88,7 +155,10 @@ async fn main() -> anyhow::Result<()> {
             tag: db::new_id(),
         };
         let t = Instant::now();
-        let out = driver.exec(&machine_name(&ids[0]), &req).await?;
+        let out = match (&addr, vm) {
+            (Some(addr), true) => guests.exec(&machine_name(&ids[0]), addr, &req).await?,
+            _ => driver.exec(&machine_name(&ids[0]), &req).await?,
+        };
         direct.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(out.exit_code, Some(0));
     }
@@ -109,8 +179,15 @@ async fn main() -> anyhow::Result<()> {
         api.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(r["exit_code"], 0, "{r}");
     }
-    println!("sync exec of `true`, one container, {rounds} rounds each:");
-    let d = summary("direct (Docker API exec)", direct);
+    println!("sync exec of `true`, one of the {what}, {rounds} rounds each:");
+    let d = summary(
+        if vm {
+            "direct (SSH exec)"
+        } else {
+            "direct (Docker API exec)"
+        },
+        direct,
+    );
     let a = summary("through the API", api);
     println!("added by Hangar at the median: {:.2} ms", a - d);
 
@@ -129,11 +206,19 @@ async fn main() -> anyhow::Result<()> {
                 .send()
                 .await;
             let ok = match res {
-                Ok(r) if r.status().is_success() => {
+                Ok(r) => {
+                    let status = r.status();
                     let v: Value = r.json().await.unwrap_or_default();
-                    v["stdout"] == format!("{i}\n")
+                    let ok = status.is_success() && v["stdout"] == format!("{i}\n");
+                    if !ok {
+                        eprintln!("exec {i}: {status} {v}");
+                    }
+                    ok
                 }
-                _ => false,
+                Err(e) => {
+                    eprintln!("exec {i}: {e}");
+                    false
+                }
             };
             (ok, t.elapsed().as_secs_f64() * 1000.0)
         }
@@ -141,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
     let results = futures::future::join_all(calls).await;
     let answered = results.iter().filter(|(ok, _)| *ok).count();
     println!(
-        "{concurrent} concurrent execs across {} containers: {answered} answered with their own output, {} lost, {:.0} ms in all",
+        "{concurrent} concurrent execs across {} {what}: {answered} answered with their own output, {} lost, {:.0} ms in all",
         ids.len(),
         concurrent - answered,
         started.elapsed().as_secs_f64() * 1000.0

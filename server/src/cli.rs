@@ -59,6 +59,22 @@ enum AdminCommand {
         #[arg(long)]
         if_empty: bool,
     },
+    /// Add or update a machine image by slug (as `PUT /api/admin/images` does).
+    PutImage {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// `vm` or `container`.
+        #[arg(long)]
+        kind: String,
+        /// A VM's base disk or `kernel=... initrd=... append=...`; a container's image reference.
+        #[arg(long)]
+        source: String,
+        /// Make it the default image of its kind.
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -127,6 +143,34 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if_empty,
         }) => demo_catalog(&config, count, seed, if_empty).await,
         Command::Admin(AdminCommand::CheckLedger) => check_ledger(&config).await,
+        Command::Admin(AdminCommand::PutImage {
+            slug,
+            name,
+            kind,
+            source,
+            default,
+        }) => {
+            let pool = migrated(&config).await?;
+            // The defaults first, as `serve` would lay them, so they do not replace this image
+            // as the default of its kind later.
+            domain::compute::catalog::seed_defaults(&pool, &config)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let image = domain::compute::catalog::upsert_image(
+                &pool,
+                domain::compute::catalog::ImageInput {
+                    slug,
+                    name,
+                    kind,
+                    source,
+                    is_default: default,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("image {} ({}) saved", image.slug, image.kind);
+            Ok(())
+        }
     }
 }
 
@@ -232,6 +276,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::build(config).await.context("starting")?;
     crate::http::spawn_session_cleanup(&state);
     crate::jobs::spawn_all(&state);
+    if let Some(seed) = state.config.seed_listen {
+        let seeds = tokio::net::TcpListener::bind(seed)
+            .await
+            .with_context(|| format!("binding the seed listener {seed}"))?;
+        tracing::info!("VM seeds (NoCloud) served on http://{seed}");
+        let router = crate::api::cloud_init::router().with_state(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(seeds, router).await {
+                tracing::error!(error = %e, "the seed listener stopped");
+            }
+        });
+    }
     let router = crate::http::router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

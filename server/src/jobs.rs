@@ -104,4 +104,7 @@ pub async fn run_sweeps(state: &AppState, now: i64) {
         ),
         Err(e) => tracing::warn!(error = %e, "exec job sweep failed"),
     }
+    if let Err(e) = domain::compute::console::sweep(&state.db, now).await {
+        tracing::warn!(error = %e, "console ticket sweep failed");
+    }
 }

@@ -10,7 +10,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{expect_error, expect_json, qemu::Tier, TestApp};
+use common::{console, expect_error, expect_json, qemu::Tier, TestApp};
 use domain::compute::driver::guest::{GuestKeys, Guests};
 use domain::compute::driver::{machine_name, ExecRequest};
 use domain::compute::reconcile;
@@ -219,6 +219,27 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
     let absent = common::inside::run_ok(&app, &token, &id, "ls /root/should-not-exist").await;
     assert_ne!(absent["exit_code"], 0, "nothing ran for the stranger");
 
+    // The serial console through Hangar's relay answers a keystroke; it stays open across the
+    // stop and start below and shows the next boot.
+    let mut serial = console::console(&app, &token, &id).await;
+    console::read_until(&mut serial, "\"state\":\"running\"", BOOT).await;
+    console::type_in(&mut serial, "echo ser''ial-ok\n").await;
+    console::read_until(&mut serial, "serial-ok", BOOT).await;
+    // The screen through the relay: the VNC server's RFB greeting.
+    let screen = console::ticket(&app, &token, &id, "screen").await;
+    let mut rfb = console::open(
+        &app,
+        screen["path"].as_str().unwrap(),
+        screen["ticket"].as_str().unwrap(),
+        Some(&token),
+        None,
+    )
+    .await
+    .expect("the screen opens");
+    let greeting = console::read_until(&mut rfb, "RFB 003.", Duration::from_secs(20)).await;
+    assert!(greeting.starts_with("RFB 003."), "{greeting}");
+    drop(rfb);
+
     // Stop is graceful: the guest sees the ACPI power button and powers itself off.
     let before = tier.serial(&name).len();
     expect_json(
@@ -234,6 +255,7 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
         "stopped through ACPI, not forced: {}",
         tier.serial(&name)
     );
+    console::read_until(&mut serial, "\"state\":\"stopped\"", BOOT).await;
 
     // Snapshot while stopped, boot again, restore needs it stopped, restore, boot once more.
     expect_json(
@@ -266,6 +288,14 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
         assert_eq!(state(&app, &token, &id).await, "running");
         tier.wait_serial(&name, before, "hangar-guest: ready on guest-1", BOOT)
             .await;
+        if round == 0 {
+            // The console picked up again when the machine started, and shows its boot. (It
+            // connects within a couple of seconds of the start: the guest's first lines may come
+            // before that, its later ones after.)
+            console::read_until(&mut serial, "hangar-guest: ready on guest-1", BOOT).await;
+            console::type_in(&mut serial, "\necho bo''ot-ok\n").await;
+            console::read_until(&mut serial, "boot-ok", BOOT).await;
+        }
         if round == 1 {
             break;
         }

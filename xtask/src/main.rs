@@ -119,13 +119,17 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             continue;
         }
         for file in *files {
-            copy_file(
-                &from.join(file),
-                &site
-                    .join("vendor")
-                    .join(dest)
-                    .join(Path::new(file).file_name().unwrap_or_default()),
-            )?;
+            let source = from.join(file);
+            let name = Path::new(file).file_name().unwrap_or_default();
+            let target = site.join("vendor").join(dest).join(name);
+            if source.is_dir() {
+                // ES module trees (noVNC's `core/`) keep their layout: they import each other
+                // by relative path.
+                std::fs::create_dir_all(&target)?;
+                copy_dir(&source, &target)?;
+            } else {
+                copy_file(&source, &target)?;
+            }
         }
     }
     let size = std::fs::metadata(&wasm_out).map(|m| m.len()).unwrap_or(0);
@@ -139,7 +143,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
     Ok(())
 }
 
-/// npm package, files inside it, directory under `vendor/`.
+/// npm package, files (or whole directories) inside it, directory under `vendor/`.
 const VENDORED: &[(&str, &[&str], &str)] = &[
     (
         "swagger-ui-dist",
@@ -150,7 +154,14 @@ const VENDORED: &[(&str, &[&str], &str)] = &[
         ],
         "swagger-ui",
     ),
-    ("@xterm/xterm", &["lib/xterm.js", "css/xterm.css"], "xterm"),
+    (
+        "@xterm/xterm",
+        &["lib/xterm.js", "lib/xterm.mjs", "css/xterm.css"],
+        "xterm",
+    ),
+    ("@xterm/addon-fit", &["lib/addon-fit.mjs"], "xterm"),
+    // noVNC's ES modules and the zlib port they import from `../vendor/pako`.
+    ("@novnc/novnc", &["core", "vendor"], "novnc"),
 ];
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {

@@ -462,7 +462,10 @@ fn MachineDetail(
                 </section>
             }.into_any()
         } else {
-            view! { <super::inside::InsideCards id=d.vps.id.clone()/> }.into_any()
+            view! {
+                <super::console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == "vm"}/>
+                <super::inside::InsideCards id=d.vps.id.clone()/>
+            }.into_any()
         }}
         <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/>
         <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>

@@ -4,6 +4,7 @@ mod account;
 mod api_docs;
 mod auth;
 mod billing;
+mod console;
 mod home;
 mod inside;
 mod machines;

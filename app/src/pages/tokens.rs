@@ -85,7 +85,12 @@ pub async fn revoke_token(csrf: String, id: String) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::tokens;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    Ok(tokens::revoke(&state.db, &user.id, &id).await?)
+    tokens::revoke(&state.db, &user.id, &id).await?;
+    // Consoles opened with it close now (other replicas notice within seconds).
+    state
+        .consoles
+        .revoke(domain::compute::console::Revocation::Token(id));
+    Ok(())
 }
 
 #[component]

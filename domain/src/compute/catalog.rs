@@ -383,24 +383,41 @@ pub async fn upsert_template(
 
 /// The embedded-defaults catalogue: a local VM node on the configured libvirt URI (and a
 /// container node when `docker_host` is set), three VM plans, two container plans, images and
-/// templates. Only fills what is empty, so it runs at every start.
+/// templates. Only fills what is empty, so it runs at every start; a libvirt URI or a container
+/// engine configured after the first start still becomes a node, and a real hypervisor added so
+/// drains the simulated one (its machines stay, new VMs go to the real node).
 pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> ServiceResult<()> {
-    let nodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes")
-        .fetch_one(db)
-        .await?;
-    if nodes == 0 {
-        seed_local_nodes(db, config).await?;
-    } else if let Some(docker) = &config.docker_host {
-        // A container engine configured after the first start still becomes a node.
-        let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE uri = $1")
-            .bind(docker)
+    let simulated = config.libvirt_uri.starts_with("test:");
+    if !node_known(db, &config.libvirt_uri).await? {
+        let first = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM nodes")
             .fetch_one(db)
-            .await?;
-        if known == 0 {
-            if let Err(e) = add_container_node(db, docker).await {
-                // A node of that name on another address: the operator's to sort out.
-                tracing::warn!(error = %e, uri = %docker, "docker_host is not registered as a node");
+            .await?
+            == 0;
+        let name = if first || simulated {
+            "local-vm"
+        } else {
+            "local-qemu"
+        };
+        if first || !simulated {
+            let added = add_local_node(db, name, Kind::Vm, &config.libvirt_uri).await?;
+            if added && !simulated {
+                for node in crate::compute::nodes::list(db).await? {
+                    if node.simulated() {
+                        crate::compute::nodes::set_status(
+                            db,
+                            &node.id,
+                            crate::compute::nodes::NodeStatus::Draining,
+                        )
+                        .await?;
+                        tracing::info!(node = %node.name, "a real hypervisor is configured: the simulated VM node takes no new machines");
+                    }
+                }
             }
+        }
+    }
+    if let Some(docker) = &config.docker_host {
+        if !node_known(db, docker).await? {
+            add_local_node(db, "local-containers", Kind::Container, docker).await?;
         }
     }
     let plans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans")
@@ -413,46 +430,44 @@ pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> 
     Ok(())
 }
 
-async fn seed_local_nodes(db: &Pool, config: &crate::infra::config::Config) -> ServiceResult<()> {
-    crate::compute::nodes::add(
-        db,
-        crate::compute::nodes::NodeInput {
-            name: "local-vm".into(),
-            kind: "vm".into(),
-            region: "local".into(),
-            uri: config.libvirt_uri.clone(),
-            vcpu: 16,
-            memory_mb: 65536,
-            // libvirt's test driver has a fixed 100 GiB pool, 4 of it base images.
-            disk_gb: if config.libvirt_uri.starts_with("test:") {
-                96
-            } else {
-                500
-            },
-        },
-    )
-    .await?;
-    if let Some(docker) = &config.docker_host {
-        add_container_node(db, docker).await?;
-    }
-    Ok(())
+async fn node_known(db: &Pool, uri: &str) -> ServiceResult<bool> {
+    let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE uri = $1")
+        .bind(uri)
+        .fetch_one(db)
+        .await?;
+    Ok(known > 0)
 }
 
-async fn add_container_node(db: &Pool, uri: &str) -> ServiceResult<()> {
-    crate::compute::nodes::add(
+/// Adds a node on this host; `false` when a node of that name already exists on another
+/// address (the operator's to sort out: it is logged, not fatal).
+async fn add_local_node(db: &Pool, name: &str, kind: Kind, uri: &str) -> ServiceResult<bool> {
+    let (vcpu, memory_mb, disk_gb) = match kind {
+        // libvirt's test driver has a fixed 100 GiB pool, 4 of it base images.
+        Kind::Vm if uri.starts_with("test:") => (16, 65536, 96),
+        Kind::Vm => (16, 65536, 500),
+        Kind::Container => (8, 16384, 200),
+    };
+    let added = crate::compute::nodes::add(
         db,
         crate::compute::nodes::NodeInput {
-            name: "local-containers".into(),
-            kind: "container".into(),
+            name: name.into(),
+            kind: kind.as_str().into(),
             region: "local".into(),
             uri: uri.to_owned(),
-            vcpu: 8,
-            memory_mb: 16384,
-            disk_gb: 200,
+            vcpu,
+            memory_mb,
+            disk_gb,
         },
     )
-    .await?;
-    Ok(())
+    .await;
+    match added {
+        Ok(_) => Ok(true),
+        Err(e @ ServiceError::Conflict(_)) => {
+            tracing::warn!(error = %e, %uri, "not registered as a node");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The default plans, images and templates. (A data table written out: long on purpose.)

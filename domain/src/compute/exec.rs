@@ -116,9 +116,12 @@ async fn reachable(
 ) -> ServiceResult<(InstanceRow, std::sync::Arc<dyn Driver>)> {
     let inst = instances::get(&state.db, user_id, id).await?;
     if inst.state != InstanceState::Running || inst.transition.is_some() {
+        let now = match inst.transition.as_deref() {
+            Some(action) => format!("busy ({action} in progress)"),
+            None => inst.state.vps().to_owned(),
+        };
         return Err(ServiceError::Conflict(format!(
-            "The machine is {}; commands and files need it running",
-            inst.transition.as_deref().map_or(inst.state.vps(), |t| t)
+            "The machine is {now}; commands and files need it running"
         )));
     }
     let driver = executor::driver_for(state, &inst)

@@ -102,7 +102,9 @@ pub async fn machine_spec(state: &AppState, inst: &InstanceRow) -> ServiceResult
             .collect(),
         seed_url: Some(format!(
             "{}/cloud-init/{}/{}/",
-            state.config.public_url, inst.id, inst.seed_key
+            state.config.seed_base_url(),
+            inst.id,
+            inst.seed_key
         )),
         public_ip: inst.public_ip.clone(),
     })

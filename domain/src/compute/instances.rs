@@ -685,6 +685,12 @@ pub async fn act(
     .await?;
     tx.commit().await?;
     state.jobs_wake.notify_waiters();
+    if action == Action::Delete {
+        // Open consoles and screens of a machine being deleted end now, not when it is gone.
+        state
+            .consoles
+            .revoke(crate::compute::console::Revocation::Instance(id.to_owned()));
+    }
     Ok((get_any_state(db, user_id, id).await?, op))
 }
 

@@ -1,10 +1,12 @@
 //! Compute: plans, images and templates (`catalog`), nodes and placement, public addresses, SSH
 //! keys, instances and their snapshots, what each job does on a node (`executor`), the reconciler
 //! that keeps the database and the nodes in agreement, the meter that bills running instances by
-//! the minute and the balance notices it sends, and the drivers behind it all.
+//! the minute and the balance notices it sends, consoles and screens (`console`), and the drivers
+//! behind it all.
 
 pub mod addresses;
 pub mod catalog;
+pub mod console;
 pub mod driver;
 pub mod exec;
 pub mod executor;

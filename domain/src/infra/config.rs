@@ -40,6 +40,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Public base URL, used in links (Stripe return URLs, emails). Defaults to `http://<listen>`.
     pub public_url: String,
+    /// A second listener serving only VMs' NoCloud seeds (`/cloud-init/...`), on an address the
+    /// guests reach (the host's address on their network), like a cloud's metadata service: the
+    /// portal and the APIs can stay on 127.0.0.1. Unset: guests fetch seeds from `public_url`.
+    pub seed_listen: Option<SocketAddr>,
     /// `sqlite://path` (created when missing) or `postgres://...`.
     pub database_url: String,
     /// Directory for the default SQLite file and other local state.
@@ -106,6 +110,12 @@ pub struct Config {
     pub exec_max_timeout_secs: u64,
     /// Largest file `PUT /api/vps/:id/files` accepts and `GET` returns, in bytes.
     pub file_max_bytes: u64,
+    /// How long a console or screen ticket stays valid (it is also single-use).
+    pub console_ticket_secs: u64,
+    /// A console or screen with no input from its viewer for this long is closed.
+    pub console_idle_secs: u64,
+    /// Consoles and screens one user may have open at once (per replica).
+    pub console_max_per_user: usize,
     /// Seconds a job may run before another worker may take it over (crash recovery).
     pub job_lease_secs: i64,
     /// Job workers per replica.
@@ -177,6 +187,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The base URL guests fetch their NoCloud seed from: the seed listener when there is one.
+    pub fn seed_base_url(&self) -> String {
+        match self.seed_listen {
+            Some(addr) => format!("http://{addr}"),
+            None => self.public_url.clone(),
+        }
+    }
+
     /// Loads from the process environment and the optional file. Call once, at start.
     pub fn load() -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = std::env::vars().collect();
@@ -258,6 +276,7 @@ struct RawConfig {
 const KEYS: &[(&str, Option<&str>)] = &[
     ("listen", Some("127.0.0.1:3000")),
     ("public_url", None),
+    ("seed_listen", None),
     ("database_url", None),
     ("data_dir", Some("data")),
     ("site_root", Some("target/site")),
@@ -291,6 +310,9 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("max_batch_size", Some("10")),
     ("exec_max_timeout_secs", Some("3600")),
     ("file_max_bytes", Some("67108864")),
+    ("console_ticket_secs", Some("30")),
+    ("console_idle_secs", Some("900")),
+    ("console_max_per_user", Some("10")),
     ("job_lease_secs", Some("300")),
     ("job_workers", Some("4")),
     ("stop_timeout_secs", Some("60")),
@@ -397,6 +419,7 @@ impl RawConfig {
         Ok(Config {
             listen,
             public_url,
+            seed_listen: self.parse("seed_listen")?,
             database_url,
             site_root: PathBuf::from(self.string("site_root").unwrap_or_default()),
             data_dir,
@@ -427,6 +450,9 @@ impl RawConfig {
             max_batch_size: self.required::<usize>("max_batch_size")?.max(1),
             exec_max_timeout_secs: self.required::<u64>("exec_max_timeout_secs")?.max(1),
             file_max_bytes: self.required::<u64>("file_max_bytes")?.max(1),
+            console_ticket_secs: self.required::<u64>("console_ticket_secs")?.max(1),
+            console_idle_secs: self.required::<u64>("console_idle_secs")?.max(1),
+            console_max_per_user: self.required("console_max_per_user")?,
             job_lease_secs: self.required::<i64>("job_lease_secs")?.max(5),
             job_workers: self.required::<usize>("job_workers")?.max(1),
             stop_timeout_secs: self.required("stop_timeout_secs")?,

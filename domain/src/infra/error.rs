@@ -30,6 +30,9 @@ pub enum ServiceError {
     /// A body or file larger than the documented limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A documented per-user limit is reached (429).
+    #[error("{0}")]
+    TooMany(String),
     /// The CAPTCHA token was missing or rejected (400, reference 002's message).
     #[error("CAPTCHA verification failed")]
     Captcha,
@@ -61,6 +64,7 @@ impl ServiceError {
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,6 +7,7 @@ pub mod admin_compute;
 pub mod auth;
 pub mod billing;
 pub mod cloud_init;
+pub mod console;
 pub mod exec;
 pub mod instances;
 pub mod meta;
@@ -97,6 +98,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(v1::router())
         .merge(vps::router())
         .merge(exec::router())
+        .merge(console::router())
         .merge(servers::router())
         .merge(instances::router())
         .merge(admin_compute::router())

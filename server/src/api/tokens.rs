@@ -88,5 +88,9 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     tokens::revoke(&state.db, &caller.user.id, &id).await?;
+    // Consoles opened with it close now (other replicas notice within seconds).
+    state
+        .consoles
+        .revoke(domain::compute::console::Revocation::Token(id));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -88,6 +88,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(
+            "/portal/machines/{id}/console",
+            post(api::console::portal_ticket),
+        )
+        .route(
             "/_fn/{*name}",
             post(server_fn_handler).get(server_fn_handler),
         )

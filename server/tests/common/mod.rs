@@ -9,6 +9,7 @@
     reason = "shared by every test binary; each uses a different part (so `expect` would not hold in all)"
 )]
 
+pub mod console;
 pub mod inside;
 pub mod qemu;
 pub mod stripe;

@@ -277,3 +277,89 @@ async fn operators_manage_nodes_plans_images_and_templates() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_hypervisor_configured_later_becomes_a_node_and_drains_the_simulated_one() {
+    let app = TestApp::spawn().await;
+    let (url, _dir) = app.stop().await;
+    // The same database, started again with a real libvirt URI and a container engine (both
+    // connect lazily, so nothing needs to answer there for this).
+    let uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock";
+    let start = || {
+        TestApp::builder()
+            .database(url.clone())
+            .config("libvirt_uri", uri)
+            .config("docker_host", "unix:///nonexistent/podman.sock")
+            .spawn()
+    };
+    let app = start().await;
+    let (_, admin) = app.admin("ops").await;
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let by_name = |name: &str| {
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no node {name}: {}", nodes.text))
+    };
+    assert_eq!(by_name("local-qemu")["uri"], uri);
+    assert_eq!(by_name("local-qemu")["status"], "active");
+    assert_eq!(
+        by_name("local-vm")["status"],
+        "draining",
+        "new VMs go to the real hypervisor"
+    );
+    assert_eq!(by_name("local-containers")["status"], "active");
+    let (url, _dir2) = app.stop().await;
+
+    // Starting again adds nothing more; the operator's command line sets the default image.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args([
+            "admin",
+            "put-image",
+            "--slug",
+            "tiny-linux",
+            "--name",
+            "Tiny Linux",
+            "--kind",
+            "vm",
+            "--source",
+            "kernel=/guest/vmlinuz initrd=/guest/initrd.gz append=console=ttyS0",
+            "--default",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("HANGAR_LIBVIRT_URI", uri)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = start().await;
+    let (_, admin) = app.admin("ops2").await;
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(nodes.as_array().unwrap().len(), 3, "{}", nodes.text);
+    let (_, token) = app.funded_user("tina", 5.0).await;
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "t", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(vps["image"], "tiny-linux", "the default VM image now");
+}

@@ -25,15 +25,15 @@ use bollard::{
 
 use bollard::{
     container::LogOutput,
-    exec::{CreateExecOptions, StartExecResults},
+    exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults},
     query_parameters::{DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder},
 };
 use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::compute::driver::{
-    kill_script, split_path, Console, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
-    Kind, Machine, MachineSpec, Power, EXEC_TAG,
+    kill_script, split_path, Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult,
+    ExecOutput, ExecRequest, Kind, Machine, MachineSpec, Power, ScreenIo, EXEC_TAG,
 };
 
 const LABEL: &str = "hangar.instance";
@@ -559,6 +559,101 @@ impl Driver for DockerDriver {
         let len = size.ok_or_else(|| DriverError::Backend("docker: empty archive".into()))?;
         let end = (512 + len as usize).min(buf.len());
         Ok(buf[512..end].to_vec())
+    }
+
+    async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo> {
+        let docker = self.client()?;
+        if self.running(&docker, name).await? != Some(true) {
+            return Err(DriverError::Unreachable(
+                "The machine is not running".into(),
+            ));
+        }
+        // A login shell on a TTY: bash when the image has it.
+        let created = docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    cmd: Some(vec![
+                        "sh",
+                        "-c",
+                        "command -v bash >/dev/null 2>&1 && exec bash -l || exec sh -l",
+                    ]),
+                    env: Some(vec!["TERM=xterm-256color"]),
+                    user: Some("0:0"),
+                    tty: Some(true),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(on_container(name))?;
+        let options = StartExecOptions {
+            detach: false,
+            tty: true,
+            output_capacity: None,
+        };
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = docker
+            .start_exec(&created.id, Some(options))
+            .await
+            .map_err(backend)?
+        else {
+            return Err(DriverError::Backend("docker: exec started detached".into()));
+        };
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+        let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
+        tokio::spawn(async move {
+            while let Some(Ok(chunk)) = output.next().await {
+                let bytes = match chunk {
+                    LogOutput::StdOut { message }
+                    | LogOutput::StdErr { message }
+                    | LogOutput::Console { message } => message,
+                    LogOutput::StdIn { .. } => continue,
+                };
+                if out_tx.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let exec_id = created.id;
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // Ends when the console is dropped: the shell then reads end-of-file and exits.
+            while let Some(msg) = in_rx.recv().await {
+                match msg {
+                    ConsoleInput::Data(bytes) => {
+                        if input.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                        let _ = input.flush().await;
+                    }
+                    ConsoleInput::Resize { cols, rows } => {
+                        let size = ResizeExecOptions {
+                            height: rows,
+                            width: cols,
+                        };
+                        if let Err(e) = docker.resize_exec(&exec_id, size).await {
+                            tracing::debug!(error = %e, "console resize");
+                        }
+                    }
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        Ok(ConsoleIo {
+            output: out_rx,
+            input: in_tx,
+        })
+    }
+
+    async fn open_screen(&self, _name: &str) -> DriverResult<Box<dyn ScreenIo>> {
+        Err(DriverError::Unsupported(
+            "Containers have no screen; open their console instead".into(),
+        ))
     }
 }
 

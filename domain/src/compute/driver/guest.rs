@@ -160,12 +160,68 @@ impl client::Handler for HostKeyCheck {
 
 type Session = client::Handle<HostKeyCheck>;
 
-/// SSH sessions into guests, one per machine, made on first use.
+/// Commands running at once in one machine; more wait their turn.
+const CONCURRENT_PER_MACHINE: usize = 8;
+
+/// One machine's SSH connections. Each runs one command (channel) at a time and is kept for the
+/// next one: many channels on one connection lose commands under load (channel ids are reused
+/// while the server still closes the previous channel), and OpenSSH allows only 10 sessions per
+/// connection anyway. So a machine has up to [`CONCURRENT_PER_MACHINE`] connections, made as
+/// commands need them, one handshake at a time (servers refuse many unauthenticated
+/// connections at once: dropbear more than 5 per address, OpenSSH's `MaxStartups`).
+struct Slot {
+    idle: Mutex<Vec<(String, Session)>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            idle: Mutex::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_PER_MACHINE)),
+            connecting: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+impl Slot {
+    /// An idle live connection to `addr`, if there is one.
+    fn take_idle(&self, addr: &str) -> Option<Session> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|(a, s)| a == addr && !s.is_closed());
+        idle.pop().map(|(_, s)| s)
+    }
+}
+
+/// A connection lent to one command; it goes back to its machine's idle ones when dropped.
+struct Held {
+    slot: Arc<Slot>,
+    addr: String,
+    session: Option<Session>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            if !session.is_closed() {
+                self.slot
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((std::mem::take(&mut self.addr), session));
+            }
+        }
+    }
+}
+
+/// SSH connections into guests, per machine, made on first use.
 pub struct Guests {
     keys: Arc<GuestKeys>,
     config: Arc<client::Config>,
-    /// Machine name → (address the session goes to, the session).
-    sessions: Mutex<HashMap<String, (String, Arc<Session>)>>,
+    /// Machine name → its connections (see [`Slot`]).
+    sessions: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl std::fmt::Debug for Guests {
@@ -201,7 +257,7 @@ impl Guests {
             req.tag,
             sh_quote(&req.command)
         );
-        let mut channel = self.channel(machine, addr, &command).await?;
+        let (_held, mut channel) = self.channel(machine, addr, &command).await?;
         let mut out = ExecOutput::default();
         let max = req.max_output;
         let read = async {
@@ -218,6 +274,11 @@ impl Guests {
             code
         };
         match tokio::time::timeout(req.timeout, read).await {
+            Ok(None) => {
+                return Err(DriverError::Unreachable(format!(
+                    "The SSH connection to {addr} closed before the command finished"
+                )))
+            }
             Ok(code) => out.exit_code = code,
             Err(_) => {
                 out.timed_out = true;
@@ -307,7 +368,7 @@ impl Guests {
         stdin: Option<Bytes>,
         max_stdout: usize,
     ) -> DriverResult<(Option<i64>, Vec<u8>, Vec<u8>)> {
-        let mut channel = self.channel(machine, addr, script).await?;
+        let (_held, mut channel) = self.channel(machine, addr, script).await?;
         // A script that exits before reading its input closes the channel under the writer:
         // the exit status below says why, so a failed write is not the error to report.
         if let Some(data) = stdin {
@@ -331,34 +392,52 @@ impl Guests {
         Ok((code, stdout, stderr))
     }
 
-    /// A channel running `command` in machine `machine`, on its kept session when that one is
-    /// alive, on a new one otherwise.
+    /// A channel running `command` in machine `machine`, on one of its idle connections when
+    /// one is alive, on a new one otherwise; the connection comes along ([`Held`]).
     async fn channel(
         &self,
         machine: &str,
         addr: &str,
         command: &str,
-    ) -> DriverResult<russh::Channel<client::Msg>> {
-        let kept = self
+    ) -> DriverResult<(Held, russh::Channel<client::Msg>)> {
+        let slot = self
             .sessions
             .lock()
             .expect("sessions")
-            .get(machine)
-            .filter(|(a, s)| a == addr && !s.is_closed())
-            .map(|(_, s)| s.clone());
+            .entry(machine.to_owned())
+            .or_default()
+            .clone();
+        let permit = slot
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| DriverError::Backend("connection permits closed".into()))?;
+        let kept = slot.take_idle(addr);
+        let mut held = Held {
+            slot,
+            addr: addr.to_owned(),
+            session: None,
+            _permit: permit,
+        };
         if let Some(session) = kept {
             if let Ok(channel) = open_exec(&session, command).await {
-                return Ok(channel);
+                held.session = Some(session);
+                return Ok((held, channel));
             }
         }
-        let session = Arc::new(self.connect(machine, addr).await?);
-        self.sessions
-            .lock()
-            .expect("sessions")
-            .insert(machine.to_owned(), (addr.to_owned(), session.clone()));
-        open_exec(&session, command)
+        let connecting = held.slot.connecting.lock().await;
+        // Another command may have finished meanwhile and left its connection.
+        let session = match held.slot.take_idle(addr) {
+            Some(session) => session,
+            None => self.connect(machine, addr).await?,
+        };
+        drop(connecting);
+        let channel = open_exec(&session, command)
             .await
-            .map_err(unreachable(addr))
+            .map_err(unreachable(addr))?;
+        held.session = Some(session);
+        Ok((held, channel))
     }
 
     async fn connect(&self, machine: &str, addr: &str) -> DriverResult<Session> {

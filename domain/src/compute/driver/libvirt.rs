@@ -37,12 +37,13 @@ use virt::{
     connect::Connect,
     domain::{Domain, DomainState},
     error::ErrorNumber,
+    stream::Stream,
     sys,
 };
 
 use crate::compute::driver::{
-    Console, Driver, DriverError, DriverResult, ExecOutput, ExecRequest, Kind, Machine,
-    MachineSpec, Power,
+    Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
+    Kind, Machine, MachineSpec, Power, ScreenIo,
 };
 use crate::infra::config::{DomainType, Network};
 
@@ -139,6 +140,18 @@ impl LibvirtDriver {
 
     fn is_test_driver(&self) -> bool {
         self.uri.starts_with("test:")
+    }
+
+    /// Whether libvirtd runs on this host (a local socket, no remote host in the URI), so the
+    /// VNC servers it starts on 127.0.0.1 are Hangar's loopback too.
+    fn is_local(&self) -> bool {
+        let rest = self.uri.split_once("://").map_or("", |(_, r)| r);
+        rest.starts_with('/')
+            || self.uri.contains("socket=")
+            || self
+                .uri
+                .split_once('+')
+                .is_some_and(|(_, t)| t.starts_with("unix:"))
     }
 
     /// Runs `f` with a live connection on the blocking pool.
@@ -754,6 +767,50 @@ impl Driver for LibvirtDriver {
         let addr = self.guest_address(name).await?;
         self.guests.get_file(name, &addr, path, max).await
     }
+
+    async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo> {
+        if self.is_test_driver() {
+            return Err(DriverError::Unsupported(super::SIMULATED_INSIDE.into()));
+        }
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (uri, name) = (self.uri.clone(), name.to_owned());
+        std::thread::Builder::new()
+            .name("serial-console".into())
+            .spawn(move || serial_pump(&uri, &name, out_tx, in_rx, ready_tx))
+            .map_err(|e| DriverError::Backend(format!("console thread: {e}")))?;
+        ready_rx
+            .await
+            .map_err(|_| DriverError::Backend("console thread ended".into()))??;
+        Ok(ConsoleIo {
+            output: out_rx,
+            input: in_tx,
+        })
+    }
+
+    async fn open_screen(&self, name: &str) -> DriverResult<Box<dyn ScreenIo>> {
+        if self.is_test_driver() {
+            return Err(DriverError::Unsupported(super::SIMULATED_INSIDE.into()));
+        }
+        if !self.is_local() {
+            return Err(DriverError::Unsupported(
+                "The screen relay reaches VNC on the node's loopback, so it needs Hangar on the node's host (a remote node's screen comes with the node daemon)".into(),
+            ));
+        }
+        let port = self
+            .console(name)
+            .await?
+            .vnc_port
+            .ok_or_else(|| DriverError::Unreachable("The machine is not running".into()))?;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| {
+                DriverError::Unreachable(format!("The machine's screen is not reachable: {e}"))
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Box::new(stream))
+    }
 }
 
 impl LibvirtDriver {
@@ -769,6 +826,104 @@ impl LibvirtDriver {
             )
         })
     }
+}
+
+/// Starts libvirt's default event loop once per process, on a thread of its own. Without it a
+/// remote connection's non-blocking stream never receives anything: nothing reads the socket
+/// between calls. Connections opened afterwards (each console's) use it.
+fn event_loop() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        if let Err(e) = virt::event::event_register_default_impl() {
+            tracing::warn!(error = %e, "libvirt event loop");
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("libvirt-events".into())
+            .spawn(|| loop {
+                if virt::event::event_run_default_impl().is_err() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "libvirt event loop thread");
+        }
+    });
+}
+
+/// Relays a running domain's serial port (libvirt's console stream, on a connection of its own)
+/// until the stream ends (the machine stopped) or the console is dropped. libvirt streams are
+/// driven from one thread, non-blocking: read what is there, write what viewers typed, rest 10 ms
+/// when neither had anything.
+fn serial_pump(
+    uri: &str,
+    name: &str,
+    out: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    mut input: tokio::sync::mpsc::Receiver<ConsoleInput>,
+    ready: tokio::sync::oneshot::Sender<DriverResult<()>>,
+) {
+    event_loop();
+    let opened = (|| {
+        let conn = Connect::open(Some(uri)).map_err(backend)?;
+        let dom = require(&conn, name)?;
+        if power_of(&dom)? != Power::Running {
+            return Err(DriverError::Unreachable(
+                "The machine is not running".into(),
+            ));
+        }
+        let stream = Stream::new(&conn, sys::VIR_STREAM_NONBLOCK).map_err(backend)?;
+        dom.open_console(None, &stream, sys::VIR_DOMAIN_CONSOLE_FORCE)
+            .map_err(backend)?;
+        Ok((conn, stream))
+    })();
+    let (conn, stream) = match opened {
+        Ok(opened) => {
+            let _ = ready.send(Ok(()));
+            opened
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    'pump: loop {
+        let mut busy = false;
+        match stream.recv(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) if n > 0 => {
+                busy = true;
+                let chunk = bytes::Bytes::copy_from_slice(&buf[..n as usize]);
+                if out.blocking_send(chunk).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {} // -2: nothing to read now
+        }
+        loop {
+            match input.try_recv() {
+                Ok(ConsoleInput::Data(data)) => {
+                    busy = true;
+                    let mut rest: &[u8] = &data;
+                    while !rest.is_empty() {
+                        match stream.send(rest) {
+                            Ok(n) if n > 0 => rest = &rest[n as usize..],
+                            Ok(-2) => std::thread::sleep(Duration::from_millis(5)),
+                            _ => break 'pump,
+                        }
+                    }
+                }
+                Ok(ConsoleInput::Resize { .. }) => {} // a serial port has no size
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break 'pump,
+            }
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = stream.abort();
+    drop(conn);
 }
 
 /// The first IPv4 address of the domain's DHCP leases, if libvirt knows one.

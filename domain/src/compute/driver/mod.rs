@@ -214,7 +214,41 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The file at the absolute `path` inside the machine: `NotFound` when missing, `Invalid` for
     /// a directory, `TooLarge` beyond `max` bytes. Read-only.
     async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
+
+    /// Opens the running machine's text console: a VM's serial port, a shell on a TTY in a
+    /// container. Output arrives until the console ends (the machine stopped: the receiver then
+    /// yields `None`); dropping the [`ConsoleIo`] closes it. Twice: a second session (a VM's
+    /// serial port has one reader, so the first is taken over; Hangar shares one per machine).
+    async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo>;
+
+    /// A byte stream to the running machine's screen (its VNC server, RFB protocol). Each call is
+    /// a new VNC client; VMs only.
+    async fn open_screen(&self, name: &str) -> DriverResult<Box<dyn ScreenIo>>;
 }
+
+/// The two directions of a text console.
+#[derive(Debug)]
+pub struct ConsoleIo {
+    /// What the machine printed, in chunks.
+    pub output: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    /// Keystrokes and resizes for the machine.
+    pub input: tokio::sync::mpsc::Sender<ConsoleInput>,
+}
+
+/// What a viewer sends a text console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleInput {
+    Data(bytes::Bytes),
+    /// The terminal's new size (a container's TTY follows it; a serial port has no size).
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+}
+
+/// A machine's screen connection (VNC).
+pub trait ScreenIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> ScreenIo for T {}
 
 /// Why nothing runs inside a machine on libvirt's test driver.
 pub const SIMULATED_INSIDE: &str = "This is a simulated machine (libvirt's test driver, a demo node): nothing runs inside it, so commands and files are not available. Real VMs and containers accept them.";
