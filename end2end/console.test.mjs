@@ -34,6 +34,17 @@ async function waitForText(page, needle, timeout = 20_000) {
   assert.fail(`the terminal never showed ${JSON.stringify(needle)}; it shows:\n${text}`);
 }
 
+// Waits for the console to say it is connected; says what the page shows when it does not.
+async function connected(page) {
+  try {
+    await page.locator('[data-console-root][data-console-state=running]').waitFor({ timeout: 30_000 });
+  } catch (e) {
+    const status = await page.textContent('[data-console-status]').catch(() => '?');
+    await page.screenshot({ path: `${ARTIFACTS}machine-console-failed.png`, fullPage: true });
+    assert.fail(`the console did not connect; its status line says: ${status}`);
+  }
+}
+
 test('a container console: type, read, resize, and a second viewer', async () => {
   const username = uniqueName('console');
   const email = `${username}@example.com`;
@@ -62,7 +73,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 30_000 });
   assert.equal(await page.locator('[data-test=tab-screen]').count(), 0, 'a container has no screen tab');
   await page.click('[data-test=open-console]');
-  await page.locator('[data-console-root][data-console-state=running]').waitFor({ timeout: 20_000 });
+  await connected(page);
   await page.locator('[data-terminal] .xterm-helper-textarea').focus();
   await page.keyboard.type("echo from-the-brow''ser\n");
   await waitForText(page, 'from-the-browser');
@@ -95,7 +106,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
   await second.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(second);
   await second.click('[data-test=open-console]');
-  await second.locator('[data-console-root][data-console-state=running]').waitFor({ timeout: 20_000 });
+  await connected(second);
   await waitForText(second, 'from-the-browser');
   await second.locator('[data-terminal] .xterm-helper-textarea').focus();
   await second.keyboard.type("echo from-the-ph''one\n");

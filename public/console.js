@@ -11,16 +11,27 @@ import RFB from '/vendor/novnc/core/rfb.js';
 
 const RETRY_MS = 2000;
 
+// The session's CSRF token from the card's hidden field (filled once the session has loaded).
+async function csrf(root) {
+  for (let i = 0; i < 50; i++) {
+    const value = root.querySelector('input[name="csrf"]')?.value;
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return '';
+}
+
 async function ticket(root, kind) {
   const machine = root.dataset.machine;
   const response = await fetch(`/portal/machines/${machine}/console?kind=${kind}`, {
     method: 'POST',
-    headers: { 'x-csrf-token': root.querySelector('input[name="csrf"]')?.value || '' },
+    headers: { 'x-csrf-token': await csrf(root) },
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(body.message || `The server answered ${response.status}`);
-    error.final = response.status !== 429 && response.status < 500;
+    // A machine that is gone or not yours stays so; anything else is worth another try.
+    error.final = response.status === 404 || response.status === 401;
     throw error;
   }
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -132,8 +143,7 @@ function openScreen(root) {
       url = await ticket(root, 'screen');
     } catch (e) {
       say(status, e.message, 'error');
-      if (!e.final) setTimeout(connect, RETRY_MS);
-      else setTimeout(connect, RETRY_MS * 3);
+      if (!e.final) setTimeout(connect, RETRY_MS * 2);
       return;
     }
     rfb = new RFB(panel, url, { wsProtocols: ['binary'] });
@@ -167,4 +177,5 @@ document.addEventListener('click', (event) => {
   if (!root) return;
   if (button.hasAttribute('data-open-console')) openConsole(root);
   else openScreen(root);
+  button.hidden = true;
 });
