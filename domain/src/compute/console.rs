@@ -35,7 +35,8 @@ use crate::compute::instances::{self, InstanceState};
 use crate::infra::audit;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
-use crate::{Actor, AppState};
+use crate::Actor;
+use crate::AppState;
 
 /// Output kept for viewers who join later.
 pub const HISTORY_BYTES: usize = 64 * 1024;

@@ -329,12 +329,30 @@ async fn screen(
     grant: Grant,
     _seat: Seat,
     vnc: Box<dyn domain::compute::driver::ScreenIo>,
+    socket: WebSocket,
+) {
+    relay_screen(socket, vnc, Some((state, grant))).await;
+}
+
+/// Relays the RFB stream between a browser's WebSocket and a machine's VNC server until either
+/// side closes or, with a grant, access ends. One frame at a time: a slow browser slows the VNC
+/// stream (TCP pushes back) and nothing queues in the server. Public for the relay benchmark,
+/// which runs it without a grant against a local byte source.
+pub async fn relay_screen(
     mut socket: WebSocket,
+    vnc: Box<dyn domain::compute::driver::ScreenIo>,
+    access: Option<(AppState, Grant)>,
 ) {
     let (mut from_vnc, mut to_vnc) = tokio::io::split(vnc);
-    let mut watch = Watch::new(&state, grant);
+    let mut watch = access.map(|(state, grant)| (Watch::new(&state, grant), state));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        let ended = async {
+            match watch.as_mut() {
+                Some((w, state)) => w.ended(state).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             n = from_vnc.read(&mut buf) => match n {
                 Ok(0) | Err(_) => {
@@ -342,8 +360,6 @@ async fn screen(
                     return;
                 }
                 Ok(n) => {
-                    // One frame at a time: a slow browser slows the VNC stream (TCP pushes back),
-                    // it never queues in the server.
                     if socket.send(Message::Binary(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
                         return;
                     }
@@ -351,13 +367,15 @@ async fn screen(
             },
             frame = socket.recv() => match frame {
                 Some(Ok(Message::Binary(bytes))) => {
-                    watch.last_input = Instant::now();
+                    if let Some((w, _)) = watch.as_mut() {
+                        w.last_input = Instant::now();
+                    }
                     if to_vnc.write_all(&bytes).await.is_err() { return; }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
-            reason = watch.ended(&state) => {
+            reason = ended => {
                 finish(&mut socket, &reason).await;
                 return;
             }
