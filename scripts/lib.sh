@@ -14,3 +14,9 @@ if [ "${avail_kb:-0}" -lt $((15 * 1024 * 1024)) ] && [ -d "$CARGO_TARGET_DIR/deb
   log "less than 15 GB free: removing $CARGO_TARGET_DIR/debug/incremental"
   rm -rf "$CARGO_TARGET_DIR/debug/incremental"
 fi
+# Test and example binaries of earlier versions (each up to 500 MB, one per build of a test
+# target) pile up in a reused target dir; those not rebuilt for a day are never run again.
+if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
+  find "$CARGO_TARGET_DIR/debug/deps" "$CARGO_TARGET_DIR/debug/examples" -maxdepth 1 -type f \
+    -executable -size +50M -mtime +0 -delete 2>/dev/null || true
+fi
