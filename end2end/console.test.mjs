@@ -72,6 +72,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
   await hydrated(page);
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 30_000 });
   assert.equal(await page.locator('[data-test=tab-screen]').count(), 0, 'a container has no screen tab');
+  await page.waitForFunction(() => window.hangarConsoleReady);
   await page.click('[data-test=open-console]');
   await connected(page);
   await page.locator('[data-terminal] .xterm-helper-textarea').focus();
@@ -105,6 +106,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
   await second.waitForURL(`${BASE}/`);
   await second.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(second);
+  await second.waitForFunction(() => window.hangarConsoleReady);
   await second.click('[data-test=open-console]');
   await connected(second);
   await waitForText(second, 'from-the-browser');

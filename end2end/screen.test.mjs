@@ -66,6 +66,7 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
   await page.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(page);
   await page.click('[data-test=tab-screen]');
+  await page.waitForFunction(() => window.hangarConsoleReady);
   await page.click('[data-test=open-screen]');
   await page.locator('[data-console-root][data-screen-connected]').waitFor({ timeout: 30_000 });
 

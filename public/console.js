@@ -5,9 +5,9 @@
 // WebSocket it names. The text console's protocol (server/src/api/console.rs): binary frames are
 // terminal bytes both ways, text frames are JSON control messages (resize, ping; status, closed).
 // Keystrokes go out as binary frames, which is why xterm.js's attach addon is not used.
-import { Terminal } from '/vendor/xterm/xterm.mjs';
-import { FitAddon } from '/vendor/xterm/addon-fit.mjs';
-import RFB from '/vendor/novnc/core/rfb.js';
+//
+// This module is small and registers its click handler at once; xterm.js and noVNC (dozens of
+// modules) load when a console or screen is first opened.
 
 const RETRY_MS = 2000;
 
@@ -45,12 +45,17 @@ function say(el, text, tone) {
 
 // The text console: one terminal, reconnected with a fresh ticket whenever the socket drops,
 // until the server says the console is over (machine deleted, access ended) or the page closes.
-function openConsole(root) {
+async function openConsole(root) {
   const panel = root.querySelector('[data-terminal]');
   const status = root.querySelector('[data-console-status]');
   if (panel.dataset.open) return;
   panel.dataset.open = '1';
   panel.hidden = false;
+  say(status, 'Loading the terminal…');
+  const [{ Terminal }, { FitAddon }] = await Promise.all([
+    import('/vendor/xterm/xterm.mjs'),
+    import('/vendor/xterm/addon-fit.mjs'),
+  ]);
   const term = new Terminal({
     cursorBlink: true,
     convertEol: false,
@@ -128,12 +133,14 @@ function openConsole(root) {
 }
 
 // The VM's screen in noVNC, scaled to the panel, with Ctrl-Alt-Del, paste and full screen.
-function openScreen(root) {
+async function openScreen(root) {
   const panel = root.querySelector('[data-screen]');
   const status = root.querySelector('[data-screen-status]');
   if (panel.dataset.open) return;
   panel.dataset.open = '1';
   panel.hidden = false;
+  say(status, 'Loading the viewer…');
+  const { default: RFB } = await import('/vendor/novnc/core/rfb.js');
   root.querySelector('[data-screen-tools]').hidden = false;
   let rfb = null;
   const connect = async () => {
@@ -175,7 +182,15 @@ document.addEventListener('click', (event) => {
   if (!button) return;
   const root = button.closest('[data-console-root]');
   if (!root) return;
-  if (button.hasAttribute('data-open-console')) openConsole(root);
-  else openScreen(root);
+  const opening = button.hasAttribute('data-open-console') ? openConsole(root) : openScreen(root);
   button.hidden = true;
+  opening.catch((e) => {
+    const isConsole = button.hasAttribute('data-open-console');
+    const panel = root.querySelector(isConsole ? '[data-terminal]' : '[data-screen]');
+    delete panel.dataset.open;
+    say(root.querySelector(isConsole ? '[data-console-status]' : '[data-screen-status]'), `Could not open it: ${e.message}`, 'error');
+    button.hidden = false;
+  });
 });
+// For tests (and anyone curious): the buttons work from here on.
+window.hangarConsoleReady = true;

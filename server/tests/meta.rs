@@ -69,6 +69,16 @@ async fn openapi_lists_every_route_and_the_manifest_follows_it() {
         ("/api/billing/notify-emails/{id}", "delete"),
         ("/api/admin/marketplace/servers/{id}", "put"),
         ("/api/admin/marketplace/servers/{id}", "delete"),
+        ("/api/vps/{id}/exec", "post"),
+        ("/api/vps/{id}/jobs", "get"),
+        ("/api/vps/{id}/jobs/{job_id}", "get"),
+        ("/api/vps/{id}/jobs/{job_id}", "delete"),
+        ("/api/vps/{id}/files", "put"),
+        ("/api/vps/{id}/files", "get"),
+        ("/api/vps/batch/exec", "post"),
+        ("/api/vps/{id}/console", "post"),
+        ("/api/vps/{id}/console/ws", "get"),
+        ("/api/vps/{id}/screen/ws", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -93,7 +93,7 @@ pub struct TicketQuery {
 
 /// The machine's text console as a WebSocket (protocol: binary frames are terminal bytes, text
 /// frames JSON control messages).
-#[utoipa::path(get, path = "/api/vps/{id}/console/ws", tag = "compute",
+#[utoipa::path(get, path = "/api/vps/{id}/console/ws", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), TicketQuery),
     responses((status = 101, description = "Switching to the console's WebSocket"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -114,7 +114,7 @@ async fn console_ws(
 }
 
 /// The VM's screen as a WebSocket carrying the RFB (VNC) stream; subprotocol `binary`.
-#[utoipa::path(get, path = "/api/vps/{id}/screen/ws", tag = "compute",
+#[utoipa::path(get, path = "/api/vps/{id}/screen/ws", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), TicketQuery),
     responses((status = 101, description = "Switching to the screen's WebSocket"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
