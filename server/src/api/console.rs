@@ -338,6 +338,11 @@ async fn screen(
 /// side closes or, with a grant, access ends. One frame at a time: a slow browser slows the VNC
 /// stream (TCP pushes back) and nothing queues in the server. Public for the relay benchmark,
 /// which runs it without a grant against a local byte source.
+///
+/// The read buffer starts small and doubles each time a read fills it, up to 1 MiB: an idle or
+/// typing session holds 16 KiB, a full-screen video update gets frames large enough that the
+/// relay moves bytes as fast as the machine's loopback does (docs/BENCHMARKS.md: at 64 KiB it
+/// ran at two thirds of that).
 pub async fn relay_screen(
     mut socket: WebSocket,
     vnc: Box<dyn domain::compute::driver::ScreenIo>,
@@ -345,7 +350,9 @@ pub async fn relay_screen(
 ) {
     let (mut from_vnc, mut to_vnc) = tokio::io::split(vnc);
     let mut watch = access.map(|(state, grant)| (Watch::new(&state, grant), state));
-    let mut buf = vec![0u8; 64 * 1024];
+    const FIRST_READ: usize = 16 * 1024;
+    const LARGEST_READ: usize = 1024 * 1024;
+    let mut buf = vec![0u8; FIRST_READ];
     loop {
         let ended = async {
             match watch.as_mut() {
@@ -362,6 +369,9 @@ pub async fn relay_screen(
                 Ok(n) => {
                     if socket.send(Message::Binary(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
                         return;
+                    }
+                    if n == buf.len() && buf.len() < LARGEST_READ {
+                        buf.resize(buf.len() * 2, 0);
                     }
                 }
             },
