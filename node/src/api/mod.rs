@@ -1,0 +1,183 @@
+//! The daemon's HTTP API (reference 003): thin handlers over the services, one router.
+//!
+//! Every route but `GET /api/v1/public/ping` needs `Authorization: Bearer <token>` ("Missing or
+//! invalid authorization token", 401) and, when the config names a vendor, `X-Vendor: <vendor>`
+//! ("Invalid vendor header", 403). Errors are `{"error": "..."}` with the reference's messages.
+
+mod files;
+mod network;
+
+use axum::{
+    extract::{DefaultBodyLimit, Request, State},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Extension, Json, Router,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    error::{JsonBody, NodeError, NodeResult},
+    tokens::{self, Access},
+    Node,
+};
+
+pub fn router(node: Node) -> Router {
+    // JSON bodies: a file written through the JSON route may be escaped up to six times its size.
+    let json_limit = node.config().limits.file_write_bytes.saturating_mul(6) + 64 * 1024;
+    let authed = Router::new()
+        .route("/auth/tokens", post(issue_token))
+        .route("/remote/config", get(remote_config))
+        .route("/remote/config/reload", post(reload_config))
+        .merge(files::routes())
+        .merge(network::routes())
+        .layer(DefaultBodyLimit::max(json_limit))
+        .route_layer(middleware::from_fn_with_state(node.clone(), authenticate));
+    Router::new()
+        .route("/api/v1/public/ping", get(ping))
+        .merge(authed)
+        .fallback(|| async { NodeError::not_found("Not found") })
+        .method_not_allowed_fallback(|| async {
+            NodeError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .with_state(node)
+}
+
+async fn ping() -> Json<Value> {
+    Json(json!({"status": "ok", "message": "Lightd is running"}))
+}
+
+/// The bearer check, then the vendor check; the caller's [`Access`] goes into the request.
+async fn authenticate(State(node): State<Node>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    let access = if presented.is_empty() && node.config().authorization.enabled {
+        Err(NodeError::unauthorized())
+    } else {
+        tokens::check(&node, &presented).await
+    };
+    let access = match access {
+        Ok(access) => access,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(vendor) = node.config().authorization.vendor.as_deref() {
+        let sent = req.headers().get("x-vendor").and_then(|v| v.to_str().ok());
+        if sent != Some(vendor) {
+            return NodeError::new(StatusCode::FORBIDDEN, "Invalid vendor header").into_response();
+        }
+    }
+    if let Access::Issued {
+        container: Some(container),
+    } = &access
+    {
+        // A console token opens its container's WebSocket and nothing else.
+        let path = req.uri().path();
+        if path != format!("/containers/{container}/ws") {
+            return NodeError::new(
+                StatusCode::FORBIDDEN,
+                format!("This token only opens the WebSocket of container {container}"),
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(access);
+    next.run(req).await
+}
+
+fn panel_only(access: &Access) -> NodeResult<()> {
+    match access {
+        Access::Panel => Ok(()),
+        Access::Issued { .. } => Err(NodeError::new(
+            StatusCode::FORBIDDEN,
+            "Only the node's own token may do this",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    #[serde(default = "one_hour")]
+    ttl: String,
+    #[serde(default)]
+    remove_on_use: bool,
+    /// Hangar's extension: scope the token to one container's WebSocket.
+    #[serde(default)]
+    container: Option<String>,
+}
+
+fn one_hour() -> String {
+    "1h".into()
+}
+
+async fn issue_token(
+    State(node): State<Node>,
+    Extension(access): Extension<Access>,
+    JsonBody(body): JsonBody<TokenRequest>,
+) -> NodeResult<Json<Value>> {
+    panel_only(&access)?;
+    let ttl = tokens::parse_ttl(&body.ttl)?;
+    let (token, expires_at) = tokens::issue(&node, ttl, body.remove_on_use, body.container).await?;
+    let expires_at = time::OffsetDateTime::from_unix_timestamp(expires_at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    Ok(Json(json!({"token": token, "expires_at": expires_at})))
+}
+
+/// Tokens are shown redacted: the prefix and the last four characters.
+fn redact(token: &str) -> String {
+    let chars: Vec<char> = token.chars().collect();
+    if chars.len() <= 12 {
+        return "[redacted]".into();
+    }
+    let head: String = chars[..7].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+async fn remote_config(
+    State(node): State<Node>,
+    Extension(access): Extension<Access>,
+) -> NodeResult<Json<Value>> {
+    panel_only(&access)?;
+    let config = node.config();
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "server": {"host": config.server.host, "port": config.server.port},
+        "authorization": {
+            "enabled": config.authorization.enabled,
+            "token": redact(&config.authorization.token),
+            "vendor": config.authorization.vendor,
+        },
+        "remote": {
+            "enabled": config.remote.enabled,
+            "url": config.remote.url,
+            "token": redact(&config.remote.token),
+        },
+        "limits": config.limits,
+    })))
+}
+
+async fn reload_config(
+    State(node): State<Node>,
+    Extension(access): Extension<Access>,
+) -> NodeResult<Json<Value>> {
+    panel_only(&access)?;
+    node.reload()
+        .map_err(|e| NodeError::bad_request(format!("Configuration not reloaded: {e}")))?;
+    Ok(Json(
+        json!({"message": "Configuration reloaded successfully"}),
+    ))
+}

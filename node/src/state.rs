@@ -1,0 +1,76 @@
+//! The daemon's shared state: its configuration (swappable on reload), its database and the
+//! volumes' live usage.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, RwLock},
+};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::{config::Config, volumes::Volumes};
+
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RwLock<Arc<Config>>,
+    config_path: PathBuf,
+    db: SqlitePool,
+    volumes: Volumes,
+}
+
+impl Node {
+    /// Opens (and migrates) the state database under `storage.root` and loads the volumes.
+    pub async fn open(config: Config, config_path: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(config.volumes_dir())?;
+        let options = SqliteConnectOptions::new()
+            .filename(config.database_path())
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let db = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&db).await?;
+        let volumes = Volumes::load(&db, config.volumes_dir()).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config: RwLock::new(Arc::new(config)),
+                config_path,
+                db,
+                volumes,
+            }),
+        })
+    }
+
+    /// The configuration in force (a snapshot: a reload swaps it for later requests).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the config file. The listener and storage root keep their values until restart.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let mut fresh = Config::load(&self.inner.config_path)?;
+        let current = self.config();
+        fresh.server = current.server.clone();
+        fresh.storage = current.storage.clone();
+        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+
+    pub fn db(&self) -> &SqlitePool {
+        &self.inner.db
+    }
+
+    pub fn volumes(&self) -> &Volumes {
+        &self.inner.volumes
+    }
+}
