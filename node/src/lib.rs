@@ -7,12 +7,13 @@
 //! again.
 //!
 //! Layout: [`config`] (the TOML file), [`state`] (the shared [`Node`]), services
-//! ([`tokens`], [`ports`], [`volumes`], [`archive`]) and [`api`] (thin handlers, one router).
+//! ([`tokens`], [`ports`], [`volumes`], [`archive`], [`containers`]) and [`api`] (thin handlers, one router).
 
 pub mod api;
 pub mod archive;
 pub mod config;
 pub mod confined;
+pub mod containers;
 pub mod error;
 pub mod ports;
 pub mod state;

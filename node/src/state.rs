@@ -8,7 +8,7 @@ use std::{
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::{config::Config, volumes::Volumes};
+use crate::{config::Config, containers::Containers, volumes::Volumes};
 
 #[derive(Clone)]
 pub struct Node {
@@ -20,6 +20,7 @@ struct Inner {
     config_path: PathBuf,
     db: SqlitePool,
     volumes: Volumes,
+    containers: Containers,
 }
 
 impl Node {
@@ -37,14 +38,21 @@ impl Node {
             .await?;
         sqlx::migrate!("./migrations").run(&db).await?;
         let volumes = Volumes::load(&db, config.volumes_dir()).await?;
-        Ok(Self {
+        let node = Self {
             inner: Arc::new(Inner {
                 config: RwLock::new(Arc::new(config)),
                 config_path,
                 db,
                 volumes,
+                containers: Containers::default(),
             }),
-        })
+        };
+        // Running containers are followed again, not restarted; an engine that is not up yet
+        // leaves them for the next start or power action.
+        if let Err(e) = crate::containers::recover(&node).await {
+            tracing::warn!(error = %e.message, "containers not re-attached at start");
+        }
+        Ok(node)
     }
 
     /// The configuration in force (a snapshot: a reload swaps it for later requests).
@@ -72,5 +80,9 @@ impl Node {
 
     pub fn volumes(&self) -> &Volumes {
         &self.inner.volumes
+    }
+
+    pub fn containers(&self) -> &Containers {
+        &self.inner.containers
     }
 }

@@ -4,6 +4,7 @@
 //! invalid authorization token", 401) and, when the config names a vendor, `X-Vendor: <vendor>`
 //! ("Invalid vendor header", 403). Errors are `{"error": "..."}` with the reference's messages.
 
+mod containers;
 mod files;
 mod network;
 
@@ -32,6 +33,7 @@ pub fn router(node: Node) -> Router {
         .route("/remote/config", get(remote_config))
         .route("/remote/config/reload", post(reload_config))
         .merge(files::routes())
+        .merge(containers::routes())
         .merge(network::routes())
         .layer(DefaultBodyLimit::max(json_limit))
         .route_layer(middleware::from_fn_with_state(node.clone(), authenticate));
@@ -51,7 +53,7 @@ async fn ping() -> Json<Value> {
 
 /// The bearer check, then the vendor check; the caller's [`Access`] goes into the request.
 async fn authenticate(State(node): State<Node>, mut req: Request, next: Next) -> Response {
-    let presented = req
+    let mut presented = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -59,6 +61,15 @@ async fn authenticate(State(node): State<Node>, mut req: Request, next: Next) ->
         .map(str::trim)
         .unwrap_or_default()
         .to_owned();
+    // Browsers cannot set headers on a WebSocket: the WebSocket alone also takes `?token=`.
+    if presented.is_empty() && req.uri().path().ends_with("/ws") {
+        presented = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")))
+            .unwrap_or_default()
+            .to_owned();
+    }
     let access = if presented.is_empty() && node.config().authorization.enabled {
         Err(NodeError::unauthorized())
     } else {

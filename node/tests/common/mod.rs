@@ -173,3 +173,79 @@ pub fn assert_error(answer: &(StatusCode, Value), status: StatusCode, message: &
         "expected an error containing {message:?}, got {got:?}"
     );
 }
+
+/// The Docker-API engine the container tests use (scripts/test starts Podman's service).
+pub fn docker_host() -> Option<String> {
+    match std::env::var("HANGAR_TEST_DOCKER_HOST") {
+        Ok(uri) if !uri.is_empty() => Some(uri),
+        _ if std::env::var("HANGAR_TEST_SKIP_DOCKER").as_deref() == Ok("1") => None,
+        _ => panic!(
+            "HANGAR_TEST_DOCKER_HOST is not set: run scripts/test (it starts Podman), or set \
+             HANGAR_TEST_SKIP_DOCKER=1 to skip the container tests"
+        ),
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Daemon {
+    /// A container's WebSocket, the token in the query as a browser would send it.
+    pub async fn socket(&self, id: &str, token: &str) -> Ws {
+        let url = format!(
+            "{}/containers/{id}/ws?token={token}",
+            self.base.replace("http://", "ws://")
+        );
+        tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the WebSocket opens")
+            .0
+    }
+}
+
+/// Events from `ws` until one satisfies `done`; panics with everything seen after `secs`.
+#[track_caller]
+pub fn until<'a>(
+    ws: &'a mut Ws,
+    secs: u64,
+    done: impl Fn(&Value) -> bool + 'a,
+) -> impl std::future::Future<Output = Vec<Value>> + 'a {
+    let caller = std::panic::Location::caller();
+    until_at(ws, secs, done, caller)
+}
+
+async fn until_at(
+    ws: &mut Ws,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+    caller: &'static std::panic::Location<'static>,
+) -> Vec<Value> {
+    use futures::StreamExt;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                let hit = done(&v);
+                seen.push(v);
+                if hit {
+                    return seen;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => {
+                panic!("{caller}: no matching event within {secs} s ({other:?}); saw {seen:#?}")
+            }
+        }
+    }
+}
+
+pub fn is_event(v: &Value, data: &str) -> bool {
+    v["event"] == "event" && v["data"] == data
+}
+
+pub fn console_has(v: &Value, text: &str) -> bool {
+    (v["event"] == "console" || v["event"] == "logs")
+        && v["data"].as_str().is_some_and(|d| d.contains(text))
+}
