@@ -933,10 +933,18 @@ pub async fn halt(node: &Node, id: &str, kill: bool) -> NodeResult<()> {
             .await
     };
     match result {
-        Ok(()) => Ok(()),
-        Err(e) if matches!(status_of(&e), Some(304) | Some(409)) => Ok(()),
-        Err(e) => Err(engine(e)),
+        Ok(()) => {}
+        Err(e) if matches!(status_of(&e), Some(304) | Some(409)) => {}
+        Err(e) => return Err(engine(e)),
     }
+    // Answer once the follower has seen the end, so the state reads `exit` right after.
+    for _ in 0..50 {
+        if !matches!(live.state().as_str(), "running" | "starting") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 pub async fn restart(node: &Node, id: &str) -> NodeResult<()> {

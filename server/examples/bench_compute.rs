@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
                 kind: "vm".into(),
                 region: "local".into(),
                 uri: format!("test://{}", fixture.display()),
+                secret: None,
                 vcpu: 16,
                 memory_mb: 65536,
                 disk_gb: 96,
@@ -114,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .find(|n| n.kind == kind)
         .unwrap();
-    let drv: Arc<dyn driver::Driver> = state.drivers.for_node(&node.id, kind, &node.uri);
+    let drv: Arc<dyn driver::Driver> = state.drivers.for_node(&node);
     let image = if kind == Kind::Vm {
         "debian-12".to_owned()
     } else {
@@ -137,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
             ssh_keys: vec![],
             seed_url: None,
             public_ip: None,
+            app: None,
         };
         let t = Instant::now();
         drv.create(&spec).await?;
@@ -254,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|n| n.kind == kind)
     {
-        let d = state.drivers.for_node(&n.id, kind, &n.uri);
+        let d = state.drivers.for_node(&n);
         leaked.extend(d.list().await?.into_iter().map(|m| m.name));
         held += n.used_vcpu;
     }

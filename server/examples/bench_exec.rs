@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
                     var("HANGAR_TEST_QEMU_INITRD")?
                 ),
                 is_default: true,
+                app: None,
             },
         )
         .await?;

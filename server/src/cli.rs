@@ -164,6 +164,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     kind,
                     source,
                     is_default: default,
+                    app: None,
                 },
             )
             .await
@@ -273,7 +274,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if !site_root.join("pkg/hangar.js").exists() {
         tracing::warn!(site_root = %site_root.display(), "no built site found: pages will render but not hydrate; run `cargo xtask build`");
     }
+    let embedded_node = match (config.node_listen, config.docker_host.as_deref()) {
+        (Some(listen), Some(docker)) => Some((
+            listen,
+            crate::embedded_node::start(&config.data_dir, listen, docker).await?,
+        )),
+        (Some(_), None) => {
+            tracing::warn!("node_listen is set but docker_host is not: no embedded node daemon");
+            None
+        }
+        _ => None,
+    };
     let state = AppState::build(config).await.context("starting")?;
+    if let Some((listen, token)) = embedded_node {
+        domain::compute::catalog::register_daemon(
+            &state.db,
+            "local-node",
+            &format!("hangar-node+http://{listen}"),
+            &token,
+        )
+        .await?;
+    }
     crate::http::spawn_session_cleanup(&state);
     crate::jobs::spawn_all(&state);
     if let Some(seed) = state.config.seed_listen {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod embedded_node;
 pub mod http;
 pub mod jobs;
 

@@ -48,6 +48,7 @@ fn spec_with(id: &str, image: String) -> MachineSpec {
         ssh_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c story".into()],
         seed_url: Some("http://127.0.0.1:3000/cloud-init/x/y/".into()),
         public_ip: None,
+        app: None,
     }
 }
 
@@ -182,7 +183,7 @@ fn settings() -> driver::Settings {
 }
 
 fn libvirt() -> Arc<dyn Driver> {
-    driver::connect(Kind::Vm, &libvirt_uri(), &settings())
+    driver::connect(Kind::Vm, &libvirt_uri(), None, &settings())
 }
 
 #[tokio::test]
@@ -234,6 +235,7 @@ async fn qemu_story() {
     let d = driver::connect(
         Kind::Vm,
         &tier.uri,
+        None,
         &driver::Settings {
             libvirt_domain_type: domain::config::DomainType::Qemu,
             ..settings()
@@ -251,21 +253,21 @@ async fn qemu_story() {
 #[tokio::test]
 async fn docker_story() {
     if let Some(uri) = docker_uri() {
-        story(driver::connect(Kind::Container, &uri, &settings())).await;
+        story(driver::connect(Kind::Container, &uri, None, &settings())).await;
     }
 }
 
 #[tokio::test]
 async fn docker_refuses_an_image_the_node_lacks() {
     if let Some(uri) = docker_uri() {
-        bad_image_is_refused(driver::connect(Kind::Container, &uri, &settings())).await;
+        bad_image_is_refused(driver::connect(Kind::Container, &uri, None, &settings())).await;
     }
 }
 
 #[tokio::test]
 async fn docker_applies_the_plan_limits() {
     let Some(uri) = docker_uri() else { return };
-    let d = driver::connect(Kind::Container, &uri, &settings());
+    let d = driver::connect(Kind::Container, &uri, None, &settings());
     let mut s = spec(Kind::Container, &unique_id());
     s.memory_mb = 96;
     s.vcpu = 2;

@@ -4,6 +4,7 @@
 use tracing::instrument;
 
 use crate::compute::driver::libvirt::BootSource;
+pub use crate::compute::driver::AppSpec;
 use crate::compute::driver::Kind;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -52,6 +53,8 @@ pub struct ImageRow {
     pub kind: String,
     pub source: String,
     pub is_default: i64,
+    /// An app template's recipe, as JSON ([`AppSpec`]); containers on node daemons only.
+    pub app: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -114,25 +117,25 @@ pub async fn plan(db: &Pool, id_or_slug: &str) -> ServiceResult<Option<PlanRow>>
 
 pub async fn images(db: &Pool) -> ServiceResult<Vec<ImageRow>> {
     Ok(sqlx::query_as(
-        "SELECT slug, name, kind, source, is_default FROM images ORDER BY kind, slug",
+        "SELECT slug, name, kind, source, is_default, app FROM images ORDER BY kind, slug",
     )
     .fetch_all(db)
     .await?)
 }
 
 pub async fn image(db: &Pool, slug: &str) -> ServiceResult<Option<ImageRow>> {
-    Ok(
-        sqlx::query_as("SELECT slug, name, kind, source, is_default FROM images WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(db)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT slug, name, kind, source, is_default, app FROM images WHERE slug = $1",
     )
+    .bind(slug)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// The image used when a request names none.
 pub async fn default_image(db: &Pool, kind: Kind) -> ServiceResult<Option<ImageRow>> {
     Ok(sqlx::query_as(
-        "SELECT slug, name, kind, source, is_default FROM images WHERE kind = $1
+        "SELECT slug, name, kind, source, is_default, app FROM images WHERE kind = $1
          ORDER BY is_default DESC, slug LIMIT 1",
     )
     .bind(kind.as_str())
@@ -273,6 +276,18 @@ pub struct ImageInput {
     pub source: String,
     #[serde(default)]
     pub is_default: bool,
+    /// Makes the image an app template (containers): how a node daemon installs and runs it.
+    #[serde(default)]
+    pub app: Option<AppSpec>,
+}
+
+impl ImageRow {
+    /// The app template's recipe, when the image is one.
+    pub fn app(&self) -> Option<AppSpec> {
+        self.app
+            .as_deref()
+            .and_then(|raw| serde_json::from_str(raw).ok())
+    }
 }
 
 #[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
@@ -290,6 +305,19 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
         BootSource::parse(&input.source)
             .map_err(|e| ServiceError::invalid(format!("source: {e}")))?;
     }
+    if let Some(app) = &input.app {
+        if input.kind != Kind::Container.as_str() {
+            return Err(ServiceError::invalid(
+                "app: only container images can be app templates",
+            ));
+        }
+        app.check()
+            .map_err(|e| ServiceError::invalid(format!("app: {e}")))?;
+    }
+    let app = input
+        .app
+        .as_ref()
+        .map(|a| serde_json::to_string(a).unwrap_or_default());
     let mut tx = db.begin().await?;
     if input.is_default {
         sqlx::query("UPDATE images SET is_default = 0 WHERE kind = $1")
@@ -298,9 +326,9 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
             .await?;
     }
     sqlx::query(
-        "INSERT INTO images (slug, name, kind, source, is_default, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO images (slug, name, kind, source, is_default, created_at, app) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (slug) DO UPDATE SET name = excluded.name, kind = excluded.kind,
-           source = excluded.source, is_default = excluded.is_default",
+           source = excluded.source, is_default = excluded.is_default, app = excluded.app",
     )
     .bind(&input.slug)
     .bind(input.name.trim())
@@ -308,6 +336,7 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
     .bind(input.source.trim())
     .bind(i64::from(input.is_default))
     .bind(db::now_ms())
+    .bind(app)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -430,6 +459,66 @@ pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> 
     Ok(())
 }
 
+/// Registers the node daemon at `uri` as container node `name` (or gives a registered one its
+/// current token), and, the first time there is a daemon, a demo app template so the embedded
+/// default shows what app templates do.
+pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> ServiceResult<()> {
+    if node_known(db, uri).await? {
+        sqlx::query("UPDATE nodes SET secret = $1 WHERE uri = $2")
+            .bind(token)
+            .bind(uri)
+            .execute(db)
+            .await?;
+    } else {
+        crate::compute::nodes::add(
+            db,
+            crate::compute::nodes::NodeInput {
+                name: name.into(),
+                kind: Kind::Container.as_str().into(),
+                region: "local".into(),
+                uri: uri.to_owned(),
+                secret: Some(token.to_owned()),
+                vcpu: 8,
+                memory_mb: 16384,
+                disk_gb: 200,
+            },
+        )
+        .await?;
+    }
+    let apps: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE app IS NOT NULL")
+        .fetch_one(db)
+        .await?;
+    if apps == 0 {
+        upsert_image(
+            db,
+            ImageInput {
+                slug: "demo-game-server".into(),
+                name: "Demo game server (app template)".into(),
+                kind: Kind::Container.as_str().into(),
+                source: "localhost/hangar-busybox:latest".into(),
+                is_default: false,
+                app: Some(AppSpec {
+                    startup_command: Some(
+                        "echo \"Starting $SERVER_NAME\"; sleep 1; echo 'Done! For help, type \"help\"'; \
+                         while read line; do echo \"[server] $line\"; done"
+                            .into(),
+                    ),
+                    install_script: Some(
+                        "echo 'Installing the demo game server'\necho 'motd=Welcome' > server.properties\nmkdir -p world\necho 'Installed'".into(),
+                    ),
+                    start_pattern: Some("Done!.*For help".into()),
+                    environment: [("SERVER_NAME".to_owned(), "Demo game server".to_owned())]
+                        .into_iter()
+                        .collect(),
+                    ports: 0,
+                }),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn node_known(db: &Pool, uri: &str) -> ServiceResult<bool> {
     let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE uri = $1")
         .bind(uri)
@@ -454,6 +543,7 @@ async fn add_local_node(db: &Pool, name: &str, kind: Kind, uri: &str) -> Service
             kind: kind.as_str().into(),
             region: "local".into(),
             uri: uri.to_owned(),
+            secret: None,
             vcpu,
             memory_mb,
             disk_gb,
@@ -513,6 +603,7 @@ async fn seed_catalogue(db: &Pool) -> ServiceResult<()> {
                 kind: kind.into(),
                 source: source.into(),
                 is_default,
+                app: None,
             },
         )
         .await?;

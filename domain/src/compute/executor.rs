@@ -37,7 +37,7 @@ pub async fn driver_for(
         return Ok(None);
     };
     let node = nodes::get(&state.db, node_id).await?;
-    Ok(Some(state.drivers.for_node(&node.id, node.kind, &node.uri)))
+    Ok(Some(state.drivers.for_node(&node)))
 }
 
 /// A node and its driver.
@@ -49,7 +49,7 @@ pub async fn all_drivers(state: &AppState) -> ServiceResult<Vec<NodeDriver>> {
         .await?
         .into_iter()
         .map(|n| {
-            let d = state.drivers.for_node(&n.id, n.kind, &n.uri);
+            let d = state.drivers.for_node(&n);
             (n, d)
         })
         .collect())
@@ -92,6 +92,7 @@ pub async fn machine_spec(state: &AppState, inst: &InstanceRow) -> ServiceResult
         vcpu: inst.vcpu as u32,
         memory_mb: inst.memory_mb as u64,
         disk_gb: inst.disk_gb as u64,
+        app: image.app(),
         image: image.source,
         user_data: inst.user_data.clone(),
         // Keys deleted since create are no longer offered.

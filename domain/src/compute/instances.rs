@@ -11,7 +11,7 @@ use tracing::instrument;
 
 use crate::compute::catalog::{self, PlanRow, TemplateRow};
 use crate::compute::driver::Kind;
-use crate::compute::nodes::{self, Size};
+use crate::compute::nodes::{self, Backend, Size};
 use crate::compute::{addresses, keys};
 use crate::infra::audit;
 use crate::infra::db::{self, rfc3339, Pool, Tx};
@@ -190,15 +190,44 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
     let id = db::new_id();
     let mut tx = db.begin().await?;
     let kind = spec.plan.kind();
-    let node = nodes::place(
-        &mut tx,
-        kind,
-        req.region.as_deref(),
-        spec.size,
-        state.config.cpu_overcommit,
-        state.config.memory_overcommit,
-    )
-    .await?;
+    let (cpu, memory) = (state.config.cpu_overcommit, state.config.memory_overcommit);
+    let region = req.region.as_deref();
+    let node = match (kind, spec.app) {
+        (Kind::Container, true) => {
+            nodes::place(
+                &mut tx,
+                kind,
+                Backend::Daemon,
+                region,
+                spec.size,
+                cpu,
+                memory,
+            )
+            .await?
+        }
+        (Kind::Container, false) => {
+            match nodes::place(
+                &mut tx,
+                kind,
+                Backend::DockerApi,
+                region,
+                spec.size,
+                cpu,
+                memory,
+            )
+            .await
+            {
+                Err(ServiceError::Conflict(_)) => {
+                    nodes::place(&mut tx, kind, Backend::Any, region, spec.size, cpu, memory)
+                        .await?
+                }
+                other => other?,
+            }
+        }
+        (Kind::Vm, _) => {
+            nodes::place(&mut tx, kind, Backend::Any, region, spec.size, cpu, memory).await?
+        }
+    };
     let public_ip = match kind {
         Kind::Vm => {
             let cooldown = state.config.public_ip_cooldown_minutes * 60_000;
@@ -248,6 +277,8 @@ struct Spec {
     template: Option<TemplateRow>,
     plan: PlanRow,
     image: String,
+    /// The image is an app template (it needs a node daemon).
+    app: bool,
     size: Size,
     user_data: Option<String>,
     expires_in_minutes: Option<i64>,
@@ -268,7 +299,7 @@ impl Spec {
         let template = template.map(|(t, _)| t);
         let t = template.as_ref();
         let plan = Self::plan(db, req, t).await?;
-        let image = Self::image(db, req, t, &plan).await?;
+        let (image, app) = Self::image(db, req, t, &plan).await?;
         let size = Size {
             vcpu: pick(req.vcpu, t.and_then(|t| t.vcpu), plan.vcpu, "vcpu")?,
             memory_mb: pick(
@@ -310,6 +341,7 @@ impl Spec {
             template,
             plan,
             image,
+            app,
             size,
             user_data,
             expires_in_minutes: ttl,
@@ -330,13 +362,13 @@ impl Spec {
     }
 
     /// The image asked for, else the template's, else the default of the plan's kind; it must
-    /// be of the plan's kind. Returns its slug.
+    /// be of the plan's kind. Returns its slug and whether it is an app template.
     async fn image(
         db: &Pool,
         req: &NewInstance,
         t: Option<&TemplateRow>,
         plan: &PlanRow,
-    ) -> ServiceResult<String> {
+    ) -> ServiceResult<(String, bool)> {
         let image = match req.image.clone().or_else(|| t.map(|t| t.image.clone())) {
             Some(slug) => catalog::image(db, &slug)
                 .await?
@@ -353,7 +385,8 @@ impl Spec {
                 image.slug, image.kind, plan.slug, plan.kind
             )));
         }
-        Ok(image.slug)
+        let app = image.app.is_some();
+        Ok((image.slug, app))
     }
 }
 

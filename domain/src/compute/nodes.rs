@@ -28,6 +28,9 @@ pub struct NodeRow {
     pub used_memory_mb: i64,
     pub used_disk_gb: i64,
     pub status: String,
+    /// A node daemon's token; never serialised.
+    #[serde(skip)]
+    pub secret: Option<String>,
 }
 
 impl NodeRow {
@@ -38,7 +41,7 @@ impl NodeRow {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status";
+const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret";
 
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct NodeInput {
@@ -47,8 +50,12 @@ pub struct NodeInput {
     pub kind: String,
     pub region: String,
     /// `qemu:///system`, `qemu+ssh://host/system`, `test:///abs/fixture.xml`; or
-    /// `unix:///run/docker.sock`, `tcp://host:2375`.
+    /// `unix:///run/docker.sock`, `tcp://host:2375` (a Docker API); or
+    /// `hangar-node+http://host:8070` (a node daemon, with its token in `secret`).
     pub uri: String,
+    /// The node daemon's token (its config's `authorization.token`); stored, never shown.
+    #[serde(default)]
+    pub secret: Option<String>,
     pub vcpu: i64,
     pub memory_mb: i64,
     pub disk_gb: i64,
@@ -64,10 +71,23 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
     }
     let uri_ok = match kind {
         Kind::Vm => input.uri.contains("://"),
-        Kind::Container => ["unix://", "tcp://", "http://", "https://"]
-            .iter()
-            .any(|p| input.uri.starts_with(p)),
+        Kind::Container => [
+            "unix://",
+            "tcp://",
+            "http://",
+            "https://",
+            "hangar-node+http://",
+            "hangar-node+https://",
+        ]
+        .iter()
+        .any(|p| input.uri.starts_with(p)),
     };
+    let daemon = input.uri.starts_with("hangar-node+");
+    if daemon && input.secret.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        return Err(ServiceError::invalid(
+            "secret: a node daemon's token is required for a hangar-node+ uri",
+        ));
+    }
     if !uri_ok {
         return Err(ServiceError::invalid(
             "uri is not a libvirt URI / Docker API address",
@@ -80,8 +100,8 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
     }
     let id = db::new_id();
     let inserted = sqlx::query(
-        "INSERT INTO nodes (id, name, kind, region, uri, vcpu, memory_mb, disk_gb, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO nodes (id, name, kind, region, uri, vcpu, memory_mb, disk_gb, created_at, secret)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&id)
     .bind(input.name.trim())
@@ -92,6 +112,7 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
     .bind(input.memory_mb)
     .bind(input.disk_gb)
     .bind(db::now_ms())
+    .bind(input.secret.filter(|_| daemon).map(|s| s.trim().to_owned()))
     .execute(db)
     .await;
     match inserted {
@@ -199,9 +220,30 @@ pub struct Size {
 
 /// Reserves `size` on an active node of `kind` (in `region` when given), least loaded first.
 /// Returns the node, or a 409 when no node has room.
+/// Which container nodes a machine may land on: app templates need a node daemon (it runs
+/// install scripts and start patterns); plain images prefer Docker-API nodes (exec and snapshots
+/// work there) and go to daemons only when no Docker-API node has room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Any,
+    DockerApi,
+    Daemon,
+}
+
+impl Backend {
+    fn as_str(self) -> &'static str {
+        match self {
+            Backend::Any => "any",
+            Backend::DockerApi => "docker",
+            Backend::Daemon => "daemon",
+        }
+    }
+}
+
 pub async fn place(
     tx: &mut Tx<'_>,
     kind: Kind,
+    backend: Backend,
     region: Option<&str>,
     size: Size,
     cpu_ratio: f64,
@@ -210,7 +252,8 @@ pub async fn place(
     // Compared as numbers, not cast: CAST rounds on PostgreSQL and truncates on SQLite, and an
     // integer total within `capacity × ratio` is the same rule on both.
     let fits = "used_vcpu + $1 <= vcpu * $4 AND used_memory_mb + $2 <= memory_mb * $5 AND used_disk_gb + $3 <= disk_gb \
-                AND status = 'active' AND kind = $6 AND ($7 = '' OR region = $7)";
+                AND status = 'active' AND kind = $6 AND ($7 = '' OR region = $7) \
+                AND ($8 = 'any' OR ($8 = 'daemon') = (uri LIKE 'hangar-node+%'))";
     // One statement that writes first: it takes SQLite's write lock at once (a read-then-write
     // transaction could not upgrade under contention) and the row lock on PostgreSQL, where the
     // outer condition is re-checked after waiting. A lost race there leaves the update empty;
@@ -230,6 +273,7 @@ pub async fn place(
         .bind(memory_ratio)
         .bind(kind.as_str())
         .bind(region.unwrap_or(""))
+        .bind(backend.as_str())
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(node) = placed {
@@ -244,11 +288,17 @@ pub async fn place(
                 .bind(memory_ratio)
                 .bind(kind.as_str())
                 .bind(region.unwrap_or(""))
+                .bind(backend.as_str())
                 .fetch_optional(&mut **tx)
                 .await?;
         if any_fits.is_none() {
             break;
         }
+    }
+    if backend == Backend::Daemon {
+        return Err(ServiceError::Conflict(
+            "No node daemon has room for this app; app templates run only on node daemons".into(),
+        ));
     }
     Err(ServiceError::Conflict(match region {
         Some(r) => format!(

@@ -97,6 +97,9 @@ pub struct Config {
     /// Docker Engine API address (`unix:///run/docker.sock`, `tcp://host:2375`) of a local
     /// container node registered at start. Unset: no local container node.
     pub docker_host: Option<String>,
+    /// Where the embedded node daemon (`hangar-node`) listens, driving `docker_host`; registered
+    /// as the container node `local-node` (app templates run there). Unset: no embedded daemon.
+    pub node_listen: Option<SocketAddr>,
     /// vCPUs a node may hand out per physical vCPU (placement never passes capacity × this).
     pub cpu_overcommit: f64,
     /// Memory a node may hand out per MB it has.
@@ -277,6 +280,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("listen", Some("127.0.0.1:3000")),
     ("public_url", None),
     ("seed_listen", None),
+    ("node_listen", None),
     ("database_url", None),
     ("data_dir", Some("data")),
     ("site_root", Some("target/site")),
@@ -420,6 +424,7 @@ impl RawConfig {
             listen,
             public_url,
             seed_listen: self.parse("seed_listen")?,
+            node_listen: self.parse("node_listen")?,
             database_url,
             site_root: PathBuf::from(self.string("site_root").unwrap_or_default()),
             data_dir,

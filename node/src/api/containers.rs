@@ -53,16 +53,19 @@ async fn create(
     })))
 }
 
+/// The reference's fields, plus each container's `state`.
 async fn list(State(node): State<Node>) -> NodeResult<Json<Value>> {
     let all: Vec<Value> = containers::list(&node)
         .await?
         .into_iter()
         .map(|c| {
+            let state = containers::live(&node, &c).state();
             json!({
                 "internal_id": c.internal_id,
                 "container_id": c.container_id,
                 "install_state": c.install_state,
                 "image": c.image,
+                "state": state,
             })
         })
         .collect();

@@ -955,6 +955,7 @@ mod tests {
             ssh_keys: vec![],
             seed_url: Some("https://h.example/cloud-init/abc/k/".into()),
             public_ip: None,
+            app: None,
         }
     }
 

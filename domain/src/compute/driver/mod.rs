@@ -6,6 +6,7 @@
 //! because jobs are retried after a crash and the reconciler repeats itself by design: a retried
 //! action must land in the same place as a single one.
 
+pub mod daemon;
 pub mod docker;
 pub mod guest;
 pub mod libvirt;
@@ -76,6 +77,56 @@ pub struct MachineSpec {
     /// The public IPv4 address Hangar allocated (VMs in regions with address ranges). libvirt
     /// reserves it for the machine in its network's DHCP; see `libvirt`.
     pub public_ip: Option<String>,
+    /// How a node daemon installs and runs the image (app templates); `None` for plain images.
+    pub app: Option<AppSpec>,
+}
+
+/// An app template's recipe: what a node daemon runs for a container made from the image.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    /// Run with `sh -c` in `/home/container` (the machine's volume); default `sh`, an
+    /// interactive shell on the console.
+    #[serde(default)]
+    pub startup_command: Option<String>,
+    /// Runs once, in a separate container on the volume, before the first start.
+    #[serde(default)]
+    pub install_script: Option<String>,
+    /// A regular expression: the machine counts as running once a console line matches it.
+    #[serde(default)]
+    pub start_pattern: Option<String>,
+    #[serde(default)]
+    pub environment: std::collections::BTreeMap<String, String>,
+    /// How many host ports the machine gets from the node's pool.
+    #[serde(default)]
+    pub ports: u8,
+}
+
+impl AppSpec {
+    /// Checks what the daemon would refuse, so a bad template fails when it is saved.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(p) = self.start_pattern.as_deref().filter(|p| !p.is_empty()) {
+            regex_lite_check(p)?;
+        }
+        if self.ports > 16 {
+            return Err("ports: at most 16".into());
+        }
+        if self
+            .environment
+            .keys()
+            .any(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+        {
+            return Err("environment: names may not be empty or contain `=`".into());
+        }
+        Ok(())
+    }
+}
+
+/// The start pattern must compile where the daemon compiles it.
+fn regex_lite_check(pattern: &str) -> Result<(), String> {
+    regex::Regex::new(pattern)
+        .map(drop)
+        .map_err(|e| format!("start_pattern: {e}"))
 }
 
 impl std::fmt::Debug for MachineSpec {
@@ -344,11 +395,19 @@ impl Default for Settings {
     }
 }
 
-/// Builds the driver for a node of `kind` at `uri`. Connections are opened lazily, so a node
-/// that is down does not stop Hangar from starting.
-pub fn connect(kind: Kind, uri: &str, settings: &Settings) -> Arc<dyn Driver> {
+/// Builds the driver for a node of `kind` at `uri` (a node daemon's with its `secret`).
+/// Connections are opened lazily, so a node that is down does not stop Hangar from starting.
+pub fn connect(
+    kind: Kind,
+    uri: &str,
+    secret: Option<&str>,
+    settings: &Settings,
+) -> Arc<dyn Driver> {
     match kind {
         Kind::Vm => Arc::new(libvirt::LibvirtDriver::new(uri, settings)),
+        Kind::Container if uri.starts_with("hangar-node+") => {
+            Arc::new(daemon::DaemonDriver::new(uri, secret.unwrap_or_default()))
+        }
         Kind::Container => Arc::new(docker::DockerDriver::new(uri, settings.stop_timeout)),
     }
 }
@@ -369,11 +428,13 @@ impl Drivers {
         }
     }
 
-    /// The driver for node `node_id` (`kind` at `uri`).
-    pub fn for_node(&self, node_id: &str, kind: Kind, uri: &str) -> Arc<dyn Driver> {
+    /// The driver for a node.
+    pub fn for_node(&self, node: &crate::compute::nodes::NodeRow) -> Arc<dyn Driver> {
         let mut map = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(node_id.to_owned())
-            .or_insert_with(|| connect(kind, uri, &self.settings))
+        map.entry(node.id.clone())
+            .or_insert_with(|| {
+                connect(node.kind, &node.uri, node.secret.as_deref(), &self.settings)
+            })
             .clone()
     }
 

@@ -1,0 +1,441 @@
+//! The panel and a node daemon together: an operator registers a `hangar-node` as a container
+//! node and an app template; a customer's machine lands on the daemon with its install script
+//! run, its pool port and its volume; the panel's files and console reach into it; power and
+//! delete go through; a daemon that goes away makes its node unreachable until it is back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::console::{console, read_until, type_in};
+use common::{docker_host, expect_json, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const NODE_TOKEN: &str = "lightd_0123456789abcdef0123456789abcdef";
+const SERVER: &str = "echo booting; echo 'Done (0.4s)! For help, type \"help\"'; while read line; do echo \"got: $line\"; done";
+
+/// A node daemon on a random port, driving the test's Podman; its base URL and storage dir.
+async fn node_daemon(docker: &str) -> (String, std::path::PathBuf, tokio::task::JoinHandle<()>) {
+    let root = std::env::temp_dir().join(format!(
+        "hangar-daemon-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut config = hangar_node::config::Config::default();
+    config.authorization.token = NODE_TOKEN.into();
+    config.storage.root = root.join("storage");
+    config.docker.host = docker.to_owned();
+    std::fs::create_dir_all(&root).unwrap();
+    let node = hangar_node::Node::open(config, root.join("config.toml"))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = hangar_node::api::router(node);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, root, server)
+}
+
+async fn daemon_get(base: &str, path: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(NODE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn machine(app: &TestApp, token: &str, id: &str) -> Value {
+    expect_json(
+        app.get(&format!("/api/vps/{id}"), Some(token)).await,
+        StatusCode::OK,
+    )
+    .await
+    .value
+}
+
+#[tokio::test]
+async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel() {
+    let Some(docker) = docker_host() else { return };
+    let (base, root, daemon) = node_daemon(&docker).await;
+    let pool_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let added = reqwest::Client::new()
+        .post(format!("{base}/network/ports"))
+        .bearer_auth(NODE_TOKEN)
+        .json(&json!({"ip": "127.0.0.1", "port": pool_port, "protocol": "tcp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::OK);
+
+    let app = TestApp::builder()
+        .config("stop_timeout_secs", "5")
+        .spawn()
+        .await;
+    let (_, admin) = app.admin("ops").await;
+    // A daemon node needs its token; the token is never shown back.
+    let refused = app
+        .post("/api/admin/nodes", Some(&admin), json!({"name": "games-1", "kind": "container", "region": "local", "uri": format!("hangar-node+{base}"), "vcpu": 8, "memory_mb": 16384, "disk_gb": 100}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let node = expect_json(
+        app.post("/api/admin/nodes", Some(&admin), json!({"name": "games-1", "kind": "container", "region": "local", "uri": format!("hangar-node+{base}"), "secret": NODE_TOKEN, "vcpu": 8, "memory_mb": 16384, "disk_gb": 100}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await
+    .value;
+    assert!(
+        !node.to_string().contains(NODE_TOKEN),
+        "the node's token is not shown: {node}"
+    );
+    let listed = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await
+    .value;
+    assert!(!listed.to_string().contains(NODE_TOKEN));
+
+    // An app template: a game-server-like program with an install script and a start pattern.
+    let bad = app
+        .put("/api/admin/images", Some(&admin), json!({"slug": "bad-game", "name": "Bad", "kind": "container", "source": "localhost/hangar-busybox:latest", "app": {"start_pattern": "(unclosed"}}))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let template = app
+        .put(
+            "/api/admin/images",
+            Some(&admin),
+            json!({"slug": "mine-game", "name": "Mine game", "kind": "container", "source": "localhost/hangar-busybox:latest",
+                   "app": {"startup_command": SERVER, "install_script": "echo installing the game; echo eula=true > eula.txt", "start_pattern": "Done.*For help", "ports": 1, "environment": {"MOTD": "welcome"}}}),
+        )
+        .await;
+    assert_eq!(
+        template.status(),
+        StatusCode::OK,
+        "{:?}",
+        template.text().await
+    );
+
+    let (_, token) = app.funded_user("gamer", 10.0).await;
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "my-game", "plan_id": "c-micro", "image": "mine-game"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await
+    .value;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    let shown = machine(&app, &token, &id).await;
+    assert_eq!(shown["state"], "running", "{shown}");
+
+    // On the daemon: installed on its own volume, with the pool's port, running.
+    let name = format!("hangar-{id}");
+    let (status, c) = daemon_get(&base, &format!("/containers/{name}")).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["install_state"], "ready");
+    assert_eq!(
+        c["ports"],
+        json!([{"ip": "127.0.0.1", "port": pool_port, "protocol": "tcp"}])
+    );
+    assert_eq!(
+        c["limits"]["memory"],
+        256 * 1024 * 1024,
+        "the plan's memory"
+    );
+    let volume = c["volume_id"].as_str().unwrap().to_owned();
+    let (_, v) = daemon_get(&base, &format!("/volumes/{volume}")).await;
+    assert_eq!(
+        v["size_limit"].as_u64(),
+        Some(shown["disk_gb"].as_u64().unwrap() * 1024 * 1024 * 1024)
+    );
+    let eula =
+        std::fs::read_to_string(std::path::Path::new(v["path"].as_str().unwrap()).join("eula.txt"))
+            .unwrap();
+    assert_eq!(
+        eula, "eula=true\n",
+        "the install script ran on the machine's volume"
+    );
+
+    // Files through the panel: the volume, seen at /home/container.
+    let client = reqwest::Client::new();
+    let put = client
+        .put(app.url(&format!(
+            "/api/vps/{id}/files?path=/home/container/server.properties"
+        )))
+        .bearer_auth(&token)
+        .body("motd=hello\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    let got = client
+        .get(app.url(&format!(
+            "/api/vps/{id}/files?path=/home/container/eula.txt"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.text().await.unwrap(), "eula=true\n");
+    let outside = client
+        .get(app.url(&format!("/api/vps/{id}/files?path=/etc/passwd")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(outside.status().is_client_error(), "{}", outside.status());
+
+    // The console: the program's own, through the panel's relay and the daemon's socket.
+    let mut ws = console(&app, &token, &id).await;
+    read_until(&mut ws, "Done (0.4s)", Duration::from_secs(20)).await;
+    type_in(&mut ws, "say hi\n").await;
+    read_until(&mut ws, "got: say hi", Duration::from_secs(20)).await;
+    drop(ws);
+
+    // Power through the panel.
+    expect_json(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(machine(&app, &token, &id).await["state"], "stopped");
+    let (_, c) = daemon_get(&base, &format!("/containers/{name}")).await;
+    assert_eq!(c["state"], "exit");
+
+    // A daemon that goes away: the reconciler reports its node unreachable, and nothing is lost.
+    daemon.abort();
+    let _ = daemon.await;
+    let report = domain::compute::reconcile::run(&app.state).await.unwrap();
+    assert!(
+        report.unreachable_nodes.iter().any(|n| n == "games-1"),
+        "{report:?}"
+    );
+    assert_eq!(machine(&app, &token, &id).await["state"], "stopped");
+
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `hangar serve` with `node_listen`: the daemon runs in the same process, is registered as
+/// `local-node` with the demo app template, and a customer's app machine runs there.
+#[tokio::test]
+async fn the_embedded_daemon_registers_itself_and_runs_app_templates() {
+    let Some(docker) = docker_host() else { return };
+    let dir = common::TempDir(
+        std::env::temp_dir().join(format!("hangar-embedded-{}", uuid::Uuid::new_v4().simple())),
+    );
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let (web, node) = (free_port(), free_port());
+    let database = format!("sqlite://{}", dir.0.join("hangar.db").display());
+    let env = |cmd: &mut std::process::Command| {
+        cmd.env("DATABASE_URL", &database)
+            .env("HANGAR_DATA_DIR", &dir.0)
+            .env("HANGAR_LISTEN", format!("127.0.0.1:{web}"))
+            .env("HANGAR_DOCKER_HOST", &docker)
+            .env("HANGAR_NODE_LISTEN", format!("127.0.0.1:{node}"))
+            .env("HANGAR_ADMIN_PASSWORD", "embedded-admin-password");
+    };
+    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"));
+    env(&mut create);
+    let out = create
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--username",
+            "ops",
+            "--admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_hangar"));
+    serve
+        .arg("serve")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null());
+    env(serve.as_std_mut());
+    let _server = serve.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{web}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "hangar serve answered");
+    let ping: Value = http
+        .get(format!("http://127.0.0.1:{node}/api/v1/public/ping"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ping["status"], "ok",
+        "the embedded daemon answers on node_listen"
+    );
+
+    let login: Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "ops@example.com", "password": "embedded-admin-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = login["token"].as_str().unwrap().to_owned();
+    let nodes: Value = http
+        .get(format!("{base}/api/admin/nodes"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let local = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "local-node")
+        .cloned()
+        .unwrap_or_else(|| panic!("{nodes}"));
+    assert_eq!(local["uri"], format!("hangar-node+http://127.0.0.1:{node}"));
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "local-containers"),
+        "the Docker-API node stays for plain images"
+    );
+
+    // The operator's account is funded and makes the demo app; it lands on the daemon.
+    let me: Value = http
+        .get(format!("{base}/api/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credit = http
+        .post(format!(
+            "{base}/api/admin/users/{}/credit",
+            me["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"amount": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(credit.status(), StatusCode::OK);
+    let vps: Value = http
+        .post(format!("{base}/api/vps"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "demo-game", "plan_id": "c-micro", "image": "demo-game-server"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = vps["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{vps}"))
+        .to_owned();
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        let v: Value = http
+            .get(format!("{base}/api/vps/{id}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state = v["state"].clone();
+        if state == "running" || state == "error" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state, "running");
+    let c: Value = http
+        .get(format!("http://127.0.0.1:{node}/containers/hangar-{id}"))
+        .bearer_auth(local_token(&dir.0))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["install_state"], "ready", "{c}");
+    assert_eq!(c["state"], "running", "{c}");
+    let deleted = http
+        .delete(format!("{base}/api/vps/{id}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    for _ in 0..100 {
+        let gone = http
+            .get(format!("http://127.0.0.1:{node}/containers/hangar-{id}"))
+            .bearer_auth(local_token(&dir.0))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if gone == StatusCode::NOT_FOUND {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the machine's container was not removed from the embedded daemon");
+}
+
+/// The embedded daemon's token, from its config file under the data directory.
+fn local_token(data_dir: &std::path::Path) -> String {
+    let config = hangar_node::config::Config::load(&data_dir.join("node/config.toml")).unwrap();
+    config.authorization.token
+}
