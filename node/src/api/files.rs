@@ -174,10 +174,9 @@ async fn list(
         .clamp(1, 10_000);
     let path = parse(&q.path)?;
     let shown = path.display();
-    let entries = blocking(move || volume.tree()?.list(&path)).await?;
-    let total = entries.len();
-    let files: Vec<_> = entries.into_iter().skip(q.offset).take(page).collect();
-    let next = q.offset + files.len();
+    let offset = q.offset;
+    let (files, total) = blocking(move || volume.tree()?.list_page(&path, offset, page)).await?;
+    let next = (offset + page).min(total);
     Ok(Json(json!({
         "path": shown,
         "files": files,
