@@ -35,3 +35,40 @@ export async function hydrated(page) {
 export function uniqueName(prefix) {
   return `${prefix}_${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 }
+
+/** A JSON API call: `{status, body}`; `method` defaults to POST when there is a body, else GET. */
+export async function api(path, token, body, method) {
+  const res = await fetch(`${BASE}${path}`, {
+    method: method ?? (body === undefined ? 'GET' : 'POST'),
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** A new customer with `usd` of credit from the e2e operator: `{email, password, token}`. */
+export async function fundedCustomer(prefix, usd) {
+  const username = uniqueName(prefix);
+  const email = `${username}@example.com`;
+  const password = `${prefix}-password-1`;
+  const reg = await api('/api/auth/register', null, { email, username, password });
+  if (reg.status !== 201) throw new Error(`register: ${reg.status} ${JSON.stringify(reg.body)}`);
+  const op = await api('/api/auth/login', null, {
+    email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD,
+  });
+  const credit = await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: usd });
+  if (credit.status !== 200) throw new Error(`credit: ${credit.status}`);
+  const login = await api('/api/auth/login', null, { email, password });
+  return { email, password, token: login.body.token };
+}
+
+/** Signs `page` in through the form, as a person would. */
+export async function signIn(page, email, password) {
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', password);
+  await page.click('[data-test=sign-in-form] button[type=submit]');
+  // Operators land on their own page.
+  await page.waitForURL(/\/(operator)?$/);
+}

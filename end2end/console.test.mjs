@@ -3,20 +3,11 @@
 // same console from a second browser tab, on a laptop and on a phone.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS, api, signIn } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
-
-async function api(path, token, body) {
-  const res = await fetch(`${BASE}${path}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
 
 // The terminal's visible text (xterm.js renders rows into the DOM).
 async function screenText(page) {
@@ -61,12 +52,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
 
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=password]', password);
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(`${BASE}/`);
+  await signIn(page, email, password);
 
   await page.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(page);
@@ -98,12 +84,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
   // A second viewer (a phone) sees the same session, history included, and can type into it.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const second = await phone.newPage();
-  await second.goto(`${BASE}/signin`);
-  await hydrated(second);
-  await second.fill('input[name=email]', email);
-  await second.fill('input[name=password]', password);
-  await second.click('[data-test=sign-in-form] button[type=submit]');
-  await second.waitForURL(`${BASE}/`);
+  await signIn(second, email, password);
   await second.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(second);
   await second.waitForFunction(() => window.hangarConsoleReady);

@@ -3,7 +3,7 @@
 // Values are ones the browser's own form checks let through, so the server is the one saying no.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE } from './browser.mjs';
+import { launch, hydrated, uniqueName, BASE, api, signIn } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -149,24 +149,6 @@ test("a person's mistakes on every form answer 4xx with a readable message", asy
   assert.deepEqual(failures, [], 'no server function answered 5xx');
   await context.close();
 });
-
-async function api(path, token, body) {
-  const res = await fetch(`${BASE}${path}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-async function signIn(page, email, password) {
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=password]', password);
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(/\/(operator)?$/);
-}
 
 test("mistakes on a machine's forms and on the operator's forms answer 4xx too", async () => {
   const username = uniqueName('oops');

@@ -259,3 +259,35 @@ impl CommandJob {
         matches!(self.status.as_str(), "pending" | "running")
     }
 }
+
+/// One entry of a machine's volume (the file manager of machines on node daemons).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VolumeEntry {
+    pub name: String,
+    /// `file`, `directory`, `symlink` or `other`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Bytes; 0 for folders.
+    pub size: u64,
+    /// Last change, seconds since the epoch.
+    pub modified: i64,
+}
+
+/// A page of a folder in a machine's volume (`GET /api/vps/{id}/volume?path=`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VolumeListing {
+    /// The folder, relative to the volume's root (`/home/container` inside the machine).
+    pub path: String,
+    /// Folders first, then files, by name.
+    pub files: Vec<VolumeEntry>,
+    /// Entries in the folder.
+    pub total: u64,
+    pub offset: u64,
+    /// Where the next page starts; absent on the last page.
+    pub next_offset: Option<u64>,
+    /// Bytes the volume holds, and may hold (`None`: no limit).
+    pub used_bytes: u64,
+    pub size_limit: Option<u64>,
+}

@@ -92,7 +92,8 @@ impl<W: Write> Write for Metered<'_, W> {
     }
 }
 
-/// Packs `from` (a folder's contents, or one file) into a new archive at `out`; answers its size.
+/// Packs `from` (a folder as itself, the volume's root as its contents, or one file) into a new
+/// archive at `out`; answers its size.
 /// Links are stored as links. The archive replaces a file of the same name when complete.
 pub fn compress(
     tree: &Tree,
@@ -152,12 +153,15 @@ fn append_all<W: Write>(
         if &full == out {
             continue; // an older archive of the same name is being replaced, not packed
         }
-        let name = if single_file {
-            from.parts().last().cloned().unwrap_or_default()
-        } else if rel.is_root() {
-            continue;
-        } else {
-            rel.display()
+        // A folder is packed as itself (`world/...`, as `tar czf x world` would), the volume's
+        // root as its contents, a file under its own name.
+        let top = from.parts().last().cloned();
+        let name = match (&top, single_file, rel.is_root()) {
+            (Some(leaf), true, _) => leaf.clone(),
+            (None, _, true) => continue,
+            (None, _, false) => rel.display(),
+            (Some(leaf), false, true) => leaf.clone(),
+            (Some(leaf), false, false) => format!("{leaf}/{}", rel.display()),
         };
         let mut header = Header::new_gnu();
         header.set_mtime(crate::now().max(0) as u64);

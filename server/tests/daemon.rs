@@ -221,6 +221,18 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
     let (_, c) = daemon_get(&base, &format!("/containers/{name}")).await;
     assert_eq!(c["state"], "exit");
 
+    // The file manager works on the volume while the machine is stopped.
+    volume_story(&app, &token, &id).await;
+    let (_, stranger) = app.funded_user("stranger", 1.0).await;
+    let foreign = app
+        .get(&format!("/api/vps/{id}/volume?path="), Some(&stranger))
+        .await;
+    assert_eq!(
+        foreign.status(),
+        StatusCode::NOT_FOUND,
+        "another user's machine"
+    );
+
     // A daemon that goes away: the reconciler reports its node unreachable, and nothing is lost.
     daemon.abort();
     let _ = daemon.await;
@@ -438,4 +450,120 @@ async fn the_embedded_daemon_registers_itself_and_runs_app_templates() {
 fn local_token(data_dir: &std::path::Path) -> String {
     let config = hangar_node::config::Config::load(&data_dir.join("node/config.toml")).unwrap();
     config.authorization.token
+}
+
+/// Browse, make a folder, write and read, copy, pack and unpack, delete; hostile paths refused.
+async fn volume_story(app: &TestApp, token: &str, id: &str) {
+    let listing = expect_json(
+        app.get(&format!("/api/vps/{id}/volume?path="), Some(token))
+            .await,
+        StatusCode::OK,
+    )
+    .await
+    .value;
+    let names: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"eula.txt") && names.contains(&"server.properties"),
+        "{listing}"
+    );
+    assert!(
+        listing["size_limit"].as_u64().is_some() && listing["used_bytes"].as_u64().unwrap() > 0
+    );
+
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/volume/folders"),
+            Some(token),
+            json!({"path": "plugins/essentials"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let put = client
+        .put(app.url(&format!(
+            "/api/vps/{id}/volume/content?path=plugins/essentials/config.yml"
+        )))
+        .bearer_auth(token)
+        .body("enabled: true\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    let got = client
+        .get(app.url(&format!(
+            "/api/vps/{id}/volume/content?path=plugins/essentials/config.yml"
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.text().await.unwrap(), "enabled: true\n");
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/volume/copy"),
+            Some(token),
+            json!({"source": "plugins", "destination": "backup/plugins"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let packed = expect_json(
+        app.post(
+            &format!("/api/vps/{id}/volume/compress"),
+            Some(token),
+            json!({"path": "plugins", "output_name": "plugins-backup"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await
+    .value;
+    assert_eq!(packed["archive_path"], "plugins-backup.tar.gz");
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/volume/decompress"),
+            Some(token),
+            json!({"archive_path": "plugins-backup.tar.gz", "destination": "restored"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let restored = expect_json(
+        app.get(
+            &format!("/api/vps/{id}/volume?path=restored/plugins/essentials"),
+            Some(token),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await
+    .value;
+    assert_eq!(restored["files"][0]["name"], "config.yml");
+    expect_json(
+        app.delete(&format!("/api/vps/{id}/volume?path=backup"), Some(token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/api/vps/{id}/volume?path=backup"), Some(token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    for bad in ["../../etc", "plugins/../../x"] {
+        let res = app
+            .get(&format!("/api/vps/{id}/volume?path={bad}"), Some(token))
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
 }

@@ -9,7 +9,13 @@ use leptos::prelude::*;
 use crate::components::forms::CsrfField;
 
 #[component]
-pub fn ConsoleCard(id: String, vm: bool) -> impl IntoView {
+pub fn ConsoleCard(
+    id: String,
+    vm: bool,
+    /// A container run by a node daemon: its console is the app's own.
+    #[prop(optional)]
+    app: bool,
+) -> impl IntoView {
     let tab = RwSignal::new("console");
     let shows = move |name: &'static str| move || tab.get() == name;
     let hides = move |name: &'static str| move || tab.get() != name;
@@ -29,6 +35,8 @@ pub fn ConsoleCard(id: String, vm: bool) -> impl IntoView {
             <div class="tab-panel" hidden=hides("console") data-test="console-panel">
                 <p class="muted">{if vm {
                     "The machine's serial console: what it prints at boot, and a login prompt or shell if its system offers one there."
+                } else if app {
+                    "The app's own console: what it printed since it started, and each line you type goes to it. Everyone who opens it sees the same console."
                 } else {
                     "A shell inside the container, as root. Everyone who opens this console sees the same session."
                 }}</p>

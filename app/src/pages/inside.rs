@@ -244,7 +244,24 @@ fn FilesCard(id: String) -> impl IntoView {
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
             #[cfg(feature = "hydrate")]
-            start_upload(id.clone(), upload_path, upload_file, csrf(), status);
+            {
+                let path = upload_path.get().map(|i| i.value()).unwrap_or_default();
+                match upload_file
+                    .get()
+                    .and_then(|i| i.files())
+                    .and_then(|f| f.get(0))
+                {
+                    Some(file) => start_upload(
+                        format!("/portal/machines/{id}/files"),
+                        path,
+                        file,
+                        csrf(),
+                        status,
+                        None,
+                    ),
+                    None => status.set(Some(Err("Choose a file first".into()))),
+                }
+            }
             #[cfg(not(feature = "hydrate"))]
             let _ = (&id, upload_path, upload_file, csrf(), status);
         }
@@ -271,22 +288,19 @@ fn FilesCard(id: String) -> impl IntoView {
     }
 }
 
-/// Sends the chosen file as the request body (the browser streams it; the page never reads it).
+/// Sends the chosen file as the request body of `PUT <url>?path=<path>` (the browser streams it;
+/// the page never reads it); `done` is bumped when it is in.
 #[cfg(feature = "hydrate")]
-fn start_upload(
-    id: String,
-    path: NodeRef<leptos::html::Input>,
-    file: NodeRef<leptos::html::Input>,
+pub(super) fn start_upload(
+    url: String,
+    path: String,
+    file: web_sys::File,
     csrf: String,
     status: RwSignal<Option<Result<String, String>>>,
+    done: Option<RwSignal<u32>>,
 ) {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
-    let path = path.get().map(|i| i.value()).unwrap_or_default();
-    let Some(file) = file.get().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
-        status.set(Some(Err("Choose a file first".into())));
-        return;
-    };
     status.set(Some(Ok("Uploading…".into())));
     leptos::task::spawn_local(async move {
         let run = async {
@@ -297,16 +311,16 @@ fn start_upload(
             let headers = web_sys::Headers::new().map_err(failed)?;
             headers.set("x-csrf-token", &csrf).map_err(failed)?;
             init.set_headers(&headers);
-            let url = format!(
-                "/portal/machines/{id}/files?path={}",
-                js_sys::encode_uri_component(&path)
-            );
+            let url = format!("{url}?path={}", js_sys::encode_uri_component(&path));
             let window = web_sys::window().ok_or("No window")?;
             let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
                 .await
                 .map_err(|_| "Could not reach the server; check your connection".to_owned())?;
             let response: web_sys::Response = response.dyn_into().map_err(failed)?;
             if response.ok() {
+                if let Some(done) = done {
+                    done.update(|n| *n += 1);
+                }
                 return Ok(format!("Uploaded {path}"));
             }
             let text = match response.text() {

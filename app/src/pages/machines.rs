@@ -116,6 +116,9 @@ pub struct MachineData {
     pub snapshots: Vec<Snapshot>,
     /// On libvirt's test driver: it does not really run.
     pub simulated: bool,
+    /// On a node daemon: the file manager works on its volume (running or not), and commands
+    /// do not exist there.
+    pub volume: bool,
 }
 
 #[server(prefix = "/_fn", endpoint = "machine")]
@@ -124,9 +127,12 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
     use domain::compute::{catalog, instances, nodes};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let inst = instances::get(&state.db, &user.id, &id).await?;
-    let simulated = match &inst.node_id {
-        Some(node) => nodes::get(&state.db, node).await?.simulated(),
-        None => false,
+    let (simulated, volume) = match &inst.node_id {
+        Some(node) => {
+            let node = nodes::get(&state.db, node).await?;
+            (node.simulated(), node.daemon())
+        }
+        None => (false, false),
     };
     let plan = catalog::plan(&state.db, &inst.plan_id)
         .await?
@@ -138,6 +144,7 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
         plan,
         snapshots: snapshots.iter().map(|s| s.to_api()).collect(),
         simulated,
+        volume,
     })
 }
 
@@ -383,6 +390,27 @@ pub fn MachinePage() -> impl IntoView {
             .and_then(|l| l.into_iter().find(|v| v.id == id()))
             .map(|v| (v.state, v.transition, v.name, v.ip))
     };
+    // Counted by an effect, which runs only in the browser once the page has hydrated, and not
+    // for the push that first arrives: were the pushed state itself part of the key, a push
+    // landing while the page hydrates would reload the details under the hydrating DOM (the
+    // page then fails to hydrate). The state shown is the pushed one either way (`vps` below).
+    let changes = RwSignal::new(0u32);
+    // The effect carries the last pushed value it saw; a stream that reconnects (no value for a
+    // moment) is not a change, and re-rendering the page would close an open console.
+    Effect::new(
+        move |last: Option<Option<(String, Option<String>, String, Option<String>)>>| {
+            let last = last.flatten();
+            match pushed() {
+                Some(now) => {
+                    if last.as_ref().is_some_and(|l| *l != now) {
+                        changes.update(|n| *n += 1);
+                    }
+                    Some(now)
+                }
+                None => last,
+            }
+        },
+    );
     let data = Resource::new(
         move || {
             (
@@ -390,7 +418,7 @@ pub fn MachinePage() -> impl IntoView {
                 power.version().get(),
                 rename.version().get(),
                 snap.version().get(),
-                pushed(),
+                changes.get(),
             )
         },
         |(id, ..)| load_machine(id),
@@ -461,13 +489,27 @@ fn MachineDetail(
                     <p class="muted">"A simulated machine has nothing inside to run commands in. Real VMs and containers have a Run a command card and Files here."</p>
                 </section>
             }.into_any()
+        } else if d.volume {
+            view! {
+                <super::console::ConsoleCard id=d.vps.id.clone() vm=false app=true/>
+                <super::volume::FileManager id=d.vps.id.clone() state=Signal::derive(move || vps.get().state)/>
+            }.into_any()
         } else {
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == "vm"}/>
                 <super::inside::InsideCards id=d.vps.id.clone()/>
             }.into_any()
         }}
-        <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/>
+        {if d.volume {
+            view! {
+                <section class="card" data-test="no-snapshots">
+                    <h2>"Snapshots"</h2>
+                    <p class="muted">"Machines on this node keep their data in their volume: use Pack this folder… under Files for a backup you can download and unpack later."</p>
+                </section>
+            }.into_any()
+        } else {
+            view! { <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/> }.into_any()
+        }}
         <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>
     }
 }

@@ -515,6 +515,27 @@ pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> S
             },
         )
         .await?;
+        // A template, so the portal's "new machine" form offers it (when the plan it names is
+        // still there: an operator may have removed it).
+        let offered = upsert_template(
+            db,
+            TemplateInput {
+                slug: "demo-game-server".into(),
+                name: "Demo game server".into(),
+                description: "An app template: installed by its script, running when its console says Done, with a file manager and its own console".into(),
+                plan: "c-micro".into(),
+                image: "demo-game-server".into(),
+                vcpu: None,
+                memory_mb: None,
+                disk_gb: None,
+                user_data: None,
+                ttl_minutes: None,
+            },
+        )
+        .await;
+        if let Err(e) = offered {
+            tracing::warn!(error = %e, "the demo app template is not offered");
+        }
     }
     Ok(())
 }

@@ -17,3 +17,4 @@ pub mod meter;
 pub mod nodes;
 pub mod notices;
 pub mod reconcile;
+pub mod volume;

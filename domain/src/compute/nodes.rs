@@ -39,6 +39,11 @@ impl NodeRow {
     pub fn simulated(&self) -> bool {
         self.kind == Kind::Vm && self.uri.starts_with("test:")
     }
+
+    /// A node daemon (`hangar-node`): its machines have a volume the file manager reaches.
+    pub fn daemon(&self) -> bool {
+        self.kind == Kind::Container && self.uri.starts_with("hangar-node+")
+    }
 }
 
 const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret";

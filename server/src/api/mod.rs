@@ -14,6 +14,7 @@ pub mod meta;
 pub mod servers;
 pub mod tokens;
 pub mod v1;
+pub mod volume;
 pub mod vps;
 
 use axum::Router;
@@ -98,6 +99,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(v1::router())
         .merge(vps::router())
         .merge(exec::router())
+        .merge(volume::router())
         .merge(console::router())
         .merge(servers::router())
         .merge(instances::router())

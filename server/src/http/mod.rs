@@ -88,6 +88,12 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route(
+            "/portal/machines/{id}/volume",
+            get(portal_files::volume_download)
+                .put(portal_files::volume_upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
             "/portal/machines/{id}/console",
             post(api::console::portal_ticket),
         )

@@ -1,8 +1,9 @@
-//! Files in and out of a machine for the signed-in browser (the machine page's Files card): the
-//! portal's counterpart of `PUT/GET /api/vps/:id/files`, authenticated by the session cookie. An
-//! upload must carry the session's CSRF token in `x-csrf-token` (a cross-site page cannot read
-//! it); a download is a plain GET, which changes nothing. The rules are the domain's
-//! (`domain::compute::exec`).
+//! Files in and out of a machine for the signed-in browser: the portal's counterpart of
+//! `PUT/GET /api/vps/:id/files` (the Files card, inside a running machine) and of
+//! `PUT/GET /api/vps/:id/volume/content` (the file manager of machines on node daemons),
+//! authenticated by the session cookie. An upload must carry the session's CSRF token in
+//! `x-csrf-token` (a cross-site page cannot read it); a download is a plain GET, which changes
+//! nothing. The rules are the domain's (`domain::compute::exec` and `::volume`).
 
 use app::{error::PortalError, ssr::portal};
 use axum::{
@@ -12,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use domain::compute::exec;
+use domain::compute::{exec, volume};
 use domain::infra::error::ServiceError;
 use domain::AppState;
 use serde::Deserialize;
@@ -30,14 +31,31 @@ pub async fn download(
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> Response {
-    let user = match signed_in(&state, &session).await {
-        Ok(u) => u,
-        Err(e) => return as_text(e),
+    let result = async {
+        let user = signed_in(&state, &session).await?;
+        Ok::<_, PortalError>(exec::get_file(&state, &user, &id, &q.path).await?)
     };
-    match exec::get_file(&state, &user, &id, &q.path).await {
+    as_download(&q.path, result.await)
+}
+
+/// `GET /portal/machines/{id}/volume?path=`: a file of the machine's volume as a download.
+pub async fn volume_download(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+) -> Response {
+    let result = async {
+        let user = signed_in(&state, &session).await?;
+        Ok::<_, PortalError>(volume::read(&state, &user, &id, &q.path).await?)
+    };
+    as_download(&q.path, result.await)
+}
+
+fn as_download(path: &str, data: Result<Vec<u8>, PortalError>) -> Response {
+    match data {
         Ok(data) => {
-            let name: String = q
-                .path
+            let name: String = path
                 .rsplit('/')
                 .next()
                 .unwrap_or("file")
@@ -54,7 +72,7 @@ pub async fn download(
             )
                 .into_response()
         }
-        Err(e) => as_text(e.into()),
+        Err(e) => as_text(e),
     }
 }
 
@@ -68,22 +86,50 @@ pub async fn upload(
     body: Body,
 ) -> Response {
     let result = async {
-        let user = signed_in(&state, &session).await?;
-        let token = headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        portal::check_csrf(&session, token).await?;
-        let limit = state.config.file_max_bytes;
-        let data = axum::body::to_bytes(body, limit as usize)
-            .await
-            .map_err(|_| {
-                ServiceError::TooLarge(format!("The file is larger than {limit} bytes"))
-            })?;
-        exec::put_file(&state, &user, &id, &q.path, data).await?;
-        Ok::<_, PortalError>(())
+        let (user, data) = checked_upload(&state, &session, &headers, body).await?;
+        Ok::<_, PortalError>(exec::put_file(&state, &user, &id, &q.path, data).await?)
     };
-    match result.await {
+    uploaded(result.await)
+}
+
+/// `PUT /portal/machines/{id}/volume?path=`: the body is a file for the machine's volume.
+pub async fn volume_upload(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let (user, data) = checked_upload(&state, &session, &headers, body).await?;
+        Ok::<_, PortalError>(volume::write(&state, &user, &id, &q.path, data).await?)
+    };
+    uploaded(result.await)
+}
+
+/// The signed-in user and the body, after the CSRF check and within `file_max_bytes`.
+async fn checked_upload(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, axum::body::Bytes), PortalError> {
+    let user = signed_in(state, session).await?;
+    let token = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    portal::check_csrf(session, token).await?;
+    let limit = state.config.file_max_bytes;
+    let data = axum::body::to_bytes(body, limit as usize)
+        .await
+        .map_err(|_| ServiceError::TooLarge(format!("The file is larger than {limit} bytes")))?;
+    Ok((user, data))
+}
+
+fn uploaded(result: Result<(), PortalError>) -> Response {
+    match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (status_of(&e), Json(e)).into_response(),
     }

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::compute::driver::{
     Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
-    Kind, Machine, MachineSpec, Power, ScreenIo,
+    Kind, Machine, MachineSpec, Power, ScreenIo, Volume,
 };
 
 /// Where the machine's volume appears inside its container.
@@ -396,42 +396,17 @@ impl Driver for DaemonDriver {
     }
 
     async fn put_file(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()> {
-        let rel = Self::path_in_volume(path)?.to_owned();
-        let volume = self.volume_of(name).await?;
-        let req = self
-            .http
-            .put(format!("{}/volumes/{volume}/files/content", self.base))
-            .query(&[("path", rel)])
-            .body(data);
-        let (status, body) = self.send(req).await?;
-        answer(status, body).map(drop)
+        let rel = Self::path_in_volume(path)?;
+        Volume::write(self, name, rel, data).await
     }
 
     async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
-        let rel = Self::path_in_volume(path)?.to_owned();
-        let volume = self.volume_of(name).await?;
-        let res = self
-            .http
-            .get(format!("{}/volumes/{volume}/files/content", self.base))
-            .query(&[("path", rel)])
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
-        let status = res.status().as_u16();
-        if !(200..300).contains(&status) {
-            return answer(status, res.json().await.unwrap_or(Value::Null)).map(|_| Vec::new());
-        }
-        if res.content_length().is_some_and(|n| n > max) {
-            return Err(DriverError::TooLarge(format!(
-                "{path} is larger than {max} bytes"
-            )));
-        }
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
-        Ok(bytes.to_vec())
+        let rel = Self::path_in_volume(path)?;
+        Volume::read(self, name, rel, max).await
+    }
+
+    fn volume(&self) -> Option<&dyn Volume> {
+        Some(self)
     }
 
     /// The container's own console through the daemon's WebSocket, opened with a single-use
@@ -505,5 +480,134 @@ impl Driver for DaemonDriver {
         Err(DriverError::Unsupported(
             "Containers have no screen; use the console".into(),
         ))
+    }
+}
+
+#[async_trait]
+impl Volume for DaemonDriver {
+    async fn list(
+        &self,
+        name: &str,
+        path: &str,
+        offset: u64,
+        limit: u64,
+    ) -> DriverResult<model::compute::VolumeListing> {
+        let volume = self.volume_of(name).await?;
+        let req = self
+            .http
+            .get(format!("{}/volumes/{volume}/files", self.base))
+            .query(&[
+                ("path", path.to_owned()),
+                ("offset", offset.to_string()),
+                ("limit", limit.to_string()),
+            ]);
+        let (status, page) = self.send(req).await?;
+        let page = answer(status, page)?;
+        let about = self
+            .ok(Method::GET, &format!("/volumes/{volume}"), None)
+            .await?;
+        let files = serde_json::from_value(page["files"].clone())
+            .map_err(|e| DriverError::Backend(format!("node daemon: a listing it sent: {e}")))?;
+        Ok(model::compute::VolumeListing {
+            path: page["path"].as_str().unwrap_or_default().to_owned(),
+            files,
+            total: page["total"].as_u64().unwrap_or(0),
+            offset: page["offset"].as_u64().unwrap_or(0),
+            next_offset: page["next_offset"].as_u64(),
+            used_bytes: about["used_bytes"].as_u64().unwrap_or(0),
+            size_limit: about["size_limit"].as_u64(),
+        })
+    }
+
+    async fn make_folder(&self, name: &str, path: &str) -> DriverResult<()> {
+        let volume = self.volume_of(name).await?;
+        self.ok(
+            Method::POST,
+            &format!("/volumes/{volume}/folders"),
+            Some(json!({"path": path})),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn copy(&self, name: &str, from: &str, to: &str) -> DriverResult<()> {
+        let volume = self.volume_of(name).await?;
+        self.ok(
+            Method::POST,
+            &format!("/volumes/{volume}/copy"),
+            Some(json!({"source": from, "destination": to})),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn remove(&self, name: &str, path: &str) -> DriverResult<()> {
+        let volume = self.volume_of(name).await?;
+        let req = self
+            .http
+            .delete(format!("{}/volumes/{volume}/files", self.base))
+            .query(&[("path", path)]);
+        let (status, body) = self.send(req).await?;
+        answer(status, body).map(drop)
+    }
+
+    async fn compress(&self, name: &str, path: &str, output_name: &str) -> DriverResult<String> {
+        let volume = self.volume_of(name).await?;
+        let done = self
+            .ok(
+                Method::POST,
+                &format!("/volumes/{volume}/compress"),
+                Some(json!({"format": "tar.gz", "output_name": output_name, "path": path})),
+            )
+            .await?;
+        Ok(done["archive_path"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn decompress(&self, name: &str, archive: &str, destination: &str) -> DriverResult<()> {
+        let volume = self.volume_of(name).await?;
+        self.ok(
+            Method::POST,
+            &format!("/volumes/{volume}/decompress"),
+            Some(json!({"archive_path": archive, "destination": destination})),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+        let volume = self.volume_of(name).await?;
+        let res = self
+            .http
+            .get(format!("{}/volumes/{volume}/files/content", self.base))
+            .query(&[("path", path)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
+        let status = res.status().as_u16();
+        if !(200..300).contains(&status) {
+            return answer(status, res.json().await.unwrap_or(Value::Null)).map(|_| Vec::new());
+        }
+        if res.content_length().is_some_and(|n| n > max) {
+            return Err(DriverError::TooLarge(format!(
+                "{path} is larger than {max} bytes"
+            )));
+        }
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn write(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()> {
+        let volume = self.volume_of(name).await?;
+        let req = self
+            .http
+            .put(format!("{}/volumes/{volume}/files/content", self.base))
+            .query(&[("path", path)])
+            .body(data);
+        let (status, body) = self.send(req).await?;
+        answer(status, body).map(drop)
     }
 }

@@ -275,6 +275,40 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// A byte stream to the running machine's screen (its VNC server, RFB protocol). Each call is
     /// a new VNC client; VMs only.
     async fn open_screen(&self, name: &str) -> DriverResult<Box<dyn ScreenIo>>;
+
+    /// The machine's volume, where the node keeps one apart from the machine (node daemons):
+    /// browsed and changed whether the machine runs or not.
+    fn volume(&self) -> Option<&dyn Volume> {
+        None
+    }
+}
+
+/// A machine's persistent volume seen from outside: the portal's file manager. Paths are
+/// relative to the volume's root (`/home/container` inside the machine); the node confines them.
+#[async_trait]
+pub trait Volume: Send + Sync {
+    /// One page of a folder, folders first. Read-only.
+    async fn list(
+        &self,
+        name: &str,
+        path: &str,
+        offset: u64,
+        limit: u64,
+    ) -> DriverResult<model::compute::VolumeListing>;
+    /// Creates the folder and any missing above it. Twice: Ok.
+    async fn make_folder(&self, name: &str, path: &str) -> DriverResult<()>;
+    /// Copies a file or folder; refused when the destination folder exists. Twice: refused.
+    async fn copy(&self, name: &str, from: &str, to: &str) -> DriverResult<()>;
+    /// Deletes a file, link or folder (links are not followed). Twice: `NotFound`.
+    async fn remove(&self, name: &str, path: &str) -> DriverResult<()>;
+    /// Packs `path` into `<output_name>.tar.gz` at the volume's root; answers the archive's path.
+    async fn compress(&self, name: &str, path: &str, output_name: &str) -> DriverResult<String>;
+    /// Unpacks an archive into `destination`. Twice: the files are written again.
+    async fn decompress(&self, name: &str, archive: &str, destination: &str) -> DriverResult<()>;
+    /// A file's content, up to `max` bytes (`TooLarge` beyond).
+    async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
+    /// Writes a file, replacing it whole once complete. Twice: the same file.
+    async fn write(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()>;
 }
 
 /// The two directions of a text console.

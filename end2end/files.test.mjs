@@ -1,0 +1,111 @@
+// An app machine on the node daemon, from its page: the file manager (browse, edit and save a
+// text file, make a folder, pack and unpack, delete) and the app's own console, on a laptop and
+// on a phone.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, BASE, ARTIFACTS, api, fundedCustomer, signIn } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+const row = (page, name) => page.locator(`[data-test=fm-row][data-name="${name}"]`);
+
+test('the file manager and console of an app machine', async () => {
+  const { email, password, token } = await fundedCustomer('files', 5);
+  const vps = await api('/api/vps', token, { name: 'my-game', template: 'demo-game-server' });
+  assert.equal(vps.status, 201, JSON.stringify(vps.body));
+  // Opened once it runs: a machine page loaded while the machine's state changes can fail to
+  // hydrate (a known race of the machine page, noted on the portal issue).
+  for (let i = 0; i < 120; i++) {
+    if ((await api(`/api/vps/${vps.body.id}`, token)).body?.state === 'running') break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  try {
+    await laptop(page, vps.body.id, email, password, token);
+  } catch (e) {
+    await page.screenshot({ path: `${ARTIFACTS}machine-files-failed.png`, fullPage: true }).catch(() => {});
+    throw e;
+  }
+
+  // On a phone the file manager stays usable: rows stack, nothing overflows sideways.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const small = await phone.newPage();
+  await signIn(small, email, password);
+  await small.goto(`${BASE}/machines/${vps.body.id}`);
+  await hydrated(small);
+  await row(small, 'server.properties').waitFor({ timeout: 20_000 });
+  const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the page is ${overflow}px wider than the phone`);
+  await small.screenshot({ path: `${ARTIFACTS}machine-files-phone.png`, fullPage: true });
+  await context.close();
+  await phone.close();
+});
+
+async function laptop(page, id, email, password, token) {
+  await signIn(page, email, password);
+  await page.goto(`${BASE}/machines/${id}`);
+  // KNOWN ISSUE (noted on the portal issue): the page of an app machine fails to hydrate now
+  // and then (tachys finds a text node where an element should be); a reload recovers, as it
+  // would for a person. One retry, so the rest of the story is still checked.
+  try {
+    await hydrated(page);
+  } catch (e) {
+    console.log(`hydration failed once, reloading: ${e.message.split('\n')[0]}`);
+    await page.reload();
+    await hydrated(page);
+  }
+  await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator('[data-test=command-card]').count(), 0, 'no command card: the daemon runs no commands');
+
+  // What the install script left: server.properties and world/.
+  const fm = page.locator('[data-test=file-manager]');
+  await row(page, 'server.properties').waitFor({ timeout: 20_000 });
+  await row(page, 'world').waitFor();
+  assert.match(await fm.locator('[data-test=fm-usage]').innerText(), /used/);
+
+  // Edit and save a text file; reading it back through the API shows the change.
+  await row(page, 'server.properties').locator('[data-test=fm-edit]').click();
+  const editor = page.locator('[data-test=fm-editor-text]');
+  await editor.waitFor();
+  assert.equal((await editor.inputValue()).trim(), 'motd=Welcome');
+  await editor.fill('motd=Hello from the browser\n');
+  await page.click('[data-test=fm-save-form] button[type=submit]');
+  await page.locator('[data-test=fm-saved]').waitFor();
+  const read = await fetch(`${BASE}/api/vps/${id}/volume/content?path=server.properties`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(await read.text(), 'motd=Hello from the browser\n');
+
+  // A folder, a pack and an unpack, then a delete.
+  await page.fill('[data-test=fm-folder-name]', 'plugins');
+  await page.click('[data-test=fm-folder-form] button[type=submit]');
+  await row(page, 'plugins').waitFor();
+  await row(page, 'world').locator('[data-test=fm-pack]').click();
+  await page.fill('[data-test=fm-target]', 'world-backup');
+  await page.click('[data-test=fm-pending-form] button[type=submit]');
+  await row(page, 'world-backup.tar.gz').waitFor();
+  await row(page, 'world-backup.tar.gz').locator('[data-test=fm-unpack]').click();
+  await page.fill('[data-test=fm-target]', 'restored');
+  await page.click('[data-test=fm-pending-form] button[type=submit]');
+  await row(page, 'restored').waitFor();
+  await row(page, 'restored').locator('[data-test=fm-open]').click();
+  await row(page, 'world').waitFor(); // the folder itself was packed, and came back whole
+  await page.click('[data-test=fm-crumbs] button >> nth=0');
+  await row(page, 'plugins').locator('[data-test=fm-delete]').click();
+  await row(page, 'plugins').waitFor({ state: 'detached' });
+  await page.screenshot({ path: `${ARTIFACTS}machine-files.png`, fullPage: true });
+
+  // The console is the app's own: what it printed at start, and it answers a line.
+  await page.waitForFunction(() => window.hangarConsoleReady);
+  await page.click('[data-test=open-console]');
+  await page.locator('[data-console-root][data-console-state=running]').waitFor({ timeout: 30_000 });
+  const terminal = page.locator('[data-terminal] .xterm-rows');
+  await page.waitForFunction(() => document.querySelector('[data-terminal] .xterm-rows')?.innerText.includes('Done!'), null, { timeout: 20_000 });
+  await page.locator('[data-terminal] .xterm-helper-textarea').focus();
+  await page.keyboard.type('say hi\n');
+  await page.waitForFunction(() => document.querySelector('[data-terminal] .xterm-rows')?.innerText.includes('[server] say hi'), null, { timeout: 20_000 });
+  assert.match(await terminal.innerText(), /\[server\] say hi/);
+
+}
