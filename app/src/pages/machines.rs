@@ -376,6 +376,9 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
     }
 }
 
+/// What a push says of a machine that matters to its page: state, transition, name, address.
+type Pushed = (String, Option<String>, String, Option<String>);
+
 #[component]
 pub fn MachinePage() -> impl IntoView {
     let params = use_params_map();
@@ -397,20 +400,18 @@ pub fn MachinePage() -> impl IntoView {
     let changes = RwSignal::new(0u32);
     // The effect carries the last pushed value it saw; a stream that reconnects (no value for a
     // moment) is not a change, and re-rendering the page would close an open console.
-    Effect::new(
-        move |last: Option<Option<(String, Option<String>, String, Option<String>)>>| {
-            let last = last.flatten();
-            match pushed() {
-                Some(now) => {
-                    if last.as_ref().is_some_and(|l| *l != now) {
-                        changes.update(|n| *n += 1);
-                    }
-                    Some(now)
+    Effect::new(move |last: Option<Option<Pushed>>| {
+        let last = last.flatten();
+        match pushed() {
+            Some(now) => {
+                if last.as_ref().is_some_and(|l| *l != now) {
+                    changes.update(|n| *n += 1);
                 }
-                None => last,
+                Some(now)
             }
-        },
-    );
+            None => last,
+        }
+    });
     let data = Resource::new(
         move || {
             (
