@@ -60,6 +60,7 @@ async function laptop(page, id, email, password, token) {
   }
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 60_000 });
   assert.equal(await page.locator('[data-test=command-card]').count(), 0, 'no command card: the daemon runs no commands');
+  assert.match(await page.locator('[data-test=machine-ports]').innerText(), /127\.0\.0\.1:255\d\d\/tcp/, 'the app got a port from the pool');
 
   // What the install script left: server.properties and world/.
   const fm = page.locator('[data-test=file-manager]');

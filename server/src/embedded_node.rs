@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
+/// Ports the embedded daemon's pool starts with.
+const EMBEDDED_PORTS: std::ops::Range<u16> = 25565..25575;
+
 /// Starts the daemon on `listen`, driving the engine at `docker_host`; answers its token.
 pub async fn start(
     data_dir: &std::path::Path,
@@ -26,6 +29,15 @@ pub async fn start(
     std::fs::write(&path, toml::to_string_pretty(&config)?)?;
     let token = config.authorization.token.clone();
     let node = hangar_node::Node::open(config, path).await?;
+    // A small pool on the loopback for apps that want ports (the demo app takes one); an
+    // operator adds real ones with `POST /network/ports` on the daemon.
+    for port in EMBEDDED_PORTS {
+        if let Err(e) = hangar_node::ports::add(&node, "127.0.0.1", port.into(), "tcp").await {
+            if !e.message.contains("already exists") {
+                tracing::warn!(port, error = %e.message, "embedded node daemon: port not pooled");
+            }
+        }
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the node daemon's listener {listen}"))?;

@@ -119,6 +119,8 @@ pub struct MachineData {
     /// On a node daemon: the file manager works on its volume (running or not), and commands
     /// do not exist there.
     pub volume: bool,
+    /// The host ports a machine on a node daemon was given (`ip:port/protocol`).
+    pub ports: Vec<String>,
 }
 
 #[server(prefix = "/_fn", endpoint = "machine")]
@@ -139,12 +141,21 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
         .map(|p| p.name)
         .unwrap_or_default();
     let snapshots = instances::snapshots(&state.db, &user.id, &id).await?;
+    // Read from the node; a node that does not answer just shows none.
+    let ports = if volume {
+        domain::compute::volume::ports(&state, &user.id, &id)
+            .await
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     Ok(MachineData {
         vps: inst.to_vps(),
         plan,
         snapshots: snapshots.iter().map(|s| s.to_api()).collect(),
         simulated,
         volume,
+        ports,
     })
 }
 
@@ -478,6 +489,9 @@ fn MachineDetail(
             <h1 data-test="machine-name">{move || vps.get().name}</h1>
             <p><StateBadgeLive vps/></p>
             {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
+            {(!d.ports.is_empty()).then(|| view! {
+                <p class="muted" data-test="machine-ports">"Reachable at "<code>{d.ports.join(", ")}</code></p>
+            })}
             {d.simulated.then(|| view! {
                 <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
             })}

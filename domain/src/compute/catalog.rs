@@ -510,7 +510,7 @@ pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> S
                     environment: [("SERVER_NAME".to_owned(), "Demo game server".to_owned())]
                         .into_iter()
                         .collect(),
-                    ports: 0,
+                    ports: 1,
                 }),
             },
         )

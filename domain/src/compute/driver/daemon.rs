@@ -610,4 +610,25 @@ impl Volume for DaemonDriver {
         let (status, body) = self.send(req).await?;
         answer(status, body).map(drop)
     }
+
+    async fn ports(&self, name: &str) -> DriverResult<Vec<String>> {
+        let c = self
+            .container(name)
+            .await?
+            .ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))?;
+        Ok(c["ports"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}/{}",
+                    p["ip"].as_str().unwrap_or("0.0.0.0"),
+                    p["port"],
+                    p["protocol"].as_str().unwrap_or("tcp")
+                )
+            })
+            .collect())
+    }
 }

@@ -309,6 +309,8 @@ pub trait Volume: Send + Sync {
     async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
     /// Writes a file, replacing it whole once complete. Twice: the same file.
     async fn write(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()>;
+    /// The host ports the machine was given, as `ip:port/protocol`. Read-only.
+    async fn ports(&self, name: &str) -> DriverResult<Vec<String>>;
 }
 
 /// The two directions of a text console.
