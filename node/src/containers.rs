@@ -839,9 +839,21 @@ async fn watch(
 }
 
 /// Stats events about once a second, in the reference's fields.
+/// The stream is opened again while the container starts or runs: an engine asked before the
+/// container is up (Podman) ends it at once.
 async fn follow_stats(docker: Docker, name: String, live: Arc<Live>) {
+    loop {
+        stats_until_end(&docker, &name, &live).await;
+        if !matches!(live.state().as_str(), "starting" | "running") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn stats_until_end(docker: &Docker, name: &str, live: &Arc<Live>) {
     let mut stream = docker.stats(
-        &name,
+        name,
         Some(StatsOptions {
             stream: true,
             one_shot: false,
