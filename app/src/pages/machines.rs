@@ -390,6 +390,15 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
 /// What a push says of a machine that matters to its page: state, transition, name, address.
 type Pushed = (String, Option<String>, String, Option<String>);
 
+fn pushed_of(v: &Vps) -> Pushed {
+    (
+        v.state.clone(),
+        v.transition.clone(),
+        v.name.clone(),
+        v.ip.clone(),
+    )
+}
+
 #[component]
 pub fn MachinePage() -> impl IntoView {
     let params = use_params_map();
@@ -402,27 +411,13 @@ pub fn MachinePage() -> impl IntoView {
     let pushed = move || {
         live.get()
             .and_then(|l| l.into_iter().find(|v| v.id == id()))
-            .map(|v| (v.state, v.transition, v.name, v.ip))
+            .map(|v| pushed_of(&v))
     };
-    // Counted by an effect, which runs only in the browser once the page has hydrated, and not
-    // for the push that first arrives: were the pushed state itself part of the key, a push
-    // landing while the page hydrates would reload the details under the hydrating DOM (the
-    // page then fails to hydrate). The state shown is the pushed one either way (`vps` below).
+    // Counted by an effect, which runs only in the browser once the page has hydrated: were the
+    // pushed state itself part of the key, a push landing while the page hydrates would reload
+    // the details under the hydrating DOM (the page then fails to hydrate). The state shown is
+    // the pushed one either way (`vps` below).
     let changes = RwSignal::new(0u32);
-    // The effect carries the last pushed value it saw; a stream that reconnects (no value for a
-    // moment) is not a change, and re-rendering the page would close an open console.
-    Effect::new(move |last: Option<Option<Pushed>>| {
-        let last = last.flatten();
-        match pushed() {
-            Some(now) => {
-                if last.as_ref().is_some_and(|l| *l != now) {
-                    changes.update(|n| *n += 1);
-                }
-                Some(now)
-            }
-            None => last,
-        }
-    });
     let data = Resource::new(
         move || {
             (
@@ -435,6 +430,26 @@ pub fn MachinePage() -> impl IntoView {
         },
         |(id, ..)| load_machine(id),
     );
+    // The details are reloaded when the pushed state differs from the state they were loaded
+    // with, once per such pair (so a field the two disagree on cannot loop). Comparing with the
+    // loaded state, not with the previous push, keeps a quick `snapshot` → idle pair of pushes
+    // that the browser delivers together from being missed; a stream that reconnects (no value
+    // for a moment) is no change, and re-rendering the page would close an open console.
+    Effect::new(move |asked: Option<Option<(Pushed, Pushed)>>| {
+        let asked = asked.flatten();
+        let (Some(now), Some(loaded)) = (
+            pushed(),
+            data.get().and_then(Result::ok).map(|d| pushed_of(&d.vps)),
+        ) else {
+            return asked;
+        };
+        let pair = (loaded, now);
+        if pair.0 != pair.1 && asked.as_ref() != Some(&pair) {
+            changes.update(|n| *n += 1);
+            return Some(pair);
+        }
+        asked
+    });
     view! {
         <Title text="Machine"/>
         <RequireUser signed_in=move |_| view! { <Machine data live power rename snap/> }/>
