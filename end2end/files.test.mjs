@@ -61,6 +61,13 @@ async function laptop(page, id, email, password, token) {
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 60_000 });
   assert.equal(await page.locator('[data-test=command-card]').count(), 0, 'no command card: the daemon runs no commands');
   assert.match(await page.locator('[data-test=machine-ports]').innerText(), /127\.0\.0\.1:255\d\d\/tcp/, 'the app got a port from the pool');
+  // Live charts fill from the daemon's stats events while the page is open.
+  const usage = page.locator('[data-test=usage-card]');
+  await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-card]')?.dataset.samples) >= 3, null, { timeout: 20_000 });
+  assert.match(await usage.locator('[data-test=chart-cpu] figcaption').innerText(), /CPU \d+\.\d %/);
+  assert.match(await usage.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ [KMG]?B of [\d.]+ [KMG]B/, 'memory against the plan\'s limit');
+  assert.match(await usage.locator('[data-test=chart-network] figcaption').innerText(), /↓ .+\/s ↑ .+\/s/);
+  assert.ok((await usage.locator('[data-test=chart-cpu] polyline').getAttribute('points')).split(' ').length >= 3, 'the CPU line has a point per sample');
 
   // What the install script left: server.properties and world/.
   const fm = page.locator('[data-test=file-manager]');

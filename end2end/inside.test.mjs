@@ -63,6 +63,24 @@ test('run commands and move files inside a container from its page', async () =>
   await page.click('[data-test=cancel-command]');
   await page.locator('[data-test=command-job][data-status=cancelled]').waitFor({ timeout: 15_000 });
 
+  // The live charts show what the machine does: a busy loop lifts the CPU line, from the
+  // engine's own stats.
+  await page.fill('[data-test=command-form] textarea[name=command]', 'while :; do :; done');
+  await page.check('[data-test=command-form] input[name=background]');
+  await page.click('[data-test=command-form] button[type=submit]');
+  await page.locator('[data-test=command-job][data-status=running]').waitFor({ timeout: 15_000 });
+  await page.waitForFunction(() => {
+    const cpu = /CPU ([\d.]+) %/.exec(document.querySelector('[data-test=chart-cpu] figcaption')?.innerText ?? '');
+    const samples = Number(document.querySelector('[data-test=usage-card]')?.dataset.samples);
+    return cpu && Number(cpu[1]) >= 20 && samples >= 4;
+  }, null, { timeout: 30_000 });
+  assert.match(await page.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ [KMG]?B of [\d.]+ [KMG]B/);
+  // Centred first: the sticky header would cover a card scrolled just into view.
+  await page.locator('[data-test=usage-card]').evaluate((el) => el.scrollIntoView({ block: 'center' }));
+  await page.locator('[data-test=usage-card]').screenshot({ path: `${ARTIFACTS}machine-usage.png` });
+  await page.click('[data-test=cancel-command]');
+  await page.locator('[data-test=command-job][data-status=running]').waitFor({ state: 'detached', timeout: 15_000 });
+
   // Upload a file, read it from inside, download it again.
   const content = `uploaded by ${username}\n`;
   await page.fill('[data-test=upload-form] input[name=path]', '/root/e2e.txt');

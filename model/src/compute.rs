@@ -79,6 +79,10 @@ pub struct Vps {
     /// When a TTL applies: the time the VPS is destroyed (RFC 3339).
     pub expires_at: Option<String>,
     pub created_at: String,
+    /// Set (RFC 3339) while the node that hosts the machine cannot be reached: `state` is the
+    /// last one known, and actions wait until the node answers again. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable_since: Option<String>,
 }
 
 /// A snapshot of a VPS.
@@ -290,4 +294,227 @@ pub struct VolumeListing {
     /// Bytes the volume holds, and may hold (`None`: no limit).
     pub used_bytes: u64,
     pub size_limit: Option<u64>,
+}
+
+/// One sample of a machine's resource use, about once a second while it runs: the shape of
+/// reference 003's `stats` event, which `GET /api/vps/{id}/stats` streams too. Network and block
+/// figures are totals since the machine started; a rate is the difference of two samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MachineStats {
+    /// Percent of one CPU (200.0: two CPUs busy).
+    pub cpu_usage: f64,
+    /// Bytes.
+    pub memory_usage: u64,
+    /// Bytes the machine may use.
+    pub memory_limit: u64,
+    pub network_rx: u64,
+    pub network_tx: u64,
+    pub block_read: u64,
+    pub block_write: u64,
+}
+
+/// Turns a Docker-API engine's stats (Docker or Podman, `GET /containers/{id}/stats`) into
+/// samples. CPU is the CPU time used since the previous sample over the wall time between the
+/// two, counted here rather than from the engine's `precpu_stats`: Podman streams only every
+/// 5 s and its `system_cpu_usage` is scaled differently from Docker's, so callers ask for
+/// one-shot samples once a second and this reader keeps the baseline. Networks and block
+/// devices are summed.
+#[cfg(feature = "docker")]
+#[derive(Debug, Default)]
+pub struct DockerStatsReader {
+    /// When the previous sample was read, and the CPU time (ns) it reported.
+    last: Option<(time::OffsetDateTime, u64)>,
+}
+
+#[cfg(feature = "docker")]
+impl DockerStatsReader {
+    /// The sample for `s`; `None` when there is nothing to chart: the container is not running
+    /// (the engine answers a zero timestamp), or this is the first sample (no baseline yet).
+    pub fn sample(&mut self, s: &bollard::models::ContainerStatsResponse) -> Option<MachineStats> {
+        use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+        let read = s
+            .read
+            .as_deref()
+            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+            .filter(|t| t.year() > 1)?;
+        let total = s
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
+        let (before, before_total) = self.last.replace((read, total))?;
+        let wall = (read - before).whole_nanoseconds() as f64;
+        if wall < 1e8 {
+            // Too close to the previous one to say anything; keep the older baseline.
+            self.last = Some((before, before_total));
+            return None;
+        }
+        let cpu_usage = total.saturating_sub(before_total) as f64 / wall * 100.0;
+        let (mut network_rx, mut network_tx) = (0, 0);
+        for n in s.networks.iter().flat_map(|n| n.values()) {
+            network_rx += n.rx_bytes.unwrap_or(0);
+            network_tx += n.tx_bytes.unwrap_or(0);
+        }
+        let (mut block_read, mut block_write) = (0, 0);
+        let io = s
+            .blkio_stats
+            .as_ref()
+            .and_then(|b| b.io_service_bytes_recursive.as_ref());
+        for e in io.into_iter().flatten() {
+            match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("read") => block_read += e.value.unwrap_or(0),
+                Some("write") => block_write += e.value.unwrap_or(0),
+                _ => {}
+            }
+        }
+        let memory = s.memory_stats.as_ref();
+        Some(MachineStats {
+            cpu_usage: (cpu_usage * 100.0).round() / 100.0,
+            memory_usage: memory.and_then(|m| m.usage).unwrap_or(0),
+            memory_limit: memory.and_then(|m| m.limit).unwrap_or(0),
+            network_rx,
+            network_tx,
+            block_read,
+            block_write,
+        })
+    }
+}
+
+/// Samples of the named container, about one a second, handed to `each` until it returns false
+/// or the container is not running (gone, stopped: the engine refuses or answers a zero
+/// timestamp three times in a row, so one slow answer does not end a chart).
+#[cfg(feature = "docker")]
+pub async fn follow_docker_stats(
+    docker: &bollard::Docker,
+    name: &str,
+    mut each: impl FnMut(MachineStats) -> bool,
+) {
+    use futures::StreamExt;
+    let mut reader = DockerStatsReader::default();
+    let mut misses = 0;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while misses < 3 {
+        tick.tick().await;
+        let options = bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let answer = docker.stats(name, Some(options)).next().await;
+        let Some(Ok(s)) = answer else {
+            misses += 1;
+            continue;
+        };
+        if s.read.as_deref().is_none_or(|t| t.starts_with("0001-")) {
+            misses += 1;
+            continue;
+        }
+        misses = 0;
+        if let Some(sample) = reader.sample(&s) {
+            if !each(sample) {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "docker"))]
+mod docker_stats_tests {
+    use super::*;
+    use bollard::models::{
+        ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerNetworkStats,
+        ContainerStatsResponse,
+    };
+
+    fn at(read: &str, cpu_ns: u64) -> ContainerStatsResponse {
+        ContainerStatsResponse {
+            read: Some(read.into()),
+            cpu_stats: Some(ContainerCpuStats {
+                cpu_usage: Some(ContainerCpuUsage {
+                    total_usage: Some(cpu_ns),
+                    ..Default::default()
+                }),
+                // Podman's counter: wall time, not summed over CPUs (Docker's formula doubles).
+                system_cpu_usage: Some(cpu_ns * 3),
+                online_cpus: Some(2),
+                ..Default::default()
+            }),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(64 << 20),
+                limit: Some(256 << 20),
+                ..Default::default()
+            }),
+            networks: Some(
+                [
+                    (
+                        "eth0".to_owned(),
+                        ContainerNetworkStats {
+                            rx_bytes: Some(1000),
+                            tx_bytes: Some(10),
+                            ..Default::default()
+                        },
+                    ),
+                    (
+                        "eth1".to_owned(),
+                        ContainerNetworkStats {
+                            rx_bytes: Some(500),
+                            tx_bytes: Some(5),
+                            ..Default::default()
+                        },
+                    ),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cpu_is_cpu_time_over_wall_time_between_samples() {
+        let mut reader = DockerStatsReader::default();
+        assert_eq!(
+            reader.sample(&at("2026-11-30T10:00:00.000Z", 1_000_000_000)),
+            None,
+            "no baseline yet"
+        );
+        // Half a second of CPU in one second: 50 % of one CPU, whatever the engine's counters.
+        let s = reader
+            .sample(&at("2026-11-30T10:00:01.000Z", 1_500_000_000))
+            .unwrap();
+        assert_eq!(s.cpu_usage, 50.0);
+        assert_eq!((s.memory_usage, s.memory_limit), (64 << 20, 256 << 20));
+        assert_eq!(
+            (s.network_rx, s.network_tx),
+            (1500, 15),
+            "networks are summed"
+        );
+        // Two CPUs busy for two seconds.
+        let s = reader
+            .sample(&at("2026-11-30T10:00:03.000Z", 5_500_000_000))
+            .unwrap();
+        assert_eq!(s.cpu_usage, 200.0);
+    }
+
+    #[test]
+    fn a_stopped_container_or_a_too_close_sample_gives_nothing() {
+        let mut reader = DockerStatsReader::default();
+        assert_eq!(
+            reader.sample(&at("0001-01-01T00:00:00Z", 0)),
+            None,
+            "the engine's zero date: not running"
+        );
+        reader.sample(&at("2026-11-30T10:00:00.000Z", 0));
+        assert_eq!(
+            reader.sample(&at("2026-11-30T10:00:00.002Z", 1_000_000)),
+            None,
+            "2 ms says nothing"
+        );
+        // The baseline stayed the older sample.
+        let s = reader
+            .sample(&at("2026-11-30T10:00:01.000Z", 250_000_000))
+            .unwrap();
+        assert_eq!(s.cpu_usage, 25.0);
+    }
 }

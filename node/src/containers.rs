@@ -31,8 +31,7 @@ use bollard::{
     models::{ContainerCreateBody, HostConfig, PortBinding},
     query_parameters::{
         AttachContainerOptions, CreateContainerOptions, KillContainerOptions,
-        RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
-        WaitContainerOptions,
+        RemoveContainerOptions, StartContainerOptions, StopContainerOptions, WaitContainerOptions,
     },
     Docker, API_DEFAULT_VERSION,
 };
@@ -132,16 +131,8 @@ pub enum Event {
     Logs { data: String },
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Stats {
-    pub cpu_usage: f64,
-    pub memory_usage: u64,
-    pub memory_limit: u64,
-    pub network_rx: u64,
-    pub network_tx: u64,
-    pub block_read: u64,
-    pub block_write: u64,
-}
+/// A stats sample, in the reference's fields (shared with the panel).
+pub type Stats = model::compute::MachineStats;
 
 type Input = Pin<Box<dyn AsyncWrite + Send>>;
 
@@ -838,80 +829,24 @@ async fn watch(
     Ok(())
 }
 
-/// Stats events about once a second, in the reference's fields.
-/// The stream is opened again while the container starts or runs: an engine asked before the
-/// container is up (Podman) ends it at once.
+/// Stats events about once a second while the container starts or runs and someone watches
+/// (no viewer, no polling: a host with hundreds of idle containers asks its engine nothing).
 async fn follow_stats(docker: Docker, name: String, live: Arc<Live>) {
+    let wanted = |live: &Live| {
+        live.events.receiver_count() > 0 && matches!(live.state().as_str(), "starting" | "running")
+    };
     loop {
-        stats_until_end(&docker, &name, &live).await;
+        if wanted(&live) {
+            model::compute::follow_docker_stats(&docker, &name, |sample| {
+                let _ = live.events.send(Event::Stats(sample));
+                wanted(&live)
+            })
+            .await;
+        }
         if !matches!(live.state().as_str(), "starting" | "running") {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-async fn stats_until_end(docker: &Docker, name: &str, live: &Arc<Live>) {
-    let mut stream = docker.stats(
-        name,
-        Some(StatsOptions {
-            stream: true,
-            one_shot: false,
-        }),
-    );
-    while let Some(Ok(s)) = stream.next().await {
-        let cpu = s.cpu_stats.as_ref();
-        let pre = s.precpu_stats.as_ref();
-        let total = |c: Option<&bollard::models::ContainerCpuStats>| {
-            c.and_then(|c| c.cpu_usage.as_ref())
-                .and_then(|u| u.total_usage)
-                .unwrap_or(0)
-        };
-        let system = |c: Option<&bollard::models::ContainerCpuStats>| {
-            c.and_then(|c| c.system_cpu_usage).unwrap_or(0)
-        };
-        let cpus = cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1) as f64;
-        let cpu_delta = total(cpu).saturating_sub(total(pre)) as f64;
-        let system_delta = system(cpu).saturating_sub(system(pre)) as f64;
-        let cpu_usage = if system_delta > 0.0 {
-            (cpu_delta / system_delta * cpus * 100.0 * 100.0).round() / 100.0
-        } else {
-            0.0
-        };
-        let (mut rx, mut tx) = (0, 0);
-        for n in s
-            .networks
-            .as_ref()
-            .map(|n| n.values().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            rx += n.rx_bytes.unwrap_or(0);
-            tx += n.tx_bytes.unwrap_or(0);
-        }
-        let (mut read, mut write) = (0, 0);
-        for e in s
-            .blkio_stats
-            .as_ref()
-            .and_then(|b| b.io_service_bytes_recursive.as_ref())
-            .map(|v| v.iter().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                Some("read") => read += e.value.unwrap_or(0),
-                Some("write") => write += e.value.unwrap_or(0),
-                _ => {}
-            }
-        }
-        let memory = s.memory_stats.as_ref();
-        let _ = live.events.send(Event::Stats(Stats {
-            cpu_usage,
-            memory_usage: memory.and_then(|m| m.usage).unwrap_or(0),
-            memory_limit: memory.and_then(|m| m.limit).unwrap_or(0),
-            network_rx: rx,
-            network_tx: tx,
-            block_read: read,
-            block_write: write,
-        }));
     }
 }
 

@@ -21,21 +21,64 @@ async fn node_daemon(docker: &str) -> (String, std::path::PathBuf, tokio::task::
         "hangar-daemon-test-{}",
         uuid::Uuid::new_v4().simple()
     ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (base, server) = serve_daemon(docker, &root, listener).await;
+    (base, root, server)
+}
+
+/// The daemon of `root` (a new one, or one that ran there before: it recovers its state) on
+/// `listener`.
+async fn serve_daemon(
+    docker: &str,
+    root: &std::path::Path,
+    listener: tokio::net::TcpListener,
+) -> (String, tokio::task::JoinHandle<()>) {
     let mut config = hangar_node::config::Config::default();
     config.authorization.token = NODE_TOKEN.into();
     config.storage.root = root.join("storage");
     config.docker.host = docker.to_owned();
-    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(root).unwrap();
     let node = hangar_node::Node::open(config, root.join("config.toml"))
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = hangar_node::api::router(node);
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
-    (base, root, server)
+    (base, server)
+}
+
+/// The first `stats` sample of `GET /api/vps/{id}/stats` (Server-Sent Events).
+async fn first_stats(app: &TestApp, token: &str, id: &str) -> Value {
+    let mut res = reqwest::Client::new()
+        .get(app.url(&format!("/api/vps/{id}/stats")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, res.chunk())
+            .await
+            .expect("a stats sample within 20 s")
+            .unwrap()
+            .expect("the stream stays open while the machine runs");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(event) = text.split("\n\n").find(|e| e.contains("event: stats")) {
+            let data = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            return serde_json::from_str(data).unwrap();
+        }
+    }
 }
 
 async fn daemon_get(base: &str, path: &str) -> (u16, Value) {
@@ -209,6 +252,25 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
     read_until(&mut ws, "got: say hi", Duration::from_secs(20)).await;
     drop(ws);
 
+    // Live usage for the charts, from the daemon's stats events, in reference 003's fields.
+    let sample = first_stats(&app, &token, &id).await;
+    assert_eq!(
+        sample["memory_limit"].as_u64(),
+        Some(256 * 1024 * 1024),
+        "measured against the plan's memory: {sample}"
+    );
+    assert!(sample["memory_usage"].as_u64().unwrap() > 0, "{sample}");
+    assert!(sample["cpu_usage"].as_f64().unwrap() >= 0.0, "{sample}");
+    let (_, stranger) = app.funded_user("stranger", 1.0).await;
+    let foreign = app
+        .get(&format!("/api/vps/{id}/stats"), Some(&stranger))
+        .await;
+    assert_eq!(
+        foreign.status(),
+        StatusCode::NOT_FOUND,
+        "another user's machine"
+    );
+
     // Power through the panel.
     expect_json(
         app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
@@ -220,10 +282,15 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
     assert_eq!(machine(&app, &token, &id).await["state"], "stopped");
     let (_, c) = daemon_get(&base, &format!("/containers/{name}")).await;
     assert_eq!(c["state"], "exit");
+    let idle = app.get(&format!("/api/vps/{id}/stats"), Some(&token)).await;
+    assert_eq!(
+        idle.status(),
+        StatusCode::CONFLICT,
+        "no charts while stopped"
+    );
 
     // The file manager works on the volume while the machine is stopped.
     volume_story(&app, &token, &id).await;
-    let (_, stranger) = app.funded_user("stranger", 1.0).await;
     let foreign = app
         .get(&format!("/api/vps/{id}/volume?path="), Some(&stranger))
         .await;
@@ -233,7 +300,17 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
         "another user's machine"
     );
 
-    // A daemon that goes away: the reconciler reports its node unreachable, and nothing is lost.
+    // A daemon that goes away: the reconciler marks its node and machines unreachable, new
+    // machines go elsewhere (here: nowhere), and nothing is lost.
+    expect_json(
+        app.post(&format!("/api/vps/{id}/start"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    assert_eq!(machine(&app, &token, &id).await["state"], "running");
+    let address = base.trim_start_matches("http://").to_owned();
     daemon.abort();
     let _ = daemon.await;
     let report = domain::compute::reconcile::run(&app.state).await.unwrap();
@@ -241,7 +318,53 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
         report.unreachable_nodes.iter().any(|n| n == "games-1"),
         "{report:?}"
     );
-    assert_eq!(machine(&app, &token, &id).await["state"], "stopped");
+    let away = machine(&app, &token, &id).await;
+    assert_eq!(away["state"], "running", "the last state known: {away}");
+    assert!(away["unreachable_since"].is_string(), "{away}");
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await
+    .value;
+    assert!(nodes[0]["unreachable_since"].is_i64(), "{nodes}");
+    let elsewhere = app
+        .post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "second", "plan_id": "c-micro", "image": "mine-game"}),
+        )
+        .await;
+    let status = elsewhere.status();
+    let body = elsewhere.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "no capacity but the unreachable node: {body}"
+    );
+    // A second pass keeps the first time.
+    domain::compute::reconcile::run(&app.state).await.unwrap();
+    assert_eq!(
+        machine(&app, &token, &id).await["unreachable_since"],
+        away["unreachable_since"]
+    );
+
+    // Back on the same address with its state: the mark goes, the machine still runs there
+    // (re-attached by the daemon, not restarted) and answers on its console.
+    let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
+    let (_, daemon) = serve_daemon(&docker, &root, listener).await;
+    let report = domain::compute::reconcile::run(&app.state).await.unwrap();
+    assert!(report.unreachable_nodes.is_empty(), "{report:?}");
+    let back = machine(&app, &token, &id).await;
+    assert_eq!(back["state"], "running", "{back}");
+    assert!(back.get("unreachable_since").is_none(), "{back}");
+    let mut ws = console(&app, &token, &id).await;
+    type_in(&mut ws, "still there\n").await;
+    read_until(&mut ws, "got: still there", Duration::from_secs(20)).await;
+    drop(ws);
+    app.delete(&format!("/api/vps/{id}"), Some(&token)).await;
+    app.run_jobs().await;
+    daemon.abort();
 
     let _ = std::fs::remove_dir_all(&root);
 }

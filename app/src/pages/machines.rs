@@ -244,7 +244,14 @@ fn StateBadge(vps: Vps) -> impl IntoView {
         (None, "error") => ("status status-error", "error".to_owned()),
         (None, s) => ("status", s.to_owned()),
     };
-    view! { <span class=class data-test="machine-state" data-state=vps.state.clone() data-transition=vps.transition.clone().unwrap_or_default()>{text}</span> }
+    let unreachable = vps.unreachable_since.is_some().then(|| view! {
+        <span class="status status-error" data-test="machine-unreachable"
+            title="Its node does not answer; the state shown is the last one known">"node unreachable"</span>
+    });
+    view! {
+        <span class=class data-test="machine-state" data-state=vps.state.clone() data-transition=vps.transition.clone().unwrap_or_default()>{text}</span>
+        {unreachable}
+    }
 }
 
 #[component]
@@ -504,6 +511,11 @@ fn MachineDetail(
             <h1 data-test="machine-name">{move || vps.get().name}</h1>
             <p><StateBadgeLive vps/></p>
             {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
+            {move || vps.get().unreachable_since.map(|since| view! {
+                <p class="alert alert-warn" data-test="machine-unreachable-note">
+                    {format!("The node this machine runs on has not answered since {}. Its state above is the last one known; actions wait until the node is back, and nothing on it is lost.", since.replace('T', " ").trim_end_matches('Z').split('.').next().unwrap_or_default())}
+                </p>
+            })}
             {(!d.ports.is_empty()).then(|| view! {
                 <p class="muted" data-test="machine-ports">"Reachable at "<code>{d.ports.join(", ")}</code></p>
             })}
@@ -522,11 +534,15 @@ fn MachineDetail(
         } else if d.volume {
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm=false app=true/>
+                <super::usage::UsageCard id=d.vps.id.clone() running=Signal::derive(move || vps.get().state == "running")/>
                 <super::volume::FileManager id=d.vps.id.clone() state=Signal::derive(move || vps.get().state)/>
             }.into_any()
         } else {
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == "vm"}/>
+                {(d.vps.kind == "container").then(|| view! {
+                    <super::usage::UsageCard id=d.vps.id.clone() running=Signal::derive(move || vps.get().state == "running")/>
+                })}
                 <super::inside::InsideCards id=d.vps.id.clone()/>
             }.into_any()
         }}

@@ -14,6 +14,7 @@ mod operator;
 mod pools;
 mod rentals;
 mod tokens;
+mod usage;
 mod volume;
 
 pub use account::AccountPage;

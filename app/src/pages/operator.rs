@@ -42,6 +42,8 @@ pub struct NodeLoad {
     pub uri: String,
     /// `active` or `draining`.
     pub status: String,
+    /// Since when (RFC 3339) the reconciler cannot reach it.
+    pub unreachable_since: Option<String>,
     pub vcpu: Gauge,
     pub memory_mb: Gauge,
     pub disk_gb: Gauge,
@@ -109,6 +111,7 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
             region: n.region,
             uri: n.uri,
             status: n.status,
+            unreachable_since: n.unreachable_since.map(domain::infra::db::rfc3339),
         })
         .collect();
     let ranges = addresses::pools(db)
@@ -297,6 +300,9 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                         <div class="node-head">
                             <strong>{n.name.clone()}</strong>
                             <span class=if n.status == "active" { "status status-active" } else { "status status-expired" }>{n.status.clone()}</span>
+                            {n.unreachable_since.clone().map(|since| view! {
+                                <span class="status status-error" data-test="node-unreachable" title=format!("No answer since {since}")>"unreachable"</span>
+                            })}
                         </div>
                         <p class="muted small">{format!("{} · {} · {} machine{}", n.kind, n.region, n.machines, if n.machines == 1 { "" } else { "s" })}</p>
                         <p class="muted small mono">{n.uri.clone()}</p>

@@ -62,12 +62,14 @@ pub struct InstanceRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// Since when (epoch ms) its node cannot be reached (see `compute::reconcile`).
+    pub unreachable_since: Option<i64>,
 }
 
 pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
     price_hourly_micros, state, transition, reason, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
     backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
-    metered_minutes, created_at, updated_at, deleted_at";
+    metered_minutes, created_at, updated_at, deleted_at, unreachable_since";
 
 impl InstanceRow {
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -121,6 +123,7 @@ impl InstanceRow {
             ssh_key_ids: self.ssh_key_ids(),
             expires_at: self.expires_at.map(rfc3339),
             created_at: rfc3339(self.created_at),
+            unreachable_since: self.unreachable_since.map(rfc3339),
         }
     }
 }

@@ -17,4 +17,5 @@ pub mod meter;
 pub mod nodes;
 pub mod notices;
 pub mod reconcile;
+pub mod stats;
 pub mod volume;

@@ -31,6 +31,9 @@ pub struct NodeRow {
     /// A node daemon's token; never serialised.
     #[serde(skip)]
     pub secret: Option<String>,
+    /// Since when (epoch ms) the reconciler cannot reach it; `None` while it answers. No new
+    /// machine is placed on it meanwhile.
+    pub unreachable_since: Option<i64>,
 }
 
 impl NodeRow {
@@ -46,7 +49,7 @@ impl NodeRow {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret";
+const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret, unreachable_since";
 
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct NodeInput {
@@ -257,7 +260,7 @@ pub async fn place(
     // Compared as numbers, not cast: CAST rounds on PostgreSQL and truncates on SQLite, and an
     // integer total within `capacity × ratio` is the same rule on both.
     let fits = "used_vcpu + $1 <= vcpu * $4 AND used_memory_mb + $2 <= memory_mb * $5 AND used_disk_gb + $3 <= disk_gb \
-                AND status = 'active' AND kind = $6 AND ($7 = '' OR region = $7) \
+                AND status = 'active' AND unreachable_since IS NULL AND kind = $6 AND ($7 = '' OR region = $7) \
                 AND ($8 = 'any' OR ($8 = 'daemon') = (uri LIKE 'hangar-node+%'))";
     // One statement that writes first: it takes SQLite's write lock at once (a read-then-write
     // transaction could not upgrade under contention) and the row lock on PostgreSQL, where the

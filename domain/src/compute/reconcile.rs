@@ -14,7 +14,10 @@
 //! - a machine named `hangar-<id>` whose instance is deleted or unknown → destroyed (a leak left
 //!   by a crash between the driver call and the database update).
 //!
-//! A node that cannot be reached is skipped (logged), never taken as "everything is gone".
+//! A node that cannot be reached is skipped (logged), never taken as "everything is gone": it
+//! and its machines are marked `unreachable_since` (shown by the API and the portal; placement
+//! passes it by), and the mark goes from both when a later pass reaches it again — its machines
+//! then converge like any others, with the state the node reports.
 
 use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
 use crate::compute::executor::{self, NodeDriver};
@@ -55,9 +58,13 @@ async fn reconcile_node(
         Err(e) => {
             tracing::warn!(node = %node.name, error = %e, "reconciler: node unreachable; skipped");
             report.unreachable_nodes.push(node.name.clone());
-            return Ok(());
+            return mark_reachable(state, &node, false).await;
         }
     };
+    if node.unreachable_since.is_some() {
+        tracing::info!(node = %node.name, "reconciler: node reachable again");
+        mark_reachable(state, &node, true).await?;
+    }
     let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
         "SELECT {} FROM instances WHERE node_id = $1 AND state <> 'deleted'",
         instances::COLUMNS
@@ -75,6 +82,24 @@ async fn reconcile_node(
         reconcile_instance(state, &node, driver.as_ref(), inst, seen, report).await?;
     }
     destroy_orphans(state, &node, driver.as_ref(), &machines, report).await
+}
+
+/// Sets (keeping the first time) or clears the node's unreachable mark and its machines'.
+async fn mark_reachable(state: &AppState, node: &NodeRow, reachable: bool) -> ServiceResult<()> {
+    let since = (!reachable).then(db::now_ms);
+    let mut tx = state.db.begin().await?;
+    sqlx::query("UPDATE nodes SET unreachable_since = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(unreachable_since, $1) END WHERE id = $2")
+        .bind(since)
+        .bind(&node.id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE instances SET unreachable_since = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(unreachable_since, $1) END WHERE node_id = $2 AND state <> 'deleted'")
+        .bind(since)
+        .bind(&node.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Brings one idle instance in line with what its node shows (`seen`: its machine, if any).

@@ -11,7 +11,7 @@ use axum::{
 use domain::compute::instances::{self, Action, NewInstance};
 use domain::compute::{catalog, executor, keys};
 use domain::AppState;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
+use model::compute::{MachineStats, Plan, Snapshot, SshKey, Template, Vps};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stop_vps))
         .routes(routes!(restart_vps))
         .routes(routes!(vnc_port))
+        .routes(routes!(stats))
         .routes(routes!(list_snapshots, create_snapshot))
         .routes(routes!(restore_snapshot))
         .routes(routes!(delete_snapshot))
@@ -323,6 +324,23 @@ async fn vnc_port(
 ) -> Result<ApiJson<VncPort>> {
     let port = executor::vnc_port(&state, &caller.user.id, &id).await?;
     Ok(ApiJson(VncPort { port }))
+}
+
+/// Live resource use of a running container: a Server-Sent Events stream of `stats` events, one
+/// [`MachineStats`] sample (JSON) about each second, until the machine stops. Nothing is stored;
+/// network and block figures are totals since the machine started. 409 when it is not running
+/// or is a VM.
+#[utoipa::path(get, path = "/api/vps/{id}/stats", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "`text/event-stream` of `stats` events", content_type = "text/event-stream", body = MachineStats),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response> {
+    let samples = domain::compute::stats::open(&state, &caller.user.id, &id).await?;
+    Ok(crate::http::events::stats(samples))
 }
 
 #[utoipa::path(get, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),

@@ -1,14 +1,17 @@
 //! Live state for the portal: `GET /events/machines` is a Server-Sent Events stream of the signed-in
 //! user's machines (the reference-002 VPS list as JSON), sent when anything in it changes.
 //!
-//! The stream reads the database (once a second per open page) rather than listening to this
+//! `GET /events/machines/{id}/stats` streams one running machine's resource samples for its
+//! charts (see `domain::compute::stats`), as `GET /api/vps/{id}/stats` does for API clients.
+//!
+//! The machine list reads the database (once a second per open page) rather than listening to this
 //! replica's job workers, so it shows changes made by every replica behind a load balancer.
 
 use std::{convert::Infallible, time::Duration};
 
 use app::ssr::portal;
 use axum::{
-    extract::State,
+    extract::{Path, State},
     http::StatusCode,
     response::{
         sse::{Event, KeepAlive, Sse},
@@ -18,6 +21,8 @@ use axum::{
 use domain::compute::instances;
 use domain::AppState;
 use futures::stream::{self, Stream};
+use model::compute::MachineStats;
+use tokio::sync::mpsc::Receiver;
 use tower_sessions::Session;
 
 /// How often an open stream looks for changes.
@@ -61,4 +66,36 @@ fn changes(state: AppState, user_id: String) -> impl Stream<Item = Result<Event,
             }
         }
     })
+}
+
+/// The signed-in user's machine's resource samples (the portal's charts).
+pub async fn machine_stats(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match portal::current_user(&state, &session).await {
+        Ok(Some(user)) => user,
+        _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
+    };
+    match domain::compute::stats::open(&state, &user.id, &id).await {
+        Ok(samples) => stats(samples),
+        Err(e) => crate::http::error::AppError::from(e).into_response(),
+    }
+}
+
+/// Samples as `stats` events until the machine stops (the stream then ends; a browser's
+/// EventSource asks again and gets a 409, which ends its retries).
+pub fn stats(samples: Receiver<MachineStats>) -> Response {
+    let events = stream::unfold(samples, |mut samples| async move {
+        let sample = samples.recv().await?;
+        let data = serde_json::to_string(&sample).unwrap_or_default();
+        Some((
+            Ok::<_, Infallible>(Event::default().event("stats").data(data)),
+            samples,
+        ))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

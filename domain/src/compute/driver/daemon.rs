@@ -87,6 +87,39 @@ impl DaemonDriver {
         answer(status, value)
     }
 
+    /// The running container's WebSocket (console, stats and state events), opened with a
+    /// single-use token scoped to this container.
+    async fn events(
+        &self,
+        name: &str,
+    ) -> DriverResult<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    > {
+        if self.power(name).await? != Some(Power::Running) {
+            return Err(DriverError::Unreachable(
+                "The machine is not running".into(),
+            ));
+        }
+        let token = self
+            .ok(
+                Method::POST,
+                "/auth/tokens",
+                Some(json!({"ttl": "1m", "remove_on_use": true, "container": name})),
+            )
+            .await?;
+        let url = format!(
+            "{}/containers/{name}/ws?token={}",
+            self.base.replacen("http", "ws", 1),
+            token["token"].as_str().unwrap_or_default()
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| DriverError::Unreachable(format!("node daemon events: {e}")))?;
+        Ok(ws)
+    }
+
     async fn container(&self, name: &str) -> DriverResult<Option<Value>> {
         let (status, value) = self
             .call(Method::GET, &format!("/containers/{name}"), None)
@@ -413,26 +446,7 @@ impl Driver for DaemonDriver {
     /// token scoped to this container: console output and daemon messages come out, keystrokes
     /// go in. The daemon's TTY keeps its size; resizes are not forwarded.
     async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo> {
-        if self.power(name).await? != Some(Power::Running) {
-            return Err(DriverError::Unreachable(
-                "The machine is not running".into(),
-            ));
-        }
-        let token = self
-            .ok(
-                Method::POST,
-                "/auth/tokens",
-                Some(json!({"ttl": "1m", "remove_on_use": true, "container": name})),
-            )
-            .await?;
-        let url = format!(
-            "{}/containers/{name}/ws?token={}",
-            self.base.replacen("http", "ws", 1),
-            token["token"].as_str().unwrap_or_default()
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .map_err(|e| DriverError::Unreachable(format!("node daemon console: {e}")))?;
+        let ws = self.events(name).await?;
         let (mut sink, mut stream) = ws.split();
         let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
         let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<ConsoleInput>(64);
@@ -480,6 +494,33 @@ impl Driver for DaemonDriver {
         Err(DriverError::Unsupported(
             "Containers have no screen; use the console".into(),
         ))
+    }
+
+    /// The `stats` events of the container's WebSocket (one a second while it runs).
+    async fn open_stats(
+        &self,
+        name: &str,
+    ) -> DriverResult<tokio::sync::mpsc::Receiver<model::compute::MachineStats>> {
+        let (_sink, mut stream) = self.events(name).await?.split();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
+                if event["event"] != "stats" {
+                    continue;
+                }
+                let Ok(sample) = serde_json::from_value(event) else {
+                    continue;
+                };
+                if tx.send(sample).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
     }
 }
 

@@ -655,6 +655,31 @@ impl Driver for DockerDriver {
             "Containers have no screen; open their console instead".into(),
         ))
     }
+
+    /// One-shot samples from the engine once a second, until the container stops or the
+    /// receiver is dropped.
+    async fn open_stats(
+        &self,
+        name: &str,
+    ) -> DriverResult<tokio::sync::mpsc::Receiver<model::compute::MachineStats>> {
+        let docker = self.client()?;
+        if self.running(&docker, name).await? != Some(true) {
+            return Err(DriverError::Unreachable(
+                "The machine is not running".into(),
+            ));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            model::compute::follow_docker_stats(&docker, &name, |sample| {
+                // A viewer that falls behind misses samples rather than holding the poller.
+                let _ = tx.try_send(sample);
+                !tx.is_closed()
+            })
+            .await;
+        });
+        Ok(rx)
+    }
 }
 
 impl DockerDriver {

@@ -281,6 +281,18 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn volume(&self) -> Option<&dyn Volume> {
         None
     }
+
+    /// A stream of resource samples (about one a second) while the machine runs; the receiver
+    /// yields `None` when the machine stops or the node goes away, and dropping it ends the
+    /// stream. Each call is a new stream. Containers only (`Unsupported` elsewhere).
+    async fn open_stats(
+        &self,
+        _name: &str,
+    ) -> DriverResult<tokio::sync::mpsc::Receiver<model::compute::MachineStats>> {
+        Err(DriverError::Unsupported(
+            "Live resource charts are for containers".into(),
+        ))
+    }
 }
 
 /// A machine's persistent volume seen from outside: the portal's file manager. Paths are
