@@ -32,7 +32,7 @@ test('top up with a card, and cancel a top-up', async () => {
   assert.match(await page.textContent('[data-test=fake-amount]'), /\$12\.50 USD/);
   await page.click('[data-test=fake-pay]');
   await page.waitForURL(/\/billing\/success\?session_id=cs_test_/);
-  assert.match(await page.textContent('[data-test=topup-paid]'), /\$12\.5000 was added/);
+  assert.match(await page.textContent('[data-test=topup-paid]'), /\$12\.50 was added to your balance\. New balance: \$12\.5000\./);
   await hydrated(page);
   assert.equal((await page.textContent('[data-test=nav-balance]')).trim(), '$12.5000');
   await page.screenshot({ path: `${ARTIFACTS}topup-success.png` });

@@ -167,6 +167,13 @@ test("mistakes on a machine's forms and on the operator's forms answer 4xx too",
   await signIn(page, email, password);
   await page.goto(`${BASE}/machines`);
   await hydrated(page);
+  // The browser checks a name itself: the pattern must be one Chrome accepts (under the `v`
+  // flag an unescaped `-` in a class makes it invalid, and then nothing is checked).
+  const nameField = page.locator('[data-test=create-machine-form] input[name=name]');
+  await nameField.fill('bad name!');
+  assert.equal(await nameField.evaluate((el) => el.validity.patternMismatch), true, 'the name pattern is checked');
+  await nameField.fill('web-01_b.x');
+  assert.equal(await nameField.evaluate((el) => el.validity.valid), true, 'letters, digits, . _ - pass');
   await page.fill('[data-test=create-machine-form] input[name=name]', 'oops-1');
   const nano = await page.locator('[data-test=machine-source] option', { hasText: 'Nano —' }).getAttribute('value');
   await page.selectOption('[data-test=machine-source]', nano);
@@ -182,6 +189,10 @@ test("mistakes on a machine's forms and on the operator's forms answer 4xx too",
   await mistake(page, fns, {
     form: 'form:has(input[name=name][value])', endpoint: 'rename_machine', status: 400, message: 'name',
   });
+
+  const snapName = page.locator('[data-test=snapshot-form] input[name=name]');
+  await snapName.fill('-starts-with-dash');
+  assert.equal(await snapName.evaluate((el) => el.validity.patternMismatch), true, 'the snapshot name pattern is checked');
 
   // The same snapshot name twice: a conflict.
   await page.fill('[data-test=snapshot-form] input[name=name]', 'first');

@@ -36,6 +36,7 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await page.click('[data-test=sign-in-form] button[type=submit]');
   await page.waitForURL(`${BASE}/`);
 
+  await page.hover('[data-test=nav-account]');
   await page.click('nav >> text=SSH keys');
   await page.waitForURL(`${BASE}/keys`);
   await hydrated(page);
@@ -63,6 +64,13 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   assert.match((await row.locator('[data-test=machine-ip]').textContent()).trim(), /^\d+\.\d+\.\d+\.\d+$/,
     'the address the node gave it is shown with the state');
   await page.screenshot({ path: `${ARTIFACTS}machines-list.png` });
+  // The dashboard counts it, with what it costs now.
+  const dash = await context.newPage();
+  await dash.goto(`${BASE}/`);
+  await dash.locator('[data-test=dashboard-machines]').waitFor();
+  assert.match(await dash.innerText('[data-test=dashboard-machines]'), /1 running[\s\S]*1 machine in all · \$0\.\d{4}\/hour now/);
+  await dash.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
+  await dash.close();
 
   await row.locator('a').click();
   await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
@@ -85,7 +93,10 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   assert.equal(await page.isDisabled('[data-test=power-delete]'), true, 'delete needs the confirmation');
   await page.check('[data-test=confirm-delete]');
   await page.click('[data-test=power-delete]');
-  await page.locator('[data-test=machine-deleting], [data-test=machine-missing]').first().waitFor();
+  await page.locator('[data-test=machine-deleting], [data-test=machine-deleted]').first().waitFor();
+  // Once the node has removed it, the page confirms the deletion rather than calling it missing.
+  await page.locator('[data-test=machine-deleted]').waitFor({ timeout: 20_000 });
+  assert.equal(await page.locator('[data-test=machine-missing]').count(), 0);
   await page.goto(`${BASE}/machines`);
   await hydrated(page);
   await page.locator('[data-test=no-machines]').waitFor({ timeout: 20_000 });

@@ -74,14 +74,21 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   await page.waitForURL(/category=compute/);
   assert.match(page.url(), /max_price_per_day=60/);
   assert.match(page.url(), /available_durations=7/);
+  const search = new URL(page.url()).search;
+  assert.doesNotMatch(search, /=(&|$)|&=|[?&]sort=popularity/, `only the fields that are set: ${search}`);
   await page.locator('[data-test=server-card]').first().waitFor();
   const tags = await page.locator('[data-test=server-card] .tag-compute').count();
   const cards = await page.locator('[data-test=server-card]').count();
   assert.ok(cards > 0, 'some compute servers under $60/day');
   assert.equal(tags, cards, 'every card is a compute server');
+  // The filter is on the cheapest per-day rate; a card shows the one-day price and, when a longer
+  // term is cheaper per day, that rate with its term.
   for (const price of await page.locator('[data-test=price-per-day]').allTextContents()) {
-    assert.ok(parseFloat(price.replace('$', '')) <= 60, `price ${price}`);
+    const rates = [...price.matchAll(/\$(\d+\.\d{2})/g)].map((m) => parseFloat(m[1]));
+    assert.ok(Math.min(...rates) <= 60, `price ${price}`);
   }
+  assert.ok(await page.locator('[data-test=price-from]').count() > 0, 'some card has a cheaper longer term');
+  assert.match(await page.locator('[data-test=price-from]').first().textContent(), /^from \$\d+\.\d{2}\/day for \d+ days$/);
   await page.screenshot({ path: `${ARTIFACTS}marketplace.png`, fullPage: false });
   // The same link reproduces the view.
   const link = page.url();
@@ -104,6 +111,14 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.equal(await page.textContent('[data-test=rental-status]'), 'active');
   assert.equal(await page.textContent('[data-test=remaining-days]'), '7');
   await page.screenshot({ path: `${ARTIFACTS}rental.png`, fullPage: true });
+  // Extending says what it did, and the header's balance follows at once.
+  await hydrated(page);
+  const before = (await page.textContent('[data-test=nav-balance]')).trim();
+  await page.click('[data-test=extend-form] button[type=submit]');
+  await page.locator('[data-test=extended]').waitFor();
+  assert.match(await page.textContent('[data-test=extended]'), /^Extended by \d+ days?; \$\d+\.\d{2} was taken from your balance\.$/);
+  await page.waitForFunction((old) => document.querySelector('[data-test=nav-balance]').textContent.trim() !== old, before, { timeout: 10_000 });
+  assert.ok(parseFloat((await page.textContent('[data-test=nav-balance]')).replace('$', '')) < parseFloat(before.replace('$', '')), 'the header shows the lower balance');
   // It is gone from the marketplace and listed under Rentals.
   await page.click('nav >> text=Rentals');
   await page.waitForURL(`${BASE}/rentals`);
@@ -136,4 +151,19 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.deepEqual(errors, []);
   await ctxA.close();
   await ctxB.close();
+});
+
+test('on a phone the marketplace shows servers first, filters behind a button', async () => {
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const page = await phone.newPage();
+  await page.goto(`${BASE}/marketplace?category=compute`);
+  await hydrated(page);
+  const first = await page.locator('[data-test=server-card]').first().boundingBox();
+  assert.ok(first.y < 844, `the first server starts on the first screen (at ${first.y}px)`);
+  assert.equal(await page.isVisible('[data-test=filters] select[name=country]'), false, 'filters folded');
+  assert.match(await page.textContent('[data-test=filters-toggle]'), /Filters \(1 set\)/);
+  await page.click('[data-test=filters-toggle]');
+  assert.equal(await page.isVisible('[data-test=filters] select[name=country]'), true, 'and open on a tap');
+  await page.screenshot({ path: `${ARTIFACTS}marketplace-phone.png` });
+  await phone.close();
 });

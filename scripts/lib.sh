@@ -16,7 +16,14 @@ if [ "${avail_kb:-0}" -lt $((15 * 1024 * 1024)) ] && [ -d "$CARGO_TARGET_DIR/deb
 fi
 # Test and example binaries of earlier versions (each up to 500 MB, one per build of a test
 # target) pile up in a reused target dir; those not rebuilt for a day are never run again.
+# When the disk runs low, those of any earlier build go too (older than an hour: not the ones a
+# build running now has just linked); a test binary costs only its link to make again.
 if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
   find "$CARGO_TARGET_DIR/debug/deps" "$CARGO_TARGET_DIR/debug/examples" -maxdepth 1 -type f \
     -executable -size +50M -mtime +0 -delete 2>/dev/null || true
+  if [ "${avail_kb:-0}" -lt $((25 * 1024 * 1024)) ]; then
+    log "less than 25 GB free: removing test binaries not linked in the last hour"
+    find "$CARGO_TARGET_DIR/debug/deps" "$CARGO_TARGET_DIR/debug/examples" -maxdepth 1 -type f \
+      -executable -size +50M -mmin +60 -delete 2>/dev/null || true
+  fi
 fi

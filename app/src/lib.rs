@@ -61,6 +61,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("tokens") view=TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("docs/api") view=ApiDocsPage ssr=SsrMode::Async/>
+                    <Route path=path!("status") view=StatusPage ssr=SsrMode::Async/>
                     <Route path=path!("marketplace") view=MarketplacePage ssr=SsrMode::Async/>
                     <Route path=path!("marketplace/:id") view=ServerPage ssr=SsrMode::Async/>
                     <Route path=path!("rentals") view=RentalsPage ssr=SsrMode::Async/>

@@ -83,6 +83,10 @@ pub struct Vps {
     /// last one known, and actions wait until the node answers again. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_since: Option<String>,
+    /// The host ports a machine on a node daemon was given, `ip:port/protocol` (an app's
+    /// players connect there; `ip` above is the same host). Absent for other machines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
 }
 
 /// A snapshot of a VPS.

@@ -186,6 +186,12 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
     app.run_jobs().await;
     let shown = machine(&app, &token, &id).await;
     assert_eq!(shown["state"], "running", "{shown}");
+    assert_eq!(
+        shown["ports"],
+        json!([format!("127.0.0.1:{pool_port}/tcp")]),
+        "the API says where players connect"
+    );
+    assert_eq!(shown["ip"], "127.0.0.1");
 
     // On the daemon: installed on its own volume, with the pool's port, running.
     let name = format!("hangar-{id}");

@@ -299,6 +299,10 @@ async fn billing_page_shows_money_and_manages_alert_addresses() {
     .await;
     let empty = page(&app, "/billing").await;
     assert!(empty.contains("No money has moved yet"));
+    assert!(
+        empty.contains("Card payments are not set up") && !empty.contains("Pay with card"),
+        "no card form where payments are not configured"
+    );
     let uid: String = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bill'")
         .fetch_one(&app.state.db)
         .await

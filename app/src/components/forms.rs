@@ -39,13 +39,16 @@ where
     }
 }
 
-/// A submit button that shows progress and cannot be pressed twice while its action runs.
+/// A submit button that shows progress and cannot be pressed twice while its action runs. When
+/// the action succeeds its form is reset, so what was just sent does not linger as if it had
+/// not been (`keep` for forms that show settings, whose fields are the current values).
 #[component]
 pub fn SubmitButton<I>(
     action: ServerAction<I>,
     label: &'static str,
     busy_label: &'static str,
     #[prop(optional)] class: &'static str,
+    #[prop(optional)] keep: bool,
 ) -> impl IntoView
 where
     I: ServerFn + Clone + Send + Sync + 'static,
@@ -53,8 +56,20 @@ where
     I::Error: Clone + Send + Sync + 'static,
 {
     let pending = action.pending();
+    let button = NodeRef::<leptos::html::Button>::new();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let succeeded = action.value().with(|v| matches!(v, Some(Ok(_))));
+        if succeeded && !keep {
+            if let Some(form) = button.get_untracked().and_then(|b| b.form()) {
+                form.reset();
+            }
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = keep;
     view! {
-        <button type="submit" class=format!("btn {class}") disabled=move || pending.get()>
+        <button type="submit" node_ref=button class=format!("btn {class}") disabled=move || pending.get()>
             {move || if pending.get() { busy_label } else { label }}
         </button>
     }

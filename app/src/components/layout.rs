@@ -13,40 +13,64 @@ pub fn Layout(children: Children) -> impl IntoView {
     // the URL.
     crate::session::provide_session();
     let auth = use_auth();
+    let menu = RwSignal::new(false);
+    let live = live_figures(auth.info);
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        menu.set(false);
+    });
     view! {
         <header class="topbar">
             <a class="brand" href="/">
                 <span class="brand-mark" aria-hidden="true">"▲"</span>
                 " Hangar"
             </a>
-            <nav class="nav" aria-label="Main">
+            // On a phone the navigation folds behind a Menu button: a checkbox, so it opens before
+            // the page has hydrated too; it closes again whenever the page changes.
+            <input type="checkbox" id="nav-toggle" class="nav-toggle" aria-hidden="true" tabindex="-1"
+                prop:checked=move || menu.get() on:change=move |ev| menu.set(event_target_checked(&ev))/>
+            <label for="nav-toggle" class="nav-toggle-label btn btn-ghost" data-test="nav-menu">"☰ Menu"</label>
+            <nav class="nav" aria-label="Main" data-test="nav">
                 <A href="/marketplace">"Marketplace"</A>
                 <Transition>
                     {move || Suspend::new(async move {
                         let info = auth.info.await.ok().filter(|i| i.user.is_some());
-                        info.map(|info| {
-                            let pending = info.pending_invitations;
-                            let operator = info.user.as_ref().is_some_and(|u| u.is_admin);
-                            view! {
-                                <A href="/machines">"Machines"</A>
-                                <A href="/rentals">"Rentals"</A>
-                                <A href="/pools">"Pools"</A>
-                                <A href="/invitations">
-                                    "Invitations"
-                                    {(pending > 0).then(|| view! {
-                                        <span class="badge" data-test="invitation-badge" aria-label="pending invitations">{pending}</span>
-                                    })}
-                                </A>
-                                <A href="/billing">"Billing"</A>
-                                <A href="/keys">"SSH keys"</A>
-                                <A href="/tokens">"API tokens"</A>
-                                <A href="/account">"Account"</A>
-                                {operator.then(|| view! { <A href="/operator">"Operator"</A> })}
+                        match info {
+                            Some(info) => {
+                                let pending = info.pending_invitations;
+                                let operator = info.user.as_ref().is_some_and(|u| u.is_admin);
+                                view! {
+                                    <A href="/machines">"Machines"</A>
+                                    <A href="/rentals">"Rentals"</A>
+                                    <A href="/pools">"Pools"</A>
+                                    <A href="/invitations">
+                                        "Invitations"
+                                        {move || {
+                                            let pending = live.get().map_or(pending, |l| l.invitations);
+                                            (pending > 0).then(|| view! {
+                                                <span class="badge" data-test="invitation-badge" aria-label="pending invitations">{pending}</span>
+                                            })
+                                        }}
+                                    </A>
+                                    <A href="/billing">"Billing"</A>
+                                    {operator.then(|| view! { <A href="/operator">"Operator"</A> })}
+                                    // Settings one hover (or focus, or tap) away on a laptop, so the
+                                    // bar stays one line; listed in full in the phone menu.
+                                    <div class="nav-group">
+                                        <A href="/account" attr:data-test="nav-account" attr:aria-haspopup="true">"Account"</A>
+                                        <div class="nav-sub">
+                                            <A href="/keys">"SSH keys"</A>
+                                            <A href="/tokens">"API tokens"</A>
+                                            <A href="/docs/api">"API docs"</A>
+                                        </div>
+                                    </div>
+                                }.into_any()
                             }
-                        })
+                            None => view! { <A href="/docs/api">"API docs"</A> }.into_any(),
+                        }
                     })}
                 </Transition>
-                <A href="/docs/api">"API docs"</A>
             </nav>
             <div class="session-box">
                 <Transition>
@@ -55,7 +79,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                             Ok(info) => match info.user {
                                 Some(me) => view! {
                                     <a href="/billing" class="balance" title="Prepaid balance" data-test="nav-balance">
-                                        {format!("${}", usd4(me.balance.0))}
+                                        {move || format!("${}", usd4(live.get().map_or(me.balance.0, |l| l.balance)))}
                                     </a>
                                     <span class="who">{me.username}</span>
                                     <SignOutButton action=auth.sign_out/>
@@ -75,7 +99,7 @@ pub fn Layout(children: Children) -> impl IntoView {
         <footer class="footer">
             <span>"Hangar — servers by the day, machines by the minute."</span>
             <a href="/openapi.json">"OpenAPI"</a>
-            <a href="/health">"Status"</a>
+            <a href="/status">"Status"</a>
         </footer>
     }
 }
@@ -88,4 +112,38 @@ fn SignOutButton(action: ServerAction<SignOut>) -> impl IntoView {
             <button type="submit" class="btn btn-ghost" data-test="sign-out">"Sign out"</button>
         </ActionForm>
     }
+}
+
+/// The header's figures as `GET /events/me` pushes them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+struct Figures {
+    balance: i64,
+    invitations: i64,
+}
+
+/// Follows `/events/me` once the page has hydrated (signed-out visitors get a 401 and the
+/// browser stops asking); `None` until the first push, when the server-rendered figures show.
+fn live_figures(
+    info: Resource<Result<crate::session::SessionInfo, crate::error::PortalError>>,
+) -> RwSignal<Option<Figures>> {
+    let live = RwSignal::new(None);
+    // Who is signed in: the stream is opened again only when that changes, not on every
+    // navigation (which reloads the session info).
+    let user = Memo::new(move |_| {
+        info.get()
+            .and_then(Result::ok)
+            .and_then(|i| i.user.map(|u| u.id))
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = user;
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        live.set(None);
+        if user.get().is_some() {
+            crate::components::events::follow("/events/me", "message", move |figures| {
+                live.set(Some(figures))
+            });
+        }
+    });
+    live
 }

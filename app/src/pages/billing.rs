@@ -23,6 +23,8 @@ pub struct BillingData {
     /// (id, email)
     pub notify_emails: Vec<(String, String)>,
     pub account_email: String,
+    /// Card top-ups are configured (a Stripe key is set).
+    pub payments: bool,
 }
 
 #[server(prefix = "/_fn", endpoint = "billing")]
@@ -52,6 +54,7 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
         offset,
         notify_emails: emails.into_iter().map(|n| (n.id, n.email)).collect(),
         account_email: user.email,
+        payments: state.config.stripe_secret_key.is_some(),
     })
 }
 
@@ -116,7 +119,7 @@ pub fn TopupSuccessPage() -> impl IntoView {
                         match status.await {
                             Ok((s, Some(credited), balance)) if s == "paid" => view! {
                                 <h1>"Funds added"</h1>
-                                <p data-test="topup-paid">{format!("${} was added to your balance. New balance: ${}.", usd4(credited), usd4(balance))}</p>
+                                <p data-test="topup-paid">{format!("{} was added to your balance. New balance: {}.", crate::components::format::money(credited), crate::components::format::balance(balance))}</p>
                                 <a class="btn" href="/billing">"Back to billing"</a>
                             }.into_any(),
                             Ok(_) => view! {
@@ -205,6 +208,7 @@ fn Billing(
             </div>
             <div class="card">
                 <h2>"Add funds"</h2>
+                {if data.payments { view! {
                 <ActionForm action=topup attr:class="form form-row" attr:data-test="add-funds-form">
                     <CsrfField/>
                     <label>"Amount (USD, $5–$50)"
@@ -214,6 +218,9 @@ fn Billing(
                 </ActionForm>
                 <ActionError action=topup/>
                 <p class="muted">"You pay on Stripe's secure page and come back here."</p>
+                }.into_any() } else { view! {
+                    <p class="muted" data-test="payments-off">"Card payments are not set up on this Hangar. Ask its operator to add funds to your account."</p>
+                }.into_any() }}
             </div>
         </div>
         <section class="card">
@@ -226,7 +233,7 @@ fn Billing(
                         <thead><tr><th>"When"</th><th>"What"</th><th>"Kind"</th><th class="num">"Amount"</th></tr></thead>
                         <tbody>{data.movements.into_iter().map(|(_, amount, kind, description, at)| view! {
                             <tr data-test="movement">
-                                <td data-label="When">{at.replace('T', " ").get(..16).unwrap_or("").to_owned()}</td>
+                                <td data-label="When">{crate::components::format::when(&at)}</td>
                                 <td data-label="What">{description}</td>
                                 <td data-label="Kind">{kind}</td>
                                 <td data-label="Amount" class=if amount < 0 { "num debit" } else { "num credit" }>

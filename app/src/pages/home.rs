@@ -1,8 +1,139 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::PortalError;
 use crate::session::use_auth;
 use model::money::usd4;
+
+/// What a signed-in user's dashboard counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardData {
+    /// Micro-USD.
+    pub balance: i64,
+    pub machines: usize,
+    pub running: usize,
+    /// What the running machines cost per hour together (micro-USD).
+    pub hourly: i64,
+    pub rentals: usize,
+    /// The active rental that ends first: its server's name and the day it ends.
+    pub next_end: Option<(String, String)>,
+    pub invitations: i64,
+}
+
+#[server(prefix = "/_fn", endpoint = "dashboard")]
+pub async fn load_dashboard() -> Result<DashboardData, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances;
+    use domain::market::rentals;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let machines = instances::list(&state.db, &user.id).await?;
+    let running: Vec<_> = machines
+        .iter()
+        .filter(|m| m.to_vps().state == "running")
+        .collect();
+    let active: Vec<_> = rentals::list_visible(&state.db, &user.id)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == rentals::RentalStatus::Active)
+        .collect();
+    let first = active.iter().min_by_key(|r| r.rental_end);
+    let next_end = match first {
+        Some(r) => {
+            let servers = rentals::servers_for(&state.db, std::slice::from_ref(r)).await?;
+            let name = servers
+                .get(&r.server_id)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| "A server".into());
+            Some((
+                name,
+                domain::infra::db::rfc3339(r.rental_end)[..10].to_owned(),
+            ))
+        }
+        None => None,
+    };
+    let invitations = domain::accounts::pools::pending_count(&state.db, &user.id).await?;
+    Ok(DashboardData {
+        balance: user.balance_micros,
+        machines: machines.len(),
+        running: running.len(),
+        hourly: running.iter().map(|m| m.price_hourly_micros).sum(),
+        rentals: active.len(),
+        next_end,
+        invitations,
+    })
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The signed-in dashboard: money first, then what runs, what is rented, what waits for an
+/// answer, each with the next step when there is nothing yet.
+#[component]
+fn Dashboard() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_dashboard());
+    view! {
+        <div>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let Ok(d) = data.await else {
+                    return view! { <p class="muted">"The dashboard could not be loaded; the pages above still work."</p> }.into_any();
+                };
+                let runway = (d.hourly > 0).then(|| {
+                    let hours = d.balance.max(0) / d.hourly;
+                    if hours >= 48 { format!("About {} days at the current spend", hours / 24) }
+                    else { format!("About {} at the current spend — add funds soon", plural(hours as usize, "hour", "hours")) }
+                });
+                view! {
+                    <div class="grid cards" data-test="dashboard">
+                        <a class="card stat" href="/billing" data-test="dashboard-balance-card">
+                            <span class="stat-label">"Prepaid balance"</span>
+                            <span class="stat-value" data-test="dashboard-balance">{format!("${}", usd4(d.balance))}</span>
+                            <span class="muted">{runway.unwrap_or_else(|| "Pays for rentals and per-minute machines".into())}</span>
+                            <span class="card-link">"Add funds →"</span>
+                        </a>
+                        <a class="card stat" href="/machines" data-test="dashboard-machines">
+                            <span class="stat-label">"Machines"</span>
+                            <span class="stat-value">{if d.machines == 0 { "None yet".to_owned() } else { format!("{} running", d.running) }}</span>
+                            <span class="muted">{if d.machines == 0 {
+                                "VPS and containers, billed per minute while they run".to_owned()
+                            } else {
+                                format!("{} in all · ${}/hour now", plural(d.machines, "machine", "machines"), usd4(d.hourly))
+                            }}</span>
+                            <span class="card-link">{if d.machines == 0 { "Create your first machine →" } else { "Open machines →" }}</span>
+                        </a>
+                        <a class="card stat" href=if d.rentals == 0 { "/marketplace" } else { "/rentals" } data-test="dashboard-rentals">
+                            <span class="stat-label">"Rentals"</span>
+                            <span class="stat-value">{if d.rentals == 0 { "None active".to_owned() } else { format!("{} active", d.rentals) }}</span>
+                            <span class="muted">{match &d.next_end {
+                                Some((name, day)) => format!("Next to end: {name}, on {day}"),
+                                None => "Dedicated servers and VMs, rented by the day".to_owned(),
+                            }}</span>
+                            <span class="card-link">{if d.rentals == 0 { "Browse the marketplace →" } else { "Open rentals →" }}</span>
+                        </a>
+                        {(d.invitations > 0).then(|| view! {
+                            <a class="card stat highlight" href="/invitations" data-test="dashboard-invitations">
+                                <span class="stat-label">"Invitations"</span>
+                                <span class="stat-value">{plural(d.invitations as usize, "pending", "pending")}</span>
+                                <span class="muted">"A team asked you to join its pool"</span>
+                                <span class="card-link">"Answer →"</span>
+                            </a>
+                        })}
+                        <a class="card stat" href="/tokens">
+                            <span class="stat-label">"API tokens"</span>
+                            <span class="stat-value">"vtk_…"</span>
+                            <span class="muted">"Give scripts, CI and agents their own key"</span>
+                            <span class="card-link">"Manage tokens →"</span>
+                        </a>
+                    </div>
+                }.into_any()
+            })}
+        </Transition>
+        </div>
+    }
+}
 
 /// The front page: a welcome for visitors, the dashboard for signed-in users.
 #[component]
@@ -18,23 +149,7 @@ pub fn HomePage() -> impl IntoView {
                             <h1>{format!("Welcome back, {}", me.username)}</h1>
                             <p class="muted">"Everything you run on Hangar, at a glance."</p>
                         </section>
-                        <div class="grid cards">
-                            <a class="card stat" href="/account">
-                                <span class="stat-label">"Prepaid balance"</span>
-                                <span class="stat-value" data-test="dashboard-balance">{format!("${}", usd4(me.balance.0))}</span>
-                                <span class="muted">"Pays for rentals and per-minute machines"</span>
-                            </a>
-                            <a class="card stat" href="/tokens">
-                                <span class="stat-label">"API tokens"</span>
-                                <span class="stat-value">"vtk_…"</span>
-                                <span class="muted">"Give scripts, CI and agents their own key"</span>
-                            </a>
-                            <a class="card stat" href="/docs/api">
-                                <span class="stat-label">"API"</span>
-                                <span class="stat-value">"OpenAPI 3.1"</span>
-                                <span class="muted">"Everything the portal does, over JSON"</span>
-                            </a>
-                        </div>
+                        <Dashboard/>
                     }.into_any(),
                     None => view! {
                         <section class="hero">

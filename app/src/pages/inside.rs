@@ -138,7 +138,7 @@ fn CommandCard(id: String) -> impl IntoView {
                 <div class="form-row">
                     <label>"Timeout (seconds)" <input type="number" name="timeout_seconds" min="1" value="30"/></label>
                     <label class="check"><input type="checkbox" name="background"/>"In the background"</label>
-                    <SubmitButton action=run label="Run" busy_label="Running…"/>
+                    <SubmitButton action=run label="Run" busy_label="Running…" keep=true/>
                 </div>
             </ActionForm>
             <ActionError action=run/>

@@ -12,6 +12,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
+use crate::components::format::when;
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
 use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
@@ -94,7 +95,13 @@ pub async fn create_machine(
 
 /// `start`, `stop`, `restart` or `delete`.
 #[server(prefix = "/_fn", endpoint = "machine_action")]
-pub async fn machine_action(csrf: String, id: String, action: String) -> Result<(), PortalError> {
+/// Answers the action it started, so the page can say what happened after it (a deleted
+/// machine's page confirms the deletion instead of calling the machine missing).
+pub async fn machine_action(
+    csrf: String,
+    id: String,
+    action: String,
+) -> Result<String, PortalError> {
     use crate::ssr::portal;
     use domain::compute::instances::{self, Action};
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
@@ -106,7 +113,19 @@ pub async fn machine_action(csrf: String, id: String, action: String) -> Result<
         _ => return Err(PortalError::invalid("Unknown action")),
     };
     instances::act(&state, &user.id, &id, action).await?;
-    Ok(())
+    Ok(action_name(action))
+}
+
+#[cfg(feature = "ssr")]
+fn action_name(action: domain::compute::instances::Action) -> String {
+    use domain::compute::instances::Action;
+    match action {
+        Action::Start => "start",
+        Action::Stop => "stop",
+        Action::Restart => "restart",
+        Action::Delete => "delete",
+    }
+    .to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,8 +138,6 @@ pub struct MachineData {
     /// On a node daemon: the file manager works on its volume (running or not), and commands
     /// do not exist there.
     pub volume: bool,
-    /// The host ports a machine on a node daemon was given (`ip:port/protocol`).
-    pub ports: Vec<String>,
 }
 
 #[server(prefix = "/_fn", endpoint = "machine")]
@@ -141,21 +158,12 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
         .map(|p| p.name)
         .unwrap_or_default();
     let snapshots = instances::snapshots(&state.db, &user.id, &id).await?;
-    // Read from the node; a node that does not answer just shows none.
-    let ports = if volume {
-        domain::compute::volume::ports(&state, &user.id, &id)
-            .await
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
     Ok(MachineData {
         vps: inst.to_vps(),
         plan,
         snapshots: snapshots.iter().map(|s| s.to_api()).collect(),
         simulated,
         volume,
-        ports,
     })
 }
 
@@ -198,27 +206,11 @@ pub async fn snapshot_action(
 fn live_machines() -> RwSignal<Option<Vec<Vps>>> {
     let live = RwSignal::new(None::<Vec<Vps>>);
     #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::{closure::Closure, JsCast};
-        Effect::new(move |_| {
-            let Ok(source) = web_sys::EventSource::new("/events/machines") else {
-                return;
-            };
-            let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-                move |ev: web_sys::MessageEvent| {
-                    if let Some(text) = ev.data().as_string() {
-                        if let Ok(list) = serde_json::from_str::<Vec<Vps>>(&text) {
-                            live.set(Some(list));
-                        }
-                    }
-                },
-            );
-            source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-            on_message.forget();
-            let source = send_wrapper::SendWrapper::new(source);
-            on_cleanup(move || source.close());
+    Effect::new(move |_| {
+        crate::components::events::follow("/events/machines", "message", move |list| {
+            live.set(Some(list))
         });
-    }
+    });
     live
 }
 
@@ -335,7 +327,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
             <ActionForm action=create attr:class="form" attr:data-test="create-machine-form">
                 <CsrfField/>
                 <label>"Name"
-                    <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="web-01"/>
+                    <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" placeholder="web-01"/>
                 </label>
                 <label>"Plan or template"
                     <select name="source" required data-test="machine-source">
@@ -415,10 +407,11 @@ pub fn MachinePage() -> impl IntoView {
     let snap = ServerAction::<SnapshotAction>::new();
     let live = live_machines();
     // Refetch the details (snapshots) whenever an action finishes or the pushed state changes.
+    // `None` until the first push; `Some(None)` once the machine is no longer in the list (its
+    // deletion has finished).
     let pushed = move || {
         live.get()
-            .and_then(|l| l.into_iter().find(|v| v.id == id()))
-            .map(|v| pushed_of(&v))
+            .map(|l| l.into_iter().find(|v| v.id == id()).map(|v| pushed_of(&v)))
     };
     // Counted by an effect, which runs only in the browser once the page has hydrated: were the
     // pushed state itself part of the key, a push landing while the page hydrates would reload
@@ -442,7 +435,7 @@ pub fn MachinePage() -> impl IntoView {
     // loaded state, not with the previous push, keeps a quick `snapshot` → idle pair of pushes
     // that the browser delivers together from being missed; a stream that reconnects (no value
     // for a moment) is no change, and re-rendering the page would close an open console.
-    Effect::new(move |asked: Option<Option<(Pushed, Pushed)>>| {
+    Effect::new(move |asked: Option<Option<(Pushed, Option<Pushed>)>>| {
         let asked = asked.flatten();
         let (Some(now), Some(loaded)) = (
             pushed(),
@@ -451,7 +444,7 @@ pub fn MachinePage() -> impl IntoView {
             return asked;
         };
         let pair = (loaded, now);
-        if pair.0 != pair.1 && asked.as_ref() != Some(&pair) {
+        if Some(&pair.0) != pair.1.as_ref() && asked.as_ref() != Some(&pair) {
             changes.update(|n| *n += 1);
             return Some(pair);
         }
@@ -475,6 +468,12 @@ fn Machine(
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
+                    Err(_) if power.value().get_untracked().is_some_and(|r| r.is_ok_and(|a| a == "delete")) => view! {
+                        <section class="card">
+                            <p class="alert alert-ok" role="status" data-test="machine-deleted">"The machine was deleted, with its disk and snapshots. Billing for it has stopped."</p>
+                            <p><a class="btn" href="/machines">"Back to your machines"</a></p>
+                        </section>
+                    }.into_any(),
                     Err(e) => view! {
                         <section class="card"><p class="alert alert-error" data-test="machine-missing">
                             {if error_message(&e).contains("not found") { "This machine does not exist (any more): it was deleted, or it is not yours.".to_owned() } else { error_message(&e) }}
@@ -513,11 +512,11 @@ fn MachineDetail(
             {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
             {move || vps.get().unreachable_since.map(|since| view! {
                 <p class="alert alert-warn" data-test="machine-unreachable-note">
-                    {format!("The node this machine runs on has not answered since {}. Its state above is the last one known; actions wait until the node is back, and nothing on it is lost.", since.replace('T', " ").trim_end_matches('Z').split('.').next().unwrap_or_default())}
+                    {format!("The node this machine runs on has not answered since {}. Its state above is the last one known; actions wait until the node is back, and nothing on it is lost.", when(&since))}
                 </p>
             })}
-            {(!d.ports.is_empty()).then(|| view! {
-                <p class="muted" data-test="machine-ports">"Reachable at "<code>{d.ports.join(", ")}</code></p>
+            {(!d.vps.ports.is_empty()).then(|| view! {
+                <p class="muted" data-test="machine-ports">"Reachable at "<code>{d.vps.ports.join(", ")}</code></p>
             })}
             {d.simulated.then(|| view! {
                 <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
@@ -602,8 +601,8 @@ fn PowerCard(
                 <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>
                 <dt>"Region"</dt><dd>{move || vps.get().region}</dd>
                 <dt>"Price"</dt><dd>{move || format!("${}/hour, charged per minute while running", usd4(vps.get().price_hourly.0))}</dd>
-                <dt>"Created"</dt><dd>{move || vps.get().created_at}</dd>
-                {move || vps.get().expires_at.map(|e| view! { <dt>"Deleted at"</dt><dd>{e}" (time-to-live)"</dd> })}
+                <dt>"Created"</dt><dd>{move || when(&vps.get().created_at)}</dd>
+                {move || vps.get().expires_at.map(|e| view! { <dt>"Deleted at"</dt><dd>{when(&e)}" (time-to-live)"</dd> })}
             </dl>
         </section>
     }
@@ -646,7 +645,7 @@ fn SnapshotsCard(
                             <tr data-test="snapshot-row" data-state=s.state.clone()>
                                 <td data-label="Name">{s.name.clone()}</td>
                                 <td data-label="State">{s.state.clone()}</td>
-                                <td data-label="Taken">{s.created_at.clone()}</td>
+                                <td data-label="Taken">{when(&s.created_at)}</td>
                                 <td class="actions">
                                     {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}
                                     {snapshot_form(id.clone(), s.name.clone(), "delete", delete)}
@@ -665,7 +664,7 @@ fn SnapshotsCard(
                 <CsrfField/>
                 <input type="hidden" name="id" value=id.clone()/>
                 <input type="hidden" name="action" value="create"/>
-                <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="before-upgrade"/></label>
+                <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" placeholder="before-upgrade"/></label>
                 <button type="submit" class="btn" disabled=move || busy.get() || snap.pending().get()>"Take snapshot"</button>
             </ActionForm>
             <ActionError action=snap/>
@@ -694,7 +693,7 @@ fn SettingsCard(
                 <CsrfField/>
                 <input type="hidden" name="id" value=rename_id/>
                 <label>"Name" <input type="text" name="name" required maxlength="63" value=name/></label>
-                <SubmitButton action=rename label="Rename" busy_label="Saving…"/>
+                <SubmitButton action=rename label="Rename" busy_label="Saving…" keep=true/>
             </ActionForm>
             <ActionError action=rename/>
             <h3>"Delete"</h3>
@@ -795,7 +794,7 @@ pub fn KeysPage() -> impl IntoView {
                                             <tr data-test="key-row">
                                                 <td data-label="Name">{k.name.clone()}</td>
                                                 <td data-label="Fingerprint"><code>{k.fingerprint.clone()}</code></td>
-                                                <td data-label="Added">{k.created_at.clone()}</td>
+                                                <td data-label="Added">{when(&k.created_at)}</td>
                                                 <td>
                                                     <ActionForm action=remove attr:class="inline-form">
                                                         <CsrfField/>

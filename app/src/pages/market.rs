@@ -6,15 +6,15 @@ use leptos::prelude::*;
 use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::{
-    components::{Form, A},
+    components::A,
     hooks::{use_location, use_params_map, use_query_map},
 };
 use serde::{Deserialize, Serialize};
 
+use crate::components::format::{balance as balance_text, days as days_text, money};
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::session::use_auth;
 use model::market::{MarketServer, Page};
-use model::money::usd4;
 
 #[server(prefix = "/_fn", endpoint = "browse")]
 pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), PortalError> {
@@ -75,6 +75,22 @@ pub fn MarketplacePage() -> impl IntoView {
     }
 }
 
+/// The query fields that narrow the list (what the phone's Filters button counts).
+const FILTER_FIELDS: [&str; 12] = [
+    "country",
+    "category",
+    "max_price_per_day",
+    "min_cpu_cores",
+    "min_ram_gb",
+    "min_total_storage_gb",
+    "min_bandwidth_mbps",
+    "available_durations",
+    "disk_types",
+    "ram_types",
+    "unlimited_traffic_only",
+    "featured_only",
+];
+
 /// The filter form, filled from the current query (a GET form: its submission is the URL).
 #[component]
 fn Filters() -> impl IntoView {
@@ -93,13 +109,74 @@ fn Filters() -> impl IntoView {
                 .any(|x| x == v.to_lowercase())
         })
     };
+    // Filters in use (the sort order is not one).
+    let active = query.with_untracked(|m| {
+        FILTER_FIELDS
+            .iter()
+            .filter(|k| {
+                m.get_all(k)
+                    .is_some_and(|v| v.iter().any(|x| !x.is_empty()))
+            })
+            .count()
+    });
+    // Once hydrated, the URL carries only the fields that are set (the browser's own GET
+    // submission, without JavaScript, sends every field).
+    let navigate = leptos_router::hooks::use_navigate();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            let Some(form) = ev
+                .current_target()
+                .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+            else {
+                return;
+            };
+            let Ok(data) = web_sys::FormData::new_with_form(&form) else {
+                return;
+            };
+            ev.prevent_default();
+            let mut pairs = Vec::new();
+            for entry in js_sys::try_iter(&data).ok().flatten().into_iter().flatten() {
+                let Ok(entry) = entry else { continue };
+                let entry = js_sys::Array::from(&entry);
+                let (Some(key), Some(value)) = (entry.get(0).as_string(), entry.get(1).as_string())
+                else {
+                    continue;
+                };
+                // The default sort order is no filter either.
+                let default_sort = key == "sort" && value == "popularity";
+                if !(key.is_empty() || value.is_empty() || default_sort) {
+                    pairs.push(format!(
+                        "{}={}",
+                        js_sys::encode_uri_component(&key),
+                        js_sys::encode_uri_component(&value)
+                    ));
+                }
+            }
+            let url = if pairs.is_empty() {
+                "/marketplace".to_owned()
+            } else {
+                format!("/marketplace?{}", pairs.join("&"))
+            };
+            navigate(&url, Default::default());
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (ev, &navigate);
+    };
     let checkbox = move |name: &'static str, value: &'static str, label: &'static str| {
         view! {
             <label class="check"><input type="checkbox" name=name value=value checked=has(name, value)/>{label}</label>
         }
     };
     view! {
-        <Form method="GET" action="/marketplace" attr:data-test="filters">
+        // On a phone the form folds behind a Filters button (a checkbox: it works before the page
+        // has hydrated), so the first server is not screens away.
+        <input type="checkbox" id="filters-toggle" class="filters-toggle" aria-hidden="true" tabindex="-1"/>
+        <label for="filters-toggle" class="btn btn-ghost filters-toggle-label" data-test="filters-toggle">
+            {if active == 0 { "Filters".to_owned() } else { format!("Filters ({active} set)") }}
+        </label>
+        <form method="get" action="/marketplace" data-test="filters" on:submit=submit>
             <h2>"Filters"</h2>
             <label>"Country"
                 <select name="country">
@@ -156,7 +233,7 @@ fn Filters() -> impl IntoView {
                 <button type="submit" class="btn">"Apply filters"</button>
                 <a class="btn btn-ghost" href="/marketplace">"Reset"</a>
             </div>
-        </Form>
+        </form>
     }
 }
 
@@ -216,7 +293,7 @@ fn ServerCard(server: MarketServer) -> impl IntoView {
                 <li>{format!("{} · {}", s.specs.network.bandwidth_formatted, traffic)}</li>
             </ul>
             <footer>
-                <span class="price" data-test="price-per-day">{format!("${}", s.pricing.min_price_per_day)}<small>" / day"</small></span>
+                <PriceTag pricing=s.pricing.clone()/>
                 <A href=format!("/marketplace/{}", s.id) attr:class="btn btn-sm">"View & rent"</A>
             </footer>
         </article>
@@ -366,7 +443,7 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                             <fieldset>
                                 <legend>"Duration"</legend>
                                 <table class="table price-table">
-                                    <thead><tr><th></th><th>"Days"</th><th>"Price"</th><th>"Per day"</th><th>"Balance after"</th></tr></thead>
+                                    <thead><tr><th></th><th>"Term"</th><th>"Price"</th><th>"Per day"</th><th>"Balance after"</th></tr></thead>
                                     <tbody>
                                         {data.prices.iter().map(|(days, price)| {
                                             let after = balance - price;
@@ -374,14 +451,14 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                                             view! {
                                                 <tr class:short=short>
                                                     <td><input type="radio" name="rental_days" value=days.to_string() checked=*days == default_days
-                                                        attr:aria-label=format!("{days} days")/></td>
-                                                    <td data-label="Days">{format!("{days}")}</td>
-                                                    <td data-label="Price">{format!("${}", usd4(*price))}</td>
-                                                    <td data-label="Per day">{format!("${}", usd4(price / days))}</td>
+                                                        attr:aria-label=days_text(*days)/></td>
+                                                    <td data-label="Term">{days_text(*days)}</td>
+                                                    <td data-label="Price">{money(*price)}</td>
+                                                    <td data-label="Per day">{money(price / days)}</td>
                                                     <td data-label="Balance after">{if short {
-                                                        format!("short by ${}", usd4(-after))
+                                                        format!("short by {}", money(-after))
                                                     } else {
-                                                        format!("${}", usd4(after))
+                                                        balance_text(after)
                                                     }}</td>
                                                 </tr>
                                             }
@@ -397,7 +474,7 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                                 </select>
                                 <small class="muted">"Members of the pool see the server; owners and admins can extend it."</small>
                             </label>
-                            <p class="muted">{format!("Your balance: ${}", usd4(balance))}</p>
+                            <p class="muted">{format!("Your balance: {}", balance_text(balance))}</p>
                             {data.prices.iter().all(|(_, p)| *p > balance).then(|| view! {
                                 <p class="alert alert-error" data-test="short-balance">
                                     "Your balance is too low for any duration of this server. Ask an operator to add funds."
@@ -410,5 +487,39 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                 }}
             </section>
         </div>
+    }
+}
+
+/// A card's price: the per-day price of the shortest term (what one rental costs per day), and
+/// the cheapest per-day rate with the term it needs when a longer rental is cheaper per day.
+#[component]
+fn PriceTag(pricing: model::market::Pricing) -> impl IntoView {
+    let per_day = |days: &i64| pricing.price_tiers.get(&days.to_string()).cloned();
+    let shortest = pricing.durations.iter().min().copied();
+    let cheapest = pricing
+        .durations
+        .iter()
+        .filter_map(|d| Some((*d, per_day(d)?)))
+        .min_by(|a, b| {
+            let value = |s: &str| s.parse::<f64>().unwrap_or(f64::MAX);
+            value(&a.1).total_cmp(&value(&b.1)).then(b.0.cmp(&a.0))
+        });
+    let main = shortest.and_then(|d| Some((d, per_day(&d)?)));
+    let days = |d: i64| {
+        if d == 1 {
+            "1 day".to_owned()
+        } else {
+            format!("{d} days")
+        }
+    };
+    view! {
+        <span class="price" data-test="price-per-day">
+            {main.clone().map(|(d, p)| view! {
+                {format!("${p}")}<small>{if d == 1 { " / day".to_owned() } else { format!(" / day, for {}", days(d)) }}</small>
+            })}
+            {cheapest.filter(|c| main.as_ref().is_none_or(|m| m.1 != c.1)).map(|(d, p)| view! {
+                <small class="muted price-from" data-test="price-from">{format!("from ${p}/day for {}", days(d))}</small>
+            })}
+        </span>
     }
 }

@@ -13,6 +13,7 @@ mod not_found;
 mod operator;
 mod pools;
 mod rentals;
+mod status;
 mod tokens;
 mod usage;
 mod volume;
@@ -28,6 +29,7 @@ pub use not_found::NotFound;
 pub use operator::OperatorPage;
 pub use pools::{InvitationsPage, PoolPage, PoolsPage};
 pub use rentals::{RentalPage, RentalsPage};
+pub use status::StatusPage;
 pub use tokens::TokensPage;
 
 use leptos::prelude::*;

@@ -329,7 +329,7 @@ fn PoolServersCard(servers: Vec<PoolServer>) -> impl IntoView {
                                 <td data-label="Server"><A href=format!("/rentals/{}", s.rental_id)>{s.name.clone()}</A></td>
                                 <td data-label="Location">{format!("{}, {}", s.city, s.country)}</td>
                                 <td data-label="Status"><span class="status status-active">{s.rental_status.clone()}</span></td>
-                                <td data-label="Rented until">{s.rental_end.get(..10).unwrap_or("").to_owned()}</td>
+                                <td data-label="Rented until">{crate::components::format::day(&s.rental_end)}</td>
                             </tr>
                         }).collect_view()}</tbody>
                     </table></div>

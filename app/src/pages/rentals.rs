@@ -7,6 +7,7 @@ use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
+use crate::components::format::{day, days as days_text, money, when};
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
 use model::market::Rental;
@@ -19,10 +20,6 @@ pub async fn load_rentals() -> Result<Vec<Rental>, PortalError> {
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let rows = rentals::list_visible(&state.db, &user.id).await?;
     Ok(rentals::to_api_list(&state.db, rows).await?)
-}
-
-fn day(rfc3339: &str) -> String {
-    rfc3339.get(..10).unwrap_or(rfc3339).to_owned()
 }
 
 #[component]
@@ -104,19 +101,23 @@ pub async fn extend_rental(
     csrf: String,
     rental_id: String,
     additional_days: i64,
-) -> Result<(), PortalError> {
+) -> Result<String, PortalError> {
     use crate::ssr::portal;
     use domain::market::rentals;
     use domain::Actor;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    rentals::extend(
+    let (_, entry) = rentals::extend(
         &state.db,
         &Actor::user(&user.id),
         &rental_id,
         additional_days,
     )
     .await?;
-    Ok(())
+    Ok(format!(
+        "Extended by {}; {} was taken from your balance.",
+        days_text(additional_days),
+        money(-entry.amount_micros)
+    ))
 }
 
 #[component]
@@ -168,8 +169,8 @@ fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> imp
                 <h2>"Rental"</h2>
                 <dl class="facts" data-test="rental-facts">
                     <dt>"Status"</dt><dd><span class=format!("status status-{}", r.status) data-test="rental-status">{r.status.clone()}</span></dd>
-                    <dt>"Started"</dt><dd>{r.rental_start.replace('T', " ").replace(".000Z", " UTC")}</dd>
-                    <dt>"Ends"</dt><dd data-test="rental-end">{r.rental_end.replace('T', " ").replace(".000Z", " UTC")}</dd>
+                    <dt>"Started"</dt><dd>{when(&r.rental_start)}</dd>
+                    <dt>"Ends"</dt><dd data-test="rental-end">{when(&r.rental_end)}</dd>
                     <dt>"Days left"</dt><dd data-test="remaining-days">{r.remaining_days}</dd>
                     <dt>"Paid in total"</dt><dd data-test="rental-amount">{format!("${}", r.amount)}</dd>
                     <dt>"Pool"</dt><dd><a href=format!("/pools/{}", r.pool_id)>"View pool"</a></dd>
@@ -180,7 +181,7 @@ fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> imp
                 <p class="muted">{format!("{} of {} days used", r.usage_days, total_days)}</p>
                 <h3>"Payments"</h3>
                 <ul class="payments">
-                    {txs.into_iter().map(|t| view! { <li>{format!("{} — ${} {}", t.created_at.get(..10).unwrap_or(""), model::money::usd_plain(t.amount.0), t.currency)}</li> }).collect_view()}
+                    {txs.into_iter().map(|t| view! { <li>{format!("{} — {}", when(&t.created_at), money(t.amount.0))}</li> }).collect_view()}
                 </ul>
             </section>
             <section class="card">
@@ -193,11 +194,14 @@ fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> imp
                             {data.prices.iter().enumerate().map(|(i, (days, price))| view! {
                                 <label class="check">
                                     <input type="radio" name="additional_days" value=days.to_string() checked=i == 0/>
-                                    {format!("{days} more days — ${}{}", usd4(*price), if *price > data.balance { " (balance too low)" } else { "" })}
+                                    {format!("{} more — {}{}", days_text(*days), money(*price), if *price > data.balance { " (balance too low)" } else { "" })}
                                 </label>
                             }).collect_view()}
                             <p class="muted">{format!("Your balance: ${}", usd4(data.balance))}</p>
                             <ActionError action=extend/>
+                            {move || extend.value().get().and_then(Result::ok).map(|done| view! {
+                                <p class="alert alert-ok" role="status" data-test="extended">{done}</p>
+                            })}
                             <SubmitButton action=extend label="Extend and pay" busy_label="Extending…"/>
                         </ActionForm>
                     }.into_any()

@@ -6,6 +6,7 @@ use crate::error::PortalError;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
+use crate::components::format::when;
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
 use model::accounts::{CreatedToken, TokenView};
@@ -148,7 +149,8 @@ fn Tokens(
                                 <section class="card highlight" data-test="new-token">
                                     <h2>{format!("Token “{}” created", t.name)}</h2>
                                     <p>"Copy it now: this is the only time it is shown."</p>
-                                    <pre class="secret" data-test="new-token-value">{t.token}</pre>
+                                    <pre class="secret" data-test="new-token-value">{t.token.clone()}</pre>
+                                    <CopyButton text=t.token/>
                                 </section>
                             })}
                             <section class="card">
@@ -183,14 +185,19 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
                             <td data-label="Ends in"><code>{format!("…{}", t.hint)}</code></td>
                             <td data-label="Spend limit">{t.spend_limit.map(|l| format!("${}", usd4(l.0))).unwrap_or_else(|| "none".into())}</td>
                             <td data-label="Spent">{format!("${}", usd4(t.spent.0))}</td>
-                            <td data-label="Created">{short_time(&t.created_at)}</td>
-                            <td data-label="Last used">{t.last_used_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
+                            <td data-label="Created">{when(&t.created_at)}</td>
+                            <td data-label="Last used">{t.last_used_at.as_deref().map(when).unwrap_or_else(|| "never".into())}</td>
                             <td>
-                                <ActionForm action=revoke attr:class="inline-form">
-                                    <CsrfField/>
-                                    <input type="hidden" name="id" value=t.id.clone()/>
-                                    <button type="submit" class="btn btn-danger btn-sm" data-test="revoke-token">"Revoke"</button>
-                                </ActionForm>
+                                // Asks first, without JavaScript too: the form opens under the button.
+                                <details class="confirm">
+                                    <summary class="btn btn-ghost btn-sm" data-test="revoke-token">"Revoke…"</summary>
+                                    <ActionForm action=revoke attr:class="inline-form">
+                                        <CsrfField/>
+                                        <input type="hidden" name="id" value=t.id.clone()/>
+                                        <span class="muted small">{format!("Scripts using “{}” stop working at once.", t.name)}</span>
+                                        <button type="submit" class="btn btn-danger btn-sm" data-test="confirm-revoke">"Yes, revoke"</button>
+                                    </ActionForm>
+                                </details>
                             </td>
                         </tr>
                     }).collect_view()}
@@ -200,10 +207,23 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
     }.into_any()
 }
 
-/// `2025-01-21T22:00:00.000Z` → `2025-01-21 22:00 UTC`.
-fn short_time(rfc3339: &str) -> String {
-    match (rfc3339.get(..10), rfc3339.get(11..16)) {
-        (Some(d), Some(t)) => format!("{d} {t} UTC"),
-        _ => rfc3339.to_owned(),
+/// Copies `text` to the clipboard and says so (needs JavaScript; the value stays selectable).
+#[component]
+fn CopyButton(text: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let clipboard = window().navigator().clipboard();
+            let _ = clipboard.write_text(&text);
+            copied.set(true);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+    };
+    view! {
+        <button type="button" class="btn btn-sm" data-test="copy-token" on:click=copy>
+            {move || if copied.get() { "Copied ✓" } else { "Copy" }}
+        </button>
     }
 }

@@ -171,36 +171,22 @@ fn Lines(
 /// goes or the machine stops.
 #[cfg(feature = "hydrate")]
 fn follow(id: String, running: Memo<bool>, points: RwSignal<VecDeque<Point>>) {
-    use wasm_bindgen::{closure::Closure, JsCast};
     Effect::new(move |_| {
         if !running.get() {
             return;
         }
         points.update(VecDeque::clear);
-        let Ok(source) = web_sys::EventSource::new(&format!("/events/machines/{id}/stats")) else {
-            return;
-        };
-        let on_stats =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-                let Some(text) = ev.data().as_string() else {
-                    return;
-                };
-                let Ok(stats) = serde_json::from_str::<MachineStats>(&text) else {
-                    return;
-                };
-                points.update(|p| {
-                    if p.len() == KEEP {
-                        p.pop_front();
-                    }
-                    p.push_back(Point {
-                        at_ms: js_sys::Date::now(),
-                        stats,
-                    });
+        let url = format!("/events/machines/{id}/stats");
+        crate::components::events::follow(&url, "stats", move |stats: MachineStats| {
+            points.update(|p| {
+                if p.len() == KEEP {
+                    p.pop_front();
+                }
+                p.push_back(Point {
+                    at_ms: js_sys::Date::now(),
+                    stats,
                 });
             });
-        let _ = source.add_event_listener_with_callback("stats", on_stats.as_ref().unchecked_ref());
-        on_stats.forget();
-        let source = send_wrapper::SendWrapper::new(source);
-        on_cleanup(move || source.close());
+        });
     });
 }

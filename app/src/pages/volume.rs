@@ -301,7 +301,7 @@ pub fn FileManager(
                                     <input type="hidden" name="path" value=path.clone()/>
                                     <textarea name="content" rows="14" spellcheck="false" data-test="fm-editor-text">{text}</textarea>
                                     <div class="form-row">
-                                        <SubmitButton action=save label="Save" busy_label="Saving…"/>
+                                        <SubmitButton action=save label="Save" busy_label="Saving…" keep=true/>
                                         <button type="button" class="btn btn-ghost" on:click=move |_| editing.set(None)>"Close"</button>
                                     </div>
                                 </ActionForm>

@@ -176,17 +176,22 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
     driver.create(&spec).await?;
     let console = driver.console(&spec.name).await.ok();
     let address = driver.address(&spec.name).await.ok().flatten();
+    let ports = match driver.volume() {
+        Some(volume) => volume.ports(&spec.name).await?,
+        None => Vec::new(),
+    };
     let mut tx = state.db.begin().await?;
     let at = db::now_ms();
     let done = sqlx::query(
         "UPDATE instances SET state = 'running', transition = NULL, reason = NULL, vnc_port = $1,
-             private_ip = $4, updated_at = $2
+             private_ip = $4, ports = $5, updated_at = $2
          WHERE id = $3 AND transition = 'create'",
     )
     .bind(console.and_then(|c| c.vnc_port).map(i64::from))
     .bind(at)
     .bind(&inst.id)
     .bind(address)
+    .bind(serde_json::to_string(&ports).unwrap_or_else(|_| "[]".into()))
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {

@@ -64,12 +64,14 @@ pub struct InstanceRow {
     pub deleted_at: Option<i64>,
     /// Since when (epoch ms) its node cannot be reached (see `compute::reconcile`).
     pub unreachable_since: Option<i64>,
+    /// JSON array of the host ports it got from a node daemon's pool (`ip:port/protocol`).
+    pub ports: String,
 }
 
 pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
     price_hourly_micros, state, transition, reason, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
     backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
-    metered_minutes, created_at, updated_at, deleted_at, unreachable_since";
+    metered_minutes, created_at, updated_at, deleted_at, unreachable_since, ports";
 
 impl InstanceRow {
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -124,6 +126,7 @@ impl InstanceRow {
             expires_at: self.expires_at.map(rfc3339),
             created_at: rfc3339(self.created_at),
             unreachable_since: self.unreachable_since.map(rfc3339),
+            ports: serde_json::from_str(&self.ports).unwrap_or_default(),
         }
     }
 }
@@ -166,7 +169,7 @@ pub fn validate_name(name: &str) -> ServiceResult<String> {
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if !ok {
         return Err(ServiceError::invalid(
-            "name: 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or digit",
+            "A name is 1 to 63 letters, digits, `-`, `_` or `.`, and starts with a letter or digit",
         ));
     }
     Ok(name.to_owned())

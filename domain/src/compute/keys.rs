@@ -31,7 +31,7 @@ pub struct ParsedKey {
 pub fn parse(raw: &str) -> ServiceResult<ParsedKey> {
     let bad = || {
         ServiceError::invalid(
-            "public_key is not an OpenSSH public key (e.g. `ssh-ed25519 AAAA... you@host`)",
+            "That is not an OpenSSH public key: paste the one line of your `.pub` file, like `ssh-ed25519 AAAA… you@laptop`",
         )
     };
     let raw = raw.trim();
@@ -110,7 +110,7 @@ pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<KeyRow>> {
 pub async fn add(db: &Pool, user_id: &str, name: &str, public_key: &str) -> ServiceResult<KeyRow> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(ServiceError::invalid("name: 1 to 64 characters"));
+        return Err(ServiceError::invalid("A key's name is 1 to 64 characters"));
     }
     let parsed = parse(public_key)?;
     let mut tx = db.begin().await?;

@@ -229,10 +229,3 @@ pub async fn write(
     )
     .await
 }
-
-/// The host ports the machine was given from its node's pool, as `ip:port/protocol` (an app's
-/// players connect there).
-pub async fn ports(state: &AppState, user_id: &str, id: &str) -> ServiceResult<Vec<String>> {
-    let (name, driver) = machine(state, user_id, id).await?;
-    volume(&driver)?.ports(&name).await.map_err(error)
-}

@@ -163,7 +163,7 @@ pub async fn rent(
         return Err(ServiceError::invalid("rental_days must be at least 1"));
     }
     let pool_id = target_pool(db, actor, pool_id).await?;
-    require_on_market(db, server_id).await?;
+    let server_name = require_on_market(db, server_id).await?;
     let price = price_for(db, server_id, days).await?;
     let now = db::now_ms();
     let rental = RentalRow {
@@ -194,7 +194,7 @@ pub async fn rent(
             user_id: &actor.user_id,
             amount_micros: -price,
             kind: ledger::Kind::Rental,
-            description: &format!("Rental of server {server_id} for {days} days"),
+            description: &format!("Rental of {server_name} for {}", days_text(days)),
             reference: Some(&rental.id),
             idempotency_key: None,
             token_id: actor.token_id.as_deref(),
@@ -262,19 +262,29 @@ async fn target_pool(db: &Db, actor: &Actor, pool_id: Option<&str>) -> ServiceRe
 }
 
 /// 404 unless the server is on the marketplace (not retired).
-async fn require_on_market(db: &Db, server_id: &str) -> ServiceResult<()> {
+/// The server's name, when it is on the market.
+async fn require_on_market(db: &Db, server_id: &str) -> ServiceResult<String> {
     if !db::is_id(server_id) {
         return Err(ServiceError::NotFound("Server"));
     }
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM marketplace_servers WHERE id = $1")
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT status, name FROM marketplace_servers WHERE id = $1")
             .bind(server_id)
             .fetch_optional(db)
             .await?;
-    if status.as_deref() != Some(SERVER_ACTIVE) {
-        return Err(ServiceError::NotFound("Server"));
+    match row {
+        Some((status, name)) if status == SERVER_ACTIVE => Ok(name),
+        _ => Err(ServiceError::NotFound("Server")),
     }
-    Ok(())
+}
+
+/// `1 day`, `7 days`: how a billing line names a term.
+fn days_text(days: i64) -> String {
+    if days == 1 {
+        "1 day".into()
+    } else {
+        format!("{days} days")
+    }
 }
 
 /// A rental the caller may see (theirs, or in a pool they belong to); 404 otherwise.
@@ -319,6 +329,12 @@ pub async fn extend(
         ));
     }
     let price = price_for(db, &rental.server_id, days).await?;
+    let server_name: String =
+        sqlx::query_scalar("SELECT name FROM marketplace_servers WHERE id = $1")
+            .bind(&rental.server_id)
+            .fetch_optional(db)
+            .await?
+            .unwrap_or_else(|| "a server".into());
     let mut tx = db.begin().await?;
     let done = sqlx::query(
         "UPDATE rentals SET rental_end = rental_end + $1, expires_at = expires_at + $1, amount = amount + $2, updated_at = $3
@@ -341,7 +357,7 @@ pub async fn extend(
             user_id: &actor.user_id,
             amount_micros: -price,
             kind: ledger::Kind::Extension,
-            description: &format!("Extension of rental {rental_id} by {days} days"),
+            description: &format!("{server_name}: rental extended by {}", days_text(days)),
             reference: Some(rental_id),
             idempotency_key: None,
             token_id: actor.token_id.as_deref(),

@@ -1,6 +1,10 @@
 //! Live state for the portal: `GET /events/machines` is a Server-Sent Events stream of the signed-in
 //! user's machines (the reference-002 VPS list as JSON), sent when anything in it changes.
 //!
+//! `GET /events/me` streams the header's figures, `{"balance": micros, "invitations": n}`, when
+//! they change: per-minute billing, a rental, a top-up or an invitation moves them without the
+//! page changing, and the header must never show an old balance.
+//!
 //! `GET /events/machines/{id}/stats` streams one running machine's resource samples for its
 //! charts (see `domain::compute::stats`), as `GET /api/vps/{id}/stats` does for API clients.
 //!
@@ -95,6 +99,41 @@ pub fn stats(samples: Receiver<MachineStats>) -> Response {
             samples,
         ))
     });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// The signed-in user's balance and pending invitations, sent when they change.
+pub async fn me(State(state): State<AppState>, session: Session) -> Response {
+    let user = match portal::current_user(&state, &session).await {
+        Ok(Some(user)) => user,
+        _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
+    };
+    let events = stream::unfold(
+        (state, user.id, String::new(), true),
+        |(state, id, last, first)| async move {
+            let mut first = first;
+            loop {
+                if !first {
+                    tokio::time::sleep(POLL).await;
+                }
+                first = false;
+                let (Ok(balance), Ok(invitations)) = (
+                    domain::accounts::users::balance(&state.db, &id).await,
+                    domain::accounts::pools::pending_count(&state.db, &id).await,
+                ) else {
+                    continue;
+                };
+                let json =
+                    serde_json::json!({"balance": balance, "invitations": invitations}).to_string();
+                if json != last {
+                    let event = Event::default().event("message").data(json.clone());
+                    return Some((Ok::<_, Infallible>(event), (state, id, json, false)));
+                }
+            }
+        },
+    );
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()

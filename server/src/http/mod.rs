@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
 
     let portal = Router::new()
         .route("/events/machines", get(events::machines))
+        .route("/events/me", get(events::me))
         .route("/events/machines/{id}/stats", get(events::machine_stats))
         .route(
             "/portal/machines/{id}/files",

@@ -413,8 +413,13 @@ impl Driver for DaemonDriver {
         Ok(Console { vnc_port: None })
     }
 
-    async fn address(&self, _: &str) -> DriverResult<Option<String>> {
-        Ok(None)
+    /// The host address of its first pool port (where its players connect); none without ports.
+    async fn address(&self, name: &str) -> DriverResult<Option<String>> {
+        Ok(Volume::ports(self, name)
+            .await?
+            .first()
+            .and_then(|p| p.rsplit_once(':'))
+            .map(|(ip, _)| ip.to_owned()))
     }
 
     async fn exec(&self, _: &str, _: &ExecRequest) -> DriverResult<ExecOutput> {

@@ -1,0 +1,32 @@
+//! Server-Sent Events in the browser: the live parts of the portal (machine states, the header's
+//! balance, a machine's usage charts) each follow one stream.
+
+/// Opens `url` and hands each `event` (`"message"` for unnamed ones) that parses as `T` to
+/// `each`; the stream closes when the calling reactive scope is cleaned up (the effect runs
+/// again, or the page goes). The browser reconnects by itself after a drop; a stream answered
+/// with an error status (signed out, machine stopped) is not retried.
+#[cfg(feature = "hydrate")]
+pub fn follow<T>(url: &str, event: &str, mut each: impl FnMut(T) + 'static)
+where
+    T: serde::de::DeserializeOwned + 'static,
+{
+    use leptos::prelude::on_cleanup;
+    use wasm_bindgen::{closure::Closure, JsCast};
+    let Ok(source) = web_sys::EventSource::new(url) else {
+        return;
+    };
+    let on_event =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            if let Some(value) = ev
+                .data()
+                .as_string()
+                .and_then(|text| serde_json::from_str(&text).ok())
+            {
+                each(value);
+            }
+        });
+    let _ = source.add_event_listener_with_callback(event, on_event.as_ref().unchecked_ref());
+    on_event.forget();
+    let source = send_wrapper::SendWrapper::new(source);
+    on_cleanup(move || source.close());
+}

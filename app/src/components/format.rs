@@ -1,0 +1,55 @@
+//! How the portal writes times, terms and money, one way each: a moment is
+//! `2026-11-30 09:15 UTC`, a day `2026-11-30`, a term `1 day` / `7 days`, an amount `$12.50`, and a
+//! balance (and a per-hour price) with the four decimals reference 002 gives it: `$12.5000`.
+
+use model::money::{usd2, usd4};
+
+/// `2025-01-21T22:00:00.000Z` → `2025-01-21 22:00 UTC`.
+pub fn when(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
+/// `2025-01-21T22:00:00.000Z` → `2025-01-21`.
+pub fn day(rfc3339: &str) -> String {
+    rfc3339.get(..10).unwrap_or(rfc3339).to_owned()
+}
+
+/// `1 day`, `7 days`.
+pub fn days(n: i64) -> String {
+    count(n, "day", "days")
+}
+
+/// `1 machine`, `3 machines`.
+pub fn count(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// An amount of money: `$12.50`.
+pub fn money(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    format!("{sign}${}", usd2(micros.abs()))
+}
+
+/// A balance or a per-hour price, to the hundredth of a cent: `$12.5000`.
+pub fn balance(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    format!("{sign}${}", usd4(micros.abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_way_each() {
+        assert_eq!(when("2026-11-30T09:15:42.123Z"), "2026-11-30 09:15 UTC");
+        assert_eq!(day("2026-11-30T09:15:42.123Z"), "2026-11-30");
+        assert_eq!((days(1), days(7)), ("1 day".into(), "7 days".into()));
+        assert_eq!(money(12_500_000), "$12.50");
+        assert_eq!(money(-300_000), "-$0.30");
+        assert_eq!(balance(5_000_000), "$5.0000");
+    }
+}
