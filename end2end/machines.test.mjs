@@ -54,6 +54,10 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await page.evaluate(() => { window.__noReload = true; });
   await page.fill('[data-test=create-machine-form] input[name=name]', 'web-01');
   const nano = await page.locator('[data-test=machine-source] option', { hasText: 'Nano —' }).getAttribute('value');
+  // Plans and templates are told apart, each with its price.
+  for (const option of await page.locator('[data-test=machine-source] optgroup[label^=Templates] option').allTextContents()) {
+    assert.match(option, /— \$\d+\.\d{4}\/h$/, `a template with its price: ${option}`);
+  }
   await page.selectOption('[data-test=machine-source]', nano);
   await page.check('[data-test=create-machine-form] fieldset input[type=checkbox]');
   await page.click('[data-test=create-machine-form] button[type=submit]');
@@ -88,6 +92,7 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await page.fill('[data-test=snapshot-form] input[name=name]', 'before-upgrade');
   await page.click('[data-test=snapshot-form] button[type=submit]');
   await page.locator('[data-test=snapshot-row][data-state=ready]').waitFor({ timeout: 20_000 });
+  assert.match(await page.textContent('[data-test=snapshot-done]'), /Taking snapshot “before-upgrade”/);
   await page.screenshot({ path: `${ARTIFACTS}machine-detail.png`, fullPage: true });
 
   assert.equal(await page.isDisabled('[data-test=power-delete]'), true, 'delete needs the confirmation');

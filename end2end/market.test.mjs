@@ -107,9 +107,10 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   await page.selectOption('[data-test=rent-form] select[name=pool_id]', { label: 'E2E Team' });
   await page.screenshot({ path: `${ARTIFACTS}checkout.png`, fullPage: true });
   await page.click('[data-test=rent-form] button[type=submit]');
-  await page.waitForURL(/\/rentals\/[0-9a-f]{24}$/);
+  await page.waitForURL(/\/rentals\/[0-9a-f]{24}\?rented=1$/);
   assert.equal(await page.textContent('[data-test=rental-status]'), 'active');
   assert.equal(await page.textContent('[data-test=remaining-days]'), '7');
+  assert.match(await page.textContent('[data-test=rented]'), new RegExp(`^You rented ${serverName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} for 7 days; \\$\\d+\\.\\d{2} was taken from your balance\\.`));
   await page.screenshot({ path: `${ARTIFACTS}rental.png`, fullPage: true });
   // Extending says what it did, and the header's balance follows at once.
   await hydrated(page);
@@ -119,6 +120,27 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.match(await page.textContent('[data-test=extended]'), /^Extended by \d+ days?; \$\d+\.\d{2} was taken from your balance\.$/);
   await page.waitForFunction((old) => document.querySelector('[data-test=nav-balance]').textContent.trim() !== old, before, { timeout: 10_000 });
   assert.ok(parseFloat((await page.textContent('[data-test=nav-balance]')).replace('$', '')) < parseFloat(before.replace('$', '')), 'the header shows the lower balance');
+  // The rental moves to another of her pools and back, from its page.
+  const otherPool = await page.locator('[data-test=move-form] select[name=pool_id] option').first().textContent();
+  await page.click('[data-test=move-form] button[type=submit]');
+  await page.locator('[data-test=rental-moved]', { hasText: `Moved to ${otherPool}` }).waitFor();
+  await page.selectOption('[data-test=move-form] select[name=pool_id]', { label: 'E2E Team' });
+  await page.click('[data-test=move-form] button[type=submit]');
+  await page.locator('[data-test=rental-moved]', { hasText: 'Moved to E2E Team' }).waitFor();
+
+  // The billing page charts what was spent, per day.
+  await page.goto(`${BASE}/billing`);
+  await hydrated(page);
+  assert.match(await page.textContent('[data-test=spend-total]'), /^\$\d+\.\d{2} in all: machines \$0\.00 · rentals \$\d+\.\d{2}$/);
+  assert.equal(await page.locator('[data-test=spend-chart] rect.rentals').count(), 1, "one day's bar: today");
+  await page.locator('[data-test=spend-chart]').screenshot({ path: `${ARTIFACTS}billing-chart.png` });
+  await page.screenshot({ path: `${ARTIFACTS}billing.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `billing fits a phone (overflow ${overflow}px)`);
+  await page.screenshot({ path: `${ARTIFACTS}billing-phone.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goBack();
   // It is gone from the marketplace and listed under Rentals.
   await page.click('nav >> text=Rentals');
   await page.waitForURL(`${BASE}/rentals`);
@@ -142,7 +164,10 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   await bobPage.click('[data-test=accept-invitation]');
   await bobPage.locator('[data-test=no-invitations]').waitFor();
   await bobPage.locator('[data-test=invitation-badge]').waitFor({ state: 'detached' });
-  await bobPage.goto(poolUrl);
+  // Accepting says so and leads to the pool.
+  assert.match(await bobPage.textContent('[data-test=invitation-accepted]'), /You joined E2E Team/);
+  await bobPage.click('[data-test=invitation-accepted] a');
+  await bobPage.waitForURL(poolUrl);
   await bobPage.locator('[data-test=pool-server-row]').waitFor();
   assert.match(await bobPage.textContent('[data-test=pool-servers]'), new RegExp(serverName));
   assert.equal(await bobPage.textContent('[data-test=my-role]'), 'user');

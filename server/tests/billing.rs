@@ -249,3 +249,46 @@ async fn twenty_parallel_purchases_on_a_balance_for_three() {
         .unwrap();
     assert_eq!(rentals, 3, "no rental without its payment");
 }
+
+/// The billing page's chart: per-day spending, machines apart from rentals, zeros on quiet days,
+/// top-ups and credits not counted, nothing before the window.
+#[tokio::test]
+async fn daily_spend_sums_machines_and_rentals_per_utc_day() {
+    let app = TestApp::spawn().await;
+    let (uid, _) = app.user("spender").await;
+    let (other, _) = app.user("neighbour").await;
+    const DAY: i64 = 86_400_000;
+    let now = 20_000 * DAY + 3_600_000; // 01:00 UTC on day 20000
+    let rows: [(&str, i64, &str, i64); 8] = [
+        (&uid, -1_000, "usage", now - 60_000),        // today
+        (&uid, -2_000, "usage", now - 120_000),       // today
+        (&uid, -70_000_000, "rental", now - 2 * DAY), // two days ago
+        (&uid, -10_000_000, "extension", now - 2 * DAY + 1),
+        (&uid, 50_000_000, "topup", now - DAY), // money in: not spending
+        (&uid, -5_000, "usage", now - 3 * DAY), // outside a 3-day window
+        (&other, -9_000, "usage", now - 60_000), // someone else's
+        (&uid, -3_000, "usage", 20_000 * DAY),  // today, at midnight sharp
+    ];
+    for (i, (user, amount, kind, at)) in rows.iter().enumerate() {
+        sqlx::query("INSERT INTO ledger (id, user_id, amount_micros, kind, description, created_at) VALUES ($1, $2, $3, $4, 'x', $5)")
+            .bind(format!("spend-{i}"))
+            .bind(user)
+            .bind(amount)
+            .bind(kind)
+            .bind(at)
+            .execute(&app.state.db)
+            .await
+            .unwrap();
+    }
+    let days = domain::money::billing::daily_spend(&app.state.db, &uid, 3, now)
+        .await
+        .unwrap();
+    let seen: Vec<(i64, i64, i64)> = days
+        .iter()
+        .map(|d| (d.day, d.machines, d.rentals))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(19_998, 0, 80_000_000), (19_999, 0, 0), (20_000, 6_000, 0),]
+    );
+}

@@ -637,3 +637,82 @@ async fn pools_crud_counts_and_validation() {
         "The default pool cannot be deleted"
     );
 }
+
+/// Moving a rental between pools: only who may rent into both, the old pool's members lose
+/// sight of it, the new pool's gain it, and refusals change nothing.
+#[tokio::test]
+async fn a_rental_moves_between_pools_under_the_pool_rules() {
+    let t = team().await;
+    let app = &t.app;
+    let path = format!("/api/v1/rentals/{}/move", t.rental);
+    let pool_of = |v: &Value| v["data"]["pool_id"].as_str().unwrap_or_default().to_owned();
+    let ops = expect_json(
+        app.post(
+            "/api/v1/pools",
+            Some(&t.owner.1),
+            json!({"name": "Ops", "description": "o"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let outsiders = expect_json(
+        app.get("/api/v1/pools", Some(&t.outsider.1)).await,
+        StatusCode::OK,
+    )
+    .await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Refusals: a plain member, someone who cannot see it, a bad id, a pool the mover is not in.
+    let res = app
+        .post(&path, Some(&t.user.1), json!({"pool_id": ops}))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .post(&path, Some(&t.outsider.1), json!({"pool_id": outsiders}))
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = app
+        .post(&path, Some(&t.owner.1), json!({"pool_id": "nope"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = app
+        .post(&path, Some(&t.owner.1), json!({"pool_id": outsiders}))
+        .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let seen = expect_json(
+        app.get(&format!("/api/v1/rentals/{}", t.rental), Some(&t.user.1))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pool_of(&seen), t.pool, "nothing moved");
+
+    // The owner moves it into Ops: Dev Team's plain member no longer sees it.
+    let moved = expect_json(
+        app.post(&path, Some(&t.owner.1), json!({"pool_id": ops}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved["message"], "Rental moved successfully");
+    assert_eq!(pool_of(&moved), ops);
+    let gone = app
+        .get(&format!("/api/v1/rentals/{}", t.rental), Some(&t.user.1))
+        .await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    // Where it already is: no change, no error.
+    let again = expect_json(
+        app.post(&path, Some(&t.owner.1), json!({"pool_id": ops}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pool_of(&again), ops);
+    let _ = (&t.admin, &t.invitee, &t.admin_op);
+}

@@ -25,6 +25,8 @@ pub struct BillingData {
     pub account_email: String,
     /// Card top-ups are configured (a Stripe key is set).
     pub payments: bool,
+    /// The last 30 UTC days, oldest first: (day `YYYY-MM-DD`, machines µUSD, rentals µUSD).
+    pub spend: Vec<(String, i64, i64)>,
 }
 
 #[server(prefix = "/_fn", endpoint = "billing")]
@@ -55,6 +57,17 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
         notify_emails: emails.into_iter().map(|n| (n.id, n.email)).collect(),
         account_email: user.email,
         payments: state.config.stripe_secret_key.is_some(),
+        spend: billing::daily_spend(&state.db, &user.id, 30, domain::infra::db::now_ms())
+            .await?
+            .into_iter()
+            .map(|d| {
+                (
+                    rfc3339(d.day * 86_400_000)[..10].to_owned(),
+                    d.machines,
+                    d.rentals,
+                )
+            })
+            .collect(),
     })
 }
 
@@ -223,6 +236,7 @@ fn Billing(
                 }.into_any() }}
             </div>
         </div>
+        <SpendChart spend=data.spend.clone()/>
         <section class="card">
             <h2>"History"</h2>
             {if data.movements.is_empty() {
@@ -272,6 +286,62 @@ fn Billing(
             </ActionForm>
             <ActionError action=add/>
             <ActionError action=remove/>
+        </section>
+    }
+}
+
+/// Spending per day over the last 30 days as stacked bars (machines below, rentals above), drawn
+/// on the server as SVG: readable before any script runs, and on a phone (it scales to the
+/// card). Each bar's tooltip gives the day's figures; the caption gives the totals.
+#[component]
+fn SpendChart(spend: Vec<(String, i64, i64)>) -> impl IntoView {
+    use crate::components::format::money;
+    const W: f64 = 300.0;
+    const H: f64 = 100.0;
+    let machines: i64 = spend.iter().map(|d| d.1).sum();
+    let rentals: i64 = spend.iter().map(|d| d.2).sum();
+    let top = spend.iter().map(|d| d.1 + d.2).max().unwrap_or(0).max(1) as f64;
+    let slot = W / spend.len().max(1) as f64;
+    let bar = |i: usize, from: i64, amount: i64, class: &'static str| {
+        let h = amount as f64 / top * (H - 2.0);
+        let y = H - from as f64 / top * (H - 2.0) - h;
+        (amount > 0).then(|| view! {
+            <rect class=class x=format!("{:.2}", i as f64 * slot + slot * 0.15) y=format!("{y:.2}")
+                width=format!("{:.2}", slot * 0.7) height=format!("{h:.2}")/>
+        })
+    };
+    let first = spend.first().map(|d| d.0.clone()).unwrap_or_default();
+    let last = spend.last().map(|d| d.0.clone()).unwrap_or_default();
+    view! {
+        <section class="card spend-card" data-test="spend-chart">
+            <h2>"Spending, last 30 days"</h2>
+            {if machines + rentals == 0 {
+                view! { <p class="muted" data-test="no-spend">"Nothing spent in the last 30 days."</p> }.into_any()
+            } else {
+                view! {
+                    <p class="muted" data-test="spend-total">
+                        {format!("{} in all: ", money(machines + rentals))}
+                        <span class="key machines"></span>{format!("machines {} · ", money(machines))}
+                        <span class="key rentals"></span>{format!("rentals {}", money(rentals))}
+                    </p>
+                    <div class="plot">
+                        <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
+                            aria-label=format!("Spending per day from {first} to {last}")>
+                            {spend.iter().enumerate().map(|(i, (day, m, r))| view! {
+                                <g data-day=day.clone()>
+                                    <title>{format!("{day}: machines {}, rentals {}", money(*m), money(*r))}</title>
+                                    <rect class="hit" x=format!("{:.2}", i as f64 * slot) y="0" width=format!("{slot:.2}") height=H/>
+                                    {bar(i, 0, *m, "machines")}
+                                    {bar(i, *m, *r, "rentals")}
+                                </g>
+                            }).collect_view()}
+                        </svg>
+                        <span class="scale top">{money(top as i64)}</span>
+                        <span class="scale left">{first}</span>
+                        <span class="scale right">{last}</span>
+                    </div>
+                }.into_any()
+            }}
         </section>
     }
 }

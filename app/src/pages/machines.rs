@@ -184,21 +184,25 @@ pub async fn snapshot_action(
     id: String,
     name: String,
     action: String,
-) -> Result<(), PortalError> {
+) -> Result<String, PortalError> {
     use crate::ssr::portal;
     use domain::compute::instances;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    match action.as_str() {
+    Ok(match action.as_str() {
         "create" => {
             instances::snapshot_create(&state, &user.id, &id, &name).await?;
+            format!("Taking snapshot “{name}”: it is listed below, and ready in a moment.")
         }
         "restore" => {
             instances::snapshot_restore(&state, &user.id, &id, &name).await?;
+            format!("Restoring “{name}”: the machine's disk goes back to it.")
         }
-        "delete" => instances::snapshot_delete(&state, &user.id, &id, &name).await?,
+        "delete" => {
+            instances::snapshot_delete(&state, &user.id, &id, &name).await?;
+            format!("Snapshot “{name}” deleted.")
+        }
         _ => return Err(PortalError::invalid("Unknown action")),
-    }
-    Ok(())
+    })
 }
 
 /// The user's machines as the server last pushed them (`None` until the first message).
@@ -331,18 +335,21 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                 </label>
                 <label>"Plan or template"
                     <select name="source" required data-test="machine-source">
-                        <optgroup label="Plans">
+                        <optgroup label="Plans: a size, with its default image">
                             {data.plans.iter().map(|p| view! {
                                 <option value=format!("plan:{}", p.id)>
                                     {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0))}
                                 </option>
                             }).collect_view()}
                         </optgroup>
-                        <optgroup label="Templates">
-                            {data.templates.iter().map(|t| view! {
-                                <option value=format!("template:{}", t.slug)>
-                                    {format!("{} ({})", t.name, t.image)}
-                                </option>
+                        <optgroup label="Templates: ready-made machines">
+                            {data.templates.iter().map(|t| {
+                                let price = data.plans.iter().find(|p| p.id == t.plan_id).map(|p| format!(" — ${}/h", usd4(p.price_hourly.0))).unwrap_or_default();
+                                view! {
+                                    <option value=format!("template:{}", t.slug)>
+                                        {format!("{} ({}): {} vCPU, {} MB, {} GB{price}", t.name, t.image, t.vcpu, t.memory_mb, t.disk_gb)}
+                                    </option>
+                                }
                             }).collect_view()}
                         </optgroup>
                     </select>
@@ -668,6 +675,9 @@ fn SnapshotsCard(
                 <button type="submit" class="btn" disabled=move || busy.get() || snap.pending().get()>"Take snapshot"</button>
             </ActionForm>
             <ActionError action=snap/>
+            {move || snap.value().get().and_then(Result::ok).map(|done| view! {
+                <p class="alert alert-ok" role="status" data-test="snapshot-done">{done}</p>
+            })}
             {table}
         </section>
     }

@@ -364,7 +364,8 @@ pub async fn rent_server(
         state.config.rental_hold_days,
     )
     .await?;
-    leptos_axum::redirect(&format!("/rentals/{}", rental.id));
+    // The rental's page opens with a confirmation (`rented`).
+    leptos_axum::redirect(&format!("/rentals/{}?rented=1", rental.id));
     Ok(())
 }
 

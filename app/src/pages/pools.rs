@@ -8,6 +8,7 @@ use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_params_map};
 use model::market::Role;
+use serde::{Deserialize, Serialize};
 
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
@@ -249,11 +250,31 @@ pub async fn answer_invitation(
     csrf: String,
     invitation_id: String,
     accept: String,
-) -> Result<(), PortalError> {
+) -> Result<Answered, PortalError> {
     use crate::ssr::portal;
     use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    Ok(pools::answer_invitation(&state.db, &user.id, &invitation_id, accept == "yes").await?)
+    let pool = pools::pending_invitations(&state.db, &user.id)
+        .await?
+        .into_iter()
+        .find(|i| i.id == invitation_id)
+        .map(|i| (i.pool_id, i.pool_name))
+        .unwrap_or_default();
+    let accepted = accept == "yes";
+    pools::answer_invitation(&state.db, &user.id, &invitation_id, accepted).await?;
+    Ok(Answered {
+        accepted,
+        pool_id: pool.0,
+        pool_name: pool.1,
+    })
+}
+
+/// What answering an invitation did, for the confirmation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answered {
+    pub accepted: bool,
+    pub pool_id: String,
+    pub pool_name: String,
 }
 
 #[component]
@@ -272,6 +293,16 @@ pub fn InvitationsPage() -> impl IntoView {
         <RequireUser signed_in=move |_| view! {
             <section class="page-head"><h1>"Invitations"</h1><p class="muted">"Pools you have been invited to."</p></section>
             <ActionError action=answer/>
+            {move || answer.value().get().and_then(Result::ok).map(|a| if a.accepted {
+                view! {
+                    <p class="alert alert-ok" role="status" data-test="invitation-accepted">
+                        {format!("You joined {}. ", a.pool_name)}
+                        <a href=format!("/pools/{}", a.pool_id)>"Open the pool and its servers →"</a>
+                    </p>
+                }.into_any()
+            } else {
+                view! { <p class="alert alert-ok" role="status" data-test="invitation-rejected">{format!("You declined the invitation to {}.", a.pool_name)}</p> }.into_any()
+            })}
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {

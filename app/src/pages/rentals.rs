@@ -77,6 +77,8 @@ pub struct RentalPageData {
     pub balance: i64,
     pub can_extend: bool,
     pub prices: Vec<(i64, i64)>,
+    /// Pools the caller may move it into (owner or admin there, and of its pool): (id, name).
+    pub move_to: Vec<(String, String)>,
 }
 
 #[server(prefix = "/_fn", endpoint = "rental")]
@@ -88,12 +90,45 @@ pub async fn load_rental(id: String) -> Result<RentalPageData, PortalError> {
     let rental = rentals::detail(&state.db, &user.id, &id).await?;
     let role = pools::role_of(&state.db, &rental.pool_id, &user.id).await?;
     let prices = domain::market::browse::prices(&state.db, &rental.server_id).await?;
+    let can_extend = rental.status == "active" && role.is_some_and(pools::Role::can_rent);
+    let move_to = if can_extend {
+        pools::list(&state.db, &user.id)
+            .await?
+            .into_iter()
+            .filter(|p| p.user_role.can_rent() && p.id != rental.pool_id)
+            .map(|p| (p.id, p.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(RentalPageData {
-        can_extend: rental.status == "active" && role.is_some_and(pools::Role::can_rent),
+        can_extend,
         rental,
         balance: user.balance_micros,
         prices,
+        move_to,
     })
+}
+
+/// Moves the rental into another of the caller's pools.
+#[server(prefix = "/_fn", endpoint = "move_rental")]
+pub async fn move_rental(
+    csrf: String,
+    rental_id: String,
+    pool_id: String,
+) -> Result<String, PortalError> {
+    use crate::ssr::portal;
+    use domain::market::rentals;
+    use domain::Actor;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    rentals::move_to_pool(&state.db, &Actor::user(&user.id), &rental_id, &pool_id).await?;
+    let name = domain::accounts::pools::list(&state.db, &user.id)
+        .await?
+        .into_iter()
+        .find(|p| p.id == pool_id)
+        .map(|p| p.name)
+        .unwrap_or_default();
+    Ok(format!("Moved to {name}: its members see this server now."))
 }
 
 #[server(prefix = "/_fn", endpoint = "extend")]
@@ -124,14 +159,16 @@ pub async fn extend_rental(
 pub fn RentalPage() -> impl IntoView {
     let params = use_params_map();
     let extend = ServerAction::<ExtendRental>::new();
+    let relocate = ServerAction::<MoveRental>::new();
     let data = Resource::new(
         move || {
             (
                 params.with(|p| p.get("id").unwrap_or_default()),
                 extend.version().get(),
+                relocate.version().get(),
             )
         },
-        |(id, _)| load_rental(id),
+        |(id, ..)| load_rental(id),
     );
     view! {
         <Title text="Rental"/>
@@ -140,7 +177,7 @@ pub fn RentalPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Err(e) => view! { <section class="card narrow"><h1>"Rental not found"</h1><p>{error_message(&e)}</p></section> }.into_any(),
-                        Ok(d) => view! { <RentalDetail data=d extend/> }.into_any(),
+                        Ok(d) => view! { <RentalDetail data=d extend relocate/> }.into_any(),
                     }
                 })}
             </Transition>
@@ -149,8 +186,13 @@ pub fn RentalPage() -> impl IntoView {
 }
 
 #[component]
-fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> impl IntoView {
+fn RentalDetail(
+    data: RentalPageData,
+    extend: ServerAction<ExtendRental>,
+    relocate: ServerAction<MoveRental>,
+) -> impl IntoView {
     let r = data.rental;
+    let rental_id = r.id.clone();
     let txs = r.transactions.clone().unwrap_or_default();
     let total_days = r.usage_days + r.remaining_days;
     let used_pct = if total_days > 0 {
@@ -158,7 +200,15 @@ fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> imp
     } else {
         100
     };
+    let rented =
+        leptos_router::hooks::use_query_map().with_untracked(|q| q.get("rented").is_some());
     view! {
+        {rented.then(|| view! {
+            <p class="alert alert-ok" role="status" data-test="rented">
+                {format!("You rented {} for {}; {} was taken from your balance. It is yours until {}.",
+                    r.server.name, days_text(total_days), money_text(&r.amount), when(&r.rental_end))}
+            </p>
+        })}
         <section class="page-head">
             <p class="muted"><a href="/rentals">"Rentals"</a>" / "{r.server.name.clone()}</p>
             <h1>{r.server.name.clone()}</h1>
@@ -208,7 +258,37 @@ fn RentalDetail(data: RentalPageData, extend: ServerAction<ExtendRental>) -> imp
                 } else {
                     view! { <p class="muted">"Only the pool's owner and admins can extend an active rental."</p> }.into_any()
                 }}
+                <h2>"Pool"</h2>
+                {move || relocate.value().get().and_then(Result::ok).map(|done| view! {
+                    <p class="alert alert-ok" role="status" data-test="rental-moved">{done}</p>
+                })}
+                <ActionError action=relocate/>
+                {if data.move_to.is_empty() {
+                    view! { <p class="muted">{if data.can_extend {
+                        "Create another pool to share this server with a different team."
+                    } else {
+                        "Only the pool's owner and admins can move the rental to another pool."
+                    }}</p> }.into_any()
+                } else {
+                    view! {
+                        <ActionForm action=relocate attr:class="form form-row" attr:data-test="move-form">
+                            <CsrfField/>
+                            <input type="hidden" name="rental_id" value=rental_id.clone()/>
+                            <label>"Move to"
+                                <select name="pool_id">
+                                    {data.move_to.iter().map(|(id, name)| view! { <option value=id.clone()>{name.clone()}</option> }).collect_view()}
+                                </select>
+                            </label>
+                            <SubmitButton action=relocate label="Move" busy_label="Moving…"/>
+                        </ActionForm>
+                    }.into_any()
+                }}
             </section>
         </div>
     }
+}
+
+/// A rental amount as reference 001 gives it (`"70.00"`), written like every amount.
+fn money_text(amount: &str) -> String {
+    format!("${amount}")
 }

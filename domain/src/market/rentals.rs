@@ -378,6 +378,55 @@ pub async fn extend(
     Ok((find_visible(db, &actor.user_id, rental_id).await?, entry))
 }
 
+/// Moves an active rental into another pool: its members see the server from then on, the old
+/// pool's no longer (unless they belong to both). The caller must be able to rent into both
+/// pools (owner or admin of each: 403 otherwise); a rental the caller cannot see is a 404, an
+/// ended one a 409, and moving it where it already is changes nothing. Audited.
+pub async fn move_to_pool(
+    db: &Db,
+    actor: &Actor,
+    rental_id: &str,
+    pool_id: &str,
+) -> ServiceResult<RentalRow> {
+    let rental = find_visible(db, &actor.user_id, rental_id).await?;
+    let from = pools::role_of(db, &rental.pool_id, &actor.user_id).await?;
+    if !from.is_some_and(pools::Role::can_rent) {
+        return Err(ServiceError::Forbidden(
+            "Only the owner or an admin of the rental's pool may move it",
+        ));
+    }
+    let to = target_pool(db, actor, Some(pool_id)).await?;
+    if to == rental.pool_id {
+        return Ok(rental);
+    }
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "UPDATE rentals SET pool_id = $1, updated_at = $2 WHERE id = $3 AND status = 'active' AND pool_id = $4",
+    )
+    .bind(&to)
+    .bind(db::now_ms())
+    .bind(rental_id)
+    .bind(&rental.pool_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ServiceError::Conflict(
+            "This rental has ended (or moved meanwhile) and cannot be moved".into(),
+        ));
+    }
+    audit::record(
+        &mut tx,
+        Some(&actor.user_id),
+        "rental.move",
+        "rental",
+        Some(rental_id),
+        serde_json::json!({"from_pool": rental.pool_id, "to_pool": to}),
+    )
+    .await?;
+    tx.commit().await?;
+    find_visible(db, &actor.user_id, rental_id).await
+}
+
 /// The caller's rentals and those of their pools, newest first, active and ended.
 pub async fn list_visible(db: &Db, user_id: &str) -> ServiceResult<Vec<RentalRow>> {
     Ok(sqlx::query_as(&format!(

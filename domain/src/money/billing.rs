@@ -41,6 +41,58 @@ pub async fn history(
     Ok((rows, total))
 }
 
+/// What one UTC day cost: per-minute machine usage and rentals (with their extensions), in
+/// micro-USD as positive numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DaySpend {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub machines: i64,
+    pub rentals: i64,
+}
+
+/// The caller's spending over the last `days` UTC days, today included, one entry per day
+/// (oldest first; days without spending are zeros). Summed by the database per day and kind, so
+/// a month of per-minute usage lines costs one small query.
+pub async fn daily_spend(
+    db: &Pool,
+    user_id: &str,
+    days: i64,
+    now_ms: i64,
+) -> ServiceResult<Vec<DaySpend>> {
+    const DAY_MS: i64 = 86_400_000;
+    let today = now_ms.div_euclid(DAY_MS);
+    let first = today - days + 1;
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT created_at / 86400000 AS day, kind, CAST(SUM(-amount_micros) AS BIGINT)
+         FROM ledger
+         WHERE user_id = $1 AND created_at >= $2 AND amount_micros < 0
+           AND kind IN ('usage', 'rental', 'extension')
+         GROUP BY created_at / 86400000, kind",
+    )
+    .bind(user_id)
+    .bind(first * DAY_MS)
+    .fetch_all(db)
+    .await?;
+    let mut out: Vec<DaySpend> = (first..=today)
+        .map(|day| DaySpend {
+            day,
+            ..Default::default()
+        })
+        .collect();
+    for (day, kind, amount) in rows {
+        let Some(slot) = out.get_mut((day - first) as usize) else {
+            continue;
+        };
+        if kind == "usage" {
+            slot.machines += amount;
+        } else {
+            slot.rentals += amount;
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotifyEmail {
     pub id: String,

@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_rentals))
         .routes(routes!(get_rental))
         .routes(routes!(extend_rental))
+        .routes(routes!(move_rental))
         .routes(routes!(list_rented_servers))
         .routes(routes!(get_rented_server))
 }
@@ -125,5 +126,29 @@ async fn extend_rental(
             },
             transaction: rentals::transaction(&entry),
         },
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MoveRequest {
+    /// The pool to move the rental into; you must be its owner or an admin.
+    pub pool_id: String,
+}
+
+/// Move an active rental into another pool (Hangar's addition to reference 001): its members see
+/// the server from then on. You must be owner or admin of both the rental's pool and the target.
+#[utoipa::path(post, path = "/api/v1/rentals/{id}/move", tag = "rentals", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = MoveRequest,
+    responses((status = 200, body = Rental), (status = 400), (status = 403), (status = 404), (status = 409, description = "Rental has ended")))]
+async fn move_rental(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MoveRequest>,
+) -> Result<V1<Rental>> {
+    rentals::move_to_pool(&state.db, &caller.actor(), &id, &body.pool_id).await?;
+    Ok(V1::ok(
+        "Rental moved successfully",
+        rentals::detail(&state.db, &caller.user.id, &id).await?,
     ))
 }
