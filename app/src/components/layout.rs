@@ -14,7 +14,10 @@ pub fn Layout(children: Children) -> impl IntoView {
     crate::session::provide_session();
     let auth = use_auth();
     let menu = RwSignal::new(false);
-    let live = live_figures(auth.info);
+    // Who the header shows, set once its content has hydrated (by an effect in it): the live
+    // figures follow from then on, so a push never lands on a header still hydrating.
+    let who = RwSignal::new(None::<String>);
+    let live = live_figures(who);
     let location = leptos_router::hooks::use_location();
     Effect::new(move |_| {
         location.pathname.track();
@@ -77,17 +80,32 @@ pub fn Layout(children: Children) -> impl IntoView {
                     {move || Suspend::new(async move {
                         match auth.info.await {
                             Ok(info) => match info.user {
-                                Some(me) => view! {
+                                Some(me) => {
+                                    let id = me.id.clone();
+                                    Effect::new(move |_| {
+                                        if who.get_untracked().as_ref() != Some(&id) {
+                                            who.set(Some(id.clone()));
+                                        }
+                                    });
+                                    view! {
                                     <a href="/billing" class="balance" title="Prepaid balance" data-test="nav-balance">
                                         {move || format!("${}", usd4(live.get().map_or(me.balance.0, |l| l.balance)))}
                                     </a>
                                     <span class="who">{me.username}</span>
                                     <SignOutButton action=auth.sign_out/>
-                                }.into_any(),
-                                None => view! {
+                                }.into_any()
+                                }
+                                None => {
+                                    Effect::new(move |_| {
+                                        if who.get_untracked().is_some() {
+                                            who.set(None);
+                                        }
+                                    });
+                                    view! {
                                     <a class="btn btn-ghost" href="/signin">"Sign in"</a>
                                     <a class="btn" href="/signup">"Sign up"</a>
-                                }.into_any(),
+                                }.into_any()
+                                }
                             },
                             Err(_) => view! { <span class="muted">"Offline"</span> }.into_any(),
                         }
@@ -121,25 +139,16 @@ struct Figures {
     invitations: i64,
 }
 
-/// Follows `/events/me` once the page has hydrated (signed-out visitors get a 401 and the
-/// browser stops asking); `None` until the first push, when the server-rendered figures show.
-fn live_figures(
-    info: Resource<Result<crate::session::SessionInfo, crate::error::PortalError>>,
-) -> RwSignal<Option<Figures>> {
+/// Follows `/events/me` while `who` names a signed-in user (opened again when that changes);
+/// `None` until the first push, when the server-rendered figures show.
+fn live_figures(who: RwSignal<Option<String>>) -> RwSignal<Option<Figures>> {
     let live = RwSignal::new(None);
-    // Who is signed in: the stream is opened again only when that changes, not on every
-    // navigation (which reloads the session info).
-    let user = Memo::new(move |_| {
-        info.get()
-            .and_then(Result::ok)
-            .and_then(|i| i.user.map(|u| u.id))
-    });
     #[cfg(not(feature = "hydrate"))]
-    let _ = user;
+    let _ = who;
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         live.set(None);
-        if user.get().is_some() {
+        if who.get().is_some() {
             crate::components::events::follow("/events/me", "message", move |figures| {
                 live.set(Some(figures))
             });

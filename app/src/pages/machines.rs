@@ -218,6 +218,26 @@ fn live_machines() -> RwSignal<Option<Vec<Vps>>> {
     live
 }
 
+/// `initial` (what the server rendered) until the part of the page that calls this has
+/// hydrated, then what `live` gives (while it gives something). A push that landed while the
+/// page hydrates would otherwise change the DOM under the hydration walk, which then finds a
+/// node it did not expect and panics; the effect runs only once this part is hydrated.
+/// `settled` turns true then (pass a fresh signal when nothing else needs to know).
+fn after_hydration<T: Clone + Send + Sync + 'static>(
+    settled: RwSignal<bool>,
+    initial: T,
+    live: impl Fn() -> Option<T> + Send + Sync + 'static,
+) -> Signal<T> {
+    Effect::new(move |_| settled.set(true));
+    Signal::derive(move || {
+        if settled.get() {
+            live().unwrap_or_else(|| initial.clone())
+        } else {
+            initial.clone()
+        }
+    })
+}
+
 /// A state badge; a transition in flight shows as progress.
 #[component]
 fn StateBadge(vps: Vps) -> impl IntoView {
@@ -277,12 +297,10 @@ fn Machines(
                 match data.await {
                     Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
                     Ok(d) => {
-                        let initial = d.machines.clone();
-                        let machines = Signal::derive(move || live.get().unwrap_or_else(|| initial.clone()));
                         view! {
                             <section class="card">
                                 <h2>"Your machines"</h2>
-                                <MachineTable machines/>
+                                <MachineTable initial=d.machines.clone() live/>
                             </section>
                             <CreateForm create data=d/>
                         }.into_any()
@@ -294,7 +312,8 @@ fn Machines(
 }
 
 #[component]
-fn MachineTable(machines: Signal<Vec<Vps>>) -> impl IntoView {
+fn MachineTable(initial: Vec<Vps>, live: RwSignal<Option<Vec<Vps>>>) -> impl IntoView {
+    let machines = after_hydration(RwSignal::new(false), initial, move || live.get());
     view! {
         <Show when=move || !machines.get().is_empty() fallback=|| view! { <p class="muted" data-test="no-machines">"No machines yet: create one below."</p> }>
             <div class="table-wrap">
@@ -393,18 +412,6 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
     }
 }
 
-/// What a push says of a machine that matters to its page: state, transition, name, address.
-type Pushed = (String, Option<String>, String, Option<String>);
-
-fn pushed_of(v: &Vps) -> Pushed {
-    (
-        v.state.clone(),
-        v.transition.clone(),
-        v.name.clone(),
-        v.ip.clone(),
-    )
-}
-
 #[component]
 pub fn MachinePage() -> impl IntoView {
     let params = use_params_map();
@@ -413,53 +420,15 @@ pub fn MachinePage() -> impl IntoView {
     let rename = ServerAction::<RenameMachine>::new();
     let snap = ServerAction::<SnapshotAction>::new();
     let live = live_machines();
-    // Refetch the details (snapshots) whenever an action finishes or the pushed state changes.
-    // `None` until the first push; `Some(None)` once the machine is no longer in the list (its
-    // deletion has finished).
-    let pushed = move || {
-        live.get()
-            .map(|l| l.into_iter().find(|v| v.id == id()).map(|v| pushed_of(&v)))
-    };
-    // Counted by an effect, which runs only in the browser once the page has hydrated: were the
-    // pushed state itself part of the key, a push landing while the page hydrates would reload
-    // the details under the hydrating DOM (the page then fails to hydrate). The state shown is
-    // the pushed one either way (`vps` below).
-    let changes = RwSignal::new(0u32);
-    let data = Resource::new(
-        move || {
-            (
-                id(),
-                power.version().get(),
-                rename.version().get(),
-                snap.version().get(),
-                changes.get(),
-            )
-        },
-        |(id, ..)| load_machine(id),
-    );
-    // The details are reloaded when the pushed state differs from the state they were loaded
-    // with, once per such pair (so a field the two disagree on cannot loop). Comparing with the
-    // loaded state, not with the previous push, keeps a quick `snapshot` → idle pair of pushes
-    // that the browser delivers together from being missed; a stream that reconnects (no value
-    // for a moment) is no change, and re-rendering the page would close an open console.
-    Effect::new(move |asked: Option<Option<(Pushed, Option<Pushed>)>>| {
-        let asked = asked.flatten();
-        let (Some(now), Some(loaded)) = (
-            pushed(),
-            data.get().and_then(Result::ok).map(|d| pushed_of(&d.vps)),
-        ) else {
-            return asked;
-        };
-        let pair = (loaded, now);
-        if Some(&pair.0) != pair.1.as_ref() && asked.as_ref() != Some(&pair) {
-            changes.update(|n| *n += 1);
-            return Some(pair);
-        }
-        asked
-    });
+    let settled = RwSignal::new(false);
+    // Loaded once per machine: what changes afterwards arrives without reloading the page (the
+    // state by push, snapshots by their own reads). Reloading this resource would re-run the
+    // Suspend below, dispose what it made while its old view still reacts to pushes, and close
+    // an open console.
+    let data = Resource::new(id, load_machine);
     view! {
         <Title text="Machine"/>
-        <RequireUser signed_in=move |_| view! { <Machine data live power rename snap/> }/>
+        <RequireUser signed_in=move |_| view! { <Machine data live settled power rename snap/> }/>
     }
 }
 
@@ -467,6 +436,8 @@ pub fn MachinePage() -> impl IntoView {
 fn Machine(
     data: Resource<Result<MachineData, PortalError>>,
     live: RwSignal<Option<Vec<Vps>>>,
+    /// Set once the details have hydrated.
+    settled: RwSignal<bool>,
     power: ServerAction<MachineAction>,
     rename: ServerAction<RenameMachine>,
     snap: ServerAction<SnapshotAction>,
@@ -475,12 +446,6 @@ fn Machine(
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(_) if power.value().get_untracked().is_some_and(|r| r.is_ok_and(|a| a == "delete")) => view! {
-                        <section class="card">
-                            <p class="alert alert-ok" role="status" data-test="machine-deleted">"The machine was deleted, with its disk and snapshots. Billing for it has stopped."</p>
-                            <p><a class="btn" href="/machines">"Back to your machines"</a></p>
-                        </section>
-                    }.into_any(),
                     Err(e) => view! {
                         <section class="card"><p class="alert alert-error" data-test="machine-missing">
                             {if error_message(&e).contains("not found") { "This machine does not exist (any more): it was deleted, or it is not yours.".to_owned() } else { error_message(&e) }}
@@ -488,12 +453,7 @@ fn Machine(
                         <p><a href="/machines">"Back to your machines"</a></p></section>
                     }.into_any(),
                     Ok(d) => {
-                        let initial = d.vps.clone();
-                        let id = d.vps.id.clone();
-                        let vps = Signal::derive(move || {
-                            live.get().and_then(|l| l.into_iter().find(|v| v.id == id)).unwrap_or_else(|| initial.clone())
-                        });
-                        view! { <MachineDetail d vps power rename snap/> }.into_any()
+                        view! { <MachineDetail d live settled power rename snap/> }.into_any()
                     }
                 }
             })}
@@ -505,13 +465,35 @@ fn Machine(
 #[component]
 fn MachineDetail(
     d: MachineData,
-    vps: Signal<Vps>,
+    live: RwSignal<Option<Vec<Vps>>>,
+    settled: RwSignal<bool>,
     power: ServerAction<MachineAction>,
     rename: ServerAction<RenameMachine>,
     snap: ServerAction<SnapshotAction>,
 ) -> impl IntoView {
+    // Made here, not in the Suspend that renders this: a signal made in the Suspend's future is
+    // disposed with it while this view and its effects live on.
+    let id = d.vps.id.clone();
+    let vps = after_hydration(settled, d.vps.clone(), move || {
+        live.get().and_then(|l| l.into_iter().find(|v| v.id == id))
+    });
     let busy = Signal::derive(move || vps.get().transition.is_some() || power.pending().get());
+    // The deletion has finished: the pushed list no longer has it.
+    let gone = {
+        let id = d.vps.id.clone();
+        Signal::derive(move || {
+            settled.get()
+                && live.with(|l| l.as_ref().is_some_and(|l| !l.iter().any(|v| v.id == id)))
+        })
+    };
     view! {
+        {move || gone.get().then(|| view! {
+            <section class="card">
+                <p class="alert alert-ok" role="status" data-test="machine-deleted">"The machine was deleted, with its disk and snapshots. Billing for it has stopped."</p>
+                <p><a class="btn" href="/machines">"Back to your machines"</a></p>
+            </section>
+        })}
+        <div class="machine-detail" hidden=gone>
         <section class="page-head">
             <p><a href="/machines">"← Machines"</a></p>
             <h1 data-test="machine-name">{move || vps.get().name}</h1>
@@ -563,6 +545,7 @@ fn MachineDetail(
             view! { <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/> }.into_any()
         }}
         <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>
+        </div>
     }
 }
 
@@ -615,7 +598,23 @@ fn PowerCard(
     }
 }
 
-/// Take a snapshot; list them with restore (only while stopped) and delete.
+/// A machine's snapshots, read again on their own (not with the page).
+#[server(prefix = "/_fn", endpoint = "machine_snapshots")]
+pub async fn machine_snapshots(id: String) -> Result<Vec<Snapshot>, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    Ok(instances::snapshots(&state.db, &user.id, &id)
+        .await?
+        .iter()
+        .map(|s| s.to_api())
+        .collect())
+}
+
+/// Take a snapshot; list them with restore (only while stopped) and delete. The list starts as
+/// the server rendered it and is read again after each snapshot action, and every second while
+/// something is in flight (a snapshot being made, or any action on the machine), so a snapshot
+/// shows `ready` when its job is done however its pushes arrive.
 #[component]
 fn SnapshotsCard(
     id: String,
@@ -624,45 +623,76 @@ fn SnapshotsCard(
     snap: ServerAction<SnapshotAction>,
     busy: Signal<bool>,
 ) -> impl IntoView {
-    let snapshot_form = |value: String, name: String, action: &'static str, button: AnyView| {
-        view! {
-            <ActionForm action=snap attr:class="inline-form">
-                <CsrfField/>
-                <input type="hidden" name="id" value=value/>
-                <input type="hidden" name="name" value=name/>
-                <input type="hidden" name="action" value=action/>
-                {button}
-            </ActionForm>
+    let list = RwSignal::new(snapshots);
+    #[cfg(feature = "hydrate")]
+    {
+        let id = id.clone();
+        let reads = RwSignal::new(0u32);
+        // A read after each action, and one a second later while anything is in flight.
+        Effect::new(move |_| {
+            snap.version().get();
+            reads.get();
+            let id = id.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(fresh) = machine_snapshots(id).await {
+                    list.set(fresh);
+                }
+                let in_flight = vps.get_untracked().transition.is_some()
+                    || list.with_untracked(|l| l.iter().any(|s| s.state == "creating"));
+                if in_flight {
+                    gloo_timers_sleep(1000).await;
+                    reads.update(|n| *n += 1);
+                }
+            });
+        });
+    }
+    let snapshot_form =
+        move |value: String, name: String, action: &'static str, button: AnyView| {
+            view! {
+                <ActionForm action=snap attr:class="inline-form">
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=value/>
+                    <input type="hidden" name="name" value=name/>
+                    <input type="hidden" name="action" value=action/>
+                    {button}
+                </ActionForm>
+            }
+        };
+    let table = {
+        let id = id.clone();
+        move || {
+            let snapshots = list.get();
+            if snapshots.is_empty() {
+                return view! { <p class="muted" data-test="no-snapshots">"No snapshots."</p> }
+                    .into_any();
+            }
+            let id = id.clone();
+            view! {
+                <table class="table" data-test="snapshot-table">
+                    <thead><tr><th>"Name"</th><th>"State"</th><th>"Taken"</th><th></th></tr></thead>
+                    <tbody>
+                        {snapshots.into_iter().map(|s| {
+                            let restore = view! {
+                                <button type="submit" class="btn btn-sm" title="The machine must be stopped"
+                                    disabled=move || busy.get() || vps.get().state != "stopped">"Restore"</button>
+                            }.into_any();
+                            let delete = view! { <button type="submit" class="btn btn-danger btn-sm">"Delete"</button> }.into_any();
+                            view! {
+                                <tr data-test="snapshot-row" data-state=s.state.clone()>
+                                    <td data-label="Name">{s.name.clone()}</td>
+                                    <td data-label="State">{s.state.clone()}</td>
+                                    <td data-label="Taken">{when(&s.created_at)}</td>
+                                    <td class="actions">
+                                        {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}
+                                        {snapshot_form(id.clone(), s.name.clone(), "delete", delete)}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
         }
-    };
-    let table = if snapshots.is_empty() {
-        view! { <p class="muted" data-test="no-snapshots">"No snapshots."</p> }.into_any()
-    } else {
-        view! {
-            <table class="table" data-test="snapshot-table">
-                <thead><tr><th>"Name"</th><th>"State"</th><th>"Taken"</th><th></th></tr></thead>
-                <tbody>
-                    {snapshots.iter().map(|s| {
-                        let restore = view! {
-                            <button type="submit" class="btn btn-sm" title="The machine must be stopped"
-                                disabled=move || busy.get() || vps.get().state != "stopped">"Restore"</button>
-                        }.into_any();
-                        let delete = view! { <button type="submit" class="btn btn-danger btn-sm">"Delete"</button> }.into_any();
-                        view! {
-                            <tr data-test="snapshot-row" data-state=s.state.clone()>
-                                <td data-label="Name">{s.name.clone()}</td>
-                                <td data-label="State">{s.state.clone()}</td>
-                                <td data-label="Taken">{when(&s.created_at)}</td>
-                                <td class="actions">
-                                    {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}
-                                    {snapshot_form(id.clone(), s.name.clone(), "delete", delete)}
-                                </td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        }.into_any()
     };
     view! {
         <section class="card">
@@ -678,9 +708,20 @@ fn SnapshotsCard(
             {move || snap.value().get().and_then(Result::ok).map(|done| view! {
                 <p class="alert alert-ok" role="status" data-test="snapshot-done">{done}</p>
             })}
-            {table}
+            <div>{table}</div>
         </section>
     }
+}
+
+/// Waits `ms` in the browser.
+#[cfg(feature = "hydrate")]
+async fn gloo_timers_sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = web_sys::window()
+            .expect("a window")
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// Rename, and a delete that needs a ticked confirmation.

@@ -229,25 +229,21 @@ pub fn FileManager(
             <p class="muted">"The machine's volume, "<code>"/home/container"</code>" inside. Changes apply at once, whether the machine runs or not."</p>
             {move || change.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" data-test="fm-status">{m}</p> })}
             <ActionError action=change/>
-            // (No fallback content: the listing is the browser's, and a fallback the server
-            // rendered would not be what hydration expects.)
+            // The listing is the browser's (a LocalResource, never read on the server), so it is
+            // a plain reactive closure, not a Suspense: a Suspense hydrating in the browser
+            // expects the content the server would have resolved, finds the empty fallback the
+            // server rendered instead, and panics. Until the first listing arrives this renders
+            // nothing on both sides; a reload keeps the previous listing until the new one lands.
             {move || listing.get().is_none().then(|| view! { <p class="muted" data-test="fm-loading">"Loading the folder…"</p> })}
-            // The listing sits alone in its own element: a Transition that has not resolved on
-            // the server leaves nothing behind it to hydrate against, and siblings after it would
-            // be misread.
             <div class="fm-listing">
-            <Transition fallback=|| ()>
                 {move || {
                     let id = id_for_rows.clone();
                     let edit = edit.clone();
-                    Suspend::new(async move {
-                        match listing.await {
-                            Err(e) => view! { <p class="alert alert-error" data-test="fm-error">{e.message}</p> }.into_any(),
-                            Ok(l) => view! { <FolderView id l cwd offset change pending open edit/> }.into_any(),
-                        }
+                    listing.get().map(|answer| match answer {
+                        Err(e) => view! { <p class="alert alert-error" data-test="fm-error">{e.message}</p> }.into_any(),
+                        Ok(l) => view! { <FolderView id l cwd offset change pending open edit/> }.into_any(),
                     })
                 }}
-            </Transition>
             </div>
             {move || pending.get().map(|p| {
                 let id = id_pending.clone();
