@@ -441,4 +441,37 @@ async fn the_operator_page_shows_load_to_operators_only() {
     )
     .await;
     assert!(!location(&res).contains("__err="), "{}", location(&res));
+
+    // Load over time: each reconciler pass records what every node holds; the page charts the
+    // last 24 hours, and samples older than a week are forgotten.
+    let db = &app.state.db;
+    let now = domain::infra::db::now_ms();
+    let node: String = sqlx::query_scalar("SELECT id FROM nodes WHERE name = 'local-vm'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    domain::compute::nodes::record_load(db, now - 8 * 86_400_000)
+        .await
+        .unwrap();
+    domain::compute::nodes::record_load(db, now - 3_600_000)
+        .await
+        .unwrap();
+    domain::compute::nodes::record_load(db, now).await.unwrap();
+    let history = domain::compute::nodes::load_history(db, 0).await.unwrap();
+    let ours: Vec<_> = history.iter().filter(|h| h.node_id == node).collect();
+    assert!(
+        ours.iter().all(|h| h.at > now - 7 * 86_400_000),
+        "a week's samples kept, older ones gone: {ours:?}"
+    );
+    assert!(ours.len() >= 2, "{ours:?}");
+    let last = ours.last().unwrap();
+    assert_eq!(
+        (last.used_vcpu, last.used_memory_mb, last.machines),
+        (2, 4096, 2)
+    );
+    let shown = page(&app, "/operator").await;
+    assert!(
+        shown.contains("data-test=\"load-chart\"") && shown.contains("vCPU 3 %"),
+        "2 of 64 vCPU: {shown}"
+    );
 }

@@ -49,6 +49,9 @@ pub struct NodeLoad {
     pub disk_gb: Gauge,
     /// Instances placed on it that are not deleted or failed.
     pub machines: i64,
+    /// The last 24 hours, one point per reconciler pass: (epoch ms, vCPU %, memory %) of what
+    /// placement may hand out.
+    pub history: Vec<(i64, i64, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +87,8 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
     let db = &state.db;
     let per_node = nodes::machines_per_node(db).await?;
     let (cpu, mem) = (state.config.cpu_overcommit, state.config.memory_overcommit);
+    let now = domain::infra::db::now_ms();
+    let history = nodes::load_history(db, now - HISTORY_MS).await?;
     let nodes = nodes::list(db)
         .await?
         .into_iter()
@@ -105,13 +110,31 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
                 used: n.used_disk_gb,
                 limit: n.disk_gb,
             },
-            id: n.id,
             name: n.name,
             kind: n.kind.to_string(),
             region: n.region,
             uri: n.uri,
             status: n.status,
             unreachable_since: n.unreachable_since.map(domain::infra::db::rfc3339),
+            history: {
+                let percent = |used: i64, limit: i64| used * 100 / limit.max(1);
+                let (cpu_limit, mem_limit) = (
+                    (n.vcpu as f64 * cpu).floor() as i64,
+                    (n.memory_mb as f64 * mem).floor() as i64,
+                );
+                history
+                    .iter()
+                    .filter(|h| h.node_id == n.id)
+                    .map(|h| {
+                        (
+                            h.at,
+                            percent(h.used_vcpu, cpu_limit),
+                            percent(h.used_memory_mb, mem_limit),
+                        )
+                    })
+                    .collect()
+            },
+            id: n.id,
         })
         .collect();
     let ranges = addresses::pools(db)
@@ -309,6 +332,7 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                         <Meter label="vCPU" gauge=n.vcpu unit=""/>
                         <Meter label="Memory" gauge=n.memory_mb unit="MB"/>
                         <Meter label="Disk" gauge=n.disk_gb unit="GB"/>
+                        <LoadChart history=n.history.clone()/>
                         <ActionForm action=node_status attr:class="node-actions">
                             <CsrfField/>
                             <input type="hidden" name="id" value=n.id.clone()/>
@@ -394,4 +418,44 @@ fn state_label(state: &str) -> &'static str {
         "failed" => "failed",
         _ => "other",
     }
+}
+
+/// How far back the operator's node charts look.
+const HISTORY_MS: i64 = 86_400_000;
+
+/// A node's vCPU and memory in use (share of what placement may hand out) over the last 24
+/// hours, one point per reconciler pass, on a fixed time axis; server-rendered SVG.
+#[component]
+fn LoadChart(history: Vec<(i64, i64, i64)>) -> impl IntoView {
+    const W: f64 = 240.0;
+    const H: f64 = 48.0;
+    if history.len() < 2 {
+        return view! { <p class="muted small" data-test="load-chart-empty">"Load over time appears as the reconciler runs."</p> }.into_any();
+    }
+    let end = history.last().map_or(0, |h| h.0);
+    let start = end - HISTORY_MS;
+    let line = |pick: fn(&(i64, i64, i64)) -> i64| {
+        history
+            .iter()
+            .map(|h| {
+                let x = (h.0 - start) as f64 / HISTORY_MS as f64 * W;
+                let y = H - (pick(h).clamp(0, 100) as f64 / 100.0) * (H - 2.0) - 1.0;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let last = history.last().copied().unwrap_or_default();
+    view! {
+        <figure class="load-chart" data-test="load-chart" data-points=history.len()>
+            <figcaption class="muted small">
+                "Last 24 h: "<span class="key cpu"></span>{format!("vCPU {} %", last.1)}" · "
+                <span class="key mem"></span>{format!("memory {} %", last.2)}
+            </figcaption>
+            <svg viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img" aria-label="vCPU and memory in use over the last 24 hours">
+                <polyline class="cpu" points=line(|h| h.1)/>
+                <polyline class="mem" points=line(|h| h.2)/>
+            </svg>
+        </figure>
+    }.into_any()
 }

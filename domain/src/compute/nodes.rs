@@ -340,3 +340,52 @@ pub async fn machines_per_node(db: &Pool) -> ServiceResult<Vec<(String, i64)>> {
     .fetch_all(db)
     .await?)
 }
+
+/// One node's load at one reconciler pass.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LoadSample {
+    pub node_id: String,
+    pub at: i64,
+    pub used_vcpu: i64,
+    pub used_memory_mb: i64,
+    pub used_disk_gb: i64,
+    pub machines: i64,
+}
+
+/// How long load samples are kept.
+pub const LOAD_HISTORY_MS: i64 = 7 * 86_400_000;
+
+/// Records what every node holds now (one sample each, the operator's load charts) and forgets
+/// samples older than [`LOAD_HISTORY_MS`]. A second replica recording in the same millisecond
+/// adds nothing. (`WHERE true`: SQLite needs it to tell an upsert's `ON` from a join's.)
+pub async fn record_load(db: &Pool, now: i64) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO node_samples (node_id, at, used_vcpu, used_memory_mb, used_disk_gb, machines)
+         SELECT n.id, $1, n.used_vcpu, n.used_memory_mb, n.used_disk_gb,
+                (SELECT COUNT(*) FROM instances i
+                  WHERE i.node_id = n.id AND i.state NOT IN ('deleted', 'failed'))
+         FROM nodes n WHERE true
+         ON CONFLICT (node_id, at) DO NOTHING",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM node_samples WHERE at < $1")
+        .bind(now - LOAD_HISTORY_MS)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every node's samples since `since`, by node then time.
+pub async fn load_history(db: &Pool, since: i64) -> ServiceResult<Vec<LoadSample>> {
+    Ok(sqlx::query_as(
+        "SELECT node_id, at, used_vcpu, used_memory_mb, used_disk_gb, machines FROM node_samples
+         WHERE at >= $1 ORDER BY node_id, at",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await?)
+}

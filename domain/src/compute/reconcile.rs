@@ -14,6 +14,8 @@
 //! - a machine named `hangar-<id>` whose instance is deleted or unknown → destroyed (a leak left
 //!   by a crash between the driver call and the database update).
 //!
+//! Each pass ends by recording every node's load (`nodes::record_load`, the operator's charts).
+//!
 //! A node that cannot be reached is skipped (logged), never taken as "everything is gone": it
 //! and its machines are marked `unreachable_since` (shown by the API and the portal; placement
 //! passes it by), and the mark goes from both when a later pass reaches it again — its machines
@@ -45,6 +47,8 @@ pub async fn run(state: &AppState) -> ServiceResult<Report> {
     for node_driver in executor::all_drivers(state).await? {
         reconcile_node(state, node_driver, &mut report).await?;
     }
+    // What each node holds after the pass, for the operator's load charts.
+    crate::compute::nodes::record_load(&state.db, db::now_ms()).await?;
     Ok(report)
 }
 
