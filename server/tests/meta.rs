@@ -151,3 +151,64 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.text().await.unwrap().contains("Page not found"));
 }
+
+/// The browser bundle goes out as the build's brotli or gzip copy when the browser takes it,
+/// never compressed again per request, and revalidated rather than downloaded again.
+#[tokio::test]
+async fn the_bundle_is_served_precompressed_and_revalidated() {
+    let site = std::env::temp_dir().join(format!("hangar-site-{}", domain::infra::db::new_id()));
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let js = "console.log('hangar');\n".repeat(200);
+    std::fs::write(pkg.join("hangar.js"), &js).unwrap();
+    std::fs::write(pkg.join("hangar.js.br"), b"brotli bytes").unwrap();
+    std::fs::write(pkg.join("hangar.js.gz"), b"gzip bytes").unwrap();
+    let app = TestApp::builder()
+        .config("site_root", site.to_str().unwrap())
+        .spawn()
+        .await;
+    let client = reqwest::Client::new();
+    let get = |encoding: &'static str| {
+        client
+            .get(app.url("/pkg/hangar.js"))
+            .header("accept-encoding", encoding)
+            .send()
+    };
+
+    let br = get("br, gzip").await.unwrap();
+    assert_eq!(br.status(), StatusCode::OK);
+    assert_eq!(br.headers()["content-encoding"], "br");
+    assert_eq!(br.headers()["cache-control"], "no-cache");
+    assert!(br.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    let modified = br.headers()["last-modified"].clone();
+    assert_eq!(
+        br.bytes().await.unwrap().as_ref(),
+        b"brotli bytes",
+        "the build's copy, as it is"
+    );
+
+    let gz = get("gzip").await.unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.bytes().await.unwrap().as_ref(), b"gzip bytes");
+
+    let plain = get("identity").await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.text().await.unwrap(), js);
+
+    // A browser with the file asks again and gets 304 until the bundle changes.
+    let again = client
+        .get(app.url("/pkg/hangar.js"))
+        .header("accept-encoding", "br")
+        .header("if-modified-since", modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    let missing = client.get(app.url("/pkg/missing.js")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let _ = std::fs::remove_dir_all(&site);
+}

@@ -5,6 +5,8 @@
 //!   2. generates the JS glue with wasm-bindgen's own library, linked here at exactly the version
 //!      the workspace pins for the runtime crate, so the two can never disagree;
 //!   3. with `--release`, shrinks the WASM with `wasm-opt -Oz` from npm's `binaryen` when present;
+//!      then writes brotli and gzip copies of the bundle (`.br`, `.gz`; the best levels with
+//!      `--release`), which the server sends as they are;
 //!   4. copies `style/main.css` to `pkg/hangar.css`, `public/` to the site root, and the vendored
 //!      front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to `vendor/`.
 //!
@@ -132,6 +134,9 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             }
         }
     }
+    for name in ["hangar_bg.wasm", "hangar.js", "hangar.css"] {
+        precompress(&pkg.join(name), release)?;
+    }
     let size = std::fs::metadata(&wasm_out).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "xtask: site built in {:.1}s ({} KiB of WASM, {} profile) at {}",
@@ -252,4 +257,30 @@ fn watch(root: &Path, release: bool) -> Result<()> {
         let _ = server.wait();
         server = start_server(root, release)?;
     }
+}
+
+/// Writes `file.br` and `file.gz` beside `file`, which the server sends to browsers that accept
+/// them instead of compressing the bundle again for every visitor. Brotli at its best (11) for
+/// release; a fast level while developing (the dev bundle is ten times larger).
+fn precompress(file: &Path, release: bool) -> Result<()> {
+    use std::io::Write;
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let with = |ext: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(ext);
+        std::path::PathBuf::from(name)
+    };
+    let mut br = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: if release { 11 } else { 4 },
+        lgwin: 22,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &data[..], &mut br, &params)?;
+    std::fs::write(with(".br"), br)?;
+    let level = if release { 9 } else { 3 };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    gz.write_all(&data)?;
+    std::fs::write(with(".gz"), gz.finish()?)?;
+    Ok(())
 }

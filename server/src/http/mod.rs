@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     };
 
     let portal = Router::new()
+        .nest("/pkg", bundle(&state.config.site_root))
         .route("/events/machines", get(events::machines))
         .route("/events/me", get(events::me))
         .route("/events/machines/{id}/stats", get(events::machine_stats))
@@ -148,6 +149,23 @@ pub fn router(state: AppState) -> Router {
                 .layer(CompressionLayer::new())
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+}
+
+/// The browser bundle (`/pkg`): the brotli or gzip copy `cargo xtask build` wrote beside each
+/// file when the browser accepts it (no compression per visitor; the response layer leaves an
+/// encoded body alone), with `Cache-Control: no-cache` so a browser keeps its copy and asks
+/// again with `If-Modified-Since` (304 until the bundle is rebuilt: the names carry no hash yet).
+fn bundle(site_root: &std::path::Path) -> Router<RouterState> {
+    use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
+    let files = ServeDir::new(site_root.join("pkg"))
+        .precompressed_br()
+        .precompressed_gzip();
+    Router::new()
+        .fallback_service(files)
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-cache"),
+        ))
 }
 
 async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
