@@ -50,16 +50,7 @@ test('the file manager and console of an app machine', async () => {
 
 async function laptop(page, id, token) {
   await page.goto(`${BASE}/machines/${id}`);
-  // KNOWN ISSUE (noted on the portal issue): the page of an app machine fails to hydrate now
-  // and then (tachys finds a text node where an element should be); a reload recovers, as it
-  // would for a person. One retry, so the rest of the story is still checked.
-  try {
-    await hydrated(page);
-  } catch (e) {
-    console.log(`hydration failed once, reloading: ${e.message.split('\n')[0]}`);
-    await page.reload();
-    await hydrated(page);
-  }
+  await hydrated(page);
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 60_000 });
   assert.equal(await page.locator('[data-test=command-card]').count(), 0, 'no command card: the daemon runs no commands');
   assert.match(await page.locator('[data-test=machine-ports]').innerText(), /127\.0\.0\.1:255\d\d\/tcp/, 'the app got a port from the pool');

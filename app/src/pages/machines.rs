@@ -523,7 +523,16 @@ fn MachineDetail(
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm=false app=true/>
                 <super::usage::UsageCard id=d.vps.id.clone() running=Signal::derive(move || vps.get().state == "running")/>
-                <super::volume::FileManager id=d.vps.id.clone() state=Signal::derive(move || vps.get().state)/>
+                // Rendered once the page has hydrated: its listing is the browser's own, and
+                // hydrating the card against the server's render failed now and then (a marker
+                // expected where the server had put an element) when the page opened while the
+                // machine was being created.
+                {
+                    let id = d.vps.id.clone();
+                    move || settled.get().then(|| view! {
+                        <super::volume::FileManager id=id.clone() state=Signal::derive(move || vps.get().state)/>
+                    })
+                }
             }.into_any()
         } else {
             view! {
