@@ -50,8 +50,8 @@ pub struct AppState {
     pub jwt: Arc<accounts::jwt::JwtKeys>,
     /// Outbound HTTP (CAPTCHA verification, payment provider, node daemons).
     pub http: reqwest::Client,
-    /// Marketplace browse results for the current generation (see `market::browse::BrowseCache`).
-    pub browse_cache: Arc<market::browse::BrowseCache>,
+    /// This replica's marketplace browse index (`market::index`), unless configured off.
+    pub browse_index: Option<Arc<market::index::BrowseIndex>>,
     /// One compute driver per node (see `compute::driver::Drivers`).
     pub drivers: Arc<compute::driver::Drivers>,
     /// Wakes this replica's job workers when a request enqueues a job.
@@ -77,9 +77,7 @@ impl AppState {
         let http = reqwest::Client::builder()
             .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let browse_cache = Arc::new(market::browse::BrowseCache::new(
-            config.browse_cache_entries,
-        ));
+        let browse_index = config.browse_index.then(Arc::default);
         compute::catalog::seed_defaults(&db, &config).await?;
         let drivers = Arc::new(compute::driver::Drivers::new(compute::driver::Settings {
             stop_timeout: std::time::Duration::from_secs(config.stop_timeout_secs),
@@ -97,7 +95,7 @@ impl AppState {
             config: Arc::new(config),
             jwt: Arc::new(jwt),
             http,
-            browse_cache,
+            browse_index,
         })
     }
 }

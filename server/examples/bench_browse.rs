@@ -1,5 +1,8 @@
-//! Browse benchmark (issue: marketplace): `GET /api/v1/servers/available` with three filters over
-//! 100,000 servers, 32 concurrent keep-alive clients, against an empty axum route in the same run.
+//! Browse benchmark (issues: marketplace; portal and speed): `GET /api/v1/servers/available`
+//! with three filters and a page over 100,000 servers, 32 concurrent keep-alive clients, each
+//! request a query not sent before (random country, minimum RAM, maximum price in cents, page),
+//! answered from the browse index and from SQL; the portal's `/marketplace` page rendered for a
+//! visitor by 8 clients; an empty axum route in the same run for scale.
 //!
 //!     cargo run --release -p server --example bench_browse -- [sqlite|postgres] [servers] [seconds]
 //!
@@ -20,24 +23,28 @@ use domain::market::{demo, inventory};
 use domain::AppState;
 
 const CLIENTS: usize = 32;
+/// Visitors loading the portal's marketplace page at once.
+const PAGE_CLIENTS: usize = 8;
 const QUERY: &str = "/api/v1/servers/available?country=US&min_ram_gb=64&max_price_per_day=20";
 
-/// 200 different three-filter queries (country × RAM × price), for a mix closer to real traffic.
-fn queries() -> Vec<String> {
+/// `n` three-filter queries with a page, practically all different: country × minimum RAM ×
+/// maximum price in cents × one of the first four pages.
+fn random_queries(n: usize) -> Vec<String> {
+    use rand::{Rng, SeedableRng};
     let countries = ["US", "DE", "NL", "GB", "FR", "SG", "JP", "AU", "CA", "FI"];
-    let rams = [16, 32, 64, 128, 256];
-    let prices = [5, 10, 20, 50];
-    let mut out = Vec::new();
-    for c in countries {
-        for r in rams {
-            for p in prices {
-                out.push(format!(
-                    "/api/v1/servers/available?country={c}&min_ram_gb={r}&max_price_per_day={p}"
-                ));
-            }
-        }
-    }
-    out
+    let rams = [16, 32, 64, 128, 256, 512];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    (0..n)
+        .map(|_| {
+            format!(
+                "/api/v1/servers/available?country={}&min_ram_gb={}&max_price_per_day={:.2}&offset={}",
+                countries[rng.gen_range(0..countries.len())],
+                rams[rng.gen_range(0..rams.len())],
+                rng.gen_range(300..6_000) as f64 / 100.0,
+                24 * rng.gen_range(0..4),
+            )
+        })
+        .collect()
 }
 
 type Samples = Arc<Mutex<Vec<Duration>>>;
@@ -66,7 +73,7 @@ struct Run {
     server_p99: f64,
 }
 
-async fn load(router: Router, paths: &[String], seconds: u64) -> Run {
+async fn load(router: Router, paths: &[String], clients: usize, seconds: u64) -> Run {
     let server_samples: Samples = Arc::default();
     let s2 = server_samples.clone();
     let router = router.layer(axum::middleware::from_fn(move |req, next| {
@@ -85,11 +92,11 @@ async fn load(router: Router, paths: &[String], seconds: u64) -> Run {
     let urls: Arc<Vec<String>> =
         Arc::new(paths.iter().map(|p| format!("http://{addr}{p}")).collect());
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
+        .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
-    // Warm up connections (and, when on, the cache: every query once).
-    for url in urls.iter() {
+    // Warm up connections (and the index: its first load), not the queries themselves.
+    for url in urls.iter().take(clients) {
         let r = client.get(url).send().await.unwrap();
         assert!(r.status().is_success(), "{}", r.status());
         r.bytes().await.unwrap();
@@ -98,12 +105,14 @@ async fn load(router: Router, paths: &[String], seconds: u64) -> Run {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for n in 0..CLIENTS {
+    for n in 0..clients {
         let client = client.clone();
         let urls = urls.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let mut i = n;
+            // Each client walks its own stretch of the list: no query is sent twice until the
+            // list runs out.
+            let mut i = n * urls.len() / clients;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 i = (i + 1) % urls.len();
@@ -161,8 +170,8 @@ async fn main() -> anyhow::Result<()> {
         ("HANGAR_LISTEN".to_string(), "127.0.0.1:0".to_string()),
     ]);
     let state = AppState::build(Config::from_sources(None, &env)?).await?;
-    env.insert("HANGAR_BROWSE_CACHE_ENTRIES".into(), "0".into());
-    let uncached = AppState::build(Config::from_sources(None, &env)?).await?;
+    env.insert("HANGAR_BROWSE_INDEX".into(), "false".into());
+    let sql = AppState::build(Config::from_sources(None, &env)?).await?;
     let have = inventory::count(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -183,34 +192,53 @@ async fn main() -> anyhow::Result<()> {
     db::analyze(&state.db).await?;
 
     let one = vec![QUERY.to_owned()];
-    let many = queries();
+    let many = random_queries(200_000);
+    let page = vec!["/marketplace".to_owned()];
+    let site = |state: &AppState| hangar_server::http::router(state.clone());
     let empty = load(
         Router::new().route("/", get(|| async { "" })),
         &["/".to_owned()],
+        CLIENTS,
         seconds,
     )
     .await;
-    let hot = load(hangar_server::http::router(state.clone()), &one, seconds).await;
-    let mix = load(hangar_server::http::router(state.clone()), &many, seconds).await;
-    let cold_one = load(hangar_server::http::router(uncached.clone()), &one, seconds).await;
-    let cold_mix = load(
-        hangar_server::http::router(uncached.clone()),
-        &many,
-        seconds,
-    )
-    .await;
-    println!("backend={backend} servers={servers} clients={CLIENTS} seconds={seconds}");
-    println!("| route | requests | req/s | server p50 ms | server p99 ms | client p50 ms | client p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
-    for (name, r) in [
-        ("empty axum route", &empty),
-        ("browse, 3 filters, one query, cache on", &hot),
-        ("browse, 3 filters, 200 queries, cache on", &mix),
-        ("browse, 3 filters, one query, cache off", &cold_one),
-        ("browse, 3 filters, 200 queries, cache off", &cold_mix),
+    let t = Instant::now();
+    let index = state.browse_index.as_deref().expect("on by default");
+    index
+        .catch_up(&state.db, i64::MIN)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("index loaded in {:.2}s", t.elapsed().as_secs_f64());
+    let indexed_one = load(site(&state), &one, CLIENTS, seconds).await;
+    let indexed_mix = load(site(&state), &many, CLIENTS, seconds).await;
+    let sql_one = load(site(&sql), &one, CLIENTS, seconds).await;
+    let sql_mix = load(site(&sql), &many, CLIENTS, seconds).await;
+    let portal = load(site(&state), &page, PAGE_CLIENTS, seconds).await;
+    println!("backend={backend} servers={servers} seconds={seconds}");
+    println!("| route | clients | requests | req/s | server p50 ms | server p99 ms | client p50 ms | client p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, clients, r) in [
+        ("empty axum route", CLIENTS, &empty),
+        ("browse, 3 filters, one query, index", CLIENTS, &indexed_one),
+        (
+            "browse, 3 filters + page, a new query each time, index",
+            CLIENTS,
+            &indexed_mix,
+        ),
+        ("browse, 3 filters, one query, SQL", CLIENTS, &sql_one),
+        (
+            "browse, 3 filters + page, a new query each time, SQL",
+            CLIENTS,
+            &sql_mix,
+        ),
+        (
+            "portal /marketplace, visitor (SSR), index",
+            PAGE_CLIENTS,
+            &portal,
+        ),
     ] {
         println!(
-            "| {name} | {} | {:.0} | {:.3} | {:.3} | {:.2} | {:.2} |",
+            "| {name} | {clients} | {} | {:.0} | {:.3} | {:.3} | {:.2} | {:.2} |",
             r.requests, r.rps, r.server_p50, r.server_p99, r.client_p50, r.client_p99
         );
     }

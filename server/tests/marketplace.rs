@@ -558,3 +558,150 @@ async fn operators_manage_inventory_and_others_cannot() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The browse index (on by default) and SQL give the same page and the same `total` for the
+/// same filters, on a generated catalog, through rents, an extension, the expiry sweep, price
+/// edits, new servers and retirements: the index is never a step behind the database.
+#[tokio::test]
+async fn the_browse_index_answers_exactly_as_sql_through_every_change() {
+    use domain::market::{browse, demo, inventory, rentals};
+
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let index = app
+        .state
+        .browse_index
+        .as_deref()
+        .expect("the index is on by default");
+    inventory::load(db, demo::demo_servers(600, 42))
+        .await
+        .unwrap();
+    // Every sort, single filters, three-filter mixes, pages past the first, names no server has.
+    let mut queries: Vec<String> = browse::Sort::ALL
+        .iter()
+        .map(|(s, _)| format!("sort={s}&limit=50"))
+        .collect();
+    queries.extend(
+        [
+            "",
+            "country=DE",
+            "country=ZZ",
+            "region=eu-central",
+            "category=gpu&sort=price_asc",
+            "available_durations=1,30",
+            "available_durations=2",
+            "min_cpu_score=20000",
+            "min_cpu_score=2000&cpu_score_type=geekbench_single",
+            "ram_types=ddr4,DDR5",
+            "ram_types=sdram",
+            "disk_types=hdd&sort=storage_desc",
+            "disk_types=nvme,ssd&offset=24",
+            "min_traffic_tb=50&sort=newest",
+            "unlimited_traffic_only=true&featured_only=true",
+            "min_bandwidth_mbps=10000&min_total_storage_gb=4000",
+            "offset=590&limit=20",
+            "offset=5000",
+        ]
+        .map(String::from),
+    );
+    for c in ["US", "DE", "SG"] {
+        for ram in [32, 128] {
+            for price in [5, 20] {
+                for offset in [0, 24] {
+                    queries.push(format!(
+                        "country={c}&min_ram_gb={ram}&max_price_per_day={price}&offset={offset}"
+                    ));
+                }
+            }
+        }
+    }
+    let same = |stage: &'static str| {
+        let queries = &queries;
+        async move {
+            for q in queries {
+                let f = browse::Filters::parse(q).unwrap();
+                let (fast, fast_page) = index.browse(db, &f).await.unwrap();
+                let (sql, sql_page) = browse::browse_uncached(db, &f).await.unwrap();
+                assert_eq!(fast_page, sql_page, "{stage}: total/page of {q:?}");
+                assert_eq!(
+                    serde_json::to_value(&fast).unwrap(),
+                    serde_json::to_value(&sql).unwrap(),
+                    "{stage}: servers of {q:?}"
+                );
+            }
+        }
+    };
+    same("loaded").await;
+
+    // Rent the first page's servers of one query; they leave both answers at once.
+    let (_, user) = app.funded_user("indexed", 5000.0).await;
+    let first = browse::Filters::parse("country=US&sort=price_asc&limit=5").unwrap();
+    let (cheap, _) = index.browse(db, &first).await.unwrap();
+    let mut rental = String::new();
+    for s in &cheap {
+        let body = expect_json(
+            app.post(
+                &format!("/api/v1/servers/{}/rent", s.id),
+                Some(&user),
+                json!({"rental_days": s.pricing.durations[0]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        rental = body["data"]["rental"]["id"].as_str().unwrap().to_owned();
+    }
+    let (after, _) = index.browse(db, &first).await.unwrap();
+    assert!(
+        after.iter().all(|s| cheap.iter().all(|c| c.id != s.id)),
+        "a rented server is still listed"
+    );
+    same("rented").await;
+
+    expect_json(
+        app.post(
+            &format!("/api/v1/rentals/{rental}/extend"),
+            Some(&user),
+            json!({"additional_days": cheap.last().unwrap().pricing.durations[0]}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    // The server stays reserved to the rental's new end, not the first term's: otherwise it
+    // would be back on the market (and rentable by someone else) while still rented.
+    let (reserved, ends): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT s.rented_until, r.expires_at FROM rentals r
+         JOIN marketplace_servers s ON s.id = r.server_id WHERE r.id = $1",
+    )
+    .bind(&rental)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    assert_eq!(reserved, Some(ends), "extension moves the reservation");
+    same("extended").await;
+
+    // Operators edit prices, add servers and retire some.
+    let mut edited = demo::demo_servers(1, 7).remove(0);
+    edited.prices = [("1".to_string(), 0.01)].into_iter().collect();
+    let target = &after[0].id;
+    inventory::update(db, target, edited.clone()).await.unwrap();
+    inventory::load(db, demo::demo_servers(40, 43))
+        .await
+        .unwrap();
+    inventory::retire(db, &after[1].id).await.unwrap();
+    same("edited").await;
+    let (cheapest, _) = index
+        .browse(
+            db,
+            &browse::Filters::parse("sort=price_asc&limit=1").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(&cheapest[0].id, target, "the repriced server leads at once");
+
+    // Everything rented runs out: the sweep frees the servers again.
+    let later = domain::infra::db::now_ms() + 400 * rentals::DAY_MS;
+    assert!(rentals::expire_due(db, later).await.unwrap() > 0);
+    same("expired").await;
+}

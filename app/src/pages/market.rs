@@ -22,7 +22,7 @@ pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), P
     use domain::market::browse;
     let state = portal::state()?;
     let filters = browse::Filters::parse(&query).map_err(PortalError::invalid)?;
-    Ok(browse::browse(&state.db, &state.browse_cache, &filters).await?)
+    Ok(browse::browse(&state.db, state.browse_index.as_deref(), &filters).await?)
 }
 
 const COUNTRIES: &[(&str, &str)] = &[

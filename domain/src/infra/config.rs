@@ -92,8 +92,9 @@ pub struct Config {
     pub stripe_webhook_secret: Option<Secret>,
     /// Stripe's API base (tests point it at a local fake).
     pub stripe_api_url: String,
-    /// Browse result sets kept per replica for the current marketplace generation (0: no cache).
-    pub browse_cache_entries: usize,
+    /// Answer marketplace browse from this replica's in-memory index (`market::index`); off,
+    /// every browse is SQL. The answers are the same; only their speed differs.
+    pub browse_index: bool,
     /// Docker Engine API address (`unix:///run/docker.sock`, `tcp://host:2375`) of a local
     /// container node registered at start. Unset: no local container node.
     pub docker_host: Option<String>,
@@ -303,7 +304,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("log_format", Some("text")),
     ("rental_hold_days", Some("0")),
     ("sweep_interval_secs", Some("30")),
-    ("browse_cache_entries", Some("1024")),
+    ("browse_index", Some("true")),
     ("stripe_secret_key", None),
     ("stripe_webhook_secret", None),
     ("stripe_api_url", Some("https://api.stripe.com")),
@@ -444,7 +445,7 @@ impl RawConfig {
             log_format: self.required("log_format")?,
             rental_hold_days: self.required("rental_hold_days")?,
             sweep_interval_secs: self.required::<u64>("sweep_interval_secs")?.max(1),
-            browse_cache_entries: self.required("browse_cache_entries")?,
+            browse_index: self.required("browse_index")?,
             stripe_secret_key: self.string("stripe_secret_key").map(Secret::new),
             stripe_webhook_secret: self.string("stripe_webhook_secret").map(Secret::new),
             stripe_api_url: self.string("stripe_api_url").unwrap_or_default(),

@@ -1,10 +1,11 @@
 //! Marketplace reads: servers by id, and browsing with reference 001's filters, sorts and
-//! pagination, with an exact per-replica cache keyed by the marketplace generation.
+//! pagination, in SQL here and from each replica's exact in-memory index (`market::index`).
 
 use std::collections::BTreeMap;
 
 use crate::infra::db::{self, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
+use crate::market::index::BrowseIndex;
 use crate::market::inventory::{bandwidth, CATEGORIES, SCORE_TYPES};
 use model::market::{
     AdditionalSpec, CpuSpec, DisksSpec, MarketServer, NetworkSpec, Page, Pricing, RamSpec, Specs,
@@ -237,7 +238,7 @@ impl Sort {
         ("newest", Sort::Newest),
     ];
 
-    fn order_by(self) -> &'static str {
+    pub(crate) fn order_by(self) -> &'static str {
         match self {
             Sort::Popularity => "s.featured DESC, s.popularity_rank ASC, s.id ASC",
             Sort::PriceAsc => "s.min_price_per_day ASC, s.id ASC",
@@ -371,7 +372,7 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// The browse-result generation: bumped by [`bump_generation`] in the same transaction as every
+/// The marketplace generation: bumped by [`bump_generation`] in the same transaction as every
 /// change that can alter browse results (rentals starting, extending, ending; inventory edits).
 pub async fn generation<'e, E>(exec: E) -> ServiceResult<i64>
 where
@@ -384,79 +385,29 @@ where
     )
 }
 
-pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<()> {
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'marketplace'")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// Moves the marketplace generation on and returns the new value, which the caller stamps on
+/// every `marketplace_servers` row it changes (column `generation`) in the same transaction:
+/// that is how each replica's browse index finds what changed (`market::index`). The counter's
+/// row stays locked until the transaction ends, so generations are handed out in commit order.
+pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'marketplace' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
-/// Browse results cached per filter set for the current generation. Exact: an entry is only
-/// served while the generation it was computed under is current, and the generation moves in the
-/// same transaction as any change. A server whose rental expired shows up again when the expiry
-/// sweep runs (`sweep_interval_secs`); renting it before then works too.
-pub struct BrowseCache {
-    capacity: usize,
-    /// The generation the entries were computed at, and the entries by normalised filters.
-    inner: std::sync::Mutex<(i64, std::collections::HashMap<String, CachedPage>)>,
-}
-
-type CachedPage = std::sync::Arc<(Vec<MarketServer>, Page)>;
-
-impl std::fmt::Debug for BrowseCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrowseCache")
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BrowseCache {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            inner: std::sync::Mutex::new((i64::MIN, Default::default())),
-        }
-    }
-
-    fn get(&self, generation: i64, key: &str) -> Option<CachedPage> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (inner.0 == generation)
-            .then(|| inner.1.get(key).cloned())
-            .flatten()
-    }
-
-    fn put(&self, generation: i64, key: String, value: CachedPage) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if generation > inner.0 {
-            *inner = (generation, Default::default());
-        }
-        if generation == inner.0 {
-            if inner.1.len() >= self.capacity {
-                inner.1.clear();
-            }
-            inner.1.insert(key, value);
-        }
-    }
-}
-
-/// Servers on the marketplace now that match `f`, and how many match in all, through `cache`.
+/// Servers on the marketplace now that match `f`, and how many match in all: from this
+/// replica's browse index when there is one, from SQL otherwise. Both give the same answer.
 pub async fn browse(
     db: &Db,
-    cache: &BrowseCache,
+    index: Option<&BrowseIndex>,
     f: &Filters,
 ) -> ServiceResult<(Vec<MarketServer>, Page)> {
-    let generation = generation(db).await?;
-    let key = format!("{f:?}");
-    if let Some(hit) = cache.get(generation, &key) {
-        return Ok((*hit).clone());
+    match index {
+        Some(index) => index.browse(db, f).await,
+        None => browse_uncached(db, f).await,
     }
-    let result = browse_uncached(db, f).await?;
-    cache.put(generation, key, std::sync::Arc::new(result.clone()));
-    Ok(result)
 }
 
 /// A value bound to a browse query.

@@ -312,18 +312,26 @@ fn bind_server<'q>(
     q
 }
 
-async fn insert_checked(tx: &mut Tx<'_>, c: &Checked) -> ServiceResult<String> {
+/// Inserts a server stamped with marketplace generation `generation` (`bump_generation`).
+async fn insert_checked(tx: &mut Tx<'_>, c: &Checked, generation: i64) -> ServiceResult<String> {
     let id = db::new_id();
     let now = db::now_ms();
-    let placeholders: Vec<String> = (4..=32).map(|n| format!("${n}")).collect();
+    let placeholders: Vec<String> = (5..=33).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "INSERT INTO marketplace_servers (id, status, created_at, updated_at, {WRITE_COLUMNS})
-         VALUES ($1, 'active', $2, $3, {})",
+        "INSERT INTO marketplace_servers (id, status, created_at, updated_at, generation, {WRITE_COLUMNS})
+         VALUES ($1, 'active', $2, $3, $4, {})",
         placeholders.join(", ")
     );
-    bind_server(sqlx::query(&sql).bind(&id).bind(now).bind(now), c)
-        .execute(&mut **tx)
-        .await?;
+    bind_server(
+        sqlx::query(&sql)
+            .bind(&id)
+            .bind(now)
+            .bind(now)
+            .bind(generation),
+        c,
+    )
+    .execute(&mut **tx)
+    .await?;
     write_prices(tx, &id, &c.prices).await?;
     Ok(id)
 }
@@ -332,8 +340,8 @@ async fn insert_checked(tx: &mut Tx<'_>, c: &Checked) -> ServiceResult<String> {
 pub async fn create(db: &Db, input: ServerInput) -> ServiceResult<MarketServer> {
     let checked = check(input)?;
     let mut tx = db.begin().await?;
-    let id = insert_checked(&mut tx, &checked).await?;
-    bump_generation(&mut tx).await?;
+    let generation = bump_generation(&mut tx).await?;
+    let id = insert_checked(&mut tx, &checked, generation).await?;
     tx.commit().await?;
     get_any(db, &id).await
 }
@@ -348,12 +356,14 @@ pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<Mark
         .map(|(i, c)| format!("{c} = ${}", i + 1))
         .collect();
     let sql = format!(
-        "UPDATE marketplace_servers SET {}, updated_at = $30 WHERE id = $31 AND status = 'active'",
+        "UPDATE marketplace_servers SET {}, updated_at = $30, generation = $31 WHERE id = $32 AND status = 'active'",
         sets.join(", ")
     );
     let mut tx = db.begin().await?;
+    let generation = bump_generation(&mut tx).await?;
     let done = bind_server(sqlx::query(&sql), &checked)
         .bind(db::now_ms())
+        .bind(generation)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -361,7 +371,6 @@ pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<Mark
         return Err(ServiceError::NotFound("Server"));
     }
     write_prices(&mut tx, id, &checked.prices).await?;
-    bump_generation(&mut tx).await?;
     tx.commit().await?;
     get_any(db, id).await
 }
@@ -369,15 +378,16 @@ pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<Mark
 /// Takes a server off the marketplace for good. Current rentals run to their end.
 pub async fn retire(db: &Db, id: &str) -> ServiceResult<()> {
     let mut tx = db.begin().await?;
-    let done = sqlx::query("UPDATE marketplace_servers SET status = 'retired', updated_at = $1 WHERE id = $2 AND status = 'active'")
+    let generation = bump_generation(&mut tx).await?;
+    let done = sqlx::query("UPDATE marketplace_servers SET status = 'retired', updated_at = $1, generation = $2 WHERE id = $3 AND status = 'active'")
         .bind(db::now_ms())
+        .bind(generation)
         .bind(id)
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
         return Err(ServiceError::NotFound("Server"));
     }
-    bump_generation(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -387,12 +397,12 @@ pub async fn load(db: &Db, servers: Vec<ServerInput>) -> ServiceResult<usize> {
     let mut added = 0;
     for batch in servers.chunks(500) {
         let mut tx = db.begin().await?;
+        let generation = bump_generation(&mut tx).await?;
         for s in batch {
             let checked = check(s.clone())?;
-            insert_checked(&mut tx, &checked).await?;
+            insert_checked(&mut tx, &checked, generation).await?;
             added += 1;
         }
-        bump_generation(&mut tx).await?;
         tx.commit().await?;
     }
     db::analyze(db).await?;

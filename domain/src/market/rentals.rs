@@ -182,12 +182,13 @@ pub async fn rent(
 
     let mut tx = db.begin().await?;
     insert(&mut tx, &rental).await?;
-    sqlx::query("UPDATE marketplace_servers SET rented_until = $1 WHERE id = $2")
+    let generation = browse::bump_generation(&mut tx).await?;
+    sqlx::query("UPDATE marketplace_servers SET rented_until = $1, generation = $2 WHERE id = $3")
         .bind(rental.expires_at)
+        .bind(generation)
         .bind(server_id)
         .execute(&mut *tx)
         .await?;
-    browse::bump_generation(&mut tx).await?;
     let entry = ledger::post(
         &mut tx,
         ledger::Movement {
@@ -351,6 +352,18 @@ pub async fn extend(
             "This rental has ended and can no longer be extended".into(),
         ));
     }
+    // The server stays off the marketplace until the rental's new end (and hold).
+    let generation = browse::bump_generation(&mut tx).await?;
+    sqlx::query(
+        "UPDATE marketplace_servers SET generation = $1,
+             rented_until = (SELECT expires_at FROM rentals WHERE id = $2)
+         WHERE id = $3",
+    )
+    .bind(generation)
+    .bind(rental_id)
+    .bind(&rental.server_id)
+    .execute(&mut *tx)
+    .await?;
     let entry = ledger::post(
         &mut tx,
         ledger::Movement {
@@ -512,11 +525,12 @@ pub async fn expire_due(db: &Db, now: i64) -> ServiceResult<u64> {
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() > 0 {
-        sqlx::query("UPDATE marketplace_servers SET rented_until = NULL WHERE rented_until <= $1")
+        let generation = browse::bump_generation(&mut tx).await?;
+        sqlx::query("UPDATE marketplace_servers SET rented_until = NULL, generation = $1 WHERE rented_until <= $2")
+            .bind(generation)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        browse::bump_generation(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected())
