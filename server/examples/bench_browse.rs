@@ -205,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let index = state.browse_index.as_deref().expect("on by default");
     index
-        .catch_up(&state.db, i64::MIN)
+        .load(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("index loaded in {:.2}s", t.elapsed().as_secs_f64());

@@ -297,6 +297,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     crate::http::spawn_session_cleanup(&state);
     crate::jobs::spawn_all(&state);
+    if let Some(index) = state.browse_index.clone() {
+        // Loads the marketplace index now rather than on the first visitor's browse.
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = index.load(&db).await {
+                tracing::warn!(error = %e, "loading the browse index (browse loads it later)");
+            }
+        });
+    }
     if let Some(seed) = state.config.seed_listen {
         let seeds = tokio::net::TcpListener::bind(seed)
             .await

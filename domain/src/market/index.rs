@@ -536,10 +536,16 @@ impl BrowseIndex {
         Ok(Some(out.into_iter().flatten().collect()))
     }
 
+    /// Loads the whole catalog if the index has not been loaded yet (at start, so the first
+    /// browse need not wait for it).
+    pub async fn load(&self, db: &Db) -> ServiceResult<()> {
+        self.catch_up(db, NOT_LOADED).await
+    }
+
     /// Reads the rows changed since the index's generation (all of them the first time). `seen`
     /// is the generation the caller found stale: if another task has moved past it meanwhile,
     /// there is nothing left to do.
-    pub async fn catch_up(&self, db: &Db, seen: i64) -> ServiceResult<()> {
+    async fn catch_up(&self, db: &Db, seen: i64) -> ServiceResult<()> {
         let _one = self.catching_up.lock().await;
         let since = {
             let c = self.catalog.read().unwrap_or_else(|p| p.into_inner());
