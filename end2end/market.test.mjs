@@ -111,6 +111,14 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.equal(await page.textContent('[data-test=rental-status]'), 'active');
   assert.equal(await page.textContent('[data-test=remaining-days]'), '7');
   assert.match(await page.textContent('[data-test=rented]'), new RegExp(`^You rented ${serverName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} for 7 days; \\$\\d+\\.\\d{2} was taken from your balance\\.`));
+  // How to reach it: setup status, the operator's address and the SSH command to copy.
+  assert.match(await page.textContent('[data-test=access-status]'), /^(Setting up|Ready)$/);
+  assert.match(await page.textContent('[data-test=access-command]'), /^ssh root@(192\.0\.2|198\.51\.100|203\.0\.113)\.\d+$/);
+  assert.equal(await page.locator('[data-test=copy-ssh]').count(), 1);
+  // The header's balance is the one after paying, as on the page.
+  await hydrated(page);
+  const paid = (await page.textContent('[data-test=extend-form] p.muted')).replace('Your balance: ', '').trim();
+  await page.waitForFunction((b) => document.querySelector('[data-test=nav-balance]').textContent.trim() === b, paid, { timeout: 10_000 });
   await page.screenshot({ path: `${ARTIFACTS}rental.png`, fullPage: true });
   // Extending says what it did, and the header's balance follows at once.
   await hydrated(page);

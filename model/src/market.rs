@@ -151,6 +151,28 @@ pub struct Rental {
     /// Every payment for this rental, oldest first (detail views).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transactions: Option<Vec<Transaction>>,
+    /// How to reach the server (detail views; Hangar's addition to reference 001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<RentalAccess>,
+}
+
+/// How a renter reaches a rented server. Sign-in is with the SSH keys of the renter's account,
+/// which the operator installs during setup; Hangar never holds a password for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RentalAccess {
+    /// `setting_up` until the operator's announced setup time has passed since the rental
+    /// started, then `ready`; `ended` once the rental is over (the address is then withheld).
+    pub status: String,
+    /// When the server is expected to be ready (RFC 3339).
+    pub ready_at: String,
+    /// Host name or IP address; absent when the operator has not published one, or the rental
+    /// has ended.
+    pub address: Option<String>,
+    pub port: i64,
+    pub user: String,
+    /// The command to connect, e.g. `ssh root@203.0.113.10` (`-p PORT` when not 22).
+    pub ssh_command: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{expect_json, ids, TestApp};
+use common::{expect_error, expect_json, ids, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -236,4 +236,153 @@ async fn rentals_end_on_their_own_and_the_server_returns() {
         StatusCode::CREATED,
     )
     .await;
+}
+
+/// A rental's detail says how to reach the server: setup status from the operator's setup time,
+/// the published address, port and user, the SSH command; the marketplace never shows the
+/// address, and once the rental is over it is withheld.
+#[tokio::test]
+async fn a_rental_says_how_to_reach_the_server() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (uid, user) = app.user("reacher").await;
+    app.credit(&admin, &uid, 1000.0).await;
+    let ready = app
+        .add_server(
+            &admin,
+            &[
+                ("/setup_time_minutes", json!(0)),
+                (
+                    "/access",
+                    json!({"address": "203.0.113.7", "port": 2222, "user": "admin"}),
+                ),
+            ],
+        )
+        .await;
+    let slow = app
+        .add_server(
+            &admin,
+            &[
+                ("/setup_time_minutes", json!(90)),
+                ("/access", json!({"address": "fra-17.example.net"})),
+            ],
+        )
+        .await;
+    let unpublished = app.add_server(&admin, &[]).await;
+
+    // Bad access input: 400 naming the field, nothing created.
+    for (access, needle) in [
+        (
+            json!({"address": "203.0.113.7; rm -rf /"}),
+            "access.address",
+        ),
+        (
+            json!({"address": "203.0.113.7", "port": 70000}),
+            "access.port",
+        ),
+        (
+            json!({"address": "203.0.113.7", "user": "Root User"}),
+            "access.user",
+        ),
+    ] {
+        expect_error(
+            app.post(
+                "/api/admin/marketplace/servers",
+                Some(&admin),
+                common::server_json(&[("/access", access)]),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            needle,
+        )
+        .await;
+    }
+    let market = app
+        .get("/api/v1/servers/available", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !market.contains("203.0.113.7"),
+        "the address is for renters only"
+    );
+
+    let rent = |server: String| {
+        let (app, user) = (&app, &user);
+        async move {
+            let body = expect_json(
+                app.post(
+                    &format!("/api/v1/servers/{server}/rent"),
+                    Some(user),
+                    json!({"rental_days": 1}),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await;
+            let id = body["data"]["rental"]["id"].as_str().unwrap().to_owned();
+            expect_json(
+                app.get(&format!("/api/v1/rentals/{id}"), Some(user)).await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    let r = rent(ready).await;
+    let a = &r["data"]["access"];
+    assert_eq!(a["status"], "ready", "{}", r.text);
+    assert_eq!(a["address"], "203.0.113.7");
+    assert_eq!(a["ssh_command"], "ssh -p 2222 admin@203.0.113.7");
+
+    let r = rent(slow).await;
+    let a = &r["data"]["access"];
+    assert_eq!(a["status"], "setting_up");
+    assert_eq!(a["ssh_command"], "ssh root@fra-17.example.net");
+    let started = time::OffsetDateTime::parse(
+        r["data"]["rental_start"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let ready_at = time::OffsetDateTime::parse(
+        a["ready_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!((ready_at - started).whole_minutes(), 90);
+
+    let r = rent(unpublished).await;
+    let a = &r["data"]["access"];
+    assert!(
+        a["address"].is_null() && a["ssh_command"].is_null(),
+        "{}",
+        r.text
+    );
+
+    // Over: the address is withheld.
+    let later = domain::infra::db::now_ms() + 2 * domain::market::rentals::DAY_MS;
+    domain::market::rentals::expire_due(&app.state.db, later)
+        .await
+        .unwrap();
+    let rentals = expect_json(
+        app.get("/api/v1/rentals", Some(&user)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        rentals["data"].as_array().unwrap().len(),
+        3,
+        "{}",
+        rentals.text
+    );
+    for item in rentals["data"].as_array().unwrap() {
+        let id = item["id"].as_str().unwrap();
+        let d = expect_json(
+            app.get(&format!("/api/v1/rentals/{id}"), Some(&user)).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(d["data"]["access"]["status"], "ended");
+        assert!(d["data"]["access"]["address"].is_null());
+    }
 }

@@ -74,3 +74,25 @@ where
         </button>
     }
 }
+
+/// Copies `text` to the clipboard and says so (needs JavaScript; the value stays selectable).
+/// `test` names the button for the browser tests.
+#[component]
+pub fn CopyButton(text: String, #[prop(into)] test: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let clipboard = window().navigator().clipboard();
+            let _ = clipboard.write_text(&text);
+            copied.set(true);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+    };
+    view! {
+        <button type="button" class="btn btn-sm" data-test=test on:click=copy>
+            {move || if copied.get() { "Copied ✓" } else { "Copy" }}
+        </button>
+    }
+}

@@ -8,9 +8,9 @@ use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
 use crate::components::format::{day, days as days_text, money, when};
-use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
-use model::market::Rental;
+use model::market::{Rental, RentalAccess};
 use model::money::usd4;
 
 #[server(prefix = "/_fn", endpoint = "rentals")]
@@ -214,6 +214,7 @@ fn RentalDetail(
             <h1>{r.server.name.clone()}</h1>
             <p class="muted">{format!("{} · {}, {} · {}", r.server.model, r.server.city, r.server.country, r.server.datacenter)}</p>
         </section>
+        {r.access.clone().map(|a| view! { <AccessCard access=a/> })}
         <div class="split">
             <section class="card">
                 <h2>"Rental"</h2>
@@ -285,6 +286,51 @@ fn RentalDetail(
                 }}
             </section>
         </div>
+    }
+}
+
+/// How to reach the rented server: setup status, address and the SSH command to copy.
+#[component]
+fn AccessCard(access: RentalAccess) -> impl IntoView {
+    let (badge, note) = match access.status.as_str() {
+        "setting_up" => (
+            "Setting up",
+            format!(
+                "The operator is preparing the server and installing the SSH keys of the renter's account; expected ready {}.",
+                when(&access.ready_at)
+            ),
+        ),
+        "ready" => (
+            "Ready",
+            "Sign in with an SSH key from the renter's account (SSH keys page).".to_owned(),
+        ),
+        _ => (
+            "Ended",
+            "The rental is over; the server's address is no longer shown.".to_owned(),
+        ),
+    };
+    view! {
+        <section class="card" data-test="access">
+            <h2>"Access "<span class=format!("status status-{}", access.status) data-test="access-status">{badge}</span></h2>
+            <p class="muted">{note}</p>
+            {match (access.address.clone(), access.ssh_command.clone()) {
+                (Some(address), Some(command)) => view! {
+                    <dl class="facts">
+                        <dt>"Address"</dt><dd data-test="access-address">{address}</dd>
+                        <dt>"User"</dt><dd>{access.user.clone()}</dd>
+                        <dt>"SSH port"</dt><dd>{access.port}</dd>
+                    </dl>
+                    <div class="copy-row">
+                        <code data-test="access-command">{command.clone()}</code>
+                        <CopyButton text=command test="copy-ssh"/>
+                    </div>
+                }.into_any(),
+                _ if access.status == "ended" => ().into_any(),
+                _ => view! {
+                    <p data-test="access-pending">"The operator has not published this server's address yet; it will appear here."</p>
+                }.into_any(),
+            }}
+        </section>
     }
 }
 

@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::components::format::when;
-use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
 use model::accounts::{CreatedToken, TokenView};
 use model::money::usd4;
@@ -150,7 +150,7 @@ fn Tokens(
                                     <h2>{format!("Token “{}” created", t.name)}</h2>
                                     <p>"Copy it now: this is the only time it is shown."</p>
                                     <pre class="secret" data-test="new-token-value">{t.token.clone()}</pre>
-                                    <CopyButton text=t.token/>
+                                    <CopyButton text=t.token test="copy-token"/>
                                 </section>
                             })}
                             <section class="card">
@@ -205,25 +205,4 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
             </table>
         </div>
     }.into_any()
-}
-
-/// Copies `text` to the clipboard and says so (needs JavaScript; the value stays selectable).
-#[component]
-fn CopyButton(text: String) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    let copy = move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            let clipboard = window().navigator().clipboard();
-            let _ = clipboard.write_text(&text);
-            copied.set(true);
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = &text;
-    };
-    view! {
-        <button type="button" class="btn btn-sm" data-test="copy-token" on:click=copy>
-            {move || if copied.get() { "Copied ✓" } else { "Copy" }}
-        </button>
-    }
 }

@@ -3,7 +3,9 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::market::inventory::{DisksInput, NetworkInput, ServerInput, SpecsInput, CATEGORIES};
+use crate::market::inventory::{
+    AccessInput, DisksInput, NetworkInput, ServerInput, SpecsInput, CATEGORIES,
+};
 use std::collections::BTreeMap;
 
 use model::market::{AdditionalSpec, CpuSpec, DiskConfig, RamSpec};
@@ -180,6 +182,17 @@ pub fn demo_servers(count: usize, seed: u64) -> Vec<ServerInput> {
                 },
             },
             prices,
+            // Addresses from the ranges reserved for documentation (RFC 5737): a demo server
+            // shows where its renter would connect, and nothing real answers there.
+            access: Some(AccessInput {
+                address: format!(
+                    "{}.{}",
+                    ["192.0.2", "198.51.100", "203.0.113"][n % 3],
+                    n / 3 % 254 + 1
+                ),
+                port: 22,
+                user: "root".into(),
+            }),
         });
     }
     out

@@ -40,6 +40,29 @@ pub struct ServerInput {
     pub specs: SpecsInput,
     /// Total USD price per rental duration in days, e.g. `{"1": 12, "7": 70, "30": 270}`.
     pub prices: BTreeMap<String, f64>,
+    /// How renters reach the server once it is theirs (shown on their rental, never on the
+    /// marketplace). Without it, rentals say the address is not published yet.
+    #[serde(default)]
+    pub access: Option<AccessInput>,
+}
+
+/// A server's SSH access point. Renters sign in with the SSH keys of their account, which the
+/// operator installs while setting the server up; no password is stored.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct AccessInput {
+    /// Host name or IP address, e.g. `203.0.113.10` or `fra-17.example.net`.
+    pub address: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: i64,
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+}
+
+fn default_ssh_port() -> i64 {
+    22
+}
+fn default_ssh_user() -> String {
+    "root".into()
 }
 
 fn default_rank() -> i64 {
@@ -131,6 +154,9 @@ pub fn bandwidth(mbps: i64) -> String {
 pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
     check_place(&input)?;
     check_specs(&input.specs)?;
+    if let Some(access) = &input.access {
+        check_access(access)?;
+    }
     positive("popularity_rank", input.popularity_rank)?;
     positive("setup_time_minutes", input.setup_time_minutes)?;
     let prices = check_prices(&input.prices)?;
@@ -154,6 +180,33 @@ pub(crate) fn check(input: ServerInput) -> ServiceResult<Checked> {
         disk_types,
         min_price_per_day,
     })
+}
+
+/// A host name or an IPv4/IPv6 address, a TCP port and a Unix user name.
+fn check_access(access: &AccessInput) -> ServiceResult<()> {
+    let a = access.address.trim();
+    let host_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':');
+    if a.is_empty() || a.len() > 253 || !a.chars().all(host_chars) {
+        return Err(ServiceError::invalid(
+            "access.address must be a host name or an IP address, such as 203.0.113.10",
+        ));
+    }
+    if !(1..=65535).contains(&access.port) {
+        return Err(ServiceError::invalid(
+            "access.port must be between 1 and 65535",
+        ));
+    }
+    let u = &access.user;
+    let user_ok = (1..=32).contains(&u.len())
+        && u.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && u.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !user_ok {
+        return Err(ServiceError::invalid(
+            "access.user must be a Unix user name such as root or admin",
+        ));
+    }
+    Ok(())
 }
 
 /// Names, location and category.
@@ -266,9 +319,9 @@ async fn write_prices(tx: &mut Tx<'_>, id: &str, prices: &[(i64, i64)]) -> Servi
 const WRITE_COLUMNS: &str = "name, country, region, city, datacenter, model, is_vm, category, featured, popularity_rank,
     setup_time_minutes, cpu_model, cpu_cores, cpu_threads, cpu_score, cpu_score_type, ram_gb, ram_type,
     ram_speed_mhz, disks, total_storage_gb, disk_summary, disk_types, bandwidth_mbps, traffic_tb,
-    traffic_unlimited, ipv4_count, ipv6_enabled, min_price_per_day";
+    traffic_unlimited, ipv4_count, ipv6_enabled, min_price_per_day, access_address, access_port, access_user";
 
-/// Binds the 29 columns of `WRITE_COLUMNS`, in order.
+/// Binds the 32 columns of `WRITE_COLUMNS`, in order.
 fn bind_server<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     c: &'q Checked,
@@ -308,7 +361,10 @@ fn bind_server<'q>(
         .bind(i64::from(s.network.traffic_unlimited))
         .bind(s.additional.ipv4_count)
         .bind(i64::from(s.additional.ipv6_enabled))
-        .bind(c.min_price_per_day);
+        .bind(c.min_price_per_day)
+        .bind(i.access.as_ref().map(|a| a.address.trim().to_owned()))
+        .bind(i.access.as_ref().map_or(22, |a| a.port))
+        .bind(i.access.as_ref().map_or("root", |a| a.user.as_str()));
     q
 }
 
@@ -316,7 +372,7 @@ fn bind_server<'q>(
 async fn insert_checked(tx: &mut Tx<'_>, c: &Checked, generation: i64) -> ServiceResult<String> {
     let id = db::new_id();
     let now = db::now_ms();
-    let placeholders: Vec<String> = (5..=33).map(|n| format!("${n}")).collect();
+    let placeholders: Vec<String> = (5..=36).map(|n| format!("${n}")).collect();
     let sql = format!(
         "INSERT INTO marketplace_servers (id, status, created_at, updated_at, generation, {WRITE_COLUMNS})
          VALUES ($1, 'active', $2, $3, $4, {})",
@@ -356,7 +412,7 @@ pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<Mark
         .map(|(i, c)| format!("{c} = ${}", i + 1))
         .collect();
     let sql = format!(
-        "UPDATE marketplace_servers SET {}, updated_at = $30, generation = $31 WHERE id = $32 AND status = 'active'",
+        "UPDATE marketplace_servers SET {}, updated_at = $33, generation = $34 WHERE id = $35 AND status = 'active'",
         sets.join(", ")
     );
     let mut tx = db.begin().await?;

@@ -19,7 +19,7 @@ use crate::infra::error::{ServiceError, ServiceResult};
 use crate::market::browse::{self, ServerRow, READ_COLUMNS};
 use crate::money::ledger;
 use crate::Actor;
-use model::market::{MarketServer, Rental, Transaction};
+use model::market::{MarketServer, Rental, RentalAccess, Transaction};
 use model::money::{usd2, UsdNum};
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -108,8 +108,47 @@ impl RentalRow {
             server,
             transaction: None,
             transactions: None,
+            access: None,
         }
     }
+}
+
+/// The access block of a rental's detail (see `model::market::RentalAccess`).
+async fn access(db: &Db, rental: &Rental, started_ms: i64) -> ServiceResult<RentalAccess> {
+    let (address, port, user, setup_minutes): (Option<String>, i64, String, i64) = sqlx::query_as(
+        "SELECT access_address, access_port, access_user, setup_time_minutes
+             FROM marketplace_servers WHERE id = $1",
+    )
+    .bind(&rental.server_id)
+    .fetch_one(db)
+    .await?;
+    let ready_ms = started_ms + setup_minutes * 60_000;
+    let ended = rental.status != RentalStatus::Active.as_str();
+    let status = if ended {
+        "ended"
+    } else if db::now_ms() < ready_ms {
+        "setting_up"
+    } else {
+        "ready"
+    };
+    let address = address.filter(|_| !ended);
+    let ssh_command = address.as_ref().map(|a| {
+        // IPv6 literals need brackets only in URLs; ssh takes them bare.
+        let port = if port == 22 {
+            String::new()
+        } else {
+            format!("-p {port} ")
+        };
+        format!("ssh {port}{user}@{a}")
+    });
+    Ok(RentalAccess {
+        status: status.into(),
+        ready_at: rfc3339(ready_ms),
+        address,
+        port,
+        user,
+        ssh_command,
+    })
 }
 
 /// A ledger debit as reference 001 shows it (a positive amount).
@@ -510,6 +549,7 @@ pub async fn detail(db: &Db, user_id: &str, rental_id: &str) -> ServiceResult<Re
     .await?;
     let server = browse::get_any(db, &row.server_id).await?;
     let mut rental = row.to_api(server, db::now_ms());
+    rental.access = Some(access(db, &rental, row.rental_start).await?);
     let txs: Vec<Transaction> = entries.iter().map(transaction).collect();
     rental.transaction = txs.first().cloned();
     rental.transactions = Some(txs);

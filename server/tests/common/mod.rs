@@ -325,7 +325,8 @@ pub fn server_json(overrides: &[(&str, Value)]) -> Value {
             "network": {"bandwidth_mbps": 10000, "traffic_tb": 100, "traffic_unlimited": false},
             "additional": {"ipv4_count": 5, "ipv6_enabled": true}
         },
-        "prices": {"1": 12, "7": 70, "30": 270}
+        "prices": {"1": 12, "7": 70, "30": 270},
+        "access": null
     });
     for (pointer, value) in overrides {
         *v.pointer_mut(pointer)
