@@ -48,6 +48,13 @@ enum AdminCommand {
     },
     /// Compare every cached balance with its ledger sum; exits non-zero on any difference.
     CheckLedger,
+    /// Write a consistent copy of the SQLite database to PATH while Hangar runs (SQLite's
+    /// `VACUUM INTO`: one read transaction, so the copy is the database at one instant, and
+    /// writers are not blocked). For PostgreSQL, use `pg_dump` (README, "Backups").
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: std::path::PathBuf,
+    },
     /// Load generated, realistic marketplace servers (deterministic for a given seed).
     DemoCatalog {
         /// How many servers to add.
@@ -143,6 +150,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if_empty,
         }) => demo_catalog(&config, count, seed, if_empty).await,
         Command::Admin(AdminCommand::CheckLedger) => check_ledger(&config).await,
+        Command::Admin(AdminCommand::Backup { path }) => backup(&config, &path).await,
         Command::Admin(AdminCommand::PutImage {
             slug,
             name,
@@ -173,6 +181,32 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `admin backup`: `VACUUM INTO` a new file (SQLite only).
+async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    if db::Backend::of_url(&config.database_url) != db::Backend::Sqlite {
+        anyhow::bail!(
+            "admin backup copies SQLite databases; for PostgreSQL use pg_dump (see README, \"Backups\")"
+        );
+    }
+    if path.exists() {
+        anyhow::bail!("{} exists already; choose a new file", path.display());
+    }
+    let target = path
+        .to_str()
+        .context("the backup path must be valid UTF-8")?;
+    let pool = db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(target)
+        .execute(&pool)
+        .await
+        .with_context(|| format!("writing {}", path.display()))?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    println!("backup written to {} ({} KB)", path.display(), bytes / 1024);
+    Ok(())
 }
 
 /// The database, migrated: what every operator command starts from.

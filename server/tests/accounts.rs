@@ -276,6 +276,45 @@ async fn login_and_register_are_rate_limited_per_ip() {
     assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
 }
 
+/// Guessing one account's password from many addresses gets five tries per quarter hour: the
+/// sixth attempt answers 429 even with the right password, and the block lifts by itself.
+#[tokio::test]
+async fn an_account_refuses_sign_ins_after_five_wrong_passwords() {
+    let app = TestApp::spawn().await;
+    app.register("guarded").await;
+    let right = "password-guarded";
+    let login = |password: &str| {
+        app.post(
+            "/api/auth/login",
+            None,
+            json!({"email": "guarded@example.com", "password": password}),
+        )
+    };
+    // A correct password in between resets the count.
+    for _ in 0..4 {
+        assert_eq!(login("wrong-pass").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login(right).await.status(), StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(login("wrong-pass").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    expect_error(
+        login(right).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed sign-ins for this account. Try again in 15 minutes.",
+    )
+    .await;
+    // Other accounts are not affected.
+    app.register("bystander").await;
+    app.login("bystander").await;
+    // A quarter hour later (moved in the database), the right password works again.
+    sqlx::query("UPDATE users SET login_blocked_until = 1 WHERE email = 'guarded@example.com'")
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(login(right).await.status(), StatusCode::OK);
+}
+
 /// A stand-in for Cloudflare's siteverify endpoint speaking its wire format: form fields
 /// `secret`, `response`, `remoteip`; JSON `{"success": bool}`.
 async fn fake_turnstile() -> SocketAddr {

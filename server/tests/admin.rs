@@ -256,3 +256,50 @@ async fn create_user_command_makes_an_operator() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `hangar admin backup` copies a SQLite database while the server runs: the copy opens as a
+/// Hangar database with the data written before it; it refuses to overwrite a file, and says
+/// what to use on PostgreSQL.
+#[tokio::test]
+async fn backup_copies_a_running_sqlite_database() {
+    let app = TestApp::spawn().await;
+    app.register("kept").await;
+    let dir = std::env::temp_dir().join(format!("hangar-backup-{}", domain::infra::db::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("copy.db");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .args(["admin", "backup"])
+            .arg(&copy)
+            .env("DATABASE_URL", &app.database_url)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    if common::backend() == "postgres" {
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backup written to"));
+    // The copy is a complete database: the user is there, and it migrates as current.
+    let restored = TestApp::builder()
+        .database(format!("sqlite://{}", copy.display()))
+        .spawn()
+        .await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE username = 'kept'")
+        .fetch_one(&restored.state.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // An existing file is never overwritten.
+    let again = run();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -10,13 +10,17 @@ async fn health_reports_the_database() {
     let app = TestApp::spawn().await;
     let body = expect_json(app.get("/health", None).await, StatusCode::OK).await;
     assert_eq!(body.value, serde_json::json!({"status": "ok"}));
+    for path in ["/livez", "/readyz"] {
+        let body = expect_json(app.get(path, None).await, StatusCode::OK).await;
+        assert_eq!(body["status"], "ok", "{path}");
+    }
     app.state.db.close().await;
-    let body = expect_json(
-        app.get("/health", None).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
-    assert_eq!(body["status"], "unavailable");
+    for path in ["/health", "/readyz"] {
+        let body = expect_json(app.get(path, None).await, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert_eq!(body["status"], "unavailable", "{path}");
+    }
+    // Alive all the same: a database outage is no reason to restart the process.
+    expect_json(app.get("/livez", None).await, StatusCode::OK).await;
 }
 
 #[tokio::test]

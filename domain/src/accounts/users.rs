@@ -244,7 +244,19 @@ pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
     Ok(user)
 }
 
+/// Failed passwords in a row after which an account refuses sign-ins for [`LOGIN_BLOCK_MS`].
+pub const LOGIN_FAILURES: i64 = 5;
+/// How long an account refuses sign-ins after [`LOGIN_FAILURES`] failed passwords (15 minutes).
+pub const LOGIN_BLOCK_MS: i64 = 15 * 60 * 1000;
+
 /// Checks an email and password. Unknown email and wrong password give the same answer.
+///
+/// Per-account throttling, on top of the per-IP limit of the routes: after [`LOGIN_FAILURES`]
+/// wrong passwords in a row the account answers 429 for [`LOGIN_BLOCK_MS`], whatever the
+/// password and wherever the attempt comes from, so guessing spread over many addresses gets
+/// five tries per quarter hour. A correct password resets the count. The cost: someone who knows
+/// an email can keep its owner from signing in for a quarter hour at a time; the owner's API
+/// tokens and open sessions keep working.
 #[instrument(skip_all, err(Debug))]
 pub async fn authenticate(db: &Pool, email: &str, password: &str) -> ServiceResult<User> {
     const INVALID: ServiceError = ServiceError::Unauthorized("Invalid email or password");
@@ -252,20 +264,50 @@ pub async fn authenticate(db: &Pool, email: &str, password: &str) -> ServiceResu
     if email.len() > EMAIL_MAX || password.chars().count() > PASSWORD_MAX {
         return Err(INVALID);
     }
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(db)
-            .await?;
-    let (id, hash) = match row {
+    let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, password_hash, failed_logins, login_blocked_until FROM users WHERE email = $1",
+    )
+    .bind(&email)
+    .fetch_optional(db)
+    .await?;
+    let (id, hash, failed, blocked_until) = match row {
         Some(row) => row,
         None => {
             verify_password(password.to_owned(), DUMMY_HASH.clone()).await?;
             return Err(INVALID);
         }
     };
+    let now = db::now_ms();
+    if blocked_until > now {
+        let minutes = (blocked_until - now + 59_999) / 60_000;
+        return Err(ServiceError::TooMany(format!(
+            "Too many failed sign-ins for this account. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )));
+    }
     if !verify_password(password.to_owned(), hash).await? {
+        let failed: i64 = sqlx::query_scalar(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+        )
+        .bind(&id)
+        .fetch_one(db)
+        .await?;
+        if failed >= LOGIN_FAILURES {
+            sqlx::query(
+                "UPDATE users SET failed_logins = 0, login_blocked_until = $1 WHERE id = $2",
+            )
+            .bind(now + LOGIN_BLOCK_MS)
+            .bind(&id)
+            .execute(db)
+            .await?;
+        }
         return Err(INVALID);
+    }
+    if failed > 0 {
+        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
+            .bind(&id)
+            .execute(db)
+            .await?;
     }
     get(db, &id).await
 }

@@ -23,6 +23,8 @@ pub struct ApiDocument(pub Arc<Value>);
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
+        .routes(routes!(livez))
+        .routes(routes!(readyz))
         .routes(routes!(openapi_json))
         .routes(routes!(agent_manifest))
 }
@@ -33,7 +35,22 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// Liveness and database reachability.
+/// Liveness: the process is up and serving requests; nothing else is checked, so a database
+/// outage does not get every replica restarted (use it for restart decisions).
+#[utoipa::path(get, path = "/livez", tag = "meta", responses((status = 200, body = Health)))]
+async fn livez() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: this replica can serve, its database answers within 3 s (use it for load
+/// balancers choosing replicas). 503 while the database is unreachable.
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, body = Health), (status = 503, description = "Database unreachable", body = Health)))]
+async fn readyz(state: State<AppState>) -> Response {
+    health(state).await
+}
+
+/// Readiness under its older name (the same check as `/readyz`).
 #[utoipa::path(get, path = "/health", tag = "meta",
     responses((status = 200, body = Health), (status = 503, description = "Database unreachable", body = Health)))]
 async fn health(State(state): State<AppState>) -> Response {
