@@ -22,6 +22,8 @@ use crate::{components::layout::Layout, pages::*};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    ssr::portal::provide_csp_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -129,6 +129,56 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
     let res = app.get("/", None).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        res.headers()["referrer-policy"],
+        "strict-origin-when-cross-origin"
+    );
+    assert!(
+        res.headers().get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
+    // A Content-Security-Policy with a fresh nonce: no inline script runs unless it carries it,
+    // and every inline script of the page (Leptos's hydration) does.
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'self'") && csp.contains("object-src 'none'"));
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    let nonce = script_src
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("'nonce-"))
+        .and_then(|t| t.strip_suffix('\''))
+        .expect("a nonce in script-src")
+        .to_owned();
+    assert!(nonce.len() >= 22, "128 bits: {nonce}");
+    let html = res.text().await.unwrap();
+    let scripts: Vec<&str> = html
+        .match_indices("<script")
+        .map(|(i, _)| &html[i..])
+        .collect();
+    assert!(!scripts.is_empty());
+    for tag in scripts {
+        let tag = &tag[..tag.find('>').unwrap()];
+        assert!(
+            tag.contains(" src=") || tag.contains(&format!("nonce=\"{nonce}\"")),
+            "an inline script without this response's nonce: {tag}"
+        );
+    }
+    let again = app.get("/", None).await;
+    assert!(
+        !again.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce),
+        "a new nonce per response"
+    );
+    let res = app.get("/", None).await;
     let html = res.text().await.unwrap();
     assert!(
         html.contains("Servers by the day"),
@@ -215,4 +265,18 @@ async fn the_bundle_is_served_precompressed_and_revalidated() {
     let missing = client.get(app.url("/pkg/missing.js")).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let _ = std::fs::remove_dir_all(&site);
+}
+
+/// Behind HTTPS (`public_url`), pages also say so for the future: HSTS.
+#[tokio::test]
+async fn https_deployments_send_hsts() {
+    let app = TestApp::builder()
+        .config("public_url", "https://hangar.example.com")
+        .spawn()
+        .await;
+    let res = app.get("/signin", None).await;
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
 }

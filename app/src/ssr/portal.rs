@@ -15,6 +15,36 @@ use domain::accounts::users::User;
 use domain::infra::error::ServiceError;
 use domain::AppState;
 
+/// This response's Content-Security-Policy nonce: made by the server's security-headers layer,
+/// put in the request's extensions, and given to Leptos by the page shell so its inline
+/// hydration scripts carry it.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);
+
+impl CspNonce {
+    /// 128 random bits, base64url.
+    pub fn new() -> Self {
+        use base64::Engine;
+        let bytes: [u8; 16] = rand::thread_rng().gen();
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+}
+
+impl Default for CspNonce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Provides the request's CSP nonce to the render (see [`CspNonce`]).
+pub fn provide_csp_nonce() {
+    let nonce = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+    if let Some(n) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(n.0));
+    }
+}
+
 pub const SESSION_USER: &str = "user_id";
 pub const SESSION_CSRF: &str = "csrf";
 /// A token value to show once on the tokens page (works with and without JavaScript).

@@ -115,7 +115,10 @@ pub fn router(state: AppState) -> Router {
         // Outside the routes: leptos_axum registers one route per server function.
         .layer(middleware::from_fn(server_fn_status))
         .layer(middleware::from_fn(ensure_csrf_token))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn({
+            let hsts = state.config.public_url.starts_with("https://");
+            move |req, next| security_headers(hsts, req, next)
+        }))
         .with_state(router_state);
 
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
@@ -251,11 +254,36 @@ async fn ensure_csrf_token(session: tower_sessions::Session, req: Request, next:
     next.run(req).await
 }
 
-/// Headers every portal page gets: no framing by other sites, no MIME sniffing, no referrer
-/// leaks to other origins.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Headers every portal response gets: a Content-Security-Policy, no framing by other sites, no
+/// MIME sniffing, no referrer leaks to other origins, and HSTS when Hangar is served over HTTPS
+/// (`public_url`).
+///
+/// The policy allows no inline script except Leptos's own hydration and streaming scripts, which
+/// carry this response's nonce (a fresh 128-bit value, handed to the page's render through the
+/// request's extensions, `app::ssr::portal::CspNonce`). The WASM bundle needs
+/// `'wasm-unsafe-eval'` to be compiled; nothing else is evaluated. Styles allow `'unsafe-inline'`:
+/// the pages set a few widths and heights in `style` attributes (meters, charts) and the
+/// terminal (xterm.js) injects its own style elements; style injection cannot run script.
+async fn security_headers(hsts: bool, mut req: Request, next: Next) -> Response {
+    let nonce = app::ssr::portal::CspNonce::new();
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'self'; frame-ancestors 'self'",
+        nonce.0
+    );
+    req.extensions_mut().insert(nonce);
     let mut response = next.run(req).await;
     let h = response.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        h.insert("content-security-policy", policy);
+    }
+    if hsts {
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
