@@ -114,6 +114,10 @@ pub fn router(state: AppState) -> Router {
         >(provide_state, shell))
         // Outside the routes: leptos_axum registers one route per server function.
         .layer(middleware::from_fn(server_fn_status))
+        .layer(middleware::from_fn({
+            let public_origin = origin_of(&state.config.public_url);
+            move |req, next| same_origin_writes(public_origin.clone(), req, next)
+        }))
         .layer(middleware::from_fn(ensure_csrf_token))
         .layer(middleware::from_fn({
             let hsts = state.config.public_url.starts_with("https://");
@@ -235,6 +239,52 @@ async fn json_errors(req: Request, next: Next) -> Response {
         );
     }
     response
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let scheme = url.split_once("://").map_or("http", |(s, _)| s);
+    format!("{scheme}://{host}")
+}
+
+/// CSRF defence that no portal endpoint can forget: every state-changing request to the portal
+/// (server functions under `/_fn/`, file uploads, console tickets; anything but GET/HEAD) must
+/// come from Hangar's own pages. Browsers say where a request comes from: `Sec-Fetch-Site` must
+/// be `same-origin` (or `none`, typed by the user), and an `Origin` must be Hangar's own
+/// (`public_url`, or the host the request was sent to). Requests carrying neither header are not
+/// from a current browser and pass on to the second line: each state-changing server function
+/// also checks the session's CSRF token. Refusals are 403 in the portal's error shape.
+async fn same_origin_writes(public_origin: String, req: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let allowed = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let fetch_site_ok =
+            header("sec-fetch-site").is_none_or(|s| s == "same-origin" || s == "none");
+        let origin_ok = header("origin").is_none_or(|origin| {
+            origin == public_origin
+                || header("host").is_some_and(|host| {
+                    origin == format!("http://{host}") || origin == format!("https://{host}")
+                })
+        });
+        fetch_site_ok && origin_ok
+    };
+    if allowed {
+        return next.run(req).await;
+    }
+    tracing::warn!(path = %req.uri().path(), "refused a cross-site request to the portal");
+    (
+        StatusCode::FORBIDDEN,
+        Json(serde_json::json!({
+            "status": 403,
+            "message": "This request did not come from Hangar's own pages, so it was refused.",
+        })),
+    )
+        .into_response()
 }
 
 /// Gives every page request's session its CSRF token *before* the page renders. Pages stream,
