@@ -58,6 +58,8 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// This replica's open consoles (see `compute::console`).
     pub consoles: Arc<compute::console::Consoles>,
+    /// This replica's counters and latency histograms (`infra::metrics`, `GET /metrics`).
+    pub metrics: Arc<infra::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -91,6 +93,7 @@ impl AppState {
             drivers,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             consoles: Arc::default(),
+            metrics: Arc::default(),
             db,
             config: Arc::new(config),
             jwt: Arc::new(jwt),

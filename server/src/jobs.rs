@@ -61,7 +61,17 @@ pub async fn run_meter(state: &AppState, now: i64) {
         grace_minutes: state.config.balance_grace_minutes,
         runway_hours: state.config.low_balance_runway_hours,
     };
-    match meter::tick(&state.db, now, rules).await {
+    let started = std::time::Instant::now();
+    let result = meter::tick(&state.db, now, rules).await;
+    state.metrics.observe(
+        "hangar_meter_tick_duration_seconds",
+        &[],
+        started.elapsed().as_secs_f64(),
+    );
+    if result.is_err() {
+        state.metrics.inc("hangar_meter_tick_errors_total", &[]);
+    }
+    match result {
         Ok(r) => {
             if !r.stopped.is_empty() {
                 state.jobs_wake.notify_waiters();

@@ -295,6 +295,12 @@ impl Drop for Seat {
 }
 
 impl Consoles {
+    /// Consoles and screens open on this replica now (every seat held).
+    pub fn open(&self) -> usize {
+        let map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().sum()
+    }
+
     /// Takes one of the user's console seats; 429 when they hold the maximum.
     pub fn seat(&self, user_id: &str, max: usize) -> ServiceResult<Seat> {
         let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());

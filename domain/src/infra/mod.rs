@@ -1,10 +1,11 @@
 //! The floor every room stands on: typed configuration, the database pool and its helpers, the
-//! domain error, the audit log, outgoing mail and the leased job queue. Nothing here knows about
-//! accounts, money, the marketplace or compute.
+//! domain error, the audit log, outgoing mail, the leased job queue and the replica's metrics.
+//! Nothing here knows about accounts, money, the marketplace or compute.
 
 pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod mail;
+pub mod metrics;
 pub mod queue;

@@ -17,7 +17,28 @@ pub async fn run_once(state: &AppState) -> ServiceResult<bool> {
     let Some(job) = queue::claim(&state.db, db::now_ms(), lease).await? else {
         return Ok(false);
     };
-    match dispatch(state, &job).await {
+    let started = std::time::Instant::now();
+    let result = dispatch(state, &job).await;
+    let kind = job.kind.as_str();
+    state.metrics.observe(
+        "hangar_job_duration_seconds",
+        &[("kind", kind)],
+        started.elapsed().as_secs_f64(),
+    );
+    let outcome = match &result {
+        Ok(()) => "done",
+        Err(Failure::Retry(_)) if job.attempts < MAX_ATTEMPTS => "retry",
+        Err(_) => "failed",
+    };
+    state
+        .metrics
+        .inc("hangar_jobs_total", &[("kind", kind), ("outcome", outcome)]);
+    if result.is_err() && job.kind != JobKind::Mail {
+        state
+            .metrics
+            .inc("hangar_driver_errors_total", &[("kind", kind)]);
+    }
+    match result {
         Ok(()) => queue::finish(&state.db, &job, JobState::Done, None).await?,
         Err(Failure::Retry(msg)) if job.attempts < MAX_ATTEMPTS => {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %msg, "job failed; will retry");

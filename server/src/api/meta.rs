@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::RATE_LIMITED_PATHS;
+use crate::http::auth::AdminCaller;
 
 /// The generated OpenAPI document, shared with the handlers that serve and summarise it.
 #[derive(Clone)]
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(livez))
+        .routes(routes!(metrics))
         .routes(routes!(readyz))
         .routes(routes!(openapi_json))
         .routes(routes!(agent_manifest))
@@ -48,6 +50,40 @@ async fn livez() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, description = "Database unreachable", body = Health)))]
 async fn readyz(state: State<AppState>) -> Response {
     health(state).await
+}
+
+/// This replica's metrics in Prometheus's text format (operators only: an admin's JWT or API
+/// token as the bearer, which a Prometheus scrape config sets with `authorization`). Counters and
+/// histograms since the replica started; gauges read now.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
+        (status = 401), (status = 403, description = "Not an operator")))]
+async fn metrics(State(state): State<AppState>, _admin: AdminCaller) -> Response {
+    let queued: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+            .fetch_one(&state.db)
+            .await
+            .unwrap_or(-1);
+    let text = state.metrics.render(&[
+        (
+            "hangar_consoles_open",
+            "Consoles and screens open on this replica",
+            state.consoles.open() as f64,
+        ),
+        (
+            "hangar_jobs_pending",
+            "Jobs queued or running, all replicas (-1: the database did not answer)",
+            queued as f64,
+        ),
+    ]);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Readiness under its older name (the same check as `/readyz`).

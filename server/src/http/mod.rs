@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
     let api_routes = api_routes
         .route("/api/{*rest}", any(api_not_found))
         .route("/v1/{*rest}", any(api_not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            track_requests,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -112,6 +116,10 @@ pub fn router(state: AppState) -> Router {
             RouterState,
             _,
         >(provide_state, shell))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            track_requests,
+        ))
         // Outside the routes: leptos_axum registers one route per server function.
         .layer(middleware::from_fn(server_fn_status))
         .layer(middleware::from_fn({
@@ -238,6 +246,37 @@ async fn json_errors(req: Request, next: Next) -> Response {
             Body::from(serde_json::json!({ "error": message }).to_string()),
         );
     }
+    response
+}
+
+/// Counts every routed request and times it to its response headers, labelled by the route's
+/// template (`/api/vps/{id}`, never the id itself), for `/metrics`.
+async fn track_requests(
+    State(metrics): State<Arc<domain::infra::metrics::Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let labels = [("method", method.as_str()), ("route", route.as_str())];
+    metrics.observe(
+        "hangar_http_request_duration_seconds",
+        &labels,
+        started.elapsed().as_secs_f64(),
+    );
+    metrics.inc(
+        "hangar_http_requests_total",
+        &[
+            ("method", method.as_str()),
+            ("route", route.as_str()),
+            ("status", response.status().as_str()),
+        ],
+    );
     response
 }
 

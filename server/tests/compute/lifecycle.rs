@@ -725,3 +725,49 @@ async fn a_machine_deleted_while_it_is_being_created_is_removed_in_every_api() {
 async fn get_vps_raw(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
     app.get(&format!("/api/vps/{id}"), Some(token)).await
 }
+
+/// Operators scrape `/metrics` (Prometheus text): requests per route template, jobs by kind and
+/// outcome with their durations, the meter tick, open consoles, pending jobs. Customers and
+/// strangers cannot.
+#[tokio::test]
+async fn operators_scrape_metrics_and_nobody_else_does() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (_, token) = app.funded_user("metered", 10.0).await;
+    assert_eq!(
+        app.get("/metrics", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/metrics", Some(&token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let vps = create_vps(&app, &token, json!({"name": "counted", "plan_id": "nano"})).await;
+    let id = vps["id"].as_str().unwrap();
+    app.run_jobs().await;
+    get_vps(&app, &token, id).await;
+    hangar_server::jobs::run_meter(&app.state, domain::infra::db::now_ms()).await;
+
+    let res = app.get("/metrics", Some(&admin)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = res.text().await.unwrap();
+    for line in [
+        "hangar_http_requests_total{method=\"POST\",route=\"/api/vps\",status=\"201\"} 1",
+        // The route's template, not the machine's id.
+        "hangar_http_requests_total{method=\"GET\",route=\"/api/vps/{id}\",status=\"200\"} 1",
+        "hangar_http_request_duration_seconds_count{method=\"POST\",route=\"/api/vps\"} 1",
+        "hangar_jobs_total{kind=\"create\",outcome=\"done\"} 1",
+        "hangar_job_duration_seconds_count{kind=\"create\"} 1",
+        "hangar_meter_tick_duration_seconds_count 1",
+        "hangar_consoles_open 0",
+        "hangar_jobs_pending 0",
+        "# TYPE hangar_http_request_duration_seconds histogram",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains(id), "no ids in labels");
+}
