@@ -136,6 +136,21 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   await page.click('[data-test=move-form] button[type=submit]');
   await page.locator('[data-test=rental-moved]', { hasText: 'Moved to E2E Team' }).waitFor();
 
+  // Her activity lists what she did, newest first, and filters by kind.
+  await page.goto(`${BASE}/activity`);
+  await hydrated(page);
+  const actions = await page.locator('[data-test=activity-row]').evaluateAll((rows) => rows.map((r) => r.dataset.action));
+  for (const a of ['rental.create', 'rental.extend', 'rental.move', 'pool.create']) {
+    assert.ok(actions.includes(a), `activity shows ${a}: ${actions.join(', ')}`);
+  }
+  assert.ok(actions.indexOf('rental.move') < actions.indexOf('rental.create'), 'newest first');
+  await page.selectOption('[data-test=activity-filter] select[name=action]', 'rental.');
+  await page.click('[data-test=activity-filter] button[type=submit]');
+  await page.waitForURL(/action=rental\./);
+  await page.locator('[data-test=activity-row]').first().waitFor();
+  const rentalOnly = await page.locator('[data-test=activity-row]').evaluateAll((rows) => rows.map((r) => r.dataset.action));
+  assert.ok(rentalOnly.length >= 3 && rentalOnly.every((a) => a.startsWith('rental.')), rentalOnly.join(', '));
+
   // The billing page charts what was spent, per day.
   await page.goto(`${BASE}/billing`);
   await hydrated(page);

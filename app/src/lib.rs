@@ -62,6 +62,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("signup") view=SignUpPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("tokens") view=TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("activity") view=ActivityPage ssr=SsrMode::Async/>
                     <Route path=path!("docs/api") view=ApiDocsPage ssr=SsrMode::Async/>
                     <Route path=path!("status") view=StatusPage ssr=SsrMode::Async/>
                     <Route path=path!("marketplace") view=MarketplacePage ssr=SsrMode::Async/>

@@ -43,3 +43,24 @@ pub struct CreatedToken {
     pub spend_limit: Option<Usd4>,
     pub created_at: String,
 }
+
+/// One audit-log entry (`GET /api/audit`, `GET /api/admin/audit`, the Activity page): who did
+/// what to which object, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEvent {
+    pub id: String,
+    /// RFC 3339.
+    pub at: String,
+    /// The user who acted (`null` for the system: the meter, sweeps).
+    pub actor_id: Option<String>,
+    /// Their username, while the account exists.
+    pub actor: Option<String>,
+    /// Dotted name: `rental.create`, `instance.delete`, `token.revoke`, …
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    /// What the action recorded (amounts, names, days…), as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Value,
+}

@@ -394,3 +394,124 @@ async fn passwords_are_stored_as_argon2id() {
     assert!(hash.starts_with("$argon2id$"));
     assert!(!hash.contains("password-hash_check"));
 }
+
+/// The audit log read back: each user sees their own actions (and nobody else's), filtered by
+/// kind and paged; operators see everyone's, by user; customers cannot.
+#[tokio::test]
+async fn everyone_reads_their_own_activity_and_operators_read_all() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (uid, user) = app.user("actor").await;
+    let (other_id, other) = app.user("someone").await;
+    for name in ["ci-1", "ci-2", "ci-3"] {
+        // Distinct milliseconds, so "newest first" has one answer to check.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        expect_json(
+            app.post("/api/tokens", Some(&user), json!({"name": name}))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    expect_json(
+        app.post("/api/tokens", Some(&other), json!({"name": "theirs"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    app.credit(&admin, &uid, 5.0).await;
+
+    let mine = expect_json(app.get("/api/audit", Some(&user)).await, StatusCode::OK).await;
+    let actions: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // Newest first; only this user's own acts (the operator's credit is the operator's act).
+    assert_eq!(
+        actions,
+        [
+            "token.create",
+            "token.create",
+            "token.create",
+            "user.register"
+        ],
+        "{}",
+        mine.text
+    );
+    assert!(mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor_id"] == uid.as_str() && e["actor"] == "actor"));
+    assert_eq!(mine[0]["details"]["name"], "ci-3", "{}", mine.text);
+
+    // Kind filter and paging by time.
+    let tokens = expect_json(
+        app.get("/api/audit?action=token.&limit=2", Some(&user))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(tokens.as_array().unwrap().len(), 2);
+    let before = tokens[1]["id"].as_str().unwrap();
+    let next = expect_json(
+        app.get(
+            &format!("/api/audit?action=token.&before={before}"),
+            Some(&user),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let seen: Vec<&str> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(next.as_array().unwrap())
+        .map(|e| e["details"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ["ci-3", "ci-2", "ci-1"]);
+    expect_error(
+        app.get("/api/audit?limit=5000", Some(&user)).await,
+        StatusCode::BAD_REQUEST,
+        "limit must be between 1 and 200",
+    )
+    .await;
+    expect_error(
+        app.get("/api/audit?before=yesterday", Some(&user)).await,
+        StatusCode::BAD_REQUEST,
+        "before must be the id of an entry",
+    )
+    .await;
+
+    // Operators: anyone's, by user; the credit shows as the operator's act on the customer.
+    assert_eq!(
+        app.get("/api/admin/audit", Some(&user)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let theirs = expect_json(
+        app.get(
+            &format!("/api/admin/audit?user_id={other_id}"),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["actor_id"] == other_id.as_str()));
+    assert_eq!(theirs[0]["details"]["name"], "theirs");
+    let credits = expect_json(
+        app.get("/api/admin/audit?action=user.credit", Some(&admin))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(credits.as_array().unwrap().len(), 1, "{}", credits.text);
+    assert_eq!(credits[0]["target_id"], uid.as_str());
+}

@@ -685,11 +685,16 @@ async fn the_browse_index_answers_exactly_as_sql_through_every_change() {
     let mut edited = demo::demo_servers(1, 7).remove(0);
     edited.prices = [("1".to_string(), 0.01)].into_iter().collect();
     let target = &after[0].id;
-    inventory::update(db, target, edited.clone()).await.unwrap();
+    let (operator, _) = app.admin("catalog-ops").await;
+    inventory::update(db, &operator, target, edited.clone())
+        .await
+        .unwrap();
     inventory::load(db, demo::demo_servers(40, 43))
         .await
         .unwrap();
-    inventory::retire(db, &after[1].id).await.unwrap();
+    inventory::retire(db, &operator, &after[1].id)
+        .await
+        .unwrap();
     same("edited").await;
     let (cheapest, _) = index
         .browse(

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{expect_json, TestApp};
+use common::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;
 
 #[tokio::test]
@@ -21,6 +21,27 @@ async fn health_reports_the_database() {
     }
     // Alive all the same: a database outage is no reason to restart the process.
     expect_json(app.get("/livez", None).await, StatusCode::OK).await;
+    // Requests that need the database answer 503 with what happened and when to retry, not a
+    // 500 and not a hang.
+    let res = app.get("/api/pricing", None).await;
+    assert_eq!(res.headers()["retry-after"], "5");
+    expect_error(
+        res,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The database is unavailable right now; nothing was changed.",
+    )
+    .await;
+    // Reference 001's envelope says the same.
+    let body = expect_json(
+        app.get("/api/v1/servers/available", None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(body["statusCode"], 503);
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("The database is unavailable"));
 }
 
 #[tokio::test]

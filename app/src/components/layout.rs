@@ -65,6 +65,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         <div class="nav-sub">
                                             <A href="/keys">"SSH keys"</A>
                                             <A href="/tokens">"API tokens"</A>
+                                            <A href="/activity">"Activity"</A>
                                             <A href="/docs/api">"API docs"</A>
                                         </div>
                                     </div>

@@ -1,6 +1,7 @@
 //! One module per portal page.
 
 mod account;
+mod activity;
 mod api_docs;
 mod auth;
 mod billing;
@@ -19,6 +20,7 @@ mod usage;
 mod volume;
 
 pub use account::AccountPage;
+pub use activity::ActivityPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
 pub use billing::{BillingPage, TopupCancelPage, TopupSuccessPage};

@@ -904,6 +904,15 @@ pub async fn snapshot_create(
         now,
     )
     .await?;
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        "instance.snapshot.create",
+        "instance",
+        Some(id),
+        serde_json::json!({"snapshot": name}),
+    )
+    .await?;
     tx.commit().await?;
     state.jobs_wake.notify_waiters();
     Ok(row)
@@ -943,6 +952,15 @@ pub async fn snapshot_restore(
         db::now_ms(),
     )
     .await?;
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        "instance.snapshot.restore",
+        "instance",
+        Some(id),
+        serde_json::json!({"snapshot": name}),
+    )
+    .await?;
     tx.commit().await?;
     state.jobs_wake.notify_waiters();
     Ok(op)
@@ -976,6 +994,15 @@ pub async fn snapshot_delete(
         Some(id),
         serde_json::json!({"snapshot": name}),
         db::now_ms(),
+    )
+    .await?;
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        "instance.snapshot.delete",
+        "instance",
+        Some(id),
+        serde_json::json!({"snapshot": name}),
     )
     .await?;
     tx.commit().await?;

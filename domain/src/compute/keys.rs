@@ -5,6 +5,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use tracing::instrument;
 
+use crate::infra::audit;
 use crate::infra::db::{self, rfc3339, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use model::compute::SshKey;
@@ -150,20 +151,40 @@ pub async fn add(db: &Pool, user_id: &str, name: &str, public_key: &str) -> Serv
         }
         other => other?,
     };
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        "key.add",
+        "ssh_key",
+        Some(&row.id),
+        serde_json::json!({"name": row.name, "fingerprint": row.fingerprint}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
 
 /// Deletes a key. Machines that already have it keep it (reference 002).
 pub async fn delete(db: &Pool, user_id: &str, id: &str) -> ServiceResult<()> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query("DELETE FROM ssh_keys WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {
         return Err(ServiceError::NotFound("SSH key"));
     }
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        "key.delete",
+        "ssh_key",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -26,3 +26,105 @@ pub async fn record(
     .await?;
     Ok(())
 }
+
+/// Which audit entries to read: one actor's (a user's own activity) or, for operators, anyone's,
+/// optionally narrowed to an action prefix (`rental.`, `instance.delete`) or one target, newest
+/// first, `before` an entry's id for the next page.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub actor_id: Option<String>,
+    /// The actor by username (the operators' page filter).
+    pub actor_username: Option<String>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+    /// Only entries after this one in the order (newest first): the last id of a page gives the
+    /// next page, exactly, even when entries share a millisecond.
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// One entry as read back, with the actor's username when the actor still exists.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Entry {
+    pub id: String,
+    pub actor_id: Option<String>,
+    pub actor: Option<String>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub details: String,
+    pub created_at: i64,
+}
+
+/// The most entries one read returns.
+pub const MAX_LIMIT: i64 = 200;
+
+/// Entries matching `f`, newest first (at most [`MAX_LIMIT`]).
+pub async fn list(db: &db::Pool, f: &Filter) -> Result<Vec<Entry>, sqlx::Error> {
+    let mut conds: Vec<String> = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    let param = |binds: &mut Vec<String>, v: String| {
+        binds.push(v);
+        format!("${}", binds.len())
+    };
+    if let Some(a) = &f.actor_id {
+        let p = param(&mut binds, a.clone());
+        conds.push(format!("a.actor_id = {p}"));
+    }
+    if let Some(u) = &f.actor_username {
+        let p = param(&mut binds, u.clone());
+        conds.push(format!("u.username = {p}"));
+    }
+    if let Some(action) = &f.action {
+        // A prefix match on the dotted action name; LIKE's wildcards in the input are literal.
+        let escaped = action
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = param(&mut binds, format!("{escaped}%"));
+        conds.push(format!("a.action LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(t) = &f.target_id {
+        let p = param(&mut binds, t.clone());
+        conds.push(format!("a.target_id = {p}"));
+    }
+    if let Some(id) = &f.before {
+        let p = param(&mut binds, id.clone());
+        conds.push(format!(
+            "(a.created_at < (SELECT created_at FROM audit_log WHERE id = {p})
+              OR (a.created_at = (SELECT created_at FROM audit_log WHERE id = {p}) AND a.id < {p}))"
+        ));
+    }
+    if conds.is_empty() {
+        conds.push("true".into());
+    }
+    let sql = format!(
+        "SELECT a.id, a.actor_id, u.username AS actor, a.action, a.target_type, a.target_id,
+                a.details, a.created_at
+         FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id
+         WHERE {} ORDER BY a.created_at DESC, a.id DESC LIMIT ${}",
+        conds.join(" AND "),
+        binds.len() + 1
+    );
+    let mut q = sqlx::query_as::<_, Entry>(&sql);
+    for b in binds {
+        q = q.bind(b);
+    }
+    q.bind(f.limit.clamp(1, MAX_LIMIT)).fetch_all(db).await
+}
+
+impl Entry {
+    /// As the API and the Activity page show it.
+    pub fn to_api(&self) -> model::accounts::AuditEvent {
+        model::accounts::AuditEvent {
+            id: self.id.clone(),
+            at: db::rfc3339(self.created_at),
+            actor_id: self.actor_id.clone(),
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            target_type: self.target_type.clone(),
+            target_id: self.target_id.clone(),
+            details: serde_json::from_str(&self.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}

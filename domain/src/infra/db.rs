@@ -69,7 +69,9 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         })
-        .acquire_timeout(Duration::from_secs(10))
+        // While the database is unreachable a request waits this long for a connection, then
+        // answers 503 (`ServiceError::Unavailable`) instead of hanging.
+        .acquire_timeout(Duration::from_secs(5))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {

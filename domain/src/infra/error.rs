@@ -36,6 +36,10 @@ pub enum ServiceError {
     /// The CAPTCHA token was missing or rejected (400, reference 002's message).
     #[error("CAPTCHA verification failed")]
     Captcha,
+    /// The database cannot be reached right now (503): nothing was written, and trying again
+    /// shortly is the right move.
+    #[error("The database is unavailable right now; nothing was changed. Try again in a moment.")]
+    Unavailable,
     /// A dependency (database, driver, payment provider) failed; logged, answered generically.
     #[error("Internal error")]
     Internal(#[source] anyhow::Error),
@@ -65,6 +69,7 @@ impl ServiceError {
             ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +80,15 @@ impl From<sqlx::Error> for ServiceError {
         // The one place constraint violations become caller errors. Services that know which
         // constraint a write can break check for it first and give a precise message; this is
         // the backstop for races between that check and the write.
+        // No connection to be had (the server is down or unreachable, or the pool is closed):
+        // the statement never ran, so the caller may simply try again.
+        if matches!(
+            err,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+        ) {
+            tracing::warn!(error = %err, "database unavailable");
+            return Self::Unavailable;
+        }
         if crate::infra::db::is_unique_violation(&err) {
             return Self::Conflict("Already exists".into());
         }

@@ -80,13 +80,27 @@ pub async fn drain(state: &AppState) -> ServiceResult<usize> {
 
 /// A worker: runs jobs as they come, woken at once by local enqueues and otherwise polling
 /// (jobs enqueued by other replicas, retries coming due).
+///
+/// When the queue cannot be read (the database is unreachable) the worker backs off, doubling
+/// its wait from 0.5 s to 30 s, and resumes by itself once a claim works again; claimed jobs
+/// whose lease runs out meanwhile are claimed again, by this replica or another.
 pub async fn worker(state: AppState) {
+    const IDLE: Duration = Duration::from_millis(500);
+    let mut wait = IDLE;
     loop {
         match run_once(&state).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "job worker error"),
+            Ok(true) => {
+                wait = IDLE;
+                continue;
+            }
+            Ok(false) => wait = IDLE,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "job worker error");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+                continue;
+            }
         }
-        let _ = tokio::time::timeout(Duration::from_millis(500), state.jobs_wake.notified()).await;
+        let _ = tokio::time::timeout(wait, state.jobs_wake.notified()).await;
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::infra::audit;
 use crate::infra::db::{self, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::market::browse::{bump_generation, get_any};
@@ -392,18 +393,32 @@ async fn insert_checked(tx: &mut Tx<'_>, c: &Checked, generation: i64) -> Servic
     Ok(id)
 }
 
-/// Adds a server to the marketplace.
-pub async fn create(db: &Db, input: ServerInput) -> ServiceResult<MarketServer> {
+/// Adds a server to the marketplace (`actor_id`: the operator, for the audit log).
+pub async fn create(db: &Db, actor_id: &str, input: ServerInput) -> ServiceResult<MarketServer> {
     let checked = check(input)?;
     let mut tx = db.begin().await?;
     let generation = bump_generation(&mut tx).await?;
     let id = insert_checked(&mut tx, &checked, generation).await?;
+    audit::record(
+        &mut tx,
+        Some(actor_id),
+        "server.create",
+        "marketplace_server",
+        Some(&id),
+        serde_json::json!({"name": checked.input.name.trim()}),
+    )
+    .await?;
     tx.commit().await?;
     get_any(db, &id).await
 }
 
 /// Replaces a server's description and prices. Active rentals keep what they paid.
-pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<MarketServer> {
+pub async fn update(
+    db: &Db,
+    actor_id: &str,
+    id: &str,
+    input: ServerInput,
+) -> ServiceResult<MarketServer> {
     let checked = check(input)?;
     let cols: Vec<&str> = WRITE_COLUMNS.split(',').map(str::trim).collect();
     let sets: Vec<String> = cols
@@ -427,12 +442,21 @@ pub async fn update(db: &Db, id: &str, input: ServerInput) -> ServiceResult<Mark
         return Err(ServiceError::NotFound("Server"));
     }
     write_prices(&mut tx, id, &checked.prices).await?;
+    audit::record(
+        &mut tx,
+        Some(actor_id),
+        "server.update",
+        "marketplace_server",
+        Some(id),
+        serde_json::json!({"name": checked.input.name.trim()}),
+    )
+    .await?;
     tx.commit().await?;
     get_any(db, id).await
 }
 
 /// Takes a server off the marketplace for good. Current rentals run to their end.
-pub async fn retire(db: &Db, id: &str) -> ServiceResult<()> {
+pub async fn retire(db: &Db, actor_id: &str, id: &str) -> ServiceResult<()> {
     let mut tx = db.begin().await?;
     let generation = bump_generation(&mut tx).await?;
     let done = sqlx::query("UPDATE marketplace_servers SET status = 'retired', updated_at = $1, generation = $2 WHERE id = $3 AND status = 'active'")
@@ -444,6 +468,15 @@ pub async fn retire(db: &Db, id: &str) -> ServiceResult<()> {
     if done.rows_affected() == 0 {
         return Err(ServiceError::NotFound("Server"));
     }
+    audit::record(
+        &mut tx,
+        Some(actor_id),
+        "server.retire",
+        "marketplace_server",
+        Some(id),
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -37,7 +37,7 @@ async fn create_market_server(
     AdminCaller(admin): AdminCaller,
     ApiJson(body): ApiJson<inventory::ServerInput>,
 ) -> Result<(StatusCode, ApiJson<MarketServer>)> {
-    let server = inventory::create(&state.db, body).await?;
+    let server = inventory::create(&state.db, &admin.user.id, body).await?;
     tracing::info!(admin = %admin.user.id, server = %server.id, "marketplace server added");
     Ok((StatusCode::CREATED, ApiJson(server)))
 }
@@ -48,11 +48,13 @@ async fn create_market_server(
     responses((status = 200, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_market_server(
     State(state): State<AppState>,
-    AdminCaller(_admin): AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<inventory::ServerInput>,
 ) -> Result<ApiJson<MarketServer>> {
-    Ok(ApiJson(inventory::update(&state.db, &id, body).await?))
+    Ok(ApiJson(
+        inventory::update(&state.db, &admin.user.id, &id, body).await?,
+    ))
 }
 
 /// Retire a server: it leaves the marketplace; current rentals run to their end.
@@ -61,10 +63,10 @@ async fn update_market_server(
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn retire_market_server(
     State(state): State<AppState>,
-    AdminCaller(_admin): AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    inventory::retire(&state.db, &id).await?;
+    inventory::retire(&state.db, &admin.user.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_compute;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod cloud_init;
@@ -93,6 +94,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(tokens::router())
+        .merge(audit::router())
         .merge(billing::router())
         .merge(admin::router())
         .merge(meta::router())

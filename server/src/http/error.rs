@@ -78,6 +78,11 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
+            AppError::Service(ServiceError::Unavailable) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
             AppError::Unauthenticated | AppError::Service(ServiceError::Unauthorized(_)) => {
                 response
                     .headers_mut()
