@@ -82,8 +82,9 @@ pub async fn drain(state: &AppState) -> ServiceResult<usize> {
 /// (jobs enqueued by other replicas, retries coming due).
 ///
 /// When the queue cannot be read (the database is unreachable) the worker backs off, doubling
-/// its wait from 0.5 s to 30 s, and resumes by itself once a claim works again; claimed jobs
-/// whose lease runs out meanwhile are claimed again, by this replica or another.
+/// its wait from 0.5 s to 5 s (short, so a blip of lock contention does not stall jobs), and
+/// resumes by itself once a claim works again; claimed jobs whose lease runs out meanwhile are
+/// claimed again, by this replica or another.
 pub async fn worker(state: AppState) {
     const IDLE: Duration = Duration::from_millis(500);
     let mut wait = IDLE;
@@ -97,7 +98,7 @@ pub async fn worker(state: AppState) {
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "job worker error");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(30));
+                wait = (wait * 2).min(Duration::from_secs(5));
                 continue;
             }
         }
