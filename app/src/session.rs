@@ -66,13 +66,19 @@ pub async fn get_session_info() -> Result<SessionInfo, PortalError> {
 
 /// Signs in with email and password, then goes to the dashboard.
 #[server(prefix = "/_fn", endpoint = "sign_in")]
-pub async fn sign_in(csrf: String, email: String, password: String) -> Result<(), PortalError> {
+pub async fn sign_in(
+    csrf: String,
+    email: String,
+    password: String,
+    #[server(default)] code: Option<String>,
+) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::users;
     let state = portal::state()?;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
-    let user = users::authenticate(&state.db, &email, &password).await?;
+    let code = code.filter(|c| !c.trim().is_empty());
+    let user = users::authenticate(&state.db, &email, &password, code.as_deref()).await?;
     portal::sign_in(&session, &user).await?;
     leptos_axum::redirect("/");
     Ok(())

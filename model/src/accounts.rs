@@ -14,6 +14,35 @@ pub struct Me {
     /// USD, four decimals.
     pub balance: Usd4,
     pub is_admin: bool,
+    /// Two-factor sign-in (TOTP) is on.
+    #[serde(default)]
+    pub two_factor: bool,
+}
+
+/// The sign-in answer when the password was right and a two-factor code is still needed (the
+/// portal's sign-in form shows its code field on it).
+pub const TWO_FACTOR_CODE_REQUIRED: &str =
+    "Enter the 6-digit code from your authenticator app (or one of your recovery codes)";
+/// The sign-in answer to a wrong or already used two-factor code.
+pub const TWO_FACTOR_CODE_WRONG: &str =
+    "That code is not right: check your authenticator app's clock, or use a recovery code";
+
+/// `POST /api/auth/2fa/setup`: the key to put in an authenticator app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TwoFactorSetup {
+    /// The key in base32, for typing it in.
+    pub secret: String,
+    /// `otpauth://totp/...`: what a QR code for the app carries.
+    pub otpauth_uri: String,
+}
+
+/// `POST /api/auth/2fa/enable`: one-time recovery codes, shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryCodes {
+    /// Each signs in once in place of an authenticator code; keep them somewhere safe.
+    pub recovery_codes: Vec<String>,
 }
 
 /// An access token as listed: never its value.

@@ -116,6 +116,20 @@ pub struct Page {
     pub next_offset: Option<i64>,
 }
 
+impl Page {
+    /// The page at `offset` of `limit` items out of `total`; `next_offset` is absent on the last.
+    /// Saturating, so an absurd offset from a query string is just past the end.
+    pub fn of(total: i64, limit: i64, offset: i64) -> Self {
+        let next = offset.saturating_add(limit);
+        Self {
+            total,
+            limit,
+            offset,
+            next_offset: (next < total).then_some(next),
+        }
+    }
+}
+
 /// A money movement as reference 001 shows it (`amount` in USD, a plain number).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -515,3 +515,212 @@ async fn everyone_reads_their_own_activity_and_operators_read_all() {
     assert_eq!(credits.as_array().unwrap().len(), 1, "{}", credits.text);
     assert_eq!(credits[0]["target_id"], uid.as_str());
 }
+
+/// Two-factor sign-in over the API: set-up changes nothing until a code confirms it; then a
+/// password alone is refused with a request for the code, a code works once per time step, a
+/// recovery code works once, wrong codes count towards the account throttle, and turning it off
+/// needs the password and a code. Both changes are in the caller's audit log.
+#[tokio::test]
+async fn two_factor_sign_in_asks_for_a_fresh_code_after_the_password() {
+    use domain::accounts::totp::code_for;
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user("mallory2fa").await;
+    let login = |code: Option<String>| {
+        let mut body =
+            json!({"email": "mallory2fa@example.com", "password": "password-mallory2fa"});
+        if let Some(code) = code {
+            body["code"] = json!(code);
+        }
+        app.post("/api/auth/login", None, body)
+    };
+
+    // Enabling needs a set-up first, and a matching code.
+    expect_error(
+        app.post(
+            "/api/auth/2fa/enable",
+            Some(&token),
+            json!({"code": "123456"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "set-up",
+    )
+    .await;
+    let setup = expect_json(
+        app.post("/api/auth/2fa/setup", Some(&token), json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let secret = setup["secret"].as_str().unwrap().to_owned();
+    assert!(setup["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    assert!(setup["otpauth_uri"].as_str().unwrap().contains(&secret));
+    // A pending key changes nothing at sign-in.
+    assert_eq!(login(None).await.status(), StatusCode::OK);
+    let now = domain::infra::db::now_ms();
+    let wrong = format!(
+        "{:06}",
+        (code_for(&secret, now).unwrap().parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    expect_error(
+        app.post("/api/auth/2fa/enable", Some(&token), json!({"code": wrong}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "does not match",
+    )
+    .await;
+    let enabled = expect_json(
+        app.post(
+            "/api/auth/2fa/enable",
+            Some(&token),
+            json!({"code": code_for(&secret, now)}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let recovery: Vec<String> = serde_json::from_value(enabled["recovery_codes"].clone()).unwrap();
+    assert_eq!(recovery.len(), 10);
+    let me = expect_json(app.get("/api/me", Some(&token)).await, StatusCode::OK).await;
+    assert_eq!(me["two_factor"], true);
+
+    // The password alone now asks for the code; the code used to enable cannot be replayed.
+    expect_error(
+        login(None).await,
+        StatusCode::UNAUTHORIZED,
+        "authenticator app",
+    )
+    .await;
+    expect_error(
+        login(code_for(&secret, now)).await,
+        StatusCode::UNAUTHORIZED,
+        "not right",
+    )
+    .await;
+    // The next step's code (within the accepted skew) signs in, once.
+    let next = code_for(&secret, now + 30_000);
+    assert_eq!(login(next.clone()).await.status(), StatusCode::OK);
+    expect_error(login(next).await, StatusCode::UNAUTHORIZED, "not right").await;
+    // A recovery code signs in once, typed with spaces and capitals or not.
+    let typed = format!(" {} ", recovery[0].to_uppercase());
+    assert_eq!(login(Some(typed)).await.status(), StatusCode::OK);
+    expect_error(
+        login(Some(recovery[0].clone())).await,
+        StatusCode::UNAUTHORIZED,
+        "not right",
+    )
+    .await;
+
+    // Turning it off needs the password and a code.
+    expect_error(
+        app.post(
+            "/api/auth/2fa/disable",
+            Some(&token),
+            json!({"password": "nope-nope", "code": recovery[1]}),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "password",
+    )
+    .await;
+    let res = app
+        .post(
+            "/api/auth/2fa/disable",
+            Some(&token),
+            json!({"password": "password-mallory2fa", "code": recovery[1]}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(login(None).await.status(), StatusCode::OK);
+
+    let audit = expect_json(app.get("/api/audit", Some(&token)).await, StatusCode::OK).await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"two_factor.enable") && actions.contains(&"two_factor.disable"),
+        "{actions:?}"
+    );
+}
+
+/// Wrong two-factor codes count as failed sign-ins: five in a row block the account.
+#[tokio::test]
+async fn wrong_two_factor_codes_count_towards_the_account_throttle() {
+    use domain::accounts::totp::code_for;
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user("guess2fa").await;
+    let secret = turn_on_two_factor(&app, &token).await.0;
+    let now = domain::infra::db::now_ms();
+    for _ in 0..5 {
+        let res = app
+            .post("/api/auth/login", None, json!({"email": "guess2fa@example.com", "password": "password-guess2fa", "code": "000000"}))
+            .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "guess2fa@example.com", "password": "password-guess2fa",
+            "code": code_for(&secret, now + 30_000)}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "blocked even with the right code"
+    );
+}
+
+/// With `require_operator_two_factor`, an operator without two-factor sign-in is refused by
+/// every operator route (and told why) until they turn it on; their own account still works.
+#[tokio::test]
+async fn operators_can_be_required_to_use_two_factor_sign_in() {
+    let app = TestApp::builder()
+        .config("require_operator_two_factor", "true")
+        .spawn()
+        .await;
+    let (_, token) = app.admin("strictop").await;
+    expect_error(
+        app.get("/api/admin/nodes", Some(&token)).await,
+        StatusCode::FORBIDDEN,
+        "two-factor",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    turn_on_two_factor(&app, &token).await;
+    assert_eq!(
+        app.get("/api/admin/nodes", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// Sets two-factor sign-in up and turns it on with the current code; returns the key and the
+/// recovery codes.
+async fn turn_on_two_factor(app: &TestApp, token: &str) -> (String, Vec<String>) {
+    let setup = expect_json(
+        app.post("/api/auth/2fa/setup", Some(token), json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let secret = setup["secret"].as_str().unwrap().to_owned();
+    let code = domain::accounts::totp::code_for(&secret, domain::infra::db::now_ms());
+    let on = expect_json(
+        app.post("/api/auth/2fa/enable", Some(token), json!({ "code": code }))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let recovery = serde_json::from_value(on["recovery_codes"].clone()).unwrap();
+    (secret, recovery)
+}

@@ -1,8 +1,72 @@
+//! Who you are and what you have, and two-factor sign-in: set up with a QR code, confirmed with a
+//! code, recovery codes shown once, turned off with the password and a code.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
 
+use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
+use crate::error::PortalError;
 use crate::pages::RequireUser;
 use model::money::usd4;
+
+/// Whether two-factor sign-in is on, and how many recovery codes are left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwoFactorStatus {
+    pub on: bool,
+    pub recovery_codes_left: i64,
+}
+
+/// A new key for an authenticator app, pending until a code confirms it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwoFactorKey {
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// The QR code of `otpauth_uri`, an SVG document made on the server.
+    pub qr_svg: String,
+}
+
+#[server(prefix = "/_fn", endpoint = "two_factor")]
+pub async fn load_two_factor() -> Result<TwoFactorStatus, PortalError> {
+    use domain::accounts::totp;
+    let s = crate::ssr::portal::signed_in(None).await?;
+    Ok(TwoFactorStatus {
+        on: s.user.two_factor,
+        recovery_codes_left: totp::recovery_codes_left(&s.state.db, &s.user.id).await?,
+    })
+}
+
+#[server(prefix = "/_fn", endpoint = "two_factor_setup")]
+pub async fn set_up_two_factor(csrf: String) -> Result<TwoFactorKey, PortalError> {
+    use domain::accounts::totp;
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    let e = totp::setup(&s.state.db, &s.state.config, &s.user).await?;
+    Ok(TwoFactorKey {
+        secret: e.secret,
+        otpauth_uri: e.uri,
+        qr_svg: e.qr_svg,
+    })
+}
+
+/// Turns it on; answers the recovery codes, shown this once.
+#[server(prefix = "/_fn", endpoint = "two_factor_enable")]
+pub async fn enable_two_factor(csrf: String, code: String) -> Result<Vec<String>, PortalError> {
+    use domain::accounts::totp;
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    Ok(totp::enable(&s.state.db, &s.user, &code).await?)
+}
+
+#[server(prefix = "/_fn", endpoint = "two_factor_disable")]
+pub async fn disable_two_factor(
+    csrf: String,
+    password: String,
+    code: String,
+) -> Result<(), PortalError> {
+    use domain::accounts::totp;
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    totp::disable(&s.state.db, &s.user, &password, &code).await?;
+    Ok(())
+}
 
 /// Who you are and what you have.
 #[component]
@@ -20,6 +84,105 @@ pub fn AccountPage() -> impl IntoView {
                     {me.is_admin.then(|| view! { <dt>"Role"</dt><dd>"Operator"</dd> })}
                 </dl>
             </section>
+            <TwoFactorCard/>
         }/>
+    }
+}
+
+#[component]
+fn TwoFactorCard() -> impl IntoView {
+    let set_up = ServerAction::<SetUpTwoFactor>::new();
+    let enable = ServerAction::<EnableTwoFactor>::new();
+    let disable = ServerAction::<DisableTwoFactor>::new();
+    let status = Resource::new(
+        move || (enable.version().get(), disable.version().get()),
+        |_| load_two_factor(),
+    );
+    let fresh_codes = move || enable.value().get().and_then(Result::ok);
+    view! {
+        <section class="card" data-test="two-factor">
+            <h2>"Two-factor sign-in"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match status.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(s) if s.on => view! {
+                            <p data-test="two-factor-on">
+                                <strong>"On."</strong>
+                                " Signing in asks for a code from your authenticator app after the password. "
+                                {format!("{} recovery code{} left.", s.recovery_codes_left,
+                                    if s.recovery_codes_left == 1 { "" } else { "s" })}
+                            </p>
+                            {move || fresh_codes().map(|codes| view! { <RecoveryCodes codes/> })}
+                            <details>
+                                <summary>"Turn two-factor sign-in off"</summary>
+                                <ActionForm action=disable attr:class="form" attr:data-test="two-factor-disable">
+                                    <CsrfField/>
+                                    <label>"Password"
+                                        <input type="password" name="password" required autocomplete="current-password" maxlength="256"/>
+                                    </label>
+                                    <label>"Authentication code or recovery code"
+                                        <input type="text" name="code" required autocomplete="one-time-code" maxlength="32"/>
+                                    </label>
+                                    <ActionError action=disable/>
+                                    <SubmitButton action=disable label="Turn off" busy_label="Turning off…" class="btn-danger"/>
+                                </ActionForm>
+                            </details>
+                        }.into_any(),
+                        Ok(_) => view! {
+                            <p data-test="two-factor-off">
+                                "Off. With it on, signing in also asks for a 6-digit code from an authenticator app on your phone (any TOTP app), so a stolen password alone is not enough."
+                            </p>
+                            {move || match set_up.value().get() {
+                                Some(Ok(key)) => view! { <EnrolForm key enable/> }.into_any(),
+                                _ => view! {
+                                    <ActionForm action=set_up attr:class="form inline" attr:data-test="two-factor-setup">
+                                        <CsrfField/>
+                                        <ActionError action=set_up/>
+                                        <SubmitButton action=set_up label="Set up two-factor sign-in" busy_label="Making a key…"/>
+                                    </ActionForm>
+                                }.into_any(),
+                            }}
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// Step two: the key as a QR code and as text, and the code that proves the app has it.
+#[component]
+fn EnrolForm(key: TwoFactorKey, enable: ServerAction<EnableTwoFactor>) -> impl IntoView {
+    view! {
+        <div class="enrol">
+            <div class="qr" inner_html=key.qr_svg.clone() aria-label="QR code of the key"></div>
+            <div>
+                <p>"1. Scan this QR code with your authenticator app, or type the key in:"</p>
+                <p><code data-test="two-factor-secret">{key.secret.clone()}</code>
+                    " " <CopyButton text=key.secret.clone() test="copy-two-factor-secret"/></p>
+                <p>"2. Enter the 6-digit code the app shows:"</p>
+                <ActionForm action=enable attr:class="form inline" attr:data-test="two-factor-enable">
+                    <CsrfField/>
+                    <input type="text" name="code" required autocomplete="one-time-code" inputmode="numeric"
+                        pattern="[0-9 ]{6,7}" maxlength="7" placeholder="123456" aria-label="Authentication code"/>
+                    <SubmitButton action=enable label="Turn on" busy_label="Checking…"/>
+                    <ActionError action=enable/>
+                </ActionForm>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn RecoveryCodes(codes: Vec<String>) -> impl IntoView {
+    let all = codes.join("\n");
+    view! {
+        <div class="alert alert-ok" data-test="recovery-codes">
+            <p><strong>"Your recovery codes"</strong>
+                " — each signs you in once if you lose your phone. They are shown only now: keep them somewhere safe."</p>
+            <ul class="codes">{codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ul>
+            <CopyButton text=all test="copy-recovery-codes"/>
+        </div>
     }
 }

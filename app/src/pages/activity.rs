@@ -29,11 +29,8 @@ pub async fn load_activity(
     let portal::SignedIn {
         state, user: me, ..
     } = portal::signed_in(None).await?;
-    if everyone && !me.is_admin {
-        return Err(PortalError::new(
-            403,
-            "Only operators see everyone's activity",
-        ));
+    if everyone {
+        domain::accounts::totp::check_operator(&state.config, &me)?;
     }
     let before = Some(before.trim().to_owned()).filter(|s| !s.is_empty());
     if before

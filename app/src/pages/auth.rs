@@ -1,6 +1,8 @@
 use leptos::prelude::*;
 use leptos_meta::{Script, Title};
 
+use model::accounts::TWO_FACTOR_CODE_REQUIRED;
+
 use crate::{
     components::forms::{ActionError, CsrfField, SubmitButton},
     session::{use_auth, SignIn, SignUp},
@@ -9,6 +11,16 @@ use crate::{
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let sign_in = ServerAction::<SignIn>::new();
+    // The code field appears once the server says this account needs one, and stays (a wrong
+    // code answers differently but still needs the field).
+    let need_code = RwSignal::new(false);
+    Effect::new(move |_| {
+        if let Some(Err(e)) = sign_in.value().get() {
+            if e.message == TWO_FACTOR_CODE_REQUIRED {
+                need_code.set(true);
+            }
+        }
+    });
     view! {
         <Title text="Sign in"/>
         <section class="card narrow">
@@ -21,6 +33,13 @@ pub fn SignInPage() -> impl IntoView {
                 <label>"Password"
                     <input type="password" name="password" required autocomplete="current-password" maxlength="256"/>
                 </label>
+                <Show when=move || need_code.get()>
+                    <label>"Authentication code"
+                        <input type="text" name="code" required autofocus autocomplete="one-time-code"
+                            inputmode="numeric" maxlength="32" data-test="sign-in-code"
+                            placeholder="123456 or a recovery code"/>
+                    </label>
+                </Show>
                 <ActionError action=sign_in/>
                 <SubmitButton action=sign_in label="Sign in" busy_label="Signing in…"/>
             </ActionForm>

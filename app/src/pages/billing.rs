@@ -211,7 +211,7 @@ fn Billing(
 ) -> impl IntoView {
     let prev =
         (data.offset > 0).then(|| format!("/billing?offset={}", (data.offset - PAGE).max(0)));
-    let next = (data.offset + PAGE < data.total)
+    let next = (data.offset.saturating_add(PAGE) < data.total)
         .then(|| format!("/billing?offset={}", data.offset + PAGE));
     view! {
         <div class="grid cards">

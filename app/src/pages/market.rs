@@ -251,13 +251,13 @@ fn Results(servers: Vec<MarketServer>, page: Page) -> impl IntoView {
         pairs.push(format!("offset={offset}"));
         format!("/marketplace?{}", pairs.join("&"))
     };
-    let shown_to = page.offset + servers.len() as i64;
+    let shown_to = page.offset.saturating_add(servers.len() as i64);
     let prev = (page.offset > 0).then(|| link_for((page.offset - page.limit).max(0)));
     let next = page.next_offset.map(link_for);
     view! {
         <p class="muted" data-test="result-count">
             {if page.total == 0 { "No servers match these filters.".to_owned() }
-             else { format!("Showing {}–{} of {} servers", page.offset + 1, shown_to, page.total) }}
+             else { format!("Showing {}–{} of {} servers", page.offset.saturating_add(1), shown_to, page.total) }}
         </p>
         <div class="grid server-cards">
             {servers.into_iter().map(|s| view! { <ServerCard server=s/> }).collect_view()}

@@ -337,8 +337,8 @@ fn FolderView(
     let next = l.next_offset;
     let shown = format!(
         "{}–{} of {}",
-        l.offset + u64::from(!l.files.is_empty()),
-        l.offset + l.files.len() as u64,
+        l.offset.saturating_add(u64::from(!l.files.is_empty())),
+        l.offset.saturating_add(l.files.len() as u64),
         l.total
     );
     let rows = l.files.into_iter().map(|f: VolumeEntry| {

@@ -9,4 +9,5 @@ pub mod jwt;
 pub mod pools;
 pub mod sessions;
 pub mod tokens;
+pub mod totp;
 pub mod users;

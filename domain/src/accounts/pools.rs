@@ -284,7 +284,7 @@ fn validate(
     Ok(())
 }
 
-#[instrument(skip_all, err(Debug), fields(user_id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id))]
 pub async fn create(
     db: &Db,
     user_id: &str,
@@ -295,7 +295,7 @@ pub async fn create(
     validate(Some(name), description, settings.as_ref())?;
     let id = db::new_id();
     let now = db::now_ms();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
         "INSERT INTO pools (id, owner_id, name, description, is_default, settings, created_at, updated_at)
          VALUES ($1, $2, $3, $4, 0, $5, $6, $6)",
@@ -372,7 +372,7 @@ pub async fn delete(db: &Db, user_id: &str, pool_id: &str) -> ServiceResult<()> 
         ));
     }
     let default = default_pool(db, user_id).await?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query("UPDATE rentals SET pool_id = $1, updated_at = $2 WHERE pool_id = $3")
         .bind(&default)
         .bind(db::now_ms())
@@ -401,7 +401,7 @@ pub async fn delete(db: &Db, user_id: &str, pool_id: &str) -> ServiceResult<()> 
 }
 
 /// Owner or admin invites a user by username. Returns the new membership (pending).
-#[instrument(skip_all, err(Debug), fields(user_id, pool_id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, pool_id))]
 pub async fn invite(
     db: &Db,
     user_id: &str,
@@ -458,7 +458,7 @@ pub async fn invite(
         },
     };
     let now = db::now_ms();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
         "INSERT INTO pool_members (id, pool_id, user_id, role, is_authorized, invited_by, invited_at, joined_at)
          VALUES ($1, $2, $3, $4, 0, $5, $6, NULL)",
@@ -539,7 +539,7 @@ pub async fn answer_invitation(
     invitation_id: &str,
     accept: bool,
 ) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let done = if accept {
         sqlx::query(
             "UPDATE pool_members SET is_authorized = 1, joined_at = $1
@@ -610,7 +610,7 @@ pub async fn change_role(
             "The owner's role cannot be changed".into(),
         ));
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query("UPDATE pool_members SET role = $1 WHERE pool_id = $2 AND user_id = $3")
         .bind(new_role.as_str())
         .bind(pool_id)
@@ -654,7 +654,7 @@ pub async fn remove_member(
             _ => "Only the pool owner or an admin may remove members",
         }));
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query("DELETE FROM pool_members WHERE pool_id = $1 AND user_id = $2")
         .bind(pool_id)
         .bind(member_user_id)

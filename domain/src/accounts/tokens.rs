@@ -83,7 +83,7 @@ fn validate_name(raw: &str) -> ServiceResult<String> {
 }
 
 /// Creates a token for `user_id`. Returns the listing row and the value (shown once).
-#[instrument(skip_all, err(Debug), fields(user_id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id))]
 pub async fn create(
     db: &Pool,
     user_id: &str,
@@ -94,7 +94,7 @@ pub async fn create(
     if spend_limit_micros.is_some_and(|l| l < 0) {
         return Err(ServiceError::invalid("Spend limit must not be negative"));
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let live: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM access_tokens WHERE user_id = $1 AND revoked_at IS NULL",
     )
@@ -156,9 +156,9 @@ pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<AccessToken>> {
 
 /// Revokes one of the caller's tokens; it stops working at once. Someone else's token, or one
 /// already revoked, is "not found".
-#[instrument(skip_all, err(Debug), fields(user_id, token_id = id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, token_id = id))]
 pub async fn revoke(db: &Pool, user_id: &str, id: &str) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query(
         "UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
     )

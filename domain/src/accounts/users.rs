@@ -31,6 +31,8 @@ pub struct User {
     pub is_admin: bool,
     pub balance_micros: i64,
     pub created_at: i64,
+    /// Two-factor sign-in (TOTP) is on: sign-in asks for a code after the password.
+    pub two_factor: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -41,6 +43,7 @@ struct UserRow {
     is_admin: i64,
     balance_micros: i64,
     created_at: i64,
+    totp_enabled_at: i64,
 }
 
 impl From<UserRow> for User {
@@ -52,11 +55,13 @@ impl From<UserRow> for User {
             is_admin: r.is_admin != 0,
             balance_micros: r.balance_micros,
             created_at: r.created_at,
+            two_factor: r.totp_enabled_at > 0,
         }
     }
 }
 
-const USER_COLUMNS: &str = "id, email, username, is_admin, balance_micros, created_at";
+const USER_COLUMNS: &str =
+    "id, email, username, is_admin, balance_micros, created_at, totp_enabled_at";
 
 /// What a new account needs.
 #[derive(Clone)]
@@ -179,7 +184,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Creates an account. Email and username must be unused (409 otherwise).
-#[instrument(skip_all, err(Debug), fields(username = %input.username))]
+#[instrument(skip_all, err(level = "info", Debug), fields(username = %input.username))]
 pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
     let email = normalize_email(&input.email)?;
     let username = validate_username(&input.username)?;
@@ -209,8 +214,9 @@ pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
         is_admin: input.is_admin,
         balance_micros: 0,
         created_at: db::now_ms(),
+        two_factor: false,
     };
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
         "INSERT INTO users (id, email, username, password_hash, is_admin, balance_micros, created_at)
          VALUES ($1, $2, $3, $4, $5, 0, $6)",
@@ -249,16 +255,23 @@ pub const LOGIN_FAILURES: i64 = 5;
 /// How long an account refuses sign-ins after [`LOGIN_FAILURES`] failed passwords (15 minutes).
 pub const LOGIN_BLOCK_MS: i64 = 15 * 60 * 1000;
 
-/// Checks an email and password. Unknown email and wrong password give the same answer.
+/// Checks an email and password and, when the account has two-factor sign-in on, `code`
+/// ([`super::totp::check_sign_in`]). Unknown email and wrong password give the same answer.
 ///
 /// Per-account throttling, on top of the per-IP limit of the routes: after [`LOGIN_FAILURES`]
 /// wrong passwords in a row the account answers 429 for [`LOGIN_BLOCK_MS`], whatever the
 /// password and wherever the attempt comes from, so guessing spread over many addresses gets
-/// five tries per quarter hour. A correct password resets the count. The cost: someone who knows
+/// five tries per quarter hour (wrong two-factor codes count too). A successful sign-in resets the
+/// count. The cost: someone who knows
 /// an email can keep its owner from signing in for a quarter hour at a time; the owner's API
 /// tokens and open sessions keep working.
-#[instrument(skip_all, err(Debug))]
-pub async fn authenticate(db: &Pool, email: &str, password: &str) -> ServiceResult<User> {
+#[instrument(skip_all, err(level = "info", Debug))]
+pub async fn authenticate(
+    db: &Pool,
+    email: &str,
+    password: &str,
+    code: Option<&str>,
+) -> ServiceResult<User> {
     const INVALID: ServiceError = ServiceError::Unauthorized("Invalid email or password");
     let email = email.trim().to_lowercase();
     if email.len() > EMAIL_MAX || password.chars().count() > PASSWORD_MAX {
@@ -286,30 +299,38 @@ pub async fn authenticate(db: &Pool, email: &str, password: &str) -> ServiceResu
         )));
     }
     if !verify_password(password.to_owned(), hash).await? {
-        let failed: i64 = sqlx::query_scalar(
-            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
-        )
-        .bind(&id)
-        .fetch_one(db)
-        .await?;
-        if failed >= LOGIN_FAILURES {
-            sqlx::query(
-                "UPDATE users SET failed_logins = 0, login_blocked_until = $1 WHERE id = $2",
-            )
-            .bind(now + LOGIN_BLOCK_MS)
-            .bind(&id)
-            .execute(db)
-            .await?;
-        }
+        count_failed_sign_in(db, &id).await?;
         return Err(INVALID);
     }
+    let user = get(db, &id).await?;
+    // The second factor before the count resets: a wrong code is a failed attempt too.
+    super::totp::check_sign_in(db, &user, code).await?;
     if failed > 0 {
         sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
             .bind(&id)
             .execute(db)
             .await?;
     }
-    get(db, &id).await
+    Ok(user)
+}
+
+/// Counts one failed sign-in (a wrong password or two-factor code); the [`LOGIN_FAILURES`]th in
+/// a row blocks the account's sign-ins for [`LOGIN_BLOCK_MS`].
+pub(crate) async fn count_failed_sign_in(db: &Pool, id: &str) -> ServiceResult<()> {
+    let failed: i64 = sqlx::query_scalar(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    if failed >= LOGIN_FAILURES {
+        sqlx::query("UPDATE users SET failed_logins = 0, login_blocked_until = $1 WHERE id = $2")
+            .bind(db::now_ms() + LOGIN_BLOCK_MS)
+            .bind(id)
+            .execute(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Looks a user up by id.
@@ -344,6 +365,7 @@ impl From<&User> for model::accounts::Me {
             username: u.username.clone(),
             balance: model::money::Usd4(u.balance_micros),
             is_admin: u.is_admin,
+            two_factor: u.two_factor,
         }
     }
 }

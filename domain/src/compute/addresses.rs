@@ -66,7 +66,7 @@ fn parse(field: &str, value: &str) -> ServiceResult<Ipv4Addr> {
         .map_err(|_| ServiceError::invalid(format!("{field}: `{value}` is not an IPv4 address")))
 }
 
-#[instrument(skip_all, err(Debug), fields(region = %input.region))]
+#[instrument(skip_all, err(level = "info", Debug), fields(region = %input.region))]
 pub async fn add_pool(db: &Pool, input: PoolInput) -> ServiceResult<PoolRow> {
     let region = input.region.trim();
     if region.is_empty() || region.len() > 63 {
@@ -104,7 +104,7 @@ pub async fn add_pool(db: &Pool, input: PoolInput) -> ServiceResult<PoolRow> {
         ));
     }
 
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let overlapping: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM ip_addresses WHERE ordinal BETWEEN $1 AND $2")
             .bind(i64::from(lo))
@@ -183,9 +183,9 @@ pub async fn pool(db: &Pool, id: &str) -> ServiceResult<Option<PoolRow>> {
 }
 
 /// Removes a range whose addresses are all free (409 otherwise: those machines keep theirs).
-#[instrument(skip(db), err(Debug))]
+#[instrument(skip(db), err(level = "info", Debug))]
 pub async fn remove_pool(db: &Pool, id: &str) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let found: Option<String> = sqlx::query_scalar("SELECT id FROM ip_pools WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)

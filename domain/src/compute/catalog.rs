@@ -223,7 +223,7 @@ fn check_kind(kind: &str) -> ServiceResult<()> {
 }
 
 /// Creates a plan, or updates the one with that slug (operators re-run their setup scripts).
-#[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
+#[instrument(skip_all, err(level = "info", Debug), fields(slug = %input.slug))]
 pub async fn upsert_plan(db: &Pool, input: PlanInput) -> ServiceResult<PlanRow> {
     if !slug_ok(&input.slug) {
         return Err(ServiceError::invalid(
@@ -290,7 +290,7 @@ impl ImageRow {
     }
 }
 
-#[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
+#[instrument(skip_all, err(level = "info", Debug), fields(slug = %input.slug))]
 pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRow> {
     if !slug_ok(&input.slug) {
         return Err(ServiceError::invalid(
@@ -318,7 +318,7 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
         .app
         .as_ref()
         .map(|a| serde_json::to_string(a).unwrap_or_default());
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     if input.is_default {
         sqlx::query("UPDATE images SET is_default = 0 WHERE kind = $1")
             .bind(&input.kind)
@@ -361,7 +361,7 @@ pub struct TemplateInput {
     pub ttl_minutes: Option<i64>,
 }
 
-#[instrument(skip_all, err(Debug), fields(slug = %input.slug))]
+#[instrument(skip_all, err(level = "info", Debug), fields(slug = %input.slug))]
 pub async fn upsert_template(
     db: &Pool,
     input: TemplateInput,

@@ -146,7 +146,7 @@ pub async fn redeem(
     ticket: &str,
 ) -> ServiceResult<Grant> {
     let now = db::now_ms();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
         "UPDATE console_tickets SET used_at = $1
          WHERE id = $2 AND used_at IS NULL AND expires_at > $1

@@ -56,6 +56,19 @@ pub struct ExecResult {
     pub timed_out: bool,
 }
 
+/// The OpenAPI shape of [`ExecResult`] flattened into a batch item: the same fields, present only
+/// when the command ran (absent for a 404 item or a background job).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ExecResultFields {
+    stdout: Option<String>,
+    stderr: Option<String>,
+    exit_code: Option<i64>,
+    duration_ms: Option<i64>,
+    truncated: Option<bool>,
+    timed_out: Option<bool>,
+}
+
 /// An exec request after its checks.
 #[derive(Debug, Clone)]
 pub struct Command {
@@ -87,7 +100,7 @@ impl Command {
             )));
         }
         if let Err(refusal) = guard::check(command) {
-            let mut tx = state.db.begin().await?;
+            let mut tx = crate::infra::db::begin(&state.db).await?;
             let details = serde_json::json!({ "command": command, "refused": refusal.command });
             audit::record(
                 &mut tx,
@@ -159,7 +172,7 @@ async fn audit_run(
     r: &ExecResult,
     job: Option<&str>,
 ) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let details = serde_json::json!({
         "command": command, "exit_code": r.exit_code, "duration_ms": r.duration_ms,
         "timed_out": r.timed_out, "job_id": job,
@@ -178,7 +191,7 @@ async fn audit_run(
 }
 
 /// Runs a command and answers when it has ended (or timed out and was killed).
-#[instrument(skip_all, err(Debug), fields(user_id, id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, id))]
 pub async fn run(
     state: &AppState,
     user_id: &str,
@@ -250,7 +263,7 @@ fn shaped(mut job: ExecJob) -> ExecJob {
 }
 
 /// Starts a command in the background; answers at once with the pending job.
-#[instrument(skip_all, err(Debug), fields(user_id, id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, id))]
 pub async fn start(
     state: &AppState,
     user_id: &str,
@@ -259,7 +272,7 @@ pub async fn start(
 ) -> ServiceResult<ExecJob> {
     reachable(state, user_id, id).await?;
     let job_id = db::new_id();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     sqlx::query(
         "INSERT INTO exec_jobs (id, instance_id, user_id, command, timeout_seconds, status, created_at)
          VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
@@ -317,7 +330,7 @@ pub async fn jobs(db: &Pool, user_id: &str, id: &str) -> ServiceResult<Vec<ExecJ
 
 /// Cancels a pending or running job: a pending one never starts; a running one's processes are
 /// killed on the machine now. 409 when it has already ended.
-#[instrument(skip_all, err(Debug), fields(user_id, id, job_id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, id, job_id))]
 pub async fn cancel(
     state: &AppState,
     user_id: &str,
@@ -356,7 +369,7 @@ pub async fn cancel(
             }
         }
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     audit::record(
         &mut tx,
         Some(user_id),
@@ -503,11 +516,14 @@ pub async fn sweep(state: &AppState, now: i64) -> ServiceResult<usize> {
 
 /// One machine's answer in a batch exec, in request order.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = BatchExecItem)]
 pub struct BatchItem {
     pub vps_id: String,
     /// The HTTP status this item would have had on its own.
     pub status: u16,
+    /// A command that ran: its [`ExecResult`] fields sit beside `vps_id` and `status`.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = ExecResultFields)]
     pub result: Option<ExecResult>,
     /// With `background`: the machine's job, and its status (`pending` at first).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -587,7 +603,7 @@ fn check_path(path: &str) -> ServiceResult<()> {
 }
 
 /// Writes a file inside the caller's running machine (replacing one there).
-#[instrument(skip_all, err(Debug), fields(user_id, id, path))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, id, path))]
 pub async fn put_file(
     state: &AppState,
     user_id: &str,
@@ -607,7 +623,7 @@ pub async fn put_file(
             }
             other => inside_error(other),
         })?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     audit::record(
         &mut tx,
         Some(user_id),
@@ -623,7 +639,7 @@ pub async fn put_file(
 
 /// Reads a file from inside the caller's running machine (404 when missing, 413 beyond
 /// `file_max_bytes`).
-#[instrument(skip_all, err(Debug), fields(user_id, id, path))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id, id, path))]
 pub async fn get_file(
     state: &AppState,
     user_id: &str,

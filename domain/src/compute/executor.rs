@@ -154,7 +154,7 @@ pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
         }
         JobKind::SnapshotRestore => {
             driver.snapshot_restore(&name, &snapshot).await?;
-            let mut tx = state.db.begin().await?;
+            let mut tx = crate::infra::db::begin(&state.db).await?;
             clear_transition(&mut tx, &inst.id, Transition::Restore).await?;
             tx.commit().await?;
             Ok(())
@@ -180,7 +180,7 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
         Some(volume) => volume.ports(&spec.name).await?,
         None => Vec::new(),
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     let at = db::now_ms();
     let done = sqlx::query(
         "UPDATE instances SET state = 'running', transition = NULL, reason = NULL, vnc_port = $1,
@@ -206,7 +206,7 @@ async fn start(db: &Pool, driver: &dyn Driver, inst: &InstanceRow) -> Result<(),
     let name = machine_name(&inst.id);
     driver.start(&name).await?;
     let address = driver.address(&name).await.ok().flatten();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let at = db::now_ms();
     sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = NULL, private_ip = $3, updated_at = $1 WHERE id = $2")
         .bind(at)
@@ -226,7 +226,7 @@ async fn snapshot_done(
     snapshot: &str,
     state: SnapshotState,
 ) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query("UPDATE snapshots SET state = $1 WHERE instance_id = $2 AND name = $3")
         .bind(state.as_str())
         .bind(id)
@@ -265,7 +265,7 @@ async fn mark_running(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResul
 /// Records that an instance is stopped (by request, by the guest, or found so by the reconciler)
 /// and ends its billing in the same transaction. `reason` replaces the stored one when given.
 pub async fn mark_stopped(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let at = db::now_ms();
     meter::settle(&mut tx, id, at).await?;
     sqlx::query(
@@ -302,7 +302,7 @@ async fn finish_instance(
     to: InstanceState,
     reason: Option<&str>,
 ) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let at = db::now_ms();
     meter::settle(&mut tx, &inst.id, at).await?;
     // Capacity is released once: only by the update that moves the instance out of the states

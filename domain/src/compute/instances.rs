@@ -185,7 +185,7 @@ pub struct Created {
 /// Creates an instance: checks everything, reserves node capacity, records it as `provisioning`
 /// and enqueues its create job, all in one transaction. Needs balance for the configured minimum
 /// runtime (402 otherwise; the token's spend limit is checked the same way).
-#[instrument(skip_all, err(Debug), fields(user_id = %actor.user_id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %actor.user_id))]
 pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> ServiceResult<Created> {
     let db = &state.db;
     let spec = Spec::check(db, actor, &req).await?;
@@ -194,7 +194,7 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
 
     let now = db::now_ms();
     let id = db::new_id();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let kind = spec.plan.kind();
     let (cpu, memory) = (state.config.cpu_overcommit, state.config.memory_overcommit);
     let region = req.region.as_deref();
@@ -641,7 +641,7 @@ impl Transition {
 /// Records `action` on the caller's instance and enqueues its job. Returns the instance as it is
 /// now and the operation id. 409 when the instance's state does not allow it or another action is
 /// in flight.
-#[instrument(skip_all, err(Debug), fields(user_id = %user_id, id = %id, action = ?action))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %user_id, id = %id, action = ?action))]
 pub async fn act(
     state: &AppState,
     user_id: &str,
@@ -686,7 +686,7 @@ pub async fn act(
         )));
     }
     let now = db::now_ms();
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let updated = sqlx::query(
         "UPDATE instances SET state = $1, transition = $2, updated_at = $3
          WHERE id = $4 AND state = $5
@@ -844,7 +844,7 @@ async fn begin_transition(
     Ok(())
 }
 
-#[instrument(skip_all, err(Debug), fields(user_id = %user_id, id = %id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %user_id, id = %id))]
 pub async fn snapshot_create(
     state: &AppState,
     user_id: &str,
@@ -854,7 +854,7 @@ pub async fn snapshot_create(
     let name = validate_snapshot_name(name)?;
     let inst = get(&state.db, user_id, id).await?;
     let now = db::now_ms();
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM snapshots WHERE instance_id = $1")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -919,7 +919,7 @@ pub async fn snapshot_create(
 }
 
 /// Restores a snapshot; the instance must be stopped (409 otherwise) and stays stopped.
-#[instrument(skip_all, err(Debug), fields(user_id = %user_id, id = %id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %user_id, id = %id))]
 pub async fn snapshot_restore(
     state: &AppState,
     user_id: &str,
@@ -927,7 +927,7 @@ pub async fn snapshot_restore(
     name: &str,
 ) -> ServiceResult<String> {
     let inst = get(&state.db, user_id, id).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     let snap = snapshot(&mut tx, id, name).await?;
     if snap.state != SnapshotState::Ready.as_str() {
         return Err(ServiceError::Conflict(format!(
@@ -974,7 +974,7 @@ pub async fn snapshot_delete(
     name: &str,
 ) -> ServiceResult<()> {
     let inst = get(&state.db, user_id, id).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     let snap = snapshot(&mut tx, id, name).await?;
     if inst.transition() == Some(Transition::Restore)
         || snap.state == SnapshotState::Creating.as_str()
@@ -1012,7 +1012,7 @@ pub async fn snapshot_delete(
 
 /// Instances whose TTL has passed get a delete job (set-based: safe with several replicas).
 pub async fn expire_due(db: &Pool, now: i64) -> ServiceResult<u64> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let due = "state IN ('running', 'stopped', 'failed') AND transition IS NULL AND expires_at IS NOT NULL AND expires_at <= $1";
     queue::enqueue_for_each(&mut tx, JobKind::Delete, due, now).await?;
     let done = sqlx::query(&format!(

@@ -107,14 +107,14 @@ pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<KeyRow>> {
     .await?)
 }
 
-#[instrument(skip_all, err(Debug), fields(user_id))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id))]
 pub async fn add(db: &Pool, user_id: &str, name: &str, public_key: &str) -> ServiceResult<KeyRow> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ServiceError::invalid("A key's name is 1 to 64 characters"));
     }
     let parsed = parse(public_key)?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ssh_keys WHERE user_id = $1")
         .bind(user_id)
         .fetch_one(&mut *tx)
@@ -166,7 +166,7 @@ pub async fn add(db: &Pool, user_id: &str, name: &str, public_key: &str) -> Serv
 
 /// Deletes a key. Machines that already have it keep it (reference 002).
 pub async fn delete(db: &Pool, user_id: &str, id: &str) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query("DELETE FROM ssh_keys WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)

@@ -141,9 +141,9 @@ pub struct Rules {
 
 /// One tick at `now`: charge, then apply the running-out rules. Stop jobs and mails are enqueued
 /// in the same transaction as the state they report.
-#[instrument(skip_all, err(Debug), fields(now))]
+#[instrument(skip_all, err(level = "info", Debug), fields(now))]
 pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     lock(&mut tx).await?;
     let charged = charge(&mut tx, now, None).await?;
     // Follow-up jobs are due at once by the wall clock, whatever clock `now` came from.

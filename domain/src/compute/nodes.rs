@@ -69,7 +69,7 @@ pub struct NodeInput {
     pub disk_gb: i64,
 }
 
-#[instrument(skip_all, err(Debug), fields(name = %input.name))]
+#[instrument(skip_all, err(level = "info", Debug), fields(name = %input.name))]
 pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
     let kind = Kind::parse(&input.kind)
         .ok_or_else(|| ServiceError::invalid("kind must be `vm` or `container`"))?;
@@ -359,7 +359,7 @@ pub const LOAD_HISTORY_MS: i64 = 7 * 86_400_000;
 /// samples older than [`LOAD_HISTORY_MS`]. A second replica recording in the same millisecond
 /// adds nothing. (`WHERE true`: SQLite needs it to tell an upsert's `ON` from a join's.)
 pub async fn record_load(db: &Pool, now: i64) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
         "INSERT INTO node_samples (node_id, at, used_vcpu, used_memory_mb, used_disk_gb, machines)
          SELECT n.id, $1, n.used_vcpu, n.used_memory_mb, n.used_disk_gb,

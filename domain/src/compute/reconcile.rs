@@ -91,7 +91,7 @@ async fn reconcile_node(
 /// Sets (keeping the first time) or clears the node's unreachable mark and its machines'.
 async fn mark_reachable(state: &AppState, node: &NodeRow, reachable: bool) -> ServiceResult<()> {
     let since = (!reachable).then(db::now_ms);
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     sqlx::query("UPDATE nodes SET unreachable_since = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(unreachable_since, $1) END WHERE id = $2")
         .bind(since)
         .bind(&node.id)
@@ -134,7 +134,7 @@ async fn reconcile_instance(
             report.stopped.push(inst.id.clone());
         }
         (InstanceState::Stopped, Some(Power::Running)) => {
-            let mut tx = state.db.begin().await?;
+            let mut tx = crate::infra::db::begin(&state.db).await?;
             let at = db::now_ms();
             let done = sqlx::query("UPDATE instances SET state = 'running', updated_at = $1 WHERE id = $2 AND state = 'stopped' AND transition IS NULL")
                 .bind(at)

@@ -74,7 +74,7 @@ async fn audited(
     action: &str,
     detail: serde_json::Value,
 ) -> ServiceResult<()> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::infra::db::begin(&state.db).await?;
     audit::record(&mut tx, Some(user_id), action, "instance", Some(id), detail).await?;
     tx.commit().await?;
     Ok(())

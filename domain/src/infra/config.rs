@@ -65,6 +65,9 @@ pub struct Config {
     pub auth_rate_limit_per_minute: u32,
     /// Take the client IP from the last `X-Forwarded-For` entry (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Operators must have two-factor sign-in on before any operator page or route answers them
+    /// (they can still reach their own account to turn it on).
+    pub require_operator_two_factor: bool,
     /// Mark cookies `Secure`. Defaults to true when `public_url` is https.
     pub secure_cookies: bool,
     /// Browser session lifetime without activity, in seconds.
@@ -295,6 +298,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ),
     ("auth_rate_limit_per_minute", Some("10")),
     ("trust_forwarded_for", Some("false")),
+    ("require_operator_two_factor", Some("false")),
     ("secure_cookies", None),
     ("session_ttl_secs", Some("1209600")),
     ("max_body_bytes", Some("1048576")),
@@ -436,6 +440,7 @@ impl RawConfig {
             turnstile_verify_url: self.string("turnstile_verify_url").unwrap_or_default(),
             auth_rate_limit_per_minute: rate,
             trust_forwarded_for: self.required("trust_forwarded_for")?,
+            require_operator_two_factor: self.required("require_operator_two_factor")?,
             secure_cookies,
             session_ttl_secs: self.required("session_ttl_secs")?,
             max_body_bytes: self.required("max_body_bytes")?,

@@ -97,6 +97,25 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
     options.connect(&url).await
 }
 
+/// Begins a transaction that may write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`): a deferred transaction that reads and then writes after another connection
+/// committed fails at once with SQLITE_BUSY_SNAPSHOT (517), which `busy_timeout` cannot wait out
+/// (schemathesis found it as a 500 on concurrent token creation). PostgreSQL's default is right.
+pub async fn begin(pool: &Pool) -> Result<Tx<'static>, sqlx::Error> {
+    if is_sqlite(pool) {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
+fn is_sqlite(pool: &Pool) -> bool {
+    pool.connect_options()
+        .database_url
+        .scheme()
+        .starts_with("sqlite")
+}
+
 /// `sqlite://relative/or/absolute/path` with `mode=rwc`, after creating the parent directory.
 fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
     let rest = url
@@ -127,12 +146,7 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
 /// Applies pending migrations, then lets SQLite refresh the planner statistics it needs.
 pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await?;
-    if pool
-        .connect_options()
-        .database_url
-        .scheme()
-        .starts_with("sqlite")
-    {
+    if is_sqlite(pool) {
         sqlx::query("PRAGMA optimize").execute(pool).await?;
     } else {
         // Every metering tick rewrites every running instance's meter columns. Free space in

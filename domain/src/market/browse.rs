@@ -567,16 +567,7 @@ pub async fn browse_uncached(db: &Db, f: &Filters) -> ServiceResult<(Vec<MarketS
         .fetch_all(db)
         .await?;
     let servers = assemble(db, rows).await?;
-    let next_offset = (f.offset + f.limit < total).then_some(f.offset + f.limit);
-    Ok((
-        servers,
-        Page {
-            total,
-            limit: f.limit,
-            offset: f.offset,
-            next_offset,
-        },
-    ))
+    Ok((servers, Page::of(total, f.limit, f.offset)))
 }
 
 #[cfg(test)]

@@ -447,16 +447,7 @@ impl BrowseIndex {
             };
             // `None`: a row changed after `current` was read; catch up and answer again.
             if let Some(servers) = self.servers(db, items).await? {
-                let next_offset = (f.offset + f.limit < total).then_some(f.offset + f.limit);
-                return Ok((
-                    servers,
-                    Page {
-                        total,
-                        limit: f.limit,
-                        offset: f.offset,
-                        next_offset,
-                    },
-                ));
+                return Ok((servers, Page::of(total, f.limit, f.offset)));
             }
         }
         browse::browse_uncached(db, f).await

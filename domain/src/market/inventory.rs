@@ -396,7 +396,7 @@ async fn insert_checked(tx: &mut Tx<'_>, c: &Checked, generation: i64) -> Servic
 /// Adds a server to the marketplace (`actor_id`: the operator, for the audit log).
 pub async fn create(db: &Db, actor_id: &str, input: ServerInput) -> ServiceResult<MarketServer> {
     let checked = check(input)?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let generation = bump_generation(&mut tx).await?;
     let id = insert_checked(&mut tx, &checked, generation).await?;
     audit::record(
@@ -430,7 +430,7 @@ pub async fn update(
         "UPDATE marketplace_servers SET {}, updated_at = $33, generation = $34 WHERE id = $35 AND status = 'active'",
         sets.join(", ")
     );
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let generation = bump_generation(&mut tx).await?;
     let done = bind_server(sqlx::query(&sql), &checked)
         .bind(db::now_ms())
@@ -457,7 +457,7 @@ pub async fn update(
 
 /// Takes a server off the marketplace for good. Current rentals run to their end.
 pub async fn retire(db: &Db, actor_id: &str, id: &str) -> ServiceResult<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let generation = bump_generation(&mut tx).await?;
     let done = sqlx::query("UPDATE marketplace_servers SET status = 'retired', updated_at = $1, generation = $2 WHERE id = $3 AND status = 'active'")
         .bind(db::now_ms())
@@ -485,7 +485,7 @@ pub async fn retire(db: &Db, actor_id: &str, id: &str) -> ServiceResult<()> {
 pub async fn load(db: &Db, servers: Vec<ServerInput>) -> ServiceResult<usize> {
     let mut added = 0;
     for batch in servers.chunks(500) {
-        let mut tx = db.begin().await?;
+        let mut tx = crate::infra::db::begin(db).await?;
         let generation = bump_generation(&mut tx).await?;
         for s in batch {
             let checked = check(s.clone())?;

@@ -189,7 +189,7 @@ async fn price_for(db: &Db, server_id: &str, days: i64) -> ServiceResult<i64> {
 }
 
 /// Rents `server_id` for `days` into `pool_id` (the renter's default pool when `None`).
-#[instrument(skip_all, err(Debug), fields(user_id = %actor.user_id, server_id, days))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %actor.user_id, server_id, days))]
 pub async fn rent(
     db: &Db,
     actor: &Actor,
@@ -219,7 +219,7 @@ pub async fn rent(
         created_at: now,
     };
 
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     insert(&mut tx, &rental).await?;
     let generation = browse::bump_generation(&mut tx).await?;
     sqlx::query("UPDATE marketplace_servers SET rented_until = $1, generation = $2 WHERE id = $3")
@@ -345,7 +345,7 @@ pub async fn find_visible(db: &Db, user_id: &str, rental_id: &str) -> ServiceRes
 
 /// Extends a rental by `days` (one of the server's durations), paid by the caller. Pool owners
 /// and admins may extend the pool's rentals.
-#[instrument(skip_all, err(Debug), fields(user_id = %actor.user_id, rental_id, days))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %actor.user_id, rental_id, days))]
 pub async fn extend(
     db: &Db,
     actor: &Actor,
@@ -375,7 +375,7 @@ pub async fn extend(
             .fetch_optional(db)
             .await?
             .unwrap_or_else(|| "a server".into());
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query(
         "UPDATE rentals SET rental_end = rental_end + $1, expires_at = expires_at + $1, amount = amount + $2, updated_at = $3
          WHERE id = $4 AND status = 'active'",
@@ -451,7 +451,7 @@ pub async fn move_to_pool(
     if to == rental.pool_id {
         return Ok(rental);
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query(
         "UPDATE rentals SET pool_id = $1, updated_at = $2 WHERE id = $3 AND status = 'active' AND pool_id = $4",
     )
@@ -559,7 +559,7 @@ pub async fn detail(db: &Db, user_id: &str, rental_id: &str) -> ServiceResult<Re
 /// Ends every rental whose time (and hold) is over and frees its server. Idempotent; returns how
 /// many ended.
 pub async fn expire_due(db: &Db, now: i64) -> ServiceResult<u64> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query("UPDATE rentals SET status = 'expired', updated_at = $1 WHERE status = 'active' AND expires_at <= $1")
         .bind(now)
         .execute(&mut *tx)

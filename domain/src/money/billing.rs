@@ -110,7 +110,7 @@ pub async fn list_notify_emails(db: &Pool, user_id: &str) -> ServiceResult<Vec<N
 /// Adds an alert address: valid, not yet listed, at most [`MAX_NOTIFY_EMAILS`].
 pub async fn add_notify_email(db: &Pool, user_id: &str, email: &str) -> ServiceResult<NotifyEmail> {
     let email = normalize_email(email)?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notify_emails WHERE user_id = $1")
         .bind(user_id)
         .fetch_one(&mut *tx)

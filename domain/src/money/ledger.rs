@@ -76,7 +76,11 @@ pub struct Adjustment {
 /// Credits (or, negative, debits) a user's balance by an operator's hand: one ledger row and an
 /// audit entry in one transaction. `amount_usd` must not be zero; `note` (up to 500 characters)
 /// becomes the movement's description.
-#[instrument(skip_all, err(Debug), fields(admin_id, user_id, amount_usd))]
+#[instrument(
+    skip_all,
+    err(level = "info", Debug),
+    fields(admin_id, user_id, amount_usd)
+)]
 pub async fn adjust(
     db: &Pool,
     admin_id: &str,
@@ -102,7 +106,7 @@ pub async fn adjust(
     } else {
         note
     };
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     let movement = Movement {
         user_id,
         amount_micros: amount,
@@ -139,7 +143,7 @@ pub async fn adjust(
 /// Posts a movement inside `tx` and updates the cached balance. A debit larger than the balance
 /// fails with `InsufficientBalance` and changes nothing. Returns `None` when the idempotency key
 /// was already used.
-#[instrument(skip_all, err(Debug), fields(user_id = m.user_id, amount = m.amount_micros, kind = m.kind.as_str()))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = m.user_id, amount = m.amount_micros, kind = m.kind.as_str()))]
 pub async fn post(tx: &mut Tx<'_>, m: Movement<'_>) -> ServiceResult<Option<Entry>> {
     if let (Some(token_id), true) = (m.token_id, m.amount_micros < 0) {
         charge_token(tx, m.user_id, token_id, -m.amount_micros).await?;

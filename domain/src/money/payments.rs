@@ -31,7 +31,7 @@ pub const MIN_TOPUP: i64 = 5 * MICROS_PER_USD;
 pub const MAX_TOPUP: i64 = 50 * MICROS_PER_USD;
 
 /// Starts a top-up: a Checkout Session for `amount` µUSD. Returns the URL to send the customer to.
-#[instrument(skip_all, err(Debug), fields(user_id = %user.id, amount))]
+#[instrument(skip_all, err(level = "info", Debug), fields(user_id = %user.id, amount))]
 pub async fn create_checkout(state: &AppState, user: &User, amount: i64) -> ServiceResult<String> {
     if !(MIN_TOPUP..=MAX_TOPUP).contains(&amount) {
         return Err(ServiceError::invalid(
@@ -106,7 +106,7 @@ pub enum WebhookOutcome {
 
 /// Verifies and applies a Stripe webhook delivery. Bad or missing signatures and stale
 /// timestamps (over 5 minutes) are refused and change nothing.
-#[instrument(skip_all, err(Debug))]
+#[instrument(skip_all, err(level = "info", Debug))]
 pub async fn handle_webhook(
     state: &AppState,
     payload: &str,
@@ -151,7 +151,7 @@ async fn credit_session(
     reference: Option<&str>,
     amount: i64,
 ) -> ServiceResult<WebhookOutcome> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::infra::db::begin(db).await?;
     // Claim the pending top-up first: a second delivery (or replica) finds nothing to claim.
     let claimed = sqlx::query(
         "UPDATE topups SET status = 'paid', credited = $1, completed_at = $2 WHERE session_id = $3 AND status = 'pending'",

@@ -1,9 +1,10 @@
-//! Accounts (reference 002 "Auth"): register, login, and the caller's profile.
+//! Accounts (reference 002 "Auth"): register, login, the caller's profile, and turning
+//! two-factor sign-in (TOTP) on and off.
 
 use axum::{extract::State, http::StatusCode};
-use domain::accounts::{captcha, users};
+use domain::accounts::{captcha, totp, users};
 use domain::AppState;
-use model::accounts::Me;
+use model::accounts::{Me, RecoveryCodes, TwoFactorSetup};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,6 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(get_me))
+        .routes(routes!(two_factor_setup))
+        .routes(routes!(two_factor_enable))
+        .routes(routes!(two_factor_disable))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -81,6 +85,9 @@ async fn register(
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// With two-factor sign-in on: the 6-digit code from the authenticator app, or an unused
+    /// recovery code. Without it such an account answers 401 asking for it.
+    pub code: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -96,14 +103,15 @@ pub struct LoginResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 401, description = "Invalid email or password", body = ErrorBody),
+        (status = 401, description = "Invalid email or password, or a two-factor code missing or wrong", body = ErrorBody),
         (status = 429, description = "More than the per-IP limit in a minute", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>> {
-    let user = users::authenticate(&state.db, &body.email, &body.password).await?;
+    let user =
+        users::authenticate(&state.db, &body.email, &body.password, body.code.as_deref()).await?;
     let (token, expires_at) = state
         .jwt
         .issue(&user.id)
@@ -116,4 +124,64 @@ async fn login(
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 async fn get_me(caller: Caller) -> ApiJson<Me> {
     ApiJson(Me::from(&caller.user))
+}
+
+/// Start turning two-factor sign-in on: a new key for an authenticator app (as text and as an
+/// `otpauth://` URI for a QR code). Nothing changes at sign-in until `enable` confirms a code.
+#[utoipa::path(post, path = "/api/auth/2fa/setup", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = TwoFactorSetup),
+        (status = 409, description = "Two-factor sign-in is already on", body = ErrorBody)))]
+async fn two_factor_setup(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<ApiJson<TwoFactorSetup>> {
+    let e = totp::setup(&state.db, &state.config, &caller.user).await?;
+    Ok(ApiJson(TwoFactorSetup {
+        secret: e.secret,
+        otpauth_uri: e.uri,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct EnableTwoFactorRequest {
+    /// A current code from the authenticator app holding the key from `setup`.
+    pub code: String,
+}
+
+/// Turn two-factor sign-in on with a code from the app; answers ten one-time recovery codes,
+/// shown this once.
+#[utoipa::path(post, path = "/api/auth/2fa/enable", tag = "auth", security(("bearer" = [])),
+    request_body = EnableTwoFactorRequest,
+    responses((status = 200, body = RecoveryCodes),
+        (status = 400, description = "The code does not match the key", body = ErrorBody),
+        (status = 409, description = "Already on, or no set-up started", body = ErrorBody)))]
+async fn two_factor_enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<EnableTwoFactorRequest>,
+) -> Result<ApiJson<RecoveryCodes>> {
+    let recovery_codes = totp::enable(&state.db, &caller.user, &body.code).await?;
+    Ok(ApiJson(RecoveryCodes { recovery_codes }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DisableTwoFactorRequest {
+    pub password: String,
+    /// A current code from the app, or an unused recovery code.
+    pub code: String,
+}
+
+/// Turn two-factor sign-in off (the password and a current or recovery code).
+#[utoipa::path(post, path = "/api/auth/2fa/disable", tag = "auth", security(("bearer" = [])),
+    request_body = DisableTwoFactorRequest,
+    responses((status = 204),
+        (status = 401, description = "Wrong password or code", body = ErrorBody),
+        (status = 409, description = "Two-factor sign-in is not on", body = ErrorBody)))]
+async fn two_factor_disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DisableTwoFactorRequest>,
+) -> Result<StatusCode> {
+    totp::disable(&state.db, &caller.user, &body.password, &body.code).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod billing;
 pub mod cloud_init;
 pub mod console;
+pub mod document;
 pub mod exec;
 pub mod instances;
 pub mod meta;

@@ -215,7 +215,7 @@ async fn decompress(
 #[utoipa::path(get, path = "/api/vps/{id}/volume/content", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), PathQuery),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,

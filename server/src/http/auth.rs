@@ -7,7 +7,7 @@
 //! Browser session cookies never authenticate the JSON API, so it needs no CSRF defence.
 
 use axum::{
-    extract::{FromRequestParts, Request, State},
+    extract::{FromRef, FromRequestParts, Request, State},
     http::{header, request::Parts, HeaderName, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -110,14 +110,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 #[derive(Debug, Clone)]
 pub struct AdminCaller(pub Caller);
 
-impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
+impl<S: Send + Sync> FromRequestParts<S> for AdminCaller
+where
+    AppState: FromRef<S>,
+{
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        if !caller.user.is_admin {
-            return Err(ServiceError::Forbidden("Operator access required").into());
-        }
+        domain::accounts::totp::check_operator(&AppState::from_ref(state).config, &caller.user)?;
         Ok(AdminCaller(caller))
     }
 }

@@ -48,9 +48,9 @@ pub struct RouterState {
 /// Builds the whole application router for `state`.
 pub fn router(state: AppState) -> Router {
     let (api_routes, doc) = api::router();
-    let doc = ApiDocument(Arc::new(
-        serde_json::to_value(&doc).expect("OpenAPI document serialises"),
-    ));
+    let mut doc = serde_json::to_value(&doc).expect("OpenAPI document serialises");
+    api::document::complete(&mut doc, api::auth::RATE_LIMITED_PATHS);
+    let doc = ApiDocument(Arc::new(doc));
 
     let api_routes = api_routes
         .route("/api/{*rest}", any(api_not_found))
