@@ -60,6 +60,8 @@ pub struct AppState {
     pub consoles: Arc<compute::console::Consoles>,
     /// This replica's counters and latency histograms (`infra::metrics`, `GET /metrics`).
     pub metrics: Arc<infra::metrics::Metrics>,
+    /// This replica's shutdown: draining, then stopping (`infra::lifecycle`).
+    pub lifecycle: Arc<infra::lifecycle::Lifecycle>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -94,6 +96,7 @@ impl AppState {
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             consoles: Arc::default(),
             metrics: Arc::default(),
+            lifecycle: Arc::default(),
             db,
             config: Arc::new(config),
             jwt: Arc::new(jwt),

@@ -1,6 +1,6 @@
 //! The `hangar` command line: `serve` (default), `migrate`, `config`, `admin ...`.
 
-use std::{io::Read, process::ExitCode};
+use std::{io::Read, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -330,7 +330,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     }
     crate::http::spawn_session_cleanup(&state);
-    crate::jobs::spawn_all(&state);
+    let workers = crate::jobs::spawn_all(&state);
     if let Some(index) = state.browse_index.clone() {
         // Loads the marketplace index now rather than on the first visitor's browse.
         let db = state.db.clone();
@@ -346,17 +346,41 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("binding the seed listener {seed}"))?;
         tracing::info!("VM seeds (NoCloud) served on http://{seed}");
         let router = crate::api::cloud_init::router().with_state(state.clone());
+        let stopped = state.lifecycle.stopped();
         tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(seeds, router).await {
+            if let Err(e) = crate::http::serve_until(seeds, router, stopped).await {
                 tracing::error!(error = %e, "the seed listener stopped");
             }
         });
     }
+    let lifecycle = state.lifecycle.clone();
+    let drain = Duration::from_secs(state.config.shutdown_drain_secs);
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let router = crate::http::router(state);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!("Hangar listening on http://{}", listener.local_addr()?);
-    crate::http::serve(listener, router).await?;
+    // SIGTERM: drain (readiness fails, requests still served), then stop accepting, finish
+    // in-flight requests, end live streams, and let the job workers finish or hand back their
+    // jobs (`domain::infra::lifecycle`).
+    let stop = async move {
+        crate::http::shutdown_signal().await;
+        lifecycle.drain();
+        tracing::info!(drain_secs = drain.as_secs(), "draining before shutdown");
+        tokio::time::sleep(drain).await;
+        lifecycle.stop();
+    };
+    crate::http::serve_until(listener, router, stop).await?;
+    if tokio::time::timeout(
+        grace + Duration::from_secs(5),
+        futures::future::join_all(workers),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("job workers did not stop in time; their leases will expire");
+    }
+    tracing::info!("stopped");
     Ok(())
 }

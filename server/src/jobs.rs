@@ -11,11 +11,13 @@ use domain::jobs;
 use domain::market::rentals;
 use domain::AppState;
 
-/// Starts everything: job workers, sweeps, the meter and the reconciler.
-pub fn spawn_all(state: &AppState) {
-    for _ in 0..state.config.job_workers {
-        tokio::spawn(jobs::worker(state.clone()));
-    }
+/// Starts everything: job workers, sweeps, the meter and the reconciler. Returns the job workers,
+/// which end once the replica stops (the periodic loops end with the process: each round is a
+/// transaction, so cutting one short changes nothing).
+pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let workers = (0..state.config.job_workers)
+        .map(|_| tokio::spawn(jobs::worker(state.clone())))
+        .collect();
     spawn_every(state, state.config.sweep_interval_secs, |s| async move {
         run_sweeps(&s, db::now_ms()).await
     });
@@ -35,6 +37,7 @@ pub fn spawn_all(state: &AppState) {
             }
         },
     );
+    workers
 }
 
 /// Runs `f` now and then every `secs` seconds (a late round is not made up twice: each round

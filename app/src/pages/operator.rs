@@ -74,6 +74,10 @@ pub struct OperatorData {
 #[cfg(feature = "ssr")]
 async fn require_operator(csrf: Option<&str>) -> Result<crate::ssr::portal::SignedIn, PortalError> {
     let signed_in = crate::ssr::portal::signed_in(csrf).await?;
+    if !signed_in.user.is_admin {
+        return Err(PortalError::forbidden("This page is for operators only"));
+    }
+    // Two-factor sign-in, when the configuration requires it of operators.
     domain::accounts::totp::check_operator(&signed_in.state.config, &signed_in.user)?;
     Ok(signed_in)
 }

@@ -129,6 +129,11 @@ pub struct Config {
     pub job_workers: usize,
     /// Seconds a graceful stop waits for the guest before forcing it off.
     pub stop_timeout_secs: u64,
+    /// On SIGTERM, how long readiness answers 503 while this replica still serves, so a load
+    /// balancer's health checks take it out before it stops accepting (0 on a single server).
+    pub shutdown_drain_secs: u64,
+    /// Then how long a job in hand may run on before it is handed back to the queue.
+    pub shutdown_grace_secs: u64,
     /// How often the reconciler compares the database with the nodes, in seconds.
     pub reconcile_interval_secs: u64,
     /// How often the meter charges running instances, in seconds (it always charges whole
@@ -325,6 +330,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("job_lease_secs", Some("300")),
     ("job_workers", Some("4")),
     ("stop_timeout_secs", Some("60")),
+    ("shutdown_drain_secs", Some("0")),
+    ("shutdown_grace_secs", Some("20")),
     ("reconcile_interval_secs", Some("60")),
     ("meter_interval_secs", Some("60")),
     ("balance_grace_minutes", Some("60")),
@@ -467,6 +474,8 @@ impl RawConfig {
             job_lease_secs: self.required::<i64>("job_lease_secs")?.max(5),
             job_workers: self.required::<usize>("job_workers")?.max(1),
             stop_timeout_secs: self.required("stop_timeout_secs")?,
+            shutdown_drain_secs: self.required("shutdown_drain_secs")?,
+            shutdown_grace_secs: self.required("shutdown_grace_secs")?,
             reconcile_interval_secs: self.required::<u64>("reconcile_interval_secs")?.max(1),
             meter_interval_secs: self.required::<u64>("meter_interval_secs")?.max(1),
             balance_grace_minutes: self.required("balance_grace_minutes")?,

@@ -1,11 +1,13 @@
 //! The floor every room stands on: typed configuration, the database pool and its helpers, the
-//! domain error, the audit log, outgoing mail, the leased job queue and the replica's metrics.
+//! domain error, the audit log, outgoing mail, the leased job queue, the replica's metrics and its
+//! shutdown.
 //! Nothing here knows about accounts, money, the marketplace or compute.
 
 pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
 pub mod queue;

@@ -197,6 +197,20 @@ pub async fn claim(db: &Pool, now: i64, lease_ms: i64) -> ServiceResult<Option<J
     .await?)
 }
 
+/// Gives a running job back to the queue untouched by this attempt (this replica is stopping):
+/// due at once for any replica, and the attempt not counted.
+pub async fn hand_back(db: &Pool, job: &JobRow) -> ServiceResult<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = attempts - 1, locked_until = NULL, run_at = $1, updated_at = $1
+         WHERE id = $2 AND state = 'running'",
+    )
+    .bind(db::now_ms())
+    .bind(&job.id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Ends a job for good: `Done`, or `Failed` with its last error.
 pub async fn finish(
     db: &Pool,

@@ -18,7 +18,22 @@ pub async fn run_once(state: &AppState) -> ServiceResult<bool> {
         return Ok(false);
     };
     let started = std::time::Instant::now();
-    let result = dispatch(state, &job).await;
+    // Once this replica stops, the job in hand gets `shutdown_grace_secs` to finish; then it is
+    // handed back (dropping the driver call mid-way is safe: drivers are idempotent, and the job
+    // runs again from the start on whichever replica claims it).
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let handed_back = async {
+        state.lifecycle.stopping().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = dispatch(state, &job) => result,
+        _ = handed_back => {
+            tracing::info!(job = %job.id, kind = %job.kind, "stopping: job handed back to the queue");
+            queue::hand_back(&state.db, &job).await?;
+            return Ok(true);
+        }
+    };
     let kind = job.kind.as_str();
     state.metrics.observe(
         "hangar_job_duration_seconds",
@@ -84,11 +99,12 @@ pub async fn drain(state: &AppState) -> ServiceResult<usize> {
 /// When the queue cannot be read (the database is unreachable) the worker backs off, doubling
 /// its wait from 0.5 s to 5 s (short, so a blip of lock contention does not stall jobs), and
 /// resumes by itself once a claim works again; claimed jobs whose lease runs out meanwhile are
-/// claimed again, by this replica or another.
+/// claimed again, by this replica or another. Returns once the replica stops (after the job in
+/// hand, see `run_once`).
 pub async fn worker(state: AppState) {
     const IDLE: Duration = Duration::from_millis(500);
     let mut wait = IDLE;
-    loop {
+    while !state.lifecycle.is_stopping() {
         match run_once(&state).await {
             Ok(true) => {
                 wait = IDLE;
@@ -102,6 +118,9 @@ pub async fn worker(state: AppState) {
                 continue;
             }
         }
-        let _ = tokio::time::timeout(wait, state.jobs_wake.notified()).await;
+        tokio::select! {
+            _ = tokio::time::timeout(wait, state.jobs_wake.notified()) => {}
+            _ = state.lifecycle.stopping() => {}
+        }
     }
 }

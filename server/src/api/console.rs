@@ -244,6 +244,11 @@ impl Watch {
                     Ok(r) if self.grant.ended_by(&r) => return revoked_reason(&r),
                     _ => {}
                 },
+                // A rolling restart: the browser reconnects, through the load balancer, to
+                // another replica (the machine's console itself is unaffected).
+                _ = state.lifecycle.stopping() => {
+                    return "This server is restarting; reconnecting".into();
+                }
                 _ = self.check.tick() => {
                     if self.last_input.elapsed() >= self.idle {
                         return format!("Closed after {} s without input", self.idle.as_secs());

@@ -33,7 +33,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` when the database does not answer.
+    /// `ok`; `unavailable` when the database does not answer; `draining` while this replica
+    /// shuts down.
     pub status: &'static str,
 }
 
@@ -45,9 +46,10 @@ async fn livez() -> Json<Health> {
 }
 
 /// Readiness: this replica can serve, its database answers within 3 s (use it for load
-/// balancers choosing replicas). 503 while the database is unreachable.
+/// balancers choosing replicas). 503 while the database is unreachable, and while this replica
+/// drains before a shutdown (`shutdown_drain_secs`).
 #[utoipa::path(get, path = "/readyz", tag = "meta",
-    responses((status = 200, body = Health), (status = 503, description = "Database unreachable", body = Health)))]
+    responses((status = 200, body = Health), (status = 503, description = "Database unreachable, or shutting down", body = Health)))]
 async fn readyz(state: State<AppState>) -> Response {
     health(state).await
 }
@@ -88,8 +90,16 @@ async fn metrics(State(state): State<AppState>, _admin: AdminCaller) -> Response
 
 /// Readiness under its older name (the same check as `/readyz`).
 #[utoipa::path(get, path = "/health", tag = "meta",
-    responses((status = 200, body = Health), (status = 503, description = "Database unreachable", body = Health)))]
+    responses((status = 200, body = Health), (status = 503, description = "Database unreachable, or shutting down", body = Health)))]
 async fn health(State(state): State<AppState>) -> Response {
+    if state.lifecycle.is_draining() {
+        // Shutting down: the load balancer should send new requests elsewhere.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "draining" }),
+        )
+            .into_response();
+    }
     let db_ok = tokio::time::timeout(
         std::time::Duration::from_secs(3),
         sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.db),

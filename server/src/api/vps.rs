@@ -340,7 +340,7 @@ async fn stats(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response> {
     let samples = domain::compute::stats::open(&state, &caller.user.id, &id).await?;
-    Ok(crate::http::events::stats(samples))
+    Ok(crate::http::events::stats(&state, samples))
 }
 
 #[utoipa::path(get, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),

@@ -8,6 +8,9 @@
 //! `GET /events/machines/{id}/stats` streams one running machine's resource samples for its
 //! charts (see `domain::compute::stats`), as `GET /api/vps/{id}/stats` does for API clients.
 //!
+//! Every stream ends when this replica stops (`domain::infra::lifecycle`): the browser's
+//! EventSource reconnects, through the load balancer, to a replica still serving.
+//!
 //! The machine list reads the database (once a second per open page) rather than listening to this
 //! replica's job workers, so it shows changes made by every replica behind a load balancer.
 
@@ -24,7 +27,7 @@ use axum::{
 };
 use domain::compute::instances;
 use domain::AppState;
-use futures::stream::{self, Stream};
+use futures::stream::{self, Stream, StreamExt};
 use model::compute::MachineStats;
 use tokio::sync::mpsc::Receiver;
 use tower_sessions::Session;
@@ -37,7 +40,8 @@ pub async fn machines(State(state): State<AppState>, session: Session) -> Respon
         Ok(Some(user)) => user,
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
-    Sse::new(changes(state, user.id))
+    let stopped = state.lifecycle.stopped();
+    Sse::new(changes(state, user.id).take_until(stopped))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -83,14 +87,14 @@ pub async fn machine_stats(
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
     match domain::compute::stats::open(&state, &user.id, &id).await {
-        Ok(samples) => stats(samples),
+        Ok(samples) => stats(&state, samples),
         Err(e) => crate::http::error::AppError::from(e).into_response(),
     }
 }
 
 /// Samples as `stats` events until the machine stops (the stream then ends; a browser's
-/// EventSource asks again and gets a 409, which ends its retries).
-pub fn stats(samples: Receiver<MachineStats>) -> Response {
+/// EventSource asks again and gets a 409, which ends its retries) or this replica does.
+pub fn stats(state: &AppState, samples: Receiver<MachineStats>) -> Response {
     let events = stream::unfold(samples, |mut samples| async move {
         let sample = samples.recv().await?;
         let data = serde_json::to_string(&sample).unwrap_or_default();
@@ -99,7 +103,7 @@ pub fn stats(samples: Receiver<MachineStats>) -> Response {
             samples,
         ))
     });
-    Sse::new(events)
+    Sse::new(events.take_until(state.lifecycle.stopped()))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -110,6 +114,7 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Response {
         Ok(Some(user)) => user,
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
+    let stopped = state.lifecycle.stopped();
     let events = stream::unfold(
         (state, user.id, String::new(), true),
         |(state, id, last, first)| async move {
@@ -134,7 +139,7 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Response {
             }
         },
     );
-    Sse::new(events)
+    Sse::new(events.take_until(stopped))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

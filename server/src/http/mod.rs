@@ -411,15 +411,27 @@ pub fn spawn_session_cleanup(state: &AppState) -> tokio::task::JoinHandle<()> {
 
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM, finishing in-flight requests.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    serve_until(listener, router, shutdown_signal()).await
+}
+
+/// Serves `router` on `listener` until `stop` resolves; then stops accepting and returns once
+/// in-flight requests are finished (long-lived streams must end on their own: they watch the
+/// replica's `lifecycle`).
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stop)
     .await
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
