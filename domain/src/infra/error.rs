@@ -80,11 +80,17 @@ impl From<sqlx::Error> for ServiceError {
         // The one place constraint violations become caller errors. Services that know which
         // constraint a write can break check for it first and give a precise message; this is
         // the backstop for races between that check and the write.
-        // No connection to be had (the server is down or unreachable, or the pool is closed):
-        // the statement never ran, so the caller may simply try again.
+        // No connection to be had (the server is down or unreachable, or the pool is closed),
+        // or the connection broke (a reset, or a host that accepts and hangs up, which sqlx
+        // reports as a protocol error while connecting — found by the outage test): the
+        // transaction did not commit, so the caller may simply try again.
         if matches!(
             err,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::Tls(_)
         ) {
             tracing::warn!(error = %err, "database unavailable");
             return Self::Unavailable;

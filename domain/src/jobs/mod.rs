@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::compute::{executor, notices};
 use crate::infra::db;
-use crate::infra::error::ServiceResult;
+use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::queue::{self, Failure, JobKind, JobRow, JobState, MAX_ATTEMPTS};
 use crate::AppState;
 
@@ -54,20 +54,51 @@ pub async fn run_once(state: &AppState) -> ServiceResult<bool> {
             .inc("hangar_driver_errors_total", &[("kind", kind)]);
     }
     match result {
-        Ok(()) => queue::finish(&state.db, &job, JobState::Done, None).await?,
+        Ok(()) => {
+            persist(state, || {
+                queue::finish(&state.db, &job, JobState::Done, None)
+            })
+            .await?;
+        }
         Err(Failure::Retry(msg)) if job.attempts < MAX_ATTEMPTS => {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %msg, "job failed; will retry");
-            queue::retry_later(&state.db, &job, &msg).await?;
+            persist(state, || queue::retry_later(&state.db, &job, &msg)).await?;
         }
         Err(Failure::Retry(msg)) | Err(Failure::Permanent(msg)) => {
             tracing::warn!(job = %job.id, kind = %job.kind, error = %msg, "job failed");
             if job.kind != JobKind::Mail {
-                executor::give_up(state, &job, &msg).await?;
+                persist(state, || executor::give_up(state, &job, &msg)).await?;
             }
-            queue::finish(&state.db, &job, JobState::Failed, Some(&msg)).await?;
+            persist(state, || {
+                queue::finish(&state.db, &job, JobState::Failed, Some(&msg))
+            })
+            .await?;
         }
     }
     Ok(true)
+}
+
+/// Records a job's outcome, waiting out a database outage (0.5 s doubling to 5 s, for at most
+/// the job's lease): dropping the outcome would leave the job `running` until its lease expires
+/// (five minutes by default) before anyone tried it again — found by the outage test, where a
+/// create cut off by the outage kept its machine provisioning long after the database was back.
+async fn persist<F, Fut>(state: &AppState, write: F) -> ServiceResult<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ServiceResult<()>>,
+{
+    let give_up_at =
+        std::time::Instant::now() + Duration::from_secs(state.config.job_lease_secs.max(1) as u64);
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match write().await {
+            Err(ServiceError::Unavailable) if std::time::Instant::now() + wait < give_up_at => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn dispatch(state: &AppState, job: &JobRow) -> Result<(), Failure> {
