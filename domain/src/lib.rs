@@ -90,6 +90,7 @@ impl AppState {
             guest_keys: Arc::new(compute::driver::guest::GuestKeys::new(
                 db::stored_secret(&db, "guest_ssh").await?.as_bytes(),
             )),
+            installation: db::stored_secret(&db, "installation").await?[..16].to_owned(),
         }));
         Ok(Self {
             drivers,

@@ -174,10 +174,13 @@ async fn bad_image_is_refused(d: Arc<dyn Driver>) {
     assert_eq!(d.power(&s.name).await.unwrap(), None, "nothing left behind");
 }
 
-/// What the tests' drivers are built with: a short stop timeout, defaults otherwise.
+/// What the tests' drivers are built with: a short stop timeout and an installation of their
+/// own (so test servers running beside them never take their machines for orphans), defaults
+/// otherwise.
 fn settings() -> driver::Settings {
     driver::Settings {
         stop_timeout: Duration::from_secs(5),
+        installation: "drivers-tests".into(),
         ..Default::default()
     }
 }
@@ -262,6 +265,34 @@ async fn docker_refuses_an_image_the_node_lacks() {
     if let Some(uri) = docker_uri() {
         bad_image_is_refused(driver::connect(Kind::Container, &uri, None, &settings())).await;
     }
+}
+
+/// Two installations on one engine (staging beside production): each lists only its own
+/// machines, so neither's reconciler destroys the other's as orphans.
+#[tokio::test]
+async fn docker_installations_on_one_engine_see_only_their_own_machines() {
+    let Some(uri) = docker_uri() else { return };
+    let installation = |name: &str| {
+        driver::connect(
+            Kind::Container,
+            &uri,
+            None,
+            &driver::Settings {
+                installation: name.into(),
+                ..settings()
+            },
+        )
+    };
+    let (production, staging) = (installation("production-1"), installation("staging-1"));
+    let s = spec(Kind::Container, &unique_id());
+    production.create(&s).await.unwrap();
+    let names = |list: Vec<driver::Machine>| list.into_iter().map(|m| m.name).collect::<Vec<_>>();
+    assert!(names(production.list().await.unwrap()).contains(&s.name));
+    assert!(
+        !names(staging.list().await.unwrap()).contains(&s.name),
+        "staging does not see production's machine"
+    );
+    production.destroy(&s.name).await.unwrap();
 }
 
 #[tokio::test]

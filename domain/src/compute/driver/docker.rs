@@ -37,19 +37,34 @@ use crate::compute::driver::{
 };
 
 const LABEL: &str = "hangar.instance";
+/// The installation a machine belongs to (see `Settings::installation`). Machines made before
+/// the label existed have none and are still listed, as they always were.
+const INSTALLATION_LABEL: &str = "hangar.installation";
 const SNAPSHOT_REPO: &str = "hangar-snapshot";
 
 #[derive(Debug, Clone)]
 pub struct DockerDriver {
     uri: String,
     stop_timeout: Duration,
+    installation: String,
 }
 
 impl DockerDriver {
-    pub fn new(uri: &str, stop_timeout: Duration) -> Self {
+    pub fn new(uri: &str, stop_timeout: Duration, installation: &str) -> Self {
         Self {
             uri: uri.to_owned(),
             stop_timeout,
+            installation: installation.to_owned(),
+        }
+    }
+
+    /// Whether a container with these labels is one of this installation's.
+    fn ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        match labels.and_then(|l| l.get(INSTALLATION_LABEL)) {
+            Some(installation) => {
+                self.installation.is_empty() || *installation == self.installation
+            }
+            None => true,
         }
     }
 
@@ -68,8 +83,9 @@ impl DockerDriver {
 
 /// Runs `call` again while Podman answers 500 "image not known": it does so for an image list
 /// and for a container create, start, stop, kill or remove when another image (not the
-/// machine's) is being removed at the same moment (seen lasting over a second while a committed snapshot image was deleted). Growing
-/// pauses, about 5 s in all.
+/// machine's) is being removed at the same moment (seen lasting over a second while a committed
+/// snapshot image was deleted); and "no such container" for a container list while another
+/// container is being removed. Growing pauses, about 5 s in all.
 async fn podman_retry<T, F, Fut>(mut call: F) -> Result<T, BollardError>
 where
     F: FnMut() -> Fut,
@@ -80,9 +96,12 @@ where
         attempt += 1;
         match call().await {
             Err(e)
-                if attempt < 8
-                    && status_of(&e) == Some(500)
-                    && e.to_string().contains("image not known") =>
+                if attempt < 8 && status_of(&e) == Some(500) && {
+                    let text = e.to_string();
+                    text.contains("image not known")
+                        || text.contains("no such container")
+                        || text.contains("does not exist in database")
+                } =>
             {
                 tokio::time::sleep(Duration::from_millis((100u64 << attempt.min(4)).min(1000)))
                     .await;
@@ -220,10 +239,15 @@ impl Driver for DockerDriver {
                 image: Some(spec.image.clone()),
                 hostname: Some(spec.hostname.clone()),
                 env: Some(env),
-                labels: Some(HashMap::from([(
-                    LABEL.to_owned(),
-                    spec.instance_id.clone(),
-                )])),
+                labels: Some(
+                    [
+                        (LABEL.to_owned(), spec.instance_id.clone()),
+                        (INSTALLATION_LABEL.to_owned(), self.installation.clone()),
+                    ]
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect(),
+                ),
                 stop_timeout: Some(self.stop_timeout.as_secs() as i64),
                 host_config: Some(HostConfig {
                     nano_cpus: Some(i64::from(spec.vcpu) * 1_000_000_000),
@@ -302,16 +326,20 @@ impl Driver for DockerDriver {
     async fn list(&self) -> DriverResult<Vec<Machine>> {
         let docker = self.client()?;
         let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
-        let containers = docker
-            .list_containers(Some(ListContainersOptions {
+        // Podman fails a listing when a container goes away while it is being read (another
+        // installation's, or a test's beside ours): retried like the image listing.
+        let containers = podman_retry(|| {
+            docker.list_containers(Some(ListContainersOptions {
                 all: true,
-                filters: Some(filters),
+                filters: Some(filters.clone()),
                 ..Default::default()
             }))
-            .await
-            .map_err(backend)?;
+        })
+        .await
+        .map_err(backend)?;
         Ok(containers
             .into_iter()
+            .filter(|c| self.ours(c.labels.as_ref()))
             .filter_map(|c| {
                 let name = c.names?.first()?.trim_start_matches('/').to_owned();
                 super::instance_of(&name)?;

@@ -430,6 +430,11 @@ pub struct Settings {
     pub libvirt_network: crate::infra::config::Network,
     /// The platform key and machines' host keys for SSH into VMs; see [`guest`].
     pub guest_keys: Arc<guest::GuestKeys>,
+    /// This installation's id (shared by its replicas through the database). Container machines
+    /// carry it as a label, and a driver lists only its installation's machines, so two
+    /// installations on one engine (staging beside production, or test servers side by side)
+    /// never take each other's machines for orphans. Empty: no label, everything listed.
+    pub installation: String,
 }
 
 impl Default for Settings {
@@ -439,6 +444,7 @@ impl Default for Settings {
             libvirt_domain_type: crate::infra::config::DomainType::Kvm,
             libvirt_network: crate::infra::config::Network("default".into()),
             guest_keys: Arc::new(guest::GuestKeys::random()),
+            installation: String::new(),
         }
     }
 }
@@ -456,7 +462,11 @@ pub fn connect(
         Kind::Container if uri.starts_with("hangar-node+") => {
             Arc::new(daemon::DaemonDriver::new(uri, secret.unwrap_or_default()))
         }
-        Kind::Container => Arc::new(docker::DockerDriver::new(uri, settings.stop_timeout)),
+        Kind::Container => Arc::new(docker::DockerDriver::new(
+            uri,
+            settings.stop_timeout,
+            &settings.installation,
+        )),
     }
 }
 
