@@ -149,7 +149,7 @@ fn inside_error(e: DriverError) -> ServiceError {
         DriverError::Invalid(m) => ServiceError::Invalid(m),
         DriverError::TooLarge(m) => ServiceError::TooLarge(m),
         DriverError::NotFound(_) => ServiceError::NotFound("File"),
-        DriverError::Backend(m) => ServiceError::internal(anyhow::anyhow!(m)),
+        DriverError::Backend(m) => crate::compute::driver::node_failed(&m, "(exec or file)"),
     }
 }
 

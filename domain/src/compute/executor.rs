@@ -70,7 +70,7 @@ pub async fn vnc_port(state: &AppState, user_id: &str, id: &str) -> ServiceResul
     let console = driver
         .console(&machine_name(&inst.id))
         .await
-        .map_err(|e| ServiceError::internal(anyhow::anyhow!("console: {e}")))?;
+        .map_err(|e| e.for_request(&inst.id))?;
     console.vnc_port.ok_or_else(|| {
         ServiceError::Conflict(
             "This instance has no VNC screen (containers have a serial console only)".into(),

@@ -6,7 +6,7 @@
 use model::compute::{InstanceState, MachineStats};
 use tokio::sync::mpsc::Receiver;
 
-use crate::compute::driver::{machine_name, DriverError};
+use crate::compute::driver::machine_name;
 use crate::compute::executor;
 use crate::compute::instances;
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -30,18 +30,5 @@ pub async fn open(
     driver
         .open_stats(&machine_name(&inst.id))
         .await
-        .map_err(|e| match e {
-            DriverError::Backend(m) => {
-                // The node is down or broken: the caller can only wait; it is logged.
-                tracing::warn!(error = %m, instance = %inst.id, "stats: the node failed");
-                ServiceError::Conflict(
-                    "The machine's node does not answer right now; try again shortly".into(),
-                )
-            }
-            DriverError::NotFound(_) => ServiceError::NotFound("Instance"),
-            DriverError::Unsupported(m)
-            | DriverError::Unreachable(m)
-            | DriverError::Invalid(m)
-            | DriverError::TooLarge(m) => ServiceError::Conflict(m),
-        })
+        .map_err(|e| e.for_request(&inst.id))
 }

@@ -25,13 +25,7 @@ fn error(e: DriverError) -> ServiceError {
         DriverError::Invalid(m) => ServiceError::Invalid(m),
         DriverError::TooLarge(m) => ServiceError::TooLarge(m),
         DriverError::Unsupported(m) | DriverError::Unreachable(m) => ServiceError::Conflict(m),
-        // The node is down or broken: the caller can do nothing but wait, and it is logged.
-        DriverError::Backend(m) => {
-            tracing::warn!(error = %m, "volume: the node failed");
-            ServiceError::Conflict(
-                "The machine's node does not answer right now; try again shortly".into(),
-            )
-        }
+        DriverError::Backend(m) => crate::compute::driver::node_failed(&m, "(volume)"),
     }
 }
 

@@ -189,6 +189,32 @@ pub enum DriverError {
 
 pub type DriverResult<T> = Result<T, DriverError>;
 
+/// A node that failed a request (down or broken): the caller can only wait, so a 409 saying so;
+/// the node's own words go to the log.
+pub fn node_failed(detail: &str, instance_id: &str) -> crate::infra::error::ServiceError {
+    tracing::warn!(error = %detail, instance = %instance_id, "the node failed a request");
+    crate::infra::error::ServiceError::Conflict(
+        "The machine's node does not answer right now; try again shortly".into(),
+    )
+}
+
+impl DriverError {
+    /// The error a request about machine `instance_id` answers: the node's own trouble is a 409
+    /// the caller can only wait out (and is logged), a machine missing on its node a 404, the
+    /// rest a 409 in the driver's words. Never a 500: nothing is wrong with Hangar.
+    pub fn for_request(self, instance_id: &str) -> crate::infra::error::ServiceError {
+        use crate::infra::error::ServiceError;
+        match self {
+            DriverError::Backend(m) => node_failed(&m, instance_id),
+            DriverError::NotFound(_) => ServiceError::NotFound("Instance"),
+            DriverError::Unsupported(m)
+            | DriverError::Unreachable(m)
+            | DriverError::Invalid(m)
+            | DriverError::TooLarge(m) => ServiceError::Conflict(m),
+        }
+    }
+}
+
 /// The name Hangar gives an instance's machine on its node.
 pub fn machine_name(instance_id: &str) -> String {
     format!("hangar-{instance_id}")
