@@ -179,53 +179,18 @@ async fn killed_mid_work_the_server_leaves_nothing_stuck_doubled_or_lost() {
     let post = |path: &str, token: &str, body: Value| {
         http.post(url(path)).bearer_auth(token).json(&body).send()
     };
-    let login = |email: &str, password: &str| {
-        let res = http
-            .post(url("/api/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send();
-        async move {
-            let body: Value = res.await.unwrap().json().await.unwrap();
-            body["token"].as_str().unwrap().to_owned()
-        }
+    let remote = common::Remote {
+        http: &http,
+        base: server.url(""),
     };
-    let operator = login("ops@example.com", "faults-operator-password").await;
-    let me: Value = http
-        .post(url("/api/auth/register"))
-        .json(&json!({"email": "victim@example.com", "username": "victim", "password": "victim-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user_id = me["id"].as_str().unwrap().to_owned();
-    let res = post(
-        &format!("/api/admin/users/{user_id}/credit"),
-        &operator,
-        json!({"amount": 100}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let user = login("victim@example.com", "victim-password").await;
-    let plans: Value = http
-        .get(url("/api/pricing"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let plan = plans
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == "container")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (user_id, _, user) = remote
+        .funded_customer(
+            ("ops@example.com", "faults-operator-password"),
+            "victim",
+            100.0,
+        )
+        .await;
+    let plan = remote.container_plan().await;
     // One machine that runs throughout, so every kill also lands on a running meter.
     let keeper = post(
         "/api/vps",

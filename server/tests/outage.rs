@@ -163,55 +163,18 @@ async fn thirty_seconds_without_the_database_answer_503_and_everything_resumes()
         assert!(Instant::now() < deadline, "the server did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let login = |email: &str, password: &str| {
-        let res = http
-            .post(url("/api/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send();
-        async move {
-            res.await.unwrap().json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
+    let remote = common::Remote {
+        http: &http,
+        base: url(""),
     };
-    let operator = login("ops@example.com", "outage-operator-password").await;
-    let me: Value = http
-        .post(url("/api/auth/register"))
-        .json(&json!({"email": "patient@example.com", "username": "patient", "password": "patient-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user_id = me["id"].as_str().unwrap().to_owned();
-    let res = http
-        .post(url(&format!("/api/admin/users/{user_id}/credit")))
-        .bearer_auth(&operator)
-        .json(&json!({"amount": 20}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let user = login("patient@example.com", "patient-password").await;
-    let plans: Value = http
-        .get(url("/api/pricing"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let plan = plans
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == "container")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, _, user) = remote
+        .funded_customer(
+            ("ops@example.com", "outage-operator-password"),
+            "patient",
+            20.0,
+        )
+        .await;
+    let plan = remote.container_plan().await;
     let create = |name: &str| {
         http.post(url("/api/vps"))
             .bearer_auth(&user)

@@ -436,3 +436,81 @@ pub fn docker_host() -> Option<String> {
         ),
     }
 }
+
+/// A Hangar reached over HTTP only (a `hangar serve` child process, or replicas behind a load
+/// balancer): the set-up calls the process-level tests share.
+pub struct Remote<'a> {
+    pub http: &'a Client,
+    pub base: String,
+}
+
+impl Remote<'_> {
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_json(res, StatusCode::OK).await;
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers `username` (`<username>@example.com`, password `<username>-password`) and gives
+    /// them `usd` from the operator; returns (user id, the operator's JWT, the user's JWT).
+    pub async fn funded_customer(
+        &self,
+        operator: (&str, &str),
+        username: &str,
+        usd: f64,
+    ) -> (String, String, String) {
+        let operator = self.login(operator.0, operator.1).await;
+        let (email, password) = (
+            format!("{username}@example.com"),
+            format!("{username}-password"),
+        );
+        let res = self
+            .http
+            .post(format!("{}/api/auth/register", self.base))
+            .json(&json!({"email": email, "username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let user_id = expect_json(res, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = self
+            .http
+            .post(format!("{}/api/admin/users/{user_id}/credit", self.base))
+            .bearer_auth(&operator)
+            .json(&json!({ "amount": usd }))
+            .send()
+            .await
+            .unwrap();
+        expect_json(res, StatusCode::OK).await;
+        let user = self.login(&email, &password).await;
+        (user_id, operator, user)
+    }
+
+    /// The id of the first container plan.
+    pub async fn container_plan(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/api/pricing", self.base))
+            .send()
+            .await
+            .unwrap();
+        let plans = expect_json(res, StatusCode::OK).await;
+        plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["kind"] == "container")
+            .expect("a container plan")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
