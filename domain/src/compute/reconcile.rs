@@ -16,10 +16,16 @@
 //!
 //! Each pass ends by recording every node's load (`nodes::record_load`, the operator's charts).
 //!
-//! A node that cannot be reached is skipped (logged), never taken as "everything is gone": it
+//! Nodes are reconciled side by side (up to [`NODES_AT_ONCE`]), so a lost node delays only
+//! itself; a node that does not list its machines within [`LIST_WAIT`] counts as unreachable for
+//! the pass. A node that cannot be reached is skipped (logged), never taken as "everything is gone": it
 //! and its machines are marked `unreachable_since` (shown by the API and the portal; placement
 //! passes it by), and the mark goes from both when a later pass reaches it again — its machines
 //! then converge like any others, with the state the node reports.
+
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
 use crate::compute::executor::{self, NodeDriver};
@@ -41,15 +47,58 @@ pub struct Report {
     pub unreachable_nodes: Vec<String>,
 }
 
-/// One pass over every node.
+/// How long a node has to list its machines. A node that takes longer is treated as unreachable
+/// for this pass: a daemon that accepts connections and never answers (hung, or its host
+/// swapping to death) would otherwise hold the pass for the driver's whole request timeout.
+const LIST_WAIT: Duration = Duration::from_secs(20);
+/// Nodes reconciled at once: a slow or lost node delays only itself.
+const NODES_AT_ONCE: usize = 8;
+
+/// One pass over every node. The first database error, if any, is returned once every node has
+/// had its turn.
 pub async fn run(state: &AppState) -> ServiceResult<Report> {
+    // The futures are made up front: a closure inside the stream would make this future's
+    // `Send` proof depend on higher-ranked lifetimes rustc cannot show.
+    let nodes: Vec<_> = executor::all_drivers(state)
+        .await?
+        .into_iter()
+        .map(|node_driver| node_pass(state, node_driver))
+        .collect();
+    let passes: Vec<ServiceResult<Report>> = futures::stream::iter(nodes)
+        .buffer_unordered(NODES_AT_ONCE)
+        .collect()
+        .await;
     let mut report = Report::default();
-    for node_driver in executor::all_drivers(state).await? {
-        reconcile_node(state, node_driver, &mut report).await?;
+    for pass in passes {
+        report.merge(pass?);
     }
     // What each node holds after the pass, for the operator's load charts.
     crate::compute::nodes::record_load(&state.db, db::now_ms()).await?;
     Ok(report)
+}
+
+/// One node's part of a pass.
+async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<Report> {
+    let mut report = Report::default();
+    reconcile_node(state, node_driver, &mut report).await?;
+    Ok(report)
+}
+
+impl Report {
+    /// Adds one node's findings; each list stays sorted, whatever order the nodes finished in.
+    fn merge(&mut self, other: Report) {
+        for (mine, theirs) in [
+            (&mut self.failed, other.failed),
+            (&mut self.stopped, other.stopped),
+            (&mut self.started, other.started),
+            (&mut self.addressed, other.addressed),
+            (&mut self.destroyed, other.destroyed),
+            (&mut self.unreachable_nodes, other.unreachable_nodes),
+        ] {
+            mine.extend(theirs);
+            mine.sort();
+        }
+    }
 }
 
 async fn reconcile_node(
@@ -57,7 +106,14 @@ async fn reconcile_node(
     (node, driver): NodeDriver,
     report: &mut Report,
 ) -> ServiceResult<()> {
-    let machines = match driver.list().await {
+    let listed = match tokio::time::timeout(LIST_WAIT, driver.list()).await {
+        Ok(listed) => listed,
+        Err(_) => Err(crate::compute::driver::DriverError::Backend(format!(
+            "no answer to a listing within {} s",
+            LIST_WAIT.as_secs()
+        ))),
+    };
+    let machines = match listed {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(node = %node.name, error = %e, "reconciler: node unreachable; skipped");
