@@ -305,7 +305,7 @@ async fn check_ledger(config: &Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let site_root = config.site_root.clone();
-    if !site_root.join("pkg/hangar.js").exists() {
+    if !site_root.join("pkg/bundle.txt").exists() {
         tracing::warn!(site_root = %site_root.display(), "no built site found: pages will render but not hydrate; run `cargo xtask build`");
     }
     let embedded_node = match (config.node_listen, config.docker_host.as_deref()) {

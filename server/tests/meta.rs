@@ -205,11 +205,13 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
         html.contains("Servers by the day"),
         "landing page rendered on the server"
     );
+    // The built bundle's names (content-named when `cargo xtask build` has run).
+    let stem = app::ssr::bundle_stem(&app.state.config.site_root);
     assert!(
-        html.contains("/pkg/hangar.js") && html.contains("hangar_bg.wasm"),
+        html.contains(&format!("/pkg/{stem}.js")) && html.contains(&format!("/pkg/{stem}_bg.wasm")),
         "hydration script"
     );
-    assert!(html.contains("/pkg/hangar.css"));
+    assert!(html.contains(&format!("/pkg/{stem}.css")));
 
     let res = app.get("/signin", None).await;
     let html = res.text().await.unwrap();
@@ -228,63 +230,97 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
 }
 
 /// The browser bundle goes out as the build's brotli or gzip copy when the browser takes it,
-/// never compressed again per request, and revalidated rather than downloaded again.
+/// never compressed again per request. Its files are named by their content, so pages link this
+/// build's names and browsers keep them for good; anything else there is revalidated.
 #[tokio::test]
-async fn the_bundle_is_served_precompressed_and_revalidated() {
+async fn the_bundle_is_content_named_served_precompressed_and_kept() {
+    const STEM: &str = "hangar.0123456789abcdef";
     let site = std::env::temp_dir().join(format!("hangar-site-{}", domain::infra::db::new_id()));
     let pkg = site.join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();
     let js = "console.log('hangar');\n".repeat(200);
-    std::fs::write(pkg.join("hangar.js"), &js).unwrap();
-    std::fs::write(pkg.join("hangar.js.br"), b"brotli bytes").unwrap();
-    std::fs::write(pkg.join("hangar.js.gz"), b"gzip bytes").unwrap();
+    std::fs::write(pkg.join("bundle.txt"), format!("{STEM}\n")).unwrap();
+    std::fs::write(pkg.join(format!("{STEM}.js")), &js).unwrap();
+    std::fs::write(pkg.join(format!("{STEM}.js.br")), b"brotli bytes").unwrap();
+    std::fs::write(pkg.join(format!("{STEM}.js.gz")), b"gzip bytes").unwrap();
+    std::fs::write(pkg.join(format!("{STEM}_bg.wasm")), b"\0asm").unwrap();
+    std::fs::write(pkg.join("notes.txt"), b"not content-named").unwrap();
     let app = TestApp::builder()
         .config("site_root", site.to_str().unwrap())
         .spawn()
         .await;
+
+    // Pages link the names bundle.txt gives: stylesheet, module script and WASM.
+    let html = app.get("/marketplace", None).await.text().await.unwrap();
+    for link in [
+        format!("href=\"/pkg/{STEM}.css\""),
+        format!("/pkg/{STEM}.js"),
+        format!("/pkg/{STEM}_bg.wasm"),
+    ] {
+        assert!(html.contains(&link), "{link} in the page");
+    }
+    assert!(!html.contains("/pkg/hangar.js"), "no unhashed name");
+
     let client = reqwest::Client::new();
+    let js_url = app.url(&format!("/pkg/{STEM}.js"));
     let get = |encoding: &'static str| {
         client
-            .get(app.url("/pkg/hangar.js"))
+            .get(&js_url)
             .header("accept-encoding", encoding)
             .send()
     };
-
     let br = get("br, gzip").await.unwrap();
     assert_eq!(br.status(), StatusCode::OK);
     assert_eq!(br.headers()["content-encoding"], "br");
-    assert_eq!(br.headers()["cache-control"], "no-cache");
+    assert_eq!(
+        br.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     assert!(br.headers()["content-type"]
         .to_str()
         .unwrap()
         .contains("javascript"));
-    let modified = br.headers()["last-modified"].clone();
     assert_eq!(
         br.bytes().await.unwrap().as_ref(),
         b"brotli bytes",
         "the build's copy, as it is"
     );
-
     let gz = get("gzip").await.unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     assert_eq!(gz.bytes().await.unwrap().as_ref(), b"gzip bytes");
-
     let plain = get("identity").await.unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.text().await.unwrap(), js);
+    let wasm = client
+        .get(app.url(&format!("/pkg/{STEM}_bg.wasm")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wasm.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
 
-    // A browser with the file asks again and gets 304 until the bundle changes.
+    // A file without a content name is kept but asked for again: 304 while unchanged.
+    let notes = client.get(app.url("/pkg/notes.txt")).send().await.unwrap();
+    assert_eq!(notes.headers()["cache-control"], "no-cache");
+    let modified = notes.headers()["last-modified"].clone();
     let again = client
-        .get(app.url("/pkg/hangar.js"))
-        .header("accept-encoding", "br")
+        .get(app.url("/pkg/notes.txt"))
         .header("if-modified-since", modified)
         .send()
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
-    let missing = client.get(app.url("/pkg/missing.js")).send().await.unwrap();
+    // A missing file is not cached for a year under a name a later build could use.
+    let missing = client
+        .get(app.url("/pkg/hangar.fedcba9876543210.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.headers()["cache-control"], "no-cache");
     let _ = std::fs::remove_dir_all(&site);
 }
 

@@ -8,7 +8,9 @@
 //!      then writes brotli and gzip copies of the bundle (`.br`, `.gz`; the best levels with
 //!      `--release`), which the server sends as they are;
 //!   4. copies `style/main.css` to `pkg/hangar.css`, `public/` to the site root, and the vendored
-//!      front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to `vendor/`.
+//!      front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to `vendor/`;
+//!   5. names the bundle by its content (`pkg/hangar.<hash>.js`, `_bg.wasm`, `.css`; the stem in
+//!      `pkg/bundle.txt`), so the server can tell browsers to keep those files for good.
 //!
 //! `cargo xtask watch`: builds, starts `hangar serve`, and on every change under `model/`, `domain/`, `app/`, `frontend/`,
 //! `server/`, `style/`, `public/` or `migrations/` rebuilds what changed and restarts the server.
@@ -88,6 +90,10 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
 
     let site = root.join("target/site");
     let pkg = site.join("pkg");
+    // Only this build's bundle: earlier ones carry other hashes.
+    if pkg.exists() {
+        std::fs::remove_dir_all(&pkg)?;
+    }
     std::fs::create_dir_all(&pkg)?;
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&wasm)
@@ -134,10 +140,17 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             }
         }
     }
-    for name in ["hangar_bg.wasm", "hangar.js", "hangar.css"] {
+    let stem = name_by_content(&pkg)?;
+    for name in [
+        format!("{stem}_bg.wasm"),
+        format!("{stem}.js"),
+        format!("{stem}.css"),
+    ] {
         precompress(&pkg.join(name), release)?;
     }
-    let size = std::fs::metadata(&wasm_out).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(pkg.join(format!("{stem}_bg.wasm")))
+        .map(|m| m.len())
+        .unwrap_or(0);
     eprintln!(
         "xtask: site built in {:.1}s ({} KiB of WASM, {} profile) at {}",
         started.elapsed().as_secs_f64(),
@@ -146,6 +159,32 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
         site.display()
     );
     Ok(())
+}
+
+/// Renames the bundle (`hangar.js`, `hangar_bg.wasm`, `hangar.css`) to carry a hash of its
+/// contents, `hangar.<16 hex digits>.*`, and writes that stem to `pkg/bundle.txt`, where the
+/// server reads which names to link. A name then always means the same bytes, so browsers may
+/// keep the files for a year without asking again (`Cache-Control: immutable`), and a new build
+/// is fetched at once because its names are new. One hash for the three: they change together.
+fn name_by_content(pkg: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let files = [
+        ("hangar.js", ".js"),
+        ("hangar_bg.wasm", "_bg.wasm"),
+        ("hangar.css", ".css"),
+    ];
+    let mut hasher = Sha256::new();
+    for (name, _) in files {
+        let bytes = std::fs::read(pkg.join(name)).with_context(|| format!("reading {name}"))?;
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    let stem = format!("hangar.{}", &hex::encode(hasher.finalize())[..16]);
+    for (name, suffix) in files {
+        std::fs::rename(pkg.join(name), pkg.join(format!("{stem}{suffix}")))?;
+    }
+    std::fs::write(pkg.join("bundle.txt"), format!("{stem}\n"))?;
+    Ok(stem)
 }
 
 /// npm package, files (or whole directories) inside it, directory under `vendor/`.

@@ -168,19 +168,43 @@ pub fn router(state: AppState) -> Router {
 
 /// The browser bundle (`/pkg`): the brotli or gzip copy `cargo xtask build` wrote beside each
 /// file when the browser accepts it (no compression per visitor; the response layer leaves an
-/// encoded body alone), with `Cache-Control: no-cache` so a browser keeps its copy and asks
-/// again with `If-Modified-Since` (304 until the bundle is rebuilt: the names carry no hash yet).
+/// encoded body alone). Content-named files (`hangar.<hash>.*`) never change, so browsers keep
+/// them for a year without asking again (`immutable`); anything else there is `no-cache` (kept,
+/// but revalidated with `If-Modified-Since`).
 fn bundle(site_root: &std::path::Path) -> Router<RouterState> {
-    use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer};
+    use tower_http::services::ServeDir;
     let files = ServeDir::new(site_root.join("pkg"))
         .precompressed_br()
         .precompressed_gzip();
     Router::new()
         .fallback_service(files)
-        .layer(SetResponseHeaderLayer::overriding(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-cache"),
-        ))
+        .layer(middleware::from_fn(bundle_cache))
+}
+
+async fn bundle_cache(req: Request, next: Next) -> Response {
+    let named_by_content = content_named(req.uri().path());
+    let mut res = next.run(req).await;
+    let policy = if named_by_content && res.status().is_success() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static(policy),
+    );
+    res
+}
+
+/// Whether a bundle path names its content: `hangar.<16 hex digits>` then the file's kind.
+fn content_named(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let mut parts = name.split('.');
+    parts.next() == Some("hangar")
+        && parts.next().is_some_and(|h| {
+            let hash = h.strip_suffix("_bg").unwrap_or(h);
+            hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
