@@ -1,0 +1,37 @@
+// First load of a page in Chromium with an empty cache: `node end2end/bench-first-load.mjs
+// [PATH] [RUNS]` against HANGAR_E2E_URL (default /marketplace, 10 runs). Each run is a new
+// browser context (no cache, no cookies); it reports the bytes the page transferred, the time to
+// the HTML's first paint and to hydrated (the WASM loaded, compiled and run over the page), and
+// the median of each. A benchmark, not a test: the figures go to docs/BENCHMARKS.md.
+import { launch, BASE } from './browser.mjs';
+
+const path = process.argv[2] ?? '/marketplace';
+const runs = Number(process.argv[3] ?? 10);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const browser = await launch();
+const rows = [];
+for (let i = 0; i < runs; i++) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  let bytes = 0;
+  page.on('response', async (res) => {
+    const length = Number((await res.allHeaders())['content-length'] ?? 0);
+    bytes += length;
+  });
+  await page.goto(`${BASE}${path}`, { waitUntil: 'commit' });
+  await page.waitForFunction(() => window.__hangarHydrated === true, null, { timeout: 60_000 });
+  const [paint, hydrated] = await page.evaluate(() => [
+    performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
+    performance.now(),
+  ]);
+  rows.push({ paint, hydrated, bytes });
+  console.log(`run ${i + 1}: first paint ${paint.toFixed(0)} ms, hydrated ${hydrated.toFixed(0)} ms, ${bytes} bytes`);
+  await context.close();
+}
+await browser.close();
+console.log(
+  `median of ${runs}: first paint ${median(rows.map((r) => r.paint)).toFixed(0)} ms, ` +
+  `hydrated ${median(rows.map((r) => r.hydrated)).toFixed(0)} ms, ` +
+  `${median(rows.map((r) => r.bytes))} bytes transferred`,
+);
