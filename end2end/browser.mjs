@@ -46,6 +46,21 @@ export async function api(path, token, body, method) {
   return { status: res.status, body: await res.json().catch(() => null) };
 }
 
+/**
+ * Waits (through the API) until machine `id` runs. Tests that open a new machine's page wait
+ * first: starting a container adds network interfaces on this host, and Chromium fails every
+ * request in flight when the host's interfaces change (`ERR_NETWORK_CHANGED`), which would
+ * sometimes cost the page a script. Users' browsers are not on the host.
+ */
+export async function untilRunning(id, token) {
+  for (let i = 0; i < 120; i++) {
+    const vps = await api(`/api/vps/${id}`, token);
+    if (vps.body?.state === 'running') return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`machine ${id} did not start within a minute`);
+}
+
 /** A new customer with `usd` of credit from the e2e operator: `{email, password, token}`. */
 export async function fundedCustomer(prefix, usd) {
   const username = uniqueName(prefix);

@@ -3,7 +3,7 @@
 // same console from a second browser tab, on a laptop and on a phone.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE, ARTIFACTS, api, signIn } from './browser.mjs';
+import { launch, hydrated, uniqueName, BASE, ARTIFACTS, api, signIn, untilRunning } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -54,6 +54,7 @@ test('a container console: type, read, resize, and a second viewer', async () =>
   const page = await context.newPage();
   await signIn(page, email, password);
 
+  await untilRunning(vps.body.id, login.body.token);
   await page.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(page);
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 30_000 });

@@ -205,13 +205,17 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
         html.contains("Servers by the day"),
         "landing page rendered on the server"
     );
-    // The built bundle's names (content-named when `cargo xtask build` has run).
-    let stem = app::ssr::bundle_stem(&app.state.config.site_root);
+    // The built bundle's files (in its content-named directory when `cargo xtask build` has run).
+    let pkg = match app::ssr::bundle_dir(&app.state.config.site_root) {
+        Some(dir) => format!("/pkg/{dir}"),
+        None => "/pkg".to_owned(),
+    };
     assert!(
-        html.contains(&format!("/pkg/{stem}.js")) && html.contains(&format!("/pkg/{stem}_bg.wasm")),
+        html.contains(&format!("{pkg}/hangar.js"))
+            && html.contains(&format!("{pkg}/hangar_bg.wasm")),
         "hydration script"
     );
-    assert!(html.contains(&format!("/pkg/{stem}.css")));
+    assert!(html.contains(&format!("{pkg}/hangar.css")));
 
     let res = app.get("/signin", None).await;
     let html = res.text().await.unwrap();
@@ -230,39 +234,45 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
 }
 
 /// The browser bundle goes out as the build's brotli or gzip copy when the browser takes it,
-/// never compressed again per request. Its files are named by their content, so pages link this
-/// build's names and browsers keep them for good; anything else there is revalidated.
+/// never compressed again per request. A build's files sit in a directory named by their
+/// content, so pages link this build's directory and browsers keep its files for good; anything
+/// else there is revalidated.
 #[tokio::test]
 async fn the_bundle_is_content_named_served_precompressed_and_kept() {
-    const STEM: &str = "hangar.0123456789abcdef";
+    const DIR: &str = "0123456789abcdef";
     let site = std::env::temp_dir().join(format!("hangar-site-{}", domain::infra::db::new_id()));
     let pkg = site.join("pkg");
-    std::fs::create_dir_all(&pkg).unwrap();
+    let bundle = pkg.join(DIR);
+    std::fs::create_dir_all(&bundle).unwrap();
     let js = "console.log('hangar');\n".repeat(200);
-    std::fs::write(pkg.join("bundle.txt"), format!("{STEM}\n")).unwrap();
-    std::fs::write(pkg.join(format!("{STEM}.js")), &js).unwrap();
-    std::fs::write(pkg.join(format!("{STEM}.js.br")), b"brotli bytes").unwrap();
-    std::fs::write(pkg.join(format!("{STEM}.js.gz")), b"gzip bytes").unwrap();
-    std::fs::write(pkg.join(format!("{STEM}_bg.wasm")), b"\0asm").unwrap();
+    std::fs::write(pkg.join("bundle.txt"), format!("{DIR}\n")).unwrap();
+    std::fs::write(bundle.join("hangar.js"), &js).unwrap();
+    std::fs::write(bundle.join("hangar.js.br"), b"brotli bytes").unwrap();
+    std::fs::write(bundle.join("hangar.js.gz"), b"gzip bytes").unwrap();
+    std::fs::write(bundle.join("hangar_bg.wasm"), b"\0asm").unwrap();
+    std::fs::write(bundle.join("split_page.wasm"), b"\0asm").unwrap();
     std::fs::write(pkg.join("notes.txt"), b"not content-named").unwrap();
     let app = TestApp::builder()
         .config("site_root", site.to_str().unwrap())
         .spawn()
         .await;
 
-    // Pages link the names bundle.txt gives: stylesheet, module script and WASM.
+    // Pages link the directory bundle.txt names: stylesheet, module script and WASM.
     let html = app.get("/marketplace", None).await.text().await.unwrap();
     for link in [
-        format!("href=\"/pkg/{STEM}.css\""),
-        format!("/pkg/{STEM}.js"),
-        format!("/pkg/{STEM}_bg.wasm"),
+        format!("href=\"/pkg/{DIR}/hangar.css\""),
+        format!("/pkg/{DIR}/hangar.js"),
+        format!("/pkg/{DIR}/hangar_bg.wasm"),
     ] {
         assert!(html.contains(&link), "{link} in the page");
     }
-    assert!(!html.contains("/pkg/hangar.js"), "no unhashed name");
+    assert!(
+        !html.contains("\"/pkg/hangar.js"),
+        "no name outside the build's directory"
+    );
 
     let client = reqwest::Client::new();
-    let js_url = app.url(&format!("/pkg/{STEM}.js"));
+    let js_url = app.url(&format!("/pkg/{DIR}/hangar.js"));
     let get = |encoding: &'static str| {
         client
             .get(&js_url)
@@ -291,15 +301,19 @@ async fn the_bundle_is_content_named_served_precompressed_and_kept() {
     let plain = get("identity").await.unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.text().await.unwrap(), js);
-    let wasm = client
-        .get(app.url(&format!("/pkg/{STEM}_bg.wasm")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        wasm.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
+    for file in ["hangar_bg.wasm", "split_page.wasm"] {
+        let wasm = client
+            .get(app.url(&format!("/pkg/{DIR}/{file}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wasm.status(), StatusCode::OK);
+        assert_eq!(
+            wasm.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{file}"
+        );
+    }
 
     // A file without a content name is kept but asked for again: 304 while unchanged.
     let notes = client.get(app.url("/pkg/notes.txt")).send().await.unwrap();
@@ -315,7 +329,7 @@ async fn the_bundle_is_content_named_served_precompressed_and_kept() {
 
     // A missing file is not cached for a year under a name a later build could use.
     let missing = client
-        .get(app.url("/pkg/hangar.fedcba9876543210.js"))
+        .get(app.url("/pkg/fedcba9876543210/hangar.js"))
         .send()
         .await
         .unwrap();

@@ -2,15 +2,18 @@
 //!
 //! `cargo xtask build [--release]`:
 //!   1. compiles `frontend` for `wasm32-unknown-unknown` (profile `wasm-release` with `--release`);
-//!   2. generates the JS glue with wasm-bindgen's own library, linked here at exactly the version
+//!   2. splits the WASM into a main module and one module per page (`split_and_bind`), and
+//!      generates the JS glue with wasm-bindgen's own library, linked here at exactly the version
 //!      the workspace pins for the runtime crate, so the two can never disagree;
-//!   3. with `--release`, shrinks the WASM with `wasm-opt -Oz` from npm's `binaryen` when present;
-//!      then writes brotli and gzip copies of the bundle (`.br`, `.gz`; the best levels with
-//!      `--release`), which the server sends as they are;
-//!   4. copies `style/main.css` to `pkg/hangar.css`, `public/` to the site root, and the vendored
-//!      front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to `vendor/`;
-//!   5. names the bundle by its content (`pkg/hangar.<hash>.js`, `_bg.wasm`, `.css`; the stem in
-//!      `pkg/bundle.txt`), so the server can tell browsers to keep those files for good.
+//!   3. with `--release`, shrinks every module with `wasm-opt -Oz` from npm's `binaryen` when
+//!      present;
+//!   4. copies `style/main.css` beside them as `hangar.css`, `public/` to the site root, and the
+//!      vendored front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to
+//!      `vendor/`;
+//!   5. names the bundle's directory by its content (`pkg/<hash>/`, the name in
+//!      `pkg/bundle.txt`), so the server can tell browsers to keep those files for good, and
+//!      writes brotli and gzip copies of each file (`.br`, `.gz`; the best levels with
+//!      `--release`), which the server sends as they are.
 //!
 //! `cargo xtask watch`: builds, starts `hangar serve`, and on every change under `model/`, `domain/`, `app/`, `frontend/`,
 //! `server/`, `style/`, `public/` or `migrations/` rebuilds what changed and restarts the server.
@@ -90,35 +93,15 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
 
     let site = root.join("target/site");
     let pkg = site.join("pkg");
-    // Only this build's bundle: earlier ones carry other hashes.
+    // Only this build's bundle: earlier ones live in directories named by other hashes.
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg)?;
     }
-    std::fs::create_dir_all(&pkg)?;
-    wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
-        .out_name("hangar")
-        .web(true)?
-        .typescript(false)
-        .debug(!release)
-        .generate(&pkg)
-        .context("generating the wasm-bindgen glue")?;
+    let staging = pkg.join("next");
+    std::fs::create_dir_all(&staging)?;
+    split_and_bind(&wasm, &staging, release)?;
+    copy_file(&root.join("style/main.css"), &staging.join("hangar.css"))?;
 
-    let wasm_out = pkg.join("hangar_bg.wasm");
-    let wasm_opt = root.join("node_modules/.bin/wasm-opt");
-    if release && wasm_opt.exists() {
-        run(Command::new(&wasm_opt)
-            .arg(&wasm_out)
-            .args([
-                "-Oz",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "-o",
-            ])
-            .arg(&wasm_out))?;
-    }
-
-    copy_file(&root.join("style/main.css"), &pkg.join("hangar.css"))?;
     copy_dir(&root.join("public"), &site)?;
     for (package, files, dest) in VENDORED {
         let from = root.join("node_modules").join(package);
@@ -140,51 +123,185 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             }
         }
     }
-    let stem = name_by_content(&pkg)?;
-    for name in [
-        format!("{stem}_bg.wasm"),
-        format!("{stem}.js"),
-        format!("{stem}.css"),
-    ] {
-        precompress(&pkg.join(name), release)?;
+    let bundle = name_by_content(&pkg, &staging)?;
+    let mut first_load = 0;
+    for entry in std::fs::read_dir(&bundle)? {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("wasm" | "js" | "css" | "json")
+        ) {
+            precompress(&path, release)?;
+        }
+        if path.file_name().is_some_and(|n| n == "hangar_bg.wasm") {
+            first_load = std::fs::metadata(&path)?.len();
+        }
     }
-    let size = std::fs::metadata(pkg.join(format!("{stem}_bg.wasm")))
-        .map(|m| m.len())
-        .unwrap_or(0);
     eprintln!(
-        "xtask: site built in {:.1}s ({} KiB of WASM, {} profile) at {}",
+        "xtask: site built in {:.1}s ({} KiB of main WASM, {} profile) at {}",
         started.elapsed().as_secs_f64(),
-        size / 1024,
+        first_load / 1024,
         profile,
-        site.display()
+        bundle.display()
     );
     Ok(())
 }
 
-/// Renames the bundle (`hangar.js`, `hangar_bg.wasm`, `hangar.css`) to carry a hash of its
-/// contents, `hangar.<16 hex digits>.*`, and writes that stem to `pkg/bundle.txt`, where the
-/// server reads which names to link. A name then always means the same bytes, so browsers may
-/// keep the files for a year without asking again (`Cache-Control: immutable`), and a new build
-/// is fetched at once because its names are new. One hash for the three: they change together.
-fn name_by_content(pkg: &Path) -> Result<String> {
+/// The name the split modules import their loader from, and which Leptos links (its
+/// `HydrationScripts` looks for exactly this name when file hashing is left to the build).
+const SPLIT_LINK: &str = "./__wasm_split.______________________.js";
+
+/// Splits the linked WASM into the main module and one module per lazily loaded page (plus
+/// chunks the pages share), then generates the JS glue for the main module.
+///
+/// 1. `wasm_split_cli_support` follows the link relocations (`--emit-relocs`, set for the WASM
+///    target in `.cargo/config.toml`) to move each `#[lazy]` function and everything only it
+///    uses into `split_*.wasm` / `chunk_*.wasm`, writes the loader (`SPLIT_LINK`) and a
+///    manifest of which files each page needs, which the server reads to preload them;
+/// 2. wasm-bindgen's library makes the glue (`hangar.js`) for the main module, keeping the
+///    linker's exports the split modules import;
+/// 3. with `--release`, `wasm-opt -Oz` (npm's `binaryen`, when installed) shrinks every module.
+///
+/// All names are relative to the bundle's directory, which is renamed after its content last.
+fn split_and_bind(wasm: &Path, out: &Path, release: bool) -> Result<()> {
+    let input = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let main = out.join("main.wasm");
+    let split = wasm_split_cli_support::transform({
+        let mut options = wasm_split_cli_support::Options::new(&input);
+        options.output_dir = out;
+        options.main_out_path = &main;
+        options.main_module = "./hangar.js";
+        options.link_name = SPLIT_LINK;
+        options
+    })
+    .map_err(|e| anyhow::anyhow!("splitting the WASM into per-page modules: {e:#}"))?;
+    retry_module_fetches(&out.join(SPLIT_LINK))?;
+    let manifest: BTreeMap<_, _> = split.prefetch_map.into_iter().collect();
+    std::fs::write(
+        out.join("__wasm_split_manifest.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&main)
+        .out_name("hangar")
+        .web(true)?
+        .typescript(false)
+        .keep_lld_exports(true)
+        .demangle(false)
+        .debug(!release)
+        .generate(out)
+        .context("generating the wasm-bindgen glue")?;
+    std::fs::remove_file(&main)?;
+
+    let wasm_opt = workspace_root()?.join("node_modules/.bin/wasm-opt");
+    if release && wasm_opt.exists() {
+        let mut modules = split.split_modules;
+        modules.push(out.join("hangar_bg.wasm"));
+        optimize(&wasm_opt, &modules)?;
+    }
+    Ok(())
+}
+
+/// Makes the loader retry a page module's download a few times. A page needs dozens of small
+/// modules, and one lost download would leave the page without its code for good (the module's
+/// caller cannot recover): a phone moving between networks, or a host whose interfaces change
+/// (Chromium then fails every request in flight with `ERR_NETWORK_CHANGED`), must not cost the
+/// page. Fails the build if the loader no longer looks as expected, rather than ship without it.
+fn retry_module_fetches(loader: &Path) -> Result<()> {
+    const FETCH: &str = "fetch(new URL(";
+    const RETRYING: &str = "\
+/* Hangar: a page module's download is retried (4 tries, 0.2 s, 0.4 s, 0.8 s apart). */
+async function fetchRetrying(url) {
+    for (let attempt = 0; ; attempt++) {
+        try {
+            const response = await fetch(url);
+            if (response.ok || attempt === 3) return response;
+        } catch (e) {
+            if (attempt === 3) throw e;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 << attempt));
+    }
+}
+";
+    let js = std::fs::read_to_string(loader)?;
+    if !js.contains(FETCH) {
+        bail!("{} has no `{FETCH}` to make retrying", loader.display());
+    }
+    let js = js.replace(FETCH, "fetchRetrying(new URL(");
+    // After the loader's imports: a module's `import` lines must come first.
+    let at = js.find("\n\n").map_or(0, |i| i + 2);
+    std::fs::write(loader, format!("{}{RETRYING}{}", &js[..at], &js[at..]))?;
+    Ok(())
+}
+
+/// `wasm-opt -Oz` on every module, one process per core at a time: a split build has a few
+/// hundred small modules, where starting the process costs more than optimizing.
+fn optimize(wasm_opt: &Path, modules: &[PathBuf]) -> Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(module) = modules.get(i) else {
+                            return Ok(());
+                        };
+                        let status = Command::new(wasm_opt)
+                            .arg(module)
+                            .args([
+                                "-Oz",
+                                "--enable-bulk-memory",
+                                "--enable-nontrapping-float-to-int",
+                                "-o",
+                            ])
+                            .arg(module)
+                            // Its only complaint is the name section's newer subsections,
+                            // which it drops: one line per module otherwise.
+                            .stderr(std::process::Stdio::null())
+                            .status()
+                            .with_context(|| format!("starting {}", wasm_opt.display()))?;
+                        if !status.success() {
+                            bail!("wasm-opt failed on {} with {status}", module.display());
+                        }
+                    }
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .try_for_each(|job| job.join().expect("a wasm-opt worker panicked"))
+    })
+}
+
+/// Renames the bundle's directory after a hash of everything in it (`pkg/<16 hex digits>/`:
+/// `hangar.js`, `hangar_bg.wasm`, the page modules, their loader and manifest, `hangar.css`)
+/// and writes that name to `pkg/bundle.txt`, where the server reads which directory to link.
+/// A path then always means the same bytes, so browsers may keep the files for a year without
+/// asking again (`Cache-Control: immutable`), and a new build is fetched at once because its
+/// path is new. The files inside keep plain names because they import each other by relative
+/// path (the glue imports the loader, the loader imports the glue and fetches the modules).
+fn name_by_content(pkg: &Path, staging: &Path) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
-    let files = [
-        ("hangar.js", ".js"),
-        ("hangar_bg.wasm", "_bg.wasm"),
-        ("hangar.css", ".css"),
-    ];
+    let mut files: Vec<_> = std::fs::read_dir(staging)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    files.sort();
     let mut hasher = Sha256::new();
-    for (name, _) in files {
-        let bytes = std::fs::read(pkg.join(name)).with_context(|| format!("reading {name}"))?;
+    for file in &files {
+        let name = file.file_name().unwrap_or_default().as_encoded_bytes();
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name);
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     }
-    let stem = format!("hangar.{}", &hex::encode(hasher.finalize())[..16]);
-    for (name, suffix) in files {
-        std::fs::rename(pkg.join(name), pkg.join(format!("{stem}{suffix}")))?;
-    }
-    std::fs::write(pkg.join("bundle.txt"), format!("{stem}\n"))?;
-    Ok(stem)
+    let hash = hex::encode(hasher.finalize())[..16].to_owned();
+    let bundle = pkg.join(&hash);
+    std::fs::rename(staging, &bundle)?;
+    std::fs::write(pkg.join("bundle.txt"), format!("{hash}\n"))?;
+    Ok(bundle)
 }
 
 /// npm package, files (or whole directories) inside it, directory under `vendor/`.

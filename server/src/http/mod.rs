@@ -168,9 +168,10 @@ pub fn router(state: AppState) -> Router {
 
 /// The browser bundle (`/pkg`): the brotli or gzip copy `cargo xtask build` wrote beside each
 /// file when the browser accepts it (no compression per visitor; the response layer leaves an
-/// encoded body alone). Content-named files (`hangar.<hash>.*`) never change, so browsers keep
-/// them for a year without asking again (`immutable`); anything else there is `no-cache` (kept,
-/// but revalidated with `If-Modified-Since`).
+/// encoded body alone). A build's files sit in a directory named by their content
+/// (`pkg/<16 hex digits>/`): they never change, so browsers keep them for a year without asking
+/// again (`immutable`); anything else there is `no-cache` (kept, but revalidated with
+/// `If-Modified-Since`).
 fn bundle(site_root: &std::path::Path) -> Router<RouterState> {
     use tower_http::services::ServeDir;
     let files = ServeDir::new(site_root.join("pkg"))
@@ -196,15 +197,14 @@ async fn bundle_cache(req: Request, next: Next) -> Response {
     res
 }
 
-/// Whether a bundle path names its content: `hangar.<16 hex digits>` then the file's kind.
+/// Whether a path under `/pkg` lies in a build's content-named directory: `/<16 hex>/<file>`.
 fn content_named(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or_default();
-    let mut parts = name.split('.');
-    parts.next() == Some("hangar")
-        && parts.next().is_some_and(|h| {
-            let hash = h.strip_suffix("_bg").unwrap_or(h);
-            hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+    let mut parts = path.trim_start_matches('/').split('/');
+    parts
+        .next()
+        .is_some_and(|dir| dir.len() == 16 && dir.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts.next().is_some_and(|file| !file.is_empty())
+        && parts.next().is_none()
 }
 
 async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {

@@ -1,0 +1,88 @@
+//! Preload links for the page's own WASM modules.
+//!
+//! Each page is a lazily loaded route, split by `cargo xtask build` into modules of its own
+//! (`split_*.wasm` and the `chunk_*.wasm` it shares with other pages), listed per page in the
+//! bundle's `__wasm_split_manifest.json`. Without a hint the browser would only learn of them
+//! once the main module has loaded and hydration has started; a `<link rel="preload">` for each
+//! lets it fetch them side by side with the main module.
+//!
+//! Leptos records which lazy functions a render called (`PrefetchLazyFn`), but its own links are
+//! only written when its manifest context is visible from the response's root, which is not the
+//! case with async rendering; so the page adds its links itself, after its content, from the
+//! same record.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use leptos::prelude::*;
+use leptos_meta::Link;
+
+/// The modules each lazy function needs, by the function's name without its final `_<hash>`:
+/// the macro hashes the call site into the name, and the server's build and the browser's
+/// build do not always agree on that hash (seen with routes declared by `macro_rules!`), while
+/// the names themselves are unique.
+type Manifest = HashMap<String, Vec<String>>;
+
+fn stem(name: &str) -> &str {
+    name.rsplit_once('_').map_or(name, |(stem, _)| stem)
+}
+
+/// The manifest of the bundle under `site_root/pkg_dir`, read once per bundle directory (tests
+/// run servers on different sites in one process).
+fn manifest(dir: PathBuf) -> Option<Arc<Manifest>> {
+    static READ: OnceLock<Mutex<HashMap<PathBuf, Option<Arc<Manifest>>>>> = OnceLock::new();
+    let mut read = READ.get_or_init(Default::default).lock().ok()?;
+    read.entry(dir)
+        .or_insert_with_key(|dir| {
+            let text = std::fs::read_to_string(dir.join("__wasm_split_manifest.json")).ok()?;
+            let by_name: Manifest = serde_json::from_str(&text).ok()?;
+            Some(Arc::new(
+                by_name
+                    .into_iter()
+                    .map(|(name, files)| (stem(&name).to_owned(), files))
+                    .collect(),
+            ))
+        })
+        .clone()
+}
+
+/// `<link rel="preload">` (in the head) for every module the lazy functions called so far in
+/// this render need, and a module preload for their loader.
+pub fn page_modules() -> impl IntoView {
+    let called: Vec<&'static str> = use_context::<leptos::PrefetchLazyFn>()
+        .and_then(|p| p.0.try_with_value(|set| set.iter().copied().collect()))
+        .unwrap_or_default();
+    let options = use_context::<LeptosOptions>();
+    let (Some(options), false) = (options, called.is_empty()) else {
+        return ().into_any();
+    };
+    let dir = PathBuf::from(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    let Some(manifest) = manifest(dir) else {
+        return ().into_any();
+    };
+    let pkg = options.site_pkg_dir.clone();
+    let mut files: Vec<&String> = called
+        .iter()
+        .filter_map(|name| manifest.get(stem(name)))
+        .flatten()
+        .collect();
+    files.sort();
+    files.dedup();
+    let links = files
+        .into_iter()
+        .map(|file| {
+            view! {
+                <Link rel="preload" href=format!("/{pkg}/{file}.wasm") as_="fetch"
+                    type_="application/wasm" crossorigin="anonymous"/>
+            }
+        })
+        .collect_view();
+    view! {
+        {links}
+        <Link rel="modulepreload" href=format!("/{pkg}/__wasm_split.______________________.js")/>
+    }
+    .into_any()
+}

@@ -1,0 +1,50 @@
+// A first visit downloads the code of the page it lands on, not the whole portal: each page is
+// its own WASM module (plus chunks it shares with other pages), preloaded by the page's HTML and
+// kept by the browser for good; another page's code comes when that page is opened.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, BASE } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+test('a first visit loads the page it lands on; other pages load as they are opened', async () => {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const modules = [];
+  page.on('response', (res) => {
+    const url = new URL(res.url());
+    if (url.pathname.startsWith('/pkg/') && url.pathname.endsWith('.wasm')) {
+      modules.push({ name: url.pathname.split('/').pop(), dir: url.pathname.split('/')[2], cache: res.headers()['cache-control'] });
+    }
+  });
+  const fetched = (part) => modules.some((m) => m.name.startsWith('split_') && m.name.includes(part));
+
+  await page.goto(`${BASE}/marketplace`);
+  await hydrated(page);
+  assert.ok(modules.some((m) => m.name === 'hangar_bg.wasm'), 'the main module');
+  assert.ok(fetched('marketplace_route_view'), `the marketplace's own module (${modules.map((m) => m.name)})`);
+  for (const other of ['operator_route_view', 'billing_route_view', 'machine_route_view', 'sign_in_route_view']) {
+    assert.ok(!fetched(other), `${other} is not downloaded on the marketplace`);
+  }
+  for (const m of modules) {
+    assert.match(m.cache ?? '', /immutable/, `${m.name} is kept for good`);
+  }
+  // Less than the whole portal: the build's manifest lists every page's modules.
+  const dir = modules[0].dir;
+  const manifest = await (await fetch(`${BASE}/pkg/${dir}/__wasm_split_manifest.json`)).json();
+  const all = new Set(Object.values(manifest).flat());
+  const landed = new Set(modules.filter((m) => !m.name.startsWith('hangar')).map((m) => m.name.replace(/\.wasm$/, '')));
+  assert.ok(landed.size < all.size / 2, `${landed.size} of ${all.size} page modules on a first visit`);
+
+  // A link to another page loads that page's code in the browser and shows it.
+  const before = modules.length;
+  await page.click('a[href="/signin"]');
+  await page.waitForURL(`${BASE}/signin`);
+  await page.locator('[data-test=sign-in-form]').waitFor({ timeout: 15_000 });
+  assert.ok(fetched('sign_in_route_view'), 'the sign-in page\'s module, fetched when opened');
+  assert.ok(modules.length > before);
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no full reload');
+  await context.close();
+});
