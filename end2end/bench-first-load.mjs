@@ -3,6 +3,8 @@
 // browser context (no cache, no cookies); it reports the bytes the page transferred, the time to
 // the HTML's first paint and to hydrated (the WASM loaded, compiled and run over the page), and
 // the median of each. A benchmark, not a test: the figures go to docs/BENCHMARKS.md.
+// HANGAR_BENCH_NET="RTT_MS,MBIT" has Chromium emulate a network link (round-trip time, download
+// and upload speed) instead of loopback, e.g. "40,20" for a good mobile or DSL line.
 import { launch, BASE } from './browser.mjs';
 
 const path = process.argv[2] ?? '/marketplace';
@@ -14,6 +16,14 @@ const rows = [];
 for (let i = 0; i < runs; i++) {
   const context = await browser.newContext();
   const page = await context.newPage();
+  if (process.env.HANGAR_BENCH_NET) {
+    const [rtt, mbit] = process.env.HANGAR_BENCH_NET.split(',').map(Number);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false, latency: rtt, downloadThroughput: (mbit * 1e6) / 8, uploadThroughput: (mbit * 1e6) / 8,
+    });
+  }
   let bytes = 0;
   page.on('response', async (res) => {
     const length = Number((await res.allHeaders())['content-length'] ?? 0);

@@ -5,8 +5,8 @@
 //!   2. splits the WASM into a main module and one module per page (`split_and_bind`), and
 //!      generates the JS glue with wasm-bindgen's own library, linked here at exactly the version
 //!      the workspace pins for the runtime crate, so the two can never disagree;
-//!   3. with `--release`, shrinks every module with `wasm-opt -Oz` from npm's `binaryen` when
-//!      present;
+//!   3. with `--release`, optimizes every module with npm's `binaryen` when installed
+//!      (`xtask/optimize.mjs`, the library behind `wasm-opt`, in one process);
 //!   4. copies `style/main.css` beside them as `hangar.css`, `public/` to the site root, and the
 //!      vendored front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to
 //!      `vendor/`;
@@ -99,7 +99,9 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
     }
     let staging = pkg.join("next");
     std::fs::create_dir_all(&staging)?;
+    let step = std::time::Instant::now();
     split_and_bind(&wasm, &staging, release)?;
+    eprintln!("xtask: split, bound and optimized in {:.1}s", step.elapsed().as_secs_f64());
     copy_file(&root.join("style/main.css"), &staging.join("hangar.css"))?;
 
     copy_dir(&root.join("public"), &site)?;
@@ -124,6 +126,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
         }
     }
     let bundle = name_by_content(&pkg, &staging)?;
+    let step = std::time::Instant::now();
     let mut first_load = 0;
     for entry in std::fs::read_dir(&bundle)? {
         let path = entry?.path();
@@ -137,6 +140,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             first_load = std::fs::metadata(&path)?.len();
         }
     }
+    eprintln!("xtask: compressed in {:.1}s", step.elapsed().as_secs_f64());
     eprintln!(
         "xtask: site built in {:.1}s ({} KiB of main WASM, {} profile) at {}",
         started.elapsed().as_secs_f64(),
@@ -160,7 +164,7 @@ const SPLIT_LINK: &str = "./__wasm_split.______________________.js";
 ///    manifest of which files each page needs, which the server reads to preload them;
 /// 2. wasm-bindgen's library makes the glue (`hangar.js`) for the main module, keeping the
 ///    linker's exports the split modules import;
-/// 3. with `--release`, `wasm-opt -Oz` (npm's `binaryen`, when installed) shrinks every module.
+/// 3. with `--release`, binaryen optimizes every module (`xtask/optimize.mjs`).
 ///
 /// All names are relative to the bundle's directory, which is renamed after its content last.
 fn split_and_bind(wasm: &Path, out: &Path, release: bool) -> Result<()> {
@@ -194,11 +198,30 @@ fn split_and_bind(wasm: &Path, out: &Path, release: bool) -> Result<()> {
         .context("generating the wasm-bindgen glue")?;
     std::fs::remove_file(&main)?;
 
-    let wasm_opt = workspace_root()?.join("node_modules/.bin/wasm-opt");
-    if release && wasm_opt.exists() {
+    let root = workspace_root()?;
+    if release && root.join("node_modules/binaryen").exists() {
+        let step = std::time::Instant::now();
         let mut modules = split.split_modules;
         modules.push(out.join("hangar_bg.wasm"));
-        optimize(&wasm_opt, &modules)?;
+        let done = Command::new("node")
+            .arg(root.join("xtask/optimize.mjs"))
+            .args(&modules)
+            .output()
+            .context("starting node for xtask/optimize.mjs")?;
+        // binaryen's usual complaint is the name section's newer subsections, which it drops:
+        // one line per module; anything else is shown.
+        String::from_utf8_lossy(&done.stderr)
+            .lines()
+            .filter(|line| !line.contains("unknown name subsection"))
+            .for_each(|line| eprintln!("{line}"));
+        if !done.status.success() {
+            bail!("xtask/optimize.mjs failed with {}", done.status);
+        }
+        eprintln!(
+            "xtask: {} modules optimized in {:.1}s",
+            modules.len(),
+            step.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -233,46 +256,6 @@ async function fetchRetrying(url) {
     let at = js.find("\n\n").map_or(0, |i| i + 2);
     std::fs::write(loader, format!("{}{RETRYING}{}", &js[..at], &js[at..]))?;
     Ok(())
-}
-
-/// `wasm-opt -Oz` on every module, one process per core at a time: a split build has a few
-/// hundred small modules, where starting the process costs more than optimizing.
-fn optimize(wasm_opt: &Path, modules: &[PathBuf]) -> Result<()> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(module) = modules.get(i) else {
-                            return Ok(());
-                        };
-                        let status = Command::new(wasm_opt)
-                            .arg(module)
-                            .args([
-                                "-Oz",
-                                "--enable-bulk-memory",
-                                "--enable-nontrapping-float-to-int",
-                                "-o",
-                            ])
-                            .arg(module)
-                            // Its only complaint is the name section's newer subsections,
-                            // which it drops: one line per module otherwise.
-                            .stderr(std::process::Stdio::null())
-                            .status()
-                            .with_context(|| format!("starting {}", wasm_opt.display()))?;
-                        if !status.success() {
-                            bail!("wasm-opt failed on {} with {status}", module.display());
-                        }
-                    }
-                })
-            })
-            .collect();
-        jobs.into_iter()
-            .try_for_each(|job| job.join().expect("a wasm-opt worker panicked"))
-    })
 }
 
 /// Renames the bundle's directory after a hash of everything in it (`pkg/<16 hex digits>/`:
