@@ -14,7 +14,8 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const browser = await launch();
 const rows = [];
 for (let i = 0; i < runs; i++) {
-  const context = await browser.newContext();
+  // Self-signed certificates are fine: the benchmark may go through a local TLS proxy (HTTP/2).
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   if (process.env.HANGAR_BENCH_NET) {
     const [rtt, mbit] = process.env.HANGAR_BENCH_NET.split(',').map(Number);

@@ -1,6 +1,7 @@
-// A first visit downloads the code of the page it lands on, not the whole portal: each page is
-// its own WASM module (plus chunks it shares with other pages), preloaded by the page's HTML and
-// kept by the browser for good; another page's code comes when that page is opened.
+// A first visit downloads the code of the page it lands on, not the whole portal: each group of
+// pages is a WASM module of its own (plus chunks it shares with other groups, `app::lazy_pages!`),
+// preloaded by the page's HTML and kept by the browser for good; another page's code comes when
+// that page is opened.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, hydrated, BASE } from './browser.mjs';
@@ -19,13 +20,13 @@ test('a first visit loads the page it lands on; other pages load as they are ope
       modules.push({ name: url.pathname.split('/').pop(), dir: url.pathname.split('/')[2], cache: res.headers()['cache-control'] });
     }
   });
-  const fetched = (part) => modules.some((m) => m.name.startsWith('split_') && m.name.includes(part));
+  const fetched = (group) => modules.some((m) => m.name === `split_${group}.wasm`);
 
   await page.goto(`${BASE}/marketplace`);
   await hydrated(page);
   assert.ok(modules.some((m) => m.name === 'hangar_bg.wasm'), 'the main module');
-  assert.ok(fetched('marketplace_route_view'), `the marketplace's own module (${modules.map((m) => m.name)})`);
-  for (const other of ['operator_route_view', 'billing_route_view', 'machine_route_view', 'sign_in_route_view']) {
+  assert.ok(fetched('marketplace'), `the marketplace's own module (${modules.map((m) => m.name)})`);
+  for (const other of ['operator', 'billing', 'machine', 'visitor']) {
     assert.ok(!fetched(other), `${other} is not downloaded on the marketplace`);
   }
   for (const m of modules) {
@@ -43,7 +44,7 @@ test('a first visit loads the page it lands on; other pages load as they are ope
   await page.click('a[href="/signin"]');
   await page.waitForURL(`${BASE}/signin`);
   await page.locator('[data-test=sign-in-form]').waitFor({ timeout: 15_000 });
-  assert.ok(fetched('sign_in_route_view'), 'the sign-in page\'s module, fetched when opened');
+  assert.ok(fetched('visitor'), 'the sign-in page\'s module, fetched when opened');
   assert.ok(modules.length > before);
   assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no full reload');
   await context.close();

@@ -67,6 +67,7 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   // Filter the marketplace: the state lands in the URL and the results obey it.
   await page.click('nav >> text=Marketplace');
   await page.waitForURL(`${BASE}/marketplace`);
+  assert.equal(await page.isVisible('[data-test=filters-toggle]'), false, "a laptop shows the filters, not the phone's Filters button");
   await page.selectOption('[data-test=filters] select[name=category]', 'compute');
   await page.fill('[data-test=filters] input[name=max_price_per_day]', '60');
   await page.check('[data-test=filters] input[name=available_durations][value="7"]');

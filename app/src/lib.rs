@@ -48,28 +48,74 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Declares one lazily loaded route per page. In the browser each page's code (its views, the
-/// types its resources carry and their decoders) is a separate WASM module, fetched when the page
-/// is first shown: the first visit downloads the shell (router, layout, reactive system) and the
-/// one page it lands on, not the whole portal. The server renders them as usual and links the
-/// page's module in the HTML (`<link rel="preload">`), so it arrives alongside the main bundle;
-/// `cargo xtask build` does the splitting (docs/BENCHMARKS.md, "First load").
+/// Declares the lazily loaded routes, page by page, in groups. In the browser each group's code
+/// (its pages' views, the types their resources carry and their decoders) is a WASM module of its
+/// own, plus chunks of code it shares with some other groups, fetched when one of its pages is
+/// first shown: a first visit downloads the core (router, layout, reactive system) and the group
+/// it lands on, not the whole portal. The server renders them as usual and links the group's
+/// modules in the HTML (`<link rel="preload">`, `ssr::preload`); `cargo xtask build` splits the
+/// WASM.
+///
+/// Why groups and not one module per page: every split point multiplies the chunks of code that
+/// some pages share, and each chunk is one more download and one more module to instantiate.
+/// With a module per page, `/marketplace` needed 89 files and hydrated in twice the time of the
+/// single bundle; pages that are small or opened together now share a group, while the
+/// marketplace, the server page, the machine page and the operator page, the largest, keep their
+/// own (docs/BENCHMARKS.md, "First load").
+///
+/// This is what Leptos's `#[lazy_route]` does, with the module named by the group instead of
+/// by each page: in the browser the page's view function is a split point
+/// (`wasm_split`, which makes it `async` and loads its module on the first call); on the server
+/// it runs directly and records the group for the preload links.
 macro_rules! lazy_pages {
-    ($($route:ident => $page:ident),* $(,)?) => {$(
-        #[derive(Debug)]
-        struct $route;
+    ($($group:ident { $($route:ident => $page:ident),* $(,)? })*) => {$($(
+        #[allow(non_snake_case)]
+        mod $route {
+            use super::*;
 
-        #[leptos_router::lazy_route]
-        impl leptos_router::LazyRoute for $route {
-            fn data() -> Self {
-                $route
-            }
+            #[derive(Debug)]
+            pub struct Route;
 
-            fn view(_this: Self) -> AnyView {
+            #[cfg_attr(
+                feature = "hydrate",
+                ::leptos::wasm_split::wasm_split(
+                    $group,
+                    wasm_split_path = ::leptos::wasm_split,
+                    preload(load)
+                )
+            )]
+            // Named after the route: the split point's symbols are made from the function's name
+            // and where it is written, which must differ between the routes of a group.
+            fn $route(_route: Route) -> AnyView {
                 view! { <$page/> <PageModules/> }.into_any()
             }
+
+            impl leptos_router::LazyRoute for Route {
+                fn data() -> Self {
+                    Route
+                }
+
+                async fn view(this: Self) -> AnyView {
+                    #[cfg(feature = "hydrate")]
+                    {
+                        $route(this).await
+                    }
+                    #[cfg(not(feature = "hydrate"))]
+                    {
+                        ::leptos::prefetch_lazy_fn_on_server(stringify!($group));
+                        $route(this)
+                    }
+                }
+
+                // The router loads the module before it hydrates or shows the page, so that
+                // the view is ready when the page's HTML is walked.
+                async fn preload() {
+                    #[cfg(feature = "hydrate")]
+                    load().await;
+                }
+            }
         }
-    )*};
+    )*)*};
 }
 
 /// The page's WASM modules, preloaded (links in the head, written on the server only: see
@@ -84,28 +130,24 @@ fn PageModules() -> impl IntoView {
 }
 
 lazy_pages! {
-    HomeRoute => HomePage,
-    SignInRoute => SignInPage,
-    SignUpRoute => SignUpPage,
-    AccountRoute => AccountPage,
-    TokensRoute => TokensPage,
-    ActivityRoute => ActivityPage,
-    ApiDocsRoute => ApiDocsPage,
-    StatusRoute => StatusPage,
-    MarketplaceRoute => MarketplacePage,
-    ServerRoute => ServerPage,
-    RentalsRoute => RentalsPage,
-    RentalRoute => RentalPage,
-    PoolsRoute => PoolsPage,
-    PoolRoute => PoolPage,
-    InvitationsRoute => InvitationsPage,
-    MachinesRoute => MachinesPage,
-    MachineRoute => MachinePage,
-    KeysRoute => KeysPage,
-    OperatorRoute => OperatorPage,
-    BillingRoute => BillingPage,
-    TopupSuccessRoute => TopupSuccessPage,
-    TopupCancelRoute => TopupCancelPage,
+    marketplace { MarketplaceRoute => MarketplacePage }
+    server { ServerRoute => ServerPage }
+    visitor {
+        HomeRoute => HomePage,
+        SignInRoute => SignInPage,
+        SignUpRoute => SignUpPage,
+        StatusRoute => StatusPage,
+        ApiDocsRoute => ApiDocsPage,
+        TopupSuccessRoute => TopupSuccessPage,
+        TopupCancelRoute => TopupCancelPage,
+    }
+    rentals { RentalsRoute => RentalsPage, RentalRoute => RentalPage }
+    pools { PoolsRoute => PoolsPage, PoolRoute => PoolPage, InvitationsRoute => InvitationsPage }
+    machines { MachinesRoute => MachinesPage, KeysRoute => KeysPage }
+    machine { MachineRoute => MachinePage }
+    account { AccountRoute => AccountPage, TokensRoute => TokensPage, ActivityRoute => ActivityPage }
+    billing { BillingRoute => BillingPage }
+    operator { OperatorRoute => OperatorPage }
 }
 
 /// The portal: a layout with navigation and one route per page. Pages render on the server once
@@ -122,28 +164,28 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("") view={Lazy::<HomeRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("signin") view={Lazy::<SignInRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("signup") view={Lazy::<SignUpRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("account") view={Lazy::<AccountRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("tokens") view={Lazy::<TokensRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("activity") view={Lazy::<ActivityRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("docs/api") view={Lazy::<ApiDocsRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("status") view={Lazy::<StatusRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("marketplace") view={Lazy::<MarketplaceRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("marketplace/:id") view={Lazy::<ServerRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("rentals") view={Lazy::<RentalsRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("rentals/:id") view={Lazy::<RentalRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("pools") view={Lazy::<PoolsRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("pools/:id") view={Lazy::<PoolRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("invitations") view={Lazy::<InvitationsRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("machines") view={Lazy::<MachinesRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("machines/:id") view={Lazy::<MachineRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("keys") view={Lazy::<KeysRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("operator") view={Lazy::<OperatorRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("billing") view={Lazy::<BillingRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("billing/success") view={Lazy::<TopupSuccessRoute>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("billing/cancel") view={Lazy::<TopupCancelRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("") view={Lazy::<HomeRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("signin") view={Lazy::<SignInRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("signup") view={Lazy::<SignUpRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("account") view={Lazy::<AccountRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("tokens") view={Lazy::<TokensRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("activity") view={Lazy::<ActivityRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("docs/api") view={Lazy::<ApiDocsRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("status") view={Lazy::<StatusRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("marketplace") view={Lazy::<MarketplaceRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("marketplace/:id") view={Lazy::<ServerRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("rentals") view={Lazy::<RentalsRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("rentals/:id") view={Lazy::<RentalRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("pools") view={Lazy::<PoolsRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("pools/:id") view={Lazy::<PoolRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("invitations") view={Lazy::<InvitationsRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("machines") view={Lazy::<MachinesRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("machines/:id") view={Lazy::<MachineRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("keys") view={Lazy::<KeysRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator") view={Lazy::<OperatorRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("billing") view={Lazy::<BillingRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("billing/success") view={Lazy::<TopupSuccessRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("billing/cancel") view={Lazy::<TopupCancelRoute::Route>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

@@ -39,6 +39,12 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, "hangar-node listening");
+    // Answers go out at once (`TCP_NODELAY`): otherwise a response written in two parts waits
+    // for the server's delayed ACK on a kept-alive connection, ~40 ms per call.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, api::router(node))
         .with_graceful_shutdown(shutdown)
         .await?;

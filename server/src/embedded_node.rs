@@ -42,6 +42,11 @@ pub async fn start(
         .await
         .with_context(|| format!("binding the node daemon's listener {listen}"))?;
     tracing::info!("node daemon (embedded) listening on http://{listen}");
+    // As the server's own listener: answers go out at once (see `http::serve_until`).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, hangar_node::api::router(node)).await {
             tracing::error!(error = %e, "the embedded node daemon stopped");

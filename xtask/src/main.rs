@@ -101,7 +101,10 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
     std::fs::create_dir_all(&staging)?;
     let step = std::time::Instant::now();
     split_and_bind(&wasm, &staging, release)?;
-    eprintln!("xtask: split, bound and optimized in {:.1}s", step.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: split, bound and optimized in {:.1}s",
+        step.elapsed().as_secs_f64()
+    );
     copy_file(&root.join("style/main.css"), &staging.join("hangar.css"))?;
 
     copy_dir(&root.join("public"), &site)?;

@@ -1,15 +1,15 @@
 //! Preload links for the page's own WASM modules.
 //!
-//! Each page is a lazily loaded route, split by `cargo xtask build` into modules of its own
-//! (`split_*.wasm` and the `chunk_*.wasm` it shares with other pages), listed per page in the
-//! bundle's `__wasm_split_manifest.json`. Without a hint the browser would only learn of them
+//! Each page is a lazily loaded route whose group of pages `cargo xtask build` splits into
+//! modules of its own (`split_<group>.wasm` and the `chunk_*.wasm` it shares with other groups),
+//! listed per group in the bundle's `__wasm_split_manifest.json`. Without a hint the browser would only learn of them
 //! once the main module has loaded and hydration has started; a `<link rel="preload">` for each
 //! lets it fetch them side by side with the main module.
 //!
-//! Leptos records which lazy functions a render called (`PrefetchLazyFn`), but its own links are
-//! only written when its manifest context is visible from the response's root, which is not the
-//! case with async rendering; so the page adds its links itself, after its content, from the
-//! same record.
+//! The render records which groups of pages it showed (Leptos's `PrefetchLazyFn`, filled by
+//! `app::lazy_pages!`). Leptos writes links from that record only when its manifest context is
+//! visible from the response's root, which is not the case with async rendering; so the page
+//! adds its links itself, after its content.
 
 use std::{
     collections::HashMap,
@@ -20,15 +20,8 @@ use std::{
 use leptos::prelude::*;
 use leptos_meta::Link;
 
-/// The modules each lazy function needs, by the function's name without its final `_<hash>`:
-/// the macro hashes the call site into the name, and the server's build and the browser's
-/// build do not always agree on that hash (seen with routes declared by `macro_rules!`), while
-/// the names themselves are unique.
+/// The modules each group of pages needs, by the group's name (`app::lazy_pages!`).
 type Manifest = HashMap<String, Vec<String>>;
-
-fn stem(name: &str) -> &str {
-    name.rsplit_once('_').map_or(name, |(stem, _)| stem)
-}
 
 /// The manifest of the bundle under `site_root/pkg_dir`, read once per bundle directory (tests
 /// run servers on different sites in one process).
@@ -38,13 +31,7 @@ fn manifest(dir: PathBuf) -> Option<Arc<Manifest>> {
     read.entry(dir)
         .or_insert_with_key(|dir| {
             let text = std::fs::read_to_string(dir.join("__wasm_split_manifest.json")).ok()?;
-            let by_name: Manifest = serde_json::from_str(&text).ok()?;
-            Some(Arc::new(
-                by_name
-                    .into_iter()
-                    .map(|(name, files)| (stem(&name).to_owned(), files))
-                    .collect(),
-            ))
+            serde_json::from_str(&text).ok().map(Arc::new)
         })
         .clone()
 }
@@ -66,23 +53,26 @@ pub fn page_modules() -> impl IntoView {
     let pkg = options.site_pkg_dir.clone();
     let mut files: Vec<&String> = called
         .iter()
-        .filter_map(|name| manifest.get(stem(name)))
+        .filter_map(|name| manifest.get(*name))
         .flatten()
         .collect();
     files.sort();
     files.dedup();
+    // The loader first: the main script imports it, so hydration cannot start without it, and
+    // behind a few dozen module downloads it would wait for all of them. The page's modules are
+    // needed only once the main module runs, so they yield to it (`fetchpriority="low"`).
     let links = files
         .into_iter()
         .map(|file| {
             view! {
                 <Link rel="preload" href=format!("/{pkg}/{file}.wasm") as_="fetch"
-                    type_="application/wasm" crossorigin="anonymous"/>
+                    type_="application/wasm" crossorigin="anonymous" fetchpriority="low"/>
             }
         })
         .collect_view();
     view! {
-        {links}
         <Link rel="modulepreload" href=format!("/{pkg}/__wasm_split.______________________.js")/>
+        {links}
     }
     .into_any()
 }
