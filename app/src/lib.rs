@@ -120,13 +120,11 @@ macro_rules! lazy_pages {
 
 /// The page's WASM modules, preloaded (links in the head, written on the server only: see
 /// `ssr::preload`). Placed after the page, so that its links come after any head tag the page
-/// itself adds and the browser's hydration of those tags is not shifted.
+/// itself adds and the browser's hydration of those tags is not shifted. Renders nothing.
 #[component]
 fn PageModules() -> impl IntoView {
     #[cfg(feature = "ssr")]
-    {
-        ssr::preload::page_modules()
-    }
+    ssr::preload::page_modules();
 }
 
 lazy_pages! {

@@ -348,6 +348,27 @@ async fn captcha_is_checked_when_configured() {
         .spawn()
         .await;
     let base = json!({"email": "c@example.com", "username": "cap", "password": "password1"});
+    // The sign-up page can load Turnstile's widget: its script and frame pass the page's CSP.
+    let page = TestApp::builder()
+        .config("turnstile_site_key", "1x00000000000000000000AA")
+        .spawn()
+        .await
+        .get("/signup", None)
+        .await;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("'wasm-unsafe-eval' https://challenges.cloudflare.com;")
+            && csp.contains("frame-src https://challenges.cloudflare.com"),
+        "{csp}"
+    );
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("challenges.cloudflare.com/turnstile/v0/api.js"));
     let res = app.post("/api/auth/register", None, base.clone()).await;
     expect_error(res, StatusCode::BAD_REQUEST, "CAPTCHA verification failed").await;
     let mut bad = base.clone();

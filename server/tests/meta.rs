@@ -166,6 +166,10 @@ async fn pages_render_on_the_server_with_hydration_and_security_headers() {
         .unwrap()
         .to_owned();
     assert!(csp.contains("frame-ancestors 'self'") && csp.contains("object-src 'none'"));
+    assert!(
+        !csp.contains("cloudflare"),
+        "no CAPTCHA origin unless one is configured"
+    );
     let script_src = csp
         .split(';')
         .find(|d| d.trim().starts_with("script-src"))

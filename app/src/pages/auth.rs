@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::{Script, Title};
+use leptos_meta::Title;
 
 use model::accounts::TWO_FACTOR_CODE_REQUIRED;
 
@@ -56,7 +56,9 @@ pub fn SignUpPage() -> impl IntoView {
         Suspend::new(async move {
             auth.info.await.ok().and_then(|i| i.turnstile_site_key).map(|key| {
                 view! {
-                    <Script src="https://challenges.cloudflare.com/turnstile/v0/api.js" async_="true" defer="true"/>
+                    // In the body, not the head: the head's tags are the preload links'
+                    // (`ssr::preload`), and the page's own would be hydrated out of order.
+                    <script src="https://challenges.cloudflare.com/turnstile/v0/api.js" async defer></script>
                     <div class="cf-turnstile" data-sitekey=key data-response-field-name="turnstile"></div>
                 }
             })

@@ -36,19 +36,21 @@ fn manifest(dir: PathBuf) -> Option<Arc<Manifest>> {
         .clone()
 }
 
-/// `<link rel="preload">` (in the head) for every module the lazy functions called so far in
-/// this render need, and a module preload for their loader.
-pub fn page_modules() -> impl IntoView {
+/// Registers `<link rel="preload">` (in the head) for every module the groups shown so far in
+/// this render need, and a module preload for their loader. They are registered while the
+/// page's view is built, and nothing is rendered in the body: the browser, which renders nothing
+/// here, walks the same body when it hydrates.
+pub fn page_modules() {
     let called: Vec<&'static str> = use_context::<leptos::PrefetchLazyFn>()
         .and_then(|p| p.0.try_with_value(|set| set.iter().copied().collect()))
         .unwrap_or_default();
     let options = use_context::<LeptosOptions>();
     let (Some(options), false) = (options, called.is_empty()) else {
-        return ().into_any();
+        return;
     };
     let dir = PathBuf::from(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
     let Some(manifest) = manifest(dir) else {
-        return ().into_any();
+        return;
     };
     let pkg = options.site_pkg_dir.clone();
     let mut files: Vec<&String> = called
@@ -70,9 +72,10 @@ pub fn page_modules() -> impl IntoView {
             }
         })
         .collect_view();
-    view! {
+    // `to_html` on a head tag hands it to the head and returns nothing for the body.
+    let _ = view! {
         <Link rel="modulepreload" href=format!("/{pkg}/__wasm_split.______________________.js")/>
         {links}
     }
-    .into_any()
+    .to_html();
 }

@@ -129,7 +129,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(ensure_csrf_token))
         .layer(middleware::from_fn({
             let hsts = state.config.public_url.starts_with("https://");
-            move |req, next| security_headers(hsts, req, next)
+            let captcha = state.config.turnstile_site_key.is_some();
+            move |req, next| security_headers(hsts, captcha, req, next)
         }))
         .with_state(router_state);
 
@@ -377,12 +378,20 @@ async fn ensure_csrf_token(session: tower_sessions::Session, req: Request, next:
 /// `'wasm-unsafe-eval'` to be compiled; nothing else is evaluated. Styles allow `'unsafe-inline'`:
 /// the pages set a few widths and heights in `style` attributes (meters, charts) and the
 /// terminal (xterm.js) injects its own style elements; style injection cannot run script.
-async fn security_headers(hsts: bool, mut req: Request, next: Next) -> Response {
+/// With the sign-up CAPTCHA configured (`turnstile_site_key`), Cloudflare's Turnstile script and
+/// the frame it draws the challenge in are allowed from its one origin.
+async fn security_headers(hsts: bool, captcha: bool, mut req: Request, next: Next) -> Response {
+    const TURNSTILE: &str = "https://challenges.cloudflare.com";
     let nonce = app::ssr::portal::CspNonce::new();
+    let (captcha_script, captcha_frame) = if captcha {
+        (format!(" {TURNSTILE}"), format!("; frame-src {TURNSTILE}"))
+    } else {
+        (String::new(), String::new())
+    };
     let policy = format!(
-        "default-src 'self'; script-src 'self' 'nonce-{}' 'wasm-unsafe-eval'; \
+        "default-src 'self'; script-src 'self' 'nonce-{}' 'wasm-unsafe-eval'{captcha_script}; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
-         object-src 'none'; base-uri 'self'; frame-ancestors 'self'",
+         object-src 'none'; base-uri 'self'; frame-ancestors 'self'{captcha_frame}",
         nonce.0
     );
     req.extensions_mut().insert(nonce);
