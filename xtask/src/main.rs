@@ -2,7 +2,7 @@
 //!
 //! `cargo xtask build [--release]`:
 //!   1. compiles `frontend` for `wasm32-unknown-unknown` (profile `wasm-release` with `--release`);
-//!   2. splits the WASM into a main module and one module per page (`split_and_bind`), and
+//!   2. splits the WASM into a main module and one module per group of pages (`split_and_bind`, groups in `app::lazy_pages!`), and
 //!      generates the JS glue with wasm-bindgen's own library, linked here at exactly the version
 //!      the workspace pins for the runtime crate, so the two can never disagree;
 //!   3. with `--release`, optimizes every module with npm's `binaryen` when installed
@@ -130,7 +130,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
     }
     let bundle = name_by_content(&pkg, &staging)?;
     let step = std::time::Instant::now();
-    let mut first_load = 0;
+    let mut main_wasm = 0;
     for entry in std::fs::read_dir(&bundle)? {
         let path = entry?.path();
         if matches!(
@@ -140,14 +140,14 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             precompress(&path, release)?;
         }
         if path.file_name().is_some_and(|n| n == "hangar_bg.wasm") {
-            first_load = std::fs::metadata(&path)?.len();
+            main_wasm = std::fs::metadata(&path)?.len();
         }
     }
     eprintln!("xtask: compressed in {:.1}s", step.elapsed().as_secs_f64());
     eprintln!(
         "xtask: site built in {:.1}s ({} KiB of main WASM, {} profile) at {}",
         started.elapsed().as_secs_f64(),
-        first_load / 1024,
+        main_wasm / 1024,
         profile,
         bundle.display()
     );
@@ -158,7 +158,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
 /// `HydrationScripts` looks for exactly this name when file hashing is left to the build).
 const SPLIT_LINK: &str = "./__wasm_split.______________________.js";
 
-/// Splits the linked WASM into the main module and one module per lazily loaded page (plus
+/// Splits the linked WASM into the main module and one module per group of lazily loaded pages (plus
 /// chunks the pages share), then generates the JS glue for the main module.
 ///
 /// 1. `wasm_split_cli_support` follows the link relocations (`--emit-relocs`, set for the WASM
@@ -181,7 +181,7 @@ fn split_and_bind(wasm: &Path, out: &Path, release: bool) -> Result<()> {
         options.link_name = SPLIT_LINK;
         options
     })
-    .map_err(|e| anyhow::anyhow!("splitting the WASM into per-page modules: {e:#}"))?;
+    .map_err(|e| anyhow::anyhow!("splitting the WASM into per-group modules: {e:#}"))?;
     retry_module_fetches(&out.join(SPLIT_LINK))?;
     let manifest: BTreeMap<_, _> = split.prefetch_map.into_iter().collect();
     std::fs::write(
