@@ -49,8 +49,17 @@ test('the file manager and console of an app machine', async () => {
 });
 
 async function laptop(page, id, token) {
+  const fetched = [];
+  page.on('request', (r) => fetched.push(r.url()));
   await page.goto(`${BASE}/machines/${id}`);
   await hydrated(page);
+  // The file manager's code is not part of the page's first load: not preloaded, fetched once
+  // the card shows.
+  const preloaded = await page.$$eval('link[rel=preload]', (links) => links.map((l) => l.href));
+  assert.ok(preloaded.some((h) => h.endsWith('/pack_machine.bin')), 'the machine page preloads its own pack');
+  assert.ok(!preloaded.some((h) => h.endsWith('/pack_files.bin')), 'the file manager is not preloaded');
+  await row(page, 'server.properties').waitFor({ timeout: 20_000 });
+  assert.ok(fetched.some((u) => u.endsWith('/pack_files.bin')), 'the file manager\'s pack was fetched when it showed');
   await page.locator('[data-test=machine-state][data-state=running]').first().waitFor({ timeout: 60_000 });
   assert.equal(await page.locator('[data-test=command-card]').count(), 0, 'no command card: the daemon runs no commands');
   assert.match(await page.locator('[data-test=machine-ports]').innerText(), /127\.0\.0\.1:255\d\d\/tcp/, 'the app got a port from the pool');

@@ -57,11 +57,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// WASM.
 ///
 /// Why groups and not one module per page: every split point multiplies the chunks of code that
-/// some pages share, and each chunk is one more download and one more module to instantiate.
-/// With a module per page, `/marketplace` needed 89 files and hydrated in twice the time of the
-/// single bundle; pages that are small or opened together now share a group, while the
-/// marketplace, the server page, the machine page and the operator page, the largest, keep their
-/// own (docs/BENCHMARKS.md, "First load").
+/// some pages share, and each chunk is one more module to instantiate (a group needs 50 to 140).
+/// Their downloads no longer count: `cargo xtask build` packs each group's modules into one file,
+/// `pack_<group>.bin`, compressed as a whole (a third smaller than the modules one by one). So
+/// the heavy pages have a group each, the detail pages apart from their lists (a rental, a pool),
+/// and only pages small or opened together share one (docs/BENCHMARKS.md, "First load").
 ///
 /// This is what Leptos's `#[lazy_route]` does, with the module named by the group instead of
 /// by each page: in the browser the page's view function is a split point
@@ -139,11 +139,15 @@ lazy_pages! {
         TopupSuccessRoute => TopupSuccessPage,
         TopupCancelRoute => TopupCancelPage,
     }
-    rentals { RentalsRoute => RentalsPage, RentalRoute => RentalPage }
-    pools { PoolsRoute => PoolsPage, PoolRoute => PoolPage, InvitationsRoute => InvitationsPage }
+    rentals { RentalsRoute => RentalsPage }
+    rental { RentalRoute => RentalPage }
+    pools { PoolsRoute => PoolsPage, InvitationsRoute => InvitationsPage }
+    pool { PoolRoute => PoolPage }
     machines { MachinesRoute => MachinesPage, KeysRoute => KeysPage }
     machine { MachineRoute => MachinePage }
-    account { AccountRoute => AccountPage, TokensRoute => TokensPage, ActivityRoute => ActivityPage }
+    account { AccountRoute => AccountPage }
+    tokens { TokensRoute => TokensPage }
+    activity { ActivityRoute => ActivityPage }
     billing { BillingRoute => BillingPage }
     operator { OperatorRoute => OperatorPage }
 }

@@ -530,7 +530,7 @@ fn MachineDetail(
                 {
                     let id = d.vps.id.clone();
                     move || settled.get().then(|| view! {
-                        <super::volume::FileManager id=id.clone() state=Signal::derive(move || vps.get().state)/>
+                        <super::volume::LazyFileManager id=id.clone() state=Signal::derive(move || vps.get().state)/>
                     })
                 }
             }.into_any()

@@ -133,6 +133,38 @@ enum Pending {
     Unpack(String),
 }
 
+/// The file manager as the machine page shows it: its code is a WASM module of its own (group
+/// `files`), fetched when the card is first shown — after the page has hydrated, the card being
+/// browser-only — instead of with the page, which it would make ~20 % heavier for a card most
+/// machines (those without a volume) never show.
+#[component]
+pub fn LazyFileManager(id: String, state: Signal<String>) -> impl IntoView {
+    view! {
+        <Suspense fallback=|| view! {
+            <section class="card" data-test="files-loading"><h2>"Files"</h2><p class="muted">"Loading…"</p></section>
+        }>
+            {Suspend::new(async move {
+                #[cfg(feature = "hydrate")]
+                {
+                    file_manager(id, state).await
+                }
+                #[cfg(not(feature = "hydrate"))]
+                {
+                    file_manager(id, state)
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[cfg_attr(
+    feature = "hydrate",
+    ::leptos::wasm_split::wasm_split(files, wasm_split_path = ::leptos::wasm_split)
+)]
+fn file_manager(id: String, state: Signal<String>) -> AnyView {
+    view! { <FileManager id state/> }.into_any()
+}
+
 #[component]
 pub fn FileManager(
     id: String,

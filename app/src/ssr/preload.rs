@@ -2,14 +2,17 @@
 //!
 //! Each page is a lazily loaded route whose group of pages `cargo xtask build` splits into
 //! modules of its own (`split_<group>.wasm` and the `chunk_*.wasm` it shares with other groups),
-//! listed per group in the bundle's `__wasm_split_manifest.json`. Without a hint the browser would only learn of them
-//! once the main module has loaded and hydration has started; a `<link rel="preload">` for each
-//! lets it fetch them side by side with the main module.
+//! listed per group in the bundle's `packs.json`, and packed per group into one
+//! file, `pack_<group>.bin`, from which the loader takes them (`xtask`'s `patch_loader`). Without
+//! a hint the browser would only learn of a pack once the main module has loaded and hydration
+//! has started; a `<link rel="preload">` lets it fetch the page's pack side by side with the main
+//! module.
 //!
 //! The render records which groups of pages it showed (Leptos's `PrefetchLazyFn`, filled by
-//! `app::lazy_pages!`). Leptos writes links from that record only when its manifest context is
-//! visible from the response's root, which is not the case with async rendering; so the page
-//! adds its links itself, after its content.
+//! `app::lazy_pages!`), and the page adds its links itself, after its content. The manifest is
+//! not named `__wasm_split_manifest.json`, the name Leptos's `HydrationScripts` looks for: from
+//! that file Leptos would link every module of the group one by one (sometimes: only when its
+//! context is visible from where the render records the group), which the packs replace.
 
 use std::{
     collections::HashMap,
@@ -30,14 +33,14 @@ fn manifest(dir: PathBuf) -> Option<Arc<Manifest>> {
     let mut read = READ.get_or_init(Default::default).lock().ok()?;
     read.entry(dir)
         .or_insert_with_key(|dir| {
-            let text = std::fs::read_to_string(dir.join("__wasm_split_manifest.json")).ok()?;
+            let text = std::fs::read_to_string(dir.join("packs.json")).ok()?;
             serde_json::from_str(&text).ok().map(Arc::new)
         })
         .clone()
 }
 
-/// Registers `<link rel="preload">` (in the head) for every module the groups shown so far in
-/// this render need, and a module preload for their loader. They are registered while the
+/// Registers `<link rel="preload">` (in the head) for the pack of each group shown so far in
+/// this render, and a module preload for their loader. They are registered while the
 /// page's view is built, and nothing is rendered in the body: the browser, which renders nothing
 /// here, walks the same body when it hydrates.
 pub fn page_modules() {
@@ -53,22 +56,19 @@ pub fn page_modules() {
         return;
     };
     let pkg = options.site_pkg_dir.clone();
-    let mut files: Vec<&String> = called
-        .iter()
-        .filter_map(|name| manifest.get(*name))
-        .flatten()
-        .collect();
-    files.sort();
-    files.dedup();
-    // The loader first: the main script imports it, so hydration cannot start without it, and
-    // behind a few dozen module downloads it would wait for all of them. The page's modules are
-    // needed only once the main module runs, so they yield to it (`fetchpriority="low"`).
-    let links = files
+    let mut groups: Vec<&str> = called
         .into_iter()
-        .map(|file| {
+        .filter(|name| manifest.contains_key(*name))
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    // The loader first: the main script imports it, so hydration cannot start without it. Then
+    // one pack per group shown, fetched side by side with the main module.
+    let links = groups
+        .into_iter()
+        .map(|group| {
             view! {
-                <Link rel="preload" href=format!("/{pkg}/{file}.wasm") as_="fetch"
-                    type_="application/wasm" crossorigin="anonymous" fetchpriority="low"/>
+                <Link rel="preload" href=format!("/{pkg}/pack_{group}.bin") as_="fetch" crossorigin="anonymous"/>
             }
         })
         .collect_view();
