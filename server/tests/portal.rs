@@ -179,6 +179,54 @@ async fn forms_without_the_session_csrf_token_change_nothing() {
     assert_eq!(users, 0);
 }
 
+/// Right after signing in a browser sends several requests at once (the page it lands on, the
+/// session's reload, another tab). They must all render the same CSRF token, the one the session
+/// keeps: when the token was left for the first request to create, each concurrent request made
+/// its own, the last save won, and a page could carry a token its first form was refused with.
+#[tokio::test]
+async fn pages_loaded_at_once_after_signing_in_share_one_csrf_token() {
+    let app = TestApp::spawn().await;
+    let csrf = csrf_of(&page(&app, "/signup").await);
+    let res = post_form(
+        &app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", &csrf),
+            ("email", "racer@example.com"),
+            ("username", "racer"),
+            ("password", "password-1"),
+        ],
+    )
+    .await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let pages = futures::future::join_all(
+        [
+            "/account",
+            "/machines",
+            "/billing",
+            "/rentals",
+            "/pools",
+            "/tokens",
+            "/",
+            "/keys",
+        ]
+        .map(|path| page(&app, path)),
+    )
+    .await;
+    let tokens: std::collections::BTreeSet<String> = pages.iter().map(|p| csrf_of(p)).collect();
+    assert_eq!(tokens.len(), 1, "one token for every page: {tokens:?}");
+    assert_ne!(tokens.first(), Some(&csrf), "signing in gave a fresh token");
+    // And it is the session's: a form sent with it is taken.
+    let token = tokens.first().unwrap().clone();
+    assert!(page(&app, "/account").await.contains("racer@example.com"));
+    post_form(&app, "/_fn/sign_out", "/account", &[("csrf", &token)]).await;
+    assert!(
+        !page(&app, "/account").await.contains("racer@example.com"),
+        "signed out with the token the pages showed"
+    );
+}
+
 #[tokio::test]
 async fn a_signed_in_browser_stays_signed_in_across_a_restart() {
     let app = TestApp::spawn().await;

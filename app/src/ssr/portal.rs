@@ -77,16 +77,20 @@ pub async fn csrf_token(session: &Session) -> Result<String, PortalError> {
     {
         return Ok(t);
     }
-    let token: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect();
+    let token = new_csrf_token();
     session
         .insert(SESSION_CSRF, &token)
         .await
         .map_err(session_error)?;
     Ok(token)
+}
+
+fn new_csrf_token() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
 }
 
 /// Refuses the request unless `provided` matches the session's CSRF token.
@@ -155,6 +159,12 @@ pub async fn signed_in(csrf: Option<&str>) -> Result<SignedIn, PortalError> {
 }
 
 /// Signs `user` in: a fresh session id (no fixation), the user id, a fresh CSRF token.
+///
+/// The token is made here rather than left for the next request to create: right after signing
+/// in, the browser sends several requests at once (the page it lands on, the session's reload,
+/// a tab opened meanwhile), and each would make its own token with the last save winning — a
+/// page could then carry a token the session no longer has, and its first form would be refused
+/// as expired (seen in the browser tests).
 pub async fn sign_in(session: &Session, user: &User) -> Result<(), PortalError> {
     session.cycle_id().await.map_err(session_error)?;
     session
@@ -162,7 +172,7 @@ pub async fn sign_in(session: &Session, user: &User) -> Result<(), PortalError> 
         .await
         .map_err(session_error)?;
     session
-        .remove::<String>(SESSION_CSRF)
+        .insert(SESSION_CSRF, &new_csrf_token())
         .await
         .map_err(session_error)?;
     Ok(())
