@@ -42,6 +42,24 @@ async fn post_form(
         .unwrap()
 }
 
+/// Signs up from the sign-up page's form, as a browser without JavaScript does; the client keeps
+/// the session cookie.
+async fn sign_up(app: &TestApp, email: &str, username: &str) -> reqwest::Response {
+    let csrf = csrf_of(&page(app, "/signup").await);
+    post_form(
+        app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", &csrf),
+            ("email", email),
+            ("username", username),
+            ("password", "password-1"),
+        ],
+    )
+    .await
+}
+
 fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get(header::LOCATION)
@@ -186,19 +204,8 @@ async fn forms_without_the_session_csrf_token_change_nothing() {
 #[tokio::test]
 async fn pages_loaded_at_once_after_signing_in_share_one_csrf_token() {
     let app = TestApp::spawn().await;
-    let csrf = csrf_of(&page(&app, "/signup").await);
-    let res = post_form(
-        &app,
-        "/_fn/sign_up",
-        "/signup",
-        &[
-            ("csrf", &csrf),
-            ("email", "racer@example.com"),
-            ("username", "racer"),
-            ("password", "password-1"),
-        ],
-    )
-    .await;
+    let anonymous = csrf_of(&page(&app, "/signup").await);
+    let res = sign_up(&app, "racer@example.com", "racer").await;
     assert!(res.status().is_redirection(), "{}", res.status());
     let pages = futures::future::join_all(
         [
@@ -216,7 +223,11 @@ async fn pages_loaded_at_once_after_signing_in_share_one_csrf_token() {
     .await;
     let tokens: std::collections::BTreeSet<String> = pages.iter().map(|p| csrf_of(p)).collect();
     assert_eq!(tokens.len(), 1, "one token for every page: {tokens:?}");
-    assert_ne!(tokens.first(), Some(&csrf), "signing in gave a fresh token");
+    assert_ne!(
+        tokens.first(),
+        Some(&anonymous),
+        "signing in gave a fresh token"
+    );
     // And it is the session's: a form sent with it is taken.
     let token = tokens.first().unwrap().clone();
     assert!(page(&app, "/account").await.contains("racer@example.com"));
@@ -230,19 +241,7 @@ async fn pages_loaded_at_once_after_signing_in_share_one_csrf_token() {
 #[tokio::test]
 async fn a_signed_in_browser_stays_signed_in_across_a_restart() {
     let app = TestApp::spawn().await;
-    let csrf = csrf_of(&page(&app, "/signup").await);
-    let res = post_form(
-        &app,
-        "/_fn/sign_up",
-        "/signup",
-        &[
-            ("csrf", &csrf),
-            ("email", "stay@example.com"),
-            ("username", "stayer"),
-            ("password", "password-1"),
-        ],
-    )
-    .await;
+    let res = sign_up(&app, "stay@example.com", "stayer").await;
     let cookie = session_cookie(&res).unwrap();
     let (db, _dir) = app.stop().await;
 
@@ -267,19 +266,7 @@ async fn a_signed_in_browser_stays_signed_in_across_a_restart() {
 #[tokio::test]
 async fn tokens_page_creates_shows_once_lists_and_revokes() {
     let app = TestApp::spawn().await;
-    let csrf = csrf_of(&page(&app, "/signup").await);
-    post_form(
-        &app,
-        "/_fn/sign_up",
-        "/signup",
-        &[
-            ("csrf", &csrf),
-            ("email", "t@example.com"),
-            ("username", "tokens_user"),
-            ("password", "password-1"),
-        ],
-    )
-    .await;
+    sign_up(&app, "t@example.com", "tokens_user").await;
     let tokens_page = page(&app, "/tokens").await;
     assert!(tokens_page.contains("No tokens yet"));
     let csrf = csrf_of(&tokens_page);
@@ -332,19 +319,7 @@ async fn tokens_page_creates_shows_once_lists_and_revokes() {
 async fn billing_page_shows_money_and_manages_alert_addresses() {
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("ops").await;
-    let csrf = csrf_of(&page(&app, "/signup").await);
-    post_form(
-        &app,
-        "/_fn/sign_up",
-        "/signup",
-        &[
-            ("csrf", &csrf),
-            ("email", "bill@example.com"),
-            ("username", "bill"),
-            ("password", "password-1"),
-        ],
-    )
-    .await;
+    sign_up(&app, "bill@example.com", "bill").await;
     let empty = page(&app, "/billing").await;
     assert!(empty.contains("No money has moved yet"));
     assert!(
