@@ -6,7 +6,8 @@
 //!      generates the JS glue with wasm-bindgen's own library, linked here at exactly the version
 //!      the workspace pins for the runtime crate, so the two can never disagree;
 //!   3. with `--release`, optimizes every module with npm's `binaryen` when installed
-//!      (`xtask/optimize.mjs`, the library behind `wasm-opt`, in one process);
+//!      (`xtask/optimize.mjs`, the library behind `wasm-opt`, in one process), then packs each
+//!      group's modules into one file, `pack_<group>.bin`, which the browser downloads instead;
 //!   4. copies `style/main.css` beside them as `hangar.css`, `public/` to the site root, and the
 //!      vendored front-end packages (Swagger UI, xterm.js, noVNC) from `node_modules/` to
 //!      `vendor/`;
@@ -163,11 +164,13 @@ const SPLIT_LINK: &str = "./__wasm_split.______________________.js";
 ///
 /// 1. `wasm_split_cli_support` follows the link relocations (`--emit-relocs`, set for the WASM
 ///    target in `.cargo/config.toml`) to move each `#[lazy]` function and everything only it
-///    uses into `split_*.wasm` / `chunk_*.wasm`, writes the loader (`SPLIT_LINK`) and a
-///    manifest of which files each page needs, which the server reads to preload them;
+///    uses into `split_*.wasm` / `chunk_*.wasm`, and writes the loader (`SPLIT_LINK`, patched
+///    by `patch_loader`) and a manifest of which files each group needs (`packs.json`, which the
+///    server reads for its preload links);
 /// 2. wasm-bindgen's library makes the glue (`hangar.js`) for the main module, keeping the
 ///    linker's exports the split modules import;
-/// 3. with `--release`, binaryen optimizes every module (`xtask/optimize.mjs`).
+/// 3. with `--release`, binaryen optimizes every module (`xtask/optimize.mjs`);
+/// 4. `write_packs` puts each group's modules into `pack_<group>.bin`.
 ///
 /// All names are relative to the bundle's directory, which is renamed after its content last.
 fn split_and_bind(wasm: &Path, out: &Path, release: bool) -> Result<()> {
@@ -233,7 +236,7 @@ fn split_and_bind(wasm: &Path, out: &Path, release: bool) -> Result<()> {
 /// Makes the loader take page modules from their group's pack, and retry a download a few
 /// times.
 ///
-/// Packs: a group's modules are many small files (70 to 140: the group's own and the chunks it
+/// Packs: a group's modules are many small files (50 to 140: the group's own and the chunks it
 /// shares with other groups), and compressing each on its own costs a third more bytes than
 /// compressing them together, on top of a request each. `write_packs` puts a group's modules in
 /// one file, `pack_<group>.bin`, which the page's HTML preloads; the loader's exported load
