@@ -32,10 +32,29 @@ test('run commands and move files inside a container from its page', async () =>
   await page.click('[data-test=create-machine-form] button[type=submit]');
   const row = page.locator('[data-test=machine-row]', { hasText: 'box-e2e' });
   await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 30_000 });
+  const fetched = [];
+  page.on('request', (r) => fetched.push(r.url()));
   await row.locator('a').click();
   await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
   await hydrated(page);
   assert.equal(await page.locator('[data-test=machine-simulated]').count(), 0, 'a container really runs');
+  // The command, files and usage cards are drawn once the page has hydrated, each group's code
+  // fetched then (a full load checks below that they are not preloaded with the page).
+  await page.locator('[data-test=command-form]').waitFor();
+  await page.locator('[data-test=usage-card]').waitFor();
+  for (const group of ['machine', 'inside', 'usage']) {
+    assert.ok(fetched.some((u) => u.endsWith(`/pack_${group}.bin`)), `${group}'s pack was fetched`);
+  }
+
+  // Before the first sample (here: none comes, the stream is refused) the card says it waits,
+  // and shows no empty charts.
+  const probe = await context.newPage();
+  await probe.route('**/events/machines/*/stats', (route) => route.abort());
+  await probe.goto(page.url());
+  await hydrated(probe);
+  await probe.locator('[data-test=usage-waiting]').waitFor();
+  assert.equal(await probe.locator('[data-test=usage-card] .charts').isVisible(), false, 'no charts before a sample');
+  await probe.close();
 
   // A command and its output.
   await page.fill('[data-test=command-form] textarea[name=command]', 'echo "hello from $(hostname)"; echo warn >&2');
@@ -55,9 +74,14 @@ test('run commands and move files inside a container from its page', async () =>
   await page.click('[data-test=command-form] button[type=submit]');
   await page.locator('[data-test=command-started]').waitFor();
   await page.locator('[data-test=command-job][data-status=running]').waitFor({ timeout: 15_000 });
-  // Opened afresh (server-rendered with the running command, then hydrated) it is still there.
+  // Opened afresh it is still there.
   await page.reload();
   await hydrated(page);
+  const preloaded = await page.$$eval('link[rel=preload]', (links) => links.map((l) => l.href));
+  assert.ok(preloaded.some((h) => h.endsWith('/pack_machine.bin')), 'the machine page preloads its own pack');
+  for (const group of ['inside', 'usage']) {
+    assert.ok(!preloaded.some((h) => h.endsWith(`/pack_${group}.bin`)), `${group} is not preloaded`);
+  }
   await page.locator('[data-test=command-job][data-status=running]').waitFor();
   await page.screenshot({ path: `${ARTIFACTS}machine-inside.png`, fullPage: true });
   await page.click('[data-test=cancel-command]');

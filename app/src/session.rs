@@ -1,6 +1,7 @@
 //! The browser session as the pages see it: who is signed in, the CSRF token for forms, and the
 //! sign-in / sign-up / sign-out actions whose completion refreshes it.
 
+use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -23,7 +24,7 @@ pub struct SessionInfo {
 /// The session, provided as context by [`provide_session`].
 #[derive(Clone, Copy)]
 pub struct Auth {
-    pub info: Resource<Result<SessionInfo, PortalError>>,
+    pub info: Data<Result<SessionInfo, PortalError>>,
     pub sign_out: ServerAction<SignOut>,
 }
 
@@ -34,7 +35,7 @@ pub struct Auth {
 pub fn provide_session() {
     let sign_out = ServerAction::<SignOut>::new();
     let location = leptos_router::hooks::use_location();
-    let info = Resource::new(
+    let info = data::load(
         move || (location.pathname.get(), sign_out.version().get()),
         |_| get_session_info(),
     );

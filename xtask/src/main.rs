@@ -14,7 +14,8 @@
 //!   5. names the bundle's directory by its content (`pkg/<hash>/`, the name in
 //!      `pkg/bundle.txt`), so the server can tell browsers to keep those files for good, and
 //!      writes brotli and gzip copies of each file (`.br`, `.gz`; the best levels with
-//!      `--release`), which the server sends as they are.
+//!      `--release`), which the server sends as they are, and prints what a first visit to each
+//!      group of pages downloads (`report_first_loads`).
 //!
 //! `cargo xtask watch`: builds, starts `hangar serve`, and on every change under `model/`, `domain/`, `app/`, `frontend/`,
 //! `server/`, `style/`, `public/` or `migrations/` rebuilds what changed and restarts the server.
@@ -145,6 +146,7 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
         }
     }
     eprintln!("xtask: compressed in {:.1}s", step.elapsed().as_secs_f64());
+    report_first_loads(&bundle)?;
     eprintln!(
         "xtask: site built in {:.1}s ({} KiB of main WASM, {} profile) at {}",
         started.elapsed().as_secs_f64(),
@@ -403,6 +405,48 @@ fn name_by_content(pkg: &Path, staging: &Path) -> Result<PathBuf> {
     std::fs::rename(staging, &bundle)?;
     std::fs::write(pkg.join("bundle.txt"), format!("{hash}\n"))?;
     Ok(bundle)
+}
+
+/// Prints what a first visit to each group of pages downloads, compressed as served: the files
+/// every page needs (main module, glue, loader, stylesheet) and the group's pack. The figures of
+/// docs/BENCHMARKS.md ("First load") are these, from a `--release` build.
+fn report_first_loads(bundle: &Path) -> Result<()> {
+    let size = |name: &str, ext: &str| -> Result<u64> {
+        let file = bundle.join(format!("{name}{ext}"));
+        Ok(std::fs::metadata(&file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .len())
+    };
+    let core = [
+        "hangar_bg.wasm",
+        "hangar.js",
+        &SPLIT_LINK[2..],
+        "hangar.css",
+    ];
+    let sizes = |files: &[&str]| -> Result<(u64, u64)> {
+        files.iter().try_fold((0, 0), |(gz, br), f| {
+            Ok((gz + size(f, ".gz")?, br + size(f, ".br")?))
+        })
+    };
+    let (core_gz, core_br) = sizes(&core)?;
+    let manifest: BTreeMap<String, Vec<String>> =
+        serde_json::from_slice(&std::fs::read(bundle.join("packs.json"))?)?;
+    eprintln!(
+        "xtask: first load, KiB gzip / brotli (core {} / {}):",
+        core_gz / 1024,
+        core_br / 1024
+    );
+    for group in manifest.keys() {
+        let (gz, br) = sizes(&[&format!("pack_{group}.bin")])?;
+        eprintln!(
+            "xtask:   {group:<12} {:>5} / {:>5}   (pack {} / {})",
+            (core_gz + gz) / 1024,
+            (core_br + br) / 1024,
+            gz / 1024,
+            br / 1024
+        );
+    }
+    Ok(())
 }
 
 /// npm package, files (or whole directories) inside it, directory under `vendor/`.

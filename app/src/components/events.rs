@@ -20,7 +20,9 @@ where
             if let Some(value) = ev
                 .data()
                 .as_string()
-                .and_then(|text| serde_json::from_str(&text).ok())
+                // From bytes, as server functions read: one decoder per type in the bundle
+                // (`components::data`).
+                .and_then(|text| serde_json::from_slice(text.as_bytes()).ok())
             {
                 each(value);
             }

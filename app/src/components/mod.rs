@@ -1,5 +1,7 @@
 //! Building blocks shared by the pages.
 
+pub mod data;
+pub mod deferred;
 pub mod events;
 pub mod format;
 pub mod forms;

@@ -1,6 +1,7 @@
 //! Who you are and what you have, and two-factor sign-in: set up with a QR code, confirmed with a
 //! code, recovery codes shown once, turned off with the password and a code.
 
+use crate::components::data;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
@@ -94,7 +95,7 @@ fn TwoFactorCard() -> impl IntoView {
     let set_up = ServerAction::<SetUpTwoFactor>::new();
     let enable = ServerAction::<EnableTwoFactor>::new();
     let disable = ServerAction::<DisableTwoFactor>::new();
-    let status = Resource::new(
+    let status = data::load(
         move || (enable.version().get(), disable.version().get()),
         |_| load_two_factor(),
     );

@@ -2,6 +2,7 @@
 //! tokens, pools, consoles); operators may look at everyone's, by user and by kind of action.
 //! Filters live in the URL (a plain GET form), so a filtered view can be bookmarked or shared.
 
+use crate::components::data;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -70,7 +71,7 @@ fn Activity(me: Me) -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.with(|q| q.get(k).unwrap_or_default());
     let everyone = move || is_admin && get("everyone") == "1";
-    let events = Resource::new(
+    let events = data::load(
         move || (everyone(), get("user"), get("action"), get("before")),
         |(everyone, user, action, before)| load_activity(everyone, user, action, before),
     );

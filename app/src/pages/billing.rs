@@ -1,5 +1,6 @@
 //! Billing: the balance, every money movement (paginated), and low-balance alert addresses.
 
+use crate::components::data;
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -119,7 +120,7 @@ pub async fn topup_status(session_id: String) -> Result<(String, Option<i64>, i6
 #[component]
 pub fn TopupSuccessPage() -> impl IntoView {
     let query = use_query_map();
-    let status = Resource::new(
+    let status = data::load(
         move || query.with(|q| q.get("session_id").unwrap_or_default()),
         topup_status,
     );
@@ -172,7 +173,7 @@ pub fn BillingPage() -> impl IntoView {
     let topup = ServerAction::<AddFunds>::new();
     let add = ServerAction::<AddNotifyEmail>::new();
     let remove = ServerAction::<RemoveNotifyEmail>::new();
-    let data = Resource::new(
+    let data = data::load(
         move || {
             let offset = query.with(|q| {
                 q.get("offset")

@@ -1,3 +1,4 @@
+use crate::components::data;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -73,7 +74,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// answer, each with the next step when there is nothing yet.
 #[component]
 fn Dashboard() -> impl IntoView {
-    let data = Resource::new(|| (), |_| load_dashboard());
+    let data = data::load(|| (), |_| load_dashboard());
     view! {
         <div>
         <Transition fallback=|| ()>

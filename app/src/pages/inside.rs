@@ -7,6 +7,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::components::deferred::{Deferred, LoadingCard};
 use crate::components::forms::{ActionError, CsrfField, SubmitButton};
 use crate::error::PortalError;
 use crate::session::use_auth;
@@ -84,13 +85,35 @@ pub async fn cancel_command(csrf: String, id: String, job_id: String) -> Result<
     Ok(())
 }
 
-/// The "Run command" and "Files" cards of a machine (they answer while it runs).
+/// The "Run a command" and "Files" cards of a machine (they answer while it runs). Their code is
+/// a module of its own (group `inside`), fetched once the page has hydrated
+/// (`components::deferred`): both cards need the browser (a command's output and the list of
+/// background commands are the browser's reads; uploads stream from it).
 #[component]
-pub fn InsideCards(id: String) -> impl IntoView {
+pub fn LazyInsideCards(id: String, settled: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <Deferred settled
+            placeholder=|| view! {
+                <LoadingCard title="Run a command" test="command-loading"/>
+                <LoadingCard title="Files" test="files-loading"/>
+            }
+            load=move || {
+                let id = id.clone();
+                async move { crate::split_call!(inside_cards(id)) }
+            }/>
+    }
+}
+
+#[cfg_attr(
+    feature = "hydrate",
+    ::leptos::wasm_split::wasm_split(inside, wasm_split_path = ::leptos::wasm_split)
+)]
+fn inside_cards(id: String) -> AnyView {
     view! {
         <CommandCard id=id.clone()/>
         <FilesCard id/>
     }
+    .into_any()
 }
 
 #[component]
@@ -328,7 +351,7 @@ pub(super) fn start_upload(
                 Err(_) => None,
             };
             Err(text
-                .and_then(|t| serde_json::from_str::<PortalError>(&t).ok())
+                .and_then(|t| serde_json::from_slice::<PortalError>(t.as_bytes()).ok())
                 .map(|e| e.message)
                 .unwrap_or_else(|| format!("Upload failed ({})", response.status())))
         };

@@ -5,6 +5,7 @@
 //! server whenever one of the user's machines changes) and re-renders from each message; the
 //! server-rendered page shows the state as it was when the page was made.
 
+use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -273,7 +274,7 @@ fn StateBadge(vps: Vps) -> impl IntoView {
 #[component]
 pub fn MachinesPage() -> impl IntoView {
     let create = ServerAction::<CreateMachine>::new();
-    let data = Resource::new(move || create.version().get(), |_| load_machines());
+    let data = data::load(move || create.version().get(), |_| load_machines());
     let live = live_machines();
     view! {
         <Title text="Machines"/>
@@ -284,7 +285,7 @@ pub fn MachinesPage() -> impl IntoView {
 #[component]
 fn Machines(
     create: ServerAction<CreateMachine>,
-    data: Resource<Result<MachinesData, PortalError>>,
+    data: Data<Result<MachinesData, PortalError>>,
     live: RwSignal<Option<Vec<Vps>>>,
 ) -> impl IntoView {
     view! {
@@ -425,7 +426,7 @@ pub fn MachinePage() -> impl IntoView {
     // state by push, snapshots by their own reads). Reloading this resource would re-run the
     // Suspend below, dispose what it made while its old view still reacts to pushes, and close
     // an open console.
-    let data = Resource::new(id, load_machine);
+    let data = data::load(id, load_machine);
     view! {
         <Title text="Machine"/>
         <RequireUser signed_in=move |_| view! { <Machine data live settled power rename snap/> }/>
@@ -434,7 +435,7 @@ pub fn MachinePage() -> impl IntoView {
 
 #[component]
 fn Machine(
-    data: Resource<Result<MachineData, PortalError>>,
+    data: Data<Result<MachineData, PortalError>>,
     live: RwSignal<Option<Vec<Vps>>>,
     /// Set once the details have hydrated.
     settled: RwSignal<bool>,
@@ -478,6 +479,7 @@ fn MachineDetail(
         live.get().and_then(|l| l.into_iter().find(|v| v.id == id))
     });
     let busy = Signal::derive(move || vps.get().transition.is_some() || power.pending().get());
+    let running = Signal::derive(move || vps.get().state == "running");
     // The deletion has finished: the pushed list no longer has it.
     let gone = {
         let id = d.vps.id.clone();
@@ -522,25 +524,19 @@ fn MachineDetail(
         } else if d.volume {
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm=false app=true/>
-                <super::usage::UsageCard id=d.vps.id.clone() running=Signal::derive(move || vps.get().state == "running")/>
-                // Rendered once the page has hydrated: its listing is the browser's own, and
-                // hydrating the card against the server's render failed now and then (a marker
-                // expected where the server had put an element) when the page opened while the
-                // machine was being created.
-                {
-                    let id = d.vps.id.clone();
-                    move || settled.get().then(|| view! {
-                        <super::volume::LazyFileManager id=id.clone() state=Signal::derive(move || vps.get().state)/>
-                    })
-                }
+                <super::usage::LazyUsageCard id=d.vps.id.clone() running settled/>
+                // Its listing is the browser's own: hydrating the card against the server's
+                // render failed now and then (a marker expected where the server had put an
+                // element) when the page opened while the machine was being created.
+                <super::volume::LazyFileManager id=d.vps.id.clone() state=Signal::derive(move || vps.get().state) settled/>
             }.into_any()
         } else {
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == "vm"}/>
                 {(d.vps.kind == "container").then(|| view! {
-                    <super::usage::UsageCard id=d.vps.id.clone() running=Signal::derive(move || vps.get().state == "running")/>
+                    <super::usage::LazyUsageCard id=d.vps.id.clone() running settled/>
                 })}
-                <super::inside::InsideCards id=d.vps.id.clone()/>
+                <super::inside::LazyInsideCards id=d.vps.id.clone() settled/>
             }.into_any()
         }}
         {if d.volume {
@@ -817,7 +813,7 @@ pub async fn delete_ssh_key(csrf: String, id: String) -> Result<(), PortalError>
 pub fn KeysPage() -> impl IntoView {
     let add = ServerAction::<AddSshKey>::new();
     let remove = ServerAction::<DeleteSshKey>::new();
-    let data = Resource::new(
+    let data = data::load(
         move || (add.version().get(), remove.version().get()),
         |_| load_keys(),
     );

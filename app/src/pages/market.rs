@@ -1,6 +1,7 @@
 //! The marketplace: browse with a filter sidebar whose state lives in the URL, and a server page
 //! with the rent checkout.
 
+use crate::components::data;
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -47,7 +48,7 @@ const COUNTRIES: &[(&str, &str)] = &[
 #[component]
 pub fn MarketplacePage() -> impl IntoView {
     let location = use_location();
-    let results = Resource::new(
+    let results = data::load(
         move || location.search.get(),
         |search| browse_market(search.trim_start_matches('?').to_owned()),
     );
@@ -373,7 +374,7 @@ pub async fn rent_server(
 pub fn ServerPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
-    let data = Resource::new(id, load_server_page);
+    let data = data::load(id, load_server_page);
     let rent = ServerAction::<RentServer>::new();
     view! {
         <Title text="Server"/>

@@ -3,6 +3,7 @@
 //! (add, remove), machines by state, and the reconciler on demand. Everything here is also in the
 //! admin API (`/api/admin/...`); this is the view an operator looks at rather than reads.
 
+use crate::components::data;
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -277,7 +278,7 @@ pub fn OperatorPage() -> impl IntoView {
         add_range: ServerAction::new(),
         remove_range: ServerAction::new(),
     };
-    let data = Resource::new(
+    let data = data::load(
         move || {
             (
                 actions.reconcile.version().get(),

@@ -2,6 +2,7 @@
 //! the invitations inbox. What each role may do is decided in `domain::accounts::pools`; the page only hides
 //! controls the caller could not use.
 
+use crate::components::data;
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -40,7 +41,7 @@ pub async fn create_pool(
 #[component]
 pub fn PoolsPage() -> impl IntoView {
     let create = ServerAction::<CreatePool>::new();
-    let data = Resource::new(move || create.version().get(), |_| load_pools());
+    let data = data::load(move || create.version().get(), |_| load_pools());
     view! {
         <Title text="Pools"/>
         <RequireUser signed_in=move |_| view! {
@@ -150,7 +151,7 @@ pub fn PoolPage() -> impl IntoView {
     let role = ServerAction::<ChangeMemberRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let delete = ServerAction::<DeletePool>::new();
-    let data = Resource::new(
+    let data = data::load(
         move || {
             (
                 params.with(|p| p.get("id").unwrap_or_default()),
@@ -281,7 +282,7 @@ pub struct Answered {
 pub fn InvitationsPage() -> impl IntoView {
     let answer = ServerAction::<AnswerInvitation>::new();
     let auth = use_auth();
-    let data = Resource::new(move || answer.version().get(), |_| load_invitations());
+    let data = data::load(move || answer.version().get(), |_| load_invitations());
     // The badge in the navigation follows the inbox.
     Effect::new(move |_| {
         if answer.version().get() > 0 {

@@ -1,5 +1,6 @@
 //! Rentals: the list (yours and your pools') and a rental's page with extension.
 
+use crate::components::data;
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -24,7 +25,7 @@ pub async fn load_rentals() -> Result<Vec<Rental>, PortalError> {
 
 #[component]
 pub fn RentalsPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| load_rentals());
+    let data = data::load(|| (), |_| load_rentals());
     view! {
         <Title text="Rentals"/>
         <RequireUser signed_in=move |_| view! {
@@ -160,7 +161,7 @@ pub fn RentalPage() -> impl IntoView {
     let params = use_params_map();
     let extend = ServerAction::<ExtendRental>::new();
     let relocate = ServerAction::<MoveRental>::new();
-    let data = Resource::new(
+    let data = data::load(
         move || {
             (
                 params.with(|p| p.get("id").unwrap_or_default()),

@@ -2,6 +2,7 @@
 //! act on: the portal and API answer, the database answers, and how many of the nodes that run
 //! machines answer the reconciler. Machine-readable health stays at `GET /health`.
 
+use crate::components::data;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
@@ -41,7 +42,7 @@ pub async fn load_status() -> Result<StatusData, PortalError> {
 
 #[component]
 pub fn StatusPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| load_status());
+    let data = data::load(|| (), |_| load_status());
     view! {
         <Title text="Status"/>
         <section class="page-head"><h1>"Status"</h1></section>

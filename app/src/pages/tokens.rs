@@ -1,5 +1,6 @@
 //! API tokens: create (value shown once), list, revoke.
 
+use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
 use crate::error::PortalError;
@@ -100,7 +101,7 @@ pub fn TokensPage() -> impl IntoView {
     // than once while the session loads, and `load_tokens` hands out the new value only once.
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let data = Resource::new(
+    let data = data::load(
         move || (create.version().get(), revoke.version().get()),
         |_| load_tokens(),
     );
@@ -114,7 +115,7 @@ pub fn TokensPage() -> impl IntoView {
 fn Tokens(
     create: ServerAction<CreateToken>,
     revoke: ServerAction<RevokeToken>,
-    data: Resource<Result<TokensData, PortalError>>,
+    data: Data<Result<TokensData, PortalError>>,
 ) -> impl IntoView {
     view! {
         <section class="page-head">

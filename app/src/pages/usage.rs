@@ -8,6 +8,8 @@ use std::collections::VecDeque;
 use leptos::prelude::*;
 use model::compute::MachineStats;
 
+use crate::components::deferred::{Deferred, LoadingCard};
+
 /// Samples kept: two minutes at one a second.
 const KEEP: usize = 120;
 
@@ -18,8 +20,30 @@ struct Point {
     stats: MachineStats,
 }
 
+/// The card, its code fetched once the page has hydrated (group `usage`,
+/// `components::deferred`): until then it would have nothing to show anyway.
 #[component]
-pub fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
+pub fn LazyUsageCard(id: String, running: Signal<bool>, settled: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <Deferred settled
+            placeholder=|| view! { <LoadingCard title="Usage" class="usage-card" test="usage-loading"/> }
+            load=move || {
+                let id = id.clone();
+                async move { crate::split_call!(usage_card(id, running)) }
+            }/>
+    }
+}
+
+#[cfg_attr(
+    feature = "hydrate",
+    ::leptos::wasm_split::wasm_split(usage, wasm_split_path = ::leptos::wasm_split)
+)]
+fn usage_card(id: String, running: Signal<bool>) -> AnyView {
+    view! { <UsageCard id running/> }.into_any()
+}
+
+#[component]
+fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
     // Only a change of running/not running reopens the stream, not every push of the machine.
     let running = Memo::new(move |_| running.get());
     let points = RwSignal::new(VecDeque::<Point>::new());

@@ -5,6 +5,7 @@
 
 use leptos::prelude::*;
 
+use crate::components::deferred::{Deferred, LoadingCard};
 use crate::components::forms::{ActionError, CsrfField, SubmitButton};
 use crate::error::PortalError;
 use crate::session::use_auth;
@@ -134,26 +135,22 @@ enum Pending {
 }
 
 /// The file manager as the machine page shows it: its code is a WASM module of its own (group
-/// `files`), fetched when the card is first shown — after the page has hydrated, the card being
-/// browser-only — instead of with the page, which it would make ~20 % heavier for a card most
-/// machines (those without a volume) never show.
+/// `files`), fetched once the page has hydrated (`components::deferred`) instead of with the
+/// page, which it would make ~20 % heavier for a card most machines (those without a volume)
+/// never show.
 #[component]
-pub fn LazyFileManager(id: String, state: Signal<String>) -> impl IntoView {
+pub fn LazyFileManager(
+    id: String,
+    state: Signal<String>,
+    settled: RwSignal<bool>,
+) -> impl IntoView {
     view! {
-        <Suspense fallback=|| view! {
-            <section class="card" data-test="files-loading"><h2>"Files"</h2><p class="muted">"Loading…"</p></section>
-        }>
-            {Suspend::new(async move {
-                #[cfg(feature = "hydrate")]
-                {
-                    file_manager(id, state).await
-                }
-                #[cfg(not(feature = "hydrate"))]
-                {
-                    file_manager(id, state)
-                }
-            })}
-        </Suspense>
+        <Deferred settled
+            placeholder=|| view! { <LoadingCard title="Files" test="files-loading"/> }
+            load=move || {
+                let id = id.clone();
+                async move { crate::split_call!(file_manager(id, state)) }
+            }/>
     }
 }
 
