@@ -55,6 +55,14 @@ test('run commands and move files inside a container from its page', async () =>
   await probe.locator('[data-test=usage-waiting]').waitFor();
   assert.equal(await probe.locator('[data-test=usage-card] .charts').isVisible(), false, 'no charts before a sample');
   await probe.close();
+  // Without JavaScript the cards say why they stay empty.
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  await noJs.addCookies(await context.cookies());
+  const still = await noJs.newPage();
+  await still.goto(page.url());
+  assert.match(await still.locator('[data-test=command-loading]').innerText(), /needs JavaScript/);
+  assert.equal(await still.locator('[data-test=command-form]').count(), 0);
+  await noJs.close();
 
   // A command and its output.
   await page.fill('[data-test=command-form] textarea[name=command]', 'echo "hello from $(hostname)"; echo warn >&2');

@@ -154,7 +154,9 @@ lazy_pages! {
 
 /// The portal: a layout with navigation and one route per page. Pages render on the server once
 /// their data has loaded (`SsrMode::Async`): every form is complete HTML that works before the
-/// WASM bundle has loaded and with JavaScript off. Pages are small and their queries fast, so
+/// WASM bundle has loaded and with JavaScript off — but those of the cards only the browser can
+/// fill (a machine's commands, files and charts), which come after hydration
+/// (`components::deferred`). Pages are small and their queries fast, so
 /// waiting for the data costs little and gives one deterministic document to hydrate. (A lesson
 /// recorded in `CsrfField`: a `Suspense` nested in every form broke hydration on some loads.)
 #[component]

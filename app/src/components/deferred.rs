@@ -67,10 +67,10 @@ pub fn LoadingCard(
     view! {
         <section class=format!("card {class}") data-test=test aria-busy="true">
             <h2>{title}</h2>
-            <p class="muted">"Loading…"</p>
-            // As markup, not children: with scripting on, the browser parses a `noscript`'s
-            // content as text, where hydration would look for a `p` element.
-            <noscript inner_html=r#"<p class="muted">This part of the page needs JavaScript.</p>"#></noscript>
+            // Text only in the `noscript`: with scripting on, the browser parses its content as
+            // text, which hydration then finds where it expects this text (an element there
+            // would not be found).
+            <p class="muted">"Loading…"<noscript>" This part of the page needs JavaScript."</noscript></p>
         </section>
     }
 }
