@@ -5,7 +5,10 @@
 // the median of each. A benchmark, not a test: the figures go to docs/BENCHMARKS.md.
 // HANGAR_BENCH_NET="RTT_MS,MBIT" has Chromium emulate a network link (round-trip time, download
 // and upload speed) instead of loopback, e.g. "40,20" for a good mobile or DSL line.
-import { launch, BASE } from './browser.mjs';
+// HANGAR_BENCH_LOGIN="EMAIL:PASSWORD" signs in first and gives each run the session cookie, for
+// pages behind sign-in; HANGAR_BENCH_READY="SELECTOR" also reports when
+// that element shows (a card drawn after hydration, say).
+import { launch, BASE, signIn } from './browser.mjs';
 
 const path = process.argv[2] ?? '/marketplace';
 const runs = Number(process.argv[3] ?? 10);
@@ -13,10 +16,21 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const browser = await launch();
 const rows = [];
+// Signed in once, in a context of its own: each run starts from a new context (an empty cache)
+// holding only the session cookie.
+let cookies = null;
+if (process.env.HANGAR_BENCH_LOGIN) {
+  const [email, password] = process.env.HANGAR_BENCH_LOGIN.split(':');
+  const login = await browser.newContext();
+  await signIn(await login.newPage(), email, password);
+  cookies = await login.cookies();
+  await login.close();
+}
 for (let i = 0; i < runs; i++) {
   // Self-signed certificates are fine: the benchmark may go through a local TLS proxy (HTTP/2).
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
+  if (cookies) await context.addCookies(cookies);
   if (process.env.HANGAR_BENCH_NET) {
     const [rtt, mbit] = process.env.HANGAR_BENCH_NET.split(',').map(Number);
     const cdp = await context.newCDPSession(page);
@@ -36,13 +50,20 @@ for (let i = 0; i < runs; i++) {
     performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
     performance.now(),
   ]);
-  rows.push({ paint, hydrated, bytes });
-  console.log(`run ${i + 1}: first paint ${paint.toFixed(0)} ms, hydrated ${hydrated.toFixed(0)} ms, ${bytes} bytes`);
+  let ready = NaN;
+  if (process.env.HANGAR_BENCH_READY) {
+    await page.locator(process.env.HANGAR_BENCH_READY).first().waitFor({ timeout: 60_000 });
+    ready = await page.evaluate(() => performance.now());
+  }
+  rows.push({ paint, hydrated, ready, bytes });
+  console.log(`run ${i + 1}: first paint ${paint.toFixed(0)} ms, hydrated ${hydrated.toFixed(0)} ms, ` +
+    `${Number.isNaN(ready) ? '' : `ready ${ready.toFixed(0)} ms, `}${bytes} bytes`);
   await context.close();
 }
 await browser.close();
 console.log(
   `median of ${runs}: first paint ${median(rows.map((r) => r.paint)).toFixed(0)} ms, ` +
   `hydrated ${median(rows.map((r) => r.hydrated)).toFixed(0)} ms, ` +
+  (process.env.HANGAR_BENCH_READY ? `ready ${median(rows.map((r) => r.ready)).toFixed(0)} ms, ` : '') +
   `${median(rows.map((r) => r.bytes))} bytes transferred`,
 );
