@@ -43,7 +43,7 @@ async function pay(res, s) {
   const paid = { ...s, payment_status: 'paid', status: 'complete' };
   sessions.set(s.id, paid);
   const payload = JSON.stringify({
-    id: `evt_${s.id}`, object: 'event', api_version: '2025-09-30.clover', created: now(), data: { object: paid },
+    id: `evt_${s.id}`, object: 'event', api_version: '2026-09-30.endive', created: now(), data: { object: paid },
     livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type: 'checkout.session.completed',
   });
   const t = now();

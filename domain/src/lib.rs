@@ -75,6 +75,7 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// Connects, migrates and loads keys: everything `serve` needs before it listens.
     pub async fn build(config: config::Config) -> anyhow::Result<Self> {
+        config.write_simulated_node()?;
         let db = db::connect(&config.database_url).await?;
         db::migrate(&db).await?;
         let jwt = accounts::jwt::JwtKeys::load(&config, &db).await?;
@@ -92,6 +93,8 @@ impl AppState {
             )),
             installation: db::stored_secret(&db, "installation").await?[..16].to_owned(),
         }));
+        // Which node holds which image, before the first create is placed.
+        compute::survey::all(&db, &drivers).await?;
         Ok(Self {
             drivers,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),

@@ -45,6 +45,52 @@ pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
 
+/// What an access token may do. Every token can read (`read`); each other scope adds a kind of
+/// change. No token can manage tokens, two-factor sign-in, the password or sessions, nor reach
+/// an operator route: those need the person (a browser session, or a JWT from signing in), so a
+/// leaked or delegated token can never grow into more than it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// See machines, rentals, pools, balance and history (not command output or files).
+    Read,
+    /// Power, rename, delete, snapshots, SSH keys, pools and rental moves: changes that cost
+    /// nothing new.
+    Machines,
+    /// Inside machines: commands (and their output), files, consoles and screens.
+    Inside,
+    /// Anything that spends the balance: creating machines, renting, extending, topping up.
+    Spend,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Machines, Scope::Inside, Scope::Spend];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Machines => "machines",
+            Scope::Inside => "inside",
+            Scope::Spend => "spend",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// What it allows, in a person's words (the portal's token form).
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Scope::Read => "Read: see machines, rentals, pools and billing",
+            Scope::Machines => "Machines: start, stop, rename, delete, snapshots, SSH keys, pools",
+            Scope::Inside => "Inside: run commands, read and write files, open consoles",
+            Scope::Spend => "Spend: create machines, rent, extend, add funds",
+        }
+    }
+}
+
 /// An access token as listed: never its value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -57,6 +103,8 @@ pub struct TokenView {
     pub spend_limit: Option<Usd4>,
     /// USD charged through this token so far.
     pub spent: Usd4,
+    /// What it may do (`read` always).
+    pub scopes: Vec<Scope>,
     pub created_at: String,
     pub last_used_at: Option<String>,
 }
@@ -70,6 +118,7 @@ pub struct CreatedToken {
     /// `vtk_...`; store it now, it is never shown again.
     pub token: String,
     pub spend_limit: Option<Usd4>,
+    pub scopes: Vec<Scope>,
     pub created_at: String,
 }
 

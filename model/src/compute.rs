@@ -65,6 +65,11 @@ pub struct Vps {
     pub transition: Option<String>,
     /// Why the VPS is in `error`, or why Hangar stopped it (e.g. the balance ran out).
     pub reason: Option<String>,
+    /// While `transition` runs, what it is doing now in a person's words (e.g. `Booting: waiting
+    /// for the guest to answer`); `null` otherwise. A VM is `running` only once its guest
+    /// answers, so commands and files work as soon as the state says `running`.
+    #[serde(default)]
+    pub progress: Option<String>,
     pub plan_id: String,
     pub kind: String,
     pub image: String,
@@ -252,7 +257,8 @@ pub struct CommandOutput {
 pub struct CommandJob {
     pub job_id: String,
     pub command: String,
-    /// `pending`, `running`, `done`, `timeout` or `cancelled`.
+    /// `pending`, `running`, `done`, `timeout`, `cancelled` (by a person) or `failed` (Hangar could
+    /// not run it, or lost it; `reason` says why).
     pub status: String,
     pub stdout: String,
     pub stderr: String,

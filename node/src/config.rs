@@ -18,7 +18,8 @@
 //! token = ""
 //!
 //! [storage]
-//! root = "/var/lib/hangar-node"   # volumes/, install/ and node.db live here
+//! root = "/var/lib/hangar-node"   # volumes/, install/ and node.db live here; a relative
+//!                                 # path is taken from the config file's own directory
 //!
 //! [docker]
 //! host = "unix:///var/run/docker.sock"
@@ -92,6 +93,21 @@ pub struct Limits {
     pub archive_entries: u64,
     pub archive_bytes: u64,
     pub list_page: usize,
+}
+
+impl Storage {
+    /// `root` as an absolute path: a relative one is taken from the directory of the config file
+    /// at `config_path` (not from wherever the daemon was started). Paths under the root become
+    /// bind-mount sources, and the container engine reads a relative source as a volume *name*
+    /// and refuses it, so no relative path may reach it.
+    pub(crate) fn absolute_root(&self, config_path: &Path) -> anyhow::Result<PathBuf> {
+        if self.root.is_absolute() {
+            return Ok(self.root.clone());
+        }
+        let file = std::path::absolute(config_path)?;
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        Ok(dir.join(&self.root))
+    }
 }
 
 impl Default for Server {
@@ -174,8 +190,9 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let config: Config = toml::from_str(&text)
+        let mut config: Config = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{} is not a valid config: {e}", path.display()))?;
+        config.storage.root = config.storage.absolute_root(path)?;
         config.check()?;
         Ok(config)
     }
@@ -203,4 +220,25 @@ impl Config {
 fn restrict(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config with `root = "storage"` next to it must not hand the engine a relative bind
+    /// source (the embedded default once did, and every app machine failed to install).
+    #[test]
+    fn a_relative_storage_root_is_taken_from_the_config_files_directory() {
+        let dir = std::env::temp_dir().join(format!("hangar-node-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        let mut config = Config::load_or_create(&path).unwrap();
+        config.storage.root = PathBuf::from("storage");
+        std::fs::write(&path, toml::to_string_pretty(&config).unwrap()).unwrap();
+        let loaded = Config::load(&path).unwrap();
+        assert_eq!(loaded.storage.root, dir.join("storage"));
+        assert!(loaded.volumes_dir().is_absolute());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

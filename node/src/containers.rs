@@ -75,6 +75,9 @@ pub struct Record {
     #[serde(skip)]
     pub install_script: Option<String>,
     pub install_state: String,
+    /// Why the install failed, when `install_state` is `failed`: the engine's error, or the
+    /// script's exit code and the last lines it printed. `null` otherwise.
+    pub install_error: Option<String>,
     pub ports: Vec<Binding>,
     pub limits: Limits,
     pub environment: HashMap<String, String>,
@@ -97,9 +100,10 @@ type Row = (
     String,
     i64,
     i64,
+    Option<String>,
 );
 
-const COLUMNS: &str = "internal_id, container_id, volume_id, image, startup_command, start_pattern, install_script, install_state, ports, limits, environment, created_at, updated_at";
+const COLUMNS: &str = "internal_id, container_id, volume_id, image, startup_command, start_pattern, install_script, install_state, ports, limits, environment, created_at, updated_at, install_error";
 
 fn record(row: Row) -> Record {
     Record {
@@ -112,6 +116,7 @@ fn record(row: Row) -> Record {
         start_pattern: row.5,
         install_script: row.6,
         install_state: row.7,
+        install_error: row.13,
         ports: serde_json::from_str(&row.8).unwrap_or_default(),
         limits: serde_json::from_str(&row.9).unwrap_or_default(),
         environment: serde_json::from_str(&row.10).unwrap_or_default(),
@@ -419,13 +424,22 @@ pub fn live(node: &Node, record: &Record) -> Arc<Live> {
     live
 }
 
-async fn set_install_state(node: &Node, id: &str, state: &str) -> NodeResult<()> {
-    sqlx::query("UPDATE containers SET install_state = ?, updated_at = ? WHERE internal_id = ?")
-        .bind(state)
-        .bind(now())
-        .bind(id)
-        .execute(node.db())
-        .await?;
+/// Records how an install ended; `error` says why when it failed (and is cleared otherwise).
+async fn set_install_state(
+    node: &Node,
+    id: &str,
+    state: &str,
+    error: Option<&str>,
+) -> NodeResult<()> {
+    sqlx::query(
+        "UPDATE containers SET install_state = ?, install_error = ?, updated_at = ? WHERE internal_id = ?",
+    )
+    .bind(state)
+    .bind(error)
+    .bind(now())
+    .bind(id)
+    .execute(node.db())
+    .await?;
     Ok(())
 }
 
@@ -492,30 +506,67 @@ fn spawn_install(node: &Node, record: &Record) {
     let (node2, record2, live2) = (node.clone(), record.clone(), live.clone());
     live.keep(tokio::spawn(async move {
         let outcome = install(&node2, &record2, &live2).await;
-        let state = match outcome {
-            Ok(0) => "ready".to_owned(),
-            Ok(code) => {
+        let failure = match outcome {
+            Ok(Installed { code: 0, .. }) => None,
+            Ok(Installed { code, tail }) => {
                 live2.say(format!("Install script exited with code {code}"));
-                "failed".to_owned()
+                let tail = tail.trim_end();
+                Some(if tail.is_empty() {
+                    format!("The install script exited with code {code} and printed nothing")
+                } else {
+                    format!("The install script exited with code {code}; its last output:\n{tail}")
+                })
             }
             Err(e) => {
                 live2.say(format!("Install failed: {}", e.message));
-                "failed".to_owned()
+                Some(e.message)
             }
         };
+        if let Some(reason) = &failure {
+            tracing::warn!(container = %record2.internal_id, %reason, "install failed");
+        }
         if let Ok(volume) = node2.volumes().get(&record2.volume_id) {
             volume.mark_stale();
         }
-        let _ = set_install_state(&node2, &record2.internal_id, &state).await;
-        live2.set_state(&state);
+        let state = if failure.is_some() { "failed" } else { "ready" };
+        let _ = set_install_state(&node2, &record2.internal_id, state, failure.as_deref()).await;
+        live2.set_state(state);
     }));
 }
 
-/// The install container: the script on the volume, its exit code.
-async fn install(node: &Node, record: &Record, live: &Live) -> NodeResult<i64> {
+/// How an install script ended: its exit code and the end of what it printed.
+struct Installed {
+    code: i64,
+    tail: String,
+}
+
+/// How much of an install's output is kept to explain a failure.
+const INSTALL_TAIL_BYTES: usize = 2048;
+
+/// Keeps the last [`INSTALL_TAIL_BYTES`] of `text` appended to `tail`, cut at a line start when
+/// one is near, so the reason a person reads begins with a whole line.
+fn keep_tail(tail: &mut String, text: &str) {
+    tail.push_str(text);
+    if tail.len() > INSTALL_TAIL_BYTES {
+        let mut cut = tail.len() - INSTALL_TAIL_BYTES;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        if let Some(newline) = tail[cut..].find('\n') {
+            cut += newline + 1;
+        }
+        tail.drain(..cut);
+    }
+}
+
+/// The install container: the script on the volume, its exit code and last output.
+async fn install(node: &Node, record: &Record, live: &Live) -> NodeResult<Installed> {
     let script = record.install_script.clone().unwrap_or_default();
     if script.trim().is_empty() {
-        return Ok(0);
+        return Ok(Installed {
+            code: 0,
+            tail: String::new(),
+        });
     }
     live.say("Running the install script");
     let config = node.config();
@@ -569,13 +620,16 @@ async fn install(node: &Node, record: &Record, live: &Live) -> NodeResult<i64> {
         .await
         .map_err(engine)?;
     let mut output = attached.output;
+    let mut tail = String::new();
     while let Some(Ok(chunk)) = output.next().await {
-        live.output(text_of(chunk));
+        let text = text_of(chunk);
+        keep_tail(&mut tail, &text);
+        live.output(text);
     }
     let code = exit_code(&docker, &name).await;
     remove_engine_container(&docker, &name).await?;
     let _ = tokio::fs::remove_dir_all(&dir).await;
-    Ok(code)
+    Ok(Installed { code, tail })
 }
 
 fn environment(record: &Record) -> Vec<String> {
@@ -941,7 +995,7 @@ pub async fn reinstall(
         .await?;
     }
     sqlx::query(
-        "UPDATE containers SET image = COALESCE(?, image), install_script = COALESCE(?, install_script), container_id = NULL, install_state = 'installing', updated_at = ? WHERE internal_id = ?",
+        "UPDATE containers SET image = COALESCE(?, image), install_script = COALESCE(?, install_script), container_id = NULL, install_state = 'installing', install_error = NULL, updated_at = ? WHERE internal_id = ?",
     )
     .bind(image.filter(|i| !i.trim().is_empty()))
     .bind(script)

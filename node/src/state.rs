@@ -25,7 +25,8 @@ struct Inner {
 
 impl Node {
     /// Opens (and migrates) the state database under `storage.root` and loads the volumes.
-    pub async fn open(config: Config, config_path: PathBuf) -> anyhow::Result<Self> {
+    pub async fn open(mut config: Config, config_path: PathBuf) -> anyhow::Result<Self> {
+        config.storage.root = config.storage.absolute_root(&config_path)?;
         std::fs::create_dir_all(config.volumes_dir())?;
         let options = SqliteConnectOptions::new()
             .filename(config.database_path())

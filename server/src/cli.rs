@@ -76,8 +76,15 @@ enum AdminCommand {
         #[arg(long)]
         kind: String,
         /// A VM's base disk or `kernel=... initrd=... append=...`; a container's image reference.
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        source: Option<String>,
+        /// A VM's base disk (qcow2) to fetch over HTTP(S) into `data_dir/images/<slug>.qcow2`,
+        /// checked against `--sha256` before it is used (a node on this host reads it there).
+        #[arg(long, requires = "sha256")]
+        url: Option<String>,
+        /// The SHA-256 of the file at `--url`, as 64 hexadecimal digits.
         #[arg(long)]
-        source: String,
+        sha256: Option<String>,
         /// Make it the default image of its kind.
         #[arg(long)]
         default: bool,
@@ -156,8 +163,32 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             name,
             kind,
             source,
+            url,
+            sha256,
             default,
         }) => {
+            let source = match (source, url) {
+                (Some(source), _) => source,
+                (None, Some(url)) => {
+                    if kind != "vm" {
+                        bail!("--url fetches VM disk images; a container image is named by --source (an image the engine has)");
+                    }
+                    if !domain::compute::catalog::slug_ok(&slug) {
+                        bail!("slug: lower-case letters, digits, `-` and `.`, at most 63");
+                    }
+                    let dest = config.data_dir.join("images").join(format!("{slug}.qcow2"));
+                    println!("fetching {url}");
+                    let size = domain::compute::download::fetch(
+                        &url,
+                        sha256.as_deref().unwrap_or_default(),
+                        &dest,
+                    )
+                    .await?;
+                    println!("{} ({size} bytes, checksum verified)", dest.display());
+                    dest.display().to_string()
+                }
+                (None, None) => bail!("--source or --url is required"),
+            };
             let pool = migrated(&config).await?;
             // The defaults first, as `serve` would lay them, so they do not replace this image
             // as the default of its kind later.
@@ -328,6 +359,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             &token,
         )
         .await?;
+        // The daemon (and the demo app it may have brought) is surveyed now, not at the
+        // reconciler's first pass, so app templates are offered from the first request.
+        domain::compute::survey::all(&state.db, &state.drivers).await?;
     }
     crate::http::spawn_session_cleanup(&state);
     let workers = crate::jobs::spawn_all(&state);

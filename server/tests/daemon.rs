@@ -94,6 +94,120 @@ async fn daemon_get(base: &str, path: &str) -> (u16, Value) {
     )
 }
 
+/// A daemon whose config names its storage root relatively (as `scripts/run` once wrote it) and
+/// an app whose install fails: the failure says why everywhere a person looks, and an app that
+/// installs fine does so from that relative root (the engine refuses relative bind sources, so
+/// before the root was resolved every install on the embedded default failed, saying nothing).
+#[tokio::test]
+async fn a_failed_install_says_why_and_a_relative_storage_root_works() {
+    let Some(docker) = docker_host() else { return };
+    let root = std::env::temp_dir().join(format!(
+        "hangar-daemon-rel-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let mut config = hangar_node::config::Config::default();
+    config.authorization.token = NODE_TOKEN.into();
+    config.storage.root = std::path::PathBuf::from("storage");
+    config.docker.host = docker.clone();
+    let node = hangar_node::Node::open(config, root.join("config.toml"))
+        .await
+        .unwrap();
+    assert_eq!(node.config().storage.root, root.join("storage"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = hangar_node::api::router(node);
+    let daemon = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    expect_json(
+        app.post("/api/admin/nodes", Some(&admin), json!({"name": "apps", "kind": "container", "region": "local", "uri": format!("hangar-node+{base}"), "secret": NODE_TOKEN, "vcpu": 8, "memory_mb": 16384, "disk_gb": 100}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    for (slug, script) in [
+        (
+            "broken-app",
+            "echo preparing the world\necho 'cannot fetch the server jar' >&2\nexit 3",
+        ),
+        ("fine-app", "echo installed > installed.txt"),
+    ] {
+        let saved = app
+            .put("/api/admin/images", Some(&admin), json!({"slug": slug, "name": slug, "kind": "container", "source": "localhost/hangar-busybox:latest",
+                   "app": {"startup_command": SERVER, "install_script": script, "start_pattern": "Done.*For help"}}))
+            .await;
+        assert_eq!(saved.status(), StatusCode::OK);
+    }
+    let (_, token) = app.funded_user("gamer", 10.0).await;
+    let create = |image: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let vps = expect_json(
+                app.post(
+                    "/api/vps",
+                    Some(&token),
+                    json!({"name": image, "plan_id": "c-micro", "image": image}),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await;
+            vps["id"].as_str().unwrap().to_owned()
+        }
+    };
+
+    let broken = create("broken-app").await;
+    app.run_jobs().await;
+    let shown = machine(&app, &token, &broken).await;
+    assert_eq!(shown["state"], "error", "{shown}");
+    let reason = shown["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("exited with code 3") && reason.contains("cannot fetch the server jar"),
+        "the machine says why: {shown}"
+    );
+    let server = expect_json(
+        app.get(&format!("/v1/servers/{broken}"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        server["data"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exited with code 3"),
+        "{server:?}"
+    );
+    // The daemon keeps the failed container (and says why) for the operator to look at.
+    let (_, c) = daemon_get(&base, &format!("/containers/hangar-{broken}")).await;
+    assert_eq!(c["install_state"], "failed", "{c}");
+    assert!(
+        c["install_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot fetch"),
+        "{c}"
+    );
+
+    let fine = create("fine-app").await;
+    app.run_jobs().await;
+    let shown = machine(&app, &token, &fine).await;
+    assert_eq!(shown["state"], "running", "{shown}");
+    let (_, c) = daemon_get(&base, &format!("/containers/hangar-{fine}")).await;
+    assert_eq!(c["install_state"], "ready", "{c}");
+    assert_eq!(c["install_error"], Value::Null);
+    for id in [&broken, &fine] {
+        let _ = app.delete(&format!("/api/vps/{id}"), Some(&token)).await;
+    }
+    app.run_jobs().await;
+    daemon.abort();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 async fn machine(app: &TestApp, token: &str, id: &str) -> Value {
     expect_json(
         app.get(&format!("/api/vps/{id}"), Some(token)).await,

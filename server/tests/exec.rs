@@ -262,7 +262,14 @@ async fn background_jobs_are_polled_listed_and_cancelled_for_real() {
     )
     .await;
     assert!(["running", "cancelled"].contains(&cancelled["status"].as_str().unwrap()));
-    let ended = wait_job(&app, &token, &id, &long, &["cancelled", "done", "timeout"]).await;
+    let ended = wait_job(
+        &app,
+        &token,
+        &id,
+        &long,
+        &["cancelled", "done", "timeout", "failed"],
+    )
+    .await;
     assert_eq!(ended["status"], "cancelled");
     assert!(
         !processes(&app, &token, &id).await.contains("sleep 62"),
@@ -529,6 +536,38 @@ async fn vms_answer_a_clear_refusal() {
         .await
         .unwrap();
     assert_eq!(file.status(), StatusCode::CONFLICT);
+
+    // In the background the same command is accepted (the machine is running) and then cannot
+    // run: nobody cancelled it, so it ends `failed`, and says why.
+    let accepted = expect_json(
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": "uptime", "background": true}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let job = accepted["job_id"].as_str().unwrap();
+    let ended = wait_job(
+        &app,
+        &token,
+        &id,
+        job,
+        &["done", "timeout", "cancelled", "failed"],
+    )
+    .await;
+    assert_eq!(ended["status"], "failed", "{}", ended.text);
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap()
+            .contains("simulated machine"),
+        "{}",
+        ended.text
+    );
 }
 
 #[tokio::test]
@@ -599,7 +638,7 @@ async fn commands_a_dead_replica_left_running_are_killed_and_ended_with_a_reason
         StatusCode::OK,
     )
     .await;
-    assert_eq!(ended["status"], "cancelled");
+    assert_eq!(ended["status"], "failed", "nobody cancelled it");
     assert!(
         ended["reason"].as_str().unwrap().contains("restarted"),
         "{ended:?}"

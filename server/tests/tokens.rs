@@ -31,8 +31,14 @@ async fn a_token_works_like_a_jwt_until_revoked() {
     let me = expect_json(res, StatusCode::OK).await;
     assert_eq!(me["id"], user_id.as_str());
 
-    // Listing never shows the value, only a hint; a token can list tokens.
-    let res = app.get("/api/tokens", Some(&value)).await;
+    // Listing never shows the value, only a hint. A token itself cannot list tokens.
+    expect_error(
+        app.get("/api/tokens", Some(&value)).await,
+        StatusCode::FORBIDDEN,
+        "Access tokens cannot manage tokens",
+    )
+    .await;
+    let res = app.get("/api/tokens", Some(&jwt)).await;
     let text = res.text().await.unwrap();
     assert!(
         !text.contains(&value[4..]),
@@ -135,6 +141,11 @@ async fn bad_token_requests_are_refused() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "missing field `name`",
         ),
+        (
+            json!({"name": "ok", "scopes": ["read", "admin"]}),
+            StatusCode::BAD_REQUEST,
+            "Unknown scope `admin`",
+        ),
     ];
     for (body, status, needle) in cases {
         expect_error(
@@ -167,4 +178,212 @@ async fn bad_token_requests_are_refused() {
         "Not found",
     )
     .await;
+}
+
+/// Tokens that cannot grow. Found on a running default: a token with a $0.01 spend limit made a
+/// new token with no limit (which then rented a $3.23 server), and a limited token started
+/// two-factor setup for its owner (which could lock them out). Now no token manages tokens,
+/// two-factor or operator routes, and each reaches only what its scopes allow.
+#[tokio::test]
+async fn a_token_reaches_only_what_its_scopes_allow_and_never_mints_another() {
+    let app = TestApp::spawn().await;
+    let (_, jwt) = app.funded_user("scoped", 20.0).await;
+    let make = |body: serde_json::Value| {
+        let (app, jwt) = (&app, jwt.clone());
+        async move {
+            let created = expect_json(
+                app.post("/api/tokens", Some(&jwt), body).await,
+                StatusCode::CREATED,
+            )
+            .await;
+            created["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let limited = make(json!({"name": "tiny", "spend_limit": 0.01})).await;
+
+    // The confirmed findings: no new token, no two-factor setup, no operator route.
+    expect_error(
+        app.post("/api/tokens", Some(&limited), json!({"name": "bigger"}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "Access tokens cannot manage tokens",
+    )
+    .await;
+    expect_error(
+        app.post("/api/auth/2fa/setup", Some(&limited), json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "two-factor",
+    )
+    .await;
+    let live: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM access_tokens WHERE revoked_at IS NULL")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    assert_eq!(live, 1, "no token was minted");
+    let secret: Option<String> =
+        sqlx::query_scalar("SELECT totp_secret FROM users WHERE username = 'scoped'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap_or(None);
+    assert!(secret.is_none(), "no two-factor setup was started");
+
+    // Read-only: sees, changes nothing, cannot look inside.
+    let reader = make(json!({"name": "monitor", "scopes": ["read"]})).await;
+    let listed = expect_json(app.get("/api/tokens", Some(&jwt)).await, StatusCode::OK).await;
+    let monitor = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "monitor")
+        .unwrap()
+        .clone();
+    assert_eq!(monitor["scopes"], json!(["read"]));
+    assert_eq!(
+        app.get("/api/vps", Some(&reader)).await.status(),
+        StatusCode::OK
+    );
+    expect_error(
+        app.post(
+            "/api/vps",
+            Some(&reader),
+            json!({"name": "x", "plan_id": "c-micro"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "lacks the `spend` scope",
+    )
+    .await;
+
+    // Machines but not spend: may power and delete, may not create or rent.
+    let operator_of_machines = make(json!({"name": "ops", "scopes": ["machines"]})).await;
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&jwt),
+            json!({"name": "box", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    expect_error(
+        app.post(
+            "/api/vps",
+            Some(&operator_of_machines),
+            json!({"name": "y", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "spend",
+    )
+    .await;
+    expect_error(
+        app.post(
+            &format!("/api/vps/{id}/exec"),
+            Some(&operator_of_machines),
+            json!({"command": "id"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "lacks the `inside` scope",
+    )
+    .await;
+    expect_error(
+        app.get(
+            &format!("/api/vps/{id}/files?path=/etc/hostname"),
+            Some(&reader),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "inside",
+    )
+    .await;
+    expect_error(
+        app.post(&format!("/api/vps/{id}/stop"), Some(&reader), json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "lacks the `machines` scope",
+    )
+    .await;
+    let stopped = app
+        .post(
+            &format!("/api/vps/{id}/stop"),
+            Some(&operator_of_machines),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stopped.status(),
+        StatusCode::ACCEPTED,
+        "{:?}",
+        stopped.text().await
+    );
+
+    // An operator's token does not reach operator routes (their two-factor sign-in would be
+    // skipped); the operator's JWT does.
+    let (_, admin_jwt) = app.admin("boss").await;
+    let admin_token = expect_json(
+        app.post(
+            "/api/tokens",
+            Some(&admin_jwt),
+            json!({"name": "ops-script"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_error(
+        app.get(
+            "/api/admin/nodes",
+            Some(admin_token["token"].as_str().unwrap()),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "operator routes",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/admin/nodes", Some(&admin_jwt)).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// Every route in the API document is in the scope table (`server::http::scopes`): one a token
+/// may never reach is a token, two-factor, password or operator route, or one that takes no
+/// credential at all. A new customer route left out of the table would refuse every token.
+#[tokio::test]
+async fn every_route_is_classified() {
+    use hangar_server::http::scopes::{need, Need};
+    let app = TestApp::spawn().await;
+    let doc = expect_json(app.get("/openapi.json", None).await, StatusCode::OK).await;
+    let person_only = ["/api/tokens", "/api/auth/2fa", "/api/admin"];
+    let no_credential = [
+        "/api/auth/login",
+        "/api/auth/register",
+        "/api/billing/webhook",
+    ];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let Ok(method) = method.to_uppercase().parse::<axum::http::Method>() else {
+                continue;
+            };
+            if method == axum::http::Method::OPTIONS {
+                continue;
+            }
+            checked += 1;
+            if need(&method, path) == Need::Person {
+                assert!(
+                    person_only.iter().any(|p| path.starts_with(p))
+                        || no_credential.contains(&path.as_str()),
+                    "{method} {path} is not in the scope table"
+                );
+            }
+        }
+    }
+    assert!(checked > 100, "the document lists the routes ({checked})");
 }

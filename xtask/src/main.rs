@@ -17,6 +17,10 @@
 //!      `--release`), which the server sends as they are, and prints what a first visit to each
 //!      group of pages downloads (`report_first_loads`).
 //!
+//! Steps 2–5 are skipped when the linked WASM, the stylesheet, the profile and this program are
+//! what the current bundle was made from (`pkg/source.sha256`): a warm `scripts/run` spent about a
+//! minute making the same bundle again.
+//!
 //! `cargo xtask watch`: builds, starts `hangar serve`, and on every change under `model/`, `domain/`, `app/`, `frontend/`,
 //! `server/`, `style/`, `public/` or `migrations/` rebuilds what changed and restarts the server.
 //!
@@ -95,6 +99,18 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
 
     let site = root.join("target/site");
     let pkg = site.join("pkg");
+    // An unchanged input makes the same bundle: splitting, optimizing and compressing it again
+    // took a warm `scripts/run` about a minute for nothing.
+    let source = fingerprint(&wasm, &root.join("style/main.css"), release)?;
+    if let Some(bundle) = up_to_date(&pkg, &source) {
+        copy_static(root, &site)?;
+        eprintln!(
+            "xtask: the bundle is up to date ({} profile) at {}",
+            profile,
+            bundle.display()
+        );
+        return Ok(());
+    }
     // Only this build's bundle: earlier ones live in directories named by other hashes.
     if pkg.exists() {
         std::fs::remove_dir_all(&pkg)?;
@@ -108,8 +124,39 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
         step.elapsed().as_secs_f64()
     );
     copy_file(&root.join("style/main.css"), &staging.join("hangar.css"))?;
+    copy_static(root, &site)?;
+    let bundle = name_by_content(&pkg, &staging)?;
+    let step = std::time::Instant::now();
+    let mut main_wasm = 0;
+    for entry in std::fs::read_dir(&bundle)? {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("wasm" | "js" | "css" | "json" | "bin")
+        ) {
+            precompress(&path, release)?;
+        }
+        if path.file_name().is_some_and(|n| n == "hangar_bg.wasm") {
+            main_wasm = std::fs::metadata(&path)?.len();
+        }
+    }
+    eprintln!("xtask: compressed in {:.1}s", step.elapsed().as_secs_f64());
+    report_first_loads(&bundle)?;
+    // Last: a build cut short before here is made again next time.
+    std::fs::write(pkg.join(SOURCE_FILE), &source)?;
+    eprintln!(
+        "xtask: site built in {:.1}s ({} KiB of main WASM, {} profile) at {}",
+        started.elapsed().as_secs_f64(),
+        main_wasm / 1024,
+        profile,
+        bundle.display()
+    );
+    Ok(())
+}
 
-    copy_dir(&root.join("public"), &site)?;
+/// The files served beside the bundle: `public/` and the vendored npm assets.
+fn copy_static(root: &Path, site: &Path) -> Result<()> {
+    copy_dir(&root.join("public"), site)?;
     for (package, files, dest) in VENDORED {
         let from = root.join("node_modules").join(package);
         if !from.exists() {
@@ -130,31 +177,33 @@ fn build_site(root: &Path, release: bool) -> Result<()> {
             }
         }
     }
-    let bundle = name_by_content(&pkg, &staging)?;
-    let step = std::time::Instant::now();
-    let mut main_wasm = 0;
-    for entry in std::fs::read_dir(&bundle)? {
-        let path = entry?.path();
-        if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("wasm" | "js" | "css" | "json" | "bin")
-        ) {
-            precompress(&path, release)?;
-        }
-        if path.file_name().is_some_and(|n| n == "hangar_bg.wasm") {
-            main_wasm = std::fs::metadata(&path)?.len();
-        }
-    }
-    eprintln!("xtask: compressed in {:.1}s", step.elapsed().as_secs_f64());
-    report_first_loads(&bundle)?;
-    eprintln!(
-        "xtask: site built in {:.1}s ({} KiB of main WASM, {} profile) at {}",
-        started.elapsed().as_secs_f64(),
-        main_wasm / 1024,
-        profile,
-        bundle.display()
-    );
     Ok(())
+}
+
+/// Where the fingerprint of the input a bundle was made from is kept (beside `bundle.txt`).
+const SOURCE_FILE: &str = "source.sha256";
+
+/// What a bundle is made from: the linked WASM, the stylesheet, the profile, and this build
+/// program itself (a change in how bundles are made makes a new one).
+fn fingerprint(wasm: &Path, css: &Path, release: bool) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let exe = std::env::current_exe()?;
+    for file in [wasm, css, exe.as_path()] {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    hasher.update([u8::from(release)]);
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The current bundle, when it was made from `source` and is still whole.
+fn up_to_date(pkg: &Path, source: &str) -> Option<PathBuf> {
+    let made_from = std::fs::read_to_string(pkg.join(SOURCE_FILE)).ok()?;
+    let name = std::fs::read_to_string(pkg.join("bundle.txt")).ok()?;
+    let bundle = pkg.join(name.trim());
+    (made_from == source && bundle.join("hangar_bg.wasm").exists()).then_some(bundle)
 }
 
 /// The name the split modules import their loader from, and which Leptos links (its

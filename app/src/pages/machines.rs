@@ -239,10 +239,12 @@ fn after_hydration<T: Clone + Send + Sync + 'static>(
     })
 }
 
-/// A state badge; a transition in flight shows as progress.
+/// A state badge; a transition in flight shows as progress, and a machine whose guest is still
+/// booting says so (its `progress` in the tooltip), since it is not usable yet.
 #[component]
 fn StateBadge(vps: Vps) -> impl IntoView {
     let (class, text) = match (vps.transition.as_deref(), vps.state.as_str()) {
+        (Some(_), _) if vps.progress.is_some() => ("status status-busy", "booting…".to_owned()),
         (Some("create"), _) => ("status status-busy", "creating…".to_owned()),
         (Some("delete"), _) => ("status status-busy", "deleting…".to_owned()),
         (Some(t), _) => {
@@ -266,7 +268,8 @@ fn StateBadge(vps: Vps) -> impl IntoView {
             title="Its node does not answer; the state shown is the last one known">"node unreachable"</span>
     });
     view! {
-        <span class=class data-test="machine-state" data-state=vps.state.clone() data-transition=vps.transition.clone().unwrap_or_default()>{text}</span>
+        <span class=class data-test="machine-state" data-state=vps.state.clone() data-transition=vps.transition.clone().unwrap_or_default()
+            title=vps.progress.clone()>{text}</span>
         {unreachable}
     }
 }
@@ -500,7 +503,8 @@ fn MachineDetail(
             <p><a href="/machines">"← Machines"</a></p>
             <h1 data-test="machine-name">{move || vps.get().name}</h1>
             <p><StateBadgeLive vps/></p>
-            {move || vps.get().reason.map(|r| view! { <p class="alert alert-error" data-test="machine-reason">{r}</p> })}
+            {move || vps.get().reason.map(|r| view! { <p class="alert alert-error multiline" data-test="machine-reason">{r}</p> })}
+            {move || vps.get().progress.map(|p| view! { <p class="muted" role="status" data-test="machine-progress">{p}</p> })}
             {move || vps.get().unreachable_since.map(|since| view! {
                 <p class="alert alert-warn" data-test="machine-unreachable-note">
                     {format!("The node this machine runs on has not answered since {}. Its state above is the last one known; actions wait until the node is back, and nothing on it is lost.", when(&since))}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::components::format::when;
 use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
-use model::accounts::{CreatedToken, TokenView};
+use model::accounts::{CreatedToken, Scope, TokenView};
 use model::money::usd4;
 
 /// What the tokens page shows.
@@ -47,12 +47,16 @@ pub async fn load_tokens() -> Result<TokensData, PortalError> {
     })
 }
 
-/// Creates a token; `spend_limit` is USD, empty for none.
+/// Creates a token; `spend_limit` is USD, empty for none; each scope box sends its name when
+/// ticked (`read` is always given).
 #[server(prefix = "/_fn", endpoint = "create_token")]
 pub async fn create_token(
     csrf: String,
     name: String,
     spend_limit: String,
+    #[server(default)] machines: Option<String>,
+    #[server(default)] inside: Option<String>,
+    #[server(default)] spend: Option<String>,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::tokens;
@@ -71,7 +75,9 @@ pub async fn create_token(
             Some(model::money::micros_from_usd(usd).map_err(PortalError::invalid)?)
         }
     };
-    let (token, value) = tokens::create(&state.db, &user.id, &name, limit).await?;
+    let ticked: Vec<String> = [machines, inside, spend].into_iter().flatten().collect();
+    let scopes = tokens::Scopes::from_names(&ticked)?;
+    let (token, value) = tokens::create(&state.db, &user.id, &name, limit, scopes).await?;
     session
         .insert(
             portal::SESSION_NEW_TOKEN,
@@ -136,6 +142,17 @@ fn Tokens(
                 <label>"Spend limit (USD, optional)"
                     <input type="number" name="spend_limit" min="0" step="0.01" placeholder="no limit"/>
                 </label>
+                <fieldset class="scopes" data-test="token-scopes">
+                    <legend>"What it may do"</legend>
+                    <label class="check"><input type="checkbox" checked disabled/>{Scope::Read.describe()}</label>
+                    {[Scope::Machines, Scope::Inside, Scope::Spend].into_iter().map(|s| view! {
+                        <label class="check">
+                            <input type="checkbox" name=s.as_str() value=s.as_str() checked/>
+                            {s.describe()}
+                        </label>
+                    }).collect_view()}
+                    <p class="muted small">"No token can create tokens, change the password or two-factor sign-in, or reach operator pages: those need you, signed in."</p>
+                </fieldset>
                 <SubmitButton action=create label="Create token" busy_label="Creating…"/>
             </ActionForm>
             <ActionError action=create/>
@@ -176,7 +193,7 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
         <div class="table-wrap">
             <table class="table" data-test="token-table">
                 <thead><tr>
-                    <th>"Name"</th><th>"Ends in"</th><th>"Spend limit"</th><th>"Spent"</th>
+                    <th>"Name"</th><th>"Ends in"</th><th>"May"</th><th>"Spend limit"</th><th>"Spent"</th>
                     <th>"Created"</th><th>"Last used"</th><th></th>
                 </tr></thead>
                 <tbody>
@@ -184,6 +201,7 @@ fn TokenTable(tokens: Vec<TokenView>, revoke: ServerAction<RevokeToken>) -> impl
                         <tr data-test="token-row">
                             <td data-label="Name">{t.name.clone()}</td>
                             <td data-label="Ends in"><code>{format!("…{}", t.hint)}</code></td>
+                            <td data-label="May" data-test="token-scopes-shown">{t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")}</td>
                             <td data-label="Spend limit">{t.spend_limit.map(|l| format!("${}", usd4(l.0))).unwrap_or_else(|| "none".into())}</td>
                             <td data-label="Spent">{format!("${}", usd4(t.spent.0))}</td>
                             <td data-label="Created">{when(&t.created_at)}</td>

@@ -1,5 +1,8 @@
 //! Access tokens (`vtk_...`, reference 002 "Access Tokens"): long-lived API credentials for CI
-//! pipelines and agents, with an optional spend limit.
+//! pipelines and agents, with an optional spend limit and scopes (`model::accounts::Scope`): what
+//! kinds of change the token may make. Which scope each API route needs, and which routes no
+//! token reaches at all (token management, two-factor, password, sessions, operator routes), is
+//! decided in one table at the HTTP edge (`server::http::scopes`).
 //!
 //! The value is 40 random base62 characters (~238 bits) and is shown once, in the create response.
 //! Only its SHA-256 is stored: a slow hash buys nothing for a value this random, and a fast one
@@ -13,7 +16,7 @@ use crate::infra::audit;
 use crate::infra::db::rfc3339;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
-use model::accounts::{CreatedToken, TokenView};
+use model::accounts::{CreatedToken, Scope, TokenView};
 use model::money::Usd4;
 
 pub const PREFIX: &str = "vtk_";
@@ -29,8 +32,56 @@ pub struct AccessToken {
     pub token_hint: String,
     pub spend_limit_micros: Option<i64>,
     pub spent_micros: i64,
+    #[sqlx(try_from = "String")]
+    pub scopes: Scopes,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+}
+
+/// A token's scopes as stored (space-separated names), always including `read`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes(pub Vec<Scope>);
+
+impl Scopes {
+    /// `read` plus `wanted`, each once, in a fixed order; an unknown name is a 400.
+    pub fn from_names(wanted: &[String]) -> ServiceResult<Self> {
+        let mut scopes = vec![Scope::Read];
+        for name in wanted {
+            let scope = Scope::parse(name.trim()).ok_or_else(|| {
+                ServiceError::invalid(format!(
+                    "Unknown scope `{name}`: use read, machines, inside or spend"
+                ))
+            })?;
+            scopes.push(scope);
+        }
+        scopes.sort();
+        scopes.dedup();
+        Ok(Scopes(scopes))
+    }
+
+    pub fn all() -> Self {
+        Scopes(Scope::ALL.to_vec())
+    }
+
+    pub fn contains(&self, scope: Scope) -> bool {
+        self.0.contains(&scope)
+    }
+
+    fn stored(&self) -> String {
+        self.0
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl TryFrom<String> for Scopes {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let names: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+        Scopes::from_names(&names).map_err(|e| e.to_string())
+    }
 }
 
 /// The secret value, only held between creation and the response that shows it.
@@ -42,11 +93,12 @@ impl std::fmt::Debug for NewTokenValue {
     }
 }
 
-/// Who a valid token belongs to.
+/// Who a valid token belongs to, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenOwner {
     pub user_id: String,
     pub token_id: String,
+    pub scopes: Scopes,
 }
 
 /// A fresh random token value.
@@ -89,6 +141,7 @@ pub async fn create(
     user_id: &str,
     name: &str,
     spend_limit_micros: Option<i64>,
+    scopes: Scopes,
 ) -> ServiceResult<(AccessToken, NewTokenValue)> {
     let name = validate_name(name)?;
     if spend_limit_micros.is_some_and(|l| l < 0) {
@@ -113,12 +166,13 @@ pub async fn create(
         token_hint: value[value.len() - 4..].to_owned(),
         spend_limit_micros,
         spent_micros: 0,
+        scopes,
         created_at: db::now_ms(),
         last_used_at: None,
     };
     sqlx::query(
-        "INSERT INTO access_tokens (id, user_id, name, token_hash, token_hint, spend_limit_micros, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO access_tokens (id, user_id, name, token_hash, token_hint, spend_limit_micros, created_at, scopes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&token.id)
     .bind(user_id)
@@ -127,6 +181,7 @@ pub async fn create(
     .bind(&token.token_hint)
     .bind(token.spend_limit_micros)
     .bind(token.created_at)
+    .bind(token.scopes.stored())
     .execute(&mut *tx)
     .await?;
     audit::record(
@@ -135,7 +190,7 @@ pub async fn create(
         "token.create",
         "access_token",
         Some(&token.id),
-        serde_json::json!({ "name": token.name, "spend_limit_micros": token.spend_limit_micros }),
+        serde_json::json!({ "name": token.name, "spend_limit_micros": token.spend_limit_micros, "scopes": token.scopes.stored() }),
     )
     .await?;
     tx.commit().await?;
@@ -145,7 +200,7 @@ pub async fn create(
 /// The caller's live tokens, newest first.
 pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<AccessToken>> {
     Ok(sqlx::query_as(
-        "SELECT id, name, token_hint, spend_limit_micros, spent_micros, created_at, last_used_at
+        "SELECT id, name, token_hint, spend_limit_micros, spent_micros, scopes, created_at, last_used_at
          FROM access_tokens WHERE user_id = $1 AND revoked_at IS NULL
          ORDER BY created_at DESC, id DESC",
     )
@@ -188,15 +243,17 @@ pub async fn authenticate(db: &Pool, value: &str) -> ServiceResult<Option<TokenO
     if !value.starts_with(PREFIX) || value.len() > 200 {
         return Ok(None);
     }
-    let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
-        "SELECT id, user_id, last_used_at FROM access_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+    let row: Option<(String, String, Option<i64>, String)> = sqlx::query_as(
+        "SELECT id, user_id, last_used_at, scopes FROM access_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
     )
     .bind(hash(value))
     .fetch_optional(db)
     .await?;
-    let Some((token_id, user_id, last_used)) = row else {
+    let Some((token_id, user_id, last_used, scopes)) = row else {
         return Ok(None);
     };
+    // A row this code wrote always parses; anything else reads as `read` only (fail closed).
+    let scopes = Scopes::try_from(scopes).unwrap_or_else(|_| Scopes(vec![Scope::Read]));
     // Record use at minute granularity: a busy pipeline should not turn every read into a write.
     let now = db::now_ms();
     if last_used.is_none_or(|t| now - t > 60_000) {
@@ -206,7 +263,11 @@ pub async fn authenticate(db: &Pool, value: &str) -> ServiceResult<Option<TokenO
             .execute(db)
             .await?;
     }
-    Ok(Some(TokenOwner { user_id, token_id }))
+    Ok(Some(TokenOwner {
+        user_id,
+        token_id,
+        scopes,
+    }))
 }
 
 impl From<AccessToken> for TokenView {
@@ -217,6 +278,7 @@ impl From<AccessToken> for TokenView {
             hint: t.token_hint,
             spend_limit: t.spend_limit_micros.map(Usd4),
             spent: Usd4(t.spent_micros),
+            scopes: t.scopes.0,
             created_at: rfc3339(t.created_at),
             last_used_at: t.last_used_at.map(rfc3339),
         }
@@ -230,6 +292,7 @@ pub fn created_view(t: AccessToken, value: NewTokenValue) -> CreatedToken {
         name: t.name,
         token: value.0,
         spend_limit: t.spend_limit_micros.map(Usd4),
+        scopes: t.scopes.0,
         created_at: rfc3339(t.created_at),
     }
 }
@@ -259,6 +322,16 @@ mod tests {
         assert!(validate_name(&"x".repeat(101)).is_err());
         assert!(validate_name("bad\u{7}").is_err());
         assert_eq!(validate_name(" ci-deploy ").unwrap(), "ci-deploy");
+    }
+
+    #[test]
+    fn scopes_always_read_and_refuse_unknown_names() {
+        let s = Scopes::from_names(&["spend".into(), "inside".into(), "spend".into()]).unwrap();
+        assert_eq!(s.0, vec![Scope::Read, Scope::Inside, Scope::Spend]);
+        assert_eq!(s.stored(), "read inside spend");
+        assert_eq!(Scopes::try_from(s.stored()).unwrap(), s);
+        assert_eq!(Scopes::from_names(&[]).unwrap().0, vec![Scope::Read]);
+        assert!(Scopes::from_names(&["admin".into()]).is_err());
     }
 
     #[test]

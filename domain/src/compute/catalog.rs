@@ -132,17 +132,6 @@ pub async fn image(db: &Pool, slug: &str) -> ServiceResult<Option<ImageRow>> {
     .await?)
 }
 
-/// The image used when a request names none.
-pub async fn default_image(db: &Pool, kind: Kind) -> ServiceResult<Option<ImageRow>> {
-    Ok(sqlx::query_as(
-        "SELECT slug, name, kind, source, is_default, app FROM images WHERE kind = $1
-         ORDER BY is_default DESC, slug LIMIT 1",
-    )
-    .bind(kind.as_str())
-    .fetch_optional(db)
-    .await?)
-}
-
 impl ImageRow {
     pub fn to_api(&self) -> Image {
         Image {
@@ -154,10 +143,14 @@ impl ImageRow {
     }
 }
 
-/// Active templates, most used first.
+/// A template is offered only while some active node holds its image (see `compute::survey`).
+const OFFERED: &str = "EXISTS (SELECT 1 FROM node_images ni JOIN nodes n ON n.id = ni.node_id \
+    WHERE ni.image_slug = templates.image AND n.status = 'active')";
+
+/// Active templates whose image some active node holds, most used first.
 pub async fn templates(db: &Pool) -> ServiceResult<Vec<(TemplateRow, PlanRow)>> {
     let rows: Vec<TemplateRow> = sqlx::query_as(&format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE active = 1 ORDER BY uses DESC, slug"
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE active = 1 AND {OFFERED} ORDER BY uses DESC, slug"
     ))
     .fetch_all(db)
     .await?;
@@ -209,7 +202,7 @@ fn yes() -> bool {
     true
 }
 
-fn slug_ok(s: &str) -> bool {
+pub fn slug_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

@@ -9,8 +9,12 @@
 //! renews the row's lease while the command runs. Cancel marks the row and kills the command's
 //! processes on the machine at once, whichever replica runs it. A replica that dies leaves its
 //! rows' leases to run out; [`sweep`] (at start and with the periodic sweeps) kills what is left of
-//! those commands and ends them `cancelled` with the reason, and starts pending jobs nobody took.
+//! those commands and ends them `failed` with the reason, and starts pending jobs nobody took.
 //! So no job stays `running` forever.
+//!
+//! How a job ends says who ended it: `cancelled` only when a person asked (`DELETE .../jobs/{id}`),
+//! `timeout` when it ran past `timeout_seconds`, `failed` when Hangar could not run it or lost it
+//! (the machine unreachable, the replica gone; `reason` says which), `done` otherwise.
 //!
 //! Transports: containers through the Docker API (exec with demultiplexed streams, the archive
 //! API for files); VMs over SSH with the platform key (`driver::guest`). Machines on libvirt's test
@@ -216,7 +220,8 @@ pub async fn run(
 }
 
 /// A background job as its owner sees it (reference 002: `status` is one of `pending`,
-/// `running`, `done`, `timeout`, `cancelled`).
+/// `running`, `done`, `timeout`, `cancelled`; Hangar adds `failed` for a job it could not run or
+/// lost, with the `reason`, so `cancelled` always means somebody cancelled it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ExecJob {
     pub job_id: String,
@@ -230,7 +235,7 @@ pub struct ExecJob {
     #[sqlx(try_from = "i64")]
     pub truncated: Truncated,
     pub duration_ms: Option<i64>,
-    /// Why it ended as it did, when that needs saying (cancelled, or stopped by a restart).
+    /// Why it ended as it did, when that needs saying (cancelled, failed, or timed out).
     pub reason: Option<String>,
     #[serde(skip)]
     pub created_ms: i64,
@@ -388,7 +393,7 @@ async fn run_job(state: AppState, job_id: String) {
     if let Err(e) = run_job_inner(&state, &job_id).await {
         tracing::warn!(job = %job_id, error = %e, "exec job failed");
         let _ = sqlx::query(
-            "UPDATE exec_jobs SET status = 'cancelled', reason = $1, finished_at = $2 WHERE id = $3 AND status IN ('pending', 'running')",
+            "UPDATE exec_jobs SET status = 'failed', reason = $1, finished_at = $2, lease_until = NULL WHERE id = $3 AND status IN ('pending', 'running')",
         )
         .bind(format!("Could not run the command: {e}"))
         .bind(db::now_ms())
@@ -478,7 +483,7 @@ async fn finish_job(db: &Pool, job_id: &str, r: &ExecResult) -> ServiceResult<()
 }
 
 /// Ends jobs whose replica died (lease run out): their processes are killed on the machine and
-/// they become `cancelled` with the reason. Starts pending jobs nobody took within a lease.
+/// they become `failed` with the reason. Starts pending jobs nobody took within a lease.
 /// Returns how many jobs it ended.
 pub async fn sweep(state: &AppState, now: i64) -> ServiceResult<usize> {
     let orphans: Vec<(String, String)> = sqlx::query_as(
@@ -494,7 +499,7 @@ pub async fn sweep(state: &AppState, now: i64) -> ServiceResult<usize> {
             }
         }
         sqlx::query(
-            "UPDATE exec_jobs SET status = 'cancelled', finished_at = $1, lease_until = NULL,
+            "UPDATE exec_jobs SET status = 'failed', finished_at = $1, lease_until = NULL,
                 reason = 'Hangar restarted while the command ran; it was stopped'
              WHERE id = $2 AND status = 'running' AND lease_until < $1",
         )

@@ -7,6 +7,7 @@
 //! expects.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::instrument;
 
@@ -129,14 +130,15 @@ pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
     let snapshot = job.payload_str("snapshot");
     match job.kind {
         JobKind::Create => create(state, driver, &inst).await,
-        JobKind::Start => start(&state.db, driver, &inst).await,
+        JobKind::Start => start(state, driver, &inst).await,
         JobKind::Stop => {
             driver.stop(&name).await?;
             Ok(mark_stopped(&state.db, &inst.id, None).await?)
         }
         JobKind::Restart => {
             driver.reboot(&name).await?;
-            Ok(mark_running(&state.db, &inst.id, None).await?)
+            let unanswered = await_guest(state, driver, &inst.id, &name).await?;
+            Ok(mark_running(&state.db, &inst.id, unanswered.as_deref()).await?)
         }
         JobKind::Delete => {
             // A delete asked for during the create: the create never starts, or is waited for.
@@ -174,6 +176,7 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
         .await
         .map_err(|e| Failure::Permanent(e.to_string()))?;
     driver.create(&spec).await?;
+    let unanswered = await_guest(state, driver, &inst.id, &spec.name).await?;
     let console = driver.console(&spec.name).await.ok();
     let address = driver.address(&spec.name).await.ok().flatten();
     let ports = match driver.volume() {
@@ -183,7 +186,7 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
     let mut tx = crate::infra::db::begin(&state.db).await?;
     let at = db::now_ms();
     let done = sqlx::query(
-        "UPDATE instances SET state = 'running', transition = NULL, reason = NULL, vnc_port = $1,
+        "UPDATE instances SET state = 'running', transition = NULL, progress = NULL, reason = $6, vnc_port = $1,
              private_ip = $4, ports = $5, updated_at = $2
          WHERE id = $3 AND transition = 'create'",
     )
@@ -192,6 +195,7 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
     .bind(&inst.id)
     .bind(address)
     .bind(serde_json::to_string(&ports).unwrap_or_else(|_| "[]".into()))
+    .bind(unanswered)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {
@@ -202,21 +206,74 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
 }
 
 /// Starts the machine and bills it from now. Containers get a new address each time they start.
-async fn start(db: &Pool, driver: &dyn Driver, inst: &InstanceRow) -> Result<(), Failure> {
+async fn start(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Result<(), Failure> {
+    let db = &state.db;
     let name = machine_name(&inst.id);
     driver.start(&name).await?;
+    let unanswered = await_guest(state, driver, &inst.id, &name).await?;
     let address = driver.address(&name).await.ok().flatten();
     let mut tx = crate::infra::db::begin(db).await?;
     let at = db::now_ms();
-    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = NULL, private_ip = $3, updated_at = $1 WHERE id = $2")
+    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, progress = NULL, reason = $4, private_ip = $3, updated_at = $1 WHERE id = $2")
         .bind(at)
         .bind(&inst.id)
         .bind(address)
+        .bind(unanswered)
         .execute(&mut *tx)
         .await?;
     meter::begin(&mut tx, &inst.id, at).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// How often the boot wait asks the guest, and how often it tells the person how long so far.
+const BOOT_POLL: Duration = Duration::from_secs(2);
+
+/// "running" means usable: after a machine is created, started or restarted, waits until the
+/// way inside answers ([`Driver::ready`]: for a VM, its SSH server with the host key Hangar gave
+/// it), so a script that polls for `running` and then runs a command works on the first try.
+/// Meanwhile the instance's `progress` says it is booting and for how long. Containers and
+/// simulated machines answer at once.
+///
+/// Bounded by `boot_wait_secs`: a guest that never answers (an image without Hangar's seed, a
+/// user who removed the platform key) is still recorded running, with the returned reason, since
+/// its console and screen work and billing must not wait on what the customer controls.
+async fn await_guest(
+    state: &AppState,
+    driver: &dyn Driver,
+    id: &str,
+    name: &str,
+) -> Result<Option<String>, Failure> {
+    let wait = Duration::from_secs(state.config.boot_wait_secs);
+    let started = Instant::now();
+    loop {
+        let last = match driver.ready(name).await {
+            Ok(()) | Err(DriverError::Unsupported(_)) => return Ok(None),
+            Err(DriverError::NotFound(m)) => {
+                return Err(Failure::Permanent(format!("{m} disappeared while booting")))
+            }
+            Err(e) => e.to_string(),
+        };
+        let waited = started.elapsed();
+        if waited >= wait {
+            tracing::warn!(instance = %id, error = %last, "the guest did not answer after booting");
+            return Ok(Some(format!(
+                "The guest did not answer within {} s of booting, so commands and files may not \
+                 work yet (the console shows its boot): {last}",
+                wait.as_secs()
+            )));
+        }
+        let progress = format!(
+            "Booting: waiting for the guest to answer ({} s so far)",
+            waited.as_secs()
+        );
+        sqlx::query("UPDATE instances SET progress = $1 WHERE id = $2 AND transition IS NOT NULL")
+            .bind(progress)
+            .bind(id)
+            .execute(&state.db)
+            .await?;
+        tokio::time::sleep(BOOT_POLL.min(wait - waited)).await;
+    }
 }
 
 /// A snapshot job ended: the snapshot becomes `state` and the instance's transition clears.
@@ -240,7 +297,7 @@ async fn snapshot_done(
 
 async fn clear_transition(tx: &mut Tx<'_>, id: &str, transition: Transition) -> ServiceResult<()> {
     sqlx::query(
-        "UPDATE instances SET transition = NULL, updated_at = $1 WHERE id = $2 AND transition = $3",
+        "UPDATE instances SET transition = NULL, progress = NULL, updated_at = $1 WHERE id = $2 AND transition = $3",
     )
     .bind(db::now_ms())
     .bind(id)
@@ -253,7 +310,7 @@ async fn clear_transition(tx: &mut Tx<'_>, id: &str, transition: Transition) -> 
 /// Records that an instance is running again (a reboot finished, or the node says so after a
 /// failed action). `reason` replaces the stored one when given.
 async fn mark_running(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResult<()> {
-    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, reason = COALESCE($1, reason), updated_at = $2 WHERE id = $3")
+    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, progress = NULL, reason = COALESCE($1, reason), updated_at = $2 WHERE id = $3")
         .bind(reason)
         .bind(db::now_ms())
         .bind(id)
@@ -269,7 +326,7 @@ pub async fn mark_stopped(db: &Pool, id: &str, reason: Option<&str>) -> ServiceR
     let at = db::now_ms();
     meter::settle(&mut tx, id, at).await?;
     sqlx::query(
-        "UPDATE instances SET state = 'stopped', transition = NULL, reason = COALESCE($1, reason), private_ip = NULL, updated_at = $2
+        "UPDATE instances SET state = 'stopped', transition = NULL, progress = NULL, reason = COALESCE($1, reason), private_ip = NULL, updated_at = $2
          WHERE id = $3 AND state <> 'deleted'",
     )
     .bind(reason)
@@ -308,7 +365,7 @@ async fn finish_instance(
     // Capacity is released once: only by the update that moves the instance out of the states
     // that hold it (a failed instance already gave its share back).
     let moved = sqlx::query(
-        "UPDATE instances SET state = $1, transition = NULL, reason = COALESCE($2, reason), public_ip = NULL, private_ip = NULL,
+        "UPDATE instances SET state = $1, transition = NULL, progress = NULL, reason = COALESCE($2, reason), public_ip = NULL, private_ip = NULL,
             deleted_at = CASE WHEN $1 = 'deleted' THEN $3 ELSE deleted_at END, updated_at = $3
          WHERE id = $4 AND state NOT IN ('deleted', 'failed')",
     )
@@ -325,7 +382,7 @@ async fn finish_instance(
         addresses::release(&mut tx, &inst.id).await?;
     } else if to == InstanceState::Deleted {
         // Already failed: a delete only needs to record it.
-        sqlx::query("UPDATE instances SET state = 'deleted', transition = NULL, deleted_at = $1, updated_at = $1 WHERE id = $2 AND state = 'failed'")
+        sqlx::query("UPDATE instances SET state = 'deleted', transition = NULL, progress = NULL, deleted_at = $1, updated_at = $1 WHERE id = $2 AND state = 'failed'")
             .bind(at)
             .bind(&inst.id)
             .execute(&mut *tx)

@@ -11,8 +11,8 @@ use tracing::instrument;
 
 use crate::compute::catalog::{self, PlanRow, TemplateRow};
 use crate::compute::driver::Kind;
-use crate::compute::nodes::{self, Backend, Size};
-use crate::compute::{addresses, keys};
+use crate::compute::nodes::{self, Backend, Size, Wanted};
+use crate::compute::{addresses, keys, survey};
 use crate::infra::audit;
 use crate::infra::db::{self, rfc3339, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -43,6 +43,8 @@ pub struct InstanceRow {
     pub state: InstanceState,
     pub transition: Option<String>,
     pub reason: Option<String>,
+    /// What the action in flight is doing now (see `executor::await_guest`).
+    pub progress: Option<String>,
     pub labels: String,
     pub ssh_key_ids: String,
     pub security_groups: String,
@@ -69,7 +71,7 @@ pub struct InstanceRow {
 }
 
 pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
-    price_hourly_micros, state, transition, reason, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
+    price_hourly_micros, state, transition, reason, progress, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
     backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
     metered_minutes, created_at, updated_at, deleted_at, unreachable_since, ports";
 
@@ -113,6 +115,7 @@ impl InstanceRow {
             state: self.state.vps().to_owned(),
             transition: self.transition.clone(),
             reason: self.reason.clone(),
+            progress: self.transition.as_ref().and(self.progress.clone()),
             plan_id: self.plan_id.clone(),
             kind: self.kind.as_str().to_owned(),
             image: self.image.clone(),
@@ -197,41 +200,26 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
     let mut tx = crate::infra::db::begin(db).await?;
     let kind = spec.plan.kind();
     let (cpu, memory) = (state.config.cpu_overcommit, state.config.memory_overcommit);
-    let region = req.region.as_deref();
+    let wanted = |backend| Wanted {
+        kind,
+        backend,
+        region: req.region.as_deref(),
+        image: &spec.image,
+    };
     let node = match (kind, spec.app) {
         (Kind::Container, true) => {
-            nodes::place(
-                &mut tx,
-                kind,
-                Backend::Daemon,
-                region,
-                spec.size,
-                cpu,
-                memory,
-            )
-            .await?
+            nodes::place(&mut tx, wanted(Backend::Daemon), spec.size, cpu, memory).await?
         }
         (Kind::Container, false) => {
-            match nodes::place(
-                &mut tx,
-                kind,
-                Backend::DockerApi,
-                region,
-                spec.size,
-                cpu,
-                memory,
-            )
-            .await
-            {
+            match nodes::place(&mut tx, wanted(Backend::DockerApi), spec.size, cpu, memory).await {
                 Err(ServiceError::Conflict(_)) => {
-                    nodes::place(&mut tx, kind, Backend::Any, region, spec.size, cpu, memory)
-                        .await?
+                    nodes::place(&mut tx, wanted(Backend::Any), spec.size, cpu, memory).await?
                 }
                 other => other?,
             }
         }
         (Kind::Vm, _) => {
-            nodes::place(&mut tx, kind, Backend::Any, region, spec.size, cpu, memory).await?
+            nodes::place(&mut tx, wanted(Backend::Any), spec.size, cpu, memory).await?
         }
     };
     let public_ip = match kind {
@@ -379,10 +367,13 @@ impl Spec {
             Some(slug) => catalog::image(db, &slug)
                 .await?
                 .ok_or_else(|| ServiceError::invalid(format!("image: no image `{slug}`")))?,
-            None => catalog::default_image(db, plan.kind())
+            None => survey::default_image(db, plan.kind())
                 .await?
                 .ok_or_else(|| {
-                    ServiceError::invalid("image: this plan's kind has no images yet")
+                    ServiceError::invalid(format!(
+                        "image: no node holds a {} image right now",
+                        plan.kind
+                    ))
                 })?,
         };
         if image.kind != plan.kind {
@@ -390,6 +381,28 @@ impl Spec {
                 "image `{}` is for {} plans, `{}` is a {} plan",
                 image.slug, image.kind, plan.slug, plan.kind
             )));
+        }
+        // Refused now, not after the customer paid and the node said no.
+        if !survey::is_available(db, &image.slug, plan.kind()).await? {
+            let offered: Vec<String> = survey::available(db)
+                .await?
+                .into_iter()
+                .filter(|i| i.kind == plan.kind)
+                .map(|i| i.slug)
+                .collect();
+            return Err(ServiceError::invalid(if offered.is_empty() {
+                format!(
+                    "image: `{}` is not on any node, and no {} image is available right now",
+                    image.slug, plan.kind
+                )
+            } else {
+                format!(
+                    "image: `{}` is not on any node; available {} images: {}",
+                    image.slug,
+                    plan.kind,
+                    offered.join(", ")
+                )
+            }));
         }
         let app = image.app.is_some();
         Ok((image.slug, app))

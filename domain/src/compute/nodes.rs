@@ -248,20 +248,35 @@ impl Backend {
     }
 }
 
+/// Where a machine may go: its kind, which container backend, the region asked for, and the
+/// image it boots (only nodes the survey found holding it, see `compute::survey`).
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub kind: Kind,
+    pub backend: Backend,
+    pub region: Option<&'a str>,
+    pub image: &'a str,
+}
+
 pub async fn place(
     tx: &mut Tx<'_>,
-    kind: Kind,
-    backend: Backend,
-    region: Option<&str>,
+    wanted: Wanted<'_>,
     size: Size,
     cpu_ratio: f64,
     memory_ratio: f64,
 ) -> ServiceResult<NodeRow> {
+    let Wanted {
+        kind,
+        backend,
+        region,
+        image,
+    } = wanted;
     // Compared as numbers, not cast: CAST rounds on PostgreSQL and truncates on SQLite, and an
     // integer total within `capacity × ratio` is the same rule on both.
     let fits = "used_vcpu + $1 <= vcpu * $4 AND used_memory_mb + $2 <= memory_mb * $5 AND used_disk_gb + $3 <= disk_gb \
                 AND status = 'active' AND unreachable_since IS NULL AND kind = $6 AND ($7 = '' OR region = $7) \
-                AND ($8 = 'any' OR ($8 = 'daemon') = (uri LIKE 'hangar-node+%'))";
+                AND ($8 = 'any' OR ($8 = 'daemon') = (uri LIKE 'hangar-node+%')) \
+                AND EXISTS (SELECT 1 FROM node_images ni WHERE ni.node_id = nodes.id AND ni.image_slug = $9)";
     // One statement that writes first: it takes SQLite's write lock at once (a read-then-write
     // transaction could not upgrade under contention) and the row lock on PostgreSQL, where the
     // outer condition is re-checked after waiting. A lost race there leaves the update empty;
@@ -282,6 +297,7 @@ pub async fn place(
         .bind(kind.as_str())
         .bind(region.unwrap_or(""))
         .bind(backend.as_str())
+        .bind(image)
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(node) = placed {
@@ -297,6 +313,7 @@ pub async fn place(
                 .bind(kind.as_str())
                 .bind(region.unwrap_or(""))
                 .bind(backend.as_str())
+                .bind(image)
                 .fetch_optional(&mut **tx)
                 .await?;
         if any_fits.is_none() {

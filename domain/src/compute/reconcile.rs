@@ -14,7 +14,8 @@
 //! - a machine named `hangar-<id>` whose instance is deleted or unknown → destroyed (a leak left
 //!   by a crash between the driver call and the database update).
 //!
-//! Each pass ends by recording every node's load (`nodes::record_load`, the operator's charts).
+//! Each node's pass ends with its image survey (`compute::survey`); each pass ends by recording
+//! every node's load (`nodes::record_load`, the operator's charts).
 //!
 //! Nodes are reconciled side by side (up to [`NODES_AT_ONCE`]), so a lost node delays only
 //! itself; a node that does not list its machines within [`LIST_WAIT`] counts as unreachable for
@@ -80,7 +81,13 @@ pub async fn run(state: &AppState) -> ServiceResult<Report> {
 /// One node's part of a pass.
 async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<Report> {
     let mut report = Report::default();
+    let (node, driver) = (node_driver.0.clone(), node_driver.1.clone());
     reconcile_node(state, node_driver, &mut report).await?;
+    // What the node holds now (an image copied onto it by hand shows up here). Not for a node
+    // just found unreachable: it keeps what it was last found to hold.
+    if !report.unreachable_nodes.contains(&node.name) {
+        crate::compute::survey::node(&state.db, &node, driver.as_ref()).await?;
+    }
     Ok(report)
 }
 

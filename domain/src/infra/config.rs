@@ -46,9 +46,13 @@ pub struct Config {
     pub seed_listen: Option<SocketAddr>,
     /// `sqlite://path` (created when missing) or `postgres://...`.
     pub database_url: String,
-    /// Directory for the default SQLite file and other local state.
+    /// Directory for the default SQLite file and other local state. Always absolute: a relative
+    /// value is resolved against the working directory when the config is loaded, because paths
+    /// under it are handed to other programs (the container engine reads a relative bind source
+    /// as a volume *name*, and refuses it).
     pub data_dir: PathBuf,
     /// Directory holding the built site (`pkg/` with the WASM bundle, CSS, vendored assets).
+    /// Absolute, like `data_dir`.
     pub site_root: PathBuf,
     /// HS256 key for JWTs. When unset, a random key is generated once and kept in the database,
     /// so every replica and every restart agree.
@@ -74,8 +78,9 @@ pub struct Config {
     pub session_ttl_secs: u64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// libvirt connection URI for VM instances. Default: libvirt's test driver with the fixture
-    /// shipped in `server/fixtures/libvirt-node.xml`.
+    /// libvirt connection URI for VM instances. Default: libvirt's test driver (a simulated
+    /// node) with the description in `server/fixtures/libvirt-node.xml`, which Hangar carries and
+    /// writes to `data_dir/simulated-node.xml` at start ([`Config::write_simulated_node`]).
     pub libvirt_uri: String,
     /// libvirt domain type on real hosts: `kvm` (hardware virtualisation, the default) or `qemu`
     /// (software emulation, TCG: slow, for hosts without usable KVM and for tests).
@@ -129,6 +134,11 @@ pub struct Config {
     pub job_workers: usize,
     /// Seconds a graceful stop waits for the guest before forcing it off.
     pub stop_timeout_secs: u64,
+    /// After a VM is created, started or restarted, how long Hangar waits for its guest to
+    /// answer (SSH with the host key Hangar gave it) before calling it `running` anyway with a
+    /// reason. Seconds under KVM, one to two minutes in software emulation. At most
+    /// `job_lease_secs` − 30, since the wait runs inside the machine's job.
+    pub boot_wait_secs: u64,
     /// On SIGTERM, how long readiness answers 503 while this replica still serves, so a load
     /// balancer's health checks take it out before it stops accepting (0 on a single server).
     pub shutdown_drain_secs: u64,
@@ -198,7 +208,25 @@ pub enum ConfigError {
     Unknown { key: String, origin: String },
 }
 
+/// The simulated VM node's description under `data_dir` (the default `libvirt_uri`'s file).
+pub const SIMULATED_NODE_FILE: &str = "simulated-node.xml";
+
 impl Config {
+    /// Writes the simulated node's description where the default `libvirt_uri` points, when that
+    /// is the URI in use. libvirt's test driver reads it on every connect and never writes it.
+    pub fn write_simulated_node(&self) -> std::io::Result<()> {
+        let file = self.data_dir.join(SIMULATED_NODE_FILE);
+        if self.libvirt_uri != format!("test://{}", file.display()) {
+            return Ok(());
+        }
+        const NODE: &str = include_str!("../../../server/fixtures/libvirt-node.xml");
+        if std::fs::read_to_string(&file).ok().as_deref() != Some(NODE) {
+            std::fs::create_dir_all(&self.data_dir)?;
+            std::fs::write(&file, NODE)?;
+        }
+        Ok(())
+    }
+
     /// The base URL guests fetch their NoCloud seed from: the seed listener when there is one.
     pub fn seed_base_url(&self) -> String {
         match self.seed_listen {
@@ -330,6 +358,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("job_lease_secs", Some("300")),
     ("job_workers", Some("4")),
     ("stop_timeout_secs", Some("60")),
+    ("boot_wait_secs", Some("240")),
     ("shutdown_drain_secs", Some("0")),
     ("shutdown_grace_secs", Some("20")),
     ("reconcile_interval_secs", Some("60")),
@@ -397,9 +426,26 @@ impl RawConfig {
         self.get(key).map(|(v, _)| v).filter(|v| !v.is_empty())
     }
 
+    /// A directory key, made absolute against the working directory now, once.
+    fn path(&self, key: &'static str) -> Result<PathBuf, ConfigError> {
+        let (value, origin) = self.get(key).unwrap_or_default();
+        if value.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                origin,
+                reason: "a path is required".into(),
+            });
+        }
+        std::path::absolute(value.trim()).map_err(|e| ConfigError::Invalid {
+            key: key.to_owned(),
+            origin,
+            reason: format!("cannot be made absolute: {e}"),
+        })
+    }
+
     fn finish(self) -> Result<Config, ConfigError> {
         let listen: SocketAddr = self.required("listen")?;
-        let data_dir = PathBuf::from(self.string("data_dir").unwrap_or_else(|| "data".into()));
+        let data_dir = self.path("data_dir")?;
         let public_url = self
             .string("public_url")
             .unwrap_or_else(|| format!("http://{listen}"))
@@ -418,12 +464,11 @@ impl RawConfig {
         let secure_cookies = self
             .parse::<bool>("secure_cookies")?
             .unwrap_or_else(|| public_url.starts_with("https://"));
-        let libvirt_uri = self.string("libvirt_uri").unwrap_or_else(|| {
-            let fixture = std::env::current_dir()
-                .unwrap_or_default()
-                .join("server/fixtures/libvirt-node.xml");
-            format!("test://{}", fixture.display())
-        });
+        // The simulated node's file lives under the data directory (written at start from the
+        // copy built into Hangar), so the default works wherever Hangar is started from.
+        let libvirt_uri = self
+            .string("libvirt_uri")
+            .unwrap_or_else(|| format!("test://{}", data_dir.join(SIMULATED_NODE_FILE).display()));
         let rate: u32 = self.required("auth_rate_limit_per_minute")?;
         if rate == 0 {
             return Err(ConfigError::Invalid {
@@ -438,7 +483,7 @@ impl RawConfig {
             seed_listen: self.parse("seed_listen")?,
             node_listen: self.parse("node_listen")?,
             database_url,
-            site_root: PathBuf::from(self.string("site_root").unwrap_or_default()),
+            site_root: self.path("site_root")?,
             data_dir,
             jwt_secret: self.string("jwt_secret").map(Secret::new),
             jwt_ttl_secs: self.required("jwt_ttl_secs")?,
@@ -474,6 +519,9 @@ impl RawConfig {
             job_lease_secs: self.required::<i64>("job_lease_secs")?.max(5),
             job_workers: self.required::<usize>("job_workers")?.max(1),
             stop_timeout_secs: self.required("stop_timeout_secs")?,
+            boot_wait_secs: self
+                .required::<u64>("boot_wait_secs")?
+                .min(self.required::<i64>("job_lease_secs")?.max(35) as u64 - 30),
             shutdown_drain_secs: self.required("shutdown_drain_secs")?,
             shutdown_grace_secs: self.required("shutdown_grace_secs")?,
             reconcile_interval_secs: self.required::<u64>("reconcile_interval_secs")?.max(1),
@@ -508,11 +556,20 @@ mod tests {
     fn defaults_give_an_embedded_sqlite_setup() {
         let c = Config::from_sources(None, &env(&[])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
-        assert_eq!(c.database_url, "sqlite://data/hangar.db");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.data_dir, cwd.join("data"));
+        assert_eq!(
+            c.database_url,
+            format!("sqlite://{}", cwd.join("data/hangar.db").display())
+        );
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
         assert_eq!(c.auth_rate_limit_per_minute, 10);
         assert_eq!(c.jwt_ttl_secs, 24 * 3600);
-        assert!(c.libvirt_uri.starts_with("test:///"));
+        assert_eq!(
+            c.libvirt_uri,
+            format!("test://{}", cwd.join("data/simulated-node.xml").display()),
+            "the simulated node's file is under the data dir, not the source tree"
+        );
         assert!(c.turnstile_secret.is_none());
         assert!(!c.secure_cookies);
     }
@@ -537,6 +594,29 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
         assert_eq!(c.auth_rate_limit_per_minute, 5);
         assert_eq!(c.database_url, "postgres://x/y");
+    }
+
+    /// `scripts/run` sets no data dir, so the default `data` is relative; every path derived
+    /// from it goes to other programs (the node daemon's volumes become bind mounts, which the
+    /// container engine refuses when relative), so the config holds absolute paths only.
+    #[test]
+    fn relative_directories_become_absolute_at_load() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("HANGAR_DATA_DIR", "state/here"),
+                ("HANGAR_SITE_ROOT", "./site"),
+            ]),
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert!(c.data_dir.is_absolute() && c.site_root.is_absolute());
+        assert_eq!(c.data_dir, cwd.join("state/here"));
+        assert!(c.data_dir.join("node").join("storage").is_absolute());
+        let c = Config::from_sources(None, &env(&[("HANGAR_DATA_DIR", "/srv/hangar")])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/hangar"));
+        let err = Config::from_sources(None, &env(&[("HANGAR_DATA_DIR", " ")])).unwrap_err();
+        assert!(err.to_string().contains("data_dir"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use domain::compute::{addresses, catalog, nodes, reconcile};
+use domain::compute::{addresses, catalog, nodes, reconcile, survey};
 use domain::AppState;
 use model::compute::{Image, Plan, Template};
 use serde::{Deserialize, Serialize};
@@ -54,10 +54,11 @@ async fn add_node(
     _admin: AdminCaller,
     ApiJson(body): ApiJson<nodes::NodeInput>,
 ) -> Result<(StatusCode, ApiJson<nodes::NodeRow>)> {
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(nodes::add(&state.db, body).await?),
-    ))
+    let node = nodes::add(&state.db, body).await?;
+    // What it holds, so machines can be placed on it at once.
+    let driver = state.drivers.for_node(&node);
+    survey::node(&state.db, &node, driver.as_ref()).await?;
+    Ok((StatusCode::CREATED, ApiJson(node)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -205,17 +206,34 @@ async fn retire_template(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An image as the operator sees it: which nodes hold it (none: customers are not offered it).
+#[derive(Serialize, ToSchema)]
+pub struct NodeImage {
+    #[serde(flatten)]
+    pub image: Image,
+    /// Names of the nodes the last survey found holding it.
+    pub nodes: Vec<String>,
+}
+
 #[utoipa::path(get, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<Image>)))]
+    responses((status = 200, body = Vec<NodeImage>)))]
 async fn list_images(
     State(state): State<AppState>,
     _admin: AdminCaller,
-) -> Result<ApiJson<Vec<Image>>> {
+) -> Result<ApiJson<Vec<NodeImage>>> {
+    let held = survey::holders(&state.db).await?;
     Ok(ApiJson(
         catalog::images(&state.db)
             .await?
             .iter()
-            .map(|i| i.to_api())
+            .map(|i| NodeImage {
+                image: i.to_api(),
+                nodes: held
+                    .iter()
+                    .filter(|(slug, _)| *slug == i.slug)
+                    .map(|(_, node)| node.clone())
+                    .collect(),
+            })
             .collect(),
     ))
 }
@@ -229,9 +247,10 @@ async fn upsert_image(
     _admin: AdminCaller,
     ApiJson(body): ApiJson<catalog::ImageInput>,
 ) -> Result<ApiJson<Image>> {
-    Ok(ApiJson(
-        catalog::upsert_image(&state.db, body).await?.to_api(),
-    ))
+    let image = catalog::upsert_image(&state.db, body).await?;
+    // Which nodes hold it (a changed source may be somewhere else): offered from now on.
+    survey::all(&state.db, &state.drivers).await?;
+    Ok(ApiJson(image.to_api()))
 }
 
 /// Create or update a template (by slug).

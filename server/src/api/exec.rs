@@ -98,7 +98,8 @@ async fn list_jobs(
     Ok(ApiJson(exec::jobs(&state.db, &caller.user.id, &id).await?))
 }
 
-/// A background job: `status` is `pending`, `running`, `done`, `timeout` or `cancelled`.
+/// A background job: `status` is `pending`, `running`, `done`, `timeout`, `cancelled` (by
+/// a person) or `failed` (Hangar could not run it or lost it; `reason` says why).
 #[utoipa::path(get, path = "/api/vps/{id}/jobs/{job_id}", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), ("job_id" = String, Path)),
     responses((status = 200, body = ExecJob), (status = 404, body = ErrorBody)))]

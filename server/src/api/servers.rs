@@ -41,6 +41,12 @@ pub struct Server {
     pub label: String,
     /// starting · active · stopping · stopped · rebooting · error · terminated
     pub status: String,
+    /// Why the server is in `error` (e.g. its app's install failed, with the engine's words), or
+    /// why Hangar stopped it; `null` otherwise.
+    pub reason: Option<String>,
+    /// While `starting` or `rebooting`, what is happening now (e.g. `Booting: waiting for the
+    /// guest to answer`); `active` is reported only once the server answers inside.
+    pub progress: Option<String>,
     pub region: String,
     pub plan: String,
     pub os: String,
@@ -70,6 +76,8 @@ async fn to_server(state: &AppState, inst: &InstanceRow) -> Result<Server> {
         id: inst.id.clone(),
         label: inst.name.clone(),
         status: inst.state.server_status().to_owned(),
+        reason: inst.reason.clone(),
+        progress: inst.transition.as_ref().and(inst.progress.clone()),
         region: inst.region.clone(),
         plan: plan.map(|p| p.slug).unwrap_or_else(|| inst.plan_id.clone()),
         os: inst.image.clone(),

@@ -45,15 +45,21 @@ pub struct CreateTokenRequest {
     /// Optional cap, in USD, on what this token may ever cause to be charged.
     #[schema(example = 25.0)]
     pub spend_limit: Option<f64>,
+    /// What it may do: any of `read`, `machines`, `inside`, `spend` (`read` is always given).
+    /// Omitted: all four, as tokens had before scopes existed.
+    #[schema(example = json!(["read", "inside"]))]
+    pub scopes: Option<Vec<String>>,
 }
 
-/// Create an access token. The `token` field is present only in this response.
+/// Create an access token. The `token` field is present only in this response. Only a person
+/// (a JWT from signing in) may: an access token answers 403 here, so no token can mint another.
 #[utoipa::path(post, path = "/api/tokens", tag = "tokens", security(("bearer" = [])),
     request_body = CreateTokenRequest,
     responses(
         (status = 201, body = CreatedToken),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "Called with an access token", body = ErrorBody),
         (status = 409, description = "Too many live tokens", body = ErrorBody),
     ))]
 async fn create_token(
@@ -67,7 +73,12 @@ async fn create_token(
             micros_from_usd(usd).map_err(|m| AppError::bad_request(format!("Spend limit: {m}")))
         })
         .transpose()?;
-    let (token, value) = tokens::create(&state.db, &caller.user.id, &body.name, limit).await?;
+    let scopes = match &body.scopes {
+        Some(names) => tokens::Scopes::from_names(names)?,
+        None => tokens::Scopes::all(),
+    };
+    let (token, value) =
+        tokens::create(&state.db, &caller.user.id, &body.name, limit, scopes).await?;
     Ok((
         StatusCode::CREATED,
         ApiJson(tokens::created_view(token, value)),

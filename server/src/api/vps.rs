@@ -9,9 +9,9 @@ use axum::{
     http::StatusCode,
 };
 use domain::compute::instances::{self, Action, NewInstance};
-use domain::compute::{catalog, executor, keys};
+use domain::compute::{catalog, executor, keys, survey};
 use domain::AppState;
-use model::compute::{MachineStats, Plan, Snapshot, SshKey, Template, Vps};
+use model::compute::{Image, MachineStats, Plan, Snapshot, SshKey, Template, Vps};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -27,6 +27,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pricing))
+        .routes(routes!(list_images))
         .routes(routes!(list_templates))
         .routes(routes!(get_template))
         .routes(routes!(list_keys, add_key))
@@ -56,7 +57,22 @@ async fn pricing(State(state): State<AppState>) -> Result<ApiJson<Vec<Plan>>> {
     ))
 }
 
-/// Active templates, most used first.
+/// The images a machine can be created from: those some active node holds, of both kinds
+/// (`kind` says which plans take each; `is_default` marks the one used when a create names
+/// none). An image in the catalog that no node holds is not listed, and a create naming it is
+/// refused (422) with the list of those that work.
+#[utoipa::path(get, path = "/api/images", tag = "compute", responses((status = 200, body = Vec<Image>)))]
+async fn list_images(State(state): State<AppState>) -> Result<ApiJson<Vec<Image>>> {
+    Ok(ApiJson(
+        survey::available(&state.db)
+            .await?
+            .iter()
+            .map(|i| i.to_api())
+            .collect(),
+    ))
+}
+
+/// Active templates whose image some node holds, most used first.
 #[utoipa::path(get, path = "/api/templates", tag = "compute", security(("bearer" = [])),
     responses((status = 200, body = Vec<Template>), (status = 401, body = ErrorBody)))]
 async fn list_templates(

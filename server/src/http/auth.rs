@@ -5,16 +5,21 @@
 //! Every response to an authenticated request carries `X-Balance-Remaining` (reference 002),
 //! read after the handler ran so it reflects what the request just spent.
 //! Browser session cookies never authenticate the JSON API, so it needs no CSRF defence.
+//!
+//! A `vtk_` token passes only to routes its scopes allow (`super::scopes`, one table for every
+//! route); the refusal is a 403 naming the scope it lacks, or saying that only the person may.
 
 use axum::{
-    extract::{FromRef, FromRequestParts, Request, State},
+    extract::{FromRef, FromRequestParts, MatchedPath, Request, State},
     http::{header, request::Parts, HeaderName, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use domain::accounts::tokens::{self, Scopes};
+use domain::accounts::users;
 use domain::accounts::users::User;
-use domain::accounts::{tokens, users};
 use domain::AppState;
+use model::accounts::Scope;
 use model::money::usd4;
 
 use super::error::AppError;
@@ -28,6 +33,8 @@ pub struct Caller {
     pub user: User,
     /// Set when the request came with a `vtk_` token (spend limits apply to it).
     pub token_id: Option<String>,
+    /// The token's scopes; `None` for a person (a JWT from signing in).
+    pub scopes: Option<Scopes>,
 }
 
 /// Resolves the bearer credential, if one was sent. A credential that is sent but invalid is
@@ -49,6 +56,16 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         }
         Err(e) => return e.into_response(),
     };
+    if let Some(scopes) = &caller.scopes {
+        let template = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        if let Err(refusal) = allowed(scopes, req.method(), &template) {
+            return AppError::Service(refusal).into_response();
+        }
+    }
     let user_id = caller.user.id.clone();
     req.extensions_mut().insert(caller);
     let mut response = next.run(req).await;
@@ -60,6 +77,35 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     response
 }
 
+/// Whether a token with `scopes` may call `method` on the route `template`.
+fn allowed(
+    scopes: &Scopes,
+    method: &axum::http::Method,
+    template: &str,
+) -> Result<(), ServiceError> {
+    match super::scopes::need(method, template) {
+        super::scopes::Need::Person => Err(ServiceError::Forbidden(
+            "Access tokens cannot manage tokens, two-factor sign-in or the password, nor reach \
+             operator routes: sign in (or use a JWT from POST /api/auth/login) for that",
+        )),
+        super::scopes::Need::Scope(scope) if !scopes.contains(scope) => {
+            Err(ServiceError::Forbidden(match scope {
+                Scope::Read => "This token may not read",
+                Scope::Machines => {
+                    "This token lacks the `machines` scope (power, delete, snapshots, keys, pools); create one with it on the API tokens page"
+                }
+                Scope::Inside => {
+                    "This token lacks the `inside` scope (commands, files, consoles); create one with it on the API tokens page"
+                }
+                Scope::Spend => {
+                    "This token lacks the `spend` scope (creating machines, renting, extending, adding funds); create one with it on the API tokens page"
+                }
+            }))
+        }
+        super::scopes::Need::Scope(_) => Ok(()),
+    }
+}
+
 async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>, AppError> {
     let Some(credential) = header_value
         .strip_prefix("Bearer ")
@@ -68,20 +114,22 @@ async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>,
     else {
         return Ok(None);
     };
-    let (user_id, token_id) = if credential.starts_with(tokens::PREFIX) {
+    let (user_id, token_id, scopes) = if credential.starts_with(tokens::PREFIX) {
         match tokens::authenticate(&state.db, credential).await? {
-            Some(owner) => (owner.user_id, Some(owner.token_id)),
+            Some(owner) => (owner.user_id, Some(owner.token_id), Some(owner.scopes)),
             None => return Ok(None),
         }
     } else {
         match state.jwt.verify(credential) {
-            Some(user_id) => (user_id, None),
+            Some(user_id) => (user_id, None, None),
             None => return Ok(None),
         }
     };
-    Ok(users::find(&state.db, &user_id)
-        .await?
-        .map(|user| Caller { user, token_id }))
+    Ok(users::find(&state.db, &user_id).await?.map(|user| Caller {
+        user,
+        token_id,
+        scopes,
+    }))
 }
 
 impl Caller {
@@ -118,6 +166,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
+        // Also refused by the route table; kept here so an operator route placed anywhere
+        // still takes only a person.
+        if caller.scopes.is_some() {
+            return Err(AppError::Service(ServiceError::Forbidden(
+                "Operator routes take a signed-in operator, not an access token",
+            )));
+        }
         domain::accounts::totp::check_operator(&AppState::from_ref(state).config, &caller.user)?;
         Ok(AdminCaller(caller))
     }

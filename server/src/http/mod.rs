@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod portal_files;
 pub mod rate_limit;
+pub mod scopes;
 
 use std::sync::Arc;
 

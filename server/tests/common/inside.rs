@@ -118,7 +118,14 @@ pub async fn story(app: &TestApp, token: &str, id: &str) {
     .await;
     assert_eq!(started["status"], "pending");
     let job = started["job_id"].as_str().unwrap().to_owned();
-    let done = wait_job(app, token, id, &job, &["done", "timeout", "cancelled"]).await;
+    let done = wait_job(
+        app,
+        token,
+        id,
+        &job,
+        &["done", "timeout", "cancelled", "failed"],
+    )
+    .await;
     assert_eq!(
         (
             done["status"].as_str(),
@@ -149,7 +156,14 @@ pub async fn story(app: &TestApp, token: &str, id: &str) {
         StatusCode::OK,
     )
     .await;
-    let ended = wait_job(app, token, id, &long, &["cancelled", "done", "timeout"]).await;
+    let ended = wait_job(
+        app,
+        token,
+        id,
+        &long,
+        &["cancelled", "done", "timeout", "failed"],
+    )
+    .await;
     assert_eq!(ended["status"], "cancelled");
     assert!(
         !processes(app, token, id).await.contains("sleep 62"),

@@ -114,7 +114,7 @@ pub fn completed_event(session: &Value, paid: bool) -> String {
     session["payment_status"] = json!(if paid { "paid" } else { "unpaid" });
     session["status"] = json!("complete");
     json!({
-        "id": format!("evt_{}", session["id"].as_str().unwrap()), "object": "event", "api_version": "2025-09-30.clover",
+        "id": format!("evt_{}", session["id"].as_str().unwrap()), "object": "event", "api_version": domain::money::payments::stripe_api_version(),
         "created": 1_763_000_100, "data": {"object": session}, "livemode": false, "pending_webhooks": 1,
         "request": {"id": null, "idempotency_key": null}, "type": "checkout.session.completed"
     })

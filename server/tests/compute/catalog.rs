@@ -351,6 +351,26 @@ async fn a_hypervisor_configured_later_becomes_a_node_and_drains_the_simulated_o
     .await;
     assert_eq!(nodes.as_array().unwrap().len(), 3, "{}", nodes.text);
     let (_, token) = app.funded_user("tina", 5.0).await;
+    // Nothing answers at this URI, so no survey found the image there, and no VM is offered.
+    expect_error(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "t", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "no node holds a vm image",
+    )
+    .await;
+    // As a survey of a node that holds it would record.
+    sqlx::query(
+        "INSERT INTO node_images (node_id, image_slug, checked_at)
+         SELECT id, 'tiny-linux', 0 FROM nodes WHERE name = 'local-qemu'",
+    )
+    .execute(&app.state.db)
+    .await
+    .unwrap();
     let vps = expect_json(
         app.post(
             "/api/vps",
@@ -362,4 +382,152 @@ async fn a_hypervisor_configured_later_becomes_a_node_and_drains_the_simulated_o
     )
     .await;
     assert_eq!(vps["image"], "tiny-linux", "the default VM image now");
+}
+
+/// A catalog image is offered, accepted and placed only where some node holds it: on a real VM
+/// node without the demo's Ubuntu disk, `{"os":"ubuntu-22-04"}` was accepted and the machine
+/// then failed on the node ("Image ubuntu-22.04 is not on this node").
+#[tokio::test]
+async fn images_no_node_holds_are_neither_offered_nor_accepted_nor_placed() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (_, token) = app.funded_user("imogen", 20.0).await;
+    // An image whose disk is on no node, and a template using it.
+    expect_json(
+        app.put(
+            "/api/admin/images",
+            Some(&admin),
+            json!({"slug": "centos-9", "name": "CentOS 9", "kind": "vm", "source": "centos-9"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        app.put(
+            "/api/admin/templates",
+            Some(&admin),
+            json!({"slug": "centos-small", "name": "CentOS small", "plan": "nano", "image": "centos-9"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let offered = expect_json(app.get("/api/images", None).await, StatusCode::OK).await;
+    let slugs: Vec<&str> = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["slug"].as_str().unwrap())
+        .collect();
+    assert!(slugs.contains(&"debian-12"), "{slugs:?}");
+    assert!(
+        !slugs.contains(&"busybox"),
+        "no container node here: {slugs:?}"
+    );
+    assert!(
+        !slugs.contains(&"centos-9"),
+        "an image no node holds is not offered: {slugs:?}"
+    );
+    let templates = expect_json(
+        app.get("/api/templates", Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        !templates.text.contains("centos-small"),
+        "nor a template of it: {}",
+        templates.text
+    );
+    // The operator sees which nodes hold what.
+    let admin_list = expect_json(
+        app.get("/api/admin/images", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let held = |slug: &str| -> Vec<String> {
+        admin_list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["slug"] == slug)
+            .unwrap()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(held("debian-12"), vec!["local-vm".to_owned()]);
+    assert!(held("centos-9").is_empty());
+
+    // Refused at create in every dialect, naming what works; nothing is charged or made.
+    let refused = expect_error(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "c9", "plan_id": "nano", "image": "centos-9"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not on any node",
+    )
+    .await;
+    assert!(refused.text.contains("debian-12"), "{}", refused.text);
+    expect_error(
+        app.post(
+            "/v1/servers",
+            Some(&token),
+            json!({"label": "c9", "plan": "nano", "os": "centos-9"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not on any node",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/v1/instances",
+            Some(&token),
+            json!({"metadata": {"name": "c9"}, "spec": {"type": "nano", "image": "centos-9"}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not on any node",
+    )
+    .await;
+    let listed = expect_json(app.get("/api/vps", Some(&token)).await, StatusCode::OK).await;
+    assert_eq!(listed.as_array().unwrap().len(), 0, "nothing was created");
+
+    // A second VM node that holds none of the images (libvirt's built-in test host has no
+    // `default` pool) and sorts first: machines still go where their image is.
+    expect_json(
+        app.post(
+            "/api/admin/nodes",
+            Some(&admin),
+            json!({"name": "a-bare", "kind": "vm", "region": "local", "uri": "test:///default",
+                   "vcpu": 64, "memory_mb": 262144, "disk_gb": 4000}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let vps = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "deb", "plan_id": "nano", "image": "debian-12"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let node: String = sqlx::query_scalar(
+        "SELECT n.name FROM instances i JOIN nodes n ON n.id = i.node_id WHERE i.id = $1",
+    )
+    .bind(vps["id"].as_str().unwrap())
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(node, "local-vm", "placed on the node that holds debian-12");
 }

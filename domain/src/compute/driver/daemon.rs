@@ -180,10 +180,14 @@ impl DaemonDriver {
             match c["install_state"].as_str() {
                 Some("ready") => return Ok(()),
                 Some("failed") => {
-                    return Err(DriverError::Invalid(
-                        "The app's install script failed; its output is on the machine's console"
-                            .into(),
-                    ))
+                    // The daemon says why (the engine's error, or the script's exit code and
+                    // last output); older daemons do not, and the console has the output.
+                    let why = c["install_error"].as_str().unwrap_or(
+                        "the install script failed; its output is on the machine's console",
+                    );
+                    return Err(DriverError::Invalid(format!(
+                        "The app's install failed: {why}"
+                    )));
                 }
                 _ if tokio::time::Instant::now() > deadline => {
                     return Err(DriverError::Backend(
@@ -234,6 +238,12 @@ fn unsupported(what: &str) -> DriverError {
 impl Driver for DaemonDriver {
     fn kind(&self) -> Kind {
         Kind::Container
+    }
+
+    /// A node daemon has no image listing (its API is containers, volumes and ports), so the
+    /// operator's catalog is trusted; a missing image fails the install with the engine's words.
+    async fn has_image(&self, _source: &str) -> DriverResult<bool> {
+        Ok(true)
     }
 
     /// Makes the volume and the container, waits for the install script and starts it.

@@ -225,6 +225,17 @@ impl Driver for DockerDriver {
         Kind::Container
     }
 
+    /// The image must be in the engine already: Hangar never pulls (a node may reach no
+    /// registry, and a pull would happen at the customer's create).
+    async fn has_image(&self, source: &str) -> DriverResult<bool> {
+        let docker = self.client()?;
+        match docker.inspect_image(source).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn create(&self, spec: &MachineSpec) -> DriverResult<()> {
         let docker = self.client()?;
         if self.running(&docker, &spec.name).await?.is_none() {

@@ -748,6 +748,45 @@ impl Driver for LibvirtDriver {
             .await
     }
 
+    /// A base disk named by volume is looked up in the node's pool; a file named by path is a
+    /// pool volume there, or (on a local hypervisor) a file on this host. A remote node's file
+    /// outside every pool cannot be seen through libvirt and is trusted.
+    async fn has_image(&self, source: &str) -> DriverResult<bool> {
+        let boot = BootSource::parse(source).map_err(DriverError::Invalid)?;
+        let local = self.is_local();
+        self.with_conn(move |conn, _| {
+            let file = |path: &str| {
+                conn.lookup_storage_vol_by_path(path).is_ok()
+                    || !local
+                    || std::path::Path::new(path).is_file()
+            };
+            Ok(match boot {
+                BootSource::Disk(path) if path.starts_with('/') => file(&path),
+                BootSource::Disk(base) => conn
+                    .lookup_storage_pool_by_name(POOL)
+                    .and_then(|pool| pool.lookup_storage_vol_by_name(&format!("{base}.qcow2")))
+                    .is_ok(),
+                BootSource::Kernel { kernel, initrd, .. } => {
+                    file(&kernel) && initrd.as_deref().is_none_or(file)
+                }
+            })
+        })
+        .await
+    }
+
+    /// Runs `true` in the guest: the whole path a command takes (address, host key, platform
+    /// key, a channel), and the connection is kept for the first real command.
+    async fn ready(&self, name: &str) -> DriverResult<()> {
+        let addr = self.guest_address(name).await?;
+        let probe = ExecRequest {
+            command: "true".into(),
+            timeout: std::time::Duration::from_secs(10),
+            max_output: 0,
+            tag: "ready".into(),
+        };
+        self.guests.exec(name, &addr, &probe).await.map(|_| ())
+    }
+
     async fn exec(&self, name: &str, req: &ExecRequest) -> DriverResult<ExecOutput> {
         let addr = self.guest_address(name).await?;
         self.guests.exec(name, &addr, req).await

@@ -275,6 +275,21 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// `None` while it has none. Read-only; any number of calls.
     async fn address(&self, name: &str) -> DriverResult<Option<String>>;
 
+    /// Whether this node holds the image whose catalog `source` is given, so machines of it can
+    /// be made here (`catalog::survey` records the answer; placement goes only to nodes that
+    /// hold a machine's image). `Ok(true)` also when the node cannot be asked (a node daemon has
+    /// no image listing; a file outside any storage pool on a remote hypervisor): the operator's
+    /// word is then trusted. Read-only; any number of calls.
+    async fn has_image(&self, source: &str) -> DriverResult<bool>;
+
+    /// Whether the way inside the running machine answers now: `Ok` when commands and files
+    /// would work (a VM's SSH server shows the host key Hangar gave it and takes the platform
+    /// key), `Unreachable` while the guest still boots, `Unsupported` when this machine has no
+    /// way inside (simulated). Containers are ready once started. Read-only; any number of calls.
+    async fn ready(&self, _name: &str) -> DriverResult<()> {
+        Ok(())
+    }
+
     /// Runs `req.command` with `sh -c` as root inside the running machine: stdout and stderr
     /// apart, each kept up to `req.max_output` bytes (`truncated` says when more was dropped),
     /// every process of it killed when `req.timeout` passes (`timed_out`; what it printed is
