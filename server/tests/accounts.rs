@@ -221,7 +221,7 @@ async fn protected_routes_need_a_valid_credential() {
     // A JWT signed by another server's key is refused.
     let other =
         domain::accounts::jwt::JwtKeys::new(&domain::infra::config::Secret::new("other-key"), 3600);
-    let (forged, _) = other.issue("someone").unwrap();
+    let (forged, _) = other.issue("someone", 0).unwrap();
     expect_error(
         app.get("/api/me", Some(&forged)).await,
         StatusCode::UNAUTHORIZED,
@@ -301,7 +301,7 @@ async fn an_account_refuses_sign_ins_after_five_wrong_passwords() {
     expect_error(
         login(right).await,
         StatusCode::TOO_MANY_REQUESTS,
-        "Too many failed sign-ins for this account. Try again in 15 minutes.",
+        "Too many failed attempts for this account. Try again in 15 minutes.",
     )
     .await;
     // Other accounts are not affected.
@@ -744,4 +744,159 @@ async fn turn_on_two_factor(app: &TestApp, token: &str) -> (String, Vec<String>)
     .await;
     let recovery = serde_json::from_value(on["recovery_codes"].clone()).unwrap();
     (secret, recovery)
+}
+
+/// Turning two-factor off is throttled like sign-in: wrong passwords and wrong codes each count,
+/// and five in a row refuse even the right pair for a quarter hour. Before, a stolen session
+/// could guess the password there as fast as it liked.
+#[tokio::test]
+async fn wrong_attempts_to_turn_two_factor_off_count_and_block() {
+    use domain::accounts::totp::code_for;
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user("offguess").await;
+    let secret = turn_on_two_factor(&app, &token).await.0;
+    for body in [
+        json!({"password": "wrong-1", "code": "000000"}),
+        json!({"password": "wrong-2", "code": "000000"}),
+        json!({"password": "password-offguess", "code": "000000"}),
+        json!({"password": "wrong-3", "code": "000000"}),
+        json!({"password": "password-offguess", "code": "111111"}),
+    ] {
+        let res = app.post("/api/auth/2fa/disable", Some(&token), body).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"password": "password-offguess",
+        "code": code_for(&secret, domain::infra::db::now_ms() + 30_000)});
+    expect_error(
+        app.post("/api/auth/2fa/disable", Some(&token), right).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed attempts",
+    )
+    .await;
+    let me = expect_json(app.get("/api/me", Some(&token)).await, StatusCode::OK).await;
+    assert_eq!(me["two_factor"], true, "still on");
+}
+
+/// A person takes credentials back: a password change ends every JWT (the caller's too) but
+/// not access tokens; "sign out everywhere" ends every JWT, and with `revoke_tokens` every token.
+/// Wrong current passwords count toward the block; no access token reaches either route.
+#[tokio::test]
+async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() {
+    let app = TestApp::spawn().await;
+    let (_, first) = app.user("pat").await;
+    let second = app.login("pat").await;
+    let token = expect_json(
+        app.post("/api/tokens", Some(&first), json!({"name": "ci"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let change = |jwt: String, current: &'static str, new: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/auth/password",
+                Some(&jwt),
+                json!({"current_password": current, "new_password": new}),
+            )
+            .await
+        }
+    };
+    expect_error(
+        change(token.clone(), "password-pat", "a whole new passphrase").await,
+        StatusCode::FORBIDDEN,
+        "Access tokens cannot",
+    )
+    .await;
+    expect_error(
+        change(first.clone(), "not it", "a whole new passphrase").await,
+        StatusCode::UNAUTHORIZED,
+        "not right",
+    )
+    .await;
+    expect_error(
+        change(first.clone(), "password-pat", "short").await,
+        StatusCode::BAD_REQUEST,
+        "at least 8",
+    )
+    .await;
+    assert_eq!(
+        change(first.clone(), "password-pat", "a whole new passphrase")
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    for jwt in [&first, &second] {
+        assert_eq!(
+            app.get("/api/me", Some(jwt)).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "a JWT from before the change is over"
+        );
+    }
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    let login = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/auth/login",
+                None,
+                json!({"email": "pat@example.com", "password": password}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        login("password-pat").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let third = expect_json(login("a whole new passphrase").await, StatusCode::OK).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Sign out everywhere, keeping tokens; then again, revoking them.
+    let out = expect_json(
+        app.post("/api/auth/sessions/revoke", Some(&third), json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(out["tokens_revoked"], 0);
+    assert_eq!(
+        app.get("/api/me", Some(&third)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status(),
+        StatusCode::OK
+    );
+    let fourth = expect_json(login("a whole new passphrase").await, StatusCode::OK).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = expect_json(
+        app.post(
+            "/api/auth/sessions/revoke",
+            Some(&fourth),
+            json!({"revoke_tokens": true}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(out["tokens_revoked"], 1);
+    assert_eq!(
+        app.get("/api/me", Some(&token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/me", Some(&fourth)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

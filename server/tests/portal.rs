@@ -547,3 +547,64 @@ async fn cross_site_writes_to_the_portal_are_refused() {
     let body = res.text().await.unwrap();
     assert!(!body.contains("did not come from Hangar"), "{body}");
 }
+
+/// "Sign out everywhere" from an API sign-in ends a browser's session and its live stream of
+/// figures within seconds (the stream checks its session every `CREDENTIAL_CHECK`); a password
+/// changed on the account page keeps that browser signed in and ends the others.
+#[tokio::test]
+async fn signing_out_everywhere_ends_browser_sessions_and_their_live_streams() {
+    let app = TestApp::spawn().await;
+    sign_up(&app, "ev@example.com", "everywhere").await;
+    assert!(page(&app, "/account").await.contains("everywhere"));
+    let mut stream = app
+        .client
+        .get(app.url("/events/me"))
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_some(), "the stream sends the balance");
+
+    let jwt = expect_json(
+        app.post(
+            "/api/auth/login",
+            None,
+            serde_json::json!({"email": "ev@example.com", "password": "password-1"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .post(
+            "/api/auth/sessions/revoke",
+            Some(&jwt),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The stream ends by itself (keep-alive comments aside), well before its own timeouts.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the live stream ended after the sign-out");
+    // And the browser's session is over.
+    let again = app.client.get(app.url("/events/me")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(page(&app, "/account").await.contains("Sign in"));
+}

@@ -360,7 +360,13 @@ async fn every_route_is_classified() {
     use hangar_server::http::scopes::{need, Need};
     let app = TestApp::spawn().await;
     let doc = expect_json(app.get("/openapi.json", None).await, StatusCode::OK).await;
-    let person_only = ["/api/tokens", "/api/auth/2fa", "/api/admin"];
+    let person_only = [
+        "/api/tokens",
+        "/api/auth/2fa",
+        "/api/auth/password",
+        "/api/auth/sessions",
+        "/api/admin",
+    ];
     let no_credential = [
         "/api/auth/login",
         "/api/auth/register",

@@ -1,5 +1,7 @@
-//! Who you are and what you have, and two-factor sign-in: set up with a QR code, confirmed with a
-//! code, recovery codes shown once, turned off with the password and a code.
+//! Who you are and what you have; the password (changed with the current one, which signs out
+//! every other session and API sign-in) and "sign out everywhere"; and two-factor sign-in: set
+//! up with a QR code, confirmed with a code, recovery codes shown once, turned off with the
+//! password and a code.
 
 use crate::components::data;
 use leptos::prelude::*;
@@ -69,6 +71,48 @@ pub async fn disable_two_factor(
     Ok(())
 }
 
+/// Changes the password; this browser stays signed in, every other session and JWT ends.
+#[server(prefix = "/_fn", endpoint = "change_password")]
+pub async fn change_password(
+    csrf: String,
+    current_password: String,
+    new_password: String,
+) -> Result<(), PortalError> {
+    use domain::accounts::{credentials, users};
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    credentials::change_password(&s.state.db, &s.user, &current_password, &new_password).await?;
+    s.state
+        .consoles
+        .revoke(domain::compute::console::Revocation::User(
+            s.user.id.clone(),
+        ));
+    // This session takes the new version (and a new id), so only the others end.
+    let user = users::get(&s.state.db, &s.user.id).await?;
+    crate::ssr::portal::sign_in(&s.session, &user).await?;
+    Ok(())
+}
+
+/// Ends every session and JWT of the account, this one too (and with `revoke_tokens`, every
+/// access token), then goes to the sign-in page.
+#[server(prefix = "/_fn", endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere(
+    csrf: String,
+    #[server(default)] revoke_tokens: Option<String>,
+) -> Result<(), PortalError> {
+    use domain::accounts::credentials;
+    use domain::compute::console::Revocation;
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    let (_, revoked) =
+        credentials::sign_out_everywhere(&s.state.db, &s.user.id, revoke_tokens.is_some()).await?;
+    s.state.consoles.revoke(Revocation::User(s.user.id.clone()));
+    for token in revoked {
+        s.state.consoles.revoke(Revocation::Token(token));
+    }
+    crate::ssr::portal::sign_out(&s.session).await?;
+    leptos_axum::redirect("/signin");
+    Ok(())
+}
+
 /// Who you are and what you have.
 #[component]
 pub fn AccountPage() -> impl IntoView {
@@ -85,6 +129,7 @@ pub fn AccountPage() -> impl IntoView {
                     {me.is_admin.then(|| view! { <dt>"Role"</dt><dd>"Operator"</dd> })}
                 </dl>
             </section>
+            <PasswordCard/>
             <TwoFactorCard/>
         }/>
     }
@@ -148,6 +193,45 @@ fn TwoFactorCard() -> impl IntoView {
                     }
                 })}
             </Suspense>
+        </section>
+    }
+}
+
+/// The password and the account's sessions.
+#[component]
+fn PasswordCard() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let changed = move || matches!(change.value().get(), Some(Ok(())));
+    view! {
+        <section class="card" data-test="password-card">
+            <h2>"Password and sessions"</h2>
+            <ActionForm action=change attr:class="form" attr:data-test="change-password">
+                <CsrfField/>
+                <label>"Current password"
+                    <input type="password" name="current_password" required autocomplete="current-password" maxlength="256"/>
+                </label>
+                <label>"New password (8 characters or more)"
+                    <input type="password" name="new_password" required autocomplete="new-password" minlength="8" maxlength="256"/>
+                </label>
+                <ActionError action=change/>
+                {move || changed().then(|| view! {
+                    <p class="alert alert-ok" role="status" data-test="password-changed">
+                        "Password changed. Every other browser and API sign-in has been signed out; API tokens keep working."
+                    </p>
+                })}
+                <SubmitButton action=change label="Change password" busy_label="Changing…"/>
+            </ActionForm>
+            <details class="confirm">
+                <summary class="btn btn-ghost" data-test="sign-out-everywhere">"Sign out everywhere…"</summary>
+                <ActionForm action=everywhere attr:class="form" attr:data-test="sign-out-everywhere-form">
+                    <CsrfField/>
+                    <p class="muted">"Ends every browser session and API sign-in of this account, this one too, and closes open consoles. Use it if you lost a device or think someone else signed in."</p>
+                    <label class="check"><input type="checkbox" name="revoke_tokens" value="yes"/>"Also revoke every API token (scripts using them stop working)"</label>
+                    <ActionError action=everywhere/>
+                    <SubmitButton action=everywhere label="Sign out everywhere" busy_label="Signing out…" class="btn-danger"/>
+                </ActionForm>
+            </details>
         </section>
     }
 }

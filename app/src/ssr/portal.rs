@@ -46,6 +46,9 @@ pub fn provide_csp_nonce() {
 }
 
 pub const SESSION_USER: &str = "user_id";
+/// The account's credentials version at sign-in: older than the account's, the session is over
+/// (a password change or "sign out everywhere" since, `domain::accounts::credentials`).
+pub const SESSION_VERSION: &str = "credentials_version";
 pub const SESSION_CSRF: &str = "csrf";
 /// A token value to show once on the tokens page (works with and without JavaScript).
 pub const SESSION_NEW_TOKEN: &str = "new_token";
@@ -113,7 +116,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The signed-in user, if any. A session pointing at a deleted user counts as signed out.
+/// The signed-in user, if any. A session pointing at a deleted user, or made before the
+/// account's last password change or "sign out everywhere", counts as signed out.
 pub async fn current_user(
     state: &AppState,
     session: &Session,
@@ -125,7 +129,14 @@ pub async fn current_user(
     else {
         return Ok(None);
     };
-    Ok(domain::accounts::users::find(&state.db, &id).await?)
+    let version = session
+        .get::<i64>(SESSION_VERSION)
+        .await
+        .map_err(session_error)?
+        .unwrap_or(0);
+    Ok(domain::accounts::users::find(&state.db, &id)
+        .await?
+        .filter(|user| user.credentials_version == version))
 }
 
 /// The signed-in user, or an error telling the form to sign in.
@@ -169,6 +180,10 @@ pub async fn sign_in(session: &Session, user: &User) -> Result<(), PortalError> 
     session.cycle_id().await.map_err(session_error)?;
     session
         .insert(SESSION_USER, &user.id)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(SESSION_VERSION, user.credentials_version)
         .await
         .map_err(session_error)?;
     session

@@ -14,6 +14,18 @@ struct Claims {
     sub: String,
     iat: i64,
     exp: i64,
+    /// The account's credentials version at sign-in (`accounts::credentials`): a password change
+    /// or "sign out everywhere" moves it on, and the token stops working.
+    #[serde(default)]
+    ver: i64,
+}
+
+/// What a valid JWT says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub user_id: String,
+    /// The credentials version it was issued under; the caller compares it with the account's.
+    pub version: i64,
 }
 
 /// Signs and checks JWTs.
@@ -50,14 +62,15 @@ impl JwtKeys {
         Ok(Self::new(&secret, config.jwt_ttl_secs))
     }
 
-    /// A token for `user_id`, and when it expires (unix seconds).
-    pub fn issue(&self, user_id: &str) -> anyhow::Result<(String, i64)> {
+    /// A token for `user_id` under credentials `version`, and when it expires (unix seconds).
+    pub fn issue(&self, user_id: &str, version: i64) -> anyhow::Result<(String, i64)> {
         let iat = db::now_ms() / 1000;
         let exp = iat + self.ttl_secs;
         let claims = Claims {
             sub: user_id.to_owned(),
             iat,
             exp,
+            ver: version,
         };
         Ok((
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?,
@@ -65,13 +78,16 @@ impl JwtKeys {
         ))
     }
 
-    /// The user id in a valid, unexpired token.
-    pub fn verify(&self, token: &str) -> Option<String> {
+    /// The user id and credentials version in a valid, unexpired token.
+    pub fn verify(&self, token: &str) -> Option<Verified> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()
-            .map(|d| d.claims.sub)
+            .map(|d| Verified {
+                user_id: d.claims.sub,
+                version: d.claims.ver,
+            })
     }
 }
 
@@ -82,16 +98,22 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_reject_tampering_and_expiry() {
         let keys = JwtKeys::new(&Secret::new("k1"), 3600);
-        let (token, exp) = keys.issue("abc").unwrap();
+        let (token, exp) = keys.issue("abc", 3).unwrap();
         assert!(exp > db::now_ms() / 1000);
-        assert_eq!(keys.verify(&token).as_deref(), Some("abc"));
+        assert_eq!(
+            keys.verify(&token),
+            Some(Verified {
+                user_id: "abc".into(),
+                version: 3
+            })
+        );
         let other = JwtKeys::new(&Secret::new("k2"), 3600);
         assert_eq!(other.verify(&token), None);
         let expired = JwtKeys {
             ttl_secs: -10,
             ..keys.clone()
         };
-        let (old, _) = expired.issue("abc").unwrap();
+        let (old, _) = expired.issue("abc", 0).unwrap();
         assert_eq!(keys.verify(&old), None);
         assert_eq!(keys.verify("not.a.jwt"), None);
     }

@@ -6,6 +6,8 @@
 
 use std::sync::LazyLock;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
@@ -33,6 +35,9 @@ pub struct User {
     pub created_at: i64,
     /// Two-factor sign-in (TOTP) is on: sign-in asks for a code after the password.
     pub two_factor: bool,
+    /// Bumped by a password change or "sign out everywhere": sessions and JWTs made under an
+    /// older version stop working (`accounts::credentials`).
+    pub credentials_version: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -44,6 +49,7 @@ struct UserRow {
     balance_micros: i64,
     created_at: i64,
     totp_enabled_at: i64,
+    credentials_version: i64,
 }
 
 impl From<UserRow> for User {
@@ -56,12 +62,13 @@ impl From<UserRow> for User {
             balance_micros: r.balance_micros,
             created_at: r.created_at,
             two_factor: r.totp_enabled_at > 0,
+            credentials_version: r.credentials_version,
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, email, username, is_admin, balance_micros, created_at, totp_enabled_at";
+    "id, email, username, is_admin, balance_micros, created_at, totp_enabled_at, credentials_version";
 
 /// What a new account needs.
 #[derive(Clone)]
@@ -148,9 +155,50 @@ pub fn validate_password(password: &str) -> ServiceResult<()> {
     Ok(())
 }
 
+/// Password hashing at once, across the whole process. Each argon2id run takes 19 MiB for its
+/// duration: unbounded, a few hundred parallel sign-in guesses take gigabytes (40 of them grew
+/// the server by ~100 MB, which glibc then kept). Beyond this many, requests wait their turn,
+/// costing a waiting future each instead of 19 MiB.
+static ARGON2_SLOTS: LazyLock<tokio::sync::Semaphore> =
+    LazyLock::new(|| tokio::sync::Semaphore::new(argon2_slots()));
+
+/// Password hashes running now, and the most ever at once (what the bound guarantees).
+static ARGON2_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static ARGON2_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The most password hashes this process ever ran at once (never above the bound).
+pub fn argon2_peak() -> usize {
+    ARGON2_PEAK.load(Ordering::Relaxed)
+}
+
+/// How many password hashes may run at once.
+pub fn argon2_slots() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8)
+}
+
+/// Runs one argon2 job on the blocking pool within [`ARGON2_SLOTS`].
+async fn argon2_bounded<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> ServiceResult<T> {
+    let _slot = ARGON2_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ServiceError::internal(anyhow::anyhow!("argon2 slots closed: {e}")))?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let now = ARGON2_RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
+        ARGON2_PEAK.fetch_max(now, Ordering::Relaxed);
+        let out = job();
+        ARGON2_RUNNING.fetch_sub(1, Ordering::Relaxed);
+        out
+    })
+    .await?)
+}
+
 /// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) off the runtime.
 pub async fn hash_password(password: String) -> ServiceResult<String> {
-    tokio::task::spawn_blocking(move || {
+    argon2_bounded(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -162,7 +210,7 @@ pub async fn hash_password(password: String) -> ServiceResult<String> {
 
 /// Checks a password against a stored hash off the runtime.
 pub async fn verify_password(password: String, hash: String) -> ServiceResult<bool> {
-    Ok(tokio::task::spawn_blocking(move || {
+    argon2_bounded(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
                 Argon2::default()
@@ -171,7 +219,41 @@ pub async fn verify_password(password: String, hash: String) -> ServiceResult<bo
             })
             .unwrap_or(false)
     })
-    .await?)
+    .await
+}
+
+/// Checks `password` for a signed-in user about to change something that needs it (the
+/// password itself, two-factor sign-in), throttled like sign-in: while the account is blocked
+/// the answer is 429 whatever the password, and a wrong one counts toward the block. So a stolen
+/// session cannot guess the password faster than a stranger at the sign-in form.
+pub async fn check_password(db: &Pool, user_id: &str, password: &str) -> ServiceResult<()> {
+    if password.chars().count() > PASSWORD_MAX {
+        return Err(ServiceError::Unauthorized("The password is not right"));
+    }
+    let (hash, blocked_until): (String, i64) =
+        sqlx::query_as("SELECT password_hash, login_blocked_until FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(db)
+            .await?;
+    blocked(blocked_until)?;
+    if !verify_password(password.to_owned(), hash).await? {
+        count_failed_sign_in(db, user_id).await?;
+        return Err(ServiceError::Unauthorized("The password is not right"));
+    }
+    Ok(())
+}
+
+/// 429 while an account's sign-ins are blocked.
+fn blocked(blocked_until: i64) -> ServiceResult<()> {
+    let now = db::now_ms();
+    if blocked_until > now {
+        let minutes = (blocked_until - now + 59_999) / 60_000;
+        return Err(ServiceError::TooMany(format!(
+            "Too many failed attempts for this account. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
 /// A real hash of a random password, verified against when the email is unknown.
@@ -215,6 +297,7 @@ pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
         balance_micros: 0,
         created_at: db::now_ms(),
         two_factor: false,
+        credentials_version: 0,
     };
     let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
@@ -290,14 +373,7 @@ pub async fn authenticate(
             return Err(INVALID);
         }
     };
-    let now = db::now_ms();
-    if blocked_until > now {
-        let minutes = (blocked_until - now + 59_999) / 60_000;
-        return Err(ServiceError::TooMany(format!(
-            "Too many failed sign-ins for this account. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        )));
-    }
+    blocked(blocked_until)?;
     if !verify_password(password.to_owned(), hash).await? {
         count_failed_sign_in(db, &id).await?;
         return Err(INVALID);
@@ -401,6 +477,20 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[tokio::test]
+    async fn password_hashing_never_runs_more_than_the_bound_at_once() {
+        let hashes = (0..24).map(|i| hash_password(format!("password number {i}")));
+        let done = futures::future::join_all(hashes).await;
+        assert!(done.iter().all(Result::is_ok));
+        assert!(argon2_peak() >= 1);
+        assert!(
+            argon2_peak() <= argon2_slots(),
+            "{} at once, bound {}",
+            argon2_peak(),
+            argon2_slots()
+        );
     }
 
     #[tokio::test]

@@ -134,6 +134,9 @@ pub struct Grant {
     pub instance_id: String,
     pub kind: Kind,
     pub token_id: Option<String>,
+    /// The account's credentials version when it was opened: a password change or "sign out
+    /// everywhere" since ends it (`accounts::credentials`).
+    pub version: i64,
 }
 
 /// Spends `ticket` for `user_id` on machine `id` and `kind`: single use, unexpired, and bound to
@@ -141,6 +144,7 @@ pub struct Grant {
 pub async fn redeem(
     state: &AppState,
     user_id: &str,
+    version: i64,
     id: &str,
     kind: Kind,
     ticket: &str,
@@ -177,6 +181,7 @@ pub async fn redeem(
         instance_id,
         kind,
         token_id,
+        version,
     };
     if !grant.still_allowed(&state.db).await? {
         return Err(ServiceError::NotFound("Instance"));
@@ -195,16 +200,12 @@ impl Grant {
             Err(ServiceError::NotFound(_)) => return Ok(false),
             Err(e) => return Err(e),
         }
-        if let Some(token) = &self.token_id {
-            let live: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM access_tokens WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(token)
-            .fetch_one(db)
-            .await?;
-            return Ok(live > 0);
-        }
-        Ok(true)
+        let credential = crate::accounts::credentials::Credential {
+            user_id: self.user_id.clone(),
+            token_id: self.token_id.clone(),
+            version: self.version,
+        };
+        credential.still_valid(db).await
     }
 
     /// Whether `revocation` ends this grant.
@@ -212,6 +213,7 @@ impl Grant {
         match revocation {
             Revocation::Instance(id) => *id == self.instance_id,
             Revocation::Token(id) => self.token_id.as_deref() == Some(id.as_str()),
+            Revocation::User(id) => *id == self.user_id,
         }
     }
 }
@@ -238,6 +240,8 @@ pub enum Revocation {
     Instance(String),
     /// The access token was revoked.
     Token(String),
+    /// The account signed out everywhere or changed its password.
+    User(String),
 }
 
 /// What a viewer of a text console receives.
@@ -523,10 +527,13 @@ mod tests {
             instance_id: "i".into(),
             kind: Kind::Console,
             token_id: Some("t".into()),
+            version: 0,
         };
         assert!(grant.ended_by(&Revocation::Instance("i".into())));
         assert!(grant.ended_by(&Revocation::Token("t".into())));
         assert!(!grant.ended_by(&Revocation::Instance("other".into())));
         assert!(!grant.ended_by(&Revocation::Token("other".into())));
+        assert!(grant.ended_by(&Revocation::User("u".into())));
+        assert!(!grant.ended_by(&Revocation::User("someone else".into())));
     }
 }

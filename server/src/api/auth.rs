@@ -1,8 +1,9 @@
-//! Accounts (reference 002 "Auth"): register, login, the caller's profile, and turning
-//! two-factor sign-in (TOTP) on and off.
+//! Accounts (reference 002 "Auth"): register, login, the caller's profile, turning two-factor
+//! sign-in (TOTP) on and off, changing the password and signing out everywhere. The last four
+//! take only a person (a JWT), never an access token (`http::scopes`).
 
 use axum::{extract::State, http::StatusCode};
-use domain::accounts::{captcha, totp, users};
+use domain::accounts::{captcha, credentials, totp, users};
 use domain::AppState;
 use model::accounts::{Me, RecoveryCodes, TwoFactorSetup};
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,12 @@ use crate::{
 pub const RATE_LIMITED_PATHS: &[&str] = &[
     "/api/auth/login",
     "/api/auth/register",
+    "/api/auth/password",
+    "/api/auth/2fa/disable",
     "/_fn/sign_in",
     "/_fn/sign_up",
+    "/_fn/change_password",
+    "/_fn/two_factor_disable",
 ];
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,6 +41,84 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(two_factor_setup))
         .routes(routes!(two_factor_enable))
         .routes(routes!(two_factor_disable))
+        .routes(routes!(change_password))
+        .routes(routes!(sign_out_everywhere))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// 8–256 characters, not the current one.
+    pub new_password: String,
+}
+
+/// Change the password. Every session and JWT of the account ends (this one too: sign in again
+/// with the new password); access tokens keep working. Wrong current passwords count toward the
+/// account's sign-in block.
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed; sign in again"),
+        (status = 400, description = "The new password breaks a rule", body = ErrorBody),
+        (status = 401, description = "The current password is not right", body = ErrorBody),
+        (status = 403, description = "Called with an access token", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode> {
+    credentials::change_password(
+        &state.db,
+        &caller.user,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    end_connections(&state, &caller.user.id, &[]);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignOutEverywhereRequest {
+    /// Also revoke every access token of the account.
+    #[serde(default)]
+    pub revoke_tokens: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignedOut {
+    /// How many access tokens were revoked.
+    pub tokens_revoked: usize,
+}
+
+/// Sign out everywhere: every browser session and JWT of the account ends (this one too), and
+/// with them open consoles and live streams; with `revoke_tokens`, every access token as well.
+#[utoipa::path(post, path = "/api/auth/sessions/revoke", tag = "auth", security(("bearer" = [])),
+    request_body = SignOutEverywhereRequest,
+    responses((status = 200, body = SignedOut),
+        (status = 403, description = "Called with an access token", body = ErrorBody)))]
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SignOutEverywhereRequest>,
+) -> Result<ApiJson<SignedOut>> {
+    let (_, revoked) =
+        credentials::sign_out_everywhere(&state.db, &caller.user.id, body.revoke_tokens).await?;
+    end_connections(&state, &caller.user.id, &revoked);
+    Ok(ApiJson(SignedOut {
+        tokens_revoked: revoked.len(),
+    }))
+}
+
+/// Ends this replica's consoles of the account at once (others notice within seconds).
+pub fn end_connections(state: &AppState, user_id: &str, tokens: &[String]) {
+    use domain::compute::console::Revocation;
+    state.consoles.revoke(Revocation::User(user_id.to_owned()));
+    for token in tokens {
+        state.consoles.revoke(Revocation::Token(token.clone()));
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -114,7 +197,7 @@ async fn login(
         users::authenticate(&state.db, &body.email, &body.password, body.code.as_deref()).await?;
     let (token, expires_at) = state
         .jwt
-        .issue(&user.id)
+        .issue(&user.id, user.credentials_version)
         .map_err(|e| AppError::Service(domain::infra::error::ServiceError::internal(e)))?;
     Ok(ApiJson(LoginResponse { token, expires_at }))
 }

@@ -167,17 +167,25 @@ async fn admit(
             );
         }
     }
-    let user_id = match caller {
-        Some(Extension(caller)) => caller.user.id,
+    let user = match caller {
+        Some(Extension(caller)) => caller.user,
         None => match app::ssr::portal::require_user(state, session).await {
-            Ok(user) => user.id,
+            Ok(user) => user,
             Err(_) => return Err(AppError::Unauthenticated),
         },
     };
     let seat = state
         .consoles
-        .seat(&user_id, state.config.console_max_per_user)?;
-    let grant = console::redeem(state, &user_id, id, kind, &q.ticket).await?;
+        .seat(&user.id, state.config.console_max_per_user)?;
+    let grant = console::redeem(
+        state,
+        &user.id,
+        user.credentials_version,
+        id,
+        kind,
+        &q.ticket,
+    )
+    .await?;
     Ok((grant, seat))
 }
 
@@ -266,6 +274,9 @@ fn revoked_reason(r: &console::Revocation) -> String {
     match r {
         console::Revocation::Instance(_) => "The machine is being deleted".into(),
         console::Revocation::Token(_) => "The access token was revoked".into(),
+        console::Revocation::User(_) => {
+            "Signed out everywhere (or the password changed): sign in again".into()
+        }
     }
 }
 

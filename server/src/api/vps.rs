@@ -356,7 +356,11 @@ async fn stats(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response> {
     let samples = domain::compute::stats::open(&state, &caller.user.id, &id).await?;
-    Ok(crate::http::events::stats(&state, samples))
+    Ok(crate::http::events::stats(
+        &state,
+        samples,
+        caller.credential(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),

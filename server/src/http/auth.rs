@@ -114,18 +114,30 @@ async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>,
     else {
         return Ok(None);
     };
-    let (user_id, token_id, scopes) = if credential.starts_with(tokens::PREFIX) {
+    let (user_id, token_id, scopes, version) = if credential.starts_with(tokens::PREFIX) {
         match tokens::authenticate(&state.db, credential).await? {
-            Some(owner) => (owner.user_id, Some(owner.token_id), Some(owner.scopes)),
+            Some(owner) => (
+                owner.user_id,
+                Some(owner.token_id),
+                Some(owner.scopes),
+                None,
+            ),
             None => return Ok(None),
         }
     } else {
         match state.jwt.verify(credential) {
-            Some(user_id) => (user_id, None, None),
+            Some(v) => (v.user_id, None, None, Some(v.version)),
             None => return Ok(None),
         }
     };
-    Ok(users::find(&state.db, &user_id).await?.map(|user| Caller {
+    let Some(user) = users::find(&state.db, &user_id).await? else {
+        return Ok(None);
+    };
+    // A JWT from before a password change or "sign out everywhere" is over.
+    if version.is_some_and(|v| v != user.credentials_version) {
+        return Ok(None);
+    }
+    Ok(Some(Caller {
         user,
         token_id,
         scopes,
@@ -133,6 +145,15 @@ async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>,
 }
 
 impl Caller {
+    /// What this request's credential is, for connections that outlive it (streams, consoles).
+    pub fn credential(&self) -> domain::accounts::credentials::Credential {
+        domain::accounts::credentials::Credential {
+            user_id: self.user.id.clone(),
+            token_id: self.token_id.clone(),
+            version: self.user.credentials_version,
+        }
+    }
+
     /// The caller as the domain services see them.
     pub fn actor(&self) -> domain::Actor {
         domain::Actor {

@@ -9,7 +9,10 @@
 //! charts (see `domain::compute::stats`), as `GET /api/vps/{id}/stats` does for API clients.
 //!
 //! Every stream ends when this replica stops (`domain::infra::lifecycle`): the browser's
-//! EventSource reconnects, through the load balancer, to a replica still serving.
+//! EventSource reconnects, through the load balancer, to a replica still serving. Every stream
+//! also ends within [`CREDENTIAL_CHECK`] of its credential ending — a sign-out everywhere, a
+//! password change, a revoked token ([`revoked`]) — so nothing keeps flowing to a session its
+//! owner took back.
 //!
 //! The machine list reads the database (once a second per open page) rather than listening to this
 //! replica's job workers, so it shows changes made by every replica behind a load balancer.
@@ -25,6 +28,7 @@ use axum::{
         IntoResponse, Response,
     },
 };
+use domain::accounts::credentials::Credential;
 use domain::compute::instances;
 use domain::AppState;
 use futures::stream::{self, Stream, StreamExt};
@@ -34,6 +38,18 @@ use tower_sessions::Session;
 
 /// How often an open stream looks for changes.
 const POLL: Duration = Duration::from_millis(1000);
+/// How often an open stream checks that its credential is still good.
+pub const CREDENTIAL_CHECK: Duration = Duration::from_secs(5);
+
+/// Resolves once `credential` would no longer be accepted.
+pub async fn revoked(state: AppState, credential: Credential) {
+    loop {
+        tokio::time::sleep(CREDENTIAL_CHECK).await;
+        if let Ok(false) = credential.still_valid(&state.db).await {
+            return;
+        }
+    }
+}
 
 pub async fn machines(State(state): State<AppState>, session: Session) -> Response {
     let user = match portal::current_user(&state, &session).await {
@@ -41,9 +57,14 @@ pub async fn machines(State(state): State<AppState>, session: Session) -> Respon
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
     let stopped = state.lifecycle.stopped();
-    Sse::new(changes(state, user.id).take_until(stopped))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    let revoked = revoked(state.clone(), Credential::person(&user));
+    Sse::new(
+        changes(state, user.id)
+            .take_until(stopped)
+            .take_until(revoked),
+    )
+    .keep_alive(KeepAlive::default())
+    .into_response()
 }
 
 fn changes(state: AppState, user_id: String) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -87,14 +108,18 @@ pub async fn machine_stats(
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
     match domain::compute::stats::open(&state, &user.id, &id).await {
-        Ok(samples) => stats(&state, samples),
+        Ok(samples) => stats(&state, samples, Credential::person(&user)),
         Err(e) => crate::http::error::AppError::from(e).into_response(),
     }
 }
 
 /// Samples as `stats` events until the machine stops (the stream then ends; a browser's
 /// EventSource asks again and gets a 409, which ends its retries) or this replica does.
-pub fn stats(state: &AppState, samples: Receiver<MachineStats>) -> Response {
+pub fn stats(
+    state: &AppState,
+    samples: Receiver<MachineStats>,
+    credential: Credential,
+) -> Response {
     let events = stream::unfold(samples, |mut samples| async move {
         let sample = samples.recv().await?;
         let data = serde_json::to_string(&sample).unwrap_or_default();
@@ -103,9 +128,13 @@ pub fn stats(state: &AppState, samples: Receiver<MachineStats>) -> Response {
             samples,
         ))
     });
-    Sse::new(events.take_until(state.lifecycle.stopped()))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    Sse::new(
+        events
+            .take_until(state.lifecycle.stopped())
+            .take_until(revoked(state.clone(), credential)),
+    )
+    .keep_alive(KeepAlive::default())
+    .into_response()
 }
 
 /// The signed-in user's balance and pending invitations, sent when they change.
@@ -115,6 +144,7 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Response {
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
     let stopped = state.lifecycle.stopped();
+    let revoked = revoked(state.clone(), Credential::person(&user));
     let events = stream::unfold(
         (state, user.id, String::new(), true),
         |(state, id, last, first)| async move {
@@ -139,7 +169,7 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Response {
             }
         },
     );
-    Sse::new(events.take_until(stopped))
+    Sse::new(events.take_until(stopped).take_until(revoked))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
