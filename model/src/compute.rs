@@ -528,3 +528,22 @@ mod docker_stats_tests {
         assert_eq!(s.cpu_usage, 25.0);
     }
 }
+
+/// One limit of an account and how much of it is used (`GET /api/quotas`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QuotaItem {
+    /// `machines`, `vcpu`, `memory`, `disk`, `ipv4`, `consoles`, `background_commands`.
+    pub name: String,
+    /// What `used` and `limit` count (`MB`, `GB`, ...; empty for a plain count).
+    pub unit: String,
+    pub used: i64,
+    pub limit: i64,
+}
+
+/// An account's limits, each with its use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Quotas {
+    pub items: Vec<QuotaItem>,
+}

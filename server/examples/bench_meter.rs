@@ -85,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let rules = Rules {
         grace_minutes: 60,
         runway_hours: 24,
+        min_runtime_minutes: 60,
     };
     let row = |label: &str, secs: f64| println!("| {label} | {:.0} ms |", secs * 1000.0);
     let time = |at: i64| {

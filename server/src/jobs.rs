@@ -63,6 +63,7 @@ pub async fn run_meter(state: &AppState, now: i64) {
     let rules = meter::Rules {
         grace_minutes: state.config.balance_grace_minutes,
         runway_hours: state.config.low_balance_runway_hours,
+        min_runtime_minutes: state.config.min_runtime_minutes,
     };
     let started = std::time::Instant::now();
     let result = meter::tick(&state.db, now, rules).await;

@@ -16,6 +16,7 @@ const T0: i64 = 1_900_000_000_000;
 const RULES: Rules = Rules {
     grace_minutes: 30,
     runway_hours: 24,
+    min_runtime_minutes: 60,
 };
 
 /// Creates a VPS on `plan` and runs its create job; returns its id.
@@ -407,4 +408,36 @@ async fn a_token_limit_caps_what_its_machines_may_use() {
     );
     let (cached, sum) = app.money(&uid).await;
     assert_eq!(cached, sum);
+}
+
+/// The grace period after a balance runs out is once per exhaustion: a top-up too small to pay
+/// for an hour of what runs (here a tenth of a cent) does not start a new free grace period,
+/// and the machine stops when the first one ends. Before, any positive balance ended the
+/// running-out state, and each cent bought another free half hour for every machine.
+#[tokio::test]
+async fn a_cent_of_top_up_does_not_start_a_new_grace_period() {
+    let app = TestApp::spawn().await;
+    let tag = db::new_id();
+    let (_, admin) = app.admin(&format!("op{tag}")).await;
+    let (uid, token) = app.user(&format!("cent{}", &tag[..8])).await;
+    app.credit(&admin, &uid, 0.05).await;
+    let id = running(&app, &token, "lean", "nano").await;
+    start_clock(&app, &[&id], T0).await;
+    let r = meter::tick(&app.state.db, T0 + 800 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(r.exhausted, vec![uid.clone()]);
+    app.credit(&admin, &uid, 0.001).await;
+    let r = meter::tick(&app.state.db, T0 + 811 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert!(r.stopped.is_empty(), "inside the first grace period");
+    let r = meter::tick(&app.state.db, T0 + 830 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.stopped,
+        vec![id],
+        "stopped when the first grace period ended"
+    );
 }

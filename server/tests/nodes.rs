@@ -30,6 +30,7 @@ const NODE_TOKEN: &str = "lightd_feedfacefeedfacefeedfacefeedface";
 const RULES: Rules = Rules {
     grace_minutes: 60,
     runway_hours: 24,
+    min_runtime_minutes: 60,
 };
 /// Longer than a pass over reachable nodes takes by far; a pass held up by a frozen node (the
 /// daemon driver's request timeout is two minutes) would not end within it.

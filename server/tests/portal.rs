@@ -80,6 +80,7 @@ fn session_cookie(res: &reqwest::Response) -> Option<String> {
 
 #[tokio::test]
 async fn sign_up_sign_out_and_sign_in_without_javascript() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let signup = page(&app, "/signup").await;
     let csrf = csrf_of(&signup);
@@ -173,6 +174,7 @@ async fn sign_up_sign_out_and_sign_in_without_javascript() {
 
 #[tokio::test]
 async fn forms_without_the_session_csrf_token_change_nothing() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let _ = page(&app, "/signup").await;
     for csrf in ["", "forged-token-forged-token-forged-"] {
@@ -203,6 +205,7 @@ async fn forms_without_the_session_csrf_token_change_nothing() {
 /// its own, the last save won, and a page could carry a token its first form was refused with.
 #[tokio::test]
 async fn pages_loaded_at_once_after_signing_in_share_one_csrf_token() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let anonymous = csrf_of(&page(&app, "/signup").await);
     let res = sign_up(&app, "racer@example.com", "racer").await;
@@ -240,6 +243,7 @@ async fn pages_loaded_at_once_after_signing_in_share_one_csrf_token() {
 
 #[tokio::test]
 async fn a_signed_in_browser_stays_signed_in_across_a_restart() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let res = sign_up(&app, "stay@example.com", "stayer").await;
     let cookie = session_cookie(&res).unwrap();
@@ -265,6 +269,7 @@ async fn a_signed_in_browser_stays_signed_in_across_a_restart() {
 
 #[tokio::test]
 async fn tokens_page_creates_shows_once_lists_and_revokes() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     sign_up(&app, "t@example.com", "tokens_user").await;
     let tokens_page = page(&app, "/tokens").await;
@@ -317,6 +322,7 @@ async fn tokens_page_creates_shows_once_lists_and_revokes() {
 
 #[tokio::test]
 async fn billing_page_shows_money_and_manages_alert_addresses() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("ops").await;
     sign_up(&app, "bill@example.com", "bill").await;
@@ -392,6 +398,7 @@ async fn browser_sign_in(app: &TestApp, username: &str) {
 
 #[tokio::test]
 async fn the_operator_page_shows_load_to_operators_only() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let (_, admin) = app.admin("ops").await;
     let (_, token) = app.funded_user("cust", 10.0).await;
@@ -504,6 +511,7 @@ async fn the_operator_page_shows_load_to_operators_only() {
 /// headers are checked in front of every portal write.
 #[tokio::test]
 async fn cross_site_writes_to_the_portal_are_refused() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
     let cases: [(&str, &[(&str, &str)]); 3] = [
@@ -553,6 +561,7 @@ async fn cross_site_writes_to_the_portal_are_refused() {
 /// changed on the account page keeps that browser signed in and ends the others.
 #[tokio::test]
 async fn signing_out_everywhere_ends_browser_sessions_and_their_live_streams() {
+    let _pages = common::PAGES.lock().await;
     let app = TestApp::spawn().await;
     sign_up(&app, "ev@example.com", "everywhere").await;
     assert!(page(&app, "/account").await.contains("everywhere"));
@@ -607,4 +616,59 @@ async fn signing_out_everywhere_ends_browser_sessions_and_their_live_streams() {
     let again = app.client.get(app.url("/events/me")).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     assert!(page(&app, "/account").await.contains("Sign in"));
+}
+
+/// A visitor gets no server-side session until they sign in: 50 anonymous page views used to
+/// write 50 session rows, kept for two weeks. Their sign-up form still works, protected by the
+/// `hangar_csrf` cookie (a wrong or missing token is refused), and signing up makes the one row.
+#[tokio::test]
+async fn visitors_leave_no_session_rows_until_they_sign_in() {
+    let _pages = common::PAGES.lock().await;
+    let app = TestApp::spawn().await;
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap()
+    };
+    for i in 0..50 {
+        // A fresh client each time: a new visitor, no cookies.
+        let path = ["/", "/marketplace", "/signin", "/signup", "/pricing"][i % 5];
+        let res = reqwest::Client::new()
+            .get(app.url(path))
+            .header(header::ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success() || res.status() == StatusCode::NOT_FOUND);
+        assert!(
+            session_cookie(&res).is_none(),
+            "no session cookie for a visitor"
+        );
+    }
+    assert_eq!(rows().await, 0, "anonymous views write no sessions");
+
+    // A forged token is refused; the page's own token (tied to the cookie) signs up.
+    let refused = post_form(
+        &app,
+        "/_fn/sign_up",
+        "/signup",
+        &[
+            ("csrf", "forgedforgedforgedforgedforged00"),
+            ("email", "v@example.com"),
+            ("username", "visitor"),
+            ("password", "password-1"),
+        ],
+    )
+    .await;
+    assert!(
+        location(&refused).contains("__err="),
+        "a forged token is refused: {}",
+        location(&refused)
+    );
+    assert_eq!(rows().await, 0);
+    let res = sign_up(&app, "v@example.com", "visitor").await;
+    assert_eq!(location(&res), "/", "signed up");
+    assert_eq!(rows().await, 1, "one session, for the person who signed in");
+    assert!(page(&app, "/account").await.contains("visitor"));
 }

@@ -71,8 +71,54 @@ fn session_error(e: tower_sessions::session::Error) -> PortalError {
     PortalError::internal()
 }
 
-/// The session's CSRF token, created on first use.
+/// The name of the cookie that carries a visitor's CSRF token (see [`VisitorCsrf`]).
+pub const VISITOR_CSRF_COOKIE: &str = "hangar_csrf";
+
+/// A visitor's CSRF token, read from (or newly set in) the `hangar_csrf` cookie by the portal's
+/// middleware and put in the request's extensions. Visitors who have not signed in get no
+/// server-side session at all (every anonymous page view used to write a session row, kept two
+/// weeks): their sign-in and sign-up forms are protected by this cookie instead — HttpOnly and
+/// SameSite=Lax, so another site can neither read it nor send it with a cross-site post, and
+/// the form must carry the same value (the double-submit pattern), on top of the same-origin
+/// check every portal write passes first.
+#[derive(Debug, Clone)]
+pub struct VisitorCsrf(pub String);
+
+fn visitor_csrf() -> Option<String> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<VisitorCsrf>().map(|v| v.0.clone()))
+}
+
+/// Whether the session belongs to someone signed in (their session row exists anyway).
+pub async fn signed_in_session(session: &Session) -> Result<bool, PortalError> {
+    Ok(session
+        .get::<String>(SESSION_USER)
+        .await
+        .map_err(session_error)?
+        .is_some())
+}
+
+/// The CSRF token forms carry: the session's for someone signed in (made on first use), the
+/// visitor cookie's for everyone else, whose session is never written.
 pub async fn csrf_token(session: &Session) -> Result<String, PortalError> {
+    if let Some(t) = session
+        .get::<String>(SESSION_CSRF)
+        .await
+        .map_err(session_error)?
+    {
+        return Ok(t);
+    }
+    if !signed_in_session(session).await? {
+        return visitor_csrf().ok_or_else(|| {
+            tracing::error!("no visitor CSRF token in the request");
+            PortalError::internal()
+        });
+    }
+    ensure_session_csrf(session).await
+}
+
+/// Gives a signed-in session its CSRF token if it has none.
+pub async fn ensure_session_csrf(session: &Session) -> Result<String, PortalError> {
     if let Some(t) = session
         .get::<String>(SESSION_CSRF)
         .await
@@ -88,7 +134,8 @@ pub async fn csrf_token(session: &Session) -> Result<String, PortalError> {
     Ok(token)
 }
 
-fn new_csrf_token() -> String {
+/// A fresh CSRF token: 32 random letters and digits.
+pub fn new_csrf_token() -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(32)
@@ -98,10 +145,13 @@ fn new_csrf_token() -> String {
 
 /// Refuses the request unless `provided` matches the session's CSRF token.
 pub async fn check_csrf(session: &Session, provided: &str) -> Result<(), PortalError> {
-    let expected = session
+    let mut expected = session
         .get::<String>(SESSION_CSRF)
         .await
         .map_err(session_error)?;
+    if expected.is_none() && !signed_in_session(session).await? {
+        expected = visitor_csrf();
+    }
     let ok = expected.is_some_and(|e| constant_time_eq(e.as_bytes(), provided.as_bytes()));
     if ok {
         Ok(())

@@ -305,6 +305,12 @@ impl Consoles {
         map.values().sum()
     }
 
+    /// The consoles and screens `user_id` holds open on this replica.
+    pub fn held_by(&self, user_id: &str) -> usize {
+        let map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(user_id).copied().unwrap_or(0)
+    }
+
     /// Takes one of the user's console seats; 429 when they hold the maximum.
     pub fn seat(&self, user_id: &str, max: usize) -> ServiceResult<Seat> {
         let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());

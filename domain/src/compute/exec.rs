@@ -276,6 +276,7 @@ pub async fn start(
     cmd: &Command,
 ) -> ServiceResult<ExecJob> {
     reachable(state, user_id, id).await?;
+    crate::compute::quotas::check_background_command(&state.db, &state.config, user_id).await?;
     let job_id = db::new_id();
     let mut tx = crate::infra::db::begin(&state.db).await?;
     sqlx::query(

@@ -12,7 +12,7 @@ use tracing::instrument;
 use crate::compute::catalog::{self, PlanRow, TemplateRow};
 use crate::compute::driver::Kind;
 use crate::compute::nodes::{self, Backend, Size, Wanted};
-use crate::compute::{addresses, keys, survey};
+use crate::compute::{addresses, keys, quotas, survey};
 use crate::infra::audit;
 use crate::infra::db::{self, rfc3339, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -186,18 +186,34 @@ pub struct Created {
 }
 
 /// Creates an instance: checks everything, reserves node capacity, records it as `provisioning`
-/// and enqueues its create job, all in one transaction. Needs balance for the configured minimum
-/// runtime (402 otherwise; the token's spend limit is checked the same way).
+/// and enqueues its create job, all in one transaction. The account's quotas must allow it
+/// (403), and its balance must cover the configured minimum runtime of every machine it would
+/// then have running, this one included (402; the token's spend limit is checked the same way).
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id = %actor.user_id))]
 pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> ServiceResult<Created> {
     let db = &state.db;
     let spec = Spec::check(db, actor, &req).await?;
-    let required = spec.plan.price_hourly_micros * state.config.min_runtime_minutes / 60;
-    check_funds(db, actor, required).await?;
+    let limits = quotas::limits(db, &state.config, &actor.user_id).await?;
 
     let now = db::now_ms();
     let id = db::new_id();
     let mut tx = crate::infra::db::begin(db).await?;
+    // One create (or start) of this account at a time from here: the quota and the money
+    // checks read what it holds, and a parallel create must see this one.
+    quotas::lock_account(&mut tx, &actor.user_id).await?;
+    quotas::check_new_machine(
+        &mut tx,
+        &limits,
+        &actor.user_id,
+        quotas::Adding {
+            vcpu: spec.size.vcpu,
+            memory_mb: spec.size.memory_mb,
+            disk_gb: spec.size.disk_gb,
+            ipv4: false,
+        },
+    )
+    .await?;
+    check_capacity_funds(&mut tx, state, actor, spec.plan.price_hourly_micros).await?;
     let kind = spec.plan.kind();
     let (cpu, memory) = (state.config.cpu_overcommit, state.config.memory_overcommit);
     let wanted = |backend| Wanted {
@@ -229,6 +245,18 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
         }
         Kind::Container => None,
     };
+    if public_ip.is_some() {
+        let adding = quotas::Adding {
+            vcpu: 0,
+            memory_mb: 0,
+            disk_gb: 0,
+            ipv4: true,
+        };
+        // The machine itself was counted above; only its address is new here.
+        let mut only_ipv4 = limits;
+        only_ipv4.machines = i64::MAX;
+        quotas::check_new_machine(&mut tx, &only_ipv4, &actor.user_id, adding).await?;
+    }
     insert(&mut tx, &id, actor, &req, &spec, &node, public_ip, now).await?;
     if let Some(t) = &spec.template {
         sqlx::query("UPDATE templates SET uses = uses + 1 WHERE id = $1")
@@ -493,21 +521,64 @@ async fn insert(
 }
 
 /// 402 unless the balance (and the token's remaining spend limit) covers `required`.
-pub async fn check_funds(db: &Pool, actor: &Actor, required: i64) -> ServiceResult<()> {
-    let balance = crate::accounts::users::balance(db, &actor.user_id).await?;
+/// Money that matches capacity: the balance must cover `min_runtime_minutes` of everything the
+/// account would have running — the machines running or on their way (provisioning, rebooting,
+/// starting) at their hourly prices, plus `adding` — not just the new one. Read inside `tx`,
+/// after [`quotas::lock_account`], so parallel creates each see the others.
+pub async fn check_capacity_funds(
+    tx: &mut Tx<'_>,
+    state: &AppState,
+    actor: &Actor,
+    adding_hourly: i64,
+) -> ServiceResult<()> {
+    let running: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(price_hourly_micros), 0) AS BIGINT) FROM instances
+         WHERE user_id = $1 AND (state IN ('provisioning', 'running', 'rebooting') OR transition = 'start')",
+    )
+    .bind(&actor.user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let balance: i64 = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = $1")
+        .bind(&actor.user_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let required = (running + adding_hourly) * state.config.min_runtime_minutes / 60;
     if balance < required {
         return Err(ServiceError::InsufficientBalance {
             balance,
             required,
-            message: "insufficient balance".into(),
+            message: format!(
+                "insufficient balance: running this with what you already run needs {} minutes \
+                 of all of it paid ahead",
+                state.config.min_runtime_minutes
+            ),
         });
     }
+    check_token_limit(
+        &mut **tx,
+        actor,
+        balance,
+        adding_hourly * state.config.min_runtime_minutes / 60,
+    )
+    .await
+}
+
+/// The token's spend limit must leave room for `required` more.
+async fn check_token_limit<'e, E>(
+    executor: E,
+    actor: &Actor,
+    balance: i64,
+    required: i64,
+) -> ServiceResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     if let Some(token_id) = &actor.token_id {
         let row: Option<(Option<i64>, i64)> = sqlx::query_as(
             "SELECT spend_limit_micros, spent_micros FROM access_tokens WHERE id = $1",
         )
         .bind(token_id)
-        .fetch_optional(db)
+        .fetch_optional(executor)
         .await?;
         if let Some((Some(limit), spent)) = row {
             if spent + required > limit {
@@ -700,6 +771,17 @@ pub async fn act(
     }
     let now = db::now_ms();
     let mut tx = crate::infra::db::begin(db).await?;
+    if action == Action::Start {
+        // Starting bills again: the balance must cover it with everything else running.
+        quotas::lock_account(&mut tx, user_id).await?;
+        check_capacity_funds(
+            &mut tx,
+            state,
+            &Actor::user(user_id),
+            inst.price_hourly_micros,
+        )
+        .await?;
+    }
     let updated = sqlx::query(
         "UPDATE instances SET state = $1, transition = $2, updated_at = $3
          WHERE id = $4 AND state = $5

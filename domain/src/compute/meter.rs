@@ -132,11 +132,18 @@ pub async fn begin(tx: &mut Tx<'_>, instance_id: &str, at: i64) -> ServiceResult
     Ok(())
 }
 
+/// What an account's billed machines cost per hour, as a subquery over `users`.
+const USAGE: &str = "(SELECT COALESCE(SUM(i.price_hourly_micros), 0) FROM instances i WHERE i.user_id = users.id AND i.metered_until IS NOT NULL)";
+
 /// Settings the running-out rules need.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
     pub grace_minutes: i64,
     pub runway_hours: i64,
+    /// A top-up ends the running-out state (and so its grace period) only when it covers this
+    /// many minutes of what the account runs: the grace period is once per exhaustion, not once
+    /// per cent topped up.
+    pub min_runtime_minutes: i64,
 }
 
 /// One tick at `now`: charge, then apply the running-out rules. Stop jobs and mails are enqueued
@@ -149,10 +156,16 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     // Follow-up jobs are due at once by the wall clock, whatever clock `now` came from.
     let due = now.min(db::now_ms());
 
-    // A top-up ends the running-out state.
-    sqlx::query("UPDATE users SET exhausted_at = NULL WHERE exhausted_at IS NOT NULL AND balance_micros > 0")
-        .execute(&mut *tx)
-        .await?;
+    // A top-up ends the running-out state only when it pays for the minimum runtime of what
+    // runs: a cent would otherwise start a new free grace period for every machine at once.
+    sqlx::query(&format!(
+        "UPDATE users SET exhausted_at = NULL
+         WHERE exhausted_at IS NOT NULL AND balance_micros > 0
+           AND balance_micros * 60 >= {USAGE} * $1"
+    ))
+    .bind(rules.min_runtime_minutes)
+    .execute(&mut *tx)
+    .await?;
     let exhausted: Vec<String> = sqlx::query_scalar(
         "UPDATE users SET exhausted_at = $1
          WHERE exhausted_at IS NULL AND balance_micros = 0
@@ -194,17 +207,16 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     mail_each(&mut tx, stopped_users, Notice::Stopped, due).await?;
 
     // Low runway: warn once per crossing; the mark clears when the runway is long again.
-    let usage = "(SELECT COALESCE(SUM(i.price_hourly_micros), 0) FROM instances i WHERE i.user_id = users.id AND i.metered_until IS NOT NULL)";
     sqlx::query(&format!(
         "UPDATE users SET low_balance_notified_at = NULL
-         WHERE low_balance_notified_at IS NOT NULL AND balance_micros >= {usage} * $1"
+         WHERE low_balance_notified_at IS NOT NULL AND balance_micros >= {USAGE} * $1"
     ))
     .bind(rules.runway_hours)
     .execute(&mut *tx)
     .await?;
     let warned: Vec<String> = sqlx::query_scalar(&format!(
         "UPDATE users SET low_balance_notified_at = $1
-         WHERE low_balance_notified_at IS NULL AND balance_micros > 0 AND balance_micros < {usage} * $2
+         WHERE low_balance_notified_at IS NULL AND balance_micros > 0 AND balance_micros < {USAGE} * $2
          RETURNING id"
     ))
     .bind(now)

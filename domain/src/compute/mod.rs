@@ -17,6 +17,7 @@ pub mod keys;
 pub mod meter;
 pub mod nodes;
 pub mod notices;
+pub mod quotas;
 pub mod reconcile;
 pub mod stats;
 pub mod survey;

@@ -126,8 +126,18 @@ pub struct Config {
     pub console_ticket_secs: u64,
     /// A console or screen with no input from its viewer for this long is closed.
     pub console_idle_secs: u64,
-    /// Consoles and screens one user may have open at once (per replica).
+    /// Consoles and screens one user may have open at once (per replica); the default of the
+    /// `consoles` quota.
     pub console_max_per_user: usize,
+    /// Default account quotas (`compute::quotas`; per-account overrides by the operator):
+    /// machines held at once (any state but deleted and failed), their vCPUs, memory (MB) and
+    /// disk (GB), public IPv4 addresses and background commands pending or running.
+    pub quota_machines: i64,
+    pub quota_vcpu: i64,
+    pub quota_memory_mb: i64,
+    pub quota_disk_gb: i64,
+    pub quota_ipv4: i64,
+    pub quota_background_commands: i64,
     /// Seconds a job may run before another worker may take it over (crash recovery).
     pub job_lease_secs: i64,
     /// Job workers per replica.
@@ -355,6 +365,12 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("console_ticket_secs", Some("30")),
     ("console_idle_secs", Some("900")),
     ("console_max_per_user", Some("10")),
+    ("quota_machines", Some("10")),
+    ("quota_vcpu", Some("32")),
+    ("quota_memory_mb", Some("65536")),
+    ("quota_disk_gb", Some("1000")),
+    ("quota_ipv4", Some("5")),
+    ("quota_background_commands", Some("20")),
     ("job_lease_secs", Some("300")),
     ("job_workers", Some("4")),
     ("stop_timeout_secs", Some("60")),
@@ -516,6 +532,12 @@ impl RawConfig {
             console_ticket_secs: self.required::<u64>("console_ticket_secs")?.max(1),
             console_idle_secs: self.required::<u64>("console_idle_secs")?.max(1),
             console_max_per_user: self.required("console_max_per_user")?,
+            quota_machines: self.required::<i64>("quota_machines")?.max(0),
+            quota_vcpu: self.required::<i64>("quota_vcpu")?.max(0),
+            quota_memory_mb: self.required::<i64>("quota_memory_mb")?.max(0),
+            quota_disk_gb: self.required::<i64>("quota_disk_gb")?.max(0),
+            quota_ipv4: self.required::<i64>("quota_ipv4")?.max(0),
+            quota_background_commands: self.required::<i64>("quota_background_commands")?.max(0),
             job_lease_secs: self.required::<i64>("job_lease_secs")?.max(5),
             job_workers: self.required::<usize>("job_workers")?.max(1),
             stop_timeout_secs: self.required("stop_timeout_secs")?,

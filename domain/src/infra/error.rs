@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// A documented per-user limit is reached (429).
     #[error("{0}")]
     TooMany(String),
+    /// The account's quota would be passed (403): the message names the limit and how to ask
+    /// for more.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The CAPTCHA token was missing or rejected (400, reference 002's message).
     #[error("CAPTCHA verification failed")]
     Captcha,
@@ -63,7 +67,7 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) | ServiceError::Captcha => StatusCode::BAD_REQUEST,
             ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Forbidden(_) | ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,

@@ -176,7 +176,7 @@ async fn admit(
     };
     let seat = state
         .consoles
-        .seat(&user.id, state.config.console_max_per_user)?;
+        .seat(&user.id, console_limit(state, &user.id).await?)?;
     let grant = console::redeem(
         state,
         &user.id,
@@ -187,6 +187,12 @@ async fn admit(
     )
     .await?;
     Ok((grant, seat))
+}
+
+/// How many consoles and screens the account may have open (its `consoles` quota).
+async fn console_limit(state: &AppState, user_id: &str) -> Result<usize> {
+    let limits = domain::compute::quotas::limits(&state.db, &state.config, user_id).await?;
+    Ok(limits.consoles.max(0) as usize)
 }
 
 /// Why the server ends a console.

@@ -13,6 +13,7 @@ pub mod document;
 pub mod exec;
 pub mod instances;
 pub mod meta;
+pub mod quotas;
 pub mod servers;
 pub mod tokens;
 pub mod v1;
@@ -97,6 +98,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(tokens::router())
         .merge(audit::router())
         .merge(billing::router())
+        .merge(quotas::router())
         .merge(admin::router())
         .merge(meta::router())
         .merge(v1::router())

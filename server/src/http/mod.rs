@@ -127,7 +127,10 @@ pub fn router(state: AppState) -> Router {
             let public_origin = origin_of(&state.config.public_url);
             move |req, next| same_origin_writes(public_origin.clone(), req, next)
         }))
-        .layer(middleware::from_fn(ensure_csrf_token))
+        .layer(middleware::from_fn({
+            let secure = state.config.secure_cookies;
+            move |session, req, next| ensure_csrf_token(secure, session, req, next)
+        }))
         .layer(middleware::from_fn({
             let hsts = state.config.public_url.starts_with("https://");
             let captcha = state.config.turnstile_site_key.is_some();
@@ -352,21 +355,63 @@ async fn same_origin_writes(public_origin: String, req: Request, next: Next) -> 
         .into_response()
 }
 
-/// Gives every page request's session its CSRF token *before* the page renders. Pages stream,
-/// and tower-sessions persists a session (and sets its cookie) when the headers go out, so a
-/// token minted while the body renders would never reach the store or the browser.
-async fn ensure_csrf_token(session: tower_sessions::Session, req: Request, next: Next) -> Response {
+/// Gives every page request its CSRF token *before* the page renders. Pages stream, and both
+/// the session and a cookie set while the body renders would be too late (tower-sessions
+/// persists a session, and headers go out, before the body).
+///
+/// A visitor who has not signed in gets no server-side session: their token comes from the
+/// `hangar_csrf` cookie (set here on their first request, see `app::ssr::portal::VisitorCsrf`).
+/// A signed-in session gets its own token stored in it, if it has none yet.
+async fn ensure_csrf_token(
+    secure: bool,
+    session: tower_sessions::Session,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    use app::ssr::portal;
+    let from_cookie = cookie(req.headers(), portal::VISITOR_CSRF_COOKIE)
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let fresh = from_cookie.is_none() && !req.uri().path().starts_with("/pkg/");
+    let token = from_cookie.unwrap_or_else(portal::new_csrf_token);
+    req.extensions_mut()
+        .insert(portal::VisitorCsrf(token.clone()));
     let wants_html = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    if req.method() == http::Method::GET && wants_html {
-        if let Err(e) = app::ssr::portal::csrf_token(&session).await {
+    if req.method() == http::Method::GET
+        && wants_html
+        && portal::signed_in_session(&session).await.unwrap_or(false)
+    {
+        if let Err(e) = portal::ensure_session_csrf(&session).await {
             tracing::warn!(error = %e, "could not prepare the session's CSRF token");
         }
     }
-    next.run(req).await
+    let mut res = next.run(req).await;
+    if fresh {
+        let value = format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Lax{}",
+            portal::VISITOR_CSRF_COOKIE,
+            if secure { "; Secure" } else { "" }
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    res
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
 }
 
 /// Headers every portal response gets: a Content-Security-Policy, no framing by other sites, no

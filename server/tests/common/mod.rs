@@ -514,3 +514,12 @@ impl Remote<'_> {
             .to_owned()
     }
 }
+
+/// Held by every test that renders portal pages, so one test process renders them one test at a
+/// time. Two tests rendering pages at once — each on its own runtime, in one process — can leave
+/// a server-side render waiting forever for a wake-up (seen in about 1 of 25 pairs of portal
+/// tests, already before session 19, and more often since; a hung request, an idle runtime, no
+/// thread at work). A server has one runtime, where the same renders run side by side under load
+/// (docs/BENCHMARKS.md, SSR under load) without it, so this bounds the harness, not Hangar.
+pub static PAGES: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));

@@ -1,7 +1,7 @@
 //! Compute through the three APIs (references 002, 000, 004) on libvirt's test driver, one test
 //! binary with a module per story: `catalog` (plans, images, templates, keys), `lifecycle` (a
 //! customer's machine from create to delete, batches, containers on Podman), `dialects` (one
-//! machine, three APIs), `resilience` (capacity races, restarts, the reconciler) and `addresses`
+//! machine, three APIs), `limits` (quotas and money that matches capacity), `resilience` (capacity races, restarts, the reconciler) and `addresses`
 //! (public IPv4). The helpers below are the steps the stories repeat.
 
 #[path = "../common/mod.rs"]
@@ -11,6 +11,7 @@ mod addresses;
 mod catalog;
 mod dialects;
 mod lifecycle;
+mod limits;
 mod resilience;
 
 use std::collections::HashSet;
