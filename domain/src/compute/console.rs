@@ -482,7 +482,13 @@ async fn open(
         Ok(_) => return Err("The machine was deleted".into()),
         Err(e) => return Err(e.to_string()),
     };
-    if inst.state != InstanceState::Running {
+    // A machine on its way up (created, started or restarted, its guest still booting: not yet
+    // `running`, see `executor::await_guest`) has a console too, and it shows the boot.
+    let booting = matches!(
+        inst.transition(),
+        Some(instances::Transition::Create | instances::Transition::Start)
+    );
+    if inst.state != InstanceState::Running && !booting {
         return Err(format!("The machine is {}", inst.state.vps()));
     }
     let driver = match executor::driver_for(state, &inst).await {
