@@ -350,6 +350,22 @@ async fn a_token_reaches_only_what_its_scopes_allow_and_never_mints_another() {
         app.get("/api/admin/nodes", Some(&admin_jwt)).await.status(),
         StatusCode::OK
     );
+
+    // On the reference-001 surface, refusals come in its envelope like any of its errors.
+    let refused = app
+        .post("/api/v1/pools", Some(&reader), json!({"name": "Team"}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["statusCode"], 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("`machines`"),
+        "{body}"
+    );
+    let expired = app.get("/api/v1/pools", Some("not-a-valid-jwt")).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = expired.json().await.unwrap();
+    assert_eq!(body["statusCode"], 401, "{body}");
 }
 
 /// Every route in the API document is in the scope table (`server::http::scopes`): one a token

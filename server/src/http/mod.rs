@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(middleware::from_fn(api::v1::envelope_errors))
         .layer(Extension(doc))
         .with_state(state.clone());
 

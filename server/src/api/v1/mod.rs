@@ -23,7 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(marketplace::router())
         .merge(rentals::router())
         .merge(pools::router())
-        .layer(axum::middleware::from_fn(envelope_errors))
 }
 
 /// A successful reference-001 answer.
@@ -84,9 +83,14 @@ pub struct Success {
 
 pub const SUCCESS: Success = Success { success: true };
 
-/// Rewrites the edge's `{"error": ...}` answers into the reference-001 envelope. Raw JSON values
-/// are kept as sent, so `balance: 0.0420` keeps its four decimals.
-async fn envelope_errors(req: Request, next: Next) -> Response {
+/// Rewrites the edge's `{"error": ...}` answers on `/api/v1/...` into the reference-001
+/// envelope. Raw JSON values are kept as sent, so `balance: 0.0420` keeps its four decimals.
+/// Layered outside the authentication middleware (`http::router`), so its refusals (an expired
+/// token, a token without the scope) come in the envelope too.
+pub async fn envelope_errors(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/v1/") {
+        return next.run(req).await;
+    }
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
