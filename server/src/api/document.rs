@@ -1,7 +1,8 @@
 //! Completes the generated OpenAPI document with the answers every route shares, so it lists every
 //! status a route can really give (schemathesis checks this against the running server):
 //!
-//! - `401` on every operation that takes credentials, `403` on the operator routes;
+//! - `401` and `403` on every operation that takes credentials (the operator routes' 403 says
+//!   so; elsewhere it is an access token without the route's scope, or a quota);
 //! - `400`, `415` and `422` where the request has parameters or a JSON body (the extractors'
 //!   rejections: a malformed value, a body without `Content-Type: application/json`, a body of the
 //!   wrong shape);
@@ -68,6 +69,12 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>, rate_limited: boo
         if path.starts_with("/api/admin/") {
             add("403", "The caller is not an operator");
         }
+        // Any route refuses an access token without the scope it needs (`http::scopes`), and
+        // creating or starting machines or commands refuses what would pass a quota.
+        add(
+            "403",
+            "The access token lacks the scope this route needs, or an account quota would be passed",
+        );
     }
     if has_params || json_body {
         add("400", "A parameter or the body is malformed");
