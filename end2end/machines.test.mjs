@@ -58,6 +58,10 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   for (const option of await page.locator('[data-test=machine-source] optgroup[label^=Templates] option').allTextContents()) {
     assert.match(option, /— \$\d+\.\d{4}\/h$/, `a template with its price: ${option}`);
   }
+  // A plan says what a stopped machine of it pays too (its disk and address).
+  for (const option of await page.locator('[data-test=machine-source] optgroup[label^=Plans] option').allTextContents()) {
+    assert.match(option, /— \$\d+\.\d{4}\/h, \$\d+\.\d{4}\/h stopped$/, `a plan with both prices: ${option}`);
+  }
   await page.selectOption('[data-test=machine-source]', nano);
   await page.check('[data-test=create-machine-form] fieldset input[type=checkbox]');
   await page.click('[data-test=create-machine-form] button[type=submit]');

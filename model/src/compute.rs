@@ -21,6 +21,10 @@ pub struct Plan {
     /// USD per hour; running instances are charged per minute at this / 60.
     #[cfg_attr(feature = "openapi", schema(value_type = f64, example = 0.0042))]
     pub price_hourly: UsdNum,
+    /// USD per hour while stopped, charged per minute too: a stopped machine gives its vCPU and
+    /// memory back but keeps its disk (per GB-hour) and, for a VM, its public IPv4 address.
+    #[cfg_attr(feature = "openapi", schema(value_type = f64, example = 0.0014))]
+    pub stopped_hourly: UsdNum,
 }
 
 /// A VM template (`GET /api/templates`).
@@ -79,6 +83,9 @@ pub struct Vps {
     pub disk_gb: i64,
     #[cfg_attr(feature = "openapi", schema(value_type = f64, example = 0.0042))]
     pub price_hourly: UsdNum,
+    /// USD per hour while stopped (its disk and public address, which it keeps).
+    #[cfg_attr(feature = "openapi", schema(value_type = f64, example = 0.0014))]
+    pub stopped_hourly: UsdNum,
     pub ip: Option<String>,
     pub ssh_key_ids: Vec<String>,
     /// When a TTL applies: the time the VPS is destroyed (RFC 3339).

@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         grace_minutes: 60,
         runway_hours: 24,
         min_runtime_minutes: 60,
+        retention_days: 14,
     };
     let row = |label: &str, secs: f64| println!("| {label} | {:.0} ms |", secs * 1000.0);
     let time = |at: i64| {

@@ -60,11 +60,7 @@ where
 
 /// One metering tick at `now`.
 pub async fn run_meter(state: &AppState, now: i64) {
-    let rules = meter::Rules {
-        grace_minutes: state.config.balance_grace_minutes,
-        runway_hours: state.config.low_balance_runway_hours,
-        min_runtime_minutes: state.config.min_runtime_minutes,
-    };
+    let rules = meter::Rules::of(&state.config);
     let started = std::time::Instant::now();
     let result = meter::tick(&state.db, now, rules).await;
     state.metrics.observe(
@@ -82,6 +78,13 @@ pub async fn run_meter(state: &AppState, now: i64) {
                 tracing::info!(
                     stopped = r.stopped.len(),
                     "instances stopped: balance ran out"
+                );
+            }
+            if !r.deleted.is_empty() {
+                state.jobs_wake.notify_waiters();
+                tracing::info!(
+                    deleted = r.deleted.len(),
+                    "stopped instances deleted: balance stayed out past the retention"
                 );
             }
             if !r.warned.is_empty() || !r.exhausted.is_empty() {

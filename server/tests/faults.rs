@@ -322,7 +322,7 @@ async fn killed_mid_work_the_server_leaves_nothing_stuck_doubled_or_lost() {
     let (usage, owed): (i64, i64) = sqlx::query_as(
         "SELECT
              (SELECT CAST(COALESCE(-SUM(amount_micros), 0) AS BIGINT) FROM ledger WHERE user_id = $1 AND kind = 'usage'),
-             (SELECT CAST(COALESCE(SUM((price_hourly_micros * metered_minutes) / 60), 0) AS BIGINT) FROM instances WHERE user_id = $1)",
+             (SELECT CAST(COALESCE(SUM(billed_micros), 0) AS BIGINT) FROM instances WHERE user_id = $1)",
     )
     .bind(&user_id)
     .fetch_one(&pool)

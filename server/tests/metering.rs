@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{expect_json, TestApp};
+use common::{expect_error, expect_json, TestApp};
 use domain::compute::meter::{self, Rules, MINUTE_MS};
 use domain::infra::db;
 use reqwest::StatusCode;
@@ -17,6 +17,7 @@ const RULES: Rules = Rules {
     grace_minutes: 30,
     runway_hours: 24,
     min_runtime_minutes: 60,
+    retention_days: 14,
 };
 
 /// Creates a VPS on `plan` and runs its create job; returns its id.
@@ -81,7 +82,22 @@ async fn running_instances_pay_each_minute_once() {
         StatusCode::CREATED,
     )
     .await;
-    start_clock(&app, &[&nano, &small], T0).await;
+    // The stopped one pays for what it keeps: 10 GB of disk at $0.00006 per GB-hour, plus its
+    // public IPv4 address at $0.0008 an hour when it has one (the defaults), shown on the API.
+    let off = expect_json(
+        app.get(&format!("/api/vps/{stopped}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let held = 10 * 60 + if off["ip"].is_string() { 800 } else { 0 };
+    assert_eq!(
+        off["stopped_hourly"].as_f64().unwrap(),
+        held as f64 / 1e6,
+        "{off:?}"
+    );
+    // What `minutes` of it cost (cumulative rounding, as for running machines).
+    let held_for = |minutes: i64| held * minutes / 60;
+    start_clock(&app, &[&nano, &small, &stopped], T0).await;
     let before = app.money(&uid).await.0;
     let stopped_usage = usage_total(&app, &uid).await;
 
@@ -99,7 +115,7 @@ async fn running_instances_pay_each_minute_once() {
         .unwrap();
     assert_eq!(
         usage_total(&app, &uid).await - stopped_usage,
-        -90 * (70 + 200)
+        -90 * (70 + 200) - held_for(90)
     );
     // The same tick again, a tick a moment later, and two at once charge nothing more.
     meter::tick(&app.state.db, T0 + 90 * MINUTE_MS, RULES)
@@ -114,7 +130,10 @@ async fn running_instances_pay_each_minute_once() {
     );
     a.unwrap();
     b.unwrap();
-    assert_eq!(usage_total(&app, &uid).await - stopped_usage, -90 * 270);
+    assert_eq!(
+        usage_total(&app, &uid).await - stopped_usage,
+        -90 * 270 - held_for(90)
+    );
 
     // A tick that comes hours late catches up exactly; two replicas racing do it once.
     let (a, b) = tokio::join!(
@@ -123,8 +142,11 @@ async fn running_instances_pay_each_minute_once() {
     );
     a.unwrap();
     b.unwrap();
-    assert_eq!(usage_total(&app, &uid).await - stopped_usage, -300 * 270);
-    assert_eq!(before - app.money(&uid).await.0, 300 * 270);
+    assert_eq!(
+        usage_total(&app, &uid).await - stopped_usage,
+        -300 * 270 - held_for(300)
+    );
+    assert_eq!(before - app.money(&uid).await.0, 300 * 270 + held_for(300));
 
     let minutes: Vec<(String, i64, Option<i64>)> = sqlx::query_as("SELECT name, metered_minutes, metered_until FROM instances WHERE user_id = $1 ORDER BY name")
         .bind(&uid)
@@ -135,7 +157,11 @@ async fn running_instances_pay_each_minute_once() {
         match name.as_str() {
             "n" | "s" => assert_eq!((*m, *until), (300, Some(T0 + 300 * MINUTE_MS)), "{name}"),
             "prov" => assert_eq!((*m, *until), (0, None), "provisioning is not billed"),
-            "off" => assert!(until.is_none(), "a stopped instance is not billed"),
+            "off" => assert_eq!(
+                (*m, *until),
+                (300, Some(T0 + 300 * MINUTE_MS)),
+                "a stopped instance pays its held rate"
+            ),
             _ => {}
         }
     }
@@ -149,15 +175,15 @@ async fn running_instances_pay_each_minute_once() {
     tx.commit().await.unwrap();
     assert_eq!(
         usage_total(&app, &uid).await - stopped_usage,
-        -300 * 270 - 70
+        -300 * 270 - 70 - held_for(300)
     );
     meter::tick(&app.state.db, T0 + 400 * MINUTE_MS, RULES)
         .await
         .unwrap();
     assert_eq!(
         usage_total(&app, &uid).await - stopped_usage,
-        -300 * 270 - 70 - 100 * 200,
-        "only small still pays"
+        -300 * 270 - 70 - 100 * 200 - held_for(400),
+        "small and the stopped one still pay"
     );
 
     let (cached, sum) = app.money(&uid).await;
@@ -439,5 +465,169 @@ async fn a_cent_of_top_up_does_not_start_a_new_grace_period() {
         r.stopped,
         vec![id],
         "stopped when the first grace period ended"
+    );
+}
+
+/// The vCPU and memory a machine's node counts for it, and the disk.
+async fn node_use(app: &TestApp, vps: &str) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT n.used_vcpu, n.used_memory_mb, n.used_disk_gb FROM nodes n JOIN instances i ON i.node_id = n.id WHERE i.id = $1",
+    )
+    .bind(vps)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap()
+}
+
+async fn act(app: &TestApp, token: &str, id: &str, action: &str) -> reqwest::Response {
+    app.post(&format!("/api/vps/{id}/{action}"), Some(token), json!({}))
+        .await
+}
+
+/// Holding a node's capacity is never free: a stopped machine gives its vCPU and memory back to
+/// its node (keeping its disk), a start takes them again or is refused with a 409 that says why
+/// when others took them, and the plan shows what a stopped machine pays. Before, a stopped
+/// machine kept its whole share and paid nothing.
+#[tokio::test]
+async fn a_stopped_machine_gives_back_its_cpu_and_memory_and_a_start_needs_them_again() {
+    let app = TestApp::builder()
+        .config("cpu_overcommit", "1")
+        .spawn()
+        .await;
+    let (_, token) = app.funded_user("stopper", 5.0).await;
+    let pricing = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
+    let nano = pricing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["slug"] == "nano")
+        .unwrap();
+    // 10 GB at $0.00006 per GB-hour and a VM's IPv4 address at $0.0008 an hour.
+    assert_eq!(nano["stopped_hourly"].as_f64(), Some(0.0014), "{nano}");
+
+    let a = running(&app, &token, "a", "nano").await;
+    let (vcpu0, mem0, disk0) = node_use(&app, &a).await;
+    // The node has exactly room for what runs now (no overcommit in this test).
+    sqlx::query("UPDATE nodes SET vcpu = $1, memory_mb = $2 WHERE id = (SELECT node_id FROM instances WHERE id = $3)")
+        .bind(vcpu0)
+        .bind(mem0)
+        .bind(&a)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        act(&app, &token, &a, "stop").await.status(),
+        StatusCode::ACCEPTED
+    );
+    app.run_jobs().await;
+    assert_eq!(
+        node_use(&app, &a).await,
+        (vcpu0 - 1, mem0 - 512, disk0),
+        "the stopped machine's vCPU and memory went back; its disk is kept"
+    );
+
+    // Another machine takes what it gave back; the stopped one cannot start now.
+    let b = running(&app, &token, "b", "nano").await;
+    assert_eq!(node_use(&app, &b).await, (vcpu0, mem0, disk0 + 10));
+    let refused = expect_error(
+        act(&app, &token, &a, "start").await,
+        StatusCode::CONFLICT,
+        "no free CPU or memory",
+    )
+    .await;
+    assert!(
+        refused["error"].as_str().unwrap().contains("disk"),
+        "{refused:?}"
+    );
+    let still = expect_json(
+        app.get(&format!("/api/vps/{a}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (still["state"].as_str(), &still["transition"]),
+        (Some("stopped"), &json!(null))
+    );
+
+    // Once the other stops, it starts, and counts again.
+    assert_eq!(
+        act(&app, &token, &b, "stop").await.status(),
+        StatusCode::ACCEPTED
+    );
+    app.run_jobs().await;
+    assert_eq!(
+        act(&app, &token, &a, "start").await.status(),
+        StatusCode::ACCEPTED
+    );
+    app.run_jobs().await;
+    assert_eq!(node_use(&app, &a).await, (vcpu0, mem0, disk0 + 10));
+    // Deleting gives back what each holds: all of the running one, the disk of the stopped one.
+    for id in [&a, &b] {
+        let deleted = app.delete(&format!("/api/vps/{id}"), Some(&token)).await;
+        assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    }
+    app.run_jobs().await;
+    assert_eq!(
+        node_use(&app, &a).await,
+        (vcpu0 - 1, mem0 - 512, disk0 - 10),
+        "back to what the node held before either machine"
+    );
+}
+
+/// A stopped machine of an account whose balance ran out is not kept for free for ever: it is
+/// deleted `retention_days` after the balance ran out (the exhaustion notice says when), and its
+/// disk goes back to the node.
+#[tokio::test]
+async fn stopped_machines_of_an_account_out_of_money_are_deleted_after_the_retention() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = app.funded_user("lapsed", 0.01).await;
+    let id = running(&app, &token, "kept", "nano").await;
+    assert_eq!(
+        act(&app, &token, &id, "stop").await.status(),
+        StatusCode::ACCEPTED
+    );
+    app.run_jobs().await;
+    let (_, _, disk) = node_use(&app, &id).await;
+    start_clock(&app, &[&id], T0).await;
+    // Its 10 GB at $0.0006 an hour (no address ranges here, so no IPv4) empty what is left of
+    // $0.01 within a day.
+    let out = T0 + 24 * 60 * MINUTE_MS;
+    let r = meter::tick(&app.state.db, out, RULES).await.unwrap();
+    assert_eq!(
+        r.exhausted,
+        vec![uid.clone()],
+        "held charges ran the balance out"
+    );
+    assert_eq!(app.money(&uid).await, (0, 0));
+    let day = 24 * 60 * MINUTE_MS;
+    let r = meter::tick(&app.state.db, out + 13 * day, RULES)
+        .await
+        .unwrap();
+    assert!(r.deleted.is_empty(), "kept within the retention");
+    let r = meter::tick(&app.state.db, out + 14 * day + MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, vec![id.clone()]);
+    app.run_jobs().await;
+    let gone = app.get(&format!("/api/vps/{id}"), Some(&token)).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let (_, _, after) = sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT n.used_vcpu, n.used_memory_mb, n.used_disk_gb FROM nodes n JOIN instances i ON i.node_id = n.id WHERE i.id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(after, disk - 10, "its disk went back to the node");
+    let notices: Vec<String> = sqlx::query_scalar(
+        "SELECT payload FROM jobs WHERE kind = 'mail' AND user_id = $1 ORDER BY created_at",
+    )
+    .bind(&uid)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert!(
+        notices.iter().any(|p| p.contains("\"deleted\"")),
+        "the owner is told: {notices:?}"
     );
 }

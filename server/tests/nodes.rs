@@ -31,6 +31,7 @@ const RULES: Rules = Rules {
     grace_minutes: 60,
     runway_hours: 24,
     min_runtime_minutes: 60,
+    retention_days: 14,
 };
 /// Longer than a pass over reachable nodes takes by far; a pass held up by a frozen node (the
 /// daemon driver's request timeout is two minutes) would not end within it.
@@ -387,15 +388,16 @@ impl Cluster<'_> {
         report
     }
 
-    /// (metered minutes, still metered) of a machine.
+    /// What its minutes have cost so far (µUSD), and whether it is billed at its running price now.
     async fn metered(&self, id: &str) -> (i64, bool) {
-        let (minutes, until): (i64, Option<i64>) =
-            sqlx::query_as("SELECT metered_minutes, metered_until FROM instances WHERE id = $1")
-                .bind(id)
-                .fetch_one(&self.app.state.db)
-                .await
-                .unwrap();
-        (minutes, until.is_some())
+        let (billed, until, rate, price): (i64, Option<i64>, i64, i64) = sqlx::query_as(
+            "SELECT billed_micros, metered_until, metered_rate_micros, price_hourly_micros FROM instances WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.app.state.db)
+        .await
+        .unwrap();
+        (billed, until.is_some() && rate == price)
     }
 
     /// Every node and the database agree: the machines each daemon holds are the ones the
@@ -621,7 +623,10 @@ async fn machines_spread_over_nodes_in_their_own_namespaces_and_survive_losing_o
         let m = cluster.machine(&crashed).await;
         assert_eq!(m["state"], "stopped", "{m}");
         assert!(m.get("unreachable_since").is_none(), "{m}");
-        assert!(!cluster.metered(&crashed).await.1, "billing ended with it");
+        assert!(
+            !cluster.metered(&crashed).await.1,
+            "billing at the running price ended with it"
+        );
         for id in held.iter().filter(|id| **id != crashed) {
             let m = cluster.machine(id).await;
             assert_eq!(m["state"], "running", "{m}");

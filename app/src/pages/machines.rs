@@ -31,6 +31,7 @@ pub struct MachinesData {
 #[server(prefix = "/_fn", endpoint = "machines")]
 pub async fn load_machines() -> Result<MachinesData, PortalError> {
     use crate::ssr::portal;
+    use domain::compute::meter::HeldRates;
     use domain::compute::{catalog, instances, keys};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let db = &state.db;
@@ -43,7 +44,7 @@ pub async fn load_machines() -> Result<MachinesData, PortalError> {
         plans: catalog::plans(db)
             .await?
             .iter()
-            .map(|p| p.to_api())
+            .map(|p| p.to_api(HeldRates::of(&state.config)))
             .collect(),
         templates: catalog::templates(db)
             .await?
@@ -332,7 +333,13 @@ fn MachineTable(initial: Vec<Vps>, live: RwSignal<Option<Vec<Vps>>>) -> impl Int
                                 <td data-label="Size">{format!("{} vCPU · {} MB · {} GB", vps.vcpu, vps.memory_mb, vps.disk_gb)}</td>
                                 <td data-label="Image">{vps.image.clone()}</td>
                                 <td data-label="Region">{vps.region.clone()}</td>
-                                <td data-label="Price">{format!("${}/h", usd4(vps.price_hourly.0))}</td>
+                                <td data-label="Price" title="Running price; a stopped machine pays only for its disk and address">{
+                                    if vps.state == "stopped" {
+                                        format!("${}/h stopped", usd4(vps.stopped_hourly.0))
+                                    } else {
+                                        format!("${}/h", usd4(vps.price_hourly.0))
+                                    }
+                                }</td>
                             </tr>
                         </For>
                     </tbody>
@@ -351,6 +358,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
         <section class="card">
             <h2>"New machine"</h2>
             <p class="muted">{format!("Your balance: ${}. Creating needs one hour of the price in balance.", usd4(data.balance))}</p>
+            <p class="muted" data-test="stopped-pricing">"A stopped machine keeps its disk and address and pays only for those (the lower price); its CPU and memory go back to the host, so starting it again needs room there."</p>
             <ActionForm action=create attr:class="form" attr:data-test="create-machine-form">
                 <CsrfField/>
                 <label>"Name"
@@ -361,7 +369,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         <optgroup label="Plans: a size, with its default image">
                             {data.plans.iter().map(|p| view! {
                                 <option value=format!("plan:{}", p.id)>
-                                    {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0))}
+                                    {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h, ${}/h stopped", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0), usd4(p.stopped_hourly.0))}
                                 </option>
                             }).collect_view()}
                         </optgroup>
@@ -599,7 +607,14 @@ fn PowerCard(
                 <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
                 <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>
                 <dt>"Region"</dt><dd>{move || vps.get().region}</dd>
-                <dt>"Price"</dt><dd>{move || format!("${}/hour, charged per minute while running", usd4(vps.get().price_hourly.0))}</dd>
+                <dt>"Price"</dt><dd data-test="machine-price">{move || {
+                    let v = vps.get();
+                    format!(
+                        "${}/hour while running, ${}/hour while stopped (its disk and address), charged per minute",
+                        usd4(v.price_hourly.0),
+                        usd4(v.stopped_hourly.0)
+                    )
+                }}</dd>
                 <dt>"Created"</dt><dd>{move || when(&vps.get().created_at)}</dd>
                 {move || vps.get().expires_at.map(|e| view! { <dt>"Deleted at"</dt><dd>{when(&e)}" (time-to-live)"</dd> })}
             </dl>

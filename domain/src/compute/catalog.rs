@@ -6,6 +6,7 @@ use tracing::instrument;
 use crate::compute::driver::libvirt::BootSource;
 pub use crate::compute::driver::AppSpec;
 use crate::compute::driver::Kind;
+use crate::compute::meter::HeldRates;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use model::compute::{Image, Plan, Template};
@@ -25,7 +26,9 @@ pub struct PlanRow {
 }
 
 impl PlanRow {
-    pub fn to_api(&self) -> Plan {
+    /// The plan as the API shows it, with what a machine of it pays while stopped (`held`: the
+    /// operator's rates; a VM counts its public IPv4 address).
+    pub fn to_api(&self, held: HeldRates) -> Plan {
         Plan {
             id: self.id.clone(),
             slug: self.slug.clone(),
@@ -35,6 +38,7 @@ impl PlanRow {
             memory_mb: self.memory_mb,
             disk_gb: self.disk_gb,
             price_hourly: UsdNum(self.price_hourly_micros),
+            stopped_hourly: UsdNum(held.hourly(self.disk_gb, self.kind() == Kind::Vm)),
         }
     }
 

@@ -13,8 +13,9 @@ use tracing::instrument;
 
 use crate::compute::driver::{machine_name, Driver, DriverError, MachineSpec, Power};
 use crate::compute::instances::{self, InstanceRow, InstanceState, SnapshotState, Transition};
+use crate::compute::meter::{self, Rate};
 use crate::compute::nodes::{self, NodeRow};
-use crate::compute::{addresses, catalog, keys, meter};
+use crate::compute::{addresses, catalog, keys};
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::queue::{self, Failure, JobKind, JobRow};
@@ -199,13 +200,14 @@ async fn create(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Re
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {
-        meter::begin(&mut tx, &inst.id, at).await?;
+        meter::bill(&mut tx, &inst.id, at, Rate::Running).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// Starts the machine and bills it from now. Containers get a new address each time they start.
+/// Starts the machine and bills it from now (its vCPU and memory were counted on its node again
+/// when the start was accepted, `instances::act`). Containers get a new address each time they start.
 async fn start(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Result<(), Failure> {
     let db = &state.db;
     let name = machine_name(&inst.id);
@@ -221,7 +223,7 @@ async fn start(state: &AppState, driver: &dyn Driver, inst: &InstanceRow) -> Res
         .bind(unanswered)
         .execute(&mut *tx)
         .await?;
-    meter::begin(&mut tx, &inst.id, at).await?;
+    now_running(&mut tx, &inst.id, at).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -310,30 +312,79 @@ async fn clear_transition(tx: &mut Tx<'_>, id: &str, transition: Transition) -> 
 /// Records that an instance is running again (a reboot finished, or the node says so after a
 /// failed action). `reason` replaces the stored one when given.
 async fn mark_running(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResult<()> {
-    sqlx::query("UPDATE instances SET state = 'running', transition = NULL, progress = NULL, reason = COALESCE($1, reason), updated_at = $2 WHERE id = $3")
+    let mut tx = crate::infra::db::begin(db).await?;
+    let at = db::now_ms();
+    let done = sqlx::query("UPDATE instances SET state = 'running', transition = NULL, progress = NULL, reason = COALESCE($1, reason), updated_at = $2 WHERE id = $3 AND state <> 'deleted'")
         .bind(reason)
-        .bind(db::now_ms())
+        .bind(at)
         .bind(id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    if done.rows_affected() == 1 {
+        now_running(&mut tx, id, at).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
-/// Records that an instance is stopped (by request, by the guest, or found so by the reconciler)
-/// and ends its billing in the same transaction. `reason` replaces the stored one when given.
+/// What being `running` holds, for an instance just recorded so (in `tx`): its vCPU and memory
+/// count on its node (a start counted them already; a machine found running after a failed
+/// action or by the reconciler takes them whatever the node holds, since it does run), and it
+/// is billed at its price.
+pub(crate) async fn now_running(tx: &mut Tx<'_>, id: &str, at: i64) -> ServiceResult<()> {
+    if let Some((node, size)) = set_holds_compute(tx, id, true).await? {
+        nodes::reclaim(tx, &node, size, nodes::Reclaim::Anyway).await?;
+    }
+    meter::bill(tx, id, at, Rate::Running).await
+}
+
+/// Marks whether the instance's vCPU and memory count on its node. When that changed, returns
+/// its node and that share (its disk always counts), for the caller to move on the node.
+async fn set_holds_compute(
+    tx: &mut Tx<'_>,
+    id: &str,
+    holds: bool,
+) -> ServiceResult<Option<(String, nodes::Size)>> {
+    let changed: Option<(Option<String>, i64, i64)> = sqlx::query_as(
+        "UPDATE instances SET holds_compute = $2 WHERE id = $1 AND holds_compute <> $2 RETURNING node_id, vcpu, memory_mb",
+    )
+    .bind(id)
+    .bind(i64::from(holds))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(changed.and_then(|(node, vcpu, memory_mb)| {
+        let size = nodes::Size {
+            vcpu,
+            memory_mb,
+            disk_gb: 0,
+        };
+        node.map(|n| (n, size))
+    }))
+}
+
+/// Records that an instance is stopped (by request, by the guest, or found so by the reconciler),
+/// in one transaction with what that changes: its vCPU and memory go back to its node (other
+/// machines may use them; a start takes them again if they are still free), and from now it pays
+/// the held rate for its disk and address instead of its price. `reason` replaces the stored one
+/// when given.
 pub async fn mark_stopped(db: &Pool, id: &str, reason: Option<&str>) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;
     let at = db::now_ms();
-    meter::settle(&mut tx, id, at).await?;
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE instances SET state = 'stopped', transition = NULL, progress = NULL, reason = COALESCE($1, reason), private_ip = NULL, updated_at = $2
-         WHERE id = $3 AND state <> 'deleted'",
+         WHERE id = $3 AND state NOT IN ('deleted', 'failed')",
     )
     .bind(reason)
     .bind(at)
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() == 1 {
+        if let Some((node, size)) = set_holds_compute(&mut tx, id, false).await? {
+            nodes::release(&mut tx, &node, size).await?;
+        }
+        meter::bill(&mut tx, id, at, Rate::Held).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -364,20 +415,28 @@ async fn finish_instance(
     meter::settle(&mut tx, &inst.id, at).await?;
     // Capacity is released once: only by the update that moves the instance out of the states
     // that hold it (a failed instance already gave its share back).
-    let moved = sqlx::query(
+    // A stopped machine holds only its disk (its vCPU and memory went back when it stopped).
+    let moved: Option<i64> = sqlx::query_scalar(
         "UPDATE instances SET state = $1, transition = NULL, progress = NULL, reason = COALESCE($2, reason), public_ip = NULL, private_ip = NULL,
             deleted_at = CASE WHEN $1 = 'deleted' THEN $3 ELSE deleted_at END, updated_at = $3
-         WHERE id = $4 AND state NOT IN ('deleted', 'failed')",
+         WHERE id = $4 AND state NOT IN ('deleted', 'failed')
+         RETURNING holds_compute",
     )
     .bind(to.as_str())
     .bind(reason)
     .bind(at)
     .bind(&inst.id)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if moved.rows_affected() == 1 {
+    if let Some(holds_compute) = moved {
         if let Some(node) = &inst.node_id {
-            nodes::release(&mut tx, node, inst.size()).await?;
+            let size = inst.size();
+            let held = nodes::Size {
+                vcpu: size.vcpu * holds_compute,
+                memory_mb: size.memory_mb * holds_compute,
+                disk_gb: size.disk_gb,
+            };
+            nodes::release(&mut tx, node, held).await?;
         }
         addresses::release(&mut tx, &inst.id).await?;
     } else if to == InstanceState::Deleted {

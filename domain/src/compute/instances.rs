@@ -11,6 +11,7 @@ use tracing::instrument;
 
 use crate::compute::catalog::{self, PlanRow, TemplateRow};
 use crate::compute::driver::Kind;
+use crate::compute::meter::HeldRates;
 use crate::compute::nodes::{self, Backend, Size, Wanted};
 use crate::compute::{addresses, keys, quotas, survey};
 use crate::infra::audit;
@@ -61,6 +62,10 @@ pub struct InstanceRow {
     pub expires_at: Option<i64>,
     pub metered_until: Option<i64>,
     pub metered_minutes: i64,
+    /// 1 while its vCPU and memory count on its node (0 once stopped, until a start).
+    pub holds_compute: i64,
+    /// What it pays per hour while stopped (its disk and public address), µUSD.
+    pub held_hourly_micros: i64,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
@@ -73,7 +78,7 @@ pub struct InstanceRow {
 pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
     price_hourly_micros, state, transition, reason, progress, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
     backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
-    metered_minutes, created_at, updated_at, deleted_at, unreachable_since, ports";
+    metered_minutes, holds_compute, held_hourly_micros, created_at, updated_at, deleted_at, unreachable_since, ports";
 
 impl InstanceRow {
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -124,6 +129,7 @@ impl InstanceRow {
             memory_mb: self.memory_mb,
             disk_gb: self.disk_gb,
             price_hourly: UsdNum(self.price_hourly_micros),
+            stopped_hourly: UsdNum(self.held_hourly_micros),
             ip: self.address(),
             ssh_key_ids: self.ssh_key_ids(),
             expires_at: self.expires_at.map(rfc3339),
@@ -257,7 +263,18 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
         only_ipv4.machines = i64::MAX;
         quotas::check_new_machine(&mut tx, &only_ipv4, &actor.user_id, adding).await?;
     }
-    insert(&mut tx, &id, actor, &req, &spec, &node, public_ip, now).await?;
+    let held = HeldRates::of(&state.config).hourly(spec.size.disk_gb, public_ip.is_some());
+    insert(
+        &mut tx,
+        &id,
+        actor,
+        &req,
+        &spec,
+        &node,
+        (public_ip, held),
+        now,
+    )
+    .await?;
     if let Some(t) = &spec.template {
         sqlx::query("UPDATE templates SET uses = uses + 1 WHERE id = $1")
             .bind(&t.id)
@@ -479,15 +496,15 @@ async fn insert(
     req: &NewInstance,
     spec: &Spec,
     node: &nodes::NodeRow,
-    public_ip: Option<String>,
+    (public_ip, held_hourly): (Option<String>, i64),
     now: i64,
 ) -> ServiceResult<()> {
     sqlx::query(
         "INSERT INTO instances (id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb,
             price_hourly_micros, state, transition, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data,
-            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip)
+            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip, held_hourly_micros)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'provisioning', 'create', $14, $15, $16, $17, $18, $19,
-            $20, $21, $22, $23, $24, $25, $25, $26)",
+            $20, $21, $22, $23, $24, $25, $25, $26, $27)",
     )
     .bind(id)
     .bind(&actor.user_id)
@@ -515,6 +532,7 @@ async fn insert(
     .bind(spec.expires_in_minutes.map(|m| now + m * 60_000))
     .bind(now)
     .bind(&public_ip)
+    .bind(held_hourly)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -781,6 +799,7 @@ pub async fn act(
             inst.price_hourly_micros,
         )
         .await?;
+        take_back_compute(&mut tx, state, &inst).await?;
     }
     let updated = sqlx::query(
         "UPDATE instances SET state = $1, transition = $2, updated_at = $3
@@ -826,6 +845,39 @@ pub async fn act(
             .revoke(crate::compute::console::Revocation::Instance(id.to_owned()));
     }
     Ok((get_any_state(db, user_id, id).await?, op))
+}
+
+/// A stopped machine gave its vCPU and memory back to its node; a start takes them again, in the
+/// transaction that accepts it, or is refused (409) when other machines have taken them since.
+async fn take_back_compute(
+    tx: &mut Tx<'_>,
+    state: &AppState,
+    inst: &InstanceRow,
+) -> ServiceResult<()> {
+    let (Some(node), 0) = (&inst.node_id, inst.holds_compute) else {
+        return Ok(());
+    };
+    let size = Size {
+        disk_gb: 0,
+        ..inst.size()
+    };
+    let how = nodes::Reclaim::IfRoom {
+        cpu_ratio: state.config.cpu_overcommit,
+        memory_ratio: state.config.memory_overcommit,
+    };
+    if !nodes::reclaim(tx, node, size, how).await? {
+        return Err(ServiceError::Conflict(format!(
+            "The node this machine lives on has no free CPU or memory for it right now ({} vCPU, \
+             {} MB): a stopped machine gives its share back, and other machines took it. Its disk \
+             and address are kept; try again later, or take a snapshot and ask support to move it.",
+            inst.vcpu, inst.memory_mb
+        )));
+    }
+    sqlx::query("UPDATE instances SET holds_compute = 1 WHERE id = $1")
+        .bind(&inst.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Like [`get`] but also finds an instance that was deleted a moment ago (for answers to delete).

@@ -1,7 +1,10 @@
 //! The meter: running instances pay per minute from the prepaid balance.
 //!
-//! An instance is billable while `metered_until` is set (from the moment it is running until it
-//! stops, fails or is deleted). A tick charges every billable instance for the whole minutes
+//! An instance is billable while `metered_until` is set, at `metered_rate_micros` per hour: its
+//! price from the moment it is running; after it stops, its held rate (its disk per GB-hour and
+//! its public IPv4 address per hour, [`HeldRates`]), because a stopped machine gives its vCPU and
+//! memory back to the node but still holds those; nothing once it fails or is deleted. Each
+//! change of rate settles the segment before it ([`bill`]). A tick charges every billable instance for the whole minutes
 //! elapsed since `metered_until` and moves `metered_until` on by exactly those minutes, in three
 //! set-based statements in one transaction: usage rows into the ledger (one per user per tick,
 //! tagged with the tick's batch id), the cached balances, the instances. Because the charge is
@@ -13,10 +16,11 @@
 //! `floor(price × n / 60) − floor(price × (n−1) / 60)` micro-USD, so an hour always costs exactly
 //! the hourly price even when it is not divisible by 60, and nothing is rounded away.
 //!
-//! When an instance leaves the billable states, [`settle`] charges the started minute and ends
-//! billing. A balance is never driven below zero: a user's charge is capped at their balance, and
+//! When an instance leaves a rate, [`settle`] charges the started minute and ends that segment. A balance is never driven below zero: a user's charge is capped at their balance, and
 //! the running-out rules ([`tick`]) stop their instances after the grace period — usage beyond the
-//! balance during the grace period is not billed (the operator's risk is at most the grace period).
+//! balance during the grace period is not billed (the operator's risk is at most the grace period),
+//! and deletes their stopped machines `retention_days` after the balance ran out (the disk and
+//! address nobody pays for any more go back to the platform).
 
 use tracing::instrument;
 
@@ -36,6 +40,8 @@ pub struct TickReport {
     pub exhausted: Vec<String>,
     /// Instances stopped because their user's grace period ended.
     pub stopped: Vec<String>,
+    /// Stopped instances deleted because their user's balance stayed out past the retention.
+    pub deleted: Vec<String>,
     /// Users whose runway just fell below the warning threshold.
     pub warned: Vec<String>,
 }
@@ -70,8 +76,8 @@ async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<
          SELECT {id_sql}, d.user_id, -(CASE WHEN d.due > u.balance_micros THEN u.balance_micros ELSE d.due END),
                 'usage', 'Compute usage', $1, $3
          FROM (SELECT user_id,
-                      CAST(SUM((price_hourly_micros * (metered_minutes + {minutes})) / 60
-                               - (price_hourly_micros * metered_minutes) / 60) AS BIGINT) AS due
+                      CAST(SUM((metered_rate_micros * (metered_minutes + {minutes})) / 60
+                               - (metered_rate_micros * metered_minutes) / 60) AS BIGINT) AS due
                FROM instances WHERE {filter} GROUP BY user_id) d
          JOIN users u ON u.id = d.user_id
          WHERE d.due > 0 AND u.balance_micros > 0"
@@ -95,8 +101,8 @@ async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<
     // is enforced by stopping its instances in `tick`); counted before the instances move on.
     sqlx::query(&format!(
         "UPDATE access_tokens SET spent_micros = spent_micros + COALESCE((
-             SELECT CAST(SUM((price_hourly_micros * (metered_minutes + {minutes})) / 60
-                             - (price_hourly_micros * metered_minutes) / 60) AS BIGINT)
+             SELECT CAST(SUM((metered_rate_micros * (metered_minutes + {minutes})) / 60
+                             - (metered_rate_micros * metered_minutes) / 60) AS BIGINT)
              FROM instances WHERE {filter} AND token_id = access_tokens.id), 0)
          WHERE id IN (SELECT token_id FROM instances WHERE {filter} AND token_id IS NOT NULL)"
     ))
@@ -105,7 +111,10 @@ async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<
     .execute(&mut **tx)
     .await?;
     sqlx::query(&format!(
-        "UPDATE instances SET metered_minutes = metered_minutes + {minutes}, metered_until = {next} WHERE {filter}"
+        "UPDATE instances SET metered_minutes = metered_minutes + {minutes}, metered_until = {next},
+             billed_micros = billed_micros + (metered_rate_micros * (metered_minutes + {minutes})) / 60
+                                           - (metered_rate_micros * metered_minutes) / 60
+         WHERE {filter}"
     ))
     .bind(now)
     .bind(only.unwrap_or(""))
@@ -122,18 +131,78 @@ pub async fn settle(tx: &mut Tx<'_>, instance_id: &str, at: i64) -> ServiceResul
     Ok(())
 }
 
-/// Starts billing an instance that became running at `at`.
-pub async fn begin(tx: &mut Tx<'_>, instance_id: &str, at: i64) -> ServiceResult<()> {
-    sqlx::query("UPDATE instances SET metered_until = $1 WHERE id = $2 AND metered_until IS NULL")
+/// Which rate an instance pays from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// It runs: its plan's hourly price.
+    Running,
+    /// It is stopped: what it still holds (`held_hourly_micros`, see [`HeldRates`]).
+    Held,
+}
+
+/// What a stopped machine pays for what it keeps: each GB of its disk and its public IPv4
+/// address, per hour (config `stopped_disk_gb_hourly`, `stopped_ipv4_hourly`). The figures
+/// follow what providers charge for storage and an address (about $0.044 per GB-month and $0.58
+/// per address-month by default), so that holding a machine without running it is never free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldRates {
+    pub disk_gb_hourly_micros: i64,
+    pub ipv4_hourly_micros: i64,
+}
+
+impl HeldRates {
+    pub fn of(config: &crate::infra::config::Config) -> Self {
+        HeldRates {
+            disk_gb_hourly_micros: config.stopped_disk_gb_hourly_micros,
+            ipv4_hourly_micros: config.stopped_ipv4_hourly_micros,
+        }
+    }
+
+    /// The hourly rate of a stopped machine with `disk_gb` and, when `ipv4`, a public address.
+    pub fn hourly(self, disk_gb: i64, ipv4: bool) -> i64 {
+        disk_gb * self.disk_gb_hourly_micros + if ipv4 { self.ipv4_hourly_micros } else { 0 }
+    }
+}
+
+/// Bills the instance at `rate` from `at`: settles the segment it was billed in (its started
+/// minute) and begins a new one. Idempotent: an instance already billed at that rate is left
+/// as it is, and a zero rate (a stopped machine that holds nothing billable) ends billing.
+/// Call inside the transaction that changes its state.
+pub async fn bill(tx: &mut Tx<'_>, instance_id: &str, at: i64, rate: Rate) -> ServiceResult<()> {
+    let column = match rate {
+        Rate::Running => "price_hourly_micros",
+        Rate::Held => "held_hourly_micros",
+    };
+    let current: Option<(Option<i64>, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT metered_until, metered_rate_micros, {column} FROM instances WHERE id = $1"
+    ))
+    .bind(instance_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((until, current_rate, wanted)) = current else {
+        return Ok(());
+    };
+    if until.is_some() && current_rate == wanted {
+        return Ok(());
+    }
+    if until.is_some() {
+        settle(tx, instance_id, at).await?;
+    }
+    if wanted > 0 {
+        sqlx::query(
+            "UPDATE instances SET metered_until = $1, metered_minutes = 0, metered_rate_micros = $2 WHERE id = $3",
+        )
         .bind(at)
+        .bind(wanted)
         .bind(instance_id)
         .execute(&mut **tx)
         .await?;
+    }
     Ok(())
 }
 
 /// What an account's billed machines cost per hour, as a subquery over `users`.
-const USAGE: &str = "(SELECT COALESCE(SUM(i.price_hourly_micros), 0) FROM instances i WHERE i.user_id = users.id AND i.metered_until IS NOT NULL)";
+const USAGE: &str = "(SELECT COALESCE(SUM(i.metered_rate_micros), 0) FROM instances i WHERE i.user_id = users.id AND i.metered_until IS NOT NULL)";
 
 /// Settings the running-out rules need.
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +213,19 @@ pub struct Rules {
     /// many minutes of what the account runs: the grace period is once per exhaustion, not once
     /// per cent topped up.
     pub min_runtime_minutes: i64,
+    /// Days stopped machines are kept after their account's balance ran out.
+    pub retention_days: i64,
+}
+
+impl Rules {
+    pub fn of(config: &crate::infra::config::Config) -> Self {
+        Rules {
+            grace_minutes: config.balance_grace_minutes,
+            runway_hours: config.low_balance_runway_hours,
+            min_runtime_minutes: config.min_runtime_minutes,
+            retention_days: config.stopped_retention_days,
+        }
+    }
 }
 
 /// One tick at `now`: charge, then apply the running-out rules. Stop jobs and mails are enqueued
@@ -201,10 +283,25 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
     .fetch_all(&mut *tx)
     .await?;
     stop_each(&mut tx, &over_limit, due).await?;
-    let mut stopped_users: Vec<&String> = stopped.iter().map(|(_, u)| u).collect();
-    stopped_users.sort();
-    stopped_users.dedup();
-    mail_each(&mut tx, stopped_users, Notice::Stopped, due).await?;
+    mail_each(&mut tx, users_of(&stopped), Notice::Stopped, due).await?;
+
+    // A stopped machine of an account that stayed out of money for `retention_days` is deleted:
+    // its disk and address would otherwise be held for free for ever. The exhaustion notice
+    // said when.
+    let retention_deadline = now - rules.retention_days * 24 * 60 * MINUTE_MS;
+    let deleted: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE instances SET transition = 'delete', updated_at = $1,
+             reason = 'Deleted because the balance ran out and was not topped up within the retention period'
+         WHERE state = 'stopped' AND transition IS NULL
+           AND user_id IN (SELECT id FROM users WHERE exhausted_at IS NOT NULL AND exhausted_at <= $2)
+         RETURNING id, user_id",
+    )
+    .bind(now)
+    .bind(retention_deadline)
+    .fetch_all(&mut *tx)
+    .await?;
+    enqueue_each(&mut tx, JobKind::Delete, &deleted, due).await?;
+    mail_each(&mut tx, users_of(&deleted), Notice::Deleted, due).await?;
 
     // Low runway: warn once per crossing; the mark clears when the runway is long again.
     sqlx::query(&format!(
@@ -233,6 +330,7 @@ pub async fn tick(db: &Pool, now: i64, rules: Rules) -> ServiceResult<TickReport
             .chain(over_limit)
             .map(|(i, _)| i)
             .collect(),
+        deleted: deleted.into_iter().map(|(i, _)| i).collect(),
         warned,
     })
 }
@@ -251,12 +349,30 @@ async fn mail_each<'a>(
     Ok(())
 }
 
+/// Each user of (instance, user) pairs, once.
+fn users_of(pairs: &[(String, String)]) -> Vec<&String> {
+    let mut users: Vec<&String> = pairs.iter().map(|(_, u)| u).collect();
+    users.sort();
+    users.dedup();
+    users
+}
+
 /// Enqueues the stop job of each (instance, user) the rules just marked `stopping`.
 async fn stop_each(tx: &mut Tx<'_>, stopped: &[(String, String)], due: i64) -> ServiceResult<()> {
-    for (instance, user) in stopped {
+    enqueue_each(tx, JobKind::Stop, stopped, due).await
+}
+
+/// Enqueues a `kind` job for each (instance, user).
+async fn enqueue_each(
+    tx: &mut Tx<'_>,
+    kind: JobKind,
+    pairs: &[(String, String)],
+    due: i64,
+) -> ServiceResult<()> {
+    for (instance, user) in pairs {
         queue::enqueue(
             tx,
-            JobKind::Stop,
+            kind,
             Some(user),
             Some(instance),
             serde_json::json!({}),
@@ -270,7 +386,7 @@ async fn stop_each(tx: &mut Tx<'_>, stopped: &[(String, String)], due: i64) -> S
 /// What a user's billable instances cost per hour (µUSD).
 pub async fn hourly_usage(db: &Pool, user_id: &str) -> ServiceResult<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(price_hourly_micros), 0) AS BIGINT) FROM instances WHERE user_id = $1 AND metered_until IS NOT NULL",
+        "SELECT CAST(COALESCE(SUM(metered_rate_micros), 0) AS BIGINT) FROM instances WHERE user_id = $1 AND metered_until IS NOT NULL",
     )
     .bind(user_id)
     .fetch_one(db)

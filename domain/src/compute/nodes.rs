@@ -333,7 +333,47 @@ pub async fn place(
     }))
 }
 
-/// Gives a deleted or failed instance's share of its node back.
+/// How a stopped machine takes its vCPU and memory back on its own node (its disk is there).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reclaim {
+    /// Only when they fit within the node's capacity × the overcommit ratios (a start asked for).
+    IfRoom { cpu_ratio: f64, memory_ratio: f64 },
+    /// Whatever the node holds: the machine is found running already (the reconciler).
+    Anyway,
+}
+
+/// Counts a starting machine's vCPU and memory on its node again. `false` when `how` asks for
+/// room and the node has none: other machines took what this one gave back when it stopped.
+pub async fn reclaim(
+    tx: &mut Tx<'_>,
+    node_id: &str,
+    size: Size,
+    how: Reclaim,
+) -> ServiceResult<bool> {
+    let (cpu_ratio, memory_ratio, check) = match how {
+        Reclaim::IfRoom {
+            cpu_ratio,
+            memory_ratio,
+        } => (cpu_ratio, memory_ratio, 1),
+        Reclaim::Anyway => (1.0, 1.0, 0),
+    };
+    let done = sqlx::query(
+        "UPDATE nodes SET used_vcpu = used_vcpu + $1, used_memory_mb = used_memory_mb + $2
+         WHERE id = $3 AND ($6 = 0 OR (used_vcpu + $1 <= vcpu * $4 AND used_memory_mb + $2 <= memory_mb * $5))",
+    )
+    .bind(size.vcpu)
+    .bind(size.memory_mb)
+    .bind(node_id)
+    .bind(cpu_ratio)
+    .bind(memory_ratio)
+    .bind(check)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Gives an instance's share of its node back: all of it when deleted or failed, its vCPU and
+/// memory (`disk_gb` 0) when stopped.
 pub async fn release(tx: &mut Tx<'_>, node_id: &str, size: Size) -> ServiceResult<()> {
     sqlx::query(
         "UPDATE nodes SET used_vcpu = used_vcpu - $1, used_memory_mb = used_memory_mb - $2, used_disk_gb = used_disk_gb - $3

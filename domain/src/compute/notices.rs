@@ -23,6 +23,8 @@ pub enum Notice {
     Exhausted,
     /// The grace period ended and the running machines were stopped.
     Stopped,
+    /// The balance stayed out for `stopped_retention_days`: the stopped machines were deleted.
+    Deleted,
 }
 
 impl Notice {
@@ -31,6 +33,7 @@ impl Notice {
             Notice::LowBalance => "low_balance",
             Notice::Exhausted => "exhausted",
             Notice::Stopped => "stopped",
+            Notice::Deleted => "deleted",
         }
     }
 }
@@ -42,6 +45,7 @@ impl FromStr for Notice {
             "low_balance" => Ok(Notice::LowBalance),
             "exhausted" => Ok(Notice::Exhausted),
             "stopped" => Ok(Notice::Stopped),
+            "deleted" => Ok(Notice::Deleted),
             other => Err(format!("unknown mail template {other}")),
         }
     }
@@ -63,6 +67,7 @@ pub async fn send(db: &Pool, config: &Config, user_id: &str, notice: Notice) -> 
 fn write(config: &Config, notice: Notice, balance: i64, hourly: i64) -> (&'static str, String) {
     let billing = format!("{}/billing", config.public_url);
     let grace = config.balance_grace_minutes;
+    let retention = config.stopped_retention_days;
     match notice {
         Notice::LowBalance => {
             let hours = if hourly > 0 { balance as f64 / hourly as f64 } else { f64::INFINITY };
@@ -80,16 +85,26 @@ fn write(config: &Config, notice: Notice, balance: i64, hourly: i64) -> (&'stati
         Notice::Exhausted => (
             "Your Hangar balance has run out",
             format!(
-                "Your balance has reached $0.0000 while machines are running.\n\n\
-                 They will be stopped in {grace} minutes unless you top up at {billing}. Stopped machines keep their \
-                 disks and snapshots; you can start them again after topping up.\n"
+                "Your balance has reached $0.0000 while you have machines.\n\n\
+                 Running machines will be stopped in {grace} minutes unless you top up at {billing}. Stopped machines \
+                 keep their disks and snapshots; you can start them again after topping up. If the balance is not \
+                 topped up within {retention} days, stopped machines are deleted with their disks.\n"
             ),
         ),
         Notice::Stopped => (
             "Your Hangar machines were stopped",
             format!(
                 "Your balance ran out, so your running machines have been stopped. They were not deleted.\n\n\
-                 Top up at {billing} and start them again from the portal or the API.\n"
+                 Top up at {billing} and start them again from the portal or the API. Stopped machines are \
+                 deleted {retention} days after the balance ran out unless it is topped up.\n"
+            ),
+        ),
+        Notice::Deleted => (
+            "Your stopped Hangar machines were deleted",
+            format!(
+                "Your balance ran out more than {retention} days ago and was not topped up, so your stopped \
+                 machines and their disks have been deleted.\n\n\
+                 Your account stays open; top up at {billing} to create new machines.\n"
             ),
         ),
     }

@@ -31,7 +31,6 @@ use futures::StreamExt;
 use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
 use crate::compute::executor::{self, NodeDriver};
 use crate::compute::instances::{self, InstanceRow, InstanceState};
-use crate::compute::meter;
 use crate::compute::nodes::NodeRow;
 use crate::infra::db;
 use crate::infra::error::ServiceResult;
@@ -205,7 +204,7 @@ async fn reconcile_instance(
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() == 1 {
-                meter::begin(&mut tx, &inst.id, at).await?;
+                executor::now_running(&mut tx, &inst.id, at).await?;
                 report.started.push(inst.id.clone());
             }
             tx.commit().await?;

@@ -164,6 +164,14 @@ pub struct Config {
     pub public_ip_cooldown_minutes: i64,
     /// Minutes a user's instances keep running after the balance reached zero.
     pub balance_grace_minutes: i64,
+    /// What a stopped machine pays per hour for each GB of its disk (µUSD), and for its public
+    /// IPv4 address: stopped machines give their vCPU and memory back to the node but keep
+    /// their disk and address, so they pay for those (see `compute::meter::HeldRates`).
+    pub stopped_disk_gb_hourly_micros: i64,
+    pub stopped_ipv4_hourly_micros: i64,
+    /// Days a stopped machine is kept after its account's balance ran out (it holds a disk and an
+    /// address nobody pays for any more); then it is deleted, after a notice at exhaustion.
+    pub stopped_retention_days: i64,
     /// Warn by email when the balance covers less than this many hours of current usage.
     pub low_balance_runway_hours: i64,
     /// SMTP server for outgoing mail (`smtp://host:port`, `smtps://user:pass@host`). Unset: mail
@@ -381,6 +389,9 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("meter_interval_secs", Some("60")),
     ("balance_grace_minutes", Some("60")),
     ("public_ip_cooldown_minutes", Some("60")),
+    ("stopped_disk_gb_hourly", Some("0.00006")),
+    ("stopped_ipv4_hourly", Some("0.0008")),
+    ("stopped_retention_days", Some("14")),
     ("low_balance_runway_hours", Some("24")),
     ("smtp_url", None),
     ("mail_from", Some("Hangar <hangar@localhost>")),
@@ -435,6 +446,16 @@ impl RawConfig {
             key: key.to_owned(),
             origin: "default".to_owned(),
             reason: "a value is required".to_owned(),
+        })
+    }
+
+    /// A USD amount key (`0.0008`), in µUSD.
+    fn usd(&self, key: &'static str) -> Result<i64, ConfigError> {
+        let usd: f64 = self.required(key)?;
+        model::money::micros_from_usd(usd).map_err(|reason| ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: self.get(key).map(|(_, o)| o).unwrap_or_default(),
+            reason: reason.to_owned(),
         })
     }
 
@@ -550,6 +571,9 @@ impl RawConfig {
             meter_interval_secs: self.required::<u64>("meter_interval_secs")?.max(1),
             balance_grace_minutes: self.required("balance_grace_minutes")?,
             public_ip_cooldown_minutes: self.required::<i64>("public_ip_cooldown_minutes")?.max(0),
+            stopped_disk_gb_hourly_micros: self.usd("stopped_disk_gb_hourly")?,
+            stopped_ipv4_hourly_micros: self.usd("stopped_ipv4_hourly")?,
+            stopped_retention_days: self.required::<i64>("stopped_retention_days")?.max(1),
             low_balance_runway_hours: self.required("low_balance_runway_hours")?,
             smtp_url: self.string("smtp_url").map(Secret::new),
             mail_from: self.string("mail_from").unwrap_or_default(),

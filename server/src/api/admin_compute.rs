@@ -5,6 +5,7 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
+use domain::compute::meter::HeldRates;
 use domain::compute::{addresses, catalog, nodes, reconcile, survey};
 use domain::AppState;
 use model::compute::{Image, Plan, Template};
@@ -176,7 +177,9 @@ async fn upsert_plan(
     ApiJson(body): ApiJson<catalog::PlanInput>,
 ) -> Result<ApiJson<Plan>> {
     Ok(ApiJson(
-        catalog::upsert_plan(&state.db, body).await?.to_api(),
+        catalog::upsert_plan(&state.db, body)
+            .await?
+            .to_api(HeldRates::of(&state.config)),
     ))
 }
 

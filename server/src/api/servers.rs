@@ -59,6 +59,9 @@ pub struct Server {
     pub disk_gb: i64,
     /// USD per hour, as a string (`"0.0042"`).
     pub price_per_hour: String,
+    /// USD per hour while stopped: its disk per GB-hour and its public IPv4 address, which a
+    /// stopped server keeps (its vCPU and memory go back to the host).
+    pub stopped_price_per_hour: String,
     pub backups: bool,
     pub ddos_protection: bool,
     pub ssh_key_ids: Vec<String>,
@@ -87,6 +90,7 @@ async fn to_server(state: &AppState, inst: &InstanceRow) -> Result<Server> {
         memory_mb: inst.memory_mb,
         disk_gb: inst.disk_gb,
         price_per_hour: usd_plain(inst.price_hourly_micros),
+        stopped_price_per_hour: usd_plain(inst.held_hourly_micros),
         backups: inst.backups == 1,
         ddos_protection: inst.ddos_protection == 1,
         ssh_key_ids: inst.ssh_key_ids(),

@@ -9,6 +9,7 @@ use axum::{
     http::StatusCode,
 };
 use domain::compute::instances::{self, Action, NewInstance};
+use domain::compute::meter::HeldRates;
 use domain::compute::{catalog, executor, keys, survey};
 use domain::AppState;
 use model::compute::{Image, MachineStats, Plan, Snapshot, SshKey, Template, Vps};
@@ -52,7 +53,7 @@ async fn pricing(State(state): State<AppState>) -> Result<ApiJson<Vec<Plan>>> {
         catalog::plans(&state.db)
             .await?
             .iter()
-            .map(|p| p.to_api())
+            .map(|p| p.to_api(HeldRates::of(&state.config)))
             .collect(),
     ))
 }

@@ -287,13 +287,17 @@ async fn vps_lifecycle_from_create_to_delete() {
     app.run_jobs().await;
     let stopped = get_vps(&app, &token, &id).await;
     assert_eq!(stopped["state"], "stopped");
+    let row = instances::get(&app.state.db, &uid, &id).await.unwrap();
+    let rate: i64 = sqlx::query_scalar("SELECT metered_rate_micros FROM instances WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
     assert!(
-        instances::get(&app.state.db, &uid, &id)
-            .await
-            .unwrap()
-            .metered_until
-            .is_none(),
-        "billing ended at the stop"
+        row.metered_until.is_some()
+            && rate == row.held_hourly_micros
+            && rate < row.price_hourly_micros,
+        "at the stop, billing moved from the price to the held rate (disk and address)"
     );
     expect_error(
         app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))

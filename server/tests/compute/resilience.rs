@@ -201,8 +201,8 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
     assert_eq!(get_vps(&app, &token, &b).await["state"], "stopped");
     assert_eq!(
         vm_node(&app).await.used_vcpu,
-        2,
-        "the failed one's capacity is back"
+        1,
+        "the failed one's capacity is back, and the stopped one's vCPU"
     );
     assert_eq!(
         reconcile::run(&app.state).await.unwrap(),
@@ -223,7 +223,7 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
         "Instance",
     )
     .await;
-    assert_eq!(vm_node(&app).await.used_vcpu, 2, "released once, not twice");
+    assert_eq!(vm_node(&app).await.used_vcpu, 1, "released once, not twice");
 }
 
 #[tokio::test]
