@@ -92,6 +92,7 @@ impl AppState {
                 db::stored_secret(&db, "guest_ssh").await?.as_bytes(),
             )),
             installation: db::stored_secret(&db, "installation").await?[..16].to_owned(),
+            container_pids_limit: config.container_pids_limit,
         }));
         // Which node holds which image, before the first create is placed.
         compute::survey::all(&db, &drivers).await?;

@@ -99,6 +99,11 @@ pub struct Vps {
     /// players connect there; `ip` above is the same host). Absent for other machines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    /// What a container has written to its disk, as its node last measured it (bytes). Hangar
+    /// stops a container that writes more than its `disk_gb`. Absent for VMs (their disk image
+    /// is the bound) and before the first measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_used_bytes: Option<i64>,
 }
 
 /// A snapshot of a VPS.

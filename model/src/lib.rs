@@ -4,5 +4,7 @@
 
 pub mod accounts;
 pub mod compute;
+#[cfg(feature = "docker")]
+pub mod engine;
 pub mod market;
 pub mod money;

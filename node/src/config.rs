@@ -30,6 +30,7 @@
 //! archive_entries = 100000     # an archive with more entries is refused
 //! archive_bytes = 10737418240  # nor may it unpack to more than this
 //! list_page = 1000             # entries per listing page unless the client asks fewer
+//! container_pids = 4096        # most processes in one container unless its create says
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -93,6 +94,8 @@ pub struct Limits {
     pub archive_entries: u64,
     pub archive_bytes: u64,
     pub list_page: usize,
+    /// The most processes a container may hold unless its create says otherwise.
+    pub container_pids: u64,
 }
 
 impl Storage {
@@ -153,6 +156,7 @@ impl Default for Limits {
             archive_entries: 100_000,
             archive_bytes: 10 * 1024 * 1024 * 1024,
             list_page: 1000,
+            container_pids: 4096,
         }
     }
 }

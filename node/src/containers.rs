@@ -9,7 +9,8 @@
 //!   goes `installing` → `ready` (or `failed` when the script exits non-zero).
 //! - **start** creates the engine container when there is none (`hangar-node-<internal_id>`:
 //!   `sh -c <startup_command>` on a TTY with stdin open, the volume at `/home/container`, the
-//!   bound ports published on the same port inside, memory and CPU limits), attaches to it
+//!   bound ports published on the same port inside, memory, CPU and process limits, no new
+//!   privileges, on its group's isolated network: see [`network_of`]), attaches to it
 //!   before starting so no output is missed, and reports `starting`, then `running` when a
 //!   console line matches `start_pattern` (at once when there is none), and `exit` when it ends.
 //! - **reinstall** replaces the engine container and runs the install script again on the same
@@ -61,6 +62,14 @@ pub struct Limits {
     pub memory: u64,
     #[serde(default)]
     pub cpu: f64,
+    /// Hangar's extension: the most processes the container may hold; 0 takes the daemon's
+    /// `limits.container_pids` (and is not shown, so the reference's shape stays as it is).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pids: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A container as stored and as `GET /containers/{id}` shows it.
@@ -81,6 +90,9 @@ pub struct Record {
     pub ports: Vec<Binding>,
     pub limits: Limits,
     pub environment: HashMap<String, String>,
+    /// Hangar's extension: the isolation group whose network the container joins (`null`: its
+    /// own network).
+    pub network: Option<String>,
     pub mount: serde_json::Value,
     pub created_at: i64,
     pub updated_at: i64,
@@ -101,9 +113,10 @@ type Row = (
     i64,
     i64,
     Option<String>,
+    Option<String>,
 );
 
-const COLUMNS: &str = "internal_id, container_id, volume_id, image, startup_command, start_pattern, install_script, install_state, ports, limits, environment, created_at, updated_at, install_error";
+const COLUMNS: &str = "internal_id, container_id, volume_id, image, startup_command, start_pattern, install_script, install_state, ports, limits, environment, created_at, updated_at, install_error, network";
 
 fn record(row: Row) -> Record {
     Record {
@@ -117,6 +130,7 @@ fn record(row: Row) -> Record {
         install_script: row.6,
         install_state: row.7,
         install_error: row.13,
+        network: row.14,
         ports: serde_json::from_str(&row.8).unwrap_or_default(),
         limits: serde_json::from_str(&row.9).unwrap_or_default(),
         environment: serde_json::from_str(&row.10).unwrap_or_default(),
@@ -310,6 +324,10 @@ pub struct NewContainer {
     /// Hangar's extension: environment variables for the install script and the container.
     #[serde(default)]
     pub environment: HashMap<String, String>,
+    /// Hangar's extension: containers given the same `network` (Hangar gives the owner's
+    /// account) share one isolated network; each other container has one of its own.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 fn check_id(id: &str) -> NodeResult<()> {
@@ -455,6 +473,11 @@ async fn set_container_id(node: &Node, id: &str, container_id: Option<&str>) -> 
 
 pub async fn create(node: &Node, new: NewContainer) -> NodeResult<Record> {
     check_id(&new.internal_id)?;
+    if let Some(group) = &new.network {
+        check_id(group).map_err(|_| {
+            NodeError::bad_request("Invalid network: 1 to 64 letters, digits, '-', '_' or '.'")
+        })?;
+    }
     check_limits(&new.limits)?;
     check_pattern(new.start_pattern.as_deref())?;
     if new.image.trim().is_empty() || new.startup_command.trim().is_empty() {
@@ -465,8 +488,8 @@ pub async fn create(node: &Node, new: NewContainer) -> NodeResult<Record> {
     node.volumes().get(&new.volume_id)?;
     let now = now();
     let inserted = sqlx::query(
-        "INSERT INTO containers (internal_id, container_id, volume_id, image, startup_command, start_pattern, install_script, install_state, ports, limits, environment, created_at, updated_at) \
-         VALUES (?, NULL, ?, ?, ?, ?, ?, 'installing', ?, ?, ?, ?, ?) ON CONFLICT (internal_id) DO NOTHING",
+        "INSERT INTO containers (internal_id, container_id, volume_id, image, startup_command, start_pattern, install_script, install_state, ports, limits, environment, created_at, updated_at, network) \
+         VALUES (?, NULL, ?, ?, ?, ?, ?, 'installing', ?, ?, ?, ?, ?, ?) ON CONFLICT (internal_id) DO NOTHING",
     )
     .bind(&new.internal_id)
     .bind(&new.volume_id)
@@ -479,6 +502,7 @@ pub async fn create(node: &Node, new: NewContainer) -> NodeResult<Record> {
     .bind(serde_json::to_string(&new.environment).unwrap_or_default())
     .bind(now)
     .bind(now)
+    .bind(&new.network)
     .execute(node.db())
     .await?;
     if inserted.rows_affected() == 0 {
@@ -597,7 +621,7 @@ async fn install(node: &Node, record: &Record, live: &Live) -> NodeResult<Instal
                 format!("{}:/mnt/install:ro", dir.display()),
             ]),
             memory: (record.limits.memory > 0).then_some(record.limits.memory as i64),
-            ..Default::default()
+            ..tenant_host_config(node, &docker, record).await?
         }),
         ..Default::default()
     };
@@ -707,6 +731,33 @@ async fn remove_engine_container(docker: &Docker, name: &str) -> NodeResult<()> 
     }
 }
 
+/// The engine network of `record`'s isolation group: `hangar-node-net-<group>`, the group being
+/// the `network` Hangar gave (the owner's account), else the container itself. Containers of
+/// one group reach each other; no container reaches another group's (see `model::engine`).
+fn network_of(record: &Record) -> String {
+    let group = record.network.as_deref().unwrap_or(&record.internal_id);
+    format!("hangar-node-net-{group}")
+}
+
+/// The host configuration every engine container of `record` starts from: its group's isolated
+/// network (made on first use), the process limit and no new privileges.
+async fn tenant_host_config(
+    node: &Node,
+    docker: &Docker,
+    record: &Record,
+) -> NodeResult<HostConfig> {
+    let network = network_of(record);
+    let labels = HashMap::from([("hangar.node.network".to_owned(), network.clone())]);
+    model::engine::isolated_network(docker, &network, labels)
+        .await
+        .map_err(engine)?;
+    let pids = match record.limits.pids {
+        0 => node.config().limits.container_pids,
+        n => n,
+    };
+    Ok(model::engine::tenant_host_config(&network, pids as i64))
+}
+
 /// The engine container for `record`, created when there is none.
 async fn ensure_main(node: &Node, docker: &Docker, record: &Record) -> NodeResult<String> {
     let name = main_name(&record.internal_id);
@@ -752,7 +803,7 @@ async fn ensure_main(node: &Node, docker: &Docker, record: &Record) -> NodeResul
             port_bindings: Some(bindings),
             memory: (record.limits.memory > 0).then_some(record.limits.memory as i64),
             nano_cpus: (record.limits.cpu > 0.0).then_some((record.limits.cpu * 1e9) as i64),
-            ..Default::default()
+            ..tenant_host_config(node, docker, record).await?
         }),
         ..Default::default()
     };
@@ -1037,7 +1088,7 @@ pub async fn rebind(node: &Node, id: &str, ports: Vec<Binding>) -> NodeResult<()
 }
 
 pub async fn delete(node: &Node, id: &str) -> NodeResult<()> {
-    get(node, id).await?;
+    let record = get(node, id).await?;
     let docker = docker(&node.config().docker.host)?;
     if let Some(live) = node.containers().remove(id) {
         live.stop_tasks();
@@ -1045,6 +1096,8 @@ pub async fn delete(node: &Node, id: &str) -> NodeResult<()> {
     }
     remove_engine_container(&docker, &install_name(id)).await?;
     remove_engine_container(&docker, &main_name(id)).await?;
+    // The group's network goes with its last container.
+    model::engine::remove_network_if_unused(&docker, &network_of(&record)).await;
     let mut tx = node.db().begin().await?;
     sqlx::query("UPDATE ports SET container = NULL, in_use = 0 WHERE container = ?")
         .bind(id)

@@ -457,3 +457,91 @@ async fn a_console_token_opens_only_its_containers_socket() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "used up");
     d.delete(&format!("/containers/{id}")).await;
 }
+
+/// Makes and starts a container of isolation group `network` running `command` (no install, no
+/// ports); returns its id and a socket on its console, already running.
+async fn started(d: &Daemon, network: &str, command: &str) -> (String, common::Ws) {
+    let (volume, _) = d.volume(None).await;
+    let id = unique("apart");
+    let (status, body) = d
+        .post(
+            "/containers",
+            json!({"internal_id": id, "image": IMAGE, "volume_id": volume, "startup_command": command, "network": network}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut ws = d.socket(&id, TOKEN).await;
+    until(&mut ws, 60, |v| is_event(v, "ready")).await;
+    d.post(&format!("/containers/{id}/start"), json!({})).await;
+    until(&mut ws, 30, |v| is_event(v, "running")).await;
+    (id, ws)
+}
+
+/// Containers apart on a node daemon: containers Hangar gives the same `network` (one account's)
+/// reach each other, another group's do not, and each runs with the process limit and no new
+/// privileges. Before, every container sat on the engine's one bridge.
+#[tokio::test]
+async fn containers_of_different_groups_cannot_reach_each_other() {
+    let Some(d) = daemon().await else { return };
+    let engine = hangar_node::containers::docker(&docker_host().unwrap()).unwrap();
+    let (web, _web_ws) = started(
+        &d,
+        "acct-one",
+        "mkdir -p /tmp/w && echo hi > /tmp/w/index.html && httpd -f -p 8080 -h /tmp/w",
+    )
+    .await;
+    let inspected = engine
+        .inspect_container(&format!("hangar-node-{web}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        model::engine::networks_of(&inspected),
+        vec!["hangar-node-net-acct-one".to_owned()]
+    );
+    let host = inspected.host_config.clone().unwrap();
+    assert_eq!(
+        host.pids_limit,
+        Some(4096),
+        "the daemon's default process limit"
+    );
+    assert!(
+        host.security_opt
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges")),
+        "no new privileges"
+    );
+    let ip = inspected
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| {
+            n.into_values()
+                .find_map(|e| e.ip_address.filter(|ip| !ip.is_empty()))
+        })
+        .expect("the web container's address");
+    let probe = format!(
+        "sleep 1; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8080 2>&1 | head -n 1; echo probe-done"
+    );
+    let (same, mut same_ws) = started(&d, "acct-one", &probe).await;
+    let seen = until(&mut same_ws, 20, |v| console_has(v, "probe-done")).await;
+    assert!(
+        seen.iter().any(|v| console_has(v, "HTTP/1.")),
+        "the same group reaches it: {seen:#?}"
+    );
+    let (other, mut other_ws) = started(&d, "acct-two", &probe).await;
+    let seen = until(&mut other_ws, 20, |v| console_has(v, "probe-done")).await;
+    assert!(
+        !seen.iter().any(|v| console_has(v, "HTTP/")),
+        "another group must not reach it: {seen:#?}"
+    );
+    for id in [&web, &same, &other] {
+        d.delete(&format!("/containers/{id}")).await;
+    }
+    assert!(
+        engine
+            .inspect_network("hangar-node-net-acct-two", None)
+            .await
+            .is_err(),
+        "a group's network goes with its last container"
+    );
+}

@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         let spec = MachineSpec {
             name: driver::machine_name(&id),
             instance_id: id.clone(),
+            account: "bench".into(),
             hostname: format!("d{i}"),
             vcpu: 1,
             memory_mb: 256,

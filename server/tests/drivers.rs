@@ -39,6 +39,7 @@ fn spec_with(id: &str, image: String) -> MachineSpec {
     MachineSpec {
         name: machine_name(id),
         instance_id: id.into(),
+        account: "test-account".into(),
         hostname: "story".into(),
         vcpu: 1,
         memory_mb: 64,

@@ -654,3 +654,151 @@ async fn commands_a_dead_replica_left_running_are_killed_and_ended_with_a_reason
         "a job nobody had started is run to its end"
     );
 }
+
+/// What `command` run in machine `from` got back from `http://ip:8080/` (its first line), or
+/// what the try printed when nothing answered.
+async fn fetch_from(app: &TestApp, token: &str, from: &str, ip: &str) -> String {
+    let r = run_ok(
+        app,
+        token,
+        from,
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8080 2>&1 | head -n 1"),
+    )
+    .await;
+    r["stdout"].as_str().unwrap_or_default().trim().to_owned()
+}
+
+/// Containers apart: each account's machines share a network of their own, so a machine reaches
+/// its owner's other machines and never another account's (before, every tenant's containers sat
+/// on the engine's one bridge and reached each other); a fork bomb stops at the process limit;
+/// no process gains privileges (`no-new-privileges`). Checked from inside, on the real engine.
+#[tokio::test]
+async fn containers_of_different_accounts_cannot_reach_each_other_and_are_bounded() {
+    let Some(app) = container_app(&[("container_pids_limit", "64")]).await else {
+        return;
+    };
+    let (_, alice) = app.funded_user("iso-alice", 10.0).await;
+    let (_, bob) = app.funded_user("iso-bob", 10.0).await;
+    let web = running_container(&app, &alice, "web").await;
+    let worker = running_container(&app, &alice, "worker").await;
+    let intruder = running_container(&app, &bob, "intruder").await;
+    // A web server in alice's first machine (busybox httpd, backgrounded by itself).
+    run_ok(
+        &app,
+        &alice,
+        &web,
+        "mkdir -p /www && echo hi > /www/index.html && httpd -p 8080 -h /www",
+    )
+    .await;
+    let ip = expect_json(
+        app.get(&format!("/api/vps/{web}"), Some(&alice)).await,
+        StatusCode::OK,
+    )
+    .await["ip"]
+        .as_str()
+        .expect("a running container has an address")
+        .to_owned();
+
+    let same = fetch_from(&app, &alice, &worker, &ip).await;
+    assert!(
+        same.starts_with("HTTP/1."),
+        "the owner's other machine reaches it: {same:?}"
+    );
+    let other = fetch_from(&app, &bob, &intruder, &ip).await;
+    assert!(
+        !other.starts_with("HTTP/"),
+        "another account's machine must not reach it: {other:?}"
+    );
+
+    let privs = run_ok(&app, &alice, &web, "grep NoNewPrivs /proc/self/status").await;
+    assert_eq!(
+        privs["stdout"]
+            .as_str()
+            .map(str::split_whitespace)
+            .map(Iterator::collect::<Vec<_>>),
+        Some(vec!["NoNewPrivs:", "1"])
+    );
+
+    // A hundred sleepers where 64 processes are allowed: the rest cannot fork. (Short ones: a
+    // machine at its limit cannot start the next command either.)
+    let bomb = run_ok(
+        &app,
+        &alice,
+        &worker,
+        "for i in $(seq 100); do sleep 3 & done",
+    )
+    .await;
+    assert!(
+        bomb["stderr"].as_str().unwrap().contains("can't fork"),
+        "forks beyond the limit fail: {bomb:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let limit = run_ok(
+        &app,
+        &alice,
+        &worker,
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    )
+    .await;
+    assert_eq!(
+        limit["stdout"], "64\n",
+        "the machine's cgroup holds the limit"
+    );
+}
+
+/// The plan's disk holds for containers: the engines here cannot bound a container's writable
+/// layer, so each reconciler pass measures it, records it on the machine, and stops a container
+/// that wrote more than its plan's disk, saying why; its owner may start it again to delete
+/// files, and it is left running once under the limit. Before, a 1 GB plan could fill the host.
+#[tokio::test]
+async fn a_container_that_writes_past_its_disk_is_stopped_and_may_clean_up() {
+    let Some(app) = container_app(&[]).await else {
+        return;
+    };
+    let (_, token) = app.funded_user("filler", 10.0).await;
+    let id = running_container(&app, &token, "filler").await; // c-micro: 1 GB of disk
+    let fill = run_ok(&app, &token, &id, "head -c 1153433600 /dev/zero > /fill").await;
+    assert_eq!(fill["exit_code"], 0, "{fill:?}");
+    let report = domain::compute::reconcile::run(&app.state).await.unwrap();
+    assert_eq!(report.over_disk, vec![id.clone()]);
+    app.run_jobs().await;
+    let vps = expect_json(
+        app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(vps["state"], "stopped", "{vps:?}");
+    assert!(
+        vps["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than its plan's 1 GB"),
+        "{vps:?}"
+    );
+    assert!(
+        vps["disk_used_bytes"].as_i64().unwrap() > 1 << 30,
+        "{vps:?}"
+    );
+
+    // Started again, it cleans up and stays up.
+    expect_json(
+        app.post(&format!("/api/vps/{id}/start"), Some(&token), json!({}))
+            .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    run_ok(&app, &token, &id, "rm /fill").await;
+    let report = domain::compute::reconcile::run(&app.state).await.unwrap();
+    assert!(report.over_disk.is_empty(), "{report:?}");
+    let vps = expect_json(
+        app.get(&format!("/api/vps/{id}"), Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(vps["state"], "running");
+    assert!(
+        vps["disk_used_bytes"].as_i64().unwrap() < 1 << 20,
+        "{vps:?}"
+    );
+}

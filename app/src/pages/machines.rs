@@ -603,7 +603,14 @@ fn PowerCard(
                     None => view! { <span class="muted">"assigned when it starts"</span> }.into_any(),
                 }}</dd>
                 <dt>"Plan"</dt><dd>{plan}</dd>
-                <dt>"Size"</dt><dd>{move || { let v = vps.get(); format!("{} vCPU · {} MB RAM · {} GB disk", v.vcpu, v.memory_mb, v.disk_gb) }}</dd>
+                <dt>"Size"</dt><dd data-test="machine-size">{move || {
+                    let v = vps.get();
+                    let used = v
+                        .disk_used_bytes
+                        .map(|b| format!(" ({:.1} GB used)", b as f64 / (1u64 << 30) as f64))
+                        .unwrap_or_default();
+                    format!("{} vCPU · {} MB RAM · {} GB disk{used}", v.vcpu, v.memory_mb, v.disk_gb)
+                }}</dd>
                 <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
                 <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>
                 <dt>"Region"</dt><dd>{move || vps.get().region}</dd>

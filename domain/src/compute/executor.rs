@@ -90,6 +90,7 @@ pub async fn machine_spec(state: &AppState, inst: &InstanceRow) -> ServiceResult
     Ok(MachineSpec {
         name: machine_name(&inst.id),
         instance_id: inst.id.clone(),
+        account: inst.user_id.clone(),
         hostname: inst.name.clone(),
         vcpu: inst.vcpu as u32,
         memory_mb: inst.memory_mb as u64,

@@ -73,12 +73,14 @@ pub struct InstanceRow {
     pub unreachable_since: Option<i64>,
     /// JSON array of the host ports it got from a node daemon's pool (`ip:port/protocol`).
     pub ports: String,
+    /// What it has written to its disk, as its node last reported (containers).
+    pub disk_used_bytes: Option<i64>,
 }
 
 pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
     price_hourly_micros, state, transition, reason, progress, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
     backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
-    metered_minutes, holds_compute, held_hourly_micros, created_at, updated_at, deleted_at, unreachable_since, ports";
+    metered_minutes, holds_compute, held_hourly_micros, created_at, updated_at, deleted_at, unreachable_since, ports, disk_used_bytes";
 
 impl InstanceRow {
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -136,6 +138,7 @@ impl InstanceRow {
             created_at: rfc3339(self.created_at),
             unreachable_since: self.unreachable_since.map(rfc3339),
             ports: serde_json::from_str(&self.ports).unwrap_or_default(),
+            disk_used_bytes: self.disk_used_bytes,
         }
     }
 }

@@ -12,7 +12,12 @@
 //! - a running machine without a recorded address has one now → recorded (a real guest asks for
 //!   its DHCP lease seconds after the create job has finished);
 //! - a machine named `hangar-<id>` whose instance is deleted or unknown → destroyed (a leak left
-//!   by a crash between the driver call and the database update).
+//!   by a crash between the driver call and the database update);
+//! - a container that has written more than its plan's disk (its writable layer, as the engine
+//!   measures it) → stopped, with the reason: the engines here cannot bound a container's disk
+//!   (see `model::engine`), so Hangar holds it to its plan each pass. It may be started again to
+//!   delete files; if it is still over at the next pass, it is stopped again. What each machine
+//!   uses is recorded (`disk_used_bytes`) and shown to its owner.
 //!
 //! Each node's pass ends with its image survey (`compute::survey`); each pass ends by recording
 //! every node's load (`nodes::record_load`, the operator's charts).
@@ -32,8 +37,8 @@ use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
 use crate::compute::executor::{self, NodeDriver};
 use crate::compute::instances::{self, InstanceRow, InstanceState};
 use crate::compute::nodes::NodeRow;
-use crate::infra::db;
 use crate::infra::error::ServiceResult;
+use crate::infra::{db, queue};
 use crate::AppState;
 
 /// What one pass changed.
@@ -45,6 +50,8 @@ pub struct Report {
     pub addressed: Vec<String>,
     pub destroyed: Vec<String>,
     pub unreachable_nodes: Vec<String>,
+    /// Stopped for writing more than their plan's disk.
+    pub over_disk: Vec<String>,
 }
 
 /// How long a node has to list its machines. A node that takes longer is treated as unreachable
@@ -100,6 +107,7 @@ impl Report {
             (&mut self.addressed, other.addressed),
             (&mut self.destroyed, other.destroyed),
             (&mut self.unreachable_nodes, other.unreachable_nodes),
+            (&mut self.over_disk, other.over_disk),
         ] {
             mine.extend(theirs);
             mine.sort();
@@ -145,6 +153,9 @@ async fn reconcile_node(
         let seen = machines
             .iter()
             .find(|m| instance_of(&m.name) == Some(inst.id.as_str()));
+        if let Some(used) = seen.and_then(|m| m.disk_used) {
+            hold_to_disk(state, inst, used, report).await?;
+        }
         reconcile_instance(state, &node, driver.as_ref(), inst, seen, report).await?;
     }
     destroy_orphans(state, &node, driver.as_ref(), &machines, report).await
@@ -225,6 +236,60 @@ async fn reconcile_instance(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Records what the machine has written, and stops a running one that wrote more than its plan's
+/// disk (the stop and its reason commit together, like any action).
+async fn hold_to_disk(
+    state: &AppState,
+    inst: &InstanceRow,
+    used: u64,
+    report: &mut Report,
+) -> ServiceResult<()> {
+    let used = used.min(i64::MAX as u64) as i64;
+    if inst.disk_used_bytes != Some(used) {
+        sqlx::query("UPDATE instances SET disk_used_bytes = $1 WHERE id = $2")
+            .bind(used)
+            .bind(&inst.id)
+            .execute(&state.db)
+            .await?;
+    }
+    let limit = inst.disk_gb.saturating_mul(1 << 30);
+    if inst.state != InstanceState::Running || used <= limit {
+        return Ok(());
+    }
+    let gb = |b: i64| format!("{:.1}", b as f64 / (1u64 << 30) as f64);
+    let reason = format!(
+        "Stopped because it wrote {} GB to its disk, more than its plan's {} GB. Start it and          delete files to get under the limit (it is checked again every few minutes), or move          to a larger plan.",
+        gb(used),
+        inst.disk_gb
+    );
+    let now = db::now_ms();
+    let mut tx = crate::infra::db::begin(&state.db).await?;
+    let marked = sqlx::query(
+        "UPDATE instances SET state = 'stopping', transition = 'stop', reason = $1, updated_at = $2
+         WHERE id = $3 AND state = 'running' AND transition IS NULL",
+    )
+    .bind(&reason)
+    .bind(now)
+    .bind(&inst.id)
+    .execute(&mut *tx)
+    .await?;
+    if marked.rows_affected() == 1 {
+        queue::enqueue(
+            &mut tx,
+            queue::JobKind::Stop,
+            Some(&inst.user_id),
+            Some(&inst.id),
+            serde_json::json!({}),
+            now,
+        )
+        .await?;
+        report.over_disk.push(inst.id.clone());
+    }
+    tx.commit().await?;
+    state.jobs_wake.notify_waiters();
     Ok(())
 }
 

@@ -129,6 +129,9 @@ pub struct Config {
     /// Consoles and screens one user may have open at once (per replica); the default of the
     /// `consoles` quota.
     pub console_max_per_user: usize,
+    /// The most processes one container machine may hold (a fork bomb stops there); 0 leaves
+    /// the engine's default.
+    pub container_pids_limit: i64,
     /// Default account quotas (`compute::quotas`; per-account overrides by the operator):
     /// machines held at once (any state but deleted and failed), their vCPUs, memory (MB) and
     /// disk (GB), public IPv4 addresses and background commands pending or running.
@@ -373,6 +376,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("console_ticket_secs", Some("30")),
     ("console_idle_secs", Some("900")),
     ("console_max_per_user", Some("10")),
+    ("container_pids_limit", Some("4096")),
     ("quota_machines", Some("10")),
     ("quota_vcpu", Some("32")),
     ("quota_memory_mb", Some("65536")),
@@ -553,6 +557,7 @@ impl RawConfig {
             console_ticket_secs: self.required::<u64>("console_ticket_secs")?.max(1),
             console_idle_secs: self.required::<u64>("console_idle_secs")?.max(1),
             console_max_per_user: self.required("console_max_per_user")?,
+            container_pids_limit: self.required::<i64>("container_pids_limit")?.max(0),
             quota_machines: self.required::<i64>("quota_machines")?.max(0),
             quota_vcpu: self.required::<i64>("quota_vcpu")?.max(0),
             quota_memory_mb: self.required::<i64>("quota_memory_mb")?.max(0),

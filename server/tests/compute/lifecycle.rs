@@ -627,6 +627,23 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
     .await;
     app.run_jobs().await;
     assert_eq!(get_vps(&app, &token, &id).await["state"], "running");
+    // The restored container is back on its account's network, with its limits.
+    let engine = bollard::Docker::connect_with_unix(
+        docker.trim_start_matches("unix://"),
+        30,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .unwrap();
+    let account_network = format!("hangar-acct-{uid}");
+    let restored = engine
+        .inspect_container(&machine_name(&id), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        model::engine::networks_of(&restored),
+        vec![account_network.clone()]
+    );
+    assert_eq!(restored.host_config.and_then(|h| h.pids_limit), Some(4096));
     expect_json(
         app.delete(&format!("/api/vps/{id}"), Some(&token)).await,
         StatusCode::ACCEPTED,
@@ -637,6 +654,13 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
         driver.power(&machine_name(&id)).await.unwrap(),
         None,
         "container removed"
+    );
+    assert!(
+        engine
+            .inspect_network(&account_network, None)
+            .await
+            .is_err(),
+        "the account's network went with its last machine"
     );
     assert!(
         driver.snapshot_list(&machine_name(&id)).await.is_err(),

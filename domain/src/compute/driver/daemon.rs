@@ -285,6 +285,8 @@ impl Driver for DaemonDriver {
                 "ports": ports,
                 "limits": {"memory": spec.memory_mb * 1024 * 1024, "cpu": spec.vcpu as f64},
                 "environment": environment,
+                // One isolated network per account on the node (Hangar's extension).
+                "network": (!spec.account.is_empty()).then(|| format!("acct-{}", spec.account)),
             });
             self.ok(Method::POST, "/containers", Some(body)).await
         }
@@ -397,6 +399,8 @@ impl Driver for DaemonDriver {
                         Some("running" | "starting") => Power::Running,
                         _ => Power::Stopped,
                     },
+                    // The volume's own quota bounds what goes in through the daemon.
+                    disk_used: None,
                 })
             })
             .collect())

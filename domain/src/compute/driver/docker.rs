@@ -2,7 +2,8 @@
 //! Podman's Docker-compatible service.
 //!
 //! A machine is a container named `hangar-<id>`, labelled `hangar.instance=<id>`, with the plan's
-//! CPU (`NanoCpus`) and memory limits. Cloud-init does not exist in containers, so user data and SSH
+//! CPU (`NanoCpus`) and memory limits, on its account's isolated network
+//! (`hangar-acct-<account>`), with a process limit and no new privileges (`model::engine`). Cloud-init does not exist in containers, so user data and SSH
 //! keys reach them as environment variables: `HANGAR_USER_DATA` and `HANGAR_SSH_AUTHORIZED_KEYS`
 //! (one key per line); images that want them act on them at start.
 //!
@@ -41,21 +42,47 @@ const LABEL: &str = "hangar.instance";
 /// the label existed have none and are still listed, as they always were.
 const INSTALLATION_LABEL: &str = "hangar.installation";
 const SNAPSHOT_REPO: &str = "hangar-snapshot";
+/// On an account's network: whose it is.
+const ACCOUNT_LABEL: &str = "hangar.account";
 
 #[derive(Debug, Clone)]
 pub struct DockerDriver {
     uri: String,
     stop_timeout: Duration,
     installation: String,
+    pids_limit: i64,
 }
 
 impl DockerDriver {
-    pub fn new(uri: &str, stop_timeout: Duration, installation: &str) -> Self {
+    pub fn new(uri: &str, settings: &super::Settings) -> Self {
         Self {
             uri: uri.to_owned(),
-            stop_timeout,
-            installation: installation.to_owned(),
+            stop_timeout: settings.stop_timeout,
+            installation: settings.installation.clone(),
+            pids_limit: settings.container_pids_limit,
         }
+    }
+
+    /// The network of `account`'s machines (one of the machine's own when there is no account),
+    /// made isolated from every other on first use.
+    async fn network(&self, docker: &Docker, spec: &MachineSpec) -> DriverResult<String> {
+        let owner = if spec.account.is_empty() {
+            &spec.instance_id
+        } else {
+            &spec.account
+        };
+        let name = format!("hangar-acct-{owner}");
+        let labels = [
+            (ACCOUNT_LABEL.to_owned(), owner.clone()),
+            (INSTALLATION_LABEL.to_owned(), self.installation.clone()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        model::engine::isolated_network(docker, &name, labels)
+            .await
+            .map_err(backend)?;
+        Ok(name)
     }
 
     /// Whether a container with these labels is one of this installation's.
@@ -246,6 +273,7 @@ impl Driver for DockerDriver {
             if let Some(ud) = &spec.user_data {
                 env.push(format!("HANGAR_USER_DATA={ud}"));
             }
+            let network = self.network(&docker, spec).await?;
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
                 hostname: Some(spec.hostname.clone()),
@@ -263,7 +291,7 @@ impl Driver for DockerDriver {
                 host_config: Some(HostConfig {
                     nano_cpus: Some(i64::from(spec.vcpu) * 1_000_000_000),
                     memory: Some((spec.memory_mb as i64) * 1024 * 1024),
-                    ..Default::default()
+                    ..model::engine::tenant_host_config(&network, self.pids_limit)
                 }),
                 ..Default::default()
             };
@@ -319,7 +347,15 @@ impl Driver for DockerDriver {
 
     async fn destroy(&self, name: &str) -> DriverResult<()> {
         let docker = self.client()?;
+        let networks = match docker.inspect_container(name, None).await {
+            Ok(c) => model::engine::networks_of(&c),
+            Err(_) => Vec::new(),
+        };
         self.remove(&docker, name).await?;
+        // The account's network goes with its last machine.
+        for network in networks.iter().filter(|n| n.starts_with("hangar-acct-")) {
+            model::engine::remove_network_if_unused(&docker, network).await;
+        }
         for (_, snap, _) in self.snapshots(&docker, name).await? {
             self.snapshot_delete(name, &snap).await?;
         }
@@ -343,6 +379,9 @@ impl Driver for DockerDriver {
             docker.list_containers(Some(ListContainersOptions {
                 all: true,
                 filters: Some(filters.clone()),
+                // Each container's writable layer (`SizeRw`): the reconciler holds machines to
+                // their plan's disk with it, since the engine cannot (see `model::engine`).
+                size: true,
                 ..Default::default()
             }))
         })
@@ -362,6 +401,7 @@ impl Driver for DockerDriver {
                     } else {
                         Power::Stopped
                     },
+                    disk_used: c.size_rw.map(|b| b.max(0) as u64),
                 })
             })
             .collect())
@@ -409,6 +449,10 @@ impl Driver for DockerDriver {
             .snapshot_tag(&docker, name, snapshot)
             .await?
             .ok_or_else(|| DriverError::NotFound(format!("Snapshot {snapshot}")))?;
+        // Back on the account's network (Podman reports `NetworkMode: bridge` for it).
+        let network = model::engine::networks_of(&current)
+            .into_iter()
+            .find(|n| n.starts_with("hangar-acct-"));
         let config = current.config.unwrap_or_default();
         let body = ContainerCreateBody {
             image: Some(image),
@@ -421,6 +465,9 @@ impl Driver for DockerDriver {
             host_config: current.host_config.map(|h| HostConfig {
                 nano_cpus: h.nano_cpus,
                 memory: h.memory,
+                network_mode: network.or(h.network_mode),
+                pids_limit: h.pids_limit,
+                security_opt: h.security_opt,
                 ..Default::default()
             }),
             ..Default::default()

@@ -662,6 +662,7 @@ impl Driver for LibvirtDriver {
                     out.push(Machine {
                         power: power_of(&dom)?,
                         name,
+                        disk_used: None,
                     });
                 }
             }
@@ -985,6 +986,7 @@ mod tests {
         MachineSpec {
             name: "hangar-abc".into(),
             instance_id: "abc".into(),
+            account: String::new(),
             hostname: "web<1>".into(),
             vcpu: 2,
             memory_mb: 2048,

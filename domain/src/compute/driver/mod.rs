@@ -62,6 +62,9 @@ pub struct MachineSpec {
     /// The name on the node, `hangar-<instance id>`: how Hangar finds its machines again.
     pub name: String,
     pub instance_id: String,
+    /// The owner's account id. A container node keeps each account's machines on a network of
+    /// their own (see `model::engine`); empty: the machine gets one to itself.
+    pub account: String,
     pub hostname: String,
     pub vcpu: u32,
     pub memory_mb: u64,
@@ -155,6 +158,9 @@ pub enum Power {
 pub struct Machine {
     pub name: String,
     pub power: Power,
+    /// Bytes the machine has written to its own disk, when the node can tell (a container's
+    /// writable layer); `None` for VMs, whose disk image is its own bound.
+    pub disk_used: Option<u64>,
 }
 
 /// How to reach a machine's screen.
@@ -476,6 +482,8 @@ pub struct Settings {
     /// installations on one engine (staging beside production, or test servers side by side)
     /// never take each other's machines for orphans. Empty: no label, everything listed.
     pub installation: String,
+    /// The most processes a container machine may hold (`PidsLimit`; 0: the engine's default).
+    pub container_pids_limit: i64,
 }
 
 impl Default for Settings {
@@ -486,6 +494,7 @@ impl Default for Settings {
             libvirt_network: crate::infra::config::Network("default".into()),
             guest_keys: Arc::new(guest::GuestKeys::random()),
             installation: String::new(),
+            container_pids_limit: 4096,
         }
     }
 }
@@ -503,11 +512,7 @@ pub fn connect(
         Kind::Container if uri.starts_with("hangar-node+") => {
             Arc::new(daemon::DaemonDriver::new(uri, secret.unwrap_or_default()))
         }
-        Kind::Container => Arc::new(docker::DockerDriver::new(
-            uri,
-            settings.stop_timeout,
-            &settings.installation,
-        )),
+        Kind::Container => Arc::new(docker::DockerDriver::new(uri, settings)),
     }
 }
 
