@@ -23,7 +23,7 @@
 use std::{
     fs::File,
     io::{Read, Write},
-    os::fd::{AsFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
     path::Path,
 };
 
@@ -384,18 +384,32 @@ impl Tree {
     }
 
     /// Opens the regular file at `path` for reading; its size.
+    ///
+    /// The daemon never opens anything else: a container can plant a FIFO in its volume (an open
+    /// for reading waits for a writer, for ever) or a device node (opening one acts on the host's
+    /// device). So the path is first opened with `O_PATH`, which opens nothing (no read, no
+    /// side effect, no wait), checked with `fstat` on that handle, and only a regular file is
+    /// then opened for reading, through the same handle's `/proc/self/fd` entry: the inode that
+    /// was checked, whatever the path points at by then.
     pub fn open_file(&self, path: &VolPath) -> Result<(File, u64)> {
         if path.is_root() {
             return Err(FsError::IsADirectory("/".into()));
         }
         let shown = path.display();
-        let fd = self.open_at(&self.root, &shown, OFlags::RDONLY, Mode::empty(), &shown)?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| FsError::io("read", e))?;
+        let handle = self.open_at(&self.root, &shown, OFlags::PATH, Mode::empty(), &shown)?;
+        let st = rustix::fs::fstat(&handle).map_err(|e| FsError::io("read", e))?;
         match FileType::from_raw_mode(st.st_mode) {
-            FileType::RegularFile => Ok((File::from(fd), st.st_size as u64)),
-            FileType::Directory => Err(FsError::IsADirectory(shown)),
-            _ => Err(FsError::Invalid(format!("{shown} is not a regular file"))),
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(FsError::IsADirectory(shown)),
+            _ => return Err(FsError::Invalid(format!("{shown} is not a regular file"))),
         }
+        let reopened = rustix::fs::open(
+            format!("/proc/self/fd/{}", handle.as_raw_fd()),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::io("read", e))?;
+        Ok((File::from(reopened), st.st_size as u64))
     }
 
     /// Starts writing the file at `path` (parents are created): the content goes to a staging

@@ -39,6 +39,11 @@ impl NodeError {
             "Missing or invalid authorization token",
         )
     }
+    /// A backstop ran out (a file operation took too long): try again later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }

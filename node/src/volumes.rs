@@ -264,12 +264,23 @@ fn remove_volume_dir(dir: &Path) -> Result<(), FsError> {
     })
 }
 
-/// Runs blocking file work off the async threads.
+/// The longest a file operation may take before its request is answered with a refusal. Nothing
+/// in a volume can make an operation wait (only regular files are ever opened, see
+/// `confined::Tree::open_file`), so this is a backstop against a stalled disk, sized for the
+/// largest legitimate work (packing or unpacking gigabytes).
+pub const FILE_OP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs blocking file work off the async threads, for at most [`FILE_OP_TIMEOUT`].
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, FsError> + Send + 'static,
 ) -> NodeResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| NodeError::internal(format!("file operation failed: {e}")))?
-        .map_err(NodeError::from)
+    match tokio::time::timeout(FILE_OP_TIMEOUT, tokio::task::spawn_blocking(work)).await {
+        Ok(done) => done
+            .map_err(|e| NodeError::internal(format!("file operation failed: {e}")))?
+            .map_err(NodeError::from),
+        Err(_) => Err(NodeError::unavailable(format!(
+            "The file operation did not finish within {} s; try again later",
+            FILE_OP_TIMEOUT.as_secs()
+        ))),
+    }
 }

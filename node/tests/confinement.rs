@@ -480,3 +480,50 @@ proptest! {
         let _ = std::fs::remove_dir_all(&base);
     }
 }
+
+/// The daemon never blocks on a file, and never opens a device: a FIFO or a device node planted
+/// in a volume (a container can make both) is refused as "not a regular file" at once, when read,
+/// downloaded or packed. Before, reading a FIFO waited for a writer for ever, holding a
+/// worker thread and the request.
+#[tokio::test]
+async fn a_fifo_or_device_in_a_volume_is_refused_without_waiting() {
+    let d = Daemon::start().await;
+    let (id, dir) = d.volume(None).await;
+    std::fs::create_dir(dir.join("box")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.join("box/pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    // The host's /dev/null, as a node inside the volume (a root container may make one).
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.join("box/null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    std::fs::write(dir.join("box/own.txt"), "own").unwrap();
+    for leaf in ["pipe", "null"] {
+        let url = format!("/volumes/{id}/files/content?path=box/{leaf}");
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), d.get(&url))
+            .await
+            .unwrap_or_else(|_| panic!("{url} is still waiting after 10 s"));
+        assert_error(&answer, StatusCode::BAD_REQUEST, "not a regular file");
+    }
+    // Packing the folder takes the file and leaves the FIFO and the device out, at once.
+    let packed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        d.post(
+            &format!("/volumes/{id}/compress"),
+            json!({"format": "tar.gz", "output_name": "box.tar.gz", "path": "box"}),
+        ),
+    )
+    .await
+    .expect("packing a folder with a FIFO in it still waits");
+    assert_eq!(packed.0, StatusCode::OK, "{:?}", packed.1);
+}
