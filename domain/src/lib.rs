@@ -58,6 +58,8 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// This replica's open consoles (see `compute::console`).
     pub consoles: Arc<compute::console::Consoles>,
+    /// This replica's bounds on work at once (see `infra::gates`).
+    pub gates: Arc<infra::gates::Gates>,
     /// This replica's counters and latency histograms (`infra::metrics`, `GET /metrics`).
     pub metrics: Arc<infra::metrics::Metrics>,
     /// This replica's shutdown: draining, then stopping (`infra::lifecycle`).
@@ -100,6 +102,7 @@ impl AppState {
             drivers,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             consoles: Arc::default(),
+            gates: Arc::new(infra::gates::Gates::of(&config)),
             metrics: Arc::default(),
             lifecycle: Arc::default(),
             db,

@@ -802,3 +802,139 @@ async fn a_container_that_writes_past_its_disk_is_stopped_and_may_clean_up() {
         "{vps:?}"
     );
 }
+
+/// Files through Hangar are bounded: with `file_transfers_per_account` = 1, an account with one
+/// upload under way gets a 429 that says which limit for a second, while another account is not
+/// held back, and the account's next upload goes in once the first has ended. The pass is taken
+/// before the body is read, so a slow upload holds no more than its own pass.
+#[tokio::test]
+async fn an_account_may_hold_only_so_many_file_transfers_at_once() {
+    let app = TestApp::builder()
+        .config("file_transfers_per_account", "1")
+        .spawn()
+        .await;
+    let (_, alice) = app.funded_user("xfer-alice", 10.0).await;
+    let (_, bob) = app.funded_user("xfer-bob", 10.0).await;
+    let put = |token: &str, body: reqwest::Body| {
+        app.client
+            .put(app.url("/api/vps/000000000000000000000000/files?path=/root/a"))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    // A slow upload: its body arrives only when the test says so.
+    let (more, rest) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    more.send(Ok(b"first part".to_vec())).await.unwrap();
+    let chunks = futures::stream::unfold(rest, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let slow = tokio::spawn(put(&alice, reqwest::Body::wrap_stream(chunks)));
+    let second = async {
+        loop {
+            let res = put(&alice, reqwest::Body::from("x")).await.unwrap();
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                return res;
+            }
+            // The slow one may not have been let in yet.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("a second upload of the same account is refused while the first runs");
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("1 file transfers"),
+        "{body}"
+    );
+    let other = put(&bob, reqwest::Body::from("x")).await.unwrap();
+    assert_eq!(
+        other.status(),
+        StatusCode::NOT_FOUND,
+        "another account is not held back"
+    );
+
+    drop(more); // the slow upload ends: its answer comes, and its pass goes back
+    let ended = slow.await.unwrap().unwrap();
+    assert_eq!(ended.status(), StatusCode::NOT_FOUND);
+    let next = put(&alice, reqwest::Body::from("x")).await.unwrap();
+    assert_eq!(
+        next.status(),
+        StatusCode::NOT_FOUND,
+        "the account's next upload is let in"
+    );
+}
+
+/// Background commands are bounded per machine (`background_commands_per_machine`; 429 saying
+/// which limit, and the slot comes back when one ends), and finished ones' records go after
+/// `exec_jobs_retention_days`, so rows and output cannot pile up without end.
+#[tokio::test]
+async fn background_commands_are_capped_per_machine_and_old_records_are_pruned() {
+    let Some(app) = container_app(&[("background_commands_per_machine", "2")]).await else {
+        return;
+    };
+    let (_, token) = app.funded_user("bg-cap", 10.0).await;
+    let id = running_container(&app, &token, "bg").await;
+    let start = |command: &'static str| {
+        exec(
+            &app,
+            &token,
+            &id,
+            json!({"command": command, "background": true, "timeout_seconds": 120}),
+        )
+    };
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let job = expect_json(start("sleep 60").await, StatusCode::ACCEPTED).await;
+        jobs.push(job["job_id"].as_str().unwrap().to_owned());
+    }
+    expect_error(
+        start("sleep 60").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "2 background commands",
+    )
+    .await;
+    expect_json(
+        app.delete(&format!("/api/vps/{id}/jobs/{}", jobs[0]), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    wait_job(
+        &app,
+        &token,
+        &id,
+        &jobs[0],
+        &["cancelled", "failed", "done"],
+    )
+    .await;
+    let third = expect_json(start("echo third").await, StatusCode::ACCEPTED).await;
+    let third = third["job_id"].as_str().unwrap().to_owned();
+    wait_job(&app, &token, &id, &third, &["done"]).await;
+
+    // Records of jobs finished more than a week ago go with the next sweep; newer ones stay.
+    let week_and_a_day = 8 * 24 * 60 * 60 * 1000;
+    sqlx::query("UPDATE exec_jobs SET finished_at = finished_at - $1 WHERE id = $2")
+        .bind(week_and_a_day)
+        .bind(&jobs[0])
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    exec::sweep(&app.state, db::now_ms()).await.unwrap();
+    let gone = app
+        .get(&format!("/api/vps/{id}/jobs/{}", jobs[0]), Some(&token))
+        .await;
+    assert_eq!(
+        gone.status(),
+        StatusCode::NOT_FOUND,
+        "the old record is gone"
+    );
+    let kept = app
+        .get(&format!("/api/vps/{id}/jobs/{third}"), Some(&token))
+        .await;
+    assert_eq!(kept.status(), StatusCode::OK, "a recent record stays");
+    for job in &jobs[1..] {
+        app.delete(&format!("/api/vps/{id}/jobs/{job}"), Some(&token))
+            .await;
+    }
+}

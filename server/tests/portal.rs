@@ -672,3 +672,38 @@ async fn visitors_leave_no_session_rows_until_they_sign_in() {
     assert_eq!(rows().await, 1, "one session, for the person who signed in");
     assert!(page(&app, "/account").await.contains("visitor"));
 }
+
+/// One account holds at most `streams_per_account` live streams on a replica: the next answers
+/// 429 saying which limit, so one signed-in browser (or script) cannot hold the replica's
+/// connections and once-a-second database polls without bound.
+#[tokio::test]
+async fn an_account_may_hold_only_so_many_live_streams() {
+    let _pages = common::PAGES.lock().await;
+    let app = TestApp::builder()
+        .config("streams_per_account", "2")
+        .spawn()
+        .await;
+    sign_up(&app, "streams@example.com", "streamer").await;
+    let open = || {
+        app.client
+            .get(app.url("/events/me"))
+            .header(header::ACCEPT, "text/event-stream")
+            .send()
+    };
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = open().await.unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = third.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 live streams"),
+        "{body}"
+    );
+}

@@ -35,6 +35,8 @@ use crate::compute::instances::{self, InstanceState};
 use crate::infra::audit;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
+pub use crate::infra::gates::Seat;
+use crate::infra::gates::Seats;
 use crate::Actor;
 use crate::AppState;
 
@@ -265,7 +267,7 @@ pub enum ConsoleState {
 #[derive(Debug)]
 pub struct Consoles {
     hubs: Mutex<HashMap<String, Weak<Hub>>>,
-    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    seats: Seats,
     revoked: broadcast::Sender<Revocation>,
 }
 
@@ -273,27 +275,8 @@ impl Default for Consoles {
     fn default() -> Self {
         Self {
             hubs: Mutex::default(),
-            per_user: Arc::default(),
+            seats: Seats::default(),
             revoked: broadcast::channel(64).0,
-        }
-    }
-}
-
-/// A user's seat: counts toward `console_max_per_user` until dropped.
-#[derive(Debug)]
-pub struct Seat {
-    user_id: String,
-    per_user: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.user_id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.user_id);
-            }
         }
     }
 }
@@ -301,29 +284,19 @@ impl Drop for Seat {
 impl Consoles {
     /// Consoles and screens open on this replica now (every seat held).
     pub fn open(&self) -> usize {
-        let map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        map.values().sum()
+        self.seats.open()
     }
 
     /// The consoles and screens `user_id` holds open on this replica.
     pub fn held_by(&self, user_id: &str) -> usize {
-        let map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(user_id).copied().unwrap_or(0)
+        self.seats.held_by(user_id)
     }
 
-    /// Takes one of the user's console seats; 429 when they hold the maximum.
+    /// Takes one of the user's console seats (held until dropped); 429 when they hold the
+    /// maximum.
     pub fn seat(&self, user_id: &str, max: usize) -> ServiceResult<Seat> {
-        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        let held = map.entry(user_id.to_owned()).or_default();
-        if *held >= max {
-            return Err(ServiceError::TooMany(format!(
-                "You have {max} consoles and screens open, the most allowed at once; close one first"
-            )));
-        }
-        *held += 1;
-        Ok(Seat {
-            user_id: user_id.to_owned(),
-            per_user: self.per_user.clone(),
+        self.seats.take(user_id, max, || {
+            format!("You have {max} consoles and screens open, the most allowed at once; close one first")
         })
     }
 

@@ -194,9 +194,22 @@ async fn audit_run(
     Ok(())
 }
 
-/// Runs a command and answers when it has ended (or timed out and was killed).
+/// Runs a command and answers when it has ended (or timed out and was killed), within the
+/// replica's bounds on commands at once (`infra::gates`: 429 when the account runs its limit).
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id, id))]
 pub async fn run(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    cmd: &Command,
+) -> ServiceResult<ExecResult> {
+    let _pass = state.gates.commands.enter(user_id).await?;
+    run_entered(state, user_id, id, cmd).await
+}
+
+/// [`run`] for a caller that holds a commands pass already (a batch holds one for all of its
+/// machines: it is bounded by `max_batch_size` itself).
+async fn run_entered(
     state: &AppState,
     user_id: &str,
     id: &str,
@@ -277,6 +290,19 @@ pub async fn start(
 ) -> ServiceResult<ExecJob> {
     reachable(state, user_id, id).await?;
     crate::compute::quotas::check_background_command(&state.db, &state.config, user_id).await?;
+    let on_machine: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM exec_jobs WHERE instance_id = $1 AND status IN ('pending', 'running')",
+    )
+    .bind(id)
+    .fetch_one(&state.db)
+    .await?;
+    let cap = state.config.background_commands_per_machine;
+    if on_machine >= cap {
+        return Err(ServiceError::TooMany(format!(
+            "This machine has {cap} background commands pending or running, the most allowed \
+             on one machine; wait for one to finish or cancel one"
+        )));
+    }
     let job_id = db::new_id();
     let mut tx = crate::infra::db::begin(&state.db).await?;
     sqlx::query(
@@ -517,6 +543,12 @@ pub async fn sweep(state: &AppState, now: i64) -> ServiceResult<usize> {
     for job_id in waiting {
         tokio::spawn(run_job(state.clone(), job_id));
     }
+    // Finished jobs' records (their output) are kept `exec_jobs_retention_days`, then go.
+    let retention = state.config.exec_jobs_retention_days * 24 * 60 * 60 * 1000;
+    sqlx::query("DELETE FROM exec_jobs WHERE finished_at IS NOT NULL AND finished_at < $1")
+        .bind(now - retention)
+        .execute(&state.db)
+        .await?;
     Ok(orphans.len())
 }
 
@@ -559,6 +591,10 @@ pub async fn batch(
     // The command is checked once, before anything runs anywhere (a refusal is audited for
     // the batch, not for any one machine: some ids may not be the caller's).
     let cmd = Command::check(state, user_id, None, command, timeout_seconds).await?;
+    let _pass = match background {
+        true => None,
+        false => Some(state.gates.commands.enter(user_id).await?),
+    };
     let runs = ids.iter().map(|id| {
         let cmd = cmd.clone();
         async move {
@@ -567,7 +603,9 @@ pub async fn batch(
                     .await
                     .map(|j| (None, Some(j)))
             } else {
-                run(state, user_id, id, &cmd).await.map(|r| (Some(r), None))
+                run_entered(state, user_id, id, &cmd)
+                    .await
+                    .map(|r| (Some(r), None))
             };
             match outcome {
                 Ok((result, job)) => BatchItem {

@@ -129,6 +129,20 @@ pub struct Config {
     /// Consoles and screens one user may have open at once (per replica); the default of the
     /// `consoles` quota.
     pub console_max_per_user: usize,
+    /// File transfers into and out of machines this replica runs at once, for everyone and
+    /// for one account (see `infra::gates`).
+    pub file_transfers_max: usize,
+    pub file_transfers_per_account: usize,
+    /// Commands answered when they end (not background ones) this replica runs at once, for
+    /// everyone and for one account.
+    pub commands_max: usize,
+    pub commands_per_account: usize,
+    /// Live event streams (machine states, stats) one account may hold open on this replica.
+    pub streams_per_account: usize,
+    /// Background commands one machine may have pending or running at once.
+    pub background_commands_per_machine: i64,
+    /// Days a finished background command's record (its output) is kept.
+    pub exec_jobs_retention_days: i64,
     /// The most processes one container machine may hold (a fork bomb stops there); 0 leaves
     /// the engine's default.
     pub container_pids_limit: i64,
@@ -377,6 +391,13 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("console_idle_secs", Some("900")),
     ("console_max_per_user", Some("10")),
     ("container_pids_limit", Some("4096")),
+    ("file_transfers_max", Some("16")),
+    ("file_transfers_per_account", Some("4")),
+    ("commands_max", Some("64")),
+    ("commands_per_account", Some("16")),
+    ("streams_per_account", Some("20")),
+    ("background_commands_per_machine", Some("5")),
+    ("exec_jobs_retention_days", Some("7")),
     ("quota_machines", Some("10")),
     ("quota_vcpu", Some("32")),
     ("quota_memory_mb", Some("65536")),
@@ -558,6 +579,17 @@ impl RawConfig {
             console_idle_secs: self.required::<u64>("console_idle_secs")?.max(1),
             console_max_per_user: self.required("console_max_per_user")?,
             container_pids_limit: self.required::<i64>("container_pids_limit")?.max(0),
+            file_transfers_max: self.required("file_transfers_max")?,
+            file_transfers_per_account: self
+                .required::<usize>("file_transfers_per_account")?
+                .max(1),
+            commands_max: self.required("commands_max")?,
+            commands_per_account: self.required::<usize>("commands_per_account")?.max(1),
+            streams_per_account: self.required::<usize>("streams_per_account")?.max(1),
+            background_commands_per_machine: self
+                .required::<i64>("background_commands_per_machine")?
+                .max(1),
+            exec_jobs_retention_days: self.required::<i64>("exec_jobs_retention_days")?.max(1),
             quota_machines: self.required::<i64>("quota_machines")?.max(0),
             quota_vcpu: self.required::<i64>("quota_vcpu")?.max(0),
             quota_memory_mb: self.required::<i64>("quota_memory_mb")?.max(0),

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gates;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;

@@ -5,11 +5,10 @@
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Path, Query, State},
-    http::{header, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use domain::compute::exec::{self, BatchItem, Command, ExecJob, ExecResult};
-use domain::infra::error::ServiceError;
 use domain::AppState;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,6 +22,7 @@ use crate::{
     http::{
         auth::Caller,
         error::{ApiJson, Result},
+        transfers,
     },
 };
 
@@ -63,7 +63,7 @@ pub struct StartedJob {
 #[utoipa::path(post, path = "/api/vps/{id}/exec", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = ExecBody,
     responses((status = 200, body = ExecResult), (status = 202, body = StartedJob),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn exec_command(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,7 +140,7 @@ pub struct FileQuery {
     params(("id" = String, Path), FileQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn put_file(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,10 +148,7 @@ async fn put_file(
     Query(q): Query<FileQuery>,
     body: Body,
 ) -> Result<StatusCode> {
-    let limit = state.config.file_max_bytes;
-    let data = axum::body::to_bytes(body, limit as usize)
-        .await
-        .map_err(|_| ServiceError::TooLarge(format!("The file is larger than {limit} bytes")))?;
+    let (_pass, data) = transfers::receive(&state, &caller.user.id, body).await?;
     exec::put_file(&state, &caller.user.id, &id, &q.path, data).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -161,15 +158,16 @@ async fn put_file(
 #[utoipa::path(get, path = "/api/vps/{id}/files", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), FileQuery),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn get_file(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> Result<Response> {
+    let pass = state.gates.files.enter(&caller.user.id).await?;
     let data = exec::get_file(&state, &caller.user.id, &id, &q.path).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+    Ok(transfers::send(pass, data, None))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -194,7 +192,7 @@ pub struct BatchExecResults {
 #[utoipa::path(post, path = "/api/vps/batch/exec", tag = "compute", security(("bearer" = [])),
     request_body = BatchExecBody,
     responses((status = 200, body = BatchExecResults), (status = 207, body = BatchExecResults),
-        (status = 400, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn batch_exec(
     State(state): State<AppState>,
     caller: Caller,

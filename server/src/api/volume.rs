@@ -5,11 +5,10 @@
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Path, Query, State},
-    http::{header, StatusCode},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
 use domain::compute::volume;
-use domain::infra::error::ServiceError;
 use domain::AppState;
 use model::compute::VolumeListing;
 use serde::{Deserialize, Serialize};
@@ -24,6 +23,7 @@ use crate::{
     http::{
         auth::Caller,
         error::{ApiJson, Result},
+        transfers,
     },
 };
 
@@ -215,15 +215,16 @@ async fn decompress(
 #[utoipa::path(get, path = "/api/vps/{id}/volume/content", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), PathQuery),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> Result<Response> {
+    let pass = state.gates.files.enter(&caller.user.id).await?;
     let data = volume::read(&state, &caller.user.id, &id, &q.path).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+    Ok(transfers::send(pass, data, None))
 }
 
 /// Upload a file into the volume: the raw body is the content (up to `file_max_bytes`; 413
@@ -232,7 +233,7 @@ async fn read(
     params(("id" = String, Path), PathQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -240,10 +241,7 @@ async fn write(
     Query(q): Query<PathQuery>,
     body: Body,
 ) -> Result<StatusCode> {
-    let limit = state.config.file_max_bytes;
-    let data = axum::body::to_bytes(body, limit as usize)
-        .await
-        .map_err(|_| ServiceError::TooLarge(format!("The file is larger than {limit} bytes")))?;
+    let (_pass, data) = transfers::receive(&state, &caller.user.id, body).await?;
     volume::write(&state, &caller.user.id, &id, &q.path, data).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -350,18 +350,14 @@ async fn vnc_port(
 #[utoipa::path(get, path = "/api/vps/{id}/stats", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, description = "`text/event-stream` of `stats` events", content_type = "text/event-stream", body = MachineStats),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response> {
     let samples = domain::compute::stats::open(&state, &caller.user.id, &id).await?;
-    Ok(crate::http::events::stats(
-        &state,
-        samples,
-        caller.credential(),
-    ))
+    Ok(crate::http::events::stats(&state, samples, caller.credential()).await)
 }
 
 #[utoipa::path(get, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),

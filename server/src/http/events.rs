@@ -14,6 +14,10 @@
 //! password change, a revoked token ([`revoked`]) — so nothing keeps flowing to a session its
 //! owner took back.
 //!
+//! Each open stream holds one of its account's live-stream seats on this replica
+//! (`streams_per_account`, see `domain::infra::gates`); one more answers 429, so one account
+//! cannot hold this replica's connections and database polls without bound.
+//!
 //! The machine list reads the database (once a second per open page) rather than listening to this
 //! replica's job workers, so it shows changes made by every replica behind a load balancer.
 
@@ -56,12 +60,29 @@ pub async fn machines(State(state): State<AppState>, session: Session) -> Respon
         Ok(Some(user)) => user,
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
-    let stopped = state.lifecycle.stopped();
-    let revoked = revoked(state.clone(), Credential::person(&user));
+    let credential = Credential::person(&user);
+    live(&state, credential, changes(state.clone(), user.id)).await
+}
+
+/// Serves `events` as a stream that ends with this replica, or within [`CREDENTIAL_CHECK`] of
+/// `credential` ending, and holds one of its account's live-stream seats while it is open (429
+/// when the account holds `streams_per_account` already).
+async fn live<S>(state: &AppState, credential: Credential, events: S) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let pass = match state.gates.streams.enter(&credential.user_id).await {
+        Ok(pass) => pass,
+        Err(e) => return crate::http::error::AppError::from(e).into_response(),
+    };
+    let events = events.map(move |event| {
+        let _held = &pass;
+        event
+    });
     Sse::new(
-        changes(state, user.id)
-            .take_until(stopped)
-            .take_until(revoked),
+        events
+            .take_until(state.lifecycle.stopped())
+            .take_until(revoked(state.clone(), credential)),
     )
     .keep_alive(KeepAlive::default())
     .into_response()
@@ -108,14 +129,14 @@ pub async fn machine_stats(
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
     match domain::compute::stats::open(&state, &user.id, &id).await {
-        Ok(samples) => stats(&state, samples, Credential::person(&user)),
+        Ok(samples) => stats(&state, samples, Credential::person(&user)).await,
         Err(e) => crate::http::error::AppError::from(e).into_response(),
     }
 }
 
 /// Samples as `stats` events until the machine stops (the stream then ends; a browser's
 /// EventSource asks again and gets a 409, which ends its retries) or this replica does.
-pub fn stats(
+pub async fn stats(
     state: &AppState,
     samples: Receiver<MachineStats>,
     credential: Credential,
@@ -128,13 +149,7 @@ pub fn stats(
             samples,
         ))
     });
-    Sse::new(
-        events
-            .take_until(state.lifecycle.stopped())
-            .take_until(revoked(state.clone(), credential)),
-    )
-    .keep_alive(KeepAlive::default())
-    .into_response()
+    live(state, credential, events).await
 }
 
 /// The signed-in user's balance and pending invitations, sent when they change.
@@ -143,10 +158,9 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Response {
         Ok(Some(user)) => user,
         _ => return (StatusCode::UNAUTHORIZED, "Please sign in").into_response(),
     };
-    let stopped = state.lifecycle.stopped();
-    let revoked = revoked(state.clone(), Credential::person(&user));
+    let credential = Credential::person(&user);
     let events = stream::unfold(
-        (state, user.id, String::new(), true),
+        (state.clone(), user.id, String::new(), true),
         |(state, id, last, first)| async move {
             let mut first = first;
             loop {
@@ -169,7 +183,5 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Response {
             }
         },
     );
-    Sse::new(events.take_until(stopped).take_until(revoked))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    live(&state, credential, events).await
 }

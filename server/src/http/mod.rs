@@ -7,6 +7,7 @@ pub mod events;
 pub mod portal_files;
 pub mod rate_limit;
 pub mod scopes;
+pub mod transfers;
 
 use std::sync::Arc;
 

@@ -9,15 +9,17 @@ use app::{error::PortalError, ssr::portal};
 use axum::{
     body::Body,
     extract::{Path, Query, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use domain::compute::{exec, volume};
-use domain::infra::error::ServiceError;
+use domain::infra::gates::Pass;
 use domain::AppState;
 use serde::Deserialize;
 use tower_sessions::Session;
+
+use crate::http::transfers;
 
 #[derive(Deserialize)]
 pub struct FileQuery {
@@ -33,7 +35,8 @@ pub async fn download(
 ) -> Response {
     let result = async {
         let user = signed_in(&state, &session).await?;
-        Ok::<_, PortalError>(exec::get_file(&state, &user, &id, &q.path).await?)
+        let pass = state.gates.files.enter(&user).await?;
+        Ok::<_, PortalError>((pass, exec::get_file(&state, &user, &id, &q.path).await?))
     };
     as_download(&q.path, result.await)
 }
@@ -47,14 +50,15 @@ pub async fn volume_download(
 ) -> Response {
     let result = async {
         let user = signed_in(&state, &session).await?;
-        Ok::<_, PortalError>(volume::read(&state, &user, &id, &q.path).await?)
+        let pass = state.gates.files.enter(&user).await?;
+        Ok::<_, PortalError>((pass, volume::read(&state, &user, &id, &q.path).await?))
     };
     as_download(&q.path, result.await)
 }
 
-fn as_download(path: &str, data: Result<Vec<u8>, PortalError>) -> Response {
+fn as_download(path: &str, data: Result<(Pass, Vec<u8>), PortalError>) -> Response {
     match data {
-        Ok(data) => {
+        Ok((pass, data)) => {
             let name: String = path
                 .rsplit('/')
                 .next()
@@ -62,15 +66,7 @@ fn as_download(path: &str, data: Result<Vec<u8>, PortalError>) -> Response {
                 .chars()
                 .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
                 .collect();
-            let disposition = format!("attachment; filename=\"{name}\"");
-            (
-                [
-                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                ],
-                data,
-            )
-                .into_response()
+            transfers::send(pass, data, Some(&name))
         }
         Err(e) => as_text(e),
     }
@@ -86,7 +82,7 @@ pub async fn upload(
     body: Body,
 ) -> Response {
     let result = async {
-        let (user, data) = checked_upload(&state, &session, &headers, body).await?;
+        let (user, _pass, data) = checked_upload(&state, &session, &headers, body).await?;
         Ok::<_, PortalError>(exec::put_file(&state, &user, &id, &q.path, data).await?)
     };
     uploaded(result.await)
@@ -102,30 +98,28 @@ pub async fn volume_upload(
     body: Body,
 ) -> Response {
     let result = async {
-        let (user, data) = checked_upload(&state, &session, &headers, body).await?;
+        let (user, _pass, data) = checked_upload(&state, &session, &headers, body).await?;
         Ok::<_, PortalError>(volume::write(&state, &user, &id, &q.path, data).await?)
     };
     uploaded(result.await)
 }
 
-/// The signed-in user and the body, after the CSRF check and within `file_max_bytes`.
+/// The signed-in user, their file-transfer pass and the body, after the CSRF check and within
+/// `file_max_bytes`.
 async fn checked_upload(
     state: &AppState,
     session: &Session,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(String, axum::body::Bytes), PortalError> {
+) -> Result<(String, Pass, axum::body::Bytes), PortalError> {
     let user = signed_in(state, session).await?;
     let token = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     portal::check_csrf(session, token).await?;
-    let limit = state.config.file_max_bytes;
-    let data = axum::body::to_bytes(body, limit as usize)
-        .await
-        .map_err(|_| ServiceError::TooLarge(format!("The file is larger than {limit} bytes")))?;
-    Ok((user, data))
+    let (pass, data) = transfers::receive(state, &user, body).await?;
+    Ok((user, pass, data))
 }
 
 fn uploaded(result: Result<(), PortalError>) -> Response {
