@@ -707,3 +707,32 @@ async fn an_account_may_hold_only_so_many_live_streams() {
         "{body}"
     );
 }
+
+/// The account page shows each limit with its use, as meters (server-rendered, so it reads
+/// without JavaScript too): a customer sees a refusal coming before they meet it.
+#[tokio::test]
+async fn the_account_page_shows_usage_against_each_limit() {
+    let _pages = common::PAGES.lock().await;
+    let app = TestApp::builder()
+        .config("quota_machines", "3")
+        .spawn()
+        .await;
+    sign_up(&app, "limits@example.com", "limited").await;
+    let html = page(&app, "/account").await;
+    assert!(html.contains(r#"data-test="limits""#), "{html}");
+    for (label, used_of) in [
+        ("Machines", r#"data-used="0" data-limit="3""#),
+        ("vCPU", r#"data-limit="#),
+        ("Public IPv4 addresses", r#"data-limit="5""#),
+    ] {
+        let meter = format!(r#"data-label="{label}""#);
+        let at = html
+            .find(&meter)
+            .unwrap_or_else(|| panic!("no {label} meter in the page"));
+        assert!(
+            html[at..at + 200].contains(used_of),
+            "{label}: {}",
+            &html[at..at + 200]
+        );
+    }
+}

@@ -6,3 +6,4 @@ pub mod events;
 pub mod format;
 pub mod forms;
 pub mod layout;
+pub mod meter;

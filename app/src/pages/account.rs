@@ -1,4 +1,4 @@
-//! Who you are and what you have; the password (changed with the current one, which signs out
+//! Who you are and what you have: your limits and how much of each is in use; the password (changed with the current one, which signs out
 //! every other session and API sign-in) and "sign out everywhere"; and two-factor sign-in: set
 //! up with a QR code, confirmed with a code, recovery codes shown once, turned off with the
 //! password and a code.
@@ -9,6 +9,7 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
+use crate::components::meter::{Gauge, Meter};
 use crate::error::PortalError;
 use crate::pages::RequireUser;
 use model::money::usd4;
@@ -37,6 +38,13 @@ pub async fn load_two_factor() -> Result<TwoFactorStatus, PortalError> {
         on: s.user.two_factor,
         recovery_codes_left: totp::recovery_codes_left(&s.state.db, &s.user.id).await?,
     })
+}
+
+/// The account's limits with their use (`GET /api/quotas`).
+#[server(prefix = "/_fn", endpoint = "account_limits")]
+pub async fn load_limits() -> Result<model::compute::Quotas, PortalError> {
+    let s = crate::ssr::portal::signed_in(None).await?;
+    Ok(domain::compute::quotas::of_account(&s.state, &s.user.id).await?)
 }
 
 #[server(prefix = "/_fn", endpoint = "two_factor_setup")]
@@ -129,9 +137,47 @@ pub fn AccountPage() -> impl IntoView {
                     {me.is_admin.then(|| view! { <dt>"Role"</dt><dd>"Operator"</dd> })}
                 </dl>
             </section>
+            <LimitsCard/>
             <PasswordCard/>
             <TwoFactorCard/>
         }/>
+    }
+}
+
+/// What the account may hold and how much of it is in use, one meter per limit (as Hetzner's
+/// Limits page shows them): a customer sees a refusal coming, and whom to ask.
+#[component]
+fn LimitsCard() -> impl IntoView {
+    let limits = data::load(|| (), |_| load_limits());
+    view! {
+        <section class="card" data-test="limits">
+            <h2>"Limits"</h2>
+            <p class="muted">"What this account may hold at once. Need more? Ask your provider: an operator can raise any of these for your account."</p>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match limits.await {
+                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Ok(q) => q.items.into_iter().map(|item| view! {
+                            <Meter label=limit_label(&item.name) gauge=Gauge { used: item.used, limit: item.limit } unit=item.unit/>
+                        }).collect_view().into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// A limit's name in a person's words.
+fn limit_label(name: &str) -> &'static str {
+    match name {
+        "machines" => "Machines",
+        "vcpu" => "vCPU",
+        "memory" => "Memory",
+        "disk" => "Disk",
+        "ipv4" => "Public IPv4 addresses",
+        "consoles" => "Open consoles and screens",
+        "background_commands" => "Background commands",
+        _ => "Other",
     }
 }
 

@@ -12,27 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    components::meter::{Gauge, Meter},
     pages::RequireUser,
 };
-
-/// How much of something is in use against what may be handed out.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Gauge {
-    pub used: i64,
-    /// Capacity × the over-commit ratio: what placement allows.
-    pub limit: i64,
-}
-
-impl Gauge {
-    /// Percent used, 0–100 (a limit of 0 counts as full).
-    pub fn percent(self) -> i64 {
-        if self.limit <= 0 {
-            100
-        } else {
-            (self.used * 100 / self.limit).clamp(0, 100)
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeLoad {
@@ -241,33 +223,6 @@ struct Actions {
     node_status: ServerAction<SetNodeStatus>,
     add_range: ServerAction<AddRange>,
     remove_range: ServerAction<RemoveRange>,
-}
-
-#[component]
-fn Meter(
-    label: &'static str,
-    gauge: Gauge,
-    unit: &'static str,
-    #[prop(optional)] share: bool,
-) -> impl IntoView {
-    let pct = gauge.percent();
-    let level = match pct {
-        _ if share => "meter-fill",
-        90.. => "meter-fill meter-full",
-        70..=89 => "meter-fill meter-busy",
-        _ => "meter-fill",
-    };
-    view! {
-        <div class="gauge" data-test="gauge" data-label=label data-used=gauge.used data-limit=gauge.limit>
-            <div class="gauge-head">
-                <span>{label}</span>
-                <span class="muted">{format!("{} / {} {unit}", gauge.used, gauge.limit)}</span>
-            </div>
-            <div class="meter" role="meter" aria-label=label aria-valuemin="0" aria-valuemax=gauge.limit aria-valuenow=gauge.used>
-                <div class=level style=format!("width: {pct}%")></div>
-            </div>
-        </div>
-    }
 }
 
 #[component]

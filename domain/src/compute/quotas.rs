@@ -271,6 +271,14 @@ pub async fn set(db: &Pool, by: &str, user_id: &str, o: &Overrides) -> ServiceRe
     Ok(())
 }
 
+/// The account's limits with their use, as `GET /api/quotas` and the account page show them.
+pub async fn of_account(state: &crate::AppState, user_id: &str) -> ServiceResult<Quotas> {
+    let limits = limits(&state.db, &state.config, user_id).await?;
+    let consoles = state.consoles.held_by(user_id) as i64;
+    let used = usage(&state.db, user_id, consoles).await?;
+    Ok(view(&limits, &used))
+}
+
 /// Limits and usage as the customer sees them.
 pub fn view(limits: &Limits, used: &Usage) -> Quotas {
     let item = |name: &str, unit: &str, used: i64, limit: i64| QuotaItem {

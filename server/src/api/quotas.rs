@@ -31,10 +31,7 @@ async fn get_quotas(State(state): State<AppState>, caller: Caller) -> Result<Api
 }
 
 async fn account(state: &AppState, user_id: &str) -> Result<Quotas> {
-    let limits = quotas::limits(&state.db, &state.config, user_id).await?;
-    let consoles = state.consoles.held_by(user_id) as i64;
-    let used = quotas::usage(&state.db, user_id, consoles).await?;
-    Ok(quotas::view(&limits, &used))
+    Ok(quotas::of_account(state, user_id).await?)
 }
 
 /// An account's limits as the operator sees them: what is set for it (`null`: the default) and
