@@ -24,7 +24,7 @@ test('sign up, sign in, create a token, list it, revoke it, sign out', async () 
   await page.fill('input[name=password]', password);
   await page.click('[data-test=sign-up-form] button[type=submit]');
   await page.waitForURL(`${BASE}/`);
-  await page.getByText(`Welcome back, ${username}`).waitFor();
+  await page.getByText(`Welcome, ${username}`).waitFor();
   assert.equal(await page.textContent('[data-test=dashboard-balance]'), '$0.0000');
   // A new user's dashboard says what to do next.
   assert.match(await page.innerText('[data-test=dashboard-machines]'), /None yet[\s\S]*Create your first machine/);
@@ -99,7 +99,7 @@ test('forms work with JavaScript off, and the layout fits a phone', async () => 
   await page.fill('input[name=password]', 'no-script-password');
   await page.click('[data-test=sign-up-form] button[type=submit]');
   await page.waitForURL(`${BASE}/`);
-  await page.getByText(`Welcome back, ${username}`).waitFor();
+  await page.getByText(`Welcome, ${username}`).waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
   await page.screenshot({ path: `${ARTIFACTS}phone-dashboard.png`, fullPage: true });

@@ -24,6 +24,21 @@ pub fn usd4(micros: i64) -> String {
     )
 }
 
+/// An hourly rate in USD: four decimals like [`usd4`], more when the rate has them (a stopped
+/// machine's disk costs fractions of a hundredth of a cent an hour: `0.00006`, not `0.0001`).
+pub fn usd_rate(micros: i64) -> String {
+    if micros % 100 == 0 {
+        return usd4(micros);
+    }
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let mut text = format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000);
+    while text.ends_with('0') {
+        text.pop();
+    }
+    text
+}
+
 /// `70.00`: two decimals, as reference 001 shows rental amounts.
 pub fn usd2(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -71,6 +86,16 @@ impl<'de> Deserialize<'de> for Usd4 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rates_keep_the_digits_they_have() {
+        assert_eq!(super::usd_rate(60), "0.00006");
+        assert_eq!(super::usd_rate(1400), "0.0014");
+        assert_eq!(super::usd_rate(2060), "0.00206");
+        assert_eq!(super::usd_rate(4200), "0.0042");
+        assert_eq!(super::usd_rate(0), "0.0000");
+    }
+
     use super::*;
 
     #[test]

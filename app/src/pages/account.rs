@@ -152,7 +152,7 @@ fn LimitsCard() -> impl IntoView {
     view! {
         <section class="card" data-test="limits">
             <h2>"Limits"</h2>
-            <p class="muted">"What this account may hold at once. Need more? Ask your provider: an operator can raise any of these for your account."</p>
+            <p class="muted">"What this account may hold at once; stopped machines count too (they keep their place). Need more? Ask your provider: an operator can raise any of these for your account."</p>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match limits.await {

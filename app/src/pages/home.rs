@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::PortalError;
 use crate::session::use_auth;
-use model::money::usd4;
+use model::money::{usd4, usd_rate};
 
 /// What a signed-in user's dashboard counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,16 @@ pub async fn load_dashboard() -> Result<DashboardData, PortalError> {
         balance: user.balance_micros,
         machines: machines.len(),
         running: running.len(),
-        hourly: running.iter().map(|m| m.price_hourly_micros).sum(),
+        // What the account is billed per hour now: running machines at their price, stopped
+        // ones for what they keep.
+        hourly: machines
+            .iter()
+            .map(|m| match m.to_vps().state.as_str() {
+                "running" => m.price_hourly_micros,
+                "stopped" => m.held_hourly_micros,
+                _ => 0,
+            })
+            .sum(),
         rentals: active.len(),
         next_end,
         invitations,
@@ -101,7 +110,7 @@ fn Dashboard() -> impl IntoView {
                             <span class="muted">{if d.machines == 0 {
                                 "VPS and containers, billed per minute while they run".to_owned()
                             } else {
-                                format!("{} in all · ${}/hour now", plural(d.machines, "machine", "machines"), usd4(d.hourly))
+                                format!("{} in all · ${}/hour now", plural(d.machines, "machine", "machines"), usd_rate(d.hourly))
                             }}</span>
                             <span class="card-link">{if d.machines == 0 { "Create your first machine →" } else { "Open machines →" }}</span>
                         </a>
@@ -147,7 +156,7 @@ pub fn HomePage() -> impl IntoView {
                 match auth.info.await.ok().and_then(|i| i.user) {
                     Some(me) => view! {
                         <section class="page-head">
-                            <h1>{format!("Welcome back, {}", me.username)}</h1>
+                            <h1>{format!("Welcome, {}", me.username)}</h1>
                             <p class="muted">"Everything you run on Hangar, at a glance."</p>
                         </section>
                         <Dashboard/>

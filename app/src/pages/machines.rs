@@ -17,7 +17,7 @@ use crate::components::format::when;
 use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
 use crate::pages::RequireUser;
 use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
-use model::money::usd4;
+use model::money::{usd4, usd_rate};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachinesData {
@@ -335,7 +335,7 @@ fn MachineTable(initial: Vec<Vps>, live: RwSignal<Option<Vec<Vps>>>) -> impl Int
                                 <td data-label="Region">{vps.region.clone()}</td>
                                 <td data-label="Price" title="Running price; a stopped machine pays only for its disk and address">{
                                     if vps.state == "stopped" {
-                                        format!("${}/h stopped", usd4(vps.stopped_hourly.0))
+                                        format!("${}/h stopped", usd_rate(vps.stopped_hourly.0))
                                     } else {
                                         format!("${}/h", usd4(vps.price_hourly.0))
                                     }
@@ -358,7 +358,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
         <section class="card">
             <h2>"New machine"</h2>
             <p class="muted">{format!("Your balance: ${}. Creating needs one hour of the price in balance.", usd4(data.balance))}</p>
-            <p class="muted" data-test="stopped-pricing">"A stopped machine keeps its disk and address and pays only for those (the lower price); its CPU and memory go back to the host, so starting it again needs room there."</p>
+            <p class="muted" data-test="stopped-pricing">"Each option shows two prices: while the machine runs, and while it is stopped. A stopped machine keeps its disk (and a VM its public IPv4 address) and pays only for those; its CPU and memory go back to the host, so a start can be refused, saying so, when the host has filled up meanwhile."</p>
             <ActionForm action=create attr:class="form" attr:data-test="create-machine-form">
                 <CsrfField/>
                 <label>"Name"
@@ -369,13 +369,13 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         <optgroup label="Plans: a size, with its default image">
                             {data.plans.iter().map(|p| view! {
                                 <option value=format!("plan:{}", p.id)>
-                                    {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h, ${}/h stopped", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0), usd4(p.stopped_hourly.0))}
+                                    {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h, ${}/h stopped", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))}
                                 </option>
                             }).collect_view()}
                         </optgroup>
                         <optgroup label="Templates: ready-made machines">
                             {data.templates.iter().map(|t| {
-                                let price = data.plans.iter().find(|p| p.id == t.plan_id).map(|p| format!(" — ${}/h", usd4(p.price_hourly.0))).unwrap_or_default();
+                                let price = data.plans.iter().find(|p| p.id == t.plan_id).map(|p| format!(" — ${}/h, ${}/h stopped", usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))).unwrap_or_default();
                                 view! {
                                     <option value=format!("template:{}", t.slug)>
                                         {format!("{} ({}): {} vCPU, {} MB, {} GB{price}", t.name, t.image, t.vcpu, t.memory_mb, t.disk_gb)}
@@ -616,10 +616,11 @@ fn PowerCard(
                 <dt>"Region"</dt><dd>{move || vps.get().region}</dd>
                 <dt>"Price"</dt><dd data-test="machine-price">{move || {
                     let v = vps.get();
+                    let kept = if v.kind == "vm" && v.ip.is_some() { "its disk and public address" } else { "its disk" };
                     format!(
-                        "${}/hour while running, ${}/hour while stopped (its disk and address), charged per minute",
+                        "${}/hour while running, ${}/hour while stopped ({kept}), charged per minute",
                         usd4(v.price_hourly.0),
-                        usd4(v.stopped_hourly.0)
+                        usd_rate(v.stopped_hourly.0)
                     )
                 }}</dd>
                 <dt>"Created"</dt><dd>{move || when(&vps.get().created_at)}</dd>

@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
+    password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordHasher, SaltString},
+    Algorithm, Argon2, Block, Params, Version,
 };
 use tracing::instrument;
 
@@ -178,9 +178,15 @@ pub fn argon2_slots() -> usize {
         .clamp(2, 8)
 }
 
-/// Runs one argon2 job on the blocking pool within [`ARGON2_SLOTS`].
+/// The 19 MiB work areas argon2 runs in, kept and reused: at most [`argon2_slots`] are ever made.
+/// Letting argon2 allocate its own each time made the allocator keep every one it had freed in
+/// each blocking thread's arena: 40 parallel wrong sign-ins grew a server by ~380 MB for good
+/// (docs/BENCHMARKS.md, "Memory after a burst of sign-ins").
+static WORK_AREAS: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs one argon2 job on the blocking pool within [`ARGON2_SLOTS`], in a reused work area.
 async fn argon2_bounded<T: Send + 'static>(
-    job: impl FnOnce() -> T + Send + 'static,
+    job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
 ) -> ServiceResult<T> {
     let _slot = ARGON2_SLOTS
         .acquire()
@@ -189,20 +195,95 @@ async fn argon2_bounded<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || {
         let now = ARGON2_RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
         ARGON2_PEAK.fetch_max(now, Ordering::Relaxed);
-        let out = job();
+        let taken = WORK_AREAS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut work = taken.unwrap_or_default();
+        let out = job(&mut work);
+        WORK_AREAS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(work);
         ARGON2_RUNNING.fetch_sub(1, Ordering::Relaxed);
         out
     })
     .await?)
 }
 
+/// argon2id with the crate's default parameters (19 MiB, 2 passes, 1 lane), computed in `work`.
+fn hash_in(work: &mut Vec<Block>, password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    let params = Params::default();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut raw_salt = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut raw_salt)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    run_in(
+        work,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.clone(),
+        password,
+        raw_salt,
+        &mut out,
+    )?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: params.try_into()?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out)?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash` (any argon2 variant and parameters it
+/// names), computed in `work`; the comparison takes the same time wherever they differ.
+fn verify_in(work: &mut Vec<Block>, password: &[u8], hash: &str) -> bool {
+    let mut check = || -> Result<bool, argon2::password_hash::Error> {
+        let parsed = PasswordHash::new(hash)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let mut raw_salt = [0u8; 64];
+        let raw_salt = salt.decode_b64(&mut raw_salt)?;
+        let mut out = vec![0u8; expected.len()];
+        run_in(
+            work, algorithm, version, params, password, raw_salt, &mut out,
+        )?;
+        Ok(Output::new(&out)? == expected)
+    };
+    check().unwrap_or(false)
+}
+
+/// One argon2 computation into `out`, its memory `work` (grown to what `params` need, never
+/// shrunk, so a reused area allocates nothing).
+fn run_in(
+    work: &mut Vec<Block>,
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::password_hash::Error> {
+    let blocks = params.block_count();
+    if work.len() < blocks {
+        work.resize(blocks, Block::default());
+    }
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, &mut work[..blocks])
+        .map_err(Into::into)
+}
+
 /// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) off the runtime.
 pub async fn hash_password(password: String) -> ServiceResult<String> {
-    argon2_bounded(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+    argon2_bounded(move |work| {
+        hash_in(work, password.as_bytes())
             .map_err(|e| ServiceError::internal(anyhow::anyhow!("argon2: {e}")))
     })
     .await?
@@ -210,16 +291,7 @@ pub async fn hash_password(password: String) -> ServiceResult<String> {
 
 /// Checks a password against a stored hash off the runtime.
 pub async fn verify_password(password: String, hash: String) -> ServiceResult<bool> {
-    argon2_bounded(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
+    argon2_bounded(move |work| verify_in(work, password.as_bytes(), &hash)).await
 }
 
 /// Checks `password` for a signed-in user about to change something that needs it (the
@@ -491,6 +563,14 @@ mod tests {
             argon2_peak(),
             argon2_slots()
         );
+        // Memory stays bounded after the burst too: work areas are reused, never more of them
+        // than may run at once (each is 19 MiB).
+        let areas = WORK_AREAS.lock().unwrap().len();
+        assert!(
+            (1..=argon2_slots()).contains(&areas),
+            "{areas} work areas kept, bound {}",
+            argon2_slots()
+        );
     }
 
     #[tokio::test]
@@ -501,5 +581,20 @@ mod tests {
             .await
             .unwrap());
         assert!(!verify_password("wrong horse".into(), hash).await.unwrap());
+        // Hashes made by the argon2 crate's own hasher (every stored hash so far) still verify.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"old password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("old password".into(), theirs.clone())
+            .await
+            .unwrap());
+        assert!(!verify_password("old passwore".into(), theirs)
+            .await
+            .unwrap());
+        assert!(!verify_password("x".into(), "not a hash".into())
+            .await
+            .unwrap());
     }
 }
