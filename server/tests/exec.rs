@@ -894,6 +894,8 @@ async fn background_commands_are_capped_per_machine_and_old_records_are_pruned()
         "2 background commands",
     )
     .await;
+    // Cancelled once it runs, as a person would: its process is there to kill.
+    wait_job(&app, &token, &id, &jobs[0], &["running"]).await;
     expect_json(
         app.delete(&format!("/api/vps/{id}/jobs/{}", jobs[0]), Some(&token))
             .await,
@@ -937,4 +939,38 @@ async fn background_commands_are_capped_per_machine_and_old_records_are_pruned()
         app.delete(&format!("/api/vps/{id}/jobs/{job}"), Some(&token))
             .await;
     }
+}
+
+/// Files are streamed: an upload that announces more than `file_max_bytes` is refused (413) as
+/// soon as its headers arrive, before any of its body is read or held (the body here never
+/// ends, so an answer at all shows nothing waited for it).
+#[tokio::test]
+async fn an_upload_announcing_too_much_is_refused_before_its_body_is_read() {
+    let app = TestApp::builder()
+        .config("file_max_bytes", "1048576")
+        .spawn()
+        .await;
+    let (_, token) = app.funded_user("big-upload", 10.0).await;
+    let endless = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Some((Ok::<_, std::io::Error>(vec![0u8; 1024]), ()))
+    });
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.client
+            .put(app.url("/api/vps/000000000000000000000000/files?path=/root/big"))
+            .bearer_auth(&token)
+            .header(reqwest::header::CONTENT_LENGTH, (1048576 + 1).to_string())
+            .body(reqwest::Body::wrap_stream(endless))
+            .send(),
+    )
+    .await
+    .expect("answered without waiting for the body")
+    .unwrap();
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = answer.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("1048576 bytes"),
+        "{body}"
+    );
 }

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tracing::instrument;
 
-use crate::compute::driver::{machine_name, Driver, DriverError, ExecOutput, ExecRequest};
+use crate::compute::driver::{
+    machine_name, Driver, DriverError, ExecOutput, ExecRequest, FileStream,
+};
 use crate::compute::executor;
 use crate::compute::guard;
 use crate::compute::instances::{self, InstanceRow, InstanceState};
@@ -646,20 +648,27 @@ fn check_path(path: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Writes a file inside the caller's running machine (replacing one there).
+/// Writes a file inside the caller's running machine (replacing one there), streamed: at most
+/// `file_max_bytes` (413 beyond, before anything is written).
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id, id, path))]
 pub async fn put_file(
     state: &AppState,
     user_id: &str,
     id: &str,
     path: &str,
-    data: bytes::Bytes,
+    file: FileStream,
 ) -> ServiceResult<()> {
     check_path(path)?;
+    let max = state.config.file_max_bytes;
+    if file.size > max {
+        return Err(ServiceError::TooLarge(format!(
+            "The file is larger than {max} bytes"
+        )));
+    }
     let (inst, driver) = reachable(state, user_id, id).await?;
-    let size = data.len();
+    let size = file.size;
     driver
-        .put_file(&machine_name(&inst.id), path, data)
+        .put_file(&machine_name(&inst.id), path, file)
         .await
         .map_err(|e| match e {
             DriverError::NotFound(m) => {
@@ -682,14 +691,14 @@ pub async fn put_file(
 }
 
 /// Reads a file from inside the caller's running machine (404 when missing, 413 beyond
-/// `file_max_bytes`).
+/// `file_max_bytes`), streamed.
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id, id, path))]
 pub async fn get_file(
     state: &AppState,
     user_id: &str,
     id: &str,
     path: &str,
-) -> ServiceResult<Vec<u8>> {
+) -> ServiceResult<FileStream> {
     check_path(path)?;
     let (inst, driver) = reachable(state, user_id, id).await?;
     driver

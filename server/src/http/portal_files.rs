@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
+use domain::compute::driver::FileStream;
 use domain::compute::{exec, volume};
 use domain::infra::gates::Pass;
 use domain::AppState;
@@ -51,12 +52,13 @@ pub async fn volume_download(
     let result = async {
         let user = signed_in(&state, &session).await?;
         let pass = state.gates.files.enter(&user).await?;
-        Ok::<_, PortalError>((pass, volume::read(&state, &user, &id, &q.path).await?))
+        let data = volume::read(&state, &user, &id, &q.path).await?;
+        Ok::<_, PortalError>((pass, FileStream::whole(data)))
     };
     as_download(&q.path, result.await)
 }
 
-fn as_download(path: &str, data: Result<(Pass, Vec<u8>), PortalError>) -> Response {
+fn as_download(path: &str, data: Result<(Pass, FileStream), PortalError>) -> Response {
     match data {
         Ok((pass, data)) => {
             let name: String = path
@@ -82,8 +84,9 @@ pub async fn upload(
     body: Body,
 ) -> Response {
     let result = async {
-        let (user, _pass, data) = checked_upload(&state, &session, &headers, body).await?;
-        Ok::<_, PortalError>(exec::put_file(&state, &user, &id, &q.path, data).await?)
+        let user = checked_uploader(&state, &session, &headers).await?;
+        let (_pass, file) = transfers::receive(&state, &user, body).await?;
+        Ok::<_, PortalError>(exec::put_file(&state, &user, &id, &q.path, file).await?)
     };
     uploaded(result.await)
 }
@@ -98,28 +101,26 @@ pub async fn volume_upload(
     body: Body,
 ) -> Response {
     let result = async {
-        let (user, _pass, data) = checked_upload(&state, &session, &headers, body).await?;
+        let user = checked_uploader(&state, &session, &headers).await?;
+        let (_pass, data) = transfers::receive_whole(&state, &user, body).await?;
         Ok::<_, PortalError>(volume::write(&state, &user, &id, &q.path, data).await?)
     };
     uploaded(result.await)
 }
 
-/// The signed-in user, their file-transfer pass and the body, after the CSRF check and within
-/// `file_max_bytes`.
-async fn checked_upload(
+/// The signed-in user, once the upload carries the session's CSRF token.
+async fn checked_uploader(
     state: &AppState,
     session: &Session,
     headers: &HeaderMap,
-    body: Body,
-) -> Result<(String, Pass, axum::body::Bytes), PortalError> {
+) -> Result<String, PortalError> {
     let user = signed_in(state, session).await?;
     let token = headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     portal::check_csrf(session, token).await?;
-    let (pass, data) = transfers::receive(state, &user, body).await?;
-    Ok((user, pass, data))
+    Ok(user)
 }
 
 fn uploaded(result: Result<(), PortalError>) -> Response {

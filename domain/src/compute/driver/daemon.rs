@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::compute::driver::{
     Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
-    Kind, Machine, MachineSpec, Power, ScreenIo, Volume,
+    FileStream, Kind, Machine, MachineSpec, Power, ScreenIo, Volume,
 };
 
 /// Where the machine's volume appears inside its container.
@@ -447,14 +447,14 @@ impl Driver for DaemonDriver {
         Ok(())
     }
 
-    async fn put_file(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()> {
+    async fn put_file(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
         let rel = Self::path_in_volume(path)?;
-        Volume::write(self, name, rel, data).await
+        Volume::write(self, name, rel, file.collect().await?).await
     }
 
-    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         let rel = Self::path_in_volume(path)?;
-        Volume::read(self, name, rel, max).await
+        Ok(FileStream::whole(Volume::read(self, name, rel, max).await?))
     }
 
     fn volume(&self) -> Option<&dyn Volume> {

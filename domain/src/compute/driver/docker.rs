@@ -34,8 +34,9 @@ use futures::StreamExt;
 
 use crate::compute::driver::{
     kill_script, split_path, Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult,
-    ExecOutput, ExecRequest, Kind, Machine, MachineSpec, Power, ScreenIo, EXEC_TAG,
+    ExecOutput, ExecRequest, FileStream, Kind, Machine, MachineSpec, Power, ScreenIo, EXEC_TAG,
 };
+use std::sync::atomic::Ordering;
 
 const LABEL: &str = "hangar.instance";
 /// The installation a machine belongs to (see `Settings::installation`). Machines made before
@@ -578,8 +579,10 @@ impl Driver for DockerDriver {
             .map(|_| ())
     }
 
-    async fn put_file(&self, name: &str, path: &str, data: Bytes) -> DriverResult<()> {
-        let (dir, file) = split_path(path)?;
+    /// Streams the file into the engine as a one-entry tar (header, the bytes as they come,
+    /// padding): Hangar holds a chunk at a time, never the file.
+    async fn put_file(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
+        let (dir, leaf) = split_path(path)?;
         let docker = self.client()?;
         // Engines differ here (Podman creates missing directories, Docker refuses): the directory
         // must exist, on every engine.
@@ -591,60 +594,96 @@ impl Driver for DockerDriver {
             return Err(DriverError::NotFound(format!("Directory {dir}")));
         }
         let options = UploadToContainerOptionsBuilder::new().path(dir).build();
-        // A one-entry tar made around the data without copying it.
-        let tar = futures::stream::iter([
-            Bytes::from(tar_header(file, data.len() as u64)),
-            data.clone(),
-            Bytes::from(vec![0u8; tar_padding(data.len() as u64) + 1024]),
-        ]);
-        docker
-            .upload_to_container(name, Some(options), bollard::body_stream(tar))
-            .await
-            .map_err(|e| match status_of(&e) {
-                Some(404) => DriverError::NotFound(format!("Directory {dir}")),
-                Some(400 | 403 | 500) if e.to_string().contains("not a directory") => {
-                    DriverError::Invalid(format!("{dir} is not a directory"))
-                }
-                _ => backend(e),
-            })
+        let size = file.size;
+        // The body must be exactly `size` bytes: a tar whose entry is short or long is not one,
+        // and the engine must not keep a file cut short.
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = seen.clone();
+        let body = file.bytes.map(move |chunk| {
+            let chunk = chunk?;
+            let total =
+                counted.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            if total > size {
+                return Err(std::io::Error::other(
+                    "the file is longer than it announced",
+                ));
+            }
+            Ok(chunk)
+        });
+        let tail = futures::stream::once(async move {
+            match seen.load(Ordering::Relaxed) {
+                n if n < size => Err(std::io::Error::other(format!(
+                    "the file ended after {n} of the {size} bytes it announced"
+                ))),
+                _ => Ok(Bytes::from(vec![0u8; tar_padding(size) + 1024])),
+            }
+        });
+        let header = Bytes::from(tar_header(leaf, size));
+        let tar = futures::stream::once(async move { Ok(header) })
+            .chain(body)
+            .chain(tail);
+        let uploaded = docker
+            .upload_to_container(name, Some(options), bollard::body_try_stream(tar))
+            .await;
+        uploaded.map_err(|e| match status_of(&e) {
+            Some(404) => DriverError::NotFound(format!("Directory {dir}")),
+            Some(400 | 403 | 500) if e.to_string().contains("not a directory") => {
+                DriverError::Invalid(format!("{dir} is not a directory"))
+            }
+            _ => backend(e),
+        })
     }
 
-    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+    /// Reads the tar the engine sends up to the entry's header (so a missing file, a folder or
+    /// one too large is refused before the first byte), then passes the file's bytes on as they
+    /// come.
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         split_path(path)?;
         let docker = self.client()?;
         let options = DownloadFromContainerOptionsBuilder::new()
             .path(path)
             .build();
         let mut stream = docker.download_from_container(name, Some(options));
-        let mut buf: Vec<u8> = Vec::new();
-        let mut size: Option<u64> = None;
-        while let Some(chunk) = stream.next().await {
+        let mut head: Vec<u8> = Vec::with_capacity(512);
+        while head.len() < 512 {
+            let Some(chunk) = stream.next().await else {
+                return Err(DriverError::Backend(
+                    "docker: the archive ended early".into(),
+                ));
+            };
             let chunk = chunk.map_err(|e| match status_of(&e) {
                 Some(404) => DriverError::NotFound(format!("File {path}")),
                 _ => backend(e),
             })?;
-            buf.extend_from_slice(&chunk);
-            if size.is_none() && buf.len() >= 512 {
-                let (kind, len) = read_tar_header(&buf[..512])?;
-                if kind == b'5' {
-                    return Err(DriverError::Invalid(format!("{path} is a directory")));
-                }
-                if len > max {
-                    return Err(DriverError::TooLarge(format!(
-                        "{path} is {len} bytes; the limit is {max}"
-                    )));
-                }
-                size = Some(len);
-            }
-            if let Some(len) = size {
-                if buf.len() as u64 >= 512 + len {
-                    break;
-                }
-            }
+            head.extend_from_slice(&chunk);
         }
-        let len = size.ok_or_else(|| DriverError::Backend("docker: empty archive".into()))?;
-        let end = (512 + len as usize).min(buf.len());
-        Ok(buf[512..end].to_vec())
+        let (kind, len) = read_tar_header(&head[..512])?;
+        if kind == b'5' {
+            return Err(DriverError::Invalid(format!("{path} is a directory")));
+        }
+        if len > max {
+            return Err(DriverError::TooLarge(format!(
+                "{path} is {len} bytes; the limit is {max}"
+            )));
+        }
+        let first = Bytes::from(head.split_off(512));
+        let rest = stream.map(|chunk| chunk.map_err(std::io::Error::other));
+        // The entry's bytes: what followed the header, then the rest, cut at its length (the tar
+        // goes on with padding and end blocks).
+        let mut left = len;
+        let bytes = futures::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .map(move |chunk: std::io::Result<Bytes>| {
+                let mut chunk = chunk?;
+                chunk.truncate(left.min(chunk.len() as u64) as usize);
+                left -= chunk.len() as u64;
+                Ok(chunk)
+            })
+            .take_while(|chunk| futures::future::ready(!matches!(chunk, Ok(c) if c.is_empty())));
+        Ok(FileStream {
+            size: len,
+            bytes: Box::pin(bytes),
+        })
     }
 
     async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo> {

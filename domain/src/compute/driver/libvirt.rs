@@ -43,7 +43,7 @@ use virt::{
 
 use crate::compute::driver::{
     Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
-    Kind, Machine, MachineSpec, Power, ScreenIo,
+    FileStream, Kind, Machine, MachineSpec, Power, ScreenIo,
 };
 use crate::infra::config::{DomainType, Network};
 
@@ -798,14 +798,18 @@ impl Driver for LibvirtDriver {
         self.guests.kill(name, &addr, tag).await
     }
 
-    async fn put_file(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()> {
+    async fn put_file(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
         let addr = self.guest_address(name).await?;
-        self.guests.put_file(name, &addr, path, data).await
+        self.guests
+            .put_file(name, &addr, path, file.collect().await?)
+            .await
     }
 
-    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         let addr = self.guest_address(name).await?;
-        self.guests.get_file(name, &addr, path, max).await
+        Ok(FileStream::whole(
+            self.guests.get_file(name, &addr, path, max).await?,
+        ))
     }
 
     async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo> {

@@ -163,6 +163,61 @@ pub struct Machine {
     pub disk_used: Option<u64>,
 }
 
+/// A file on its way into or out of a machine: its size, known before the first byte (a tar
+/// header and a browser's progress bar need it), and its bytes as they arrive. The Docker-API
+/// driver streams both ways, so what Hangar holds of a file at once is a chunk, not the file;
+/// drivers whose transport takes a whole buffer (SFTP into a VM, a node daemon's volume) use
+/// [`FileStream::collect`] and [`FileStream::whole`].
+pub struct FileStream {
+    pub size: u64,
+    pub bytes: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+}
+
+impl std::fmt::Debug for FileStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStream")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStream {
+    /// A file already in memory.
+    pub fn whole(data: impl Into<bytes::Bytes>) -> Self {
+        let data: bytes::Bytes = data.into();
+        Self {
+            size: data.len() as u64,
+            bytes: Box::pin(futures::stream::once(async move { Ok(data) })),
+        }
+    }
+
+    /// All of the file, checked to be exactly the size it announced.
+    pub async fn collect(self) -> DriverResult<bytes::Bytes> {
+        use futures::StreamExt;
+        let mut all = bytes::BytesMut::with_capacity(self.size.min(64 << 20) as usize);
+        let mut bytes = self.bytes;
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk
+                .map_err(|e| DriverError::Invalid(format!("the file did not arrive whole: {e}")))?;
+            if (all.len() + chunk.len()) as u64 > self.size {
+                return Err(DriverError::Invalid(format!(
+                    "the file is longer than the {} bytes it announced",
+                    self.size
+                )));
+            }
+            all.extend_from_slice(&chunk);
+        }
+        if (all.len() as u64) < self.size {
+            return Err(DriverError::Invalid(format!(
+                "the file ended after {} of the {} bytes it announced",
+                all.len(),
+                self.size
+            )));
+        }
+        Ok(all.freeze())
+    }
+}
+
 /// How to reach a machine's screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Console {
@@ -305,13 +360,14 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Kills every process of the exec tagged `tag` (cancel). Twice: nothing left to kill is Ok.
     async fn exec_kill(&self, name: &str, tag: &str) -> DriverResult<()>;
 
-    /// Writes `data` to the absolute `path` inside the machine, replacing a file there (its
-    /// directory must exist: `NotFound` otherwise). Twice: the same file.
-    async fn put_file(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()>;
+    /// Writes `file` to the absolute `path` inside the machine, replacing a file there (its
+    /// directory must exist: `NotFound` otherwise). Twice: the same file. A file that does not
+    /// bring exactly the size it announced is refused (`Invalid`).
+    async fn put_file(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()>;
 
     /// The file at the absolute `path` inside the machine: `NotFound` when missing, `Invalid` for
-    /// a directory, `TooLarge` beyond `max` bytes. Read-only.
-    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
+    /// a directory, `TooLarge` beyond `max` bytes, all before the first byte. Read-only.
+    async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream>;
 
     /// Opens the running machine's text console: a VM's serial port, a shell on a TTY in a
     /// container. Output arrives until the console ends (the machine stopped: the receiver then
