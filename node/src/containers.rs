@@ -645,12 +645,33 @@ async fn install(node: &Node, record: &Record, live: &Live) -> NodeResult<Instal
         .map_err(engine)?;
     let mut output = attached.output;
     let mut tail = String::new();
-    while let Some(Ok(chunk)) = output.next().await {
-        let text = text_of(chunk);
-        keep_tail(&mut tail, &text);
-        live.output(text);
+    // The output ends when the script does; in case the engine keeps the stream open after the
+    // container exited, the container's state is looked at every few seconds too, and then what
+    // is left of the output is read for a moment more.
+    let mut exited_at: Option<tokio::time::Instant> = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(2), output.next()).await;
+        match next {
+            Ok(Some(Ok(chunk))) => {
+                let text = text_of(chunk);
+                keep_tail(&mut tail, &text);
+                live.output(text);
+            }
+            Ok(_) => break,
+            Err(_) => match exited_at {
+                Some(at) if at.elapsed() >= Duration::from_secs(2) => break,
+                Some(_) => {}
+                None if !is_running(&docker, &name).await => {
+                    exited_at = Some(tokio::time::Instant::now())
+                }
+                None => {}
+            },
+        }
     }
-    let code = exit_code(&docker, &name).await;
+    // The output ended with the script: it has exited (or is about to). "next-exit" here would
+    // wait for an exit after this call, and the script's may already have happened: the install
+    // then waited for ever (seen as an intermittent hang of the panel's daemon test).
+    let code = exit_code(&docker, &name, Exit::Current).await;
     remove_engine_container(&docker, &name).await?;
     let _ = tokio::fs::remove_dir_all(&dir).await;
     Ok(Installed { code, tail })
@@ -676,12 +697,25 @@ fn text_of(chunk: LogOutput) -> String {
     }
 }
 
-/// The exit code of the container's next exit (waiting for it), or of its last one when it is
-/// not running. `next-exit`: a container created but not yet started counts as "not running",
-/// and the default condition would answer at once.
-async fn exit_code(docker: &Docker, name: &str) -> i64 {
+/// Which exit [`exit_code`] waits for.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    /// The next one, for a container that may not have started yet ("not running" would answer
+    /// at once for a container created and not started).
+    Next,
+    /// The one under way or just done, for a container known to have started: answers at once
+    /// when it has already exited.
+    Current,
+}
+
+/// The exit code of the container's exit `which`, waiting for it (or of its last one, from
+/// `inspect`, when the wait fails).
+async fn exit_code(docker: &Docker, name: &str, which: Exit) -> i64 {
     let options = WaitContainerOptions {
-        condition: "next-exit".into(),
+        condition: match which {
+            Exit::Next => "next-exit".into(),
+            Exit::Current => "not-running".into(),
+        },
     };
     let mut wait = docker.wait_container(name, Some(options));
     match wait.next().await {
@@ -923,7 +957,7 @@ async fn watch(
         record.volume_id.clone(),
     );
     live.keep(tokio::spawn(async move {
-        let code = exit_code(&wait_docker, &name).await;
+        let code = exit_code(&wait_docker, &name, Exit::Next).await;
         *wait_live.input.lock().await = None;
         if let Ok(volume) = wait_node.volumes().get(&volume_id) {
             volume.mark_stale();

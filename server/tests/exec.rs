@@ -813,7 +813,7 @@ async fn an_account_may_hold_only_so_many_file_transfers_at_once() {
         .config("file_transfers_per_account", "1")
         .spawn()
         .await;
-    let (_, alice) = app.funded_user("xfer-alice", 10.0).await;
+    let (alice_id, alice) = app.funded_user("xfer-alice", 10.0).await;
     let (_, bob) = app.funded_user("xfer-bob", 10.0).await;
     let put = |token: &str, body: reqwest::Body| {
         app.client
@@ -828,20 +828,31 @@ async fn an_account_may_hold_only_so_many_file_transfers_at_once() {
     let chunks = futures::stream::unfold(rest, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
-    let slow = tokio::spawn(put(&alice, reqwest::Body::wrap_stream(chunks)));
-    let second = async {
-        loop {
-            let res = put(&alice, reqwest::Body::from("x")).await.unwrap();
-            if res.status() == StatusCode::TOO_MANY_REQUESTS {
-                return res;
-            }
-            // The slow one may not have been let in yet.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let refused = tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .expect("a second upload of the same account is refused while the first runs");
+    // On a connection of its own: a body that cannot be replayed must not meet a pooled
+    // connection the server is closing.
+    let slow = tokio::spawn(
+        reqwest::Client::new()
+            .put(app.url("/api/vps/000000000000000000000000/files?path=/root/a"))
+            .bearer_auth(&alice)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send(),
+    );
+    // Once the slow one holds the account's one transfer, the next is refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while app.state.gates.files.held_by(&alice_id) == 0 {
+        assert!(
+            !slow.is_finished(),
+            "the slow upload ended early: {:?}",
+            slow.await
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow upload was never let in"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = put(&alice, reqwest::Body::from("x")).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let body: Value = refused.json().await.unwrap();
     assert!(
         body["error"].as_str().unwrap().contains("1 file transfers"),

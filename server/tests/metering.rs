@@ -354,7 +354,14 @@ async fn running_out_warns_then_stops_after_the_grace_period() {
         "{subjects:?}"
     );
 
-    // A top-up ends the running-out state; the stopped machine no longer bills.
+    // A top-up ends the running-out state; the stopped machine pays only for its disk from
+    // then on (its held rate began when the stop job ran: on the simulated clock, at 830).
+    sqlx::query("UPDATE instances SET metered_until = $1, metered_minutes = 0 WHERE id = $2")
+        .bind(T0 + 830 * MINUTE_MS)
+        .bind(&id)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
     app.credit(&admin, &uid, 5.0).await;
     meter::tick(&app.state.db, T0 + 900 * MINUTE_MS, RULES)
         .await
@@ -365,7 +372,8 @@ async fn running_out_warns_then_stops_after_the_grace_period() {
         .await
         .unwrap();
     assert_eq!(exhausted, None);
-    assert_eq!(app.money(&uid).await.0, 5_000_000);
+    // 70 minutes of 10 GB at $0.00006 per GB-hour (no address ranges here, so no IPv4).
+    assert_eq!(app.money(&uid).await.0, 5_000_000 - 600 * 70 / 60);
 }
 
 #[tokio::test]
