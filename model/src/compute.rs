@@ -114,6 +114,9 @@ pub struct Snapshot {
     /// `creating`, `ready` or `failed`.
     pub state: String,
     pub created_at: String,
+    /// Why it failed, when `state` is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An SSH public key (`GET /api/keys`).

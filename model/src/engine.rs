@@ -57,8 +57,9 @@ fn status_of(e: &Error) -> Option<u16> {
     }
 }
 
-/// Makes the isolated bridge network `name` unless it exists (idempotent; a concurrent maker
-/// winning the race is fine).
+/// Makes the isolated bridge network `name` unless it exists (idempotent: a concurrent maker
+/// winning the race is fine, whatever the engine answers the loser; Podman says 500 "already
+/// exists", Docker 409).
 pub async fn isolated_network(
     docker: &Docker,
     name: &str,
@@ -78,8 +79,10 @@ pub async fn isolated_network(
     };
     match docker.create_network(request).await {
         Ok(_) => Ok(()),
-        Err(e) if status_of(&e) == Some(409) => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => match docker.inspect_network(name, None).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e),
+        },
     }
 }
 

@@ -712,7 +712,7 @@ fn SnapshotsCard(
                             view! {
                                 <tr data-test="snapshot-row" data-state=s.state.clone()>
                                     <td data-label="Name">{s.name.clone()}</td>
-                                    <td data-label="State">{s.state.clone()}</td>
+                                    <td data-label="State" data-test="snapshot-state">{s.state.clone()}{s.reason.clone().map(|r| view! { <span class="muted" data-test="snapshot-reason">{format!(": {r}")}</span> })}</td>
                                     <td data-label="Taken">{when(&s.created_at)}</td>
                                     <td class="actions">
                                         {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}

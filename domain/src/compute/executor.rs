@@ -154,7 +154,7 @@ pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
         }
         JobKind::SnapshotCreate => {
             driver.snapshot_create(&name, &snapshot).await?;
-            Ok(snapshot_done(&state.db, &inst.id, &snapshot, SnapshotState::Ready).await?)
+            Ok(snapshot_done(&state.db, &inst.id, &snapshot, SnapshotState::Ready, None).await?)
         }
         JobKind::SnapshotRestore => {
             driver.snapshot_restore(&name, &snapshot).await?;
@@ -279,20 +279,25 @@ async fn await_guest(
     }
 }
 
-/// A snapshot job ended: the snapshot becomes `state` and the instance's transition clears.
+/// A snapshot job ended: the snapshot becomes `state` (with why, when it failed) and the
+/// instance's transition clears.
 async fn snapshot_done(
     db: &Pool,
     id: &str,
     snapshot: &str,
     state: SnapshotState,
+    reason: Option<&str>,
 ) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;
-    sqlx::query("UPDATE snapshots SET state = $1 WHERE instance_id = $2 AND name = $3")
-        .bind(state.as_str())
-        .bind(id)
-        .bind(snapshot)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE snapshots SET state = $1, reason = $4 WHERE instance_id = $2 AND name = $3",
+    )
+    .bind(state.as_str())
+    .bind(id)
+    .bind(snapshot)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
     clear_transition(&mut tx, id, Transition::Snapshot).await?;
     tx.commit().await?;
     Ok(())
@@ -470,7 +475,15 @@ pub async fn give_up(state: &AppState, job: &JobRow, msg: &str) -> ServiceResult
         }
         JobKind::SnapshotCreate => {
             let snapshot = job.payload_str("snapshot");
-            snapshot_done(&state.db, &inst.id, &snapshot, SnapshotState::Failed).await
+            let reason = format!("The snapshot could not be made: {msg}");
+            snapshot_done(
+                &state.db,
+                &inst.id,
+                &snapshot,
+                SnapshotState::Failed,
+                Some(&reason),
+            )
+            .await
         }
         JobKind::Start
         | JobKind::Stop

@@ -924,6 +924,8 @@ pub struct SnapshotRow {
     pub name: String,
     pub state: String,
     pub created_at: i64,
+    /// Why it failed (`failed` only).
+    pub reason: Option<String>,
 }
 
 impl SnapshotRow {
@@ -932,6 +934,7 @@ impl SnapshotRow {
             name: self.name.clone(),
             state: self.state.clone(),
             created_at: rfc3339(self.created_at),
+            reason: self.reason.clone(),
         }
     }
 }
@@ -947,7 +950,7 @@ pub const MAX_SNAPSHOTS: i64 = 20;
 pub async fn snapshots(db: &Pool, user_id: &str, id: &str) -> ServiceResult<Vec<SnapshotRow>> {
     get(db, user_id, id).await?;
     Ok(sqlx::query_as(
-        "SELECT id, instance_id, name, state, created_at FROM snapshots WHERE instance_id = $1 ORDER BY created_at, name",
+        "SELECT id, instance_id, name, state, created_at, reason FROM snapshots WHERE instance_id = $1 ORDER BY created_at, name",
     )
     .bind(id)
     .fetch_all(db)
@@ -955,7 +958,7 @@ pub async fn snapshots(db: &Pool, user_id: &str, id: &str) -> ServiceResult<Vec<
 }
 
 async fn snapshot(tx: &mut Tx<'_>, instance_id: &str, name: &str) -> ServiceResult<SnapshotRow> {
-    sqlx::query_as("SELECT id, instance_id, name, state, created_at FROM snapshots WHERE instance_id = $1 AND name = $2")
+    sqlx::query_as("SELECT id, instance_id, name, state, created_at, reason FROM snapshots WHERE instance_id = $1 AND name = $2")
         .bind(instance_id)
         .bind(name)
         .fetch_optional(&mut **tx)
@@ -1028,6 +1031,7 @@ pub async fn snapshot_create(
         name: name.clone(),
         state: SnapshotState::Creating.as_str().into(),
         created_at: now,
+        reason: None,
     };
     let inserted = sqlx::query("INSERT INTO snapshots (id, instance_id, name, state, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&row.id)

@@ -799,3 +799,57 @@ async fn operators_scrape_metrics_and_nobody_else_does() {
     }
     assert!(!text.contains(id), "no ids in labels");
 }
+
+/// A failed job says why to the person: a snapshot whose machine vanished from its engine ends
+/// `failed` with the reason on the snapshot (API and page), not a bare `failed`.
+#[tokio::test]
+async fn a_snapshot_that_fails_says_why() {
+    let Some(docker) = common::docker_host() else {
+        return;
+    };
+    let app = TestApp::builder()
+        .config("docker_host", &docker)
+        .config("stop_timeout_secs", "5")
+        .spawn()
+        .await;
+    let (uid, token) = app.funded_user("snapper", 10.0).await;
+    let vps = create_vps(
+        &app,
+        &token,
+        json!({"name": "snap-1", "plan_id": "c-micro"}),
+    )
+    .await;
+    let id = vps["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
+    let driver = executor::driver_for(&app.state, &inst)
+        .await
+        .unwrap()
+        .unwrap();
+    // Behind Hangar's back, the container goes.
+    driver.destroy(&machine_name(&id)).await.unwrap();
+    expect_json(
+        app.post(
+            &format!("/api/vps/{id}/snapshots"),
+            Some(&token),
+            json!({"name": "before-upgrade"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    let list = expect_json(
+        app.get(&format!("/api/vps/{id}/snapshots"), Some(&token))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let snap = &list.as_array().unwrap()[0];
+    assert_eq!(snap["state"], "failed", "{snap}");
+    let reason = snap["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("The snapshot could not be made:") && reason.len() > 35,
+        "{snap}"
+    );
+}

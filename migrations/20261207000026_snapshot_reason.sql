@@ -1,0 +1,2 @@
+-- Why a snapshot failed, for its owner (the driver's error); NULL otherwise.
+ALTER TABLE snapshots ADD COLUMN reason TEXT;
