@@ -742,7 +742,27 @@ async fn create_engine_container(
         name: Some(name.to_owned()),
         ..Default::default()
     };
-    match docker.create_container(Some(options), body).await {
+    let mut created = docker
+        .create_container(Some(options.clone()), body.clone())
+        .await;
+    // The group's last other container may have been deleted meanwhile, taking the network with
+    // it: made again, once.
+    let network = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone());
+    if let (Err(e), Some(network)) = (&created, network) {
+        if e.to_string().contains("network") {
+            let labels = HashMap::from([("hangar.node.network".to_owned(), network.clone())]);
+            if model::engine::isolated_network(docker, &network, labels)
+                .await
+                .is_ok()
+            {
+                created = docker.create_container(Some(options), body).await;
+            }
+        }
+    }
+    match created {
         Ok(created) => Ok(created.id),
         Err(e) if status_of(&e) == Some(404) => Err(NodeError::internal(format!(
             "Failed to create Docker container: image {image} not found"

@@ -296,7 +296,25 @@ impl Driver for DockerDriver {
                 }),
                 ..Default::default()
             };
-            self.create_container(&docker, &spec.name, body).await?;
+            // The account's last other machine may be deleted meanwhile, taking the network
+            // with it: made again, and the container with it.
+            let mut body = body;
+            let mut attempts = 0;
+            loop {
+                match self
+                    .create_container(&docker, &spec.name, body.clone())
+                    .await
+                {
+                    Err(DriverError::Backend(m)) if m.contains("network") && attempts < 3 => {
+                        attempts += 1;
+                        let network = self.network(&docker, spec).await?;
+                        if let Some(host) = body.host_config.as_mut() {
+                            host.network_mode = Some(network);
+                        }
+                    }
+                    other => break other?,
+                }
+            }
         }
         self.start(&spec.name).await
     }
