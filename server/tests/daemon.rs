@@ -391,7 +391,14 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
         "another user's machine"
     );
 
-    // Power through the panel.
+    // Power through the panel, with a stats stream open.
+    let mut open = reqwest::Client::new()
+        .get(app.url(&format!("/api/vps/{id}/stats")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
     expect_json(
         app.post(&format!("/api/vps/{id}/stop"), Some(&token), json!({}))
             .await,
@@ -400,6 +407,24 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
     .await;
     app.run_jobs().await;
     assert_eq!(machine(&app, &token, &id).await["state"], "stopped");
+    // The open stream ends with `end`, which tells a browser not to reconnect to it.
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Some(chunk) = tokio::time::timeout_at(deadline, open.chunk())
+        .await
+        .expect("the stream ends once the machine stops")
+        .unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        text.trim_end()
+            .rsplit("\n\n")
+            .next()
+            .unwrap()
+            .contains("event: end"),
+        "the last event is `end`: {text}"
+    );
     let (_, c) = daemon_get(&base, &format!("/containers/{name}")).await;
     assert_eq!(c["state"], "exit");
     let idle = app.get(&format!("/api/vps/{id}/stats"), Some(&token)).await;
@@ -729,25 +754,25 @@ async fn volume_story(app: &TestApp, token: &str, id: &str) {
     )
     .await;
     let client = reqwest::Client::new();
+    let config = app.url(&format!(
+        "/api/vps/{id}/volume/content?path=plugins/essentials/config.yml"
+    ));
+    let read_config = || async {
+        let got = client.get(&config).bearer_auth(token).send().await.unwrap();
+        got.text().await.unwrap()
+    };
     let put = client
-        .put(app.url(&format!(
-            "/api/vps/{id}/volume/content?path=plugins/essentials/config.yml"
-        )))
+        .put(&config)
         .bearer_auth(token)
         .body("enabled: true\n")
         .send()
         .await
         .unwrap();
     assert_eq!(put.status(), StatusCode::NO_CONTENT);
-    let got = client
-        .get(app.url(&format!(
-            "/api/vps/{id}/volume/content?path=plugins/essentials/config.yml"
-        )))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.text().await.unwrap(), "enabled: true\n");
+    assert_eq!(read_config().await, "enabled: true\n");
+    // Files stream into the volume: an upload broken off half-way leaves the old file.
+    common::inside::upload_cut_short(config.clone(), token, 1 << 20, 256 * 1024).await;
+    assert_eq!(read_config().await, "enabled: true\n");
     expect_json(
         app.post(
             &format!("/api/vps/{id}/volume/copy"),

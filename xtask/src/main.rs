@@ -634,3 +634,66 @@ fn precompress(file: &Path, release: bool) -> Result<()> {
     std::fs::write(with(".gz"), gz.finish()?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory of its own under the system's temporary directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A bundle made from `source`, as `build_site` leaves it.
+    fn made(pkg: &Path, source: &str) {
+        std::fs::create_dir_all(pkg.join("abc123")).unwrap();
+        std::fs::write(pkg.join("abc123/hangar_bg.wasm"), b"\0asm").unwrap();
+        std::fs::write(pkg.join("bundle.txt"), "abc123\n").unwrap();
+        std::fs::write(pkg.join(SOURCE_FILE), source).unwrap();
+    }
+
+    #[test]
+    fn an_unchanged_input_reuses_the_bundle_and_any_change_makes_a_new_one() {
+        let dir = scratch("fingerprint");
+        let (wasm, css, pkg) = (
+            dir.join("frontend.wasm"),
+            dir.join("main.css"),
+            dir.join("pkg"),
+        );
+        std::fs::write(&wasm, b"\0asm one").unwrap();
+        std::fs::write(&css, "body { color: black }").unwrap();
+        let source = fingerprint(&wasm, &css, true).unwrap();
+        made(&pkg, &source);
+        assert_eq!(
+            up_to_date(&pkg, &fingerprint(&wasm, &css, true).unwrap()),
+            Some(pkg.join("abc123")),
+            "the same WASM, stylesheet and profile: the bundle is reused"
+        );
+
+        // The other profile, a new stylesheet, a new WASM: each needs a new bundle.
+        assert_eq!(
+            up_to_date(&pkg, &fingerprint(&wasm, &css, false).unwrap()),
+            None
+        );
+        std::fs::write(&css, "body { color: navy }").unwrap();
+        assert_eq!(
+            up_to_date(&pkg, &fingerprint(&wasm, &css, true).unwrap()),
+            None
+        );
+        std::fs::write(&css, "body { color: black }").unwrap();
+        std::fs::write(&wasm, b"\0asm two").unwrap();
+        assert_eq!(
+            up_to_date(&pkg, &fingerprint(&wasm, &css, true).unwrap()),
+            None
+        );
+
+        // A bundle that lost its files is not reused, whatever it was made from.
+        std::fs::write(&wasm, b"\0asm one").unwrap();
+        std::fs::remove_file(pkg.join("abc123/hangar_bg.wasm")).unwrap();
+        assert_eq!(up_to_date(&pkg, &source), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

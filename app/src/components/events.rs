@@ -3,8 +3,9 @@
 
 /// Opens `url` and hands each `event` (`"message"` for unnamed ones) that parses as `T` to
 /// `each`; the stream closes when the calling reactive scope is cleaned up (the effect runs
-/// again, or the page goes). The browser reconnects by itself after a drop; a stream answered
-/// with an error status (signed out, machine stopped) is not retried.
+/// again, or the page goes), or when the server sends `end` (the stream is over). The browser
+/// reconnects by itself after a drop; a stream answered with an error status (signed out,
+/// machine stopped) is not retried.
 #[cfg(feature = "hydrate")]
 pub fn follow<T>(url: &str, event: &str, mut each: impl FnMut(T) + 'static)
 where
@@ -29,6 +30,12 @@ where
         });
     let _ = source.add_event_listener_with_callback(event, on_event.as_ref().unchecked_ref());
     on_event.forget();
+    // A stream that is over says `end` (a machine's samples once it stops or goes); without
+    // closing here the browser would reconnect to it.
+    let closing = source.clone();
+    let on_end = Closure::<dyn FnMut()>::new(move || closing.close());
+    let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
+    on_end.forget();
     let source = send_wrapper::SendWrapper::new(source);
     on_cleanup(move || source.close());
 }

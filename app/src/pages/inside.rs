@@ -342,7 +342,7 @@ pub(super) fn start_upload(
             let response: web_sys::Response = response.dyn_into().map_err(failed)?;
             if response.ok() {
                 if let Some(done) = done {
-                    done.update(|n| *n += 1);
+                    done.try_update(|n| *n += 1);
                 }
                 return Ok(format!("Uploaded {path}"));
             }
@@ -355,6 +355,7 @@ pub(super) fn start_upload(
                 .map(|e| e.message)
                 .unwrap_or_else(|| format!("Upload failed ({})", response.status())))
         };
-        status.set(Some(run.await));
+        // `try_`: the person may have left the page while the file went up.
+        status.try_set(Some(run.await));
     });
 }

@@ -665,15 +665,24 @@ fn SnapshotsCard(
             snap.version().get();
             reads.get();
             let id = id.clone();
+            // The page may be gone by the time an await returns (the person left): every
+            // signal is touched with `try_`, which finds a disposed one and stops here instead
+            // of panicking on the page they went to.
             leptos::task::spawn_local(async move {
                 if let Ok(fresh) = machine_snapshots(id).await {
-                    list.set(fresh);
+                    if list.try_set(fresh).is_some() {
+                        return;
+                    }
                 }
-                let in_flight = vps.get_untracked().transition.is_some()
-                    || list.with_untracked(|l| l.iter().any(|s| s.state == "creating"));
+                let in_flight = vps
+                    .try_with_untracked(|v| v.transition.is_some())
+                    .unwrap_or(false)
+                    || list
+                        .try_with_untracked(|l| l.iter().any(|s| s.state == "creating"))
+                        .unwrap_or(false);
                 if in_flight {
                     gloo_timers_sleep(1000).await;
-                    reads.update(|n| *n += 1);
+                    reads.try_update(|n| *n += 1);
                 }
             });
         });

@@ -492,21 +492,24 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
     }
 }
 
-/// A card's price: the per-day price of the shortest term (what one rental costs per day), and
-/// the cheapest per-day rate with the term it needs when a longer rental is cheaper per day.
+/// A card's price: the lowest per-day rate with the term it needs, which is the figure the
+/// price sort and the "max price per day" filter use (the API's `min_price_per_day`), so a sorted
+/// list reads sorted and a cap holds for the big number; and, when the shortest rental costs more
+/// per day, that rate too, so nobody meets a surprise at checkout.
 #[component]
 fn PriceTag(pricing: model::market::Pricing) -> impl IntoView {
     let per_day = |days: &i64| pricing.price_tiers.get(&days.to_string()).cloned();
-    let shortest = pricing.durations.iter().min().copied();
+    let value = |s: &str| s.parse::<f64>().unwrap_or(f64::MAX);
     let cheapest = pricing
         .durations
         .iter()
         .filter_map(|d| Some((*d, per_day(d)?)))
-        .min_by(|a, b| {
-            let value = |s: &str| s.parse::<f64>().unwrap_or(f64::MAX);
-            value(&a.1).total_cmp(&value(&b.1)).then(b.0.cmp(&a.0))
-        });
-    let main = shortest.and_then(|d| Some((d, per_day(&d)?)));
+        .min_by(|a, b| value(&a.1).total_cmp(&value(&b.1)).then(a.0.cmp(&b.0)));
+    let shortest = pricing
+        .durations
+        .iter()
+        .min()
+        .and_then(|d| Some((*d, per_day(d)?)));
     let days = |d: i64| {
         if d == 1 {
             "1 day".to_owned()
@@ -514,13 +517,15 @@ fn PriceTag(pricing: model::market::Pricing) -> impl IntoView {
             format!("{d} days")
         }
     };
+    let lead_rate = cheapest.as_ref().map(|c| c.1.clone());
+    let differs = move |s: &(i64, String)| lead_rate.as_ref() != Some(&s.1);
     view! {
-        <span class="price" data-test="price-per-day">
-            {main.clone().map(|(d, p)| view! {
-                {format!("${p}")}<small>{if d == 1 { " / day".to_owned() } else { format!(" / day, for {}", days(d)) }}</small>
+        <span class="price" data-test="price-per-day" data-price=pricing.min_price_per_day.clone()>
+            {cheapest.map(|(d, p)| view! {
+                {format!("${p}")}<small>{if d == 1 { " / day".to_owned() } else { format!(" / day for {}", days(d)) }}</small>
             })}
-            {cheapest.filter(|c| main.as_ref().is_none_or(|m| m.1 != c.1)).map(|(d, p)| view! {
-                <small class="muted price-from" data-test="price-from">{format!("from ${p}/day for {}", days(d))}</small>
+            {shortest.filter(differs).map(|(d, p)| view! {
+                <small class="muted price-short" data-test="price-short">{format!("${p}/day for {}", days(d))}</small>
             })}
         </span>
     }

@@ -79,9 +79,7 @@ pub async fn volume_change(
 pub async fn volume_read(id: String, path: String) -> Result<String, PortalError> {
     use crate::ssr::portal;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
-    let data = domain::compute::volume::read(&state, &user.id, &id, &path).await?;
-    String::from_utf8(data)
-        .map_err(|_| PortalError::invalid("This is not a text file; download it instead"))
+    Ok(domain::compute::volume::read_text(&state, &user.id, &id, &path).await?)
 }
 
 /// Saves the editor's text over the file.
@@ -94,8 +92,8 @@ pub async fn volume_save(
 ) -> Result<String, PortalError> {
     use crate::ssr::portal;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    domain::compute::volume::write(&state, &user.id, &id, &path, content.into_bytes().into())
-        .await?;
+    let file = domain::compute::driver::FileStream::whole(content.into_bytes());
+    domain::compute::volume::write(&state, &user.id, &id, &path, file).await?;
     Ok(format!("Saved {path}"))
 }
 
@@ -207,7 +205,8 @@ pub fn FileManager(
             editing.set(Some((path.clone(), None)));
             leptos::task::spawn_local(async move {
                 let content = volume_read(id, path.clone()).await.map_err(|e| e.message);
-                editing.set(Some((path, Some(content))));
+                // `try_`: the page may have gone while the file was read.
+                editing.try_set(Some((path, Some(content))));
             });
         }
     };

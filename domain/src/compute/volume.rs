@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use model::compute::{InstanceState, VolumeListing};
 
-use crate::compute::driver::{machine_name, Driver, DriverError};
+use crate::compute::driver::{machine_name, Driver, DriverError, FileStream};
 use crate::compute::executor;
 use crate::compute::instances;
 use crate::infra::audit;
@@ -192,8 +192,13 @@ pub async fn decompress(
     .await
 }
 
-/// A file's content, up to `file_max_bytes`.
-pub async fn read(state: &AppState, user_id: &str, id: &str, path: &str) -> ServiceResult<Vec<u8>> {
+/// A file's content as the node sends it, up to `file_max_bytes`.
+pub async fn read(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    path: &str,
+) -> ServiceResult<FileStream> {
     let (name, driver) = machine(state, user_id, id).await?;
     volume(&driver)?
         .read(&name, path, state.config.file_max_bytes)
@@ -201,17 +206,33 @@ pub async fn read(state: &AppState, user_id: &str, id: &str, path: &str) -> Serv
         .map_err(error)
 }
 
+/// A text file's content whole (the portal's editor): `Invalid` when it is not UTF-8.
+pub async fn read_text(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    path: &str,
+) -> ServiceResult<String> {
+    let data = read(state, user_id, id, path)
+        .await?
+        .collect()
+        .await
+        .map_err(error)?;
+    String::from_utf8(data.to_vec())
+        .map_err(|_| ServiceError::Invalid("This is not a text file; download it instead".into()))
+}
+
 pub async fn write(
     state: &AppState,
     user_id: &str,
     id: &str,
     path: &str,
-    data: bytes::Bytes,
+    file: FileStream,
 ) -> ServiceResult<()> {
     let (name, driver) = machine(state, user_id, id).await?;
-    let size = data.len();
+    let size = file.size;
     volume(&driver)?
-        .write(&name, path, data)
+        .write(&name, path, file)
         .await
         .map_err(error)?;
     audited(

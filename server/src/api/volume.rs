@@ -8,7 +8,6 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use domain::compute::driver::FileStream;
 use domain::compute::volume;
 use domain::AppState;
 use model::compute::VolumeListing;
@@ -224,8 +223,8 @@ async fn read(
     Query(q): Query<PathQuery>,
 ) -> Result<Response> {
     let pass = state.gates.files.enter(&caller.user.id).await?;
-    let data = volume::read(&state, &caller.user.id, &id, &q.path).await?;
-    Ok(transfers::send(pass, FileStream::whole(data), None))
+    let file = volume::read(&state, &caller.user.id, &id, &q.path).await?;
+    Ok(transfers::send(pass, file, None))
 }
 
 /// Upload a file into the volume: the raw body is the content (up to `file_max_bytes`; 413
@@ -242,7 +241,7 @@ async fn write(
     Query(q): Query<PathQuery>,
     body: Body,
 ) -> Result<StatusCode> {
-    let (_pass, data) = transfers::receive_whole(&state, &caller.user.id, body).await?;
-    volume::write(&state, &caller.user.id, &id, &q.path, data).await?;
+    let (_pass, file) = transfers::receive(&state, &caller.user.id, body).await?;
+    volume::write(&state, &caller.user.id, &id, &q.path, file).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -344,12 +344,13 @@ async fn vnc_port(
 }
 
 /// Live resource use of a running container: a Server-Sent Events stream of `stats` events, one
-/// [`MachineStats`] sample (JSON) about each second, until the machine stops. Nothing is stored;
+/// [`MachineStats`] sample (JSON) about each second, until the machine stops; then one `end`
+/// event, after which a client should not reconnect. Nothing is stored;
 /// network and block figures are totals since the machine started. 409 when it is not running
 /// or is a VM.
 #[utoipa::path(get, path = "/api/vps/{id}/stats", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, description = "`text/event-stream` of `stats` events", content_type = "text/event-stream", body = MachineStats),
+    responses((status = 200, description = "`text/event-stream` of `stats` events, then `end` when the machine stops", content_type = "text/event-stream", body = MachineStats),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn stats(
     State(state): State<AppState>,

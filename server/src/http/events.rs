@@ -134,8 +134,9 @@ pub async fn machine_stats(
     }
 }
 
-/// Samples as `stats` events until the machine stops (the stream then ends; a browser's
-/// EventSource asks again and gets a 409, which ends its retries) or this replica does.
+/// Samples as `stats` events until the machine stops or goes, then one `end` event (a browser's
+/// EventSource would otherwise reconnect to a stream that is over: the portal closes it on
+/// `end`), or until this replica stops (no `end`: the browser reconnects to another replica).
 pub async fn stats(
     state: &AppState,
     samples: Receiver<MachineStats>,
@@ -148,7 +149,10 @@ pub async fn stats(
             Ok::<_, Infallible>(Event::default().event("stats").data(data)),
             samples,
         ))
-    });
+    })
+    .chain(stream::once(async {
+        Ok(Event::default().event("end").data("the machine stopped"))
+    }));
     live(state, credential, events).await
 }
 

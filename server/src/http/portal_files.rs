@@ -52,8 +52,7 @@ pub async fn volume_download(
     let result = async {
         let user = signed_in(&state, &session).await?;
         let pass = state.gates.files.enter(&user).await?;
-        let data = volume::read(&state, &user, &id, &q.path).await?;
-        Ok::<_, PortalError>((pass, FileStream::whole(data)))
+        Ok::<_, PortalError>((pass, volume::read(&state, &user, &id, &q.path).await?))
     };
     as_download(&q.path, result.await)
 }
@@ -102,8 +101,8 @@ pub async fn volume_upload(
 ) -> Response {
     let result = async {
         let user = checked_uploader(&state, &session, &headers).await?;
-        let (_pass, data) = transfers::receive_whole(&state, &user, body).await?;
-        Ok::<_, PortalError>(volume::write(&state, &user, &id, &q.path, data).await?)
+        let (_pass, file) = transfers::receive(&state, &user, body).await?;
+        Ok::<_, PortalError>(volume::write(&state, &user, &id, &q.path, file).await?)
     };
     uploaded(result.await)
 }

@@ -3,11 +3,11 @@
 //! before its body is read until its last byte has been handed on, and one account can hold at
 //! most `file_transfers_per_account` of them.
 //!
-//! Files inside machines are streamed both ways ([`FileStream`]): an upload with a
-//! `Content-Length` goes to the driver as it arrives (the Docker-API driver writes it into the
-//! container as it comes), a download leaves as the engine sends it, so Hangar holds a chunk of
-//! each, not the file. An upload without a length (chunked) is read whole first, up to
-//! `file_max_bytes`, as are the files of a node daemon's volume (its API takes whole files).
+//! Files inside machines and volumes are streamed both ways ([`FileStream`]): an upload with a
+//! `Content-Length` goes to the driver as it arrives (into a container's archive, a VM's SSH
+//! channel, a node daemon's volume), a download leaves as the node sends it, so Hangar holds a
+//! chunk of each, not the file. An upload without a length (chunked) is read whole first, up to
+//! `file_max_bytes`: a file's size must be known before its first byte goes on.
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::header;
@@ -45,7 +45,7 @@ pub async fn receive(
 
 /// Enters the file gate for `user_id`, then reads `body` whole (up to `file_max_bytes`; 413
 /// beyond).
-pub async fn receive_whole(
+async fn receive_whole(
     state: &AppState,
     user_id: &str,
     body: Body,

@@ -10,6 +10,24 @@ use serde_json::{json, Value};
 
 use super::{expect_error, expect_json, Body, TestApp};
 
+/// Starts an upload of `announced` bytes to `url` and breaks it off after `sent` of them, as a
+/// dropped connection does, then gives the server a moment to notice. Whatever the answer, what
+/// matters is what is left on the machine.
+pub async fn upload_cut_short(url: String, token: &str, announced: u64, sent: usize) {
+    let chunks: Vec<std::io::Result<axum::body::Bytes>> = vec![
+        Ok(axum::body::Bytes::from(vec![b'x'; sent])),
+        Err(std::io::Error::other("the connection dropped")),
+    ];
+    let _ = reqwest::Client::new()
+        .put(url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_LENGTH, announced)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 pub async fn exec(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
     app.post(&format!("/api/vps/{id}/exec"), Some(token), body)
         .await
@@ -197,6 +215,25 @@ pub async fn story(app: &TestApp, token: &str, id: &str) {
     assert_eq!(got.bytes().await.unwrap().as_ref(), content.as_slice());
     let size = run_ok(app, token, id, "wc -c < /root/blob.bin").await;
     assert_eq!(size["stdout"].as_str().unwrap().trim(), "200000");
+    // An upload broken off half-way (a dropped connection) leaves the old file whole: files
+    // stream into the machine, so only a complete one may replace it.
+    upload_cut_short(url("/root/blob.bin"), token, 200_000, 64 * 1024).await;
+    let after = client
+        .get(url("/root/blob.bin"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.bytes().await.unwrap().as_ref(), content.as_slice());
+    let listing = run_ok(app, token, id, "ls -a /root").await;
+    assert!(
+        !listing["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("hangar-upload"),
+        "no staging file is left behind: {:?}",
+        listing["stdout"]
+    );
     let missing = client
         .get(url("/root/nope.txt"))
         .bearer_auth(token)

@@ -531,3 +531,99 @@ async fn images_no_node_holds_are_neither_offered_nor_accepted_nor_placed() {
     .unwrap();
     assert_eq!(node, "local-vm", "placed on the node that holds debian-12");
 }
+
+/// The operator's `hangar admin put-image --url U --sha256 S`: the disk is fetched into
+/// `data_dir/images/<slug>.qcow2` and the image saved with that path, only when the checksum
+/// matches; a wrong one fails the command and leaves neither a file nor an image.
+// Several threads: the command below blocks its thread while this test's file server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_image_fetches_a_disk_by_url_and_keeps_it_only_when_its_checksum_matches() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const DISK: &[u8] = b"QFI\xfb a disk image, as far as this test is concerned";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/disk.qcow2", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                DISK.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(DISK).await;
+        }
+    });
+    let scratch = std::env::temp_dir().join(format!("hangar-put-image-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("disk"), DISK).unwrap();
+    // The checksum as an operator takes it, with sha256sum.
+    let sum = std::process::Command::new("sha256sum")
+        .arg(scratch.join("disk"))
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap()[..64].to_owned();
+
+    let app = TestApp::spawn().await;
+    let (database, _dir) = app.stop().await;
+    let data_dir = scratch.join("data");
+    let put_image = |sha: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .args([
+                "admin",
+                "put-image",
+                "--slug",
+                "my-disk",
+                "--name",
+                "My disk",
+            ])
+            .args(["--kind", "vm", "--url", &url, "--sha256", sha])
+            .env("DATABASE_URL", &database)
+            .env("HANGAR_DATA_DIR", &data_dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let disk = data_dir.join("images/my-disk.qcow2");
+
+    let wrong = "0".repeat(64);
+    let (ok, stderr) = put_image(&wrong);
+    assert!(!ok, "a wrong checksum fails the command");
+    assert!(stderr.contains("SHA-256"), "{stderr}");
+    assert!(
+        !disk.exists(),
+        "nothing is kept from a download that does not match"
+    );
+
+    let (ok, stderr) = put_image(&sum);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read(&disk).unwrap(), DISK);
+
+    let app = TestApp::builder().database(database.clone()).spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let images = expect_json(
+        app.get("/api/admin/images", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let mine = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["slug"] == "my-disk")
+        .unwrap_or_else(|| panic!("the image is saved: {}", images.text));
+    assert_eq!(mine["kind"], "vm");
+    let (source,): (String,) = sqlx::query_as("SELECT source FROM images WHERE slug = 'my-disk'")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        source,
+        disk.display().to_string(),
+        "the VM node reads the fetched disk"
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

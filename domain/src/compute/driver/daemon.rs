@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -41,6 +41,10 @@ pub struct DaemonDriver {
     token: String,
     http: reqwest::Client,
 }
+
+/// How long one file may take to travel to or from a node daemon's volume (the client's usual
+/// 120 s bound is for calls, not for a file of `file_max_bytes` on a slow link).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 impl DaemonDriver {
     pub fn new(uri: &str, token: &str) -> Self {
@@ -449,12 +453,12 @@ impl Driver for DaemonDriver {
 
     async fn put_file(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
         let rel = Self::path_in_volume(path)?;
-        Volume::write(self, name, rel, file.collect().await?).await
+        Volume::write(self, name, rel, file).await
     }
 
     async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         let rel = Self::path_in_volume(path)?;
-        Ok(FileStream::whole(Volume::read(self, name, rel, max).await?))
+        Volume::read(self, name, rel, max).await
     }
 
     fn volume(&self) -> Option<&dyn Volume> {
@@ -528,6 +532,14 @@ impl Driver for DaemonDriver {
                 let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
                     continue;
                 };
+                // The daemon's socket outlives a stop (it carries the console and the state
+                // too), so the samples end here when the container leaves `running`, as the
+                // trait promises.
+                if event["event"] == "event"
+                    && !matches!(event["data"].as_str(), Some("running" | "starting"))
+                {
+                    break;
+                }
                 if event["event"] != "stats" {
                     continue;
                 }
@@ -634,39 +646,48 @@ impl Volume for DaemonDriver {
         .map(drop)
     }
 
-    async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>> {
+    async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         let volume = self.volume_of(name).await?;
         let res = self
             .http
             .get(format!("{}/volumes/{volume}/files/content", self.base))
             .query(&[("path", path)])
             .bearer_auth(&self.token)
+            .timeout(TRANSFER_TIMEOUT)
             .send()
             .await
             .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
         let status = res.status().as_u16();
         if !(200..300).contains(&status) {
-            return answer(status, res.json().await.unwrap_or(Value::Null)).map(|_| Vec::new());
+            return Err(answer(status, res.json().await.unwrap_or(Value::Null))
+                .err()
+                .unwrap_or_else(|| DriverError::Backend("node daemon: no file".into())));
         }
-        if res.content_length().is_some_and(|n| n > max) {
+        // The daemon always says how long the file is; a download without a length would
+        // leave the browser without progress and Hangar without a bound.
+        let size = res.content_length().ok_or_else(|| {
+            DriverError::Backend("node daemon: a file download without a length".into())
+        })?;
+        if size > max {
             return Err(DriverError::TooLarge(format!(
-                "{path} is larger than {max} bytes"
+                "{path} is {size} bytes; the limit is {max}"
             )));
         }
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
-        Ok(bytes.to_vec())
+        Ok(FileStream {
+            size,
+            bytes: res.bytes_stream().map_err(std::io::Error::other).boxed(),
+        })
     }
 
-    async fn write(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()> {
+    async fn write(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
         let volume = self.volume_of(name).await?;
         let req = self
             .http
             .put(format!("{}/volumes/{volume}/files/content", self.base))
             .query(&[("path", path)])
-            .body(data);
+            .timeout(TRANSFER_TIMEOUT)
+            .header(reqwest::header::CONTENT_LENGTH, file.size)
+            .body(reqwest::Body::wrap_stream(file.bytes));
         let (status, body) = self.send(req).await?;
         answer(status, body).map(drop)
     }

@@ -45,7 +45,7 @@ use sha2::Sha256;
 
 use crate::compute::driver::{
     instance_of, kill_script, sh_quote, split_path, DriverError, DriverResult, ExecOutput,
-    ExecRequest, EXEC_TAG,
+    ExecRequest, FileStream, EXEC_TAG,
 };
 
 /// How long Hangar waits for a guest's SSH server to answer and finish the handshake.
@@ -195,6 +195,48 @@ impl Slot {
 }
 
 /// A connection lent to one command; it goes back to its machine's idle ones when dropped.
+/// A file on its way out of a guest: the channel running `head -c <size>`, holding its
+/// connection until the last byte or until the download is dropped.
+struct Download {
+    _held: Held,
+    channel: russh::Channel<client::Msg>,
+    /// Bytes that came with the size line.
+    pending: Option<Bytes>,
+    /// Bytes still promised.
+    left: u64,
+    code: Option<u32>,
+}
+
+impl Download {
+    async fn next(mut self) -> Option<(std::io::Result<Bytes>, Self)> {
+        loop {
+            if let Some(chunk) = self.pending.take() {
+                let chunk = chunk.slice(..chunk.len().min(self.left as usize));
+                self.left -= chunk.len() as u64;
+                return Some((Ok(chunk), self));
+            }
+            if self.left == 0 {
+                return None;
+            }
+            match self.channel.wait().await {
+                Some(ChannelMsg::Data { data }) => self.pending = Some(data),
+                Some(ChannelMsg::ExitStatus { exit_status }) => self.code = Some(exit_status),
+                Some(_) => {}
+                None => {
+                    // The channel closed with bytes still promised: the file shrank or the
+                    // guest went away. An error, so the client's download is not taken as whole.
+                    let e = std::io::Error::other(format!(
+                        "the file ended {} bytes early (exit status {:?})",
+                        self.left, self.code
+                    ));
+                    self.left = 0;
+                    return Some((Err(e), self));
+                }
+            }
+        }
+    }
+}
+
 struct Held {
     slot: Arc<Slot>,
     addr: String,
@@ -295,25 +337,36 @@ impl Guests {
             .map(|_| ())
     }
 
-    /// Writes `data` to `path`; see [`super::Driver::put_file`].
+    /// Writes `file` to `path` as its bytes arrive; see [`super::Driver::put_file`]. The bytes go
+    /// to a staging file beside the target, which replaces it only when all `file.size` of them
+    /// came: an upload cut short leaves the old file as it was.
     pub async fn put_file(
         &self,
         machine: &str,
         addr: &str,
         path: &str,
-        data: Bytes,
+        file: FileStream,
     ) -> DriverResult<()> {
         let (dir, _) = split_path(path)?;
+        let size = file.size;
         let script = format!(
-            "d={}; p={}; [ -d \"$d\" ] || exit 3; [ -d \"$p\" ] && exit 4; cat > \"$p\" || exit 5",
+            "d={}; p={}; t=\"$d/.hangar-upload-$$\"; [ -d \"$d\" ] || exit 3; [ -d \"$p\" ] && exit 4; \
+             head -c {size} > \"$t\" || {{ rm -f \"$t\"; exit 5; }}; \
+             [ $(wc -c < \"$t\") -eq {size} ] || {{ rm -f \"$t\"; exit 7; }}; \
+             mv -f \"$t\" \"$p\" || {{ rm -f \"$t\"; exit 5; }}",
             sh_quote(dir),
             sh_quote(path)
         );
-        let (code, _, stderr) = self.status(machine, addr, &script, Some(data), 0).await?;
+        let (code, _, stderr) = self
+            .status(machine, addr, &script, Some(file.bytes), 0)
+            .await?;
         match code {
             Some(0) => Ok(()),
             Some(3) => Err(DriverError::NotFound(format!("Directory {dir}"))),
             Some(4) => Err(DriverError::Invalid(format!("{path} is a directory"))),
+            Some(7) => Err(DriverError::Invalid(format!(
+                "The upload of {path} ended before its {size} bytes; the file was not changed"
+            ))),
             _ => Err(DriverError::Invalid(format!(
                 "{path} could not be written: {}",
                 String::from_utf8_lossy(&stderr).trim()
@@ -321,36 +374,78 @@ impl Guests {
         }
     }
 
-    /// The file at `path`, at most `max` bytes; see [`super::Driver::get_file`].
+    /// The file at `path`, at most `max` bytes, as the guest sends it; see
+    /// [`super::Driver::get_file`]. The guest first prints the file's size on a line of its own,
+    /// then exactly that many bytes (a file that grows meanwhile is cut at that size; one that
+    /// shrinks ends the stream with an error, so the client sees a short download, not a
+    /// complete one).
     pub async fn get_file(
         &self,
         machine: &str,
         addr: &str,
         path: &str,
         max: u64,
-    ) -> DriverResult<Vec<u8>> {
+    ) -> DriverResult<FileStream> {
+        use futures::StreamExt;
         split_path(path)?;
         let script = format!(
             "p={}; [ -e \"$p\" ] || exit 3; [ -d \"$p\" ] && exit 4; n=$(wc -c < \"$p\") || exit 5; \
-             [ \"$n\" -gt {max} ] && {{ echo \"$n\" >&2; exit 6; }}; exec cat \"$p\"",
+             n=$((n)); [ \"$n\" -gt {max} ] && {{ echo \"$n\" >&2; exit 6; }}; \
+             echo \"$n\"; exec head -c \"$n\" \"$p\"",
             sh_quote(path)
         );
-        let limit = usize::try_from(max).unwrap_or(usize::MAX);
-        let (code, stdout, stderr) = self.status(machine, addr, &script, None, limit).await?;
-        let stderr = String::from_utf8_lossy(&stderr);
-        match code {
-            Some(0) => Ok(stdout),
-            Some(3) => Err(DriverError::NotFound(format!("File {path}"))),
-            Some(4) => Err(DriverError::Invalid(format!("{path} is a directory"))),
-            Some(6) => Err(DriverError::TooLarge(format!(
-                "{path} is {} bytes; the limit is {max}",
-                stderr.trim()
-            ))),
-            _ => Err(DriverError::Invalid(format!(
-                "{path} could not be read: {}",
-                stderr.trim()
-            ))),
-        }
+        let (held, mut channel) = self.channel(machine, addr, &script).await?;
+        let _ = channel.eof().await;
+        // Up to the size line: a failure answers here, before a byte is promised.
+        let (mut head, mut stderr, mut code) = (Vec::new(), Vec::new(), None);
+        let newline = loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    head.extend_from_slice(&data);
+                    if let Some(i) = head.iter().position(|b| *b == b'\n') {
+                        break Some(i);
+                    }
+                    if head.len() > 32 {
+                        break None;
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) if stderr.len() < 4096 => {
+                    stderr.extend_from_slice(&data)
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        let size = newline.and_then(|i| {
+            std::str::from_utf8(&head[..i])
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        let Some(size) = size else {
+            let stderr = String::from_utf8_lossy(&stderr);
+            return Err(match code {
+                Some(3) => DriverError::NotFound(format!("File {path}")),
+                Some(4) => DriverError::Invalid(format!("{path} is a directory")),
+                Some(6) => DriverError::TooLarge(format!(
+                    "{path} is {} bytes; the limit is {max}",
+                    stderr.trim()
+                )),
+                _ => DriverError::Invalid(format!("{path} could not be read: {}", stderr.trim())),
+            });
+        };
+        let first = Bytes::from(head).slice(newline.unwrap_or(0) + 1..);
+        let download = Download {
+            _held: held,
+            channel,
+            pending: (!first.is_empty()).then_some(first),
+            left: size,
+            code: None,
+        };
+        let bytes = futures::stream::unfold(download, Download::next).boxed();
+        Ok(FileStream { size, bytes })
     }
 
     /// Forgets machine `machine`'s session (it was destroyed).
@@ -365,14 +460,20 @@ impl Guests {
         machine: &str,
         addr: &str,
         script: &str,
-        stdin: Option<Bytes>,
+        stdin: Option<futures::stream::BoxStream<'static, std::io::Result<Bytes>>>,
         max_stdout: usize,
     ) -> DriverResult<(Option<i64>, Vec<u8>, Vec<u8>)> {
+        use futures::StreamExt;
         let (_held, mut channel) = self.channel(machine, addr, script).await?;
         // A script that exits before reading its input closes the channel under the writer:
-        // the exit status below says why, so a failed write is not the error to report.
-        if let Some(data) = stdin {
-            let _ = channel.data_bytes(data).await;
+        // the exit status below says why, so a failed write is not the error to report. An
+        // input that fails half-way is cut there: the script sees fewer bytes than it was told.
+        if let Some(mut input) = stdin {
+            while let Some(Ok(chunk)) = input.next().await {
+                if channel.data_bytes(chunk).await.is_err() {
+                    break;
+                }
+            }
         }
         let _ = channel.eof().await;
         let (mut stdout, mut stderr, mut code) = (Vec::new(), Vec::new(), None);

@@ -800,16 +800,12 @@ impl Driver for LibvirtDriver {
 
     async fn put_file(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
         let addr = self.guest_address(name).await?;
-        self.guests
-            .put_file(name, &addr, path, file.collect().await?)
-            .await
+        self.guests.put_file(name, &addr, path, file).await
     }
 
     async fn get_file(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         let addr = self.guest_address(name).await?;
-        Ok(FileStream::whole(
-            self.guests.get_file(name, &addr, path, max).await?,
-        ))
+        self.guests.get_file(name, &addr, path, max).await
     }
 
     async fn open_console(&self, name: &str) -> DriverResult<ConsoleIo> {

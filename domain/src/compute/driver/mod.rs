@@ -164,10 +164,11 @@ pub struct Machine {
 }
 
 /// A file on its way into or out of a machine: its size, known before the first byte (a tar
-/// header and a browser's progress bar need it), and its bytes as they arrive. The Docker-API
-/// driver streams both ways, so what Hangar holds of a file at once is a chunk, not the file;
-/// drivers whose transport takes a whole buffer (SFTP into a VM, a node daemon's volume) use
-/// [`FileStream::collect`] and [`FileStream::whole`].
+/// header and a browser's progress bar need it), and its bytes as they arrive. Every driver
+/// streams both ways (the Docker API's archives, SSH channels into VMs, a node daemon's volume
+/// API), so what Hangar holds of a file at once is a chunk, not the file.
+/// [`FileStream::whole`] and [`FileStream::collect`] are for the small texts the portal's editor
+/// opens and saves.
 pub struct FileStream {
     pub size: u64,
     pub bytes: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
@@ -420,10 +421,11 @@ pub trait Volume: Send + Sync {
     async fn compress(&self, name: &str, path: &str, output_name: &str) -> DriverResult<String>;
     /// Unpacks an archive into `destination`. Twice: the files are written again.
     async fn decompress(&self, name: &str, archive: &str, destination: &str) -> DriverResult<()>;
-    /// A file's content, up to `max` bytes (`TooLarge` beyond).
-    async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<Vec<u8>>;
-    /// Writes a file, replacing it whole once complete. Twice: the same file.
-    async fn write(&self, name: &str, path: &str, data: bytes::Bytes) -> DriverResult<()>;
+    /// A file's content as it comes, up to `max` bytes (`TooLarge` beyond, before any byte).
+    async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream>;
+    /// Writes a file as its bytes arrive, replacing the old one only once complete (an upload
+    /// cut short leaves the old file). Twice: the same file.
+    async fn write(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()>;
     /// The host ports the machine was given, as `ip:port/protocol`. Read-only.
     async fn ports(&self, name: &str) -> DriverResult<Vec<String>>;
 }
