@@ -134,5 +134,12 @@ test('run commands and move files inside a container from its page', async () =>
   const chunks = [];
   for await (const c of await download.createReadStream()) chunks.push(c);
   assert.equal(Buffer.concat(chunks).toString(), content);
+  // A file that is not there is said on the page, which stays where it is.
+  const here = page.url();
+  await page.fill('[data-test=download-form] input[name=path]', '/root/no-such-file.txt');
+  await page.click('[data-test=download-form] button[type=submit]');
+  assert.match(await page.locator('[data-test=download-status]').innerText(), /not found/i);
+  assert.equal(page.url(), here, 'still on the machine page');
+  await page.locator('[data-test=command-form]').waitFor();
   await context.close();
 });

@@ -84,7 +84,9 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
   await hydrated(page);
   assert.equal(await page.textContent('[data-test=machine-name]'), 'web-01');
-  assert.match(await page.textContent('[data-test=machine-address]'), /ssh root@\d+\.\d+\.\d+\.\d+/);
+  // Its address, but no `ssh root@…` line: nothing listens at a simulated machine's address.
+  assert.match(await page.textContent('[data-test=machine-address]'), /^\d+\.\d+\.\d+\.\d+$/);
+  assert.equal(await page.locator('[data-test=ssh-line]').count(), 0);
   assert.equal(await page.isDisabled('[data-test=power-start]'), true, 'a running machine cannot be started');
   assert.match(await page.textContent('[data-test=machine-simulated]'), /Simulated machine/,
     "a VM on libvirt's test driver says plainly that it does not really run");
@@ -98,6 +100,15 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await page.locator('[data-test=snapshot-row][data-state=ready]').waitFor({ timeout: 20_000 });
   assert.match(await page.textContent('[data-test=snapshot-done]'), /Taking snapshot “before-upgrade”/);
   await page.screenshot({ path: `${ARTIFACTS}machine-detail.png`, fullPage: true });
+
+  // Restoring asks first: the first click only shows what it would do.
+  const restore = page.locator('[data-test=snapshot-row]').first().locator('[data-test=restore-confirm]');
+  assert.equal(await restore.locator('[data-test=restore-snapshot]').isVisible(), false, 'nothing is restored on the first click');
+  await restore.locator('summary').click();
+  assert.match(await restore.innerText(), /Replace this machine's disk with “before-upgrade”\? What was written since is lost\./);
+  await restore.locator('[data-test=restore-snapshot]').click();
+  await page.locator('[data-test=snapshot-done]', { hasText: 'Restoring “before-upgrade”' }).waitFor();
+  await page.locator('[data-test=machine-state][data-state=stopped][data-transition=""]').waitFor({ timeout: 20_000 });
 
   assert.equal(await page.isDisabled('[data-test=power-delete]'), true, 'delete needs the confirmation');
   await page.check('[data-test=confirm-delete]');

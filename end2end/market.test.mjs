@@ -227,3 +227,29 @@ test('on a phone the marketplace shows servers first, filters behind a button', 
   await page.screenshot({ path: `${ARTIFACTS}marketplace-phone.png` });
   await phone.close();
 });
+
+test('too little balance says how much is missing, leads to the top-up, and cannot pay', async () => {
+  const { fundedCustomer, signIn } = await import('./browser.mjs');
+  const { email, password } = await fundedCustomer('short', 1);
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  await signIn(page, email, password);
+  await page.goto(`${BASE}/marketplace?sort=price_desc`);
+  await page.locator('[data-test=server-card] h3 a').first().click();
+  await page.waitForURL(/\/marketplace\/[0-9a-f]{24}$/);
+  await hydrated(page);
+  const short = page.locator('[data-test=short-balance]');
+  await short.waitFor();
+  assert.match(await short.innerText(), /Your balance is \$\d+\.\d{2} short for this term\. Add \$\d+\.\d{2} or more/);
+  assert.equal(await page.locator('[data-test=rent-form] button[type=submit]').isDisabled(), true, 'cannot pay what the balance cannot cover');
+  await page.screenshot({ path: `${ARTIFACTS}checkout-short.png`, fullPage: true });
+  const href = await page.locator('[data-test=short-balance-topup]').getAttribute('href');
+  const needed = parseFloat(new URL(href, BASE).searchParams.get('amount'));
+  assert.ok(needed > 0, href);
+  await page.locator('[data-test=short-balance-topup]').click();
+  await page.waitForURL(/\/billing\?amount=/);
+  await hydrated(page);
+  assert.equal(await page.inputValue('[data-test=add-funds-form] input[name=amount]'), Math.min(50, Math.max(5, needed)).toFixed(2),
+    'the top-up asks for what is missing (within its bounds)');
+  await context.close();
+});

@@ -83,8 +83,9 @@ test('sign up, sign in, create a token, list it, revoke it, sign out', async () 
 
   await page.click('[data-test=sign-out]');
   await page.waitForURL(`${BASE}/signin`);
+  // A page behind sign-in sends the visitor to sign in, with the way back.
   await page.goto(`${BASE}/account`);
-  await page.waitForURL(`${BASE}/signin`);
+  await page.waitForURL(`${BASE}/signin?next=/account`);
   assert.deepEqual(errors, [], 'no errors in the page');
   await context.close();
 });

@@ -32,7 +32,7 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
   // Kernel messages on the display too (tty0), so there is something to see.
   const image = await call('PUT', '/api/admin/images', admin, {
     slug: 'tiny-linux-screen', name: 'Tiny Linux (screen)', kind: 'vm',
-    source: `kernel=${process.env.HANGAR_TEST_QEMU_KERNEL} initrd=${process.env.HANGAR_TEST_QEMU_INITRD} append=console=tty0 console=ttyS0`,
+    source: `kernel=${process.env.HANGAR_TEST_QEMU_KERNEL} initrd=${process.env.HANGAR_TEST_QEMU_INITRD} append=console=tty0 console=ttyS0 quiet`,
   });
   assert.equal(image.status, 200, JSON.stringify(image.body));
 
@@ -65,6 +65,8 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
   await page.waitForURL(`${BASE}/`);
   await page.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(page);
+  // A real VM answers SSH at its address: the page gives the line (the node's network is private).
+  assert.match(await page.textContent('[data-test=ssh-line]'), /^ssh root@\d+\.\d+\.\d+\.\d+$/);
   await page.click('[data-test=tab-screen]');
   await page.waitForFunction(() => window.hangarConsoleReady);
   await page.click('[data-test=open-screen]');
@@ -84,8 +86,30 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
     });
   }
   await page.locator('[data-screen]').scrollIntoViewIfNeeded();
-  await page.screenshot({ path: `${ARTIFACTS}vm-screen.png` });
   assert.ok(lit >= 200, `the guest's display shows something (${lit} lit pixels)`);
+  // Not only the firmware's "Booting from ROM…": the guest's boot and a shell are on the screen,
+  // so what is typed there is answered there (more text lights more pixels).
+  const litNow = () => page.evaluate(() => {
+    const canvas = document.querySelector('[data-screen] canvas');
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let n = 0;
+    for (let p = 0; p < data.length; p += 4) if (data[p] + data[p + 1] + data[p + 2] > 300) n++;
+    return n;
+  });
+  await page.locator('[data-screen] canvas').click();
+  const before = await litNow();
+  await page.keyboard.press('Enter');
+  // A short command with a screenful of output: the terminal's own echo of what is typed could
+  // not light that much.
+  await page.keyboard.type('ls /bin', { delay: 50 });
+  await page.keyboard.press('Enter');
+  let after = before;
+  for (let i = 0; i < 40 && after < before + 3000; i++) {
+    await page.waitForTimeout(500);
+    after = await litNow();
+  }
+  await page.screenshot({ path: `${ARTIFACTS}vm-screen.png` });
+  assert.ok(after >= before + 3000, `a shell on the screen answered what was typed (${before} → ${after} lit pixels)`);
   await context.close();
   await call('DELETE', `/api/vps/${vps.body.id}`, login.body.token);
 });

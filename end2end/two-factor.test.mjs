@@ -67,6 +67,8 @@ test('turn on two-factor sign-in, then sign in with a code and with a recovery c
   await page.fill('input[name=password]', password);
   await page.click('[data-test=sign-in-form] button[type=submit]');
   await page.locator('[data-test=sign-in-code]').waitFor();
+  // A phone offers its full keyboard there: recovery codes have letters.
+  assert.notEqual(await page.getAttribute('[data-test=sign-in-code]', 'inputmode'), 'numeric');
   await page.fill('[data-test=sign-in-code]', codes[0]);
   await page.click('[data-test=sign-in-form] button[type=submit]');
   await page.waitForURL(`${BASE}/`);

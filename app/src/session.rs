@@ -65,13 +65,32 @@ pub async fn get_session_info() -> Result<SessionInfo, PortalError> {
     })
 }
 
-/// Signs in with email and password, then goes to the dashboard.
+/// Where a sign-in goes afterwards: `next` when it is a path of this site (the page that sent
+/// the person to sign in), the dashboard otherwise. Anything that could leave the site (`//host`,
+/// `/\host`, a scheme) or is not a plain path falls back to `/`.
+pub fn after_sign_in(next: Option<&str>) -> String {
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.starts_with("/\\")
+            && n.len() <= 512
+            && !n.chars().any(|c| c.is_control() || c == '\\')
+            // Not back to signing in (a page that redirected while the person signed out).
+            && !matches!(n.split(['?', '#']).next(), Some("/signin" | "/signup"))
+    })
+    .unwrap_or("/")
+    .to_owned()
+}
+
+/// Signs in with email and password, then goes back to the page that asked (`next`) or to the
+/// dashboard.
 #[server(prefix = "/_fn", endpoint = "sign_in")]
 pub async fn sign_in(
     csrf: String,
     email: String,
     password: String,
     #[server(default)] code: Option<String>,
+    #[server(default)] next: Option<String>,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::users;
@@ -81,7 +100,7 @@ pub async fn sign_in(
     let code = code.filter(|c| !c.trim().is_empty());
     let user = users::authenticate(&state.db, &email, &password, code.as_deref()).await?;
     portal::sign_in(&session, &user).await?;
-    leptos_axum::redirect("/");
+    leptos_axum::redirect(&after_sign_in(next.as_deref()));
     Ok(())
 }
 
@@ -124,4 +143,27 @@ pub async fn sign_out(csrf: String) -> Result<(), PortalError> {
     portal::sign_out(&session).await?;
     leptos_axum::redirect("/signin");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_sign_in;
+
+    #[test]
+    fn sign_in_returns_only_to_pages_of_this_site() {
+        assert_eq!(after_sign_in(Some("/marketplace/abc")), "/marketplace/abc");
+        assert_eq!(after_sign_in(Some("/machines?x=1")), "/machines?x=1");
+        for away in [
+            "//evil.example/x",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/a\nb",
+            "",
+            "/signin?next=/x",
+        ] {
+            assert_eq!(after_sign_in(Some(away)), "/", "{away:?}");
+        }
+        assert_eq!(after_sign_in(None), "/");
+    }
 }

@@ -23,9 +23,13 @@ pub struct Me {
 /// portal's sign-in form shows its code field on it).
 pub const TWO_FACTOR_CODE_REQUIRED: &str =
     "Enter the 6-digit code from your authenticator app (or one of your recovery codes)";
-/// The sign-in answer to a wrong or already used two-factor code.
+/// The sign-in answer to a wrong two-factor code.
 pub const TWO_FACTOR_CODE_WRONG: &str =
     "That code is not right: check your authenticator app's clock, or use a recovery code";
+/// The answer to a right code that was already used (each code signs in once): the person only
+/// has to wait for the app's next one.
+pub const TWO_FACTOR_CODE_USED: &str =
+    "That code was just used: wait for the next one in your authenticator app (at most 30 seconds)";
 
 /// `POST /api/auth/2fa/setup`: the key to put in an authenticator app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -615,16 +615,23 @@ async fn two_factor_sign_in_asks_for_a_fresh_code_after_the_password() {
         "authenticator app",
     )
     .await;
+    // A used code is told apart from a wrong one: the person only has to wait for the next.
     expect_error(
         login(code_for(&secret, now)).await,
         StatusCode::UNAUTHORIZED,
-        "not right",
+        "was just used: wait for the next one",
     )
     .await;
     // The next step's code (within the accepted skew) signs in, once.
     let next = code_for(&secret, now + 30_000);
     assert_eq!(login(next.clone()).await.status(), StatusCode::OK);
-    expect_error(login(next).await, StatusCode::UNAUTHORIZED, "not right").await;
+    expect_error(login(next).await, StatusCode::UNAUTHORIZED, "was just used").await;
+    expect_error(
+        login(Some("000000".into())).await,
+        StatusCode::UNAUTHORIZED,
+        "not right",
+    )
+    .await;
     // A recovery code signs in once, typed with spaces and capitals or not.
     let typed = format!(" {} ", recovery[0].to_uppercase());
     assert_eq!(login(Some(typed)).await.status(), StatusCode::OK);

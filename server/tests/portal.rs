@@ -340,9 +340,41 @@ async fn billing_page_shows_money_and_manages_alert_addresses() {
     let shown = page(&app, "/billing").await;
     assert!(shown.contains("$12.5000"), "balance shown");
     assert!(
-        shown.contains("+$12.5000") && shown.contains("Operator adjustment"),
-        "the movement is listed"
+        shown.contains("+$12.50") && shown.contains("Operator adjustment"),
+        "the movement is listed, to the cent"
     );
+    // The meter's per-minute charges read as one line per hour: three minutes in one hour, one
+    // in the next, make two lines with their sums (and a sum under half a cent says so).
+    let hour = 3_600_000_i64 * 490_000;
+    for (n, (at, micros)) in [
+        (hour + 60_000, 1_000_i64),
+        (hour + 120_000, 2_000),
+        (hour + 180_000, 3_000_000),
+        (hour + 3_600_000 + 60_000, 1_500),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO ledger (id, user_id, amount_micros, kind, description, created_at)
+             VALUES ($1, $2, $3, 'usage', 'Compute usage', $4)",
+        )
+        .bind(format!("usage{n:020}"))
+        .bind(&uid)
+        .bind(-micros)
+        .bind(at)
+        .execute(&app.state.db)
+        .await
+        .unwrap();
+    }
+    let shown = page(&app, "/billing").await;
+    assert_eq!(
+        shown.matches(r#"data-label="What">Compute usage"#).count(),
+        2,
+        "one line per hour: {shown}"
+    );
+    assert!(shown.contains("−$3.00"), "the hour's sum, to the cent");
+    assert!(shown.contains("−&lt;$0.01"), "a sum under half a cent");
 
     let csrf = csrf_of(&shown);
     post_form(
@@ -735,4 +767,136 @@ async fn the_account_page_shows_usage_against_each_limit() {
             &html[at..at + 200]
         );
     }
+}
+
+/// A page about something that does not exist, or is someone else's, answers 404 (scripts,
+/// monitors and search engines read the status), with the page saying so.
+#[tokio::test]
+async fn pages_for_unknown_or_foreign_ids_answer_404() {
+    let _pages = common::PAGES.lock().await;
+    let app = TestApp::spawn().await;
+    let (_, owner) = app.funded_user("owner", 5.0).await;
+    let theirs = expect_json(
+        app.post(
+            "/api/vps",
+            Some(&owner),
+            serde_json::json!({"name": "theirs", "plan_id": "nano"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    sign_up(&app, "visitor@example.com", "visitor").await;
+    let status_of = |path: String| {
+        let app = &app;
+        async move {
+            let res = app
+                .client
+                .get(app.url(&path))
+                .header(header::ACCEPT, "text/html")
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let unknown = "ffffffffffffffffffffffff";
+    for path in [
+        format!("/machines/{theirs}"),
+        format!("/machines/{unknown}"),
+        format!("/rentals/{unknown}"),
+        format!("/pools/{unknown}"),
+        format!("/marketplace/{unknown}"),
+    ] {
+        let (status, html) = status_of(path.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            html.contains("alert") || html.contains("not found"),
+            "{path}: {html}"
+        );
+    }
+    let (_, html) = status_of(format!("/machines/{theirs}")).await;
+    assert!(html.contains("does not exist"), "{html}");
+    // The pages themselves are there.
+    let (status, _) = status_of("/machines".into()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Signing in from a page (the marketplace's "Sign in" to rent, a page behind sign-in) goes back
+/// to it; a `next` that would leave the site goes to the dashboard instead.
+#[tokio::test]
+async fn signing_in_returns_to_the_page_that_asked_and_only_within_the_site() {
+    let _pages = common::PAGES.lock().await;
+    let app = TestApp::spawn().await;
+    app.user("returning").await;
+    let signin = page(&app, "/signin?next=/marketplace/abc").await;
+    assert!(
+        signin.contains(r#"name="next" value="/marketplace/abc""#),
+        "the form carries where to go back to"
+    );
+    for (next, expected) in [
+        ("/marketplace/abc", "/marketplace/abc"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let html = client
+            .get(app.url("/signin"))
+            .header(header::ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let res = client
+            .post(app.url("/_fn/sign_in"))
+            .header(header::ACCEPT, "text/html")
+            .header(header::REFERER, app.url("/signin"))
+            .form(&[
+                ("csrf", csrf_of(&html).as_str()),
+                ("email", "returning@example.com"),
+                ("password", "password-returning"),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&res), expected, "next={next}");
+    }
+    // A page behind sign-in sends a visitor to sign in with the way back.
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/billing?offset=20"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/signin?next=/billing%3Foffset%3D20");
+}
+
+/// A name the API would refuse is explained in words on the form (the browser shows an input's
+/// `title` with its own "match the requested format"), not only as a pattern.
+#[tokio::test]
+async fn forms_say_the_name_rules_in_words() {
+    let _pages = common::PAGES.lock().await;
+    let app = TestApp::spawn().await;
+    assert!(page(&app, "/signup")
+        .await
+        .contains(r#"title="Letters, digits, _ and - only (no spaces)""#));
+    sign_up(&app, "namer@example.com", "namer").await;
+    let machines = page(&app, "/machines").await;
+    assert!(
+        machines.contains(
+            r#"title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit""#
+        ),
+        "{machines}"
+    );
 }

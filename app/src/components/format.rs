@@ -33,6 +33,16 @@ pub fn money(micros: i64) -> String {
     format!("{sign}${}", usd2(micros.abs()))
 }
 
+/// A money movement with its direction, to the cent: `+$10.00`, `−$0.42`; one smaller than half
+/// a cent reads `−<$0.01` rather than a misleading `−$0.00`.
+pub fn movement(micros: i64) -> String {
+    let sign = if micros < 0 { "−" } else { "+" };
+    if micros != 0 && micros.abs() < 5_000 {
+        return format!("{sign}<$0.01");
+    }
+    format!("{sign}${}", usd2(micros.abs()))
+}
+
 /// A balance or a per-hour price, to the hundredth of a cent: `$12.5000`.
 pub fn balance(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -45,6 +55,9 @@ mod tests {
 
     #[test]
     fn one_way_each() {
+        assert_eq!(movement(10_000_000), "+$10.00");
+        assert_eq!(movement(-420_000), "−$0.42");
+        assert_eq!(movement(-1_200), "−<$0.01");
         assert_eq!(when("2026-11-30T09:15:42.123Z"), "2026-11-30 09:15 UTC");
         assert_eq!(day("2026-11-30T09:15:42.123Z"), "2026-11-30");
         assert_eq!((days(1), days(7)), ("1 day".into(), "7 days".into()));

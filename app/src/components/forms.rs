@@ -25,6 +25,27 @@ pub fn error_message(err: &PortalError) -> String {
     err.message.clone()
 }
 
+/// Makes a page that failed to load answer with the failure's own status when rendered on the
+/// server: an unknown or foreign id is a 404 page, not a 200 page that says so (search engines,
+/// monitors and scripts read the status). In the browser it does nothing.
+pub fn answer_status(error: &PortalError) {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(status) = http::StatusCode::from_u16(error.status) {
+            response.set_status(status);
+        }
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = error;
+}
+
+/// A page's data that failed to load: the message, with the failure's status as the page's.
+#[component]
+pub fn LoadFailed(error: PortalError) -> impl IntoView {
+    answer_status(&error);
+    view! { <p class="alert alert-error">{error.message}</p> }
+}
+
 /// The error of the last submission of `action`, if it failed, as an alert.
 #[component]
 pub fn ActionError<I>(action: ServerAction<I>) -> impl IntoView
@@ -49,6 +70,9 @@ pub fn SubmitButton<I>(
     busy_label: &'static str,
     #[prop(optional)] class: &'static str,
     #[prop(optional)] keep: bool,
+    /// Disabled while this holds (the form cannot succeed as it is, and the page says why).
+    #[prop(optional, into)]
+    blocked: Option<Signal<bool>>,
 ) -> impl IntoView
 where
     I: ServerFn + Clone + Send + Sync + 'static,
@@ -56,6 +80,7 @@ where
     I::Error: Clone + Send + Sync + 'static,
 {
     let pending = action.pending();
+    let blocked = move || blocked.is_some_and(|b| b.get());
     let button = NodeRef::<leptos::html::Button>::new();
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
@@ -69,7 +94,7 @@ where
     #[cfg(not(feature = "hydrate"))]
     let _ = keep;
     view! {
-        <button type="submit" node_ref=button class=format!("btn {class}") disabled=move || pending.get()>
+        <button type="submit" node_ref=button class=format!("btn {class}") disabled=move || pending.get() || blocked()>
             {move || if pending.get() { busy_label } else { label }}
         </button>
     }

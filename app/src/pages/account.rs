@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
-use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
+use crate::components::forms::{ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton};
 use crate::components::meter::{Gauge, Meter};
 use crate::error::PortalError;
 use crate::pages::RequireUser;
@@ -156,7 +156,7 @@ fn LimitsCard() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match limits.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(q) => q.items.into_iter().map(|item| view! {
                             <Meter label=limit_label(&item.name) gauge=Gauge { used: item.used, limit: item.limit } unit=item.unit/>
                         }).collect_view().into_any(),
@@ -197,7 +197,7 @@ fn TwoFactorCard() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match status.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(s) if s.on => view! {
                             <p data-test="two-factor-on">
                                 <strong>"On."</strong>
@@ -296,7 +296,7 @@ fn EnrolForm(key: TwoFactorKey, enable: ServerAction<EnableTwoFactor>) -> impl I
                 <ActionForm action=enable attr:class="form inline" attr:data-test="two-factor-enable">
                     <CsrfField/>
                     <input type="text" name="code" required autocomplete="one-time-code" inputmode="numeric"
-                        pattern="[0-9 ]{6,7}" maxlength="7" placeholder="123456" aria-label="Authentication code"/>
+                        pattern="[0-9 ]{6,7}" title="The 6 digits your authenticator app shows" maxlength="7" placeholder="123456" aria-label="Authentication code"/>
                     <SubmitButton action=enable label="Turn on" busy_label="Checking…"/>
                     <ActionError action=enable/>
                 </ActionForm>

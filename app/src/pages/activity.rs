@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::format::when;
-use crate::components::forms::error_message;
+use crate::components::forms::LoadFailed;
 use crate::error::PortalError;
 use crate::pages::RequireUser;
 use model::accounts::{AuditEvent, Me};
@@ -107,7 +107,7 @@ fn Activity(me: Me) -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading activity…"</p> }>
             {move || Suspend::new(async move {
                 match events.await {
-                    Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                    Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                     Ok(list) if list.is_empty() => view! {
                         <section class="card"><p class="muted" data-test="activity-empty">"Nothing recorded here yet."</p></section>
                     }.into_any(),

@@ -14,6 +14,9 @@ pub fn SignInPage() -> impl IntoView {
     // The code field appears once the server says this account needs one, and stays (a wrong
     // code answers differently but still needs the field).
     let need_code = RwSignal::new(false);
+    let next = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| q.get("next"))
+        .unwrap_or_default();
     Effect::new(move |_| {
         if let Some(Err(e)) = sign_in.value().get() {
             if e.message == TWO_FACTOR_CODE_REQUIRED {
@@ -33,10 +36,14 @@ pub fn SignInPage() -> impl IntoView {
                 <label>"Password"
                     <input type="password" name="password" required autocomplete="current-password" maxlength="256"/>
                 </label>
+                // The page that sent the person here, to go back to afterwards.
+                <input type="hidden" name="next" value=next/>
                 <Show when=move || need_code.get()>
                     <label>"Authentication code"
+                        // Not `inputmode="numeric"`: a phone would then offer digits only, and
+                        // recovery codes have letters.
                         <input type="text" name="code" required autofocus autocomplete="one-time-code"
-                            inputmode="numeric" maxlength="32" data-test="sign-in-code"
+                            autocapitalize="off" spellcheck="false" maxlength="32" data-test="sign-in-code"
                             placeholder="123456 or a recovery code"/>
                     </label>
                 </Show>
@@ -75,7 +82,7 @@ pub fn SignUpPage() -> impl IntoView {
                 </label>
                 <label>"Username"
                     <input type="text" name="username" required autocomplete="username"
-                        maxlength="100" pattern="[A-Za-z0-9_\\-]+"
+                        maxlength="100" pattern="[A-Za-z0-9_\\-]+" title="Letters, digits, _ and - only (no spaces)"
                         title="Letters, digits, '_' and '-'"/>
                     <small class="muted">"Teammates invite you to pools by this name."</small>
                 </label>

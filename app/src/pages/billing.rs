@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{error_message, ActionError, CsrfField, LoadFailed, SubmitButton};
 use crate::pages::RequireUser;
 use model::money::usd4;
 
@@ -37,7 +37,7 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
     use domain::money::billing;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let offset = offset.max(0);
-    let (rows, total) = billing::history(&state.db, &user.id, PAGE, offset).await?;
+    let (rows, total) = billing::statement_lines(&state.db, &user.id, PAGE, offset).await?;
     let emails = billing::list_notify_emails(&state.db, &user.id).await?;
     Ok(BillingData {
         balance: user.balance_micros,
@@ -194,7 +194,7 @@ pub fn BillingPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(d) => view! { <Billing data=d add remove topup/> }.into_any(),
                     }
                 })}
@@ -212,6 +212,14 @@ fn Billing(
 ) -> impl IntoView {
     let prev =
         (data.offset > 0).then(|| format!("/billing?offset={}", (data.offset - PAGE).max(0)));
+    // A page that sent the person here to pay for something asks for what it needs (`?amount=`,
+    // within the top-up's bounds); $10 otherwise.
+    let amount = use_query_map().with_untracked(|q| {
+        q.get("amount")
+            .and_then(|a| a.parse::<f64>().ok())
+            .filter(|a| a.is_finite())
+            .map_or_else(|| "10".to_owned(), |a| format!("{:.2}", a.clamp(5.0, 50.0)))
+    });
     let next = (data.offset.saturating_add(PAGE) < data.total)
         .then(|| format!("/billing?offset={}", data.offset + PAGE));
     view! {
@@ -220,13 +228,13 @@ fn Billing(
                 <span class="stat-label">"Balance"</span>
                 <span class="stat-value" data-test="billing-balance">{format!("${}", usd4(data.balance))}</span>
             </div>
-            <div class="card">
+            <div class="card" id="add-funds">
                 <h2>"Add funds"</h2>
                 {if data.payments { view! {
                 <ActionForm action=topup attr:class="form form-row" attr:data-test="add-funds-form">
                     <CsrfField/>
                     <label>"Amount (USD, $5–$50)"
-                        <input type="number" name="amount" min="5" max="50" step="0.01" required value="10"/>
+                        <input type="number" name="amount" min="5" max="50" step="0.01" required value=amount/>
                     </label>
                     <SubmitButton action=topup label="Pay with card" busy_label="Opening checkout…"/>
                 </ActionForm>
@@ -252,7 +260,7 @@ fn Billing(
                                 <td data-label="What">{description}</td>
                                 <td data-label="Kind">{kind}</td>
                                 <td data-label="Amount" class=if amount < 0 { "num debit" } else { "num credit" }>
-                                    {format!("{}${}", if amount < 0 { "−" } else { "+" }, usd4(amount.abs()))}
+                                    {crate::components::format::movement(amount)}
                                 </td>
                             </tr>
                         }).collect_view()}</tbody>

@@ -47,6 +47,7 @@ pub fn ConsoleCard(
             {vm.then(|| view! {
                 <div class="tab-panel" hidden=hides("screen") data-test="screen-panel">
                     <p class="muted">"The machine's display, as if a monitor were plugged in. Keyboard and mouse go to the machine while the pointer is over it."</p>
+                    <p class="muted" data-test="screen-headless">"Some images write only to the serial port (cloud images often do): if the screen stays on “Booting from ROM…”, the machine's boot and login are on the "<strong>"Console"</strong>" tab."</p>
                     <p class="console-status" data-screen-status aria-live="polite"></p>
                     <button type="button" class="btn" data-open-screen data-test="open-screen">"Open screen"</button>
                     <div class="screen-tools" data-screen-tools hidden>

@@ -290,6 +290,32 @@ fn FilesCard(id: String) -> impl IntoView {
         }
     };
     let download_action = format!("/portal/machines/{id}/files");
+    let download_status = RwSignal::new(None::<String>);
+    let download_path = NodeRef::<leptos::html::Input>::new();
+    // A file that cannot be had (missing, too large, the machine stopped) is said here, on the
+    // page, instead of the browser leaving for a bare error page: the download is asked for
+    // once to see the answer, and only a good one is handed to the browser to save.
+    let on_download = {
+        let url = download_action.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            #[cfg(feature = "hydrate")]
+            {
+                let path = download_path.get().map(|i| i.value()).unwrap_or_default();
+                let url = format!("{url}?path={}", js_sys::encode_uri_component(&path));
+                download_status.set(None);
+                leptos::task::spawn_local(async move {
+                    if let Err(message) = check_download(&url).await {
+                        download_status.try_set(Some(message));
+                    } else if let Some(window) = web_sys::window() {
+                        let _ = window.location().set_href(&url);
+                    }
+                });
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (&url, download_path, download_status);
+        }
+    };
     view! {
         <section class="card" data-test="files-card">
             <h2>"Files"</h2>
@@ -302,13 +328,45 @@ fn FilesCard(id: String) -> impl IntoView {
                 Ok(m) => view! { <p class="alert alert-ok" data-test="upload-status">{m}</p> }.into_any(),
                 Err(m) => view! { <p class="alert alert-error" role="alert" data-test="upload-status">{m}</p> }.into_any(),
             })}
-            <form class="form form-row" method="get" action=download_action data-test="download-form">
-                <label>"Download (absolute path)" <input type="text" name="path" required placeholder="/etc/hostname"/></label>
+            <form class="form form-row" method="get" action=download_action data-test="download-form" on:submit=on_download>
+                <label>"Download (absolute path)" <input type="text" name="path" node_ref=download_path required placeholder="/etc/hostname"/></label>
                 <button type="submit" class="btn btn-ghost">"Download"</button>
             </form>
+            {move || download_status.get().map(|m| view! { <p class="alert alert-error" role="alert" data-test="download-status">{m}</p> })}
             <p class="muted">"Uploading needs JavaScript; files up to the operator's limit (64 MiB by default). The file's folder must exist."</p>
         </section>
     }
+}
+
+/// Asks for `url` and stops as soon as the answer's status is known: `Ok` when the file is there
+/// to download, the server's message otherwise.
+#[cfg(feature = "hydrate")]
+async fn check_download(url: &str) -> Result<(), String> {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window().ok_or("No window")?;
+    let abort = web_sys::AbortController::new().map_err(|_| "Could not start the download")?;
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(&abort.signal()));
+    let response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|_| "Could not reach the server; check your connection".to_owned())?;
+    let response: web_sys::Response = response
+        .dyn_into()
+        .map_err(|_| "Could not start the download".to_owned())?;
+    if response.ok() {
+        // The browser downloads it for real next; this copy is not needed.
+        abort.abort();
+        return Ok(());
+    }
+    let text = match response.text() {
+        Ok(p) => JsFuture::from(p).await.ok().and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    Err(text
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("The download failed ({})", response.status())))
 }
 
 /// Sends the chosen file as the request body of `PUT <url>?path=<path>` (the browser streams it;

@@ -14,7 +14,9 @@ use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use crate::components::format::when;
-use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{
+    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
+};
 use crate::pages::RequireUser;
 use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
 use model::money::{usd4, usd_rate};
@@ -300,7 +302,7 @@ fn Machines(
         <Transition fallback=|| view! { <p class="muted">"Loading machines…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                    Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                     Ok(d) => {
                         view! {
                             <section class="card">
@@ -362,7 +364,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
             <ActionForm action=create attr:class="form" attr:data-test="create-machine-form">
                 <CsrfField/>
                 <label>"Name"
-                    <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" placeholder="web-01"/>
+                    <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit" placeholder="web-01"/>
                 </label>
                 <label>"Plan or template"
                     <select name="source" required data-test="machine-source">
@@ -458,12 +460,12 @@ fn Machine(
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! {
+                    Err(e) => { answer_status(&e); view! {
                         <section class="card"><p class="alert alert-error" data-test="machine-missing">
                             {if error_message(&e).contains("not found") { "This machine does not exist (any more): it was deleted, or it is not yours.".to_owned() } else { error_message(&e) }}
                         </p>
                         <p><a href="/machines">"Back to your machines"</a></p></section>
-                    }.into_any(),
+                    }.into_any() }
                     Ok(d) => {
                         view! { <MachineDetail d live settled power rename snap/> }.into_any()
                     }
@@ -525,7 +527,7 @@ fn MachineDetail(
                 <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
             })}
         </section>
-        <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy/>
+        <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy simulated=d.simulated/>
         {if d.simulated {
             view! {
                 <section class="card">
@@ -574,6 +576,8 @@ fn PowerCard(
     vps: Signal<Vps>,
     power: ServerAction<MachineAction>,
     busy: Signal<bool>,
+    /// On libvirt's test driver: nothing listens at its address.
+    simulated: bool,
 ) -> impl IntoView {
     let power_button =
         move |action: &'static str, label: &'static str, enabled: fn(&str) -> bool| {
@@ -599,7 +603,17 @@ fn PowerCard(
             <ActionError action=power/>
             <dl class="facts">
                 <dt>"Address"</dt><dd data-test="machine-address">{move || match vps.get().ip {
-                    Some(ip) => view! { <code>{ip.clone()}</code>" · "<code>{format!("ssh root@{ip}")}</code> }.into_any(),
+                    // The SSH line only where an SSH server answers: a real VM (containers
+                    // have none; a simulated machine has nothing at all), with a word on reach
+                    // when the address is private (the node's own network).
+                    Some(ip) if vps.get().kind == "vm" && !simulated => {
+                        let private = is_private(&ip);
+                        view! {
+                            <code>{ip.clone()}</code>" · "<code data-test="ssh-line">{format!("ssh root@{ip}")}</code>
+                            {private.then(|| view! { <small class="muted">" (a private address: reachable from the node's network)"</small> })}
+                        }.into_any()
+                    }
+                    Some(ip) => view! { <code>{ip.clone()}</code> }.into_any(),
                     None => view! { <span class="muted">"assigned when it starts"</span> }.into_any(),
                 }}</dd>
                 <dt>"Plan"</dt><dd>{plan}</dd>
@@ -713,9 +727,15 @@ fn SnapshotsCard(
                     <thead><tr><th>"Name"</th><th>"State"</th><th>"Taken"</th><th></th></tr></thead>
                     <tbody>
                         {snapshots.into_iter().map(|s| {
+                            // Restoring replaces the disk: the button opens a question first (a
+                            // `details`, so it asks without JavaScript too).
                             let restore = view! {
-                                <button type="submit" class="btn btn-sm" title="The machine must be stopped"
-                                    disabled=move || busy.get() || vps.get().state != "stopped">"Restore"</button>
+                                <details class="confirm" data-test="restore-confirm">
+                                    <summary class="btn btn-sm" title="The machine must be stopped">"Restore…"</summary>
+                                    <p>{format!("Replace this machine's disk with “{}”? What was written since is lost.", s.name)}</p>
+                                    <button type="submit" class="btn btn-danger btn-sm" data-test="restore-snapshot"
+                                        disabled=move || busy.get() || vps.get().state != "stopped">"Replace the disk"</button>
+                                </details>
                             }.into_any();
                             let delete = view! { <button type="submit" class="btn btn-danger btn-sm">"Delete"</button> }.into_any();
                             view! {
@@ -742,7 +762,7 @@ fn SnapshotsCard(
                 <CsrfField/>
                 <input type="hidden" name="id" value=id.clone()/>
                 <input type="hidden" name="action" value="create"/>
-                <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" placeholder="before-upgrade"/></label>
+                <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit" placeholder="before-upgrade"/></label>
                 <button type="submit" class="btn" disabled=move || busy.get() || snap.pending().get()>"Take snapshot"</button>
             </ActionForm>
             <ActionError action=snap/>
@@ -873,7 +893,7 @@ pub fn KeysPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(keys) if keys.is_empty() => view! { <section class="card"><p class="muted" data-test="no-keys">"No keys yet."</p></section> }.into_any(),
                         Ok(keys) => view! {
                             <section class="card">
@@ -905,4 +925,10 @@ pub fn KeysPage() -> impl IntoView {
             </Transition>
         }/>
     }
+}
+
+/// Whether `ip` is an IPv4 private or loopback address (RFC 1918, 127/8).
+fn is_private(ip: &str) -> bool {
+    ip.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|a| a.is_private() || a.is_loopback())
 }

@@ -13,9 +13,12 @@ use leptos_router::{
 use serde::{Deserialize, Serialize};
 
 use crate::components::format::{balance as balance_text, days as days_text, money};
-use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{
+    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
+};
 use crate::session::use_auth;
 use model::market::{MarketServer, Page};
+use model::money::usd2;
 
 #[server(prefix = "/_fn", endpoint = "browse")]
 pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), PortalError> {
@@ -66,7 +69,7 @@ pub fn MarketplacePage() -> impl IntoView {
                 <Suspense fallback=|| view! { <p class="muted">"Loading servers…"</p> }>
                     {move || Suspend::new(async move {
                         match results.await {
-                            Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                            Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                             Ok((servers, page)) => view! { <Results servers page/> }.into_any(),
                         }
                     })}
@@ -381,13 +384,13 @@ pub fn ServerPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! {
+                    Err(e) => { answer_status(&e); view! {
                         <section class="card narrow">
                             <h1>"Not available"</h1>
                             <p>{error_message(&e)}". It may have just been rented."</p>
                             <a class="btn" href="/marketplace">"Back to the marketplace"</a>
                         </section>
-                    }.into_any(),
+                    }.into_any() }
                     Ok(d) => view! { <ServerDetail data=d rent/> }.into_any(),
                 }
             })}
@@ -408,6 +411,8 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
         .or(data.prices.first())
         .map(|(d, _)| *d)
         .unwrap_or(1);
+    // The term the person has chosen (the form's radios; the server renders the default).
+    let chosen = RwSignal::new(default_days);
     let disks = s.specs.disks.config.clone();
     view! {
         <Title text=s.name.clone()/>
@@ -436,9 +441,19 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                 {match balance {
                     None => view! {
                         <p>"Sign in to rent this server."</p>
-                        <a class="btn" href="/signin">"Sign in"</a>
+                        <a class="btn" href=format!("/signin?next=/marketplace/{}", s.id) data-test="sign-in-to-rent">"Sign in"</a>
                     }.into_any(),
-                    Some(balance) => view! {
+                    Some(balance) => {
+                    // What the chosen term still needs, in whole cents rounded up (what a top-up
+                    // must add): 0 when the balance covers it.
+                    let prices = data.prices.clone();
+                    let needed = Memo::new(move |_| {
+                        let days = chosen.get();
+                        let price = prices.iter().find(|(d, _)| *d == days).map_or(0, |(_, p)| *p);
+                        let short = (price - balance).max(0);
+                        (short + 9_999) / 10_000 * 10_000
+                    });
+                    view! {
                         <ActionForm action=rent attr:class="form" attr:data-test="rent-form">
                             <CsrfField/>
                             <input type="hidden" name="server_id" value=s.id.clone()/>
@@ -453,7 +468,7 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                                             view! {
                                                 <tr class:short=short>
                                                     <td><input type="radio" name="rental_days" value=days.to_string() checked=*days == default_days
-                                                        attr:aria-label=days_text(*days)/></td>
+                                                        attr:aria-label=days_text(*days) on:change={let days = *days; move |_| chosen.set(days)}/></td>
                                                     <td data-label="Term">{days_text(*days)}</td>
                                                     <td data-label="Price">{money(*price)}</td>
                                                     <td data-label="Per day">{money(price / days)}</td>
@@ -477,15 +492,23 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                                 <small class="muted">"Members of the pool see the server; owners and admins can extend it."</small>
                             </label>
                             <p class="muted">{format!("Your balance: {}", balance_text(balance))}</p>
-                            {data.prices.iter().all(|(_, p)| *p > balance).then(|| view! {
-                                <p class="alert alert-error" data-test="short-balance">
-                                    "Your balance is too low for any duration of this server. Ask an operator to add funds."
-                                </p>
+                            {move || (needed.get() > 0).then(|| {
+                                let add = needed.get();
+                                view! {
+                                    <p class="alert alert-error" data-test="short-balance">
+                                        {format!("Your balance is {} short for this term. ", money(add))}
+                                        <a href=format!("/billing?amount={}#add-funds", usd2(add)) data-test="short-balance-topup">
+                                            {format!("Add {} or more", money(add))}
+                                        </a>
+                                        " — or choose a shorter term."
+                                    </p>
+                                }
                             })}
                             <ActionError action=rent/>
-                            <SubmitButton action=rent label="Confirm and pay" busy_label="Renting…"/>
+                            <SubmitButton action=rent label="Confirm and pay" busy_label="Renting…"
+                                blocked=Signal::derive(move || needed.get() > 0)/>
                         </ActionForm>
-                    }.into_any(),
+                    }.into_any() }
                 }}
             </section>
         </div>

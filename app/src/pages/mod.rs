@@ -48,17 +48,46 @@ where
     V: IntoView + 'static,
 {
     let auth = use_auth();
+    let here = leptos_router::hooks::use_location();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {
                 let signed_in = signed_in.clone();
+                let here = here.clone();
                 Suspend::new(async move {
                     match auth.info.await.ok().and_then(|i| i.user) {
                         Some(me) => signed_in(me).into_any(),
-                        None => view! { <Redirect path="/signin"/> }.into_any(),
+                        // Back here once signed in (a link from an e-mail, a bookmark).
+                        None => {
+                            let search = here.search.get_untracked();
+                            let search = search.trim_start_matches('?');
+                            let mut target = here.pathname.get_untracked();
+                            if !search.is_empty() {
+                                target = format!("{target}?{search}");
+                            }
+                            // While signing out the location may already be the sign-in page.
+                            let path = if target.starts_with("/signin") {
+                                "/signin".to_owned()
+                            } else {
+                                format!("/signin?next={}", urlencoding_path(&target))
+                            };
+                            view! { <Redirect path=path/> }.into_any()
+                        }
                     }
                 })
             }}
         </Suspense>
     }
+}
+
+/// `path` made safe inside a query parameter (`/`, letters and digits stay as they are).
+fn urlencoding_path(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -11,7 +11,7 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    components::forms::{error_message, ActionError, CsrfField, SubmitButton},
+    components::forms::{answer_status, error_message, ActionError, CsrfField, SubmitButton},
     components::meter::{Gauge, Meter},
     pages::RequireUser,
 };
@@ -254,7 +254,7 @@ pub fn OperatorPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <p class="alert alert-error" data-test="operator-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => { answer_status(&e); view! { <p class="alert alert-error" data-test="operator-error">{error_message(&e)}</p> }.into_any() }
                         Ok(d) => view! { <Overview d actions/> }.into_any(),
                     }
                 })}

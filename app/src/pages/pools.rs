@@ -11,7 +11,9 @@ use leptos_router::{components::A, hooks::use_params_map};
 use model::market::Role;
 use serde::{Deserialize, Serialize};
 
-use crate::components::forms::{error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{
+    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
+};
 use crate::pages::RequireUser;
 use crate::session::use_auth;
 use model::market::{Invitation, Member, Pool, PoolDetail, PoolServer};
@@ -52,7 +54,7 @@ pub fn PoolsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(pools) => view! {
                             <div class="grid cards" data-test="pool-list">
                                 {pools.into_iter().map(|p| view! {
@@ -168,7 +170,7 @@ pub fn PoolPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <section class="card narrow"><h1>"Pool not found"</h1><p>{error_message(&e)}</p></section> }.into_any(),
+                        Err(e) => { answer_status(&e); view! { <section class="card narrow"><h1>"Pool not found"</h1><p>{error_message(&e)}</p></section> }.into_any() }
                         Ok((pool, me)) => view! { <PoolView pool me invite role remove delete/> }.into_any(),
                     }
                 })}
@@ -210,7 +212,7 @@ fn PoolView(
                 <ActionForm action=invite attr:class="form form-row" attr:data-test="invite-form">
                     <CsrfField/>
                     <input type="hidden" name="pool_id" value=invite_pool.clone()/>
-                    <label>"Username"<input type="text" name="username" required maxlength="100" pattern="[A-Za-z0-9_\\-]+"/></label>
+                    <label>"Username"<input type="text" name="username" required maxlength="100" pattern="[A-Za-z0-9_\\-]+" title="Their username: letters, digits, _ and - only"/></label>
                     <label>"Role"
                         <select name="role">
                             <option value="user">"user — sees the pool's servers"</option>
@@ -307,7 +309,7 @@ pub fn InvitationsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <section class="card"><p data-test="no-invitations">"No pending invitations."</p></section> }.into_any(),
                         Ok(list) => view! {
                             <div class="grid cards">

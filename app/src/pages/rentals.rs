@@ -9,7 +9,9 @@ use leptos_router::{components::A, hooks::use_params_map};
 use serde::{Deserialize, Serialize};
 
 use crate::components::format::{day, days as days_text, money, when};
-use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
+use crate::components::forms::{
+    answer_status, error_message, ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton,
+};
 use crate::pages::RequireUser;
 use model::market::{Rental, RentalAccess};
 use model::money::usd4;
@@ -36,7 +38,7 @@ pub fn RentalsPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                         Ok(list) if list.is_empty() => view! {
                             <section class="card">
                                 <p data-test="no-rentals">"No rentals yet."</p>
@@ -177,7 +179,7 @@ pub fn RentalPage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Err(e) => view! { <section class="card narrow"><h1>"Rental not found"</h1><p>{error_message(&e)}</p></section> }.into_any(),
+                        Err(e) => { answer_status(&e); view! { <section class="card narrow"><h1>"Rental not found"</h1><p>{error_message(&e)}</p></section> }.into_any() }
                         Ok(d) => view! { <RentalDetail data=d extend relocate/> }.into_any(),
                     }
                 })}

@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::components::format::when;
-use crate::components::forms::{error_message, ActionError, CopyButton, CsrfField, SubmitButton};
+use crate::components::forms::{ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton};
 use crate::pages::RequireUser;
 use model::accounts::{CreatedToken, Scope, TokenView};
 use model::money::usd4;
@@ -160,7 +160,7 @@ fn Tokens(
         <Transition fallback=|| view! { <p class="muted">"Loading tokens…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                    Err(e) => view! { <LoadFailed error=e/> }.into_any(),
                     Ok(TokensData { tokens, new_token }) => {
                         view! {
                             {new_token.map(|t| view! {

@@ -33,7 +33,8 @@ const SKEW_STEPS: i64 = 1;
 const RECOVERY_CODES: usize = 10;
 /// Shown (and matched by the portal) when a password was right and a code is still needed.
 pub use model::accounts::{
-    TWO_FACTOR_CODE_REQUIRED as CODE_REQUIRED, TWO_FACTOR_CODE_WRONG as CODE_WRONG,
+    TWO_FACTOR_CODE_REQUIRED as CODE_REQUIRED, TWO_FACTOR_CODE_USED as CODE_USED,
+    TWO_FACTOR_CODE_WRONG as CODE_WRONG,
 };
 
 /// What [`setup`] hands the user to put in an authenticator app.
@@ -224,10 +225,10 @@ pub async fn disable(db: &Pool, user: &User, password: &str, code: &str) -> Serv
     // or the code (each wrong one counts toward the account's block).
     users::check_password(db, &user.id, password).await?;
     let mut tx = db::begin(db).await?;
-    if !consume_code(&mut tx, &user.id, code).await? {
+    if let Some(refusal) = consume_code(&mut tx, &user.id, code).await?.refusal() {
         drop(tx);
         users::count_failed_sign_in(db, &user.id).await?;
-        return Err(ServiceError::Unauthorized(CODE_WRONG));
+        return Err(ServiceError::Unauthorized(refusal));
     }
     sqlx::query(
         "UPDATE users SET totp_secret = NULL, totp_enabled_at = 0, totp_last_step = 0 WHERE id = $1",
@@ -273,30 +274,50 @@ pub async fn check_sign_in(db: &Pool, user: &User, code: Option<&str>) -> Servic
         return Err(ServiceError::Unauthorized(CODE_REQUIRED));
     };
     let mut tx = db::begin(db).await?;
-    if !consume_code(&mut tx, &user.id, code).await? {
+    if let Some(refusal) = consume_code(&mut tx, &user.id, code).await?.refusal() {
         tx.rollback().await?;
         users::count_failed_sign_in(db, &user.id).await?;
-        return Err(ServiceError::Unauthorized(CODE_WRONG));
+        return Err(ServiceError::Unauthorized(refusal));
     }
     tx.commit().await?;
     Ok(())
 }
 
+/// What [`consume_code`] made of a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Accepted,
+    /// The right code of a step already used: each code counts once.
+    Used,
+    Wrong,
+}
+
+impl Code {
+    /// The refusal a person reads, or nothing for an accepted code.
+    fn refusal(self) -> Option<&'static str> {
+        match self {
+            Code::Accepted => None,
+            Code::Used => Some(CODE_USED),
+            Code::Wrong => Some(CODE_WRONG),
+        }
+    }
+}
+
 /// Accepts `code` once: a TOTP code of a step after the last accepted one, or an unused
 /// recovery code (marked used). Both in `tx`, so two sign-ins racing with one code cannot both
 /// pass.
-async fn consume_code(tx: &mut db::Tx<'_>, user_id: &str, code: &str) -> ServiceResult<bool> {
+async fn consume_code(tx: &mut db::Tx<'_>, user_id: &str, code: &str) -> ServiceResult<Code> {
     let code = normalize(code);
     let secret: Option<String> = sqlx::query_scalar("SELECT totp_secret FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_one(&mut **tx)
         .await?;
     let Some(secret) = secret else {
-        return Ok(false);
+        return Ok(Code::Wrong);
     };
     if code.len() == 6 {
         let Some(step) = matching_step(&decode(&secret)?, &code, db::now_ms()) else {
-            return Ok(false);
+            return Ok(Code::Wrong);
         };
         let taken = sqlx::query(
             "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
@@ -306,7 +327,11 @@ async fn consume_code(tx: &mut db::Tx<'_>, user_id: &str, code: &str) -> Service
         .execute(&mut **tx)
         .await?
         .rows_affected();
-        return Ok(taken == 1);
+        return Ok(if taken == 1 {
+            Code::Accepted
+        } else {
+            Code::Used
+        });
     }
     let used = sqlx::query(
         "UPDATE totp_recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at = 0",
@@ -317,7 +342,11 @@ async fn consume_code(tx: &mut db::Tx<'_>, user_id: &str, code: &str) -> Service
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    Ok(used == 1)
+    Ok(if used == 1 {
+        Code::Accepted
+    } else {
+        Code::Wrong
+    })
 }
 
 /// The gate of every operator route: an operator, with two-factor sign-in on when the

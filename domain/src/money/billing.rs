@@ -41,6 +41,44 @@ pub async fn history(
     Ok((rows, total))
 }
 
+/// The caller's money movements for people to read: as [`history`], except that the metering's
+/// per-minute `usage` entries are summed per hour (one line "Compute usage" per UTC hour, dated
+/// at that hour's last charge), so an hour of machines is one line, not sixty. Newest first;
+/// `total` counts lines. The API's history stays entry by entry.
+pub async fn statement_lines(
+    db: &Pool,
+    user_id: &str,
+    limit: i64,
+    offset: i64,
+) -> ServiceResult<(Vec<Entry>, i64)> {
+    if !(1..=HISTORY_MAX_LIMIT).contains(&limit) || offset < 0 {
+        return Err(ServiceError::invalid(format!(
+            "limit must be between 1 and {HISTORY_MAX_LIMIT}, offset not negative"
+        )));
+    }
+    const LINES: &str =
+        "SELECT id, user_id, amount_micros, kind, description, reference, created_at
+           FROM ledger WHERE user_id = $1 AND kind <> 'usage'
+         UNION ALL
+         SELECT MIN(id), user_id, CAST(SUM(amount_micros) AS BIGINT), 'usage', 'Compute usage',
+                NULL, MAX(created_at)
+           FROM ledger WHERE user_id = $1 AND kind = 'usage'
+          GROUP BY user_id, created_at / 3600000";
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({LINES}) lines"))
+        .bind(user_id)
+        .fetch_one(db)
+        .await?;
+    let rows: Vec<Entry> = sqlx::query_as(&format!(
+        "SELECT * FROM ({LINES}) lines ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    ))
+    .bind(user_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    Ok((rows, total))
+}
+
 /// What one UTC day cost: per-minute machine usage and rentals (with their extensions), in
 /// micro-USD as positive numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
