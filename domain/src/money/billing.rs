@@ -17,28 +17,15 @@ pub async fn history(
     limit: i64,
     offset: i64,
 ) -> ServiceResult<(Vec<Entry>, i64)> {
-    if !(1..=HISTORY_MAX_LIMIT).contains(&limit) {
-        return Err(ServiceError::invalid(format!(
-            "limit must be between 1 and {HISTORY_MAX_LIMIT}"
-        )));
-    }
-    if offset < 0 {
-        return Err(ServiceError::invalid("offset must not be negative"));
-    }
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(db)
-        .await?;
-    let rows: Vec<Entry> = sqlx::query_as(
-        "SELECT id, user_id, amount_micros, kind, description, reference, created_at FROM ledger
-         WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+    page_of(
+        db,
+        "SELECT id, user_id, amount_micros, kind, description, reference, created_at
+           FROM ledger WHERE user_id = $1",
+        user_id,
+        limit,
+        offset,
     )
-    .bind(user_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db)
-    .await?;
-    Ok((rows, total))
+    .await
 }
 
 /// The caller's money movements for people to read: as [`history`], except that the metering's
@@ -51,25 +38,45 @@ pub async fn statement_lines(
     limit: i64,
     offset: i64,
 ) -> ServiceResult<(Vec<Entry>, i64)> {
-    if !(1..=HISTORY_MAX_LIMIT).contains(&limit) || offset < 0 {
-        return Err(ServiceError::invalid(format!(
-            "limit must be between 1 and {HISTORY_MAX_LIMIT}, offset not negative"
-        )));
-    }
-    const LINES: &str =
+    page_of(
+        db,
         "SELECT id, user_id, amount_micros, kind, description, reference, created_at
            FROM ledger WHERE user_id = $1 AND kind <> 'usage'
          UNION ALL
          SELECT MIN(id), user_id, CAST(SUM(amount_micros) AS BIGINT), 'usage', 'Compute usage',
                 NULL, MAX(created_at)
            FROM ledger WHERE user_id = $1 AND kind = 'usage'
-          GROUP BY user_id, created_at / 3600000";
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({LINES}) lines"))
+          GROUP BY user_id, created_at / 3600000",
+        user_id,
+        limit,
+        offset,
+    )
+    .await
+}
+
+/// One page (newest first) of the entries `lines` selects for `$1` = `user_id`, and how many
+/// there are in all.
+async fn page_of(
+    db: &Pool,
+    lines: &str,
+    user_id: &str,
+    limit: i64,
+    offset: i64,
+) -> ServiceResult<(Vec<Entry>, i64)> {
+    if !(1..=HISTORY_MAX_LIMIT).contains(&limit) {
+        return Err(ServiceError::invalid(format!(
+            "limit must be between 1 and {HISTORY_MAX_LIMIT}"
+        )));
+    }
+    if offset < 0 {
+        return Err(ServiceError::invalid("offset must not be negative"));
+    }
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({lines}) lines"))
         .bind(user_id)
         .fetch_one(db)
         .await?;
     let rows: Vec<Entry> = sqlx::query_as(&format!(
-        "SELECT * FROM ({LINES}) lines ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        "SELECT * FROM ({lines}) lines ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
     ))
     .bind(user_id)
     .bind(limit)
