@@ -447,6 +447,7 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                     // What the chosen term still needs, in whole cents rounded up (what a top-up
                     // must add): 0 when the balance covers it.
                     let prices = data.prices.clone();
+                    let affordable = prices.iter().any(|(_, p)| *p <= balance);
                     let needed = Memo::new(move |_| {
                         let days = chosen.get();
                         let price = prices.iter().find(|(d, _)| *d == days).map_or(0, |(_, p)| *p);
@@ -500,7 +501,7 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                                         <a href=format!("/billing?amount={}#add-funds", usd2(add)) data-test="short-balance-topup">
                                             {format!("Add {} or more", money(add))}
                                         </a>
-                                        " — or choose a shorter term."
+                                        {affordable.then_some(" — or choose a term your balance covers.")}
                                     </p>
                                 }
                             })}
