@@ -76,15 +76,15 @@ async fn node_with(
             return Ok(());
         }
     };
+    // Upserts, not delete-then-insert: replicas starting together (and their reconcilers) survey
+    // the same node at the same moment, and on PostgreSQL a second delete does not see the rows
+    // the first transaction inserted, so its inserts would collide with them.
     let mut tx = db::begin(db).await?;
-    sqlx::query("DELETE FROM node_images WHERE node_id = $1")
-        .bind(&node.id)
-        .execute(&mut *tx)
-        .await?;
     let now = db::now_ms();
     for slug in &held {
         sqlx::query(
-            "INSERT INTO node_images (node_id, image_slug, checked_at) VALUES ($1, $2, $3)",
+            "INSERT INTO node_images (node_id, image_slug, checked_at) VALUES ($1, $2, $3)
+             ON CONFLICT (node_id, image_slug) DO UPDATE SET checked_at = excluded.checked_at",
         )
         .bind(&node.id)
         .bind(slug)
@@ -92,6 +92,12 @@ async fn node_with(
         .execute(&mut *tx)
         .await?;
     }
+    // What the node no longer holds: every row this pass did not write.
+    sqlx::query("DELETE FROM node_images WHERE node_id = $1 AND checked_at < $2")
+        .bind(&node.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -530,6 +530,15 @@ async fn images_no_node_holds_are_neither_offered_nor_accepted_nor_placed() {
     .await
     .unwrap();
     assert_eq!(node, "local-vm", "placed on the node that holds debian-12");
+
+    // Replicas starting together survey the same nodes at the same moment (CI caught the second
+    // one failing to start with "Already exists"): every pass succeeds and the offer is unchanged.
+    let passes = (0..6).map(|_| domain::compute::survey::all(&app.state.db, &app.state.drivers));
+    for pass in futures::future::join_all(passes).await {
+        pass.expect("a survey beside others");
+    }
+    let again = expect_json(app.get("/api/images", None).await, StatusCode::OK).await;
+    assert_eq!(again.text, offered.text, "the same images are offered");
 }
 
 /// The operator's `hangar admin put-image --url U --sha256 S`: the disk is fetched into
