@@ -47,6 +47,35 @@ test('top up with a card, and cancel a top-up', async () => {
   assert.equal(await page.textContent('[data-test=billing-balance]'), '$12.5000');
   assert.equal(await page.locator('[data-test=movement]').count(), 1);
 
+  // The top-up has a receipt: the seller, the customer, the amount; printable.
+  await page.click('[data-test=receipt-link]');
+  await page.waitForURL(/\/billing\/receipts\/[0-9a-f]{24}$/);
+  await page.locator('[data-test=receipt]').waitFor();
+  assert.equal(await page.textContent('[data-test=receipt-amount]'), '$12.50');
+  assert.match(await page.textContent('[data-test=seller]'), /Hangar/);
+  assert.match(await page.textContent('[data-test=customer]'), new RegExp(username));
+  await page.screenshot({ path: `${ARTIFACTS}receipt.png`, fullPage: true });
+
+  // This month's statement: opening balance, the top-up, the closing balance, at laptop and
+  // phone width.
+  await page.goto(`${BASE}/billing`);
+  await hydrated(page);
+  await page.click('[data-test=statement-link] >> nth=0');
+  await page.waitForURL(/\/billing\/statements\/\d{4}-\d{2}$/);
+  await page.locator('[data-test=statement]').waitFor();
+  assert.equal(await page.textContent('[data-test=opening]'), '$0.00');
+  assert.equal(await page.textContent('[data-test=closing]'), '$12.50');
+  assert.match(await page.textContent('[data-test=statement-credits]'), /Card top-up \$12\.50.*\+\$12\.50/s);
+  await page.setViewportSize({ width: 1366, height: 900 });
+  await page.screenshot({ path: `${ARTIFACTS}statement-1366.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${ARTIFACTS}statement-390.png`, fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the statement fits a phone (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${BASE}/billing`);
+  await hydrated(page);
+
   // Cancel: back to the portal, nothing charged.
   await page.fill('[data-test=add-funds-form] input[name=amount]', '5');
   await page.click('[data-test=add-funds-form] button[type=submit]');

@@ -148,7 +148,7 @@ lazy_pages! {
     account { AccountRoute => AccountPage }
     tokens { TokensRoute => TokensPage }
     activity { ActivityRoute => ActivityPage }
-    billing { BillingRoute => BillingPage }
+    billing { BillingRoute => BillingPage, StatementRoute => StatementPage, ReceiptRoute => ReceiptPage }
     operator { OperatorRoute => OperatorPage }
 }
 
@@ -188,6 +188,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("keys") view={Lazy::<KeysRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("operator") view={Lazy::<OperatorRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing") view={Lazy::<BillingRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("billing/statements/:month") view={Lazy::<StatementRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("billing/receipts/:id") view={Lazy::<ReceiptRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/success") view={Lazy::<TopupSuccessRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/cancel") view={Lazy::<TopupCancelRoute::Route>::new()} ssr=SsrMode::Async/>
                 </Routes>

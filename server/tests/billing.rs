@@ -85,6 +85,31 @@ async fn balance_and_history_follow_the_ledger() {
         app.get("/api/billing/balance", None).await.status(),
         StatusCode::UNAUTHORIZED
     );
+
+    // This month's statement: the same movements, grouped, adding up to the balance.
+    let month = domain::money::billing::Month::of(domain::infra::db::now_ms());
+    let path = format!("/api/billing/statements/{month}");
+    let st = expect_json(app.get(&path, Some(&user)).await, StatusCode::OK).await;
+    assert_eq!(st.raw("opening_balance"), "0.0000");
+    assert_eq!(st.raw("closing_balance"), "12.2542");
+    assert_eq!(st["credits"].as_array().unwrap().len(), 3);
+    assert_eq!(st["rentals"].as_array().unwrap().len(), 1);
+    assert!(st.text.contains("\"amount\":-3.0000"), "{}", st.text);
+    let theirs = expect_json(app.get(&path, Some(&other)).await, StatusCode::OK).await;
+    assert_eq!(theirs.raw("closing_balance"), "0.0000", "one's own only");
+    expect_error(
+        app.get("/api/billing/statements/2001-01", Some(&user)).await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+    expect_error(
+        app.get("/api/billing/statements/december", Some(&user)).await,
+        StatusCode::BAD_REQUEST,
+        "YYYY-MM",
+    )
+    .await;
+    assert_eq!(app.get(&path, None).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -639,3 +639,86 @@ async fn stopped_machines_of_an_account_out_of_money_are_deleted_after_the_reten
         "the owner is told: {notices:?}"
     );
 }
+
+/// Statements a person can check: the history itemizes usage per machine and hour, and a month's
+/// statement adds up to the ledger exactly, including the minutes capped at a balance that ran
+/// out (shown as such, not spread over machines).
+#[tokio::test]
+async fn statements_itemize_usage_per_machine_and_add_up_to_the_ledger() {
+    use domain::money::billing;
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (uid, token) = app.user("stella").await;
+    app.credit(&admin, &uid, 0.05).await;
+    let web = running(&app, &token, "web", "small").await;
+    let db_ = running(&app, &token, "db", "nano").await;
+    start_clock(&app, &[&web, &db_], T0).await;
+
+    // 90 minutes: $0.012/h × 1.5 h and $0.0042/h × 1.5 h, each the machine's own line.
+    meter::tick(&app.state.db, T0 + 90 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    let (lines, total) = billing::statement_lines(&app.state.db, &uid, 100, 0)
+        .await
+        .unwrap();
+    let machine = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.machine.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("a line for {name}: {lines:?}"))
+            .clone()
+    };
+    assert_eq!((machine("web").minutes, machine("web").amount_micros), (Some(90), -18_000));
+    assert_eq!((machine("db").minutes, machine("db").amount_micros), (Some(90), -6_300));
+    assert_eq!(total, 3, "the operator's credit and one line per machine: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.description == "Compute usage"),
+        "no unitemized usage while the balance covers it: {lines:?}"
+    );
+    assert_eq!(usage_total(&app, &uid).await, -24_300);
+
+    // Far past what $0.05 covers: the last charge is capped at the balance and stays unitemized.
+    meter::tick(&app.state.db, T0 + 400 * MINUTE_MS, RULES)
+        .await
+        .unwrap();
+    assert_eq!(app.money(&uid).await.0, 0);
+    let month = billing::Month::of(T0);
+    let st = billing::statement(&app.state.db, &uid, month, T0 + 400 * MINUTE_MS)
+        .await
+        .unwrap();
+    let names: Vec<(&str, i64, i64)> = st
+        .machines
+        .iter()
+        .map(|m| (m.name.as_str(), m.minutes, m.amount_micros))
+        .collect();
+    assert_eq!(names, vec![("web", 90, 18_000), ("db", 90, 6_300)], "the most expensive first");
+    assert_eq!(st.other_usage_micros, 50_000 - 24_300, "the capped charge");
+    // The credit was made on the real clock, months before the simulated one.
+    assert_eq!(st.opening_micros, 50_000);
+    assert!(st.credits.is_empty());
+    let machines: i64 = st.machines.iter().map(|m| m.amount_micros).sum();
+    let rentals: i64 = st.rentals.iter().map(|e| e.amount_micros).sum();
+    let credits: i64 = st.credits.iter().map(|e| e.amount_micros).sum();
+    assert_eq!(
+        st.opening_micros + credits + rentals - machines - st.other_usage_micros,
+        st.closing_micros,
+        "the statement adds up"
+    );
+    assert_eq!(st.closing_micros, app.money(&uid).await.0);
+
+    // Another month is another statement; months outside the account's life are not pages.
+    let next = billing::statement(&app.state.db, &uid, month.next(), month.next().start_ms() + 1)
+        .await
+        .unwrap();
+    assert_eq!((next.opening_micros, next.closing_micros), (0, 0));
+    assert!(next.machines.is_empty() && next.credits.is_empty());
+    assert!(matches!(
+        billing::statement(&app.state.db, &uid, month.next(), T0).await,
+        Err(domain::infra::error::ServiceError::NotFound(_))
+    ));
+    assert!(matches!(
+        billing::statement(&app.state.db, &uid, "2001-01".parse().unwrap(), T0).await,
+        Err(domain::infra::error::ServiceError::NotFound(_))
+    ));
+    assert!("2026-13".parse::<billing::Month>().is_err());
+}

@@ -787,6 +787,11 @@ async fn pages_for_unknown_or_foreign_ids_answer_404() {
     )
     .await;
     let theirs = theirs["id"].as_str().unwrap().to_owned();
+    let owners_credit: String =
+        sqlx::query_scalar("SELECT l.id FROM ledger l JOIN users u ON u.id = l.user_id WHERE u.username = 'owner'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
     sign_up(&app, "visitor@example.com", "visitor").await;
     let status_of = |path: String| {
         let app = &app;
@@ -808,6 +813,11 @@ async fn pages_for_unknown_or_foreign_ids_answer_404() {
         format!("/rentals/{unknown}"),
         format!("/pools/{unknown}"),
         format!("/marketplace/{unknown}"),
+        format!("/billing/receipts/{unknown}"),
+        // Someone else's money movement (an operator's credit, so no receipt even for them).
+        format!("/billing/receipts/{owners_credit}"),
+        // A month before the account existed.
+        "/billing/statements/2001-01".to_owned(),
     ] {
         let (status, html) = status_of(path.clone()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -818,9 +828,16 @@ async fn pages_for_unknown_or_foreign_ids_answer_404() {
     }
     let (_, html) = status_of(format!("/machines/{theirs}")).await;
     assert!(html.contains("does not exist"), "{html}");
-    // The pages themselves are there.
+    // The pages themselves are there; this month's statement is.
     let (status, _) = status_of("/machines".into()).await;
     assert_eq!(status, StatusCode::OK);
+    let month = domain::money::billing::Month::of(domain::infra::db::now_ms());
+    let (status, html) = status_of(format!("/billing/statements/{month}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("Statement for {}", month.title())), "{html}");
+    let (status, html) = status_of("/billing/statements/20x6-13".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("YYYY-MM"), "{html}");
 }
 
 /// Signing in from a page (the marketplace's "Sign in" to rent, a page behind sign-in) goes back

@@ -36,6 +36,9 @@ pub fn money(micros: i64) -> String {
 /// A money movement with its direction, to the cent: `+$10.00`, `−$0.42`; one smaller than half
 /// a cent reads `−<$0.01` rather than a misleading `−$0.00`.
 pub fn movement(micros: i64) -> String {
+    if micros == 0 {
+        return "$0.00".into();
+    }
     let sign = if micros < 0 { "−" } else { "+" };
     if micros != 0 && micros.abs() < 5_000 {
         return format!("{sign}<$0.01");
@@ -58,6 +61,7 @@ mod tests {
         assert_eq!(movement(10_000_000), "+$10.00");
         assert_eq!(movement(-420_000), "−$0.42");
         assert_eq!(movement(-1_200), "−<$0.01");
+        assert_eq!(movement(0), "$0.00", "nothing moved has no direction");
         assert_eq!(when("2026-11-30T09:15:42.123Z"), "2026-11-30 09:15 UTC");
         assert_eq!(day("2026-11-30T09:15:42.123Z"), "2026-11-30");
         assert_eq!((days(1), days(7)), ("1 day".into(), "7 days".into()));

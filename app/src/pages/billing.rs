@@ -17,8 +17,7 @@ const PAGE: i64 = 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BillingData {
     pub balance: i64,
-    /// (id, amount µUSD, kind, description, created_at)
-    pub movements: Vec<(String, i64, String, String, String)>,
+    pub movements: Vec<Movement>,
     pub total: i64,
     pub offset: i64,
     /// (id, email)
@@ -28,6 +27,36 @@ pub struct BillingData {
     pub payments: bool,
     /// The last 30 UTC days, oldest first: (day `YYYY-MM-DD`, machines µUSD, rentals µUSD).
     pub spend: Vec<(String, i64, i64)>,
+    /// Months with a statement, newest first: (`YYYY-MM`, `December 2026`).
+    pub statements: Vec<(String, String)>,
+}
+
+/// One line of the history as people read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Movement {
+    pub id: String,
+    /// µUSD, signed.
+    pub amount: i64,
+    /// The kind in words: "Top-up", "Machine usage", ...
+    pub kind: String,
+    pub what: String,
+    pub at: String,
+    /// A top-up has a receipt (its page is `/billing/receipts/{id}`).
+    pub receipt: bool,
+}
+
+/// A ledger kind as people say it.
+#[cfg(feature = "ssr")]
+fn kind_in_words(kind: &str) -> &'static str {
+    match kind {
+        "topup" => "Top-up",
+        "rental" => "Rental",
+        "extension" => "Rental extension",
+        "usage" => "Machine usage",
+        "refund" => "Refund",
+        "credit" => "Adjustment",
+        _ => "Other",
+    }
 }
 
 #[server(prefix = "/_fn", endpoint = "billing")]
@@ -43,14 +72,18 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
         balance: user.balance_micros,
         movements: rows
             .into_iter()
-            .map(|e| {
-                (
-                    e.id,
-                    e.amount_micros,
-                    e.kind,
-                    e.description,
-                    rfc3339(e.created_at),
-                )
+            .map(|line| Movement {
+                receipt: line.kind == "topup",
+                kind: kind_in_words(&line.kind).to_owned(),
+                what: match (&line.machine, line.minutes) {
+                    (Some(machine), Some(minutes)) => {
+                        format!("{machine} · {}", crate::components::format::count(minutes, "minute", "minutes"))
+                    }
+                    _ => line.description,
+                },
+                id: line.id,
+                amount: line.amount_micros,
+                at: rfc3339(line.created_at),
             })
             .collect(),
         total,
@@ -58,6 +91,11 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
         notify_emails: emails.into_iter().map(|n| (n.id, n.email)).collect(),
         account_email: user.email,
         payments: state.config.stripe_secret_key.is_some(),
+        statements: billing::statement_months(&state.db, &user.id, domain::infra::db::now_ms())
+            .await?
+            .into_iter()
+            .map(|m| (m.to_string(), m.title()))
+            .collect(),
         spend: billing::daily_spend(&state.db, &user.id, 30, domain::infra::db::now_ms())
             .await?
             .into_iter()
@@ -254,13 +292,17 @@ fn Billing(
                 view! {
                     <div class="table-wrap"><table class="table" data-test="history">
                         <thead><tr><th>"When"</th><th>"What"</th><th>"Kind"</th><th class="num">"Amount"</th></tr></thead>
-                        <tbody>{data.movements.into_iter().map(|(_, amount, kind, description, at)| view! {
+                        <tbody>{data.movements.into_iter().map(|m| view! {
                             <tr data-test="movement">
-                                <td data-label="When">{crate::components::format::when(&at)}</td>
-                                <td data-label="What">{description}</td>
-                                <td data-label="Kind">{kind}</td>
-                                <td data-label="Amount" class=if amount < 0 { "num debit" } else { "num credit" }>
-                                    {crate::components::format::movement(amount)}
+                                <td data-label="When">{crate::components::format::when(&m.at)}</td>
+                                <td data-label="What">{m.what}
+                                    {m.receipt.then(|| view! {
+                                        " " <a class="receipt-link" data-test="receipt-link" href=format!("/billing/receipts/{}", m.id)>"Receipt"</a>
+                                    })}
+                                </td>
+                                <td data-label="Kind">{m.kind}</td>
+                                <td data-label="Amount" class=if m.amount < 0 { "num debit" } else { "num credit" }>
+                                    {crate::components::format::movement(m.amount)}
                                 </td>
                             </tr>
                         }).collect_view()}</tbody>
@@ -272,6 +314,15 @@ fn Billing(
                     </nav>
                 }.into_any()
             }}
+        </section>
+        <section class="card" data-test="statements">
+            <h2>"Monthly statements"</h2>
+            <p class="muted">"Everything that moved your balance in a month, per machine and rental, ready to print or save as PDF."</p>
+            <ul class="chips">
+                {data.statements.into_iter().map(|(month, title)| view! {
+                    <li><a class="chip" data-test="statement-link" href=format!("/billing/statements/{month}")>{title}</a></li>
+                }).collect_view()}
+            </ul>
         </section>
         <section class="card">
             <h2>"Low-balance alerts"</h2>
@@ -352,5 +403,282 @@ fn SpendChart(spend: Vec<(String, i64, i64)>) -> impl IntoView {
                 }.into_any()
             }}
         </section>
+    }
+}
+
+/// Who sells and who buys, as printed at the top of receipts and statements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parties {
+    pub seller: String,
+    pub seller_details: Vec<String>,
+    pub customer: String,
+    pub email: String,
+}
+
+#[cfg(feature = "ssr")]
+fn parties(config: &domain::infra::config::Config, user: &domain::accounts::users::User) -> Parties {
+    Parties {
+        seller: config.business_name.clone(),
+        seller_details: config
+            .business_details
+            .as_deref()
+            .map(|d| d.lines().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        customer: user.username.clone(),
+        email: user.email.clone(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementData {
+    pub parties: Parties,
+    /// `2026-12`
+    pub month: String,
+    /// `December 2026`
+    pub title: String,
+    pub opening: i64,
+    pub closing: i64,
+    pub credits: Vec<Movement>,
+    pub rentals: Vec<Movement>,
+    /// (machine, minutes, µUSD)
+    pub machines: Vec<(String, i64, i64)>,
+    pub other_usage: i64,
+    /// When it was made (a statement of the current month is not final).
+    pub issued: String,
+    pub current: bool,
+}
+
+#[server(prefix = "/_fn", endpoint = "statement")]
+pub async fn load_statement(month: String) -> Result<StatementData, PortalError> {
+    use crate::ssr::portal;
+    use domain::infra::db::{now_ms, rfc3339};
+    use domain::money::billing;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let month: billing::Month = month.parse()?;
+    let now = now_ms();
+    let st = billing::statement(&state.db, &user.id, month, now).await?;
+    let movement = |e: domain::money::ledger::Entry| Movement {
+        receipt: e.kind == "topup",
+        kind: kind_in_words(&e.kind).to_owned(),
+        what: e.description,
+        id: e.id,
+        amount: e.amount_micros,
+        at: rfc3339(e.created_at),
+    };
+    Ok(StatementData {
+        parties: parties(&state.config, &user),
+        month: month.to_string(),
+        title: month.title(),
+        opening: st.opening_micros,
+        closing: st.closing_micros,
+        credits: st.credits.into_iter().map(movement).collect(),
+        rentals: st.rentals.into_iter().map(movement).collect(),
+        machines: st
+            .machines
+            .into_iter()
+            .map(|m| (m.name, m.minutes, m.amount_micros))
+            .collect(),
+        other_usage: st.other_usage_micros,
+        issued: rfc3339(now),
+        current: month == billing::Month::of(now),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptData {
+    pub parties: Parties,
+    pub number: String,
+    pub at: String,
+    pub amount: i64,
+    pub what: String,
+    /// The payment's reference at the card processor (the Stripe Checkout session).
+    pub reference: Option<String>,
+}
+
+#[server(prefix = "/_fn", endpoint = "receipt")]
+pub async fn load_receipt(id: String) -> Result<ReceiptData, PortalError> {
+    use crate::ssr::portal;
+    use domain::infra::db::rfc3339;
+    use domain::money::billing;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let e = billing::receipt(&state.db, &user.id, &id).await?;
+    Ok(ReceiptData {
+        parties: parties(&state.config, &user),
+        number: e.id,
+        at: rfc3339(e.created_at),
+        amount: e.amount_micros,
+        what: e.description,
+        reference: e.reference,
+    })
+}
+
+/// The seller and the customer, side by side at the top of a document.
+#[component]
+fn PartiesHead(parties: Parties) -> impl IntoView {
+    view! {
+        <div class="doc-parties">
+            <div data-test="seller">
+                <strong>{parties.seller}</strong>
+                {parties.seller_details.into_iter().map(|l| view! { <br/>{l} }).collect_view()}
+            </div>
+            <div class="doc-customer" data-test="customer">
+                <span class="muted">"Customer"</span><br/>
+                <strong>{parties.customer}</strong><br/>{parties.email}
+            </div>
+        </div>
+    }
+}
+
+/// The buttons above a document; hidden when it is printed.
+#[component]
+fn DocumentActions(#[prop(optional)] narrow: bool) -> impl IntoView {
+    view! {
+        <div class="doc-actions no-print" class:narrow=narrow>
+            <a class="btn btn-ghost" href="/billing">"← Billing"</a>
+            <button type="button" class="btn" data-test="print"
+                on:click=|_| { let _ = window().print(); }>"Print or save as PDF"</button>
+        </div>
+    }
+}
+
+/// `/billing/statements/{YYYY-MM}`: one month, printable.
+#[component]
+pub fn StatementPage() -> impl IntoView {
+    let params = leptos_router::hooks::use_params_map();
+    let data = data::load(
+        move || params.with(|p| p.get("month").unwrap_or_default()),
+        load_statement,
+    );
+    view! {
+        <Title text="Statement"/>
+        <RequireUser signed_in=move |_| view! {
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
+                        Ok(d) => view! { <Statement data=d/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}
+
+#[component]
+fn Statement(data: StatementData) -> impl IntoView {
+    use crate::components::format::{count, day, money, movement, when};
+    let machines_total: i64 = data.machines.iter().map(|m| m.2).sum();
+    let rentals_total: i64 = data.rentals.iter().map(|m| -m.amount).sum();
+    let credits_total: i64 = data.credits.iter().map(|m| m.amount).sum();
+    let rows = |lines: Vec<Movement>| {
+        lines
+            .into_iter()
+            .map(|m| view! {
+                <tr data-test="statement-line">
+                    <td>{day(&m.at)}</td>
+                    <td>{m.what}" "<span class="muted">{format!("({})", m.kind)}</span></td>
+                    <td class="num">{movement(m.amount)}</td>
+                </tr>
+            })
+            .collect_view()
+    };
+    view! {
+        <Title text=format!("Statement {}", data.title)/>
+        <DocumentActions/>
+        <article class="card document" data-test="statement">
+            <PartiesHead parties=data.parties/>
+            <h1>{format!("Statement for {}", data.title)}</h1>
+            <p class="muted">
+                {format!("Issued {}", when(&data.issued))}
+                {data.current.then_some(" — this month is not over: the statement grows until it ends.")}
+            </p>
+            <table class="table doc-summary" data-test="statement-summary">
+                <tbody>
+                    <tr><td>"Balance at the start of the month"</td><td class="num" data-test="opening">{money(data.opening)}</td></tr>
+                    <tr><td>"Top-ups, refunds and adjustments"</td><td class="num">{movement(credits_total)}</td></tr>
+                    <tr><td>"Rentals"</td><td class="num">{movement(-rentals_total)}</td></tr>
+                    <tr><td>"Machines"</td><td class="num">{movement(-(machines_total + data.other_usage))}</td></tr>
+                    <tr class="doc-total"><td>"Balance at the end of the month"</td><td class="num" data-test="closing">{money(data.closing)}</td></tr>
+                </tbody>
+            </table>
+            <h2>"Machines"</h2>
+            {if data.machines.is_empty() && data.other_usage == 0 {
+                view! { <p class="muted">"No machine ran this month."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="table" data-test="statement-machines">
+                        <thead><tr><th>"Machine"</th><th class="num">"Time"</th><th class="num">"Cost"</th></tr></thead>
+                        <tbody>
+                            {data.machines.into_iter().map(|(name, minutes, amount)| view! {
+                                <tr data-test="statement-machine">
+                                    <td>{name}</td>
+                                    <td class="num">{if minutes >= 120 { format!("{:.1} hours", minutes as f64 / 60.0) } else { count(minutes, "minute", "minutes") }}</td>
+                                    <td class="num">{movement(-amount)}</td>
+                                </tr>
+                            }).collect_view()}
+                            {(data.other_usage != 0).then(|| view! {
+                                <tr data-test="statement-other-usage">
+                                    <td colspan="2">"Usage while the balance ran out (charged up to the balance)"</td>
+                                    <td class="num">{movement(-data.other_usage)}</td>
+                                </tr>
+                            })}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+            <h2>"Rentals"</h2>
+            {if data.rentals.is_empty() {
+                view! { <p class="muted">"No rental this month."</p> }.into_any()
+            } else {
+                view! { <table class="table" data-test="statement-rentals"><tbody>{rows(data.rentals)}</tbody></table> }.into_any()
+            }}
+            <h2>"Top-ups, refunds and adjustments"</h2>
+            {if data.credits.is_empty() {
+                view! { <p class="muted">"None this month."</p> }.into_any()
+            } else {
+                view! { <table class="table" data-test="statement-credits"><tbody>{rows(data.credits)}</tbody></table> }.into_any()
+            }}
+            <p class="muted doc-foot">"Amounts in US dollars. Machines are charged per minute from the prepaid balance; rentals when they start or are extended."</p>
+        </article>
+    }
+}
+
+/// `/billing/receipts/{id}`: a card top-up's receipt, printable.
+#[component]
+pub fn ReceiptPage() -> impl IntoView {
+    let params = leptos_router::hooks::use_params_map();
+    let data = data::load(
+        move || params.with(|p| p.get("id").unwrap_or_default()),
+        load_receipt,
+    );
+    view! {
+        <Title text="Receipt"/>
+        <RequireUser signed_in=move |_| view! {
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
+                        Ok(r) => view! {
+                            <DocumentActions narrow=true/>
+                            <article class="card document narrow" data-test="receipt">
+                                <PartiesHead parties=r.parties/>
+                                <h1>"Receipt"</h1>
+                                <table class="table doc-summary">
+                                    <tbody>
+                                        <tr><td>"Receipt number"</td><td class="num" data-test="receipt-number">{r.number}</td></tr>
+                                        <tr><td>"Date"</td><td class="num">{crate::components::format::when(&r.at)}</td></tr>
+                                        <tr><td>"For"</td><td class="num">{r.what}</td></tr>
+                                        <tr><td>"Paid by"</td><td class="num">"Card, through Stripe"</td></tr>
+                                        {r.reference.map(|p| view! { <tr><td>"Payment reference"</td><td class="num ref">{p}</td></tr> })}
+                                        <tr class="doc-total"><td>"Amount paid"</td><td class="num" data-test="receipt-amount">{crate::components::format::money(r.amount)}</td></tr>
+                                    </tbody>
+                                </table>
+                                <p class="muted doc-foot">"Added to your prepaid balance, which pays for machines and rentals."</p>
+                            </article>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
     }
 }

@@ -23,7 +23,7 @@ pub use account::AccountPage;
 pub use activity::ActivityPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
-pub use billing::{BillingPage, TopupCancelPage, TopupSuccessPage};
+pub use billing::{BillingPage, ReceiptPage, StatementPage, TopupCancelPage, TopupSuccessPage};
 pub use home::HomePage;
 pub use machines::{KeysPage, MachinePage, MachinesPage};
 pub use market::{MarketplacePage, ServerPage};

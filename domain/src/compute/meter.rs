@@ -5,9 +5,10 @@
 //! its public IPv4 address per hour, [`HeldRates`]), because a stopped machine gives its vCPU and
 //! memory back to the node but still holds those; nothing once it fails or is deleted. Each
 //! change of rate settles the segment before it ([`bill`]). A tick charges every billable instance for the whole minutes
-//! elapsed since `metered_until` and moves `metered_until` on by exactly those minutes, in three
+//! elapsed since `metered_until` and moves `metered_until` on by exactly those minutes, in
 //! set-based statements in one transaction: usage rows into the ledger (one per user per tick,
-//! tagged with the tick's batch id), the cached balances, the instances. Because the charge is
+//! tagged with the tick's batch id), the cached balances, each machine's share per hour
+//! (`usage_hours`, what statements itemize), the instances. Because the charge is
 //! derived from `metered_until` and advances it atomically, a tick that runs late catches up
 //! exactly, a tick that runs twice charges nothing the second time, and two replicas are
 //! serialised by the `counters` row every tick locks first.
@@ -72,9 +73,9 @@ async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<
     let batch = db::new_id();
     let id_sql = db::new_id_sql(db::backend_of(tx));
     let inserted = sqlx::query(&format!(
-        "INSERT INTO ledger (id, user_id, amount_micros, kind, description, created_at, batch_id)
+        "INSERT INTO ledger (id, user_id, amount_micros, kind, description, created_at, batch_id, itemized)
          SELECT {id_sql}, d.user_id, -(CASE WHEN d.due > u.balance_micros THEN u.balance_micros ELSE d.due END),
-                'usage', 'Compute usage', $1, $3
+                'usage', 'Compute usage', $1, $3, CASE WHEN d.due > u.balance_micros THEN 0 ELSE 1 END
          FROM (SELECT user_id,
                       CAST(SUM((metered_rate_micros * (metered_minutes + {minutes})) / 60
                                - (metered_rate_micros * metered_minutes) / 60) AS BIGINT) AS due
@@ -97,6 +98,30 @@ async fn charge(tx: &mut Tx<'_>, now: i64, only: Option<&str>) -> ServiceResult<
         .execute(&mut **tx)
         .await?;
     }
+    // The breakdown per machine and hour of every usage row charged in full (`itemized`): what
+    // statements show. A row capped at a balance that ran out is shown as it is instead, since
+    // which machine's minutes went unpaid is not a question with one answer.
+    let hour_id_sql = db::new_id_sql(db::backend_of(tx));
+    sqlx::query(&format!(
+        "INSERT INTO usage_hours (id, instance_id, hour_start, user_id, instance_name,
+                                 amount_micros, minutes, last_at)
+         SELECT {hour_id_sql}, id, ($1 / 3600000) * 3600000, user_id, name,
+                (metered_rate_micros * (metered_minutes + {minutes})) / 60
+                    - (metered_rate_micros * metered_minutes) / 60,
+                {minutes}, $1
+         FROM instances
+         WHERE {filter} AND {minutes} > 0
+           AND user_id IN (SELECT user_id FROM ledger WHERE batch_id = $3 AND itemized = 1)
+         ON CONFLICT (instance_id, hour_start) DO UPDATE SET
+             amount_micros = usage_hours.amount_micros + excluded.amount_micros,
+             minutes = usage_hours.minutes + excluded.minutes,
+             last_at = excluded.last_at"
+    ))
+    .bind(now)
+    .bind(only.unwrap_or(""))
+    .bind(&batch)
+    .execute(&mut **tx)
+    .await?;
     // Usage counts against the spend limit of the token that created the instance (the limit
     // is enforced by stopping its instances in `tick`); counted before the instances move on.
     sqlx::query(&format!(

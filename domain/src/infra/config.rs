@@ -196,6 +196,11 @@ pub struct Config {
     pub smtp_url: Option<Secret>,
     /// Sender address of outgoing mail.
     pub mail_from: String,
+    /// Who sells: the name printed at the top of receipts and statements.
+    pub business_name: String,
+    /// The seller's details under that name (address, tax number; `\n` for line breaks), as
+    /// invoices in the operator's country need them. Unset: the name alone.
+    pub business_details: Option<String>,
     /// `HANGAR_*` environment variables that are not config keys (logged as a warning at start,
     /// since scripts may set their own `HANGAR_*` variables).
     pub unknown_env: Vec<String>,
@@ -420,6 +425,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("low_balance_runway_hours", Some("24")),
     ("smtp_url", None),
     ("mail_from", Some("Hangar <hangar@localhost>")),
+    ("business_name", Some("Hangar")),
+    ("business_details", None),
 ];
 
 impl RawConfig {
@@ -614,6 +621,8 @@ impl RawConfig {
             low_balance_runway_hours: self.required("low_balance_runway_hours")?,
             smtp_url: self.string("smtp_url").map(Secret::new),
             mail_from: self.string("mail_from").unwrap_or_default(),
+            business_name: self.string("business_name").unwrap_or_default(),
+            business_details: self.string("business_details").map(|d| d.replace("\\n", "\n")),
             unknown_env: Vec::new(),
         })
     }

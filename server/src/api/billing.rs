@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_balance))
         .routes(routes!(list_history))
+        .routes(routes!(get_statement))
         .routes(routes!(list_notify_emails, add_notify_email))
         .routes(routes!(remove_notify_email))
         .routes(routes!(add_funds))
@@ -150,20 +151,83 @@ async fn list_history(
     let (limit, offset) = (q.limit.unwrap_or(20), q.offset.unwrap_or(0));
     let (rows, total) = billing::history(&state.db, &caller.user.id, limit, offset).await?;
     Ok(ApiJson(History {
-        items: rows
-            .into_iter()
-            .map(|e| Movement {
-                id: e.id,
-                amount: Usd4(e.amount_micros),
-                kind: e.kind,
-                description: e.description,
-                reference: e.reference,
-                created_at: rfc3339(e.created_at),
-            })
-            .collect(),
+        items: rows.into_iter().map(movement).collect(),
         total,
         limit,
         offset,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MachineUsage {
+    pub instance_id: String,
+    /// The machine's name at its last charge in the month.
+    pub name: String,
+    pub minutes: i64,
+    /// What it cost, in USD.
+    pub amount: Usd4,
+}
+
+/// A month's statement. The parts add up exactly:
+/// `opening_balance + credits + rentals − machines − other_usage = closing_balance`.
+#[derive(Serialize, ToSchema)]
+pub struct Statement {
+    /// `YYYY-MM` (UTC).
+    pub month: String,
+    pub opening_balance: Usd4,
+    pub closing_balance: Usd4,
+    /// Top-ups, refunds and operators' adjustments (signed), oldest first.
+    pub credits: Vec<Movement>,
+    /// Rentals and extensions (negative), oldest first.
+    pub rentals: Vec<Movement>,
+    /// Per machine, the most expensive first (positive amounts).
+    pub machines: Vec<MachineUsage>,
+    /// Usage not itemized per machine: charged before itemizing existed, or capped at a
+    /// balance that ran out (positive).
+    pub other_usage: Usd4,
+}
+
+fn movement(e: domain::money::ledger::Entry) -> Movement {
+    Movement {
+        id: e.id,
+        amount: Usd4(e.amount_micros),
+        kind: e.kind,
+        description: e.description,
+        reference: e.reference,
+        created_at: rfc3339(e.created_at),
+    }
+}
+
+/// A month's statement: the balance at its start and end and everything that moved it, per
+/// machine and rental (the portal prints it at `/billing/statements/{month}`). 404 for months
+/// before the account existed or after the current one; 400 for a month not written `YYYY-MM`.
+#[utoipa::path(get, path = "/api/billing/statements/{month}", tag = "billing", security(("bearer" = [])),
+    params(("month" = String, Path, description = "YYYY-MM (UTC)", example = "2026-12")),
+    responses((status = 200, body = Statement), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(month): Path<String>,
+) -> Result<ApiJson<Statement>> {
+    let month: billing::Month = month.parse()?;
+    let st = billing::statement(&state.db, &caller.user.id, month, domain::infra::db::now_ms()).await?;
+    Ok(ApiJson(Statement {
+        month: month.to_string(),
+        opening_balance: Usd4(st.opening_micros),
+        closing_balance: Usd4(st.closing_micros),
+        credits: st.credits.into_iter().map(movement).collect(),
+        rentals: st.rentals.into_iter().map(movement).collect(),
+        machines: st
+            .machines
+            .into_iter()
+            .map(|m| MachineUsage {
+                instance_id: m.instance_id,
+                name: m.name,
+                minutes: m.minutes,
+                amount: Usd4(m.amount_micros),
+            })
+            .collect(),
+        other_usage: Usd4(st.other_usage_micros),
     }))
 }
 
