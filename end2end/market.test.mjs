@@ -156,6 +156,12 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
     assert.ok(actions.includes(a), `activity shows ${a}: ${actions.join(', ')}`);
   }
   assert.ok(actions.indexOf('rental.move') < actions.indexOf('rental.create'), 'newest first');
+  // In words, with the server's name and the price, and her sign-in from the portal.
+  const sentences = await page.locator('[data-test=activity-what]').allTextContents();
+  assert.ok(sentences.some((t) => /^Rented \S+ for \d+ days? \(\$\d+\.\d{2}\)$/.test(t)), sentences.join(' | '));
+  assert.ok(sentences.some((t) => /^Signed in \(portal, from 127\.0\.0\.1\)$/.test(t)), sentences.join(' | '));
+  assert.ok(!sentences.some((t) => /price_micros|[0-9a-f]{24}/.test(t)), `no codes or ids: ${sentences.join(' | ')}`);
+  await page.screenshot({ path: `${ARTIFACTS}activity.png`, fullPage: true });
   await page.selectOption('[data-test=activity-filter] select[name=action]', 'rental.');
   await page.click('[data-test=activity-filter] button[type=submit]');
   await page.waitForURL(/action=rental\./);

@@ -98,7 +98,12 @@ pub async fn sign_in(
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
     let code = code.filter(|c| !c.trim().is_empty());
-    let user = users::authenticate(&state.db, &email, &password, code.as_deref()).await?;
+    let ip = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .await
+        .ok()
+        .map(|info| info.0.ip());
+    let from = users::SignInFrom { via: "portal", ip };
+    let user = users::authenticate(&state.db, &email, &password, code.as_deref(), from).await?;
     portal::sign_in(&session, &user).await?;
     leptos_axum::redirect(&after_sign_in(next.as_deref()));
     Ok(())

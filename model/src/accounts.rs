@@ -142,6 +142,9 @@ pub struct AuditEvent {
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
+    /// What the target is called now (a machine's or server's name, a token's, a pool's), while
+    /// it exists.
+    pub target_name: Option<String>,
     /// What the action recorded (amounts, names, days…), as JSON.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,

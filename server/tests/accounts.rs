@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 async fn register_then_login_then_me() {
     let app = TestApp::spawn().await;
     let res = app
-        .post("/api/auth/register", None, json!({"email": " Jane@Example.com ", "username": "jane_admin", "password": "s3cret-pass"}))
+        .post("/api/auth/register", None, json!({"email": " Jane@Example.com ", "username": "jane_admin", "password": "s3cret-Quokka-pass"}))
         .await;
     let me = expect_json(res, StatusCode::CREATED).await;
     assert_eq!(me["email"], "jane@example.com", "emails are normalised");
@@ -25,7 +25,7 @@ async fn register_then_login_then_me() {
         .post(
             "/api/auth/login",
             None,
-            json!({"email": "jane@example.com", "password": "s3cret-pass"}),
+            json!({"email": "jane@example.com", "password": "s3cret-Quokka-pass"}),
         )
         .await;
     let body = expect_json(res, StatusCode::OK).await;
@@ -53,7 +53,7 @@ async fn duplicate_email_or_username_is_a_conflict() {
         .post(
             "/api/auth/register",
             None,
-            json!({"email": "SAM@example.com", "username": "other", "password": "password1"}),
+            json!({"email": "SAM@example.com", "username": "other", "password": "Quokka-lunar-Orbit-77"}),
         )
         .await;
     expect_error(res, StatusCode::CONFLICT, "email").await;
@@ -61,7 +61,7 @@ async fn duplicate_email_or_username_is_a_conflict() {
         .post(
             "/api/auth/register",
             None,
-            json!({"email": "new@example.com", "username": "SAM", "password": "password1"}),
+            json!({"email": "new@example.com", "username": "SAM", "password": "Quokka-lunar-Orbit-77"}),
         )
         .await;
     expect_error(res, StatusCode::CONFLICT, "username").await;
@@ -75,22 +75,22 @@ async fn invalid_registrations_are_refused_with_a_reason() {
         .await;
     let cases = [
         (
-            json!({"email": "not-an-email", "username": "a", "password": "password1"}),
+            json!({"email": "not-an-email", "username": "a", "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::BAD_REQUEST,
             "Email",
         ),
         (
-            json!({"email": "a@example.com", "username": "has space", "password": "password1"}),
+            json!({"email": "a@example.com", "username": "has space", "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::BAD_REQUEST,
             "Username",
         ),
         (
-            json!({"email": "a@example.com", "username": "x".repeat(101), "password": "password1"}),
+            json!({"email": "a@example.com", "username": "x".repeat(101), "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::BAD_REQUEST,
             "at most 100",
         ),
         (
-            json!({"email": "a@example.com", "username": "", "password": "password1"}),
+            json!({"email": "a@example.com", "username": "", "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::BAD_REQUEST,
             "Username is required",
         ),
@@ -99,23 +99,40 @@ async fn invalid_registrations_are_refused_with_a_reason() {
             StatusCode::BAD_REQUEST,
             "at least 8",
         ),
+        // Long enough but easy to guess: a very common password, the account's own name with
+        // a year, a keyboard walk.
+        (
+            json!({"email": "a@example.com", "username": "ok", "password": "password1"}),
+            StatusCode::BAD_REQUEST,
+            "very common password",
+        ),
+        (
+            json!({"email": "samantha@example.com", "username": "samantha", "password": "samantha2026"}),
+            StatusCode::BAD_REQUEST,
+            "too easy to guess",
+        ),
+        (
+            json!({"email": "a@example.com", "username": "ok", "password": "qwertyuiop"}),
+            StatusCode::BAD_REQUEST,
+            "too easy to guess",
+        ),
         (
             json!({"email": "a@example.com", "username": "ok", "password": "p".repeat(300)}),
             StatusCode::BAD_REQUEST,
             "at most 256",
         ),
         (
-            json!({"email": format!("{}@example.com", "e".repeat(300)), "username": "ok", "password": "password1"}),
+            json!({"email": format!("{}@example.com", "e".repeat(300)), "username": "ok", "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::BAD_REQUEST,
             "at most 254",
         ),
         (
-            json!({"email": "a@example.com", "password": "password1"}),
+            json!({"email": "a@example.com", "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "missing field `username`",
         ),
         (
-            json!({"email": "a@example.com", "username": 5, "password": "password1"}),
+            json!({"email": "a@example.com", "username": 5, "password": "Quokka-lunar-Orbit-77"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid type",
         ),
@@ -269,7 +286,7 @@ async fn login_and_register_are_rate_limited_per_ip() {
         .post(
             "/api/auth/register",
             None,
-            json!({"email": "r@example.com", "username": "r", "password": "password1"}),
+            json!({"email": "r@example.com", "username": "r", "password": "Quokka-lunar-Orbit-77"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -282,7 +299,7 @@ async fn login_and_register_are_rate_limited_per_ip() {
 async fn an_account_refuses_sign_ins_after_five_wrong_passwords() {
     let app = TestApp::spawn().await;
     app.register("guarded").await;
-    let right = "password-guarded";
+    let right = "guarded-lunar-Quokka-42";
     let login = |password: &str| {
         app.post(
             "/api/auth/login",
@@ -347,7 +364,7 @@ async fn captcha_is_checked_when_configured() {
         )
         .spawn()
         .await;
-    let base = json!({"email": "c@example.com", "username": "cap", "password": "password1"});
+    let base = json!({"email": "c@example.com", "username": "cap", "password": "Quokka-lunar-Orbit-77"});
     // The sign-up page can load Turnstile's widget: its script and frame pass the page's CSP.
     let page = TestApp::builder()
         .config("turnstile_site_key", "1x00000000000000000000AA")
@@ -456,6 +473,7 @@ async fn everyone_reads_their_own_activity_and_operators_read_all() {
             "token.create",
             "token.create",
             "token.create",
+            "user.sign_in",
             "user.register"
         ],
         "{}",
@@ -548,7 +566,7 @@ async fn two_factor_sign_in_asks_for_a_fresh_code_after_the_password() {
     let (_, token) = app.user("mallory2fa").await;
     let login = |code: Option<String>| {
         let mut body =
-            json!({"email": "mallory2fa@example.com", "password": "password-mallory2fa"});
+            json!({"email": "mallory2fa@example.com", "password": "mallory2fa-lunar-Quokka-42"});
         if let Some(code) = code {
             body["code"] = json!(code);
         }
@@ -658,7 +676,7 @@ async fn two_factor_sign_in_asks_for_a_fresh_code_after_the_password() {
         .post(
             "/api/auth/2fa/disable",
             Some(&token),
-            json!({"password": "password-mallory2fa", "code": recovery[1]}),
+            json!({"password": "mallory2fa-lunar-Quokka-42", "code": recovery[1]}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
@@ -687,7 +705,7 @@ async fn wrong_two_factor_codes_count_towards_the_account_throttle() {
     let now = domain::infra::db::now_ms();
     for _ in 0..5 {
         let res = app
-            .post("/api/auth/login", None, json!({"email": "guess2fa@example.com", "password": "password-guess2fa", "code": "000000"}))
+            .post("/api/auth/login", None, json!({"email": "guess2fa@example.com", "password": "guess2fa-lunar-Quokka-42", "code": "000000"}))
             .await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
@@ -695,7 +713,7 @@ async fn wrong_two_factor_codes_count_towards_the_account_throttle() {
         .post(
             "/api/auth/login",
             None,
-            json!({"email": "guess2fa@example.com", "password": "password-guess2fa",
+            json!({"email": "guess2fa@example.com", "password": "guess2fa-lunar-Quokka-42",
             "code": code_for(&secret, now + 30_000)}),
         )
         .await;
@@ -765,14 +783,14 @@ async fn wrong_attempts_to_turn_two_factor_off_count_and_block() {
     for body in [
         json!({"password": "wrong-1", "code": "000000"}),
         json!({"password": "wrong-2", "code": "000000"}),
-        json!({"password": "password-offguess", "code": "000000"}),
+        json!({"password": "offguess-lunar-Quokka-42", "code": "000000"}),
         json!({"password": "wrong-3", "code": "000000"}),
-        json!({"password": "password-offguess", "code": "111111"}),
+        json!({"password": "offguess-lunar-Quokka-42", "code": "111111"}),
     ] {
         let res = app.post("/api/auth/2fa/disable", Some(&token), body).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     }
-    let right = json!({"password": "password-offguess",
+    let right = json!({"password": "offguess-lunar-Quokka-42",
         "code": code_for(&secret, domain::infra::db::now_ms() + 30_000)});
     expect_error(
         app.post("/api/auth/2fa/disable", Some(&token), right).await,
@@ -813,7 +831,7 @@ async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() 
         }
     };
     expect_error(
-        change(token.clone(), "password-pat", "a whole new passphrase").await,
+        change(token.clone(), "pat-lunar-Quokka-42", "a whole new passphrase").await,
         StatusCode::FORBIDDEN,
         "Access tokens cannot",
     )
@@ -825,13 +843,13 @@ async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() 
     )
     .await;
     expect_error(
-        change(first.clone(), "password-pat", "short").await,
+        change(first.clone(), "pat-lunar-Quokka-42", "short").await,
         StatusCode::BAD_REQUEST,
         "at least 8",
     )
     .await;
     assert_eq!(
-        change(first.clone(), "password-pat", "a whole new passphrase")
+        change(first.clone(), "pat-lunar-Quokka-42", "a whole new passphrase")
             .await
             .status(),
         StatusCode::NO_CONTENT
@@ -859,7 +877,7 @@ async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() 
         }
     };
     assert_eq!(
-        login("password-pat").await.status(),
+        login("pat-lunar-Quokka-42").await.status(),
         StatusCode::UNAUTHORIZED
     );
     let third = expect_json(login("a whole new passphrase").await, StatusCode::OK).await["token"]
@@ -906,4 +924,69 @@ async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() 
         app.get("/api/me", Some(&fourth)).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Sign-ins are in the account's activity, the failed ones with their reason and origin, so an
+/// owner sees a stranger's attempts; an unknown email writes nothing anywhere; the portal shows
+/// them as sentences with names instead of ids.
+#[tokio::test]
+async fn sign_ins_and_failed_sign_ins_are_in_the_owners_activity() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = app.user("watched").await;
+    let attempt = |password: &str| {
+        app.post(
+            "/api/auth/login",
+            None,
+            json!({"email": "watched@example.com", "password": password}),
+        )
+    };
+    assert_eq!(attempt("guess-1").await.status(), StatusCode::UNAUTHORIZED);
+    let strangers = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "nobody@example.com", "password": "guess"}),
+        )
+        .await;
+    assert_eq!(strangers.status(), StatusCode::UNAUTHORIZED);
+    let mine = expect_json(
+        app.get("/api/audit?action=user.sign_in", Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let entries = mine.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{}", mine.text);
+    assert_eq!(entries[0]["action"], "user.sign_in_failed");
+    assert_eq!(entries[0]["details"]["reason"], "wrong password");
+    assert_eq!(entries[0]["details"]["via"], "api");
+    assert_eq!(entries[0]["details"]["ip"], "127.0.0.1");
+    assert_eq!(entries[0]["target_name"], "watched");
+    assert_eq!(entries[1]["action"], "user.sign_in");
+    assert!(
+        !mine.text.contains("guess"),
+        "no password is ever written down: {}",
+        mine.text
+    );
+    let everything: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'user.sign_in%'")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(everything, 2, "the unknown email wrote nothing");
+
+    // Names, not ids: a machine's entries carry its current name.
+    let (_, admin) = app.admin("ops").await;
+    app.credit(&admin, &uid, 5.0).await;
+    let vps = expect_json(
+        app.post("/api/vps", Some(&token), json!({"name": "web-1", "plan_id": "nano"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let created = expect_json(
+        app.get("/api/audit?action=instance.create", Some(&token)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(created[0]["target_id"], vps["id"]);
+    assert_eq!(created[0]["target_name"], "web-1", "{}", created.text);
 }

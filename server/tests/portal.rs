@@ -54,7 +54,7 @@ async fn sign_up(app: &TestApp, email: &str, username: &str) -> reqwest::Respons
             ("csrf", &csrf),
             ("email", email),
             ("username", username),
-            ("password", "password-1"),
+            ("password", "1-lunar-Quokka-42"),
         ],
     )
     .await
@@ -93,7 +93,7 @@ async fn sign_up_sign_out_and_sign_in_without_javascript() {
             ("csrf", &csrf),
             ("email", "web@example.com"),
             ("username", "web_user"),
-            ("password", "web-password"),
+            ("password", "web-lunar-Quokka-42"),
         ],
     )
     .await;
@@ -164,7 +164,7 @@ async fn sign_up_sign_out_and_sign_in_without_javascript() {
         &[
             ("csrf", &csrf),
             ("email", "web@example.com"),
-            ("password", "web-password"),
+            ("password", "web-lunar-Quokka-42"),
         ],
     )
     .await;
@@ -186,7 +186,7 @@ async fn forms_without_the_session_csrf_token_change_nothing() {
                 ("csrf", csrf),
                 ("email", "x@example.com"),
                 ("username", "xsrf"),
-                ("password", "password-1"),
+                ("password", "1-lunar-Quokka-42"),
             ],
         )
         .await;
@@ -421,7 +421,7 @@ async fn browser_sign_in(app: &TestApp, username: &str) {
         &[
             ("csrf", &csrf),
             ("email", &format!("{username}@example.com")),
-            ("password", &format!("password-{username}")),
+            ("password", &format!("{username}-lunar-Quokka-42")),
         ],
     )
     .await;
@@ -615,7 +615,7 @@ async fn signing_out_everywhere_ends_browser_sessions_and_their_live_streams() {
         app.post(
             "/api/auth/login",
             None,
-            serde_json::json!({"email": "ev@example.com", "password": "password-1"}),
+            serde_json::json!({"email": "ev@example.com", "password": "1-lunar-Quokka-42"}),
         )
         .await,
         StatusCode::OK,
@@ -689,7 +689,7 @@ async fn visitors_leave_no_session_rows_until_they_sign_in() {
             ("csrf", "forgedforgedforgedforgedforged00"),
             ("email", "v@example.com"),
             ("username", "visitor"),
-            ("password", "password-1"),
+            ("password", "1-lunar-Quokka-42"),
         ],
     )
     .await;
@@ -878,7 +878,7 @@ async fn signing_in_returns_to_the_page_that_asked_and_only_within_the_site() {
             .form(&[
                 ("csrf", csrf_of(&html).as_str()),
                 ("email", "returning@example.com"),
-                ("password", "password-returning"),
+                ("password", "returning-lunar-Quokka-42"),
                 ("next", next),
             ])
             .send()

@@ -172,7 +172,7 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_under_load() {
     let operator = login("ops@example.com", "replica-operator-password").await;
     let me = json_of(
         http.post(lb("/api/auth/register"))
-            .json(&json!({"email": "load@example.com", "username": "load", "password": "load-password"}))
+            .json(&json!({"email": "load@example.com", "username": "load", "password": "load-lunar-Quokka-42"}))
             .send()
             .await
             .unwrap(),
@@ -189,7 +189,7 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_under_load() {
         async move { json_of(res.await.unwrap(), StatusCode::OK).await }
     };
     credit(500.0).await;
-    let user = login("load@example.com", "load-password").await;
+    let user = login("load@example.com", "load-lunar-Quokka-42").await;
 
     // A portal session made on replica 1 is good on replicas 2 and 3 (sessions live in the
     // database), and cookies do not tell ports apart, as a browser behind the balancer sees one.
@@ -213,7 +213,7 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_under_load() {
         .form(&[
             ("csrf", csrf.as_str()),
             ("email", "load@example.com"),
-            ("password", "load-password"),
+            ("password", "load-lunar-Quokka-42"),
         ])
         .send()
         .await

@@ -257,7 +257,7 @@ fn PasswordCard() -> impl IntoView {
                 <label>"Current password"
                     <input type="password" name="current_password" required autocomplete="current-password" maxlength="256"/>
                 </label>
-                <label>"New password (8 characters or more)"
+                <label>"New password (8 characters or more, hard to guess)"
                     <input type="password" name="new_password" required autocomplete="new-password" minlength="8" maxlength="256"/>
                 </label>
                 <ActionError action=change/>

@@ -93,7 +93,7 @@ fn Activity(me: Me) -> impl IntoView {
                 })}
                 <label>"Kind"
                     <select name="action">
-                        {[("", "All"), ("rental.", "Rentals"), ("billing.", "Payments"), ("user.", "Account and credits"),
+                        {[("", "All"), ("user.sign_in", "Sign-ins"), ("rental.", "Rentals"), ("billing.", "Payments"), ("user.", "Account and credits"),
                           ("instance.", "Machines"), ("exec.", "Commands"), ("file.", "Files"), ("console.", "Consoles"),
                           ("token.", "API tokens"), ("key.", "SSH keys"), ("pool.", "Pools"), ("server.", "Marketplace inventory")]
                             .into_iter()
@@ -126,14 +126,14 @@ fn Activity(me: Me) -> impl IntoView {
                         view! {
                             <section class="card table-wrap">
                                 <table class="table activity" data-test="activity">
-                                    <thead><tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"Details"</th></tr></thead>
+                                    <thead><tr><th>"When"</th><th>"Who"</th><th>"What"</th><th>"Kind"</th></tr></thead>
                                     <tbody>
                                         {list.into_iter().map(|e| view! {
                                             <tr data-test="activity-row" data-action=e.action.clone()>
                                                 <td data-label="When">{when(&e.at)}</td>
                                                 <td data-label="Who">{e.actor.clone().unwrap_or_else(|| if e.actor_id.is_some() { "a deleted user".into() } else { "Hangar".into() })}</td>
-                                                <td data-label="What"><code>{e.action.clone()}</code></td>
-                                                <td data-label="Details" class="muted">{details(&e)}</td>
+                                                <td data-label="What" data-test="activity-what">{sentence(&e)}</td>
+                                                <td data-label="Kind" class="muted"><code>{e.action.clone()}</code></td>
                                             </tr>
                                         }).collect_view()}
                                     </tbody>
@@ -148,22 +148,106 @@ fn Activity(me: Me) -> impl IntoView {
     }
 }
 
-/// The entry's object and recorded fields, one line: `rental 6b0c… · days 7 · price_micros 20910000`.
-fn details(e: &AuditEvent) -> String {
-    let mut parts = vec![match &e.target_id {
-        Some(id) => format!("{} {}", e.target_type, id),
-        None => e.target_type.clone(),
-    }];
-    if let Some(map) = e.details.as_object() {
-        for (k, v) in map {
-            let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            parts.push(format!("{k} {v}"));
+/// An entry in words: `Rented gpu-box-1 for 7 days ($20.91)`, `Failed sign-in: wrong password
+/// (portal, from 203.0.113.9)`. Things are named by their current name when they still exist
+/// ("a machine" otherwise); actions this function does not know read as their code, so nothing
+/// recorded is ever hidden.
+pub fn sentence(e: &AuditEvent) -> String {
+    use crate::components::format::{count, days, money};
+    let d = &e.details;
+    let text = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let int = |k: &str| d.get(k).and_then(serde_json::Value::as_i64);
+    let named = |what: &str| match &e.target_name {
+        Some(name) => format!("{what} {name}"),
+        None => format!("a {what} since deleted"),
+    };
+    let name = || e.target_name.clone().unwrap_or_else(|| "(deleted)".into());
+    let price = || int("price_micros").map(|p| format!(" ({})", money(p))).unwrap_or_default();
+    let amount = || int("amount_micros").map(money).unwrap_or_default();
+    let origin = || {
+        let via = match text("via").as_str() {
+            "api" => "API",
+            "portal" => "portal",
+            _ => "",
+        };
+        match (via, text("ip")) {
+            ("", ip) if ip.is_empty() => String::new(),
+            (via, ip) if ip.is_empty() => format!(" ({via})"),
+            ("", ip) => format!(" (from {ip})"),
+            (via, ip) => format!(" ({via}, from {ip})"),
         }
+    };
+    let command = || format!("`{}`", text("command"));
+    match e.action.as_str() {
+        "user.register" => "Opened the account".into(),
+        "user.sign_in" => format!("Signed in{}", origin()),
+        "user.sign_in_failed" => format!("Failed sign-in: {}{}", text("reason"), origin()),
+        "user.credit" => {
+            let note = text("note");
+            let note = if note.is_empty() { String::new() } else { format!(": {note}") };
+            format!("Balance adjusted by an operator, {}{note}", amount())
+        }
+        "user.quotas" => "Account limits changed by an operator".into(),
+        "billing.topup" => format!("Added {} by card", amount()),
+        "password.change" => "Changed the password".into(),
+        "sessions.revoke_all" => match int("tokens_revoked").unwrap_or(0) {
+            0 => "Signed out everywhere".into(),
+            n => format!("Signed out everywhere and revoked {}", count(n, "API token", "API tokens")),
+        },
+        "two_factor.enable" => "Turned two-factor sign-in on".into(),
+        "two_factor.disable" => "Turned two-factor sign-in off".into(),
+        "rental.create" => format!(
+            "Rented {} for {}{}",
+            name(),
+            days(int("days").unwrap_or(0)),
+            price()
+        ),
+        "rental.extend" => format!(
+            "Extended the rental of {} by {}{}",
+            name(),
+            days(int("days").unwrap_or(0)),
+            price()
+        ),
+        "rental.move" => format!("Moved the rental of {} to another pool", name()),
+        "instance.create" => format!("Created {} on plan {}", named("machine"), text("plan")),
+        "instance.start" => format!("Started {}", named("machine")),
+        "instance.stop" => format!("Stopped {}", named("machine")),
+        "instance.restart" => format!("Restarted {}", named("machine")),
+        "instance.delete" => format!("Deleted {}", named("machine")),
+        "instance.snapshot.create" => format!("Took snapshot {} of {}", text("snapshot"), named("machine")),
+        "instance.snapshot.restore" => format!("Restored {} to snapshot {}", named("machine"), text("snapshot")),
+        "instance.snapshot.delete" => format!("Deleted snapshot {} of {}", text("snapshot"), named("machine")),
+        "exec.run" => format!("Ran {} on {}", command(), named("machine")),
+        "exec.start" => format!("Started {} in the background on {}", command(), named("machine")),
+        "exec.refused" => format!("Was refused {} on {}", command(), named("machine")),
+        "exec.cancel" => format!("Cancelled a background command on {}", named("machine")),
+        "file.put" => format!("Uploaded {} to {}", text("path"), named("machine")),
+        "volume.write" => format!("Saved {} on {}", text("path"), named("machine")),
+        "volume.folder" => format!("Made folder {} on {}", text("path"), named("machine")),
+        "volume.delete" => format!("Deleted {} on {}", text("path"), named("machine")),
+        "volume.copy" => format!("Copied {} to {} on {}", text("source"), text("destination"), named("machine")),
+        "volume.compress" => format!("Packed {} into {} on {}", text("path"), text("archive"), named("machine")),
+        "volume.decompress" => format!("Unpacked {} on {}", text("path"), named("machine")),
+        "console.open" => match text("kind").as_str() {
+            "screen" => format!("Opened the screen of {}", named("machine")),
+            _ => format!("Opened the console of {}", named("machine")),
+        },
+        "token.create" => format!("Created API token {}", text("name")),
+        "token.revoke" => format!("Revoked {}", named("API token")),
+        "key.add" => format!("Added SSH key {}", text("name")),
+        "key.delete" => format!("Removed {}", named("SSH key")),
+        "pool.create" => format!("Created pool {}", text("name")),
+        "pool.delete" => format!("Deleted {}", named("pool")),
+        "pool.invite" => format!("Invited someone to {} as {}", named("pool"), text("role")),
+        "pool.invitation.accept" => format!("Joined {}", named("pool")),
+        "pool.invitation.reject" => format!("Declined an invitation to {}", named("pool")),
+        "pool.member.role" => format!("Made a member of {} {}", named("pool"), text("role")),
+        "pool.member.remove" => format!("Removed a member from {}", named("pool")),
+        "server.create" => format!("Listed server {} on the marketplace", text("name")),
+        "server.update" => format!("Updated server {}", text("name")),
+        "server.retire" => format!("Retired {}", named("server")),
+        other => other.to_owned(),
     }
-    parts.join(" · ")
 }
 
 /// Percent-encodes a query value (RFC 3339 times carry `:` and `+`).
@@ -176,4 +260,43 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str, target_name: Option<&str>, details: serde_json::Value) -> AuditEvent {
+        AuditEvent {
+            id: "x".into(),
+            at: "2026-12-07T10:00:00.000Z".into(),
+            actor_id: None,
+            actor: None,
+            action: action.into(),
+            target_type: "instance".into(),
+            target_id: Some("6b0c0000000000000000aaaa".into()),
+            target_name: target_name.map(str::to_owned),
+            details,
+        }
+    }
+
+    #[test]
+    fn entries_read_as_sentences_with_names_and_money() {
+        let rented = event("rental.create", Some("gpu-box-1"), serde_json::json!({"days": 7, "price_micros": 20_910_000, "server_id": "6b0c0000000000000000bbbb"}));
+        assert_eq!(sentence(&rented), "Rented gpu-box-1 for 7 days ($20.91)");
+        let failed = event("user.sign_in_failed", None, serde_json::json!({"via": "portal", "ip": "203.0.113.9", "reason": "wrong password"}));
+        assert_eq!(sentence(&failed), "Failed sign-in: wrong password (portal, from 203.0.113.9)");
+        let signed = event("user.sign_in", None, serde_json::json!({"via": "api"}));
+        assert_eq!(sentence(&signed), "Signed in (API)");
+        let gone = event("instance.delete", None, serde_json::json!({}));
+        assert_eq!(sentence(&gone), "Deleted a machine since deleted");
+        let deleted = event("instance.stop", Some("web-1"), serde_json::json!({}));
+        assert_eq!(sentence(&deleted), "Stopped machine web-1");
+        let console = event("console.open", Some("web-1"), serde_json::json!({"kind": "screen"}));
+        assert_eq!(sentence(&console), "Opened the screen of machine web-1");
+        let unknown = event("something.new", None, serde_json::json!({}));
+        assert_eq!(sentence(&unknown), "something.new", "nothing recorded is hidden");
+        let topup = event("billing.topup", None, serde_json::json!({"amount_micros": 12_500_000}));
+        assert_eq!(sentence(&topup), "Added $12.50 by card");
+    }
 }

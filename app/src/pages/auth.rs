@@ -89,7 +89,7 @@ pub fn SignUpPage() -> impl IntoView {
                 <label>"Password"
                     <input type="password" name="password" required autocomplete="new-password"
                         minlength="8" maxlength="256"/>
-                    <small class="muted">"At least 8 characters."</small>
+                    <small class="muted">"At least 8 characters and hard to guess: a few uncommon words together work well, or a password manager's."</small>
                 </label>
                 <Suspense>{site_key}</Suspense>
                 <ActionError action=sign_up/>

@@ -67,7 +67,7 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> ServiceResult<i64> {
-    users::validate_password(new)?;
+    users::validate_password(new, &[&user.email, &user.username])?;
     users::check_password(db, &user.id, current).await?;
     if current == new {
         return Err(ServiceError::invalid(

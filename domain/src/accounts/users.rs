@@ -140,7 +140,15 @@ pub fn validate_username(raw: &str) -> ServiceResult<String> {
     Ok(name.to_owned())
 }
 
-pub fn validate_password(password: &str) -> ServiceResult<()> {
+/// The lowest zxcvbn score a new password may have: 3, "safely unguessable", the estimator's
+/// own advice for protecting against offline guessing should the hashes ever leak.
+pub const PASSWORD_MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// A new password: 8 to [`PASSWORD_MAX`] characters and hard to guess, judged by zxcvbn
+/// (Dropbox's estimator: common passwords, dictionary words, names, keyboard patterns, dates and
+/// l33t substitutions, and the account's own `about` strings: its email and username). A refusal
+/// says why in the estimator's words and how to do better.
+pub fn validate_password(password: &str, about: &[&str]) -> ServiceResult<()> {
     let n = password.chars().count();
     if n < PASSWORD_MIN {
         return Err(ServiceError::invalid(format!(
@@ -151,6 +159,21 @@ pub fn validate_password(password: &str) -> ServiceResult<()> {
         return Err(ServiceError::invalid(format!(
             "Password must be at most {PASSWORD_MAX} characters"
         )));
+    }
+    let estimate = zxcvbn::zxcvbn(password, about);
+    if estimate.score() < PASSWORD_MIN_SCORE {
+        let feedback = estimate.feedback();
+        let warning = feedback
+            .and_then(|f| f.warning())
+            .map(|w| format!("{w} "))
+            .unwrap_or_default();
+        let suggestion = feedback
+            .and_then(|f| f.suggestions().first())
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        return Err(ServiceError::invalid(format!(
+            "This password is too easy to guess. {warning}Try a few uncommon words together, or a password manager's.{suggestion}"
+        ).replace("  ", " ")));
     }
     Ok(())
 }
@@ -342,7 +365,7 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
 pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
     let email = normalize_email(&input.email)?;
     let username = validate_username(&input.username)?;
-    validate_password(&input.password)?;
+    validate_password(&input.password, &[&email, &username])?;
 
     // Precise messages for the common case; the unique indexes settle races.
     let taken: Option<(String, String)> = sqlx::query_as(
@@ -420,14 +443,63 @@ pub const LOGIN_BLOCK_MS: i64 = 15 * 60 * 1000;
 /// count. The cost: someone who knows
 /// an email can keep its owner from signing in for a quarter hour at a time; the owner's API
 /// tokens and open sessions keep working.
+///
+/// Every attempt on an existing account is written to its activity (`user.sign_in`,
+/// `user.sign_in_failed` with the reason), with where it came from (`from`), so the owner can
+/// see a stranger's attempts. An unknown email has no account to write to.
 #[instrument(skip_all, err(level = "info", Debug))]
 pub async fn authenticate(
     db: &Pool,
     email: &str,
     password: &str,
     code: Option<&str>,
+    from: SignInFrom,
 ) -> ServiceResult<User> {
-    const INVALID: ServiceError = ServiceError::Unauthorized("Invalid email or password");
+    // An unknown email (or a database error) has no account to write to: it is answered as is.
+    let (id, result) = check_known(db, email, password, code).await?;
+    let (action, reason) = match &result {
+        Ok(_) => ("user.sign_in", None),
+        // The password was right and the code is still to come: not an attempt yet.
+        Err(ServiceError::Unauthorized(model::accounts::TWO_FACTOR_CODE_REQUIRED)) => return result,
+        Err(ServiceError::Unauthorized(r)) if *r == INVALID_CREDENTIALS => {
+            ("user.sign_in_failed", Some("wrong password"))
+        }
+        Err(ServiceError::Unauthorized(_)) => ("user.sign_in_failed", Some("wrong two-factor code")),
+        Err(ServiceError::TooMany(_)) => ("user.sign_in_failed", Some("refused: too many failed attempts")),
+        Err(_) => return result,
+    };
+    let mut details = serde_json::json!({ "via": from.via });
+    if let Some(ip) = from.ip {
+        details["ip"] = ip.to_string().into();
+    }
+    if let Some(reason) = reason {
+        details["reason"] = reason.into();
+    }
+    let mut tx = db::begin(db).await?;
+    audit::record(&mut tx, Some(&id), action, "user", Some(&id), details).await?;
+    tx.commit().await?;
+    result
+}
+
+/// Where a sign-in came from, for the account's activity.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInFrom {
+    /// `portal` or `api`.
+    pub via: &'static str,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+const INVALID_CREDENTIALS: &str = "Invalid email or password";
+
+/// Checks a sign-in: `Err` for an unknown email (and database errors), else the account's id
+/// and how the attempt ended.
+async fn check_known(
+    db: &Pool,
+    email: &str,
+    password: &str,
+    code: Option<&str>,
+) -> ServiceResult<(String, ServiceResult<User>)> {
+    const INVALID: ServiceError = ServiceError::Unauthorized(INVALID_CREDENTIALS);
     let email = email.trim().to_lowercase();
     if email.len() > EMAIL_MAX || password.chars().count() > PASSWORD_MAX {
         return Err(INVALID);
@@ -445,21 +517,25 @@ pub async fn authenticate(
             return Err(INVALID);
         }
     };
-    blocked(blocked_until)?;
-    if !verify_password(password.to_owned(), hash).await? {
-        count_failed_sign_in(db, &id).await?;
-        return Err(INVALID);
+    let result = async {
+        blocked(blocked_until)?;
+        if !verify_password(password.to_owned(), hash).await? {
+            count_failed_sign_in(db, &id).await?;
+            return Err(INVALID);
+        }
+        let user = get(db, &id).await?;
+        // The second factor before the count resets: a wrong code is a failed attempt too.
+        super::totp::check_sign_in(db, &user, code).await?;
+        if failed > 0 {
+            sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
+                .bind(&id)
+                .execute(db)
+                .await?;
+        }
+        Ok(user)
     }
-    let user = get(db, &id).await?;
-    // The second factor before the count resets: a wrong code is a failed attempt too.
-    super::totp::check_sign_in(db, &user, code).await?;
-    if failed > 0 {
-        sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
-            .bind(&id)
-            .execute(db)
-            .await?;
-    }
-    Ok(user)
+    .await;
+    Ok((id, result))
 }
 
 /// Counts one failed sign-in (a wrong password or two-factor code); the [`LOGIN_FAILURES`]th in

@@ -52,6 +52,9 @@ pub struct Entry {
     pub action: String,
     pub target_type: String,
     pub target_id: Option<String>,
+    /// What the target is called now (a machine's or server's name, a token's name, ...), while
+    /// it exists.
+    pub target_name: Option<String>,
     pub details: String,
     pub created_at: i64,
 }
@@ -100,6 +103,18 @@ pub async fn list(db: &db::Pool, f: &Filter) -> Result<Vec<Entry>, sqlx::Error> 
     }
     let sql = format!(
         "SELECT a.id, a.actor_id, u.username AS actor, a.action, a.target_type, a.target_id,
+                CASE a.target_type
+                  WHEN 'instance' THEN (SELECT name FROM instances WHERE id = a.target_id)
+                  WHEN 'marketplace_server' THEN
+                    (SELECT name FROM marketplace_servers WHERE id = a.target_id)
+                  WHEN 'rental' THEN
+                    (SELECT s.name FROM rentals r JOIN marketplace_servers s ON s.id = r.server_id
+                      WHERE r.id = a.target_id)
+                  WHEN 'pool' THEN (SELECT name FROM pools WHERE id = a.target_id)
+                  WHEN 'access_token' THEN (SELECT name FROM access_tokens WHERE id = a.target_id)
+                  WHEN 'ssh_key' THEN (SELECT name FROM ssh_keys WHERE id = a.target_id)
+                  WHEN 'user' THEN (SELECT username FROM users WHERE id = a.target_id)
+                END AS target_name,
                 a.details, a.created_at
          FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id
          WHERE {} ORDER BY a.created_at DESC, a.id DESC LIMIT ${}",
@@ -124,6 +139,7 @@ impl Entry {
             action: self.action.clone(),
             target_type: self.target_type.clone(),
             target_id: self.target_id.clone(),
+            target_name: self.target_name.clone(),
             details: serde_json::from_str(&self.details).unwrap_or(serde_json::Value::Null),
         }
     }

@@ -191,10 +191,18 @@ pub struct LoginResponse {
     ))]
 async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>> {
-    let user =
-        users::authenticate(&state.db, &body.email, &body.password, body.code.as_deref()).await?;
+    let from = users::SignInFrom { via: "api", ip };
+    let user = users::authenticate(
+        &state.db,
+        &body.email,
+        &body.password,
+        body.code.as_deref(),
+        from,
+    )
+    .await?;
     let (token, expires_at) = state
         .jwt
         .issue(&user.id, user.credentials_version)

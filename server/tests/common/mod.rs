@@ -121,7 +121,7 @@ impl TestApp {
                 "/api/auth/register",
                 None,
                 json!({"email": format!("{username}@example.com"), "username": username,
-                       "password": format!("password-{username}")}),
+                       "password": format!("{username}-lunar-Quokka-42")}),
             )
             .await;
         expect_json(res, StatusCode::CREATED).await
@@ -133,7 +133,7 @@ impl TestApp {
             .post(
                 "/api/auth/login",
                 None,
-                json!({"email": format!("{username}@example.com"), "password": format!("password-{username}")}),
+                json!({"email": format!("{username}@example.com"), "password": format!("{username}-lunar-Quokka-42")}),
             )
             .await;
         assert_eq!(res.status(), StatusCode::OK, "logging in {username}");
@@ -157,7 +157,7 @@ impl TestApp {
             domain::accounts::users::NewAccount {
                 email: format!("{username}@example.com"),
                 username: username.into(),
-                password: format!("password-{username}"),
+                password: format!("{username}-lunar-Quokka-42"),
                 is_admin: true,
             },
         )
