@@ -52,6 +52,33 @@ pub fn balance(micros: i64) -> String {
     format!("{sign}${}", usd4(micros.abs()))
 }
 
+/// A size in binary units, as disks and memory are measured: `512 B`, `1.5 KiB`, `2.0 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Memory given in MiB, as plans give it: `512 MiB`, `2 GiB`, `1.5 GiB`.
+pub fn memory(mib: i64) -> String {
+    if mib >= 1024 && mib % 1024 == 0 {
+        format!("{} GiB", mib / 1024)
+    } else if mib >= 1024 {
+        format!("{:.1} GiB", mib as f64 / 1024.0)
+    } else {
+        format!("{mib} MiB")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +89,12 @@ mod tests {
         assert_eq!(movement(-420_000), "−$0.42");
         assert_eq!(movement(-1_200), "−<$0.01");
         assert_eq!(movement(0), "$0.00", "nothing moved has no direction");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(10 << 30), "10.0 GiB");
+        assert_eq!(memory(512), "512 MiB");
+        assert_eq!(memory(2048), "2 GiB");
+        assert_eq!(memory(1536), "1.5 GiB");
         assert_eq!(when("2026-11-30T09:15:42.123Z"), "2026-11-30 09:15 UTC");
         assert_eq!(day("2026-11-30T09:15:42.123Z"), "2026-11-30");
         assert_eq!((days(1), days(7)), ("1 day".into(), "7 days".into()));

@@ -8,6 +8,8 @@
 use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
+use crate::components::format::memory;
+
 use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -332,7 +334,7 @@ fn MachineTable(initial: Vec<Vps>, live: RwSignal<Option<Vec<Vps>>>) -> impl Int
                                 <td data-label="Name"><a href=format!("/machines/{}", vps.id)>{vps.name.clone()}</a></td>
                                 <td data-label="State"><StateBadge vps=vps.clone()/></td>
                                 <td data-label="Address" data-test="machine-ip"><code>{vps.ip.clone().unwrap_or_else(|| "—".into())}</code></td>
-                                <td data-label="Size">{format!("{} vCPU · {} MB · {} GB", vps.vcpu, vps.memory_mb, vps.disk_gb)}</td>
+                                <td data-label="Size">{format!("{} vCPU · {} · {} GiB", vps.vcpu, memory(vps.memory_mb), vps.disk_gb)}</td>
                                 <td data-label="Image">{vps.image.clone()}</td>
                                 <td data-label="Region">{vps.region.clone()}</td>
                                 <td data-label="Price" title="Running price; a stopped machine pays only for its disk and address">{
@@ -371,7 +373,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         <optgroup label="Plans: a size, with its default image">
                             {data.plans.iter().map(|p| view! {
                                 <option value=format!("plan:{}", p.id)>
-                                    {format!("{} — {} vCPU, {} MB, {} GB ({}) — ${}/h, ${}/h stopped", p.name, p.vcpu, p.memory_mb, p.disk_gb, p.kind, usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))}
+                                    {format!("{} — {} vCPU, {}, {} GiB ({}) — ${}/h, ${}/h stopped", p.name, p.vcpu, memory(p.memory_mb), p.disk_gb, p.kind, usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))}
                                 </option>
                             }).collect_view()}
                         </optgroup>
@@ -380,7 +382,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                                 let price = data.plans.iter().find(|p| p.id == t.plan_id).map(|p| format!(" — ${}/h, ${}/h stopped", usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))).unwrap_or_default();
                                 view! {
                                     <option value=format!("template:{}", t.slug)>
-                                        {format!("{} ({}): {} vCPU, {} MB, {} GB{price}", t.name, t.image, t.vcpu, t.memory_mb, t.disk_gb)}
+                                        {format!("{} ({}): {} vCPU, {}, {} GiB{price}", t.name, t.image, t.vcpu, memory(t.memory_mb), t.disk_gb)}
                                     </option>
                                 }
                             }).collect_view()}
@@ -621,9 +623,9 @@ fn PowerCard(
                     let v = vps.get();
                     let used = v
                         .disk_used_bytes
-                        .map(|b| format!(" ({:.1} GB used)", b as f64 / (1u64 << 30) as f64))
+                        .map(|b| format!(" ({} used)", crate::components::format::bytes(b.max(0) as u64)))
                         .unwrap_or_default();
-                    format!("{} vCPU · {} MB RAM · {} GB disk{used}", v.vcpu, v.memory_mb, v.disk_gb)
+                    format!("{} vCPU · {} RAM · {} GiB disk{used}", v.vcpu, memory(v.memory_mb), v.disk_gb)
                 }}</dd>
                 <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
                 <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>

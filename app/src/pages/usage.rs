@@ -96,31 +96,31 @@ fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
                 </figure>
                 <figure class="chart" data-test="chart-memory">
                     <figcaption>"Memory "<strong>{move || last().map(|s| memory_text(&s)).unwrap_or_default()}</strong></figcaption>
-                    <Lines series=vec![("line", memory)] max=memory_max scale=|v| super::volume::human(v as u64)/>
+                    <Lines series=vec![("line", memory)] max=memory_max scale=|v| crate::components::format::bytes(v as u64)/>
                 </figure>
                 <figure class="chart" data-test="chart-network">
                     <figcaption>"Network "
-                        <strong class="in">{move || rx.with(|r| r.last().map(|v| format!("↓ {}/s", super::volume::human(*v as u64)))).unwrap_or_default()}</strong>" "
-                        <strong class="out">{move || tx.with(|t| t.last().map(|v| format!("↑ {}/s", super::volume::human(*v as u64)))).unwrap_or_default()}</strong>
+                        <strong class="in">{move || rx.with(|r| r.last().map(|v| format!("↓ {}/s", crate::components::format::bytes(*v as u64)))).unwrap_or_default()}</strong>" "
+                        <strong class="out">{move || tx.with(|t| t.last().map(|v| format!("↑ {}/s", crate::components::format::bytes(*v as u64)))).unwrap_or_default()}</strong>
                     </figcaption>
-                    <Lines series=vec![("line in", rx), ("line out", tx)] max=net_max scale=|v| format!("{}/s", super::volume::human(v as u64))/>
+                    <Lines series=vec![("line in", rx), ("line out", tx)] max=net_max scale=|v| format!("{}/s", crate::components::format::bytes(v as u64))/>
                 </figure>
             </div>
             <p class="muted small" hidden=move || count() == 0>
                 {move || last().map(|s| format!("Disk since start: {} read, {} written. One sample a second while this page is open.",
-                    super::volume::human(s.block_read), super::volume::human(s.block_write))).unwrap_or_default()}
+                    crate::components::format::bytes(s.block_read), crate::components::format::bytes(s.block_write))).unwrap_or_default()}
             </p>
         </section>
     }
 }
 
 fn memory_text(s: &MachineStats) -> String {
-    let used = super::volume::human(s.memory_usage);
+    let used = crate::components::format::bytes(s.memory_usage);
     if s.memory_limit > 0 {
         let percent = s.memory_usage as f64 * 100.0 / s.memory_limit as f64;
         format!(
             "{used} of {} ({percent:.0} %)",
-            super::volume::human(s.memory_limit)
+            crate::components::format::bytes(s.memory_limit)
         )
     } else {
         used

@@ -105,20 +105,6 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
 
 fn is_archive(name: &str) -> bool {
     name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".tar")
@@ -353,8 +339,8 @@ fn FolderView(
     edit: impl Fn(String) + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let usage = match l.size_limit {
-        Some(limit) => format!("{} of {} used", human(l.used_bytes), human(limit)),
-        None => format!("{} used", human(l.used_bytes)),
+        Some(limit) => format!("{} of {} used", crate::components::format::bytes(l.used_bytes), crate::components::format::bytes(limit)),
+        None => format!("{} used", crate::components::format::bytes(l.used_bytes)),
     };
     let percent = l
         .size_limit
@@ -392,7 +378,7 @@ fn FolderView(
         view! {
             <tr data-test="fm-row" data-name=f.name.clone()>
                 <td data-label="Name">{name_cell}</td>
-                <td data-label="Size" class="num">{if folder { "—".to_owned() } else { human(f.size) }}</td>
+                <td data-label="Size" class="num">{if folder { "—".to_owned() } else { crate::components::format::bytes(f.size) }}</td>
                 <td class="actions">
                     {download}
                     <button type="button" class="btn btn-ghost btn-small" on:click=move |_| pending.set(Some(Pending::Copy(p1.clone())))>"Copy…"</button>
