@@ -138,6 +138,7 @@ lazy_pages! {
         ApiDocsRoute => ApiDocsPage,
         TopupSuccessRoute => TopupSuccessPage,
         TopupCancelRoute => TopupCancelPage,
+        ConfirmEmailRoute => ConfirmEmailPage,
     }
     rentals { RentalsRoute => RentalsPage }
     rental { RentalRoute => RentalPage }
@@ -172,6 +173,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("signin") view={Lazy::<SignInRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("signup") view={Lazy::<SignUpRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("account") view={Lazy::<AccountRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("account/email") view={Lazy::<ConfirmEmailRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("tokens") view={Lazy::<TokensRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("activity") view={Lazy::<ActivityRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("docs/api") view={Lazy::<ApiDocsRoute::Route>::new()} ssr=SsrMode::Async/>

@@ -5,7 +5,7 @@ mod common;
 use std::net::SocketAddr;
 
 use axum::{routing::post, Form, Json, Router};
-use common::{expect_error, expect_json, TestApp};
+use common::{expect_error, expect_json, mails_to, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -989,4 +989,150 @@ async fn sign_ins_and_failed_sign_ins_are_in_the_owners_activity() {
     .await;
     assert_eq!(created[0]["target_id"], vps["id"]);
     assert_eq!(created[0]["target_name"], "web-1", "{}", created.text);
+}
+
+/// Changing the sign-in email: nothing changes until the link mailed to the new address is
+/// followed; the old address hears of the request and of the change; a link works once.
+#[tokio::test]
+async fn the_sign_in_email_changes_only_through_the_link_sent_to_the_new_address() {
+    let Some(smtp_url) = common::smtp() else { return };
+    let app = TestApp::builder()
+        .config("smtp_url", &smtp_url)
+        .config("public_url", "https://hangar.example")
+        .spawn()
+        .await;
+    let tag = &domain::infra::db::new_id()[..10];
+    let name = format!("mover{tag}");
+    let (_, token) = app.user(&name).await;
+    let old = format!("{name}@example.com");
+    let new = format!("moved-{tag}@example.com");
+    let ask = |body: Value| app.post("/api/auth/email", Some(&token), body);
+    expect_error(ask(json!({"email": new, "password": "not it"})).await, StatusCode::UNAUTHORIZED, "not right").await;
+    expect_error(ask(json!({"email": "no-at-sign", "password": format!("{name}-lunar-Quokka-42")})).await, StatusCode::BAD_REQUEST, "mail").await;
+    app.register(&format!("taken{tag}")).await;
+    expect_error(
+        ask(json!({"email": format!("taken{tag}@example.com"), "password": format!("{name}-lunar-Quokka-42")})).await,
+        StatusCode::CONFLICT,
+        "already uses",
+    )
+    .await;
+    let pending = expect_json(
+        ask(json!({"email": new, "password": format!("{name}-lunar-Quokka-42")})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(pending["email"], new.as_str());
+    // Not yet: the account still signs in with the old address.
+    let me = expect_json(app.get("/api/me", Some(&token)).await, StatusCode::OK).await;
+    assert_eq!(me["email"], old.as_str());
+    let told = mails_to(&old);
+    assert!(told.iter().any(|m| m.contains(&new) && m.contains("asked")), "{told:?}");
+    let link_mail = mails_to(&new);
+    assert_eq!(link_mail.len(), 1);
+    let link = link_mail[0]
+        .split_whitespace()
+        .find(|w| w.starts_with("https://hangar.example/account/email?token="))
+        .unwrap_or_else(|| panic!("a link: {}", link_mail[0]));
+    let link_token = link.rsplit('=').next().unwrap().to_owned();
+    assert!(
+        !mails_to(&old).iter().any(|m| m.contains(&link_token)),
+        "the old address never sees the link"
+    );
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM email_changes")
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_ne!(stored, link_token, "only a hash of the token is kept");
+
+    let confirm = |t: &str| app.post("/api/auth/email/confirm", None, json!({"token": t}));
+    expect_error(confirm("ffffffff").await, StatusCode::BAD_REQUEST, "not valid").await;
+    let me = expect_json(confirm(&link_token).await, StatusCode::OK).await;
+    assert_eq!(me["email"], new.as_str());
+    expect_error(confirm(&link_token).await, StatusCode::BAD_REQUEST, "not valid").await;
+    let signs_in = |email: String| {
+        app.post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": format!("{name}-lunar-Quokka-42")}),
+        )
+    };
+    assert_eq!(signs_in(new.clone()).await.status(), StatusCode::OK);
+    assert_eq!(signs_in(old.clone()).await.status(), StatusCode::UNAUTHORIZED);
+    assert!(mails_to(&old).iter().any(|m| m.contains("was changed")));
+    // Tokens cannot change the email.
+    let pat = expect_json(
+        app.post("/api/tokens", Some(&token), json!({"name": "ci"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let pat = pat["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post("/api/auth/email", Some(&pat), json!({"email": "x@example.com", "password": "x"}))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// Deleting an account: refused while it has machines (saying so), then its email and username
+/// are free again, every credential ends, and its money records stay.
+#[tokio::test]
+async fn deleting_an_account_releases_its_names_and_ends_its_credentials() {
+    let app = TestApp::spawn().await;
+    let (uid, token) = app.funded_user("leaver", 5.0).await;
+    let pat = expect_json(
+        app.post("/api/tokens", Some(&token), json!({"name": "ci"})).await,
+        StatusCode::CREATED,
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let vps = expect_json(
+        app.post("/api/vps", Some(&token), json!({"name": "last", "plan_id": "nano"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    app.run_jobs().await;
+    let delete = |password: &str| {
+        app.delete_json("/api/auth/account", Some(&token), json!({"password": password}))
+    };
+    expect_error(delete("wrong").await, StatusCode::UNAUTHORIZED, "not right").await;
+    expect_error(delete("leaver-lunar-Quokka-42").await, StatusCode::CONFLICT, "Delete your 1 machine first").await;
+    assert_eq!(
+        app.delete_json("/api/auth/account", Some(&pat), json!({"password": "leaver-lunar-Quokka-42"}))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN,
+        "a token cannot delete its account"
+    );
+    expect_json(
+        app.delete(&format!("/api/vps/{}", vps["id"].as_str().unwrap()), Some(&token)).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    app.run_jobs().await;
+    let res = delete("leaver-lunar-Quokka-42").await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+    // Every credential ends; the names are free; the ledger still adds up.
+    assert_eq!(app.get("/api/me", Some(&token)).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/vps", Some(&pat)).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.post("/api/auth/login", None, json!({"email": "leaver@example.com", "password": "leaver-lunar-Quokka-42"}))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.register("leaver").await;
+    assert_ne!(again["id"].as_str().unwrap(), uid, "a new account with the old names");
+    let (balance, ledger) = app.money(&uid).await;
+    assert_eq!(balance, ledger, "the records of the deleted account still add up");
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'user.delete' AND target_id = $1")
+        .bind(&uid)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 1);
 }

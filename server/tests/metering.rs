@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{expect_error, expect_json, TestApp};
+use common::{expect_error, expect_json, mails_to, smtp, TestApp};
 use domain::compute::meter::{self, Rules, MINUTE_MS};
 use domain::infra::db;
 use reqwest::StatusCode;
@@ -216,41 +216,6 @@ async fn an_hour_costs_exactly_the_hourly_price_whatever_it_is() {
 }
 
 /// The messages aiosmtpd stored that were sent to `addr`: their full text.
-fn mails_to(addr: &str) -> Vec<String> {
-    let dir = std::env::var("HANGAR_TEST_MAILDIR").expect("HANGAR_TEST_MAILDIR");
-    let mut out = Vec::new();
-    for sub in ["new", "cur"] {
-        let Ok(entries) = std::fs::read_dir(std::path::Path::new(&dir).join(sub)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let rcpt = text
-                .lines()
-                .find(|l| l.starts_with("X-RcptTo:"))
-                .unwrap_or("");
-            if rcpt.contains(addr) {
-                out.push(text);
-            }
-        }
-    }
-    out
-}
-
-fn smtp() -> Option<String> {
-    match std::env::var("HANGAR_TEST_SMTP_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert_eq!(
-                std::env::var("HANGAR_TEST_SKIP_SMTP").as_deref(),
-                Ok("1"),
-                "HANGAR_TEST_SMTP_URL is not set: run scripts/test (it starts aiosmtpd), or set HANGAR_TEST_SKIP_SMTP=1"
-            );
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn running_out_warns_then_stops_after_the_grace_period() {
     let Some(smtp_url) = smtp() else { return };

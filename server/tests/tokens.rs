@@ -380,6 +380,8 @@ async fn every_route_is_classified() {
         "/api/tokens",
         "/api/auth/2fa",
         "/api/auth/password",
+        "/api/auth/email",
+        "/api/auth/account",
         "/api/auth/sessions",
         "/api/admin",
     ];

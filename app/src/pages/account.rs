@@ -100,6 +100,58 @@ pub async fn change_password(
     Ok(())
 }
 
+/// Asks to change the sign-in email: a link goes to the new address.
+#[server(prefix = "/_fn", endpoint = "change_email")]
+pub async fn change_email(csrf: String, email: String, password: String) -> Result<String, PortalError> {
+    use domain::accounts::account;
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    account::request_email_change(&s.state.db, &s.state.config, &s.user, &password, &email).await?;
+    Ok(email.trim().to_lowercase())
+}
+
+/// The account's email change waiting for its link, and what deleting the account would need
+/// first: (pending new email, blockers, balance µUSD).
+#[server(prefix = "/_fn", endpoint = "account_changes")]
+pub async fn account_changes() -> Result<(Option<String>, Vec<String>, i64), PortalError> {
+    use domain::accounts::account;
+    let s = crate::ssr::portal::signed_in(None).await?;
+    let pending = account::pending_email_change(&s.state.db, &s.user.id).await?;
+    let closure = account::closure(&s.state.db, &s.user).await?;
+    Ok((pending.map(|p| p.0), closure.blockers, closure.balance_micros))
+}
+
+/// Deletes the account, signs out and goes to the front page.
+#[server(prefix = "/_fn", endpoint = "delete_account")]
+pub async fn delete_account(
+    csrf: String,
+    password: String,
+    #[server(default)] understood: Option<String>,
+) -> Result<(), PortalError> {
+    use domain::accounts::account;
+    let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
+    if understood.is_none() {
+        return Err(PortalError::invalid("Tick the box to say you understand what deleting does"));
+    }
+    account::delete(&s.state.db, &s.user, &password).await?;
+    s.state
+        .consoles
+        .revoke(domain::compute::console::Revocation::User(s.user.id.clone()));
+    crate::ssr::portal::sign_out(&s.session).await?;
+    leptos_axum::redirect("/?account=deleted");
+    Ok(())
+}
+
+/// Follows an email-change link (a button on the page, so link checkers that open mail links
+/// do not confirm it by themselves).
+#[server(prefix = "/_fn", endpoint = "confirm_email")]
+pub async fn confirm_email(csrf: String, token: String) -> Result<String, PortalError> {
+    let state = crate::ssr::portal::state()?;
+    let session = crate::ssr::portal::session().await?;
+    crate::ssr::portal::check_csrf(&session, &csrf).await?;
+    let user = domain::accounts::account::confirm_email(&state.db, &state.config, &token).await?;
+    Ok(user.email)
+}
+
 /// Ends every session and JWT of the account, this one too (and with `revoke_tokens`, every
 /// access token), then goes to the sign-in page.
 #[server(prefix = "/_fn", endpoint = "sign_out_everywhere")]
@@ -138,9 +190,125 @@ pub fn AccountPage() -> impl IntoView {
                 </dl>
             </section>
             <LimitsCard/>
+            <EmailCard current=me.email.clone()/>
             <PasswordCard/>
             <TwoFactorCard/>
+            <DeleteCard/>
         }/>
+    }
+}
+
+/// The sign-in email: changed through a link sent to the new address.
+#[component]
+fn EmailCard(current: String) -> impl IntoView {
+    let change = ServerAction::<ChangeEmail>::new();
+    let state = data::load(move || change.version().get(), |_| account_changes());
+    view! {
+        <section class="card" data-test="email-card">
+            <h2>"Sign-in email"</h2>
+            <p class="muted">{format!("You sign in with {current}. A new address takes effect when you open the link we send to it.")}</p>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    state.await.ok().and_then(|(pending, ..)| pending).map(|p| view! {
+                        <p class="alert alert-ok" role="status" data-test="email-pending">
+                            {format!("Waiting for you to open the link sent to {p} (valid 24 hours).")}
+                        </p>
+                    })
+                })}
+            </Transition>
+            <ActionForm action=change attr:class="form" attr:data-test="change-email">
+                <CsrfField/>
+                <label>"New email"
+                    <input type="email" name="email" required maxlength="254" autocomplete="email"/>
+                </label>
+                <label>"Password"
+                    <input type="password" name="password" required autocomplete="current-password" maxlength="256"/>
+                </label>
+                <ActionError action=change/>
+                <SubmitButton action=change label="Send the link" busy_label="Sending…"/>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// Deleting the account: what it does and what must go first, said before the button.
+#[component]
+fn DeleteCard() -> impl IntoView {
+    let delete = ServerAction::<DeleteAccount>::new();
+    let state = data::load(|| (), |_| account_changes());
+    view! {
+        <section class="card" data-test="delete-card">
+            <h2>"Delete the account"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match state.await {
+                        Err(e) => view! { <LoadFailed error=e/> }.into_any(),
+                        Ok((_, blockers, balance)) => view! {
+                            <p class="muted">"Your email and username are released, and every browser session, API sign-in and API token ends. Your SSH keys, alert addresses and pool memberships are removed. Payment and activity records stay with the operator, as accounting requires."</p>
+                            {(balance > 0).then(|| view! {
+                                <p class="alert" data-test="delete-balance">
+                                    {format!("Your balance of {} is not paid out by deleting: ask the operator for a refund first.", crate::components::format::money(balance))}
+                                </p>
+                            })}
+                            {if blockers.is_empty() {
+                                view! {
+                                    <details class="confirm">
+                                        <summary class="btn btn-danger" data-test="delete-account">"Delete my account…"</summary>
+                                        <ActionForm action=delete attr:class="form" attr:data-test="delete-account-form">
+                                            <CsrfField/>
+                                            <label>"Password"
+                                                <input type="password" name="password" required autocomplete="current-password" maxlength="256"/>
+                                            </label>
+                                            <label class="check"><input type="checkbox" name="understood" value="yes" required/>"I understand this cannot be undone"</label>
+                                            <ActionError action=delete/>
+                                            <SubmitButton action=delete label="Delete my account" busy_label="Deleting…" class="btn-danger"/>
+                                        </ActionForm>
+                                    </details>
+                                }.into_any()
+                            } else {
+                                view! {
+                                    <p>"Before the account can go:"</p>
+                                    <ul data-test="delete-blockers">
+                                        {blockers.into_iter().map(|b| view! { <li>{b}</li> }).collect_view()}
+                                    </ul>
+                                }.into_any()
+                            }}
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// `/account/email?token=…`: the page an email-change link opens.
+#[component]
+pub fn ConfirmEmailPage() -> impl IntoView {
+    let confirm = ServerAction::<ConfirmEmail>::new();
+    let token = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| q.get("token").unwrap_or_default());
+    view! {
+        <Title text="Confirm your email"/>
+        <section class="card narrow" data-test="confirm-email">
+            <h1>"Confirm your new email"</h1>
+            {move || match confirm.value().get() {
+                Some(Ok(email)) => view! {
+                    <p class="alert alert-ok" role="status" data-test="email-confirmed">{format!("Done: you sign in with {email} from now on.")}</p>
+                    <a class="btn" href="/account">"Go to your account"</a>
+                }.into_any(),
+                _ => {
+                    let token = token.clone();
+                    view! {
+                    <p class="muted">"Your account will sign in with the address this link was sent to."</p>
+                    <ActionForm action=confirm attr:class="form">
+                        <CsrfField/>
+                        <input type="hidden" name="token" value=token.clone()/>
+                        <ActionError action=confirm/>
+                        <SubmitButton action=confirm label="Confirm" busy_label="Confirming…"/>
+                    </ActionForm>
+                }.into_any() }
+            }}
+        </section>
     }
 }
 

@@ -162,6 +162,9 @@ pub fn HomePage() -> impl IntoView {
                         <Dashboard/>
                     }.into_any(),
                     None => view! {
+                        {(leptos_router::hooks::use_query_map().with_untracked(|q| q.get("account")) == Some("deleted".into())).then(|| view! {
+                            <p class="alert alert-ok" role="status" data-test="account-deleted">"Your account was deleted. Thank you for using Hangar."</p>
+                        })}
                         <section class="hero">
                             <h1>"Servers by the day. Machines by the minute."</h1>
                             <p class="lead">

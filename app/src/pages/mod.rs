@@ -19,7 +19,7 @@ mod tokens;
 mod usage;
 mod volume;
 
-pub use account::AccountPage;
+pub use account::{AccountPage, ConfirmEmailPage};
 pub use activity::ActivityPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
@@ -49,15 +49,22 @@ where
 {
     let auth = use_auth();
     let here = leptos_router::hooks::use_location();
+    // The page this guard belongs to. The session reloads on every navigation, so while a page is
+    // being left (signing out, deleting the account) its guard sees "signed out" with the
+    // location already elsewhere: that page is going away, and sending the browser to sign in
+    // would hijack the navigation.
+    let mounted_at = here.pathname.get_untracked();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || {
                 let signed_in = signed_in.clone();
                 let here = here.clone();
+                let mounted_at = mounted_at.clone();
                 Suspend::new(async move {
                     match auth.info.await.ok().and_then(|i| i.user) {
                         Some(me) => signed_in(me).into_any(),
                         // Back here once signed in (a link from an e-mail, a bookmark).
+                        None if here.pathname.get_untracked() != mounted_at => ().into_any(),
                         None => {
                             let search = here.search.get_untracked();
                             let search = search.trim_start_matches('?');

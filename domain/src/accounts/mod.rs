@@ -5,6 +5,7 @@
 //! in the marketplace, because registration makes every user a default pool and the rooms above
 //! (market, compute) scope access by membership.
 
+pub mod account;
 pub mod captcha;
 pub mod credentials;
 pub mod jwt;

@@ -27,10 +27,14 @@ pub const RATE_LIMITED_PATHS: &[&str] = &[
     "/api/auth/register",
     "/api/auth/password",
     "/api/auth/2fa/disable",
+    "/api/auth/email",
+    "/api/auth/account",
     "/_fn/sign_in",
     "/_fn/sign_up",
     "/_fn/change_password",
     "/_fn/two_factor_disable",
+    "/_fn/change_email",
+    "/_fn/delete_account",
 ];
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,6 +47,108 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(two_factor_disable))
         .routes(routes!(change_password))
         .routes(routes!(sign_out_everywhere))
+        .routes(routes!(change_email))
+        .routes(routes!(confirm_email))
+        .routes(routes!(delete_account))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailRequest {
+    /// The new sign-in email.
+    pub email: String,
+    /// The account's password.
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmailChangePending {
+    /// Where the confirmation link was sent.
+    pub email: String,
+    /// RFC 3339: the link works until then (24 hours).
+    pub expires_at: String,
+}
+
+/// Ask to change the sign-in email: a link goes to the new address (valid 24 hours) and a notice
+/// to the current one. Nothing changes until the link is followed (`POST
+/// /api/auth/email/confirm`, or the portal's page it opens). A new request replaces the last.
+#[utoipa::path(post, path = "/api/auth/email", tag = "auth", security(("bearer" = [])),
+    request_body = ChangeEmailRequest,
+    responses((status = 202, body = EmailChangePending),
+        (status = 400, description = "Not an email, or the current one", body = ErrorBody),
+        (status = 401, description = "The password is not right", body = ErrorBody),
+        (status = 403, description = "Called with an access token", body = ErrorBody),
+        (status = 409, description = "An account already uses that email", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
+async fn change_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ChangeEmailRequest>,
+) -> Result<(StatusCode, ApiJson<EmailChangePending>)> {
+    use domain::accounts::account;
+    account::request_email_change(&state.db, &state.config, &caller.user, &body.password, &body.email)
+        .await?;
+    let (email, expires_at) = account::pending_email_change(&state.db, &caller.user.id)
+        .await?
+        .ok_or_else(|| AppError::Service(domain::infra::error::ServiceError::internal(anyhow::anyhow!("the change just asked for is gone"))))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(EmailChangePending {
+            email,
+            expires_at: domain::infra::db::rfc3339(expires_at),
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmEmailRequest {
+    /// The `token` of the link that was mailed.
+    pub token: String,
+}
+
+/// Follow an email-change link: the account signs in with the new address from now on and the
+/// old address is told. No credential: the token is the proof. 400 for an unknown, used or
+/// expired token.
+#[utoipa::path(post, path = "/api/auth/email/confirm", tag = "auth",
+    request_body = ConfirmEmailRequest,
+    responses((status = 200, body = Me),
+        (status = 400, description = "The link is not valid any more", body = ErrorBody),
+        (status = 409, description = "Another account took that email meanwhile", body = ErrorBody)))]
+async fn confirm_email(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ConfirmEmailRequest>,
+) -> Result<ApiJson<Me>> {
+    let user = domain::accounts::account::confirm_email(&state.db, &state.config, &body.token).await?;
+    Ok(ApiJson(Me::from(&user)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account's password.
+    pub password: String,
+}
+
+/// Delete the account: its email and username are released and every session, JWT and API
+/// token ends. Refused (409, saying what) while it has machines, active rentals or pools with
+/// other members, and for operators. The balance is not paid out by this: ask the operator for a
+/// refund first. The ledger and audit log keep their records of the account.
+#[utoipa::path(delete, path = "/api/auth/account", tag = "auth", security(("bearer" = [])),
+    request_body = DeleteAccountRequest,
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "The password is not right", body = ErrorBody),
+        (status = 403, description = "Called with an access token", body = ErrorBody),
+        (status = 409, description = "Something must go first (said)", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody)))]
+async fn delete_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DeleteAccountRequest>,
+) -> Result<StatusCode> {
+    domain::accounts::account::delete(&state.db, &caller.user, &body.password).await?;
+    end_connections(&state, &caller.user.id, &[]);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]

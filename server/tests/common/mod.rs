@@ -523,3 +523,64 @@ impl Remote<'_> {
 /// (docs/BENCHMARKS.md, SSR under load) without it, so this bounds the harness, not Hangar.
 pub static PAGES: std::sync::LazyLock<tokio::sync::Mutex<()>> =
     std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+/// The messages the test SMTP server (aiosmtpd, started by `scripts/test`) delivered to `addr`.
+pub fn mails_to(addr: &str) -> Vec<String> {
+    let dir = std::env::var("HANGAR_TEST_MAILDIR").expect("HANGAR_TEST_MAILDIR");
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(std::path::Path::new(&dir).join(sub)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let rcpt = text
+                .lines()
+                .find(|l| l.starts_with("X-RcptTo:"))
+                .unwrap_or("");
+            if rcpt.contains(addr) {
+                out.push(quoted_printable_decoded(&text));
+            }
+        }
+    }
+    out
+}
+
+/// The test SMTP server's URL; `None` (the test skips) only when HANGAR_TEST_SKIP_SMTP=1 says so.
+pub fn smtp() -> Option<String> {
+    match std::env::var("HANGAR_TEST_SMTP_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert_eq!(
+                std::env::var("HANGAR_TEST_SKIP_SMTP").as_deref(),
+                Ok("1"),
+                "HANGAR_TEST_SMTP_URL is not set: run scripts/test (it starts aiosmtpd), or set HANGAR_TEST_SKIP_SMTP=1"
+            );
+            None
+        }
+    }
+}
+
+/// A message as its reader sees it: lettre sends text bodies quoted-printable (soft line breaks
+/// `=` + newline, `=3D` for `=`), which would cut links and sentences.
+fn quoted_printable_decoded(text: &str) -> String {
+    if !text.contains("quoted-printable") {
+        return text.to_owned();
+    }
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() && joined.is_char_boundary(i + 3) {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
