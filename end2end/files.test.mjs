@@ -67,7 +67,7 @@ async function laptop(page, id, token) {
   const usage = page.locator('[data-test=usage-card]');
   await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-card]')?.dataset.samples) >= 3, null, { timeout: 20_000 });
   assert.match(await usage.locator('[data-test=chart-cpu] figcaption').innerText(), /CPU \d+\.\d %/);
-  assert.match(await usage.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ [KMG]?B of [\d.]+ [KMG]B/, 'memory against the plan\'s limit');
+  assert.match(await usage.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ (?:[KMG]i)?B of [\d.]+ [KMG]iB/, 'memory against the plan\'s limit');
   assert.match(await usage.locator('[data-test=chart-network] figcaption').innerText(), /↓ .+\/s ↑ .+\/s/);
   assert.ok((await usage.locator('[data-test=chart-cpu] polyline').getAttribute('points')).split(' ').length >= 3, 'the CPU line has a point per sample');
 

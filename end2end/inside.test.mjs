@@ -106,7 +106,7 @@ test('run commands and move files inside a container from its page', async () =>
     const samples = Number(document.querySelector('[data-test=usage-card]')?.dataset.samples);
     return cpu && Number(cpu[1]) >= 20 && samples >= 4;
   }, null, { timeout: 30_000 });
-  assert.match(await page.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ [KMG]?B of [\d.]+ [KMG]B/);
+  assert.match(await page.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ (?:[KMG]i)?B of [\d.]+ [KMG]iB/);
   // Centred first: the sticky header would cover a card scrolled just into view.
   await page.locator('[data-test=usage-card]').evaluate((el) => el.scrollIntoView({ block: 'center' }));
   await page.locator('[data-test=usage-card]').screenshot({ path: `${ARTIFACTS}machine-usage.png` });

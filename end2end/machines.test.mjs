@@ -63,6 +63,13 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
     assert.match(option, /— \$\d+\.\d{4}\/h, \$\d+\.\d{4,6}\/h stopped$/, `a plan with both prices: ${option}`);
   }
   await page.selectOption('[data-test=machine-source]', nano);
+  // The estimate follows the choice: Nano's hourly price and about a month of it.
+  await page.locator('[data-test=machine-estimate]', { hasText: '$0.0042/hour while it runs, about $3.07 a month (730 hours)' }).waitFor();
+  // Images and regions of the plan's kind, by name; the default needs no choice.
+  const images = await page.locator('[data-test=machine-image] option').allTextContents();
+  assert.ok(images.includes('Debian 12') && !images.some((i) => /busybox/i.test(i)), `VM images only: ${images}`);
+  assert.deepEqual(await page.locator('[data-test=machine-region] option').allTextContents(), ['Any region with room', 'local']);
+  await page.selectOption('[data-test=machine-image]', { label: 'Debian 12' });
   await page.check('[data-test=create-machine-form] fieldset input[type=checkbox]');
   await page.click('[data-test=create-machine-form] button[type=submit]');
   await page.locator('[data-test=machine-created]').waitFor();

@@ -30,6 +30,11 @@ pub struct MachinesData {
     pub templates: Vec<Template>,
     pub keys: Vec<SshKey>,
     pub balance: i64,
+    /// Images some active node can boot: (slug, name, kind). App images are left out: their
+    /// templates carry them.
+    pub images: Vec<(String, String, String)>,
+    /// Regions with an active node: (region, kind), each once.
+    pub regions: Vec<(String, String)>,
 }
 
 #[server(prefix = "/_fn", endpoint = "machines")]
@@ -61,6 +66,23 @@ pub async fn load_machines() -> Result<MachinesData, PortalError> {
             .map(|k| k.to_api())
             .collect(),
         balance: user.balance_micros,
+        images: domain::compute::survey::available(db)
+            .await?
+            .into_iter()
+            .filter(|i| i.app.is_none())
+            .map(|i| (i.slug, i.name, i.kind))
+            .collect(),
+        regions: {
+            let mut regions: Vec<(String, String)> = domain::compute::nodes::list(db)
+                .await?
+                .into_iter()
+                .filter(|n| n.status == "active")
+                .map(|n| (n.region, n.kind.as_str().to_owned()))
+                .collect();
+            regions.sort();
+            regions.dedup();
+            regions
+        },
     })
 }
 
@@ -72,6 +94,8 @@ pub async fn create_machine(
     source: String,
     ssh_key_ids: String,
     user_data: String,
+    #[server(default)] image: String,
+    #[server(default)] region: String,
 ) -> Result<String, PortalError> {
     use crate::ssr::portal;
     use domain::compute::instances::{self, NewInstance};
@@ -93,6 +117,9 @@ pub async fn create_machine(
             .map(str::to_owned)
             .collect(),
         user_data: Some(user_data).filter(|u| !u.trim().is_empty()),
+        // Empty: the plan's (or template's) default image, and any region with room.
+        image: Some(image).filter(|i| !i.is_empty()),
+        region: Some(region).filter(|r| !r.is_empty()),
         ..Default::default()
     };
     let created = instances::create(&state, &Actor::user(&user.id), req).await?;
@@ -358,6 +385,31 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
     let selected_keys = RwSignal::new(Vec::<String>::new());
     let joined = move || selected_keys.get().join(",");
     let created = move || create.value().get().and_then(Result::ok);
+    // What the chosen plan or template is: its kind decides the images and regions offered, its
+    // prices the estimate. The first plan is what the select shows before any choice.
+    let first = data.plans.first().map(|p| format!("plan:{}", p.id)).unwrap_or_default();
+    let source = RwSignal::new(first);
+    let choice = {
+        let plans = data.plans.clone();
+        let templates = data.templates.clone();
+        Memo::new(move |_| -> Option<(String, bool, i64, i64)> {
+            let source = source.get();
+            let plan_of = |id: &str| plans.iter().find(|p| p.id == id).cloned();
+            let (plan, template) = match source.split_once(':') {
+                Some(("plan", id)) => (plan_of(id)?, false),
+                Some(("template", slug)) => {
+                    let t = templates.iter().find(|t| t.slug == slug)?;
+                    (plan_of(&t.plan_id)?, true)
+                }
+                _ => return None,
+            };
+            Some((plan.kind, template, plan.price_hourly.0, plan.stopped_hourly.0))
+        })
+    };
+    let kind = Memo::new(move |_| choice.get().map(|c| c.0).unwrap_or_default());
+    let from_template = Memo::new(move |_| choice.get().is_some_and(|c| c.1));
+    let images = data.images.clone();
+    let regions = data.regions.clone();
     view! {
         <section class="card">
             <h2>"New machine"</h2>
@@ -369,7 +421,8 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                     <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit" placeholder="web-01"/>
                 </label>
                 <label>"Plan or template"
-                    <select name="source" required data-test="machine-source">
+                    <select name="source" required data-test="machine-source"
+                        on:change=move |ev| source.set(event_target_value(&ev))>
                         <optgroup label="Plans: a size, with its default image">
                             {data.plans.iter().map(|p| view! {
                                 <option value=format!("plan:{}", p.id)>
@@ -389,6 +442,38 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         </optgroup>
                     </select>
                 </label>
+                <div class="form-row">
+                    <label>"Image"
+                        <select name="image" data-test="machine-image" prop:disabled=move || from_template.get()>
+                            <option value="">{move || if from_template.get() { "The template's own" } else { "The plan's default" }}</option>
+                            {move || {
+                                let kind = kind.get();
+                                images.iter().filter(|i| i.2 == kind).map(|(slug, name, _)| view! {
+                                    <option value=slug.clone()>{name.clone()}</option>
+                                }).collect_view()
+                            }}
+                        </select>
+                    </label>
+                    <label>"Region"
+                        <select name="region" data-test="machine-region">
+                            <option value="">"Any region with room"</option>
+                            {move || {
+                                let kind = kind.get();
+                                regions.iter().filter(|r| r.1 == kind).map(|(region, _)| view! {
+                                    <option value=region.clone()>{region.clone()}</option>
+                                }).collect_view()
+                            }}
+                        </select>
+                    </label>
+                </div>
+                <p class="estimate" data-test="machine-estimate">
+                    {move || choice.get().map(|(_, _, hourly, stopped)| format!(
+                        "${}/hour while it runs, about {} a month (730 hours); ${}/hour while stopped. Charged by the minute.",
+                        usd4(hourly),
+                        crate::components::format::money(hourly * 730),
+                        usd_rate(stopped),
+                    ))}
+                </p>
                 <fieldset class="keys">
                     <legend>"SSH keys"</legend>
                     {if data.keys.is_empty() {
