@@ -17,6 +17,17 @@ test('sign up, sign in, create a token, list it, revoke it, sign out', async () 
   const email = `${username}@example.com`;
   const password = 'browser-password-1';
 
+  // The front page says what is offered and at what prices before anyone signs up.
+  await page.goto(`${BASE}/`);
+  await hydrated(page);
+  assert.match(await page.textContent('[data-test=offer-servers]'), /^\d+ servers? ready to rent now, from \$\d+\.\d{2} a day\./);
+  assert.match(await page.innerText('[data-test=offer-plans]'), /Nano \(VM\)\s+1 vCPU · 512 MiB · 10 GiB\s+\$0\.0042\s+\$3\.07/);
+  await page.screenshot({ path: `${ARTIFACTS}landing-1366.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${ARTIFACTS}landing-390.png`, fullPage: true });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the front page fits a phone');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
   await page.goto(`${BASE}/signup`);
   await hydrated(page);
   await page.fill('input[name=email]', email);

@@ -23,6 +23,72 @@ pub struct DashboardData {
     pub invitations: i64,
 }
 
+/// What a visitor is offered: the marketplace (servers to rent now, from what per day) and the
+/// machine plans with their prices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferData {
+    pub servers: i64,
+    /// µUSD per day.
+    pub servers_from: Option<i64>,
+    pub plans: Vec<model::compute::Plan>,
+}
+
+#[server(prefix = "/_fn", endpoint = "offer")]
+pub async fn load_offer() -> Result<OfferData, PortalError> {
+    use domain::compute::meter::HeldRates;
+    let state = crate::ssr::portal::state()?;
+    let (servers, servers_from) = domain::market::browse::offer(&state.db).await?;
+    Ok(OfferData {
+        servers,
+        servers_from,
+        plans: domain::compute::catalog::plans(&state.db)
+            .await?
+            .iter()
+            .map(|p| p.to_api(HeldRates::of(&state.config)))
+            .collect(),
+    })
+}
+
+/// The front page's offer: what can be rented and run here, at what prices, before signing up.
+#[component]
+fn Offer() -> impl IntoView {
+    use crate::components::format::{memory, money};
+    let offer = data::load(|| (), |_| load_offer());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                offer.await.ok().map(|o| view! {
+                    <section class="offer" data-test="offer">
+                        <div class="card">
+                            <h2>"Dedicated servers and VMs by the day"</h2>
+                            <p data-test="offer-servers">{match o.servers_from {
+                                Some(from) if o.servers > 0 => format!("{} ready to rent now, from {} a day. Rent for a day, a week or a month; extend any time.", crate::components::format::count(o.servers, "server", "servers"), money(from)),
+                                _ => "No server is free right now: new ones are listed as they come back.".to_owned(),
+                            }}</p>
+                            <a class="btn btn-ghost" href="/marketplace">"Browse the marketplace"</a>
+                        </div>
+                        <div class="card">
+                            <h2>"VPS and containers by the minute"</h2>
+                            <p class="muted">"Paid from a prepaid balance you top up by card; a stopped machine pays only for its disk."</p>
+                            <div class="table-wrap"><table class="table" data-test="offer-plans">
+                                <thead><tr><th>"Plan"</th><th>"Size"</th><th class="num">"Per hour"</th><th class="num">"About a month"</th></tr></thead>
+                                <tbody>{o.plans.into_iter().map(|p| view! {
+                                    <tr>
+                                        <td data-label="Plan">{format!("{} ({})", p.name, if p.kind == "vm" { "VM" } else { "container" })}</td>
+                                        <td data-label="Size">{format!("{} vCPU · {} · {} GiB", p.vcpu, memory(p.memory_mb), p.disk_gb)}</td>
+                                        <td data-label="Per hour" class="num">{format!("${}", usd4(p.price_hourly.0))}</td>
+                                        <td data-label="About a month" class="num">{money(p.price_hourly.0 * 730)}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                        </div>
+                    </section>
+                })
+            })}
+        </Transition>
+    }
+}
+
 #[server(prefix = "/_fn", endpoint = "dashboard")]
 pub async fn load_dashboard() -> Result<DashboardData, PortalError> {
     use crate::ssr::portal;
@@ -176,6 +242,7 @@ pub fn HomePage() -> impl IntoView {
                                 <a class="btn btn-ghost btn-lg" href="/signin">"Sign in"</a>
                             </div>
                         </section>
+                        <Offer/>
                     }.into_any(),
                 }
             })}

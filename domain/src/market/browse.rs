@@ -190,6 +190,18 @@ pub async fn get_available(db: &Db, id: &str) -> ServiceResult<MarketServer> {
     Ok(assemble(db, vec![row]).await?.remove(0))
 }
 
+/// What the marketplace offers right now, for the front page: how many servers can be rented
+/// and the lowest price per day among them (`None` when there is none).
+pub async fn offer(db: &Db) -> ServiceResult<(i64, Option<i64>)> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*), MIN(min_price_per_day) FROM marketplace_servers s
+         WHERE s.status = 'active' AND (s.rented_until IS NULL OR s.rented_until <= $1)",
+    )
+    .bind(db::now_ms())
+    .fetch_one(db)
+    .await?)
+}
+
 /// Browse filters (reference 001) plus sort and pagination.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filters {
