@@ -48,6 +48,11 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   const bob = await newUser('bob');
   const credit = await api(`/api/admin/users/${alice.id}/credit`, { token: login.json.token, method: 'POST', body: { amount: 5000 } });
   assert.equal(credit.status, 200);
+  // Alice has an SSH key: the checkout offers it, and the server is set up with it.
+  const aliceLogin = await api('/api/auth/login', { method: 'POST', body: { email: alice.email, password: alice.password } });
+  const key = await api('/api/keys', { token: aliceLogin.json.token, method: 'POST',
+    body: { name: 'alice-laptop', public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c alice@laptop' } });
+  assert.equal(key.status, 201, JSON.stringify(key.json));
 
   const ctxA = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await signIn(ctxA, alice);
@@ -117,6 +122,8 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   await page.waitForURL(/\/marketplace\/[0-9a-f]{24}$/);
   await page.check('[data-test=rent-form] input[name=rental_days][value="7"]');
   await page.selectOption('[data-test=rent-form] select[name=pool_id]', { label: 'E2E Team' });
+  assert.ok(await page.locator('[data-test=rent-keys] input[type=checkbox]').isChecked(), 'her key is chosen to start with');
+  assert.match(await page.textContent('[data-test=rent-keys]'), /alice-laptop \(SHA256:/);
   await page.screenshot({ path: `${ARTIFACTS}checkout.png`, fullPage: true });
   await page.click('[data-test=rent-form] button[type=submit]');
   await page.waitForURL(/\/rentals\/[0-9a-f]{24}\?rented=1$/);
@@ -127,6 +134,7 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.match(await page.textContent('[data-test=access-status]'), /^(Setting up|Ready)$/);
   assert.match(await page.textContent('[data-test=access-command]'), /^ssh root@(192\.0\.2|198\.51\.100|203\.0\.113)\.\d+$/);
   assert.equal(await page.locator('[data-test=copy-ssh]').count(), 1);
+  assert.match(await page.textContent('[data-test=access-keys]'), /alice-laptop \(SHA256:.*\)\s*alice_\w+, the renter/);
   // The header's balance is the one after paying, as on the page.
   await hydrated(page);
   const paid = (await page.textContent('[data-test=extend-form] p.muted')).replace('Your balance: ', '').trim();
@@ -194,6 +202,10 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   await page.click('[data-test=invite-form] button[type=submit]');
   await page.locator('[data-test=invite-sent]').waitFor();
   await page.locator(`[data-test=member-row][data-username="${bob.username}"]`).waitFor();
+  // Every member's key goes on the pool's servers from now on; the owner says so here.
+  await page.selectOption('[data-test=member-keys]', 'members');
+  await page.click('[data-test=member-keys-form] button[type=submit]');
+  await page.locator('[data-test=member-keys-saved]').waitFor();
 
   // Bob sees the badge, accepts, and then sees the server.
   const ctxB = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -213,6 +225,7 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.match(await bobPage.textContent('[data-test=pool-servers]'), new RegExp(serverName));
   assert.equal(await bobPage.textContent('[data-test=my-role]'), 'user');
   assert.equal(await bobPage.locator('[data-test=invite-form]').count(), 0, 'users cannot invite');
+  assert.equal(await bobPage.locator('[data-test=member-keys-form]').count(), 0, 'nor choose whose keys go on servers');
   await bobPage.screenshot({ path: `${ARTIFACTS}pool-as-member.png`, fullPage: true });
   assert.deepEqual(errors, []);
   await ctxA.close();

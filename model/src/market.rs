@@ -187,6 +187,21 @@ pub struct RentalAccess {
     pub user: String,
     /// The command to connect, e.g. `ssh root@203.0.113.10` (`-p PORT` when not 22).
     pub ssh_command: Option<String>,
+    /// The SSH keys the server is set up with: those the renter chose, and pool members' by the
+    /// pool's `member_keys` setting.
+    pub keys: Vec<RentalKey>,
+}
+
+/// One SSH key a rented server is set up with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RentalKey {
+    pub name: String,
+    pub fingerprint: String,
+    /// Whose key it is (username).
+    pub owner: String,
+    /// `renter`, or the pool role (`owner`, `admin`, `user`) that brought a member's key.
+    pub because: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -386,3 +386,186 @@ async fn a_rental_says_how_to_reach_the_server() {
         assert!(d["data"]["access"]["address"].is_null());
     }
 }
+
+/// A fresh ed25519 public key line (a valid key blob around random bytes).
+fn new_key(comment: &str) -> String {
+    use base64::Engine;
+    let mut blob = Vec::new();
+    for part in [b"ssh-ed25519".to_vec(), rand::random::<[u8; 32]>().to_vec()] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(&part);
+    }
+    format!(
+        "ssh-ed25519 {} {comment}",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
+}
+
+/// Renting says which SSH keys the server gets: the renter's choice (all their keys when they
+/// name none; a key not theirs is refused and nothing is charged), and pool members' keys by the
+/// pool's `member_keys` setting; the operator reads the `authorized_keys` file to provision.
+#[tokio::test]
+async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let (_, renter) = app.funded_user("keyed", 1000.0).await;
+    let (_, helper) = app.user("helper").await;
+    let (_, viewer) = app.user("viewer").await;
+    let add_key = |token: String, name: &'static str| {
+        let app = &app;
+        async move {
+            expect_json(
+                app.post("/api/keys", Some(&token), json!({"name": name, "public_key": new_key(name)}))
+                    .await,
+                StatusCode::CREATED,
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let laptop = add_key(renter.clone(), "laptop").await;
+    let _desktop = add_key(renter.clone(), "desktop").await;
+    add_key(helper.clone(), "helper-key").await;
+    add_key(viewer.clone(), "viewer-key").await;
+    let (_, stranger) = app.user("stranger").await;
+    let foreign = add_key(stranger.clone(), "foreign").await;
+
+    // A team pool: helper is an admin, viewer a user.
+    let pool = expect_json(
+        app.post("/api/v1/pools", Some(&renter), json!({"name": "Team"})).await,
+        StatusCode::CREATED,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (who, token, role) in [("helper", &helper, "admin"), ("viewer", &viewer, "user")] {
+        expect_json(
+            app.post(
+                &format!("/api/v1/pools/{pool}/members"),
+                Some(&renter),
+                json!({"username": who, "role": role}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let pending = expect_json(
+            app.get("/api/v1/pools/invitations/pending", Some(token)).await,
+            StatusCode::OK,
+        )
+        .await;
+        let invitation = pending["data"][0]["id"].as_str().unwrap().to_owned();
+        expect_json(
+            app.post(&format!("/api/v1/pools/{invitation}/accept"), Some(token), json!({}))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+
+    let first = app.add_server(&admin, &[]).await;
+    let second = app.add_server(&admin, &[]).await;
+    let before = app.get("/api/billing/balance", Some(&renter)).await.text().await.unwrap();
+    let refused = expect_json(
+        app.post(
+            &format!("/api/v1/servers/{first}/rent"),
+            Some(&renter),
+            json!({"rental_days": 1, "pool_id": pool, "ssh_key_ids": [foreign]}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(refused["message"], "SSH key not found");
+    let after = app.get("/api/billing/balance", Some(&renter)).await.text().await.unwrap();
+    assert_eq!(before, after, "a refused rent charges nothing");
+
+    let rent = |server: String, body: serde_json::Value| {
+        let app = &app;
+        let renter = renter.clone();
+        async move {
+            expect_json(
+                app.post(&format!("/api/v1/servers/{server}/rent"), Some(&renter), body)
+                    .await,
+                StatusCode::CREATED,
+            )
+            .await["data"]["rental"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let chosen = rent(first, json!({"rental_days": 1, "pool_id": pool, "ssh_key_ids": [laptop]})).await;
+    let all = rent(second, json!({"rental_days": 1})).await;
+    let keys_of = |rental: String, token: String| {
+        let app = &app;
+        async move {
+            let detail = expect_json(
+                app.get(&format!("/api/v1/rentals/{rental}"), Some(&token)).await,
+                StatusCode::OK,
+            )
+            .await;
+            detail["data"]["access"]["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| format!("{}/{}/{}", k["owner"].as_str().unwrap(), k["because"].as_str().unwrap(), k["name"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys_of(chosen.clone(), renter.clone()).await, ["keyed/renter/laptop"]);
+    assert_eq!(
+        keys_of(all.clone(), renter.clone()).await,
+        ["keyed/renter/desktop", "keyed/renter/laptop"],
+        "every key of the renter's when none is named"
+    );
+
+    // The pool shares its admins' keys, then every member's; members see the list too.
+    let pool_path = format!("/api/v1/pools/{pool}");
+    let share = |value: &str| {
+        app.patch(
+            &pool_path,
+            Some(&renter),
+            json!({"settings": {"member_keys": value}}),
+        )
+    };
+    let bad = expect_json(share("everyone").await, StatusCode::BAD_REQUEST).await;
+    assert!(bad["message"].as_str().unwrap().contains("member_keys"), "{}", bad.text);
+    expect_json(share("admins").await, StatusCode::OK).await;
+    assert_eq!(
+        keys_of(chosen.clone(), viewer.clone()).await,
+        ["keyed/renter/laptop", "helper/admin/helper-key"]
+    );
+    expect_json(share("members").await, StatusCode::OK).await;
+    assert_eq!(
+        keys_of(chosen.clone(), renter.clone()).await,
+        ["keyed/renter/laptop", "helper/admin/helper-key", "viewer/user/viewer-key"]
+    );
+
+    // The operator's provisioning file: one key per line, saying whose and why.
+    let res = app
+        .get(&format!("/api/admin/rentals/{chosen}/authorized_keys"), Some(&admin))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let file = res.text().await.unwrap();
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!(lines.len(), 3, "{file}");
+    assert!(lines[0].starts_with("ssh-ed25519 AAAA") && lines[0].ends_with(" keyed:renter:laptop"), "{file}");
+    assert!(lines[1].ends_with(" helper:admin:helper-key"), "{file}");
+    assert_eq!(
+        app.get(&format!("/api/admin/rentals/{chosen}/authorized_keys"), Some(&renter))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/api/admin/rentals/ffffffffffffffffffffffff/authorized_keys", Some(&admin))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -314,6 +314,8 @@ pub struct ServerPageData {
     pub pools: Vec<(String, String, bool)>,
     /// Total price per duration in µUSD, ascending.
     pub prices: Vec<(i64, i64)>,
+    /// The visitor's SSH keys: (id, name, fingerprint).
+    pub keys: Vec<(String, String, String)>,
 }
 
 #[server(prefix = "/_fn", endpoint = "server_page")]
@@ -326,6 +328,14 @@ pub async fn load_server_page(id: String) -> Result<ServerPageData, PortalError>
     let user = portal::current_user(&state, &session).await?;
     let server = browse::get_available(&state.db, &id).await?;
     let prices = browse::prices(&state.db, &id).await?;
+    let keys = match &user {
+        Some(u) => domain::compute::keys::list(&state.db, &u.id)
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k.name, k.fingerprint))
+            .collect(),
+        None => Vec::new(),
+    };
     let (balance, pools) = match user {
         Some(u) => {
             let list = pools::list(&state.db, &u.id).await?;
@@ -343,6 +353,7 @@ pub async fn load_server_page(id: String) -> Result<ServerPageData, PortalError>
         balance,
         pools,
         prices,
+        keys,
     })
 }
 
@@ -353,6 +364,8 @@ pub async fn rent_server(
     server_id: String,
     rental_days: i64,
     pool_id: String,
+    /// Comma-separated ids of the renter's keys the server gets.
+    #[server(default)] ssh_key_ids: String,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::market::rentals;
@@ -366,6 +379,14 @@ pub async fn rent_server(
         rental_days,
         pool,
         state.config.rental_hold_days,
+        Some(
+            &ssh_key_ids
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        ),
     )
     .await?;
     // The rental's page opens with a confirmation (`rented`).
@@ -492,6 +513,7 @@ fn ServerDetail(data: ServerPageData, rent: ServerAction<RentServer>) -> impl In
                                 </select>
                                 <small class="muted">"Members of the pool see the server; owners and admins can extend it."</small>
                             </label>
+                            <RentKeys keys=data.keys.clone()/>
                             <p class="muted">{format!("Your balance: {}", balance_text(balance))}</p>
                             {move || (needed.get() > 0).then(|| {
                                 let add = needed.get();
@@ -552,5 +574,46 @@ fn PriceTag(pricing: model::market::Pricing) -> impl IntoView {
                 <small class="muted price-short" data-test="price-short">{format!("${p}/day for {}", days(d))}</small>
             })}
         </span>
+    }
+}
+
+/// Which of the renter's SSH keys the server is set up with: all are ticked to start with (and
+/// the hidden field carries them all, so the form works before any script runs).
+#[component]
+fn RentKeys(keys: Vec<(String, String, String)>) -> impl IntoView {
+    let chosen = RwSignal::new(keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>());
+    let all = keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(",");
+    view! {
+        <fieldset class="keys" data-test="rent-keys">
+            <legend>"SSH keys for the server"</legend>
+            {if keys.is_empty() {
+                view! {
+                    <p class="muted" data-test="rent-no-keys">
+                        "You have no SSH keys yet, so the server is set up without one of yours. "
+                        <a href="/keys">"Add a key"</a>
+                        " first to log in with it; keys of your pool's members come too when the pool is set to share them."
+                    </p>
+                }.into_any()
+            } else {
+                keys.into_iter().map(|(id, name, fingerprint)| {
+                    let (id1, id2) = (id.clone(), id);
+                    view! {
+                        <label class="check">
+                            <input type="checkbox" checked=true
+                                prop:checked=move || chosen.get().contains(&id1)
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    chosen.update(|c| {
+                                        c.retain(|x| x != &id2);
+                                        if on { c.push(id2.clone()); }
+                                    });
+                                }/>
+                            {format!("{name} ({fingerprint})")}
+                        </label>
+                    }
+                }).collect_view().into_any()
+            }}
+            <input type="hidden" name="ssh_key_ids" value=all prop:value=move || chosen.get().join(",")/>
+        </fieldset>
     }
 }

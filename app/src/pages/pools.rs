@@ -136,6 +136,22 @@ pub async fn remove_member(
     Ok(())
 }
 
+/// Which members' SSH keys the pool's rented servers get (`none`, `admins`, `members`); the
+/// pool's other settings are kept.
+#[server(prefix = "/_fn", endpoint = "pool_member_keys")]
+pub async fn set_member_keys(csrf: String, pool_id: String, member_keys: String) -> Result<(), PortalError> {
+    use crate::ssr::portal;
+    use domain::accounts::pools;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    let mut settings = pools::get(&state.db, &user.id, &pool_id).await?.pool.settings;
+    if !settings.is_object() {
+        settings = serde_json::json!({});
+    }
+    settings["member_keys"] = serde_json::Value::String(member_keys);
+    pools::update(&state.db, &user.id, &pool_id, None, None, Some(settings)).await?;
+    Ok(())
+}
+
 #[server(prefix = "/_fn", endpoint = "delete_pool")]
 pub async fn delete_pool(csrf: String, pool_id: String) -> Result<(), PortalError> {
     use crate::ssr::portal;
@@ -153,10 +169,12 @@ pub fn PoolPage() -> impl IntoView {
     let role = ServerAction::<ChangeMemberRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let delete = ServerAction::<DeletePool>::new();
+    let keys = ServerAction::<SetMemberKeys>::new();
     let data = data::load(
         move || {
             (
                 params.with(|p| p.get("id").unwrap_or_default()),
+                keys.version().get(),
                 invite.version().get(),
                 role.version().get(),
                 remove.version().get(),
@@ -171,7 +189,7 @@ pub fn PoolPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Err(e) => { answer_status(&e); view! { <section class="card narrow"><h1>"Pool not found"</h1><p>{error_message(&e)}</p></section> }.into_any() }
-                        Ok((pool, me)) => view! { <PoolView pool me invite role remove delete/> }.into_any(),
+                        Ok((pool, me)) => view! { <PoolView pool me invite role remove delete keys/> }.into_any(),
                     }
                 })}
             </Transition>
@@ -187,7 +205,16 @@ fn PoolView(
     role: ServerAction<ChangeMemberRole>,
     remove: ServerAction<RemoveMember>,
     delete: ServerAction<DeletePool>,
+    keys: ServerAction<SetMemberKeys>,
 ) -> impl IntoView {
+    let member_keys = pool
+        .pool
+        .settings
+        .get("member_keys")
+        .and_then(|v| v.as_str())
+        .unwrap_or("none")
+        .to_owned();
+    let keys_pool = pool.pool.id.clone();
     let my_role = pool.pool.user_role;
     let is_owner = my_role == Role::Owner;
     let manages = my_role.can_rent();
@@ -223,6 +250,27 @@ fn PoolView(
                 </ActionForm>
                 <ActionError action=invite/>
                 {move || invite.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-ok" data-test="invite-sent">"Invitation sent."</p> })}
+            </section>
+        })}
+        {is_owner.then(|| view! {
+            <section class="card">
+                <h2>"SSH keys on the pool's servers"</h2>
+                <p class="muted">"The renter chooses their own keys when renting. Members' keys can be set up on every server of the pool too:"</p>
+                <ActionForm action=keys attr:class="form form-row" attr:data-test="member-keys-form">
+                    <CsrfField/>
+                    <input type="hidden" name="pool_id" value=keys_pool.clone()/>
+                    <label>"Members' keys"
+                        <select name="member_keys" data-test="member-keys">
+                            {[("none", "none — only the renter's choice"), ("admins", "the owner's and admins'"), ("members", "every member's")]
+                                .into_iter()
+                                .map(|(v, l)| view! { <option value=v selected=member_keys == v>{l}</option> })
+                                .collect_view()}
+                        </select>
+                    </label>
+                    <SubmitButton action=keys label="Save" busy_label="Saving…"/>
+                </ActionForm>
+                <ActionError action=keys/>
+                {move || keys.value().get().and_then(|r| r.ok()).map(|_| view! { <p class="alert alert-ok" data-test="member-keys-saved">"Saved: the servers' key lists follow it."</p> })}
             </section>
         })}
         {(is_owner && !is_default).then(|| view! {

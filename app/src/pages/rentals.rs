@@ -299,13 +299,13 @@ fn AccessCard(access: RentalAccess) -> impl IntoView {
         "setting_up" => (
             "Setting up",
             format!(
-                "The operator is preparing the server and installing the SSH keys of the renter's account; expected ready {}.",
+                "The operator is preparing the server and installing the SSH keys below; expected ready {}.",
                 when(&access.ready_at)
             ),
         ),
         "ready" => (
             "Ready",
-            "Sign in with an SSH key from the renter's account (SSH keys page).".to_owned(),
+            "Sign in with one of the SSH keys below.".to_owned(),
         ),
         _ => (
             "Ended",
@@ -333,6 +333,23 @@ fn AccessCard(access: RentalAccess) -> impl IntoView {
                     <p data-test="access-pending">"The operator has not published this server's address yet; it will appear here."</p>
                 }.into_any(),
             }}
+            {(access.status != "ended").then(|| view! {
+                <h3>"SSH keys on the server"</h3>
+                {if access.keys.is_empty() {
+                    view! { <p class="muted" data-test="access-no-keys">"None: the renter chose no key and the pool shares no member's. Ask the operator how to reach the server."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="plain-list" data-test="access-keys">
+                            {access.keys.clone().into_iter().map(|k| view! {
+                                <li data-test="access-key">
+                                    <span>{format!("{} ({})", k.name, k.fingerprint)}</span>
+                                    <span class="muted">{if k.because == "renter" { format!("{}, the renter", k.owner) } else { format!("{}, pool {}", k.owner, k.because) }}</span>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            })}
         </section>
     }
 }

@@ -280,6 +280,13 @@ fn validate(
                 "Pool settings are too large (16 KiB at most)",
             ));
         }
+        if let Some(keys) = settings.get("member_keys") {
+            if MemberKeys::parse(keys).is_none() {
+                return Err(ServiceError::invalid(
+                    "member_keys must be \"none\", \"admins\" or \"members\"",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -671,4 +678,43 @@ pub async fn remove_member(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Which members' SSH keys the pool's rented servers are set up with, besides the renter's own
+/// choice: the pool setting `member_keys` (`none` when unset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKeys {
+    None,
+    /// The owner's and admins' keys.
+    Admins,
+    /// Every authorized member's keys.
+    Members,
+}
+
+impl MemberKeys {
+    pub fn parse(value: &Value) -> Option<Self> {
+        match value.as_str()? {
+            "none" => Some(Self::None),
+            "admins" => Some(Self::Admins),
+            "members" => Some(Self::Members),
+            _ => None,
+        }
+    }
+
+    /// The pool's setting, read from its stored settings.
+    pub fn of_settings(settings: &str) -> Self {
+        serde_json::from_str::<Value>(settings)
+            .ok()
+            .and_then(|s| s.get("member_keys").and_then(Self::parse))
+            .unwrap_or(Self::None)
+    }
+
+    /// The member roles whose keys go on the pool's servers.
+    pub fn roles(self) -> &'static [&'static str] {
+        match self {
+            Self::None => &[],
+            Self::Admins => &["owner", "admin"],
+            Self::Members => &["owner", "admin", "user"],
+        }
+    }
 }

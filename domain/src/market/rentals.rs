@@ -148,7 +148,101 @@ async fn access(db: &Db, rental: &Rental, started_ms: i64) -> ServiceResult<Rent
         port,
         user,
         ssh_command,
+        keys: authorized_keys(db, &rental.id)
+            .await?
+            .into_iter()
+            .map(|k| model::market::RentalKey {
+                name: k.name,
+                fingerprint: k.fingerprint,
+                owner: k.owner,
+                because: k.because,
+            })
+            .collect(),
     })
+}
+
+/// One SSH key a rented server is set up with, as [`authorized_keys`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuthorizedKey {
+    pub name: String,
+    pub fingerprint: String,
+    pub public_key: String,
+    pub owner: String,
+    /// `renter`, or the member's pool role.
+    pub because: String,
+}
+
+/// The SSH keys rental `rental_id`'s server is set up with: the keys its renter chose, then the
+/// keys of the pool's members whose role the pool's `member_keys` setting names (the renter's
+/// other keys are not added this way). The operator's provisioning reads this (`GET
+/// /api/admin/rentals/{id}/authorized_keys`); customers see it on the rental. No access check.
+pub async fn authorized_keys(db: &Db, rental_id: &str) -> ServiceResult<Vec<AuthorizedKey>> {
+    let (pool_id, renter, settings): (String, String, String) = sqlx::query_as(
+        "SELECT r.pool_id, r.user_id, p.settings FROM rentals r JOIN pools p ON p.id = r.pool_id
+         WHERE r.id = $1",
+    )
+    .bind(rental_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("Rental"))?;
+    let mut keys: Vec<AuthorizedKey> = sqlx::query_as(
+        "SELECT k.name, k.fingerprint, k.public_key, u.username AS owner, 'renter' AS because
+         FROM rental_keys rk JOIN ssh_keys k ON k.id = rk.key_id JOIN users u ON u.id = k.user_id
+         WHERE rk.rental_id = $1 ORDER BY k.name, k.fingerprint",
+    )
+    .bind(rental_id)
+    .fetch_all(db)
+    .await?;
+    let roles = crate::accounts::pools::MemberKeys::of_settings(&settings).roles();
+    if !roles.is_empty() {
+        let members: Vec<AuthorizedKey> = sqlx::query_as(
+            "SELECT k.name, k.fingerprint, k.public_key, u.username AS owner, m.role AS because
+             FROM pool_members m JOIN ssh_keys k ON k.user_id = m.user_id
+                  JOIN users u ON u.id = m.user_id
+             WHERE m.pool_id = $1 AND m.is_authorized = 1 AND m.user_id <> $2
+             ORDER BY u.username, k.name",
+        )
+        .bind(&pool_id)
+        .bind(&renter)
+        .fetch_all(db)
+        .await?;
+        keys.extend(members.into_iter().filter(|k| roles.contains(&k.because.as_str())));
+    }
+    Ok(keys)
+}
+
+/// Records which of the renter's keys the rental's server gets: `chosen`, or every key of
+/// theirs when `None`. A key that is not the renter's answers 404, in the rent's transaction.
+async fn choose_keys(
+    tx: &mut Tx<'_>,
+    rental_id: &str,
+    renter: &str,
+    chosen: Option<&[String]>,
+) -> ServiceResult<()> {
+    let mut ids: Vec<String> = match chosen {
+        Some(ids) => ids.to_vec(),
+        None => sqlx::query_scalar("SELECT id FROM ssh_keys WHERE user_id = $1")
+            .bind(renter)
+            .fetch_all(&mut **tx)
+            .await?,
+    };
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let inserted = sqlx::query(
+            "INSERT INTO rental_keys (rental_id, key_id)
+             SELECT $1, id FROM ssh_keys WHERE id = $2 AND user_id = $3",
+        )
+        .bind(rental_id)
+        .bind(&id)
+        .bind(renter)
+        .execute(&mut **tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(ServiceError::NotFound("SSH key"));
+        }
+    }
+    Ok(())
 }
 
 /// A ledger debit as reference 001 shows it (a positive amount).
@@ -197,6 +291,7 @@ pub async fn rent(
     days: i64,
     pool_id: Option<&str>,
     hold_days: i64,
+    ssh_key_ids: Option<&[String]>,
 ) -> ServiceResult<(RentalRow, ledger::Entry)> {
     if days < 1 {
         return Err(ServiceError::invalid("rental_days must be at least 1"));
@@ -221,6 +316,7 @@ pub async fn rent(
 
     let mut tx = crate::infra::db::begin(db).await?;
     insert(&mut tx, &rental).await?;
+    choose_keys(&mut tx, &rental.id, &actor.user_id, ssh_key_ids).await?;
     let generation = browse::bump_generation(&mut tx).await?;
     sqlx::query("UPDATE marketplace_servers SET rented_until = $1, generation = $2 WHERE id = $3")
         .bind(rental.expires_at)

@@ -26,6 +26,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credit_user))
         .routes(routes!(create_market_server))
         .routes(routes!(update_market_server, retire_market_server))
+        .routes(routes!(rental_authorized_keys))
+}
+
+/// The `authorized_keys` file for a rented server, for the operator's provisioning: one
+/// OpenSSH public key per line, each followed by a comment saying whose it is and why (the
+/// renter's choice, or a pool member by role). Ended rentals still answer (the keys to remove).
+#[utoipa::path(get, path = "/api/admin/rentals/{id}/authorized_keys", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Rental id")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn rental_authorized_keys(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String)> {
+    if !domain::infra::db::is_id(&id) {
+        return Err(domain::infra::error::ServiceError::NotFound("Rental").into());
+    }
+    let keys = domain::market::rentals::authorized_keys(&state.db, &id).await?;
+    let mut file = String::new();
+    for k in keys {
+        // The key's own comment is dropped: ours says whose it is.
+        let mut parts = k.public_key.split_whitespace();
+        let (Some(kind), Some(body)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        file.push_str(&format!("{kind} {body} {}:{}:{}\n", k.owner, k.because, k.name.replace(char::is_whitespace, "_")));
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], file))
 }
 
 /// Add a server to the marketplace.

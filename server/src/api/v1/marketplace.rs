@@ -82,6 +82,10 @@ pub struct RentRequest {
     pub rental_days: i64,
     /// A pool where you are owner or admin (24-hex); your default pool when omitted.
     pub pool_id: Option<String>,
+    /// Hangar's extension: which of your SSH keys (ids) the server is set up with; all of them
+    /// when omitted, none for `[]`. Pool members' keys come on top by the pool's `member_keys`
+    /// setting. A key that is not yours answers 404.
+    pub ssh_key_ids: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -112,7 +116,7 @@ pub struct RentResult {
         (status = 400, description = "Unsupported duration or malformed pool id"),
         (status = 402, description = "Balance (or token spend limit) too low: data = {balance, required}"),
         (status = 403, description = "Pool role may not add servers"),
-        (status = 404, description = "No such server or pool"),
+        (status = 404, description = "No such server, pool or SSH key"),
         (status = 409, description = "Already rented"),
     ))]
 async fn rent_server(
@@ -128,6 +132,7 @@ async fn rent_server(
         body.rental_days,
         body.pool_id.as_deref(),
         state.config.rental_hold_days,
+        body.ssh_key_ids.as_deref(),
     )
     .await?;
     let now = domain::infra::db::now_ms();
