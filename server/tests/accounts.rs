@@ -364,7 +364,8 @@ async fn captcha_is_checked_when_configured() {
         )
         .spawn()
         .await;
-    let base = json!({"email": "c@example.com", "username": "cap", "password": "Quokka-lunar-Orbit-77"});
+    let base =
+        json!({"email": "c@example.com", "username": "cap", "password": "Quokka-lunar-Orbit-77"});
     // The sign-up page can load Turnstile's widget: its script and frame pass the page's CSP.
     let page = TestApp::builder()
         .config("turnstile_site_key", "1x00000000000000000000AA")
@@ -831,7 +832,12 @@ async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() 
         }
     };
     expect_error(
-        change(token.clone(), "pat-lunar-Quokka-42", "a whole new passphrase").await,
+        change(
+            token.clone(),
+            "pat-lunar-Quokka-42",
+            "a whole new passphrase",
+        )
+        .await,
         StatusCode::FORBIDDEN,
         "Access tokens cannot",
     )
@@ -849,9 +855,13 @@ async fn a_password_change_and_sign_out_everywhere_end_every_other_credential() 
     )
     .await;
     assert_eq!(
-        change(first.clone(), "pat-lunar-Quokka-42", "a whole new passphrase")
-            .await
-            .status(),
+        change(
+            first.clone(),
+            "pat-lunar-Quokka-42",
+            "a whole new passphrase"
+        )
+        .await
+        .status(),
         StatusCode::NO_CONTENT
     );
     for jwt in [&first, &second] {
@@ -950,7 +960,8 @@ async fn sign_ins_and_failed_sign_ins_are_in_the_owners_activity() {
         .await;
     assert_eq!(strangers.status(), StatusCode::UNAUTHORIZED);
     let mine = expect_json(
-        app.get("/api/audit?action=user.sign_in", Some(&token)).await,
+        app.get("/api/audit?action=user.sign_in", Some(&token))
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -967,23 +978,29 @@ async fn sign_ins_and_failed_sign_ins_are_in_the_owners_activity() {
         "no password is ever written down: {}",
         mine.text
     );
-    let everything: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'user.sign_in%'")
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    let everything: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'user.sign_in%'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
     assert_eq!(everything, 2, "the unknown email wrote nothing");
 
     // Names, not ids: a machine's entries carry its current name.
     let (_, admin) = app.admin("ops").await;
     app.credit(&admin, &uid, 5.0).await;
     let vps = expect_json(
-        app.post("/api/vps", Some(&token), json!({"name": "web-1", "plan_id": "nano"}))
-            .await,
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "web-1", "plan_id": "nano"}),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
     let created = expect_json(
-        app.get("/api/audit?action=instance.create", Some(&token)).await,
+        app.get("/api/audit?action=instance.create", Some(&token))
+            .await,
         StatusCode::OK,
     )
     .await;
@@ -995,7 +1012,9 @@ async fn sign_ins_and_failed_sign_ins_are_in_the_owners_activity() {
 /// followed; the old address hears of the request and of the change; a link works once.
 #[tokio::test]
 async fn the_sign_in_email_changes_only_through_the_link_sent_to_the_new_address() {
-    let Some(smtp_url) = common::smtp() else { return };
+    let Some(smtp_url) = common::smtp() else {
+        return;
+    };
     let app = TestApp::builder()
         .config("smtp_url", &smtp_url)
         .config("public_url", "https://hangar.example")
@@ -1007,8 +1026,18 @@ async fn the_sign_in_email_changes_only_through_the_link_sent_to_the_new_address
     let old = format!("{name}@example.com");
     let new = format!("moved-{tag}@example.com");
     let ask = |body: Value| app.post("/api/auth/email", Some(&token), body);
-    expect_error(ask(json!({"email": new, "password": "not it"})).await, StatusCode::UNAUTHORIZED, "not right").await;
-    expect_error(ask(json!({"email": "no-at-sign", "password": format!("{name}-lunar-Quokka-42")})).await, StatusCode::BAD_REQUEST, "mail").await;
+    expect_error(
+        ask(json!({"email": new, "password": "not it"})).await,
+        StatusCode::UNAUTHORIZED,
+        "not right",
+    )
+    .await;
+    expect_error(
+        ask(json!({"email": "no-at-sign", "password": format!("{name}-lunar-Quokka-42")})).await,
+        StatusCode::BAD_REQUEST,
+        "mail",
+    )
+    .await;
     app.register(&format!("taken{tag}")).await;
     expect_error(
         ask(json!({"email": format!("taken{tag}@example.com"), "password": format!("{name}-lunar-Quokka-42")})).await,
@@ -1026,7 +1055,10 @@ async fn the_sign_in_email_changes_only_through_the_link_sent_to_the_new_address
     let me = expect_json(app.get("/api/me", Some(&token)).await, StatusCode::OK).await;
     assert_eq!(me["email"], old.as_str());
     let told = mails_to(&old);
-    assert!(told.iter().any(|m| m.contains(&new) && m.contains("asked")), "{told:?}");
+    assert!(
+        told.iter().any(|m| m.contains(&new) && m.contains("asked")),
+        "{told:?}"
+    );
     let link_mail = mails_to(&new);
     assert_eq!(link_mail.len(), 1);
     let link = link_mail[0]
@@ -1045,10 +1077,20 @@ async fn the_sign_in_email_changes_only_through_the_link_sent_to_the_new_address
     assert_ne!(stored, link_token, "only a hash of the token is kept");
 
     let confirm = |t: &str| app.post("/api/auth/email/confirm", None, json!({"token": t}));
-    expect_error(confirm("ffffffff").await, StatusCode::BAD_REQUEST, "not valid").await;
+    expect_error(
+        confirm("ffffffff").await,
+        StatusCode::BAD_REQUEST,
+        "not valid",
+    )
+    .await;
     let me = expect_json(confirm(&link_token).await, StatusCode::OK).await;
     assert_eq!(me["email"], new.as_str());
-    expect_error(confirm(&link_token).await, StatusCode::BAD_REQUEST, "not valid").await;
+    expect_error(
+        confirm(&link_token).await,
+        StatusCode::BAD_REQUEST,
+        "not valid",
+    )
+    .await;
     let signs_in = |email: String| {
         app.post(
             "/api/auth/login",
@@ -1057,19 +1099,27 @@ async fn the_sign_in_email_changes_only_through_the_link_sent_to_the_new_address
         )
     };
     assert_eq!(signs_in(new.clone()).await.status(), StatusCode::OK);
-    assert_eq!(signs_in(old.clone()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        signs_in(old.clone()).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert!(mails_to(&old).iter().any(|m| m.contains("was changed")));
     // Tokens cannot change the email.
     let pat = expect_json(
-        app.post("/api/tokens", Some(&token), json!({"name": "ci"})).await,
+        app.post("/api/tokens", Some(&token), json!({"name": "ci"}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
     let pat = pat["token"].as_str().unwrap().to_owned();
     assert_eq!(
-        app.post("/api/auth/email", Some(&pat), json!({"email": "x@example.com", "password": "x"}))
-            .await
-            .status(),
+        app.post(
+            "/api/auth/email",
+            Some(&pat),
+            json!({"email": "x@example.com", "password": "x"})
+        )
+        .await
+        .status(),
         StatusCode::FORBIDDEN
     );
 }
@@ -1081,7 +1131,8 @@ async fn deleting_an_account_releases_its_names_and_ends_its_credentials() {
     let app = TestApp::spawn().await;
     let (uid, token) = app.funded_user("leaver", 5.0).await;
     let pat = expect_json(
-        app.post("/api/tokens", Some(&token), json!({"name": "ci"})).await,
+        app.post("/api/tokens", Some(&token), json!({"name": "ci"}))
+            .await,
         StatusCode::CREATED,
     )
     .await["token"]
@@ -1089,26 +1140,47 @@ async fn deleting_an_account_releases_its_names_and_ends_its_credentials() {
         .unwrap()
         .to_owned();
     let vps = expect_json(
-        app.post("/api/vps", Some(&token), json!({"name": "last", "plan_id": "nano"}))
-            .await,
+        app.post(
+            "/api/vps",
+            Some(&token),
+            json!({"name": "last", "plan_id": "nano"}),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
     app.run_jobs().await;
     let delete = |password: &str| {
-        app.delete_json("/api/auth/account", Some(&token), json!({"password": password}))
+        app.delete_json(
+            "/api/auth/account",
+            Some(&token),
+            json!({"password": password}),
+        )
     };
     expect_error(delete("wrong").await, StatusCode::UNAUTHORIZED, "not right").await;
-    expect_error(delete("leaver-lunar-Quokka-42").await, StatusCode::CONFLICT, "Delete your 1 machine first").await;
+    expect_error(
+        delete("leaver-lunar-Quokka-42").await,
+        StatusCode::CONFLICT,
+        "Delete your 1 machine first",
+    )
+    .await;
     assert_eq!(
-        app.delete_json("/api/auth/account", Some(&pat), json!({"password": "leaver-lunar-Quokka-42"}))
-            .await
-            .status(),
+        app.delete_json(
+            "/api/auth/account",
+            Some(&pat),
+            json!({"password": "leaver-lunar-Quokka-42"})
+        )
+        .await
+        .status(),
         StatusCode::FORBIDDEN,
         "a token cannot delete its account"
     );
     expect_json(
-        app.delete(&format!("/api/vps/{}", vps["id"].as_str().unwrap()), Some(&token)).await,
+        app.delete(
+            &format!("/api/vps/{}", vps["id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await,
         StatusCode::ACCEPTED,
     )
     .await;
@@ -1117,22 +1189,41 @@ async fn deleting_an_account_releases_its_names_and_ends_its_credentials() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
 
     // Every credential ends; the names are free; the ledger still adds up.
-    assert_eq!(app.get("/api/me", Some(&token)).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get("/api/vps", Some(&pat)).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.post("/api/auth/login", None, json!({"email": "leaver@example.com", "password": "leaver-lunar-Quokka-42"}))
-            .await
-            .status(),
+        app.get("/api/me", Some(&token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/vps", Some(&pat)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post(
+            "/api/auth/login",
+            None,
+            json!({"email": "leaver@example.com", "password": "leaver-lunar-Quokka-42"})
+        )
+        .await
+        .status(),
         StatusCode::UNAUTHORIZED
     );
     let again = app.register("leaver").await;
-    assert_ne!(again["id"].as_str().unwrap(), uid, "a new account with the old names");
+    assert_ne!(
+        again["id"].as_str().unwrap(),
+        uid,
+        "a new account with the old names"
+    );
     let (balance, ledger) = app.money(&uid).await;
-    assert_eq!(balance, ledger, "the records of the deleted account still add up");
-    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'user.delete' AND target_id = $1")
-        .bind(&uid)
-        .fetch_one(&app.state.db)
-        .await
-        .unwrap();
+    assert_eq!(
+        balance, ledger,
+        "the records of the deleted account still add up"
+    );
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'user.delete' AND target_id = $1",
+    )
+    .bind(&uid)
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
     assert_eq!(recorded, 1);
 }

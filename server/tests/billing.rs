@@ -98,18 +98,23 @@ async fn balance_and_history_follow_the_ledger() {
     let theirs = expect_json(app.get(&path, Some(&other)).await, StatusCode::OK).await;
     assert_eq!(theirs.raw("closing_balance"), "0.0000", "one's own only");
     expect_error(
-        app.get("/api/billing/statements/2001-01", Some(&user)).await,
+        app.get("/api/billing/statements/2001-01", Some(&user))
+            .await,
         StatusCode::NOT_FOUND,
         "not found",
     )
     .await;
     expect_error(
-        app.get("/api/billing/statements/december", Some(&user)).await,
+        app.get("/api/billing/statements/december", Some(&user))
+            .await,
         StatusCode::BAD_REQUEST,
         "YYYY-MM",
     )
     .await;
-    assert_eq!(app.get(&path, None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get(&path, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]

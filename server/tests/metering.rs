@@ -633,9 +633,18 @@ async fn statements_itemize_usage_per_machine_and_add_up_to_the_ledger() {
             .unwrap_or_else(|| panic!("a line for {name}: {lines:?}"))
             .clone()
     };
-    assert_eq!((machine("web").minutes, machine("web").amount_micros), (Some(90), -18_000));
-    assert_eq!((machine("db").minutes, machine("db").amount_micros), (Some(90), -6_300));
-    assert_eq!(total, 3, "the operator's credit and one line per machine: {lines:?}");
+    assert_eq!(
+        (machine("web").minutes, machine("web").amount_micros),
+        (Some(90), -18_000)
+    );
+    assert_eq!(
+        (machine("db").minutes, machine("db").amount_micros),
+        (Some(90), -6_300)
+    );
+    assert_eq!(
+        total, 3,
+        "the operator's credit and one line per machine: {lines:?}"
+    );
     assert!(
         !lines.iter().any(|l| l.description == "Compute usage"),
         "no unitemized usage while the balance covers it: {lines:?}"
@@ -656,7 +665,11 @@ async fn statements_itemize_usage_per_machine_and_add_up_to_the_ledger() {
         .iter()
         .map(|m| (m.name.as_str(), m.minutes, m.amount_micros))
         .collect();
-    assert_eq!(names, vec![("web", 90, 18_000), ("db", 90, 6_300)], "the most expensive first");
+    assert_eq!(
+        names,
+        vec![("web", 90, 18_000), ("db", 90, 6_300)],
+        "the most expensive first"
+    );
     assert_eq!(st.other_usage_micros, 50_000 - 24_300, "the capped charge");
     // The credit was made on the real clock, months before the simulated one.
     assert_eq!(st.opening_micros, 50_000);
@@ -672,9 +685,14 @@ async fn statements_itemize_usage_per_machine_and_add_up_to_the_ledger() {
     assert_eq!(st.closing_micros, app.money(&uid).await.0);
 
     // Another month is another statement; months outside the account's life are not pages.
-    let next = billing::statement(&app.state.db, &uid, month.next(), month.next().start_ms() + 1)
-        .await
-        .unwrap();
+    let next = billing::statement(
+        &app.state.db,
+        &uid,
+        month.next(),
+        month.next().start_ms() + 1,
+    )
+    .await
+    .unwrap();
     assert_eq!((next.opening_micros, next.closing_micros), (0, 0));
     assert!(next.machines.is_empty() && next.credits.is_empty());
     assert!(matches!(

@@ -787,11 +787,12 @@ async fn pages_for_unknown_or_foreign_ids_answer_404() {
     )
     .await;
     let theirs = theirs["id"].as_str().unwrap().to_owned();
-    let owners_credit: String =
-        sqlx::query_scalar("SELECT l.id FROM ledger l JOIN users u ON u.id = l.user_id WHERE u.username = 'owner'")
-            .fetch_one(&app.state.db)
-            .await
-            .unwrap();
+    let owners_credit: String = sqlx::query_scalar(
+        "SELECT l.id FROM ledger l JOIN users u ON u.id = l.user_id WHERE u.username = 'owner'",
+    )
+    .fetch_one(&app.state.db)
+    .await
+    .unwrap();
     sign_up(&app, "visitor@example.com", "visitor").await;
     let status_of = |path: String| {
         let app = &app;
@@ -834,7 +835,10 @@ async fn pages_for_unknown_or_foreign_ids_answer_404() {
     let month = domain::money::billing::Month::of(domain::infra::db::now_ms());
     let (status, html) = status_of(format!("/billing/statements/{month}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains(&format!("Statement for {}", month.title())), "{html}");
+    assert!(
+        html.contains(&format!("Statement for {}", month.title())),
+        "{html}"
+    );
     let (status, html) = status_of("/billing/statements/20x6-13".into()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
     assert!(html.contains("YYYY-MM"), "{html}");

@@ -415,8 +415,12 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
         let app = &app;
         async move {
             expect_json(
-                app.post("/api/keys", Some(&token), json!({"name": name, "public_key": new_key(name)}))
-                    .await,
+                app.post(
+                    "/api/keys",
+                    Some(&token),
+                    json!({"name": name, "public_key": new_key(name)}),
+                )
+                .await,
                 StatusCode::CREATED,
             )
             .await["id"]
@@ -434,7 +438,8 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
 
     // A team pool: helper is an admin, viewer a user.
     let pool = expect_json(
-        app.post("/api/v1/pools", Some(&renter), json!({"name": "Team"})).await,
+        app.post("/api/v1/pools", Some(&renter), json!({"name": "Team"}))
+            .await,
         StatusCode::CREATED,
     )
     .await["data"]["id"]
@@ -453,14 +458,19 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
         )
         .await;
         let pending = expect_json(
-            app.get("/api/v1/pools/invitations/pending", Some(token)).await,
+            app.get("/api/v1/pools/invitations/pending", Some(token))
+                .await,
             StatusCode::OK,
         )
         .await;
         let invitation = pending["data"][0]["id"].as_str().unwrap().to_owned();
         expect_json(
-            app.post(&format!("/api/v1/pools/{invitation}/accept"), Some(token), json!({}))
-                .await,
+            app.post(
+                &format!("/api/v1/pools/{invitation}/accept"),
+                Some(token),
+                json!({}),
+            )
+            .await,
             StatusCode::OK,
         )
         .await;
@@ -468,7 +478,12 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
 
     let first = app.add_server(&admin, &[]).await;
     let second = app.add_server(&admin, &[]).await;
-    let before = app.get("/api/billing/balance", Some(&renter)).await.text().await.unwrap();
+    let before = app
+        .get("/api/billing/balance", Some(&renter))
+        .await
+        .text()
+        .await
+        .unwrap();
     let refused = expect_json(
         app.post(
             &format!("/api/v1/servers/{first}/rent"),
@@ -480,7 +495,12 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
     )
     .await;
     assert_eq!(refused["message"], "SSH key not found");
-    let after = app.get("/api/billing/balance", Some(&renter)).await.text().await.unwrap();
+    let after = app
+        .get("/api/billing/balance", Some(&renter))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(before, after, "a refused rent charges nothing");
 
     let rent = |server: String, body: serde_json::Value| {
@@ -488,8 +508,12 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
         let renter = renter.clone();
         async move {
             expect_json(
-                app.post(&format!("/api/v1/servers/{server}/rent"), Some(&renter), body)
-                    .await,
+                app.post(
+                    &format!("/api/v1/servers/{server}/rent"),
+                    Some(&renter),
+                    body,
+                )
+                .await,
                 StatusCode::CREATED,
             )
             .await["data"]["rental"]["id"]
@@ -498,13 +522,18 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
                 .to_owned()
         }
     };
-    let chosen = rent(first, json!({"rental_days": 1, "pool_id": pool, "ssh_key_ids": [laptop]})).await;
+    let chosen = rent(
+        first,
+        json!({"rental_days": 1, "pool_id": pool, "ssh_key_ids": [laptop]}),
+    )
+    .await;
     let all = rent(second, json!({"rental_days": 1})).await;
     let keys_of = |rental: String, token: String| {
         let app = &app;
         async move {
             let detail = expect_json(
-                app.get(&format!("/api/v1/rentals/{rental}"), Some(&token)).await,
+                app.get(&format!("/api/v1/rentals/{rental}"), Some(&token))
+                    .await,
                 StatusCode::OK,
             )
             .await;
@@ -512,11 +541,21 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|k| format!("{}/{}/{}", k["owner"].as_str().unwrap(), k["because"].as_str().unwrap(), k["name"].as_str().unwrap()))
+                .map(|k| {
+                    format!(
+                        "{}/{}/{}",
+                        k["owner"].as_str().unwrap(),
+                        k["because"].as_str().unwrap(),
+                        k["name"].as_str().unwrap()
+                    )
+                })
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(keys_of(chosen.clone(), renter.clone()).await, ["keyed/renter/laptop"]);
+    assert_eq!(
+        keys_of(chosen.clone(), renter.clone()).await,
+        ["keyed/renter/laptop"]
+    );
     assert_eq!(
         keys_of(all.clone(), renter.clone()).await,
         ["keyed/renter/desktop", "keyed/renter/laptop"],
@@ -533,7 +572,11 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
         )
     };
     let bad = expect_json(share("everyone").await, StatusCode::BAD_REQUEST).await;
-    assert!(bad["message"].as_str().unwrap().contains("member_keys"), "{}", bad.text);
+    assert!(
+        bad["message"].as_str().unwrap().contains("member_keys"),
+        "{}",
+        bad.text
+    );
     expect_json(share("admins").await, StatusCode::OK).await;
     assert_eq!(
         keys_of(chosen.clone(), viewer.clone()).await,
@@ -542,30 +585,49 @@ async fn a_rented_server_gets_the_chosen_keys_and_the_pool_members_by_role() {
     expect_json(share("members").await, StatusCode::OK).await;
     assert_eq!(
         keys_of(chosen.clone(), renter.clone()).await,
-        ["keyed/renter/laptop", "helper/admin/helper-key", "viewer/user/viewer-key"]
+        [
+            "keyed/renter/laptop",
+            "helper/admin/helper-key",
+            "viewer/user/viewer-key"
+        ]
     );
 
     // The operator's provisioning file: one key per line, saying whose and why.
     let res = app
-        .get(&format!("/api/admin/rentals/{chosen}/authorized_keys"), Some(&admin))
+        .get(
+            &format!("/api/admin/rentals/{chosen}/authorized_keys"),
+            Some(&admin),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let file = res.text().await.unwrap();
     let lines: Vec<&str> = file.lines().collect();
     assert_eq!(lines.len(), 3, "{file}");
-    assert!(lines[0].starts_with("ssh-ed25519 AAAA") && lines[0].ends_with(" keyed:renter:laptop"), "{file}");
+    assert!(
+        lines[0].starts_with("ssh-ed25519 AAAA") && lines[0].ends_with(" keyed:renter:laptop"),
+        "{file}"
+    );
     assert!(lines[1].ends_with(" helper:admin:helper-key"), "{file}");
     assert_eq!(
-        app.get(&format!("/api/admin/rentals/{chosen}/authorized_keys"), Some(&renter))
-            .await
-            .status(),
+        app.get(
+            &format!("/api/admin/rentals/{chosen}/authorized_keys"),
+            Some(&renter)
+        )
+        .await
+        .status(),
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        app.get("/api/admin/rentals/ffffffffffffffffffffffff/authorized_keys", Some(&admin))
-            .await
-            .status(),
+        app.get(
+            "/api/admin/rentals/ffffffffffffffffffffffff/authorized_keys",
+            Some(&admin)
+        )
+        .await
+        .status(),
         StatusCode::NOT_FOUND
     );
 }

@@ -102,7 +102,11 @@ pub async fn change_password(
 
 /// Asks to change the sign-in email: a link goes to the new address.
 #[server(prefix = "/_fn", endpoint = "change_email")]
-pub async fn change_email(csrf: String, email: String, password: String) -> Result<String, PortalError> {
+pub async fn change_email(
+    csrf: String,
+    email: String,
+    password: String,
+) -> Result<String, PortalError> {
     use domain::accounts::account;
     let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
     account::request_email_change(&s.state.db, &s.state.config, &s.user, &password, &email).await?;
@@ -117,7 +121,11 @@ pub async fn account_changes() -> Result<(Option<String>, Vec<String>, i64), Por
     let s = crate::ssr::portal::signed_in(None).await?;
     let pending = account::pending_email_change(&s.state.db, &s.user.id).await?;
     let closure = account::closure(&s.state.db, &s.user).await?;
-    Ok((pending.map(|p| p.0), closure.blockers, closure.balance_micros))
+    Ok((
+        pending.map(|p| p.0),
+        closure.blockers,
+        closure.balance_micros,
+    ))
 }
 
 /// Deletes the account, signs out and goes to the front page.
@@ -130,12 +138,16 @@ pub async fn delete_account(
     use domain::accounts::account;
     let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
     if understood.is_none() {
-        return Err(PortalError::invalid("Tick the box to say you understand what deleting does"));
+        return Err(PortalError::invalid(
+            "Tick the box to say you understand what deleting does",
+        ));
     }
     account::delete(&s.state.db, &s.user, &password).await?;
     s.state
         .consoles
-        .revoke(domain::compute::console::Revocation::User(s.user.id.clone()));
+        .revoke(domain::compute::console::Revocation::User(
+            s.user.id.clone(),
+        ));
     crate::ssr::portal::sign_out(&s.session).await?;
     leptos_axum::redirect("/?account=deleted");
     Ok(())

@@ -155,14 +155,23 @@ fn Activity(me: Me) -> impl IntoView {
 pub fn sentence(e: &AuditEvent) -> String {
     use crate::components::format::{count, days, money};
     let d = &e.details;
-    let text = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        d.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let int = |k: &str| d.get(k).and_then(serde_json::Value::as_i64);
     let named = |what: &str| match &e.target_name {
         Some(name) => format!("{what} {name}"),
         None => format!("a {what} since deleted"),
     };
     let name = || e.target_name.clone().unwrap_or_else(|| "(deleted)".into());
-    let price = || int("price_micros").map(|p| format!(" ({})", money(p))).unwrap_or_default();
+    let price = || {
+        int("price_micros")
+            .map(|p| format!(" ({})", money(p)))
+            .unwrap_or_default()
+    };
     let amount = || int("amount_micros").map(money).unwrap_or_default();
     let origin = || {
         let via = match text("via").as_str() {
@@ -184,7 +193,11 @@ pub fn sentence(e: &AuditEvent) -> String {
         "user.sign_in_failed" => format!("Failed sign-in: {}{}", text("reason"), origin()),
         "user.credit" => {
             let note = text("note");
-            let note = if note.is_empty() { String::new() } else { format!(": {note}") };
+            let note = if note.is_empty() {
+                String::new()
+            } else {
+                format!(": {note}")
+            };
             format!("Balance adjusted by an operator, {}{note}", amount())
         }
         "user.quotas" => "Account limits changed by an operator".into(),
@@ -192,7 +205,10 @@ pub fn sentence(e: &AuditEvent) -> String {
         "password.change" => "Changed the password".into(),
         "sessions.revoke_all" => match int("tokens_revoked").unwrap_or(0) {
             0 => "Signed out everywhere".into(),
-            n => format!("Signed out everywhere and revoked {}", count(n, "API token", "API tokens")),
+            n => format!(
+                "Signed out everywhere and revoked {}",
+                count(n, "API token", "API tokens")
+            ),
         },
         "two_factor.enable" => "Turned two-factor sign-in on".into(),
         "two_factor.disable" => "Turned two-factor sign-in off".into(),
@@ -214,19 +230,43 @@ pub fn sentence(e: &AuditEvent) -> String {
         "instance.stop" => format!("Stopped {}", named("machine")),
         "instance.restart" => format!("Restarted {}", named("machine")),
         "instance.delete" => format!("Deleted {}", named("machine")),
-        "instance.snapshot.create" => format!("Took snapshot {} of {}", text("snapshot"), named("machine")),
-        "instance.snapshot.restore" => format!("Restored {} to snapshot {}", named("machine"), text("snapshot")),
-        "instance.snapshot.delete" => format!("Deleted snapshot {} of {}", text("snapshot"), named("machine")),
+        "instance.snapshot.create" => {
+            format!("Took snapshot {} of {}", text("snapshot"), named("machine"))
+        }
+        "instance.snapshot.restore" => format!(
+            "Restored {} to snapshot {}",
+            named("machine"),
+            text("snapshot")
+        ),
+        "instance.snapshot.delete" => format!(
+            "Deleted snapshot {} of {}",
+            text("snapshot"),
+            named("machine")
+        ),
         "exec.run" => format!("Ran {} on {}", command(), named("machine")),
-        "exec.start" => format!("Started {} in the background on {}", command(), named("machine")),
+        "exec.start" => format!(
+            "Started {} in the background on {}",
+            command(),
+            named("machine")
+        ),
         "exec.refused" => format!("Was refused {} on {}", command(), named("machine")),
         "exec.cancel" => format!("Cancelled a background command on {}", named("machine")),
         "file.put" => format!("Uploaded {} to {}", text("path"), named("machine")),
         "volume.write" => format!("Saved {} on {}", text("path"), named("machine")),
         "volume.folder" => format!("Made folder {} on {}", text("path"), named("machine")),
         "volume.delete" => format!("Deleted {} on {}", text("path"), named("machine")),
-        "volume.copy" => format!("Copied {} to {} on {}", text("source"), text("destination"), named("machine")),
-        "volume.compress" => format!("Packed {} into {} on {}", text("path"), text("archive"), named("machine")),
+        "volume.copy" => format!(
+            "Copied {} to {} on {}",
+            text("source"),
+            text("destination"),
+            named("machine")
+        ),
+        "volume.compress" => format!(
+            "Packed {} into {} on {}",
+            text("path"),
+            text("archive"),
+            named("machine")
+        ),
         "volume.decompress" => format!("Unpacked {} on {}", text("path"), named("machine")),
         "console.open" => match text("kind").as_str() {
             "screen" => format!("Opened the screen of {}", named("machine")),
@@ -282,21 +322,44 @@ mod tests {
 
     #[test]
     fn entries_read_as_sentences_with_names_and_money() {
-        let rented = event("rental.create", Some("gpu-box-1"), serde_json::json!({"days": 7, "price_micros": 20_910_000, "server_id": "6b0c0000000000000000bbbb"}));
+        let rented = event(
+            "rental.create",
+            Some("gpu-box-1"),
+            serde_json::json!({"days": 7, "price_micros": 20_910_000, "server_id": "6b0c0000000000000000bbbb"}),
+        );
         assert_eq!(sentence(&rented), "Rented gpu-box-1 for 7 days ($20.91)");
-        let failed = event("user.sign_in_failed", None, serde_json::json!({"via": "portal", "ip": "203.0.113.9", "reason": "wrong password"}));
-        assert_eq!(sentence(&failed), "Failed sign-in: wrong password (portal, from 203.0.113.9)");
+        let failed = event(
+            "user.sign_in_failed",
+            None,
+            serde_json::json!({"via": "portal", "ip": "203.0.113.9", "reason": "wrong password"}),
+        );
+        assert_eq!(
+            sentence(&failed),
+            "Failed sign-in: wrong password (portal, from 203.0.113.9)"
+        );
         let signed = event("user.sign_in", None, serde_json::json!({"via": "api"}));
         assert_eq!(sentence(&signed), "Signed in (API)");
         let gone = event("instance.delete", None, serde_json::json!({}));
         assert_eq!(sentence(&gone), "Deleted a machine since deleted");
         let deleted = event("instance.stop", Some("web-1"), serde_json::json!({}));
         assert_eq!(sentence(&deleted), "Stopped machine web-1");
-        let console = event("console.open", Some("web-1"), serde_json::json!({"kind": "screen"}));
+        let console = event(
+            "console.open",
+            Some("web-1"),
+            serde_json::json!({"kind": "screen"}),
+        );
         assert_eq!(sentence(&console), "Opened the screen of machine web-1");
         let unknown = event("something.new", None, serde_json::json!({}));
-        assert_eq!(sentence(&unknown), "something.new", "nothing recorded is hidden");
-        let topup = event("billing.topup", None, serde_json::json!({"amount_micros": 12_500_000}));
+        assert_eq!(
+            sentence(&unknown),
+            "something.new",
+            "nothing recorded is hidden"
+        );
+        let topup = event(
+            "billing.topup",
+            None,
+            serde_json::json!({"amount_micros": 12_500_000}),
+        );
         assert_eq!(sentence(&topup), "Added $12.50 by card");
     }
 }

@@ -77,7 +77,10 @@ pub async fn load_billing(offset: i64) -> Result<BillingData, PortalError> {
                 kind: kind_in_words(&line.kind).to_owned(),
                 what: match (&line.machine, line.minutes) {
                     (Some(machine), Some(minutes)) => {
-                        format!("{machine} · {}", crate::components::format::count(minutes, "minute", "minutes"))
+                        format!(
+                            "{machine} · {}",
+                            crate::components::format::count(minutes, "minute", "minutes")
+                        )
                     }
                     _ => line.description,
                 },
@@ -416,7 +419,10 @@ pub struct Parties {
 }
 
 #[cfg(feature = "ssr")]
-fn parties(config: &domain::infra::config::Config, user: &domain::accounts::users::User) -> Parties {
+fn parties(
+    config: &domain::infra::config::Config,
+    user: &domain::accounts::users::User,
+) -> Parties {
     Parties {
         seller: config.business_name.clone(),
         seller_details: config
@@ -573,12 +579,14 @@ fn Statement(data: StatementData) -> impl IntoView {
     let rows = |lines: Vec<Movement>| {
         lines
             .into_iter()
-            .map(|m| view! {
-                <tr data-test="statement-line">
-                    <td>{day(&m.at)}</td>
-                    <td>{m.what}" "<span class="muted">{format!("({})", m.kind)}</span></td>
-                    <td class="num">{movement(m.amount)}</td>
-                </tr>
+            .map(|m| {
+                view! {
+                    <tr data-test="statement-line">
+                        <td>{day(&m.at)}</td>
+                        <td>{m.what}" "<span class="muted">{format!("({})", m.kind)}</span></td>
+                        <td class="num">{movement(m.amount)}</td>
+                    </tr>
+                }
             })
             .collect_view()
     };

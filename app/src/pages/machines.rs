@@ -387,7 +387,11 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
     let created = move || create.value().get().and_then(Result::ok);
     // What the chosen plan or template is: its kind decides the images and regions offered, its
     // prices the estimate. The first plan is what the select shows before any choice.
-    let first = data.plans.first().map(|p| format!("plan:{}", p.id)).unwrap_or_default();
+    let first = data
+        .plans
+        .first()
+        .map(|p| format!("plan:{}", p.id))
+        .unwrap_or_default();
     let source = RwSignal::new(first);
     let choice = {
         let plans = data.plans.clone();
@@ -403,7 +407,12 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                 }
                 _ => return None,
             };
-            Some((plan.kind, template, plan.price_hourly.0, plan.stopped_hourly.0))
+            Some((
+                plan.kind,
+                template,
+                plan.price_hourly.0,
+                plan.stopped_hourly.0,
+            ))
         })
     };
     let kind = Memo::new(move |_| choice.get().map(|c| c.0).unwrap_or_default());

@@ -365,7 +365,8 @@ pub async fn rent_server(
     rental_days: i64,
     pool_id: String,
     /// Comma-separated ids of the renter's keys the server gets.
-    #[server(default)] ssh_key_ids: String,
+    #[server(default)]
+    ssh_key_ids: String,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::market::rentals;
@@ -582,7 +583,11 @@ fn PriceTag(pricing: model::market::Pricing) -> impl IntoView {
 #[component]
 fn RentKeys(keys: Vec<(String, String, String)>) -> impl IntoView {
     let chosen = RwSignal::new(keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>());
-    let all = keys.iter().map(|k| k.0.as_str()).collect::<Vec<_>>().join(",");
+    let all = keys
+        .iter()
+        .map(|k| k.0.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     view! {
         <fieldset class="keys" data-test="rent-keys">
             <legend>"SSH keys for the server"</legend>

@@ -139,11 +139,18 @@ pub async fn remove_member(
 /// Which members' SSH keys the pool's rented servers get (`none`, `admins`, `members`); the
 /// pool's other settings are kept.
 #[server(prefix = "/_fn", endpoint = "pool_member_keys")]
-pub async fn set_member_keys(csrf: String, pool_id: String, member_keys: String) -> Result<(), PortalError> {
+pub async fn set_member_keys(
+    csrf: String,
+    pool_id: String,
+    member_keys: String,
+) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::pools;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    let mut settings = pools::get(&state.db, &user.id, &pool_id).await?.pool.settings;
+    let mut settings = pools::get(&state.db, &user.id, &pool_id)
+        .await?
+        .pool
+        .settings;
     if !settings.is_object() {
         settings = serde_json::json!({});
     }

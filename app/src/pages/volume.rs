@@ -105,7 +105,6 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-
 fn is_archive(name: &str) -> bool {
     name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".tar")
 }
@@ -339,7 +338,11 @@ fn FolderView(
     edit: impl Fn(String) + Clone + Send + Sync + 'static,
 ) -> impl IntoView {
     let usage = match l.size_limit {
-        Some(limit) => format!("{} of {} used", crate::components::format::bytes(l.used_bytes), crate::components::format::bytes(limit)),
+        Some(limit) => format!(
+            "{} of {} used",
+            crate::components::format::bytes(l.used_bytes),
+            crate::components::format::bytes(limit)
+        ),
         None => format!("{} used", crate::components::format::bytes(l.used_bytes)),
     };
     let percent = l

@@ -120,7 +120,8 @@ async fn email_free(db: &Pool, email: &str) -> ServiceResult<()> {
 /// old one is told. An unknown, used or expired token answers 400 and changes nothing.
 #[instrument(skip_all, err(level = "info", Debug))]
 pub async fn confirm_email(db: &Pool, config: &Config, token: &str) -> ServiceResult<User> {
-    const BAD: &str = "This link is not valid any more: ask for the change again on the Account page";
+    const BAD: &str =
+        "This link is not valid any more: ask for the change again on the Account page";
     let row: Option<(String, String, i64)> = sqlx::query_as(
         "SELECT user_id, new_email, expires_at FROM email_changes WHERE token_hash = $1",
     )
@@ -174,7 +175,10 @@ pub async fn confirm_email(db: &Pool, config: &Config, token: &str) -> ServiceRe
 }
 
 /// The email change waiting for its link, if any: (new email, expires at).
-pub async fn pending_email_change(db: &Pool, user_id: &str) -> ServiceResult<Option<(String, i64)>> {
+pub async fn pending_email_change(
+    db: &Pool,
+    user_id: &str,
+) -> ServiceResult<Option<(String, i64)>> {
     Ok(sqlx::query_as(
         "SELECT new_email, expires_at FROM email_changes WHERE user_id = $1 AND expires_at > $2",
     )
@@ -196,7 +200,8 @@ pub struct Closure {
 pub async fn closure(db: &Pool, user: &User) -> ServiceResult<Closure> {
     let mut blockers = Vec::new();
     if user.is_admin {
-        blockers.push("Operator accounts are closed by another operator (hangar admin).".to_owned());
+        blockers
+            .push("Operator accounts are closed by another operator (hangar admin).".to_owned());
     }
     let machines: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM instances WHERE user_id = $1 AND state <> 'deleted'",
@@ -268,12 +273,20 @@ pub async fn delete(db: &Pool, user: &User, password: &str) -> ServiceResult<()>
     .bind(&user.id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(&user.id)
-        .execute(&mut *tx)
-        .await?;
-    for table in ["ssh_keys", "notify_emails", "email_changes", "totp_recovery_codes", "pool_members"] {
+    sqlx::query(
+        "UPDATE access_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(&user.id)
+    .execute(&mut *tx)
+    .await?;
+    for table in [
+        "ssh_keys",
+        "notify_emails",
+        "email_changes",
+        "totp_recovery_codes",
+        "pool_members",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
             .bind(&user.id)
             .execute(&mut *tx)

@@ -460,12 +460,19 @@ pub async fn authenticate(
     let (action, reason) = match &result {
         Ok(_) => ("user.sign_in", None),
         // The password was right and the code is still to come: not an attempt yet.
-        Err(ServiceError::Unauthorized(model::accounts::TWO_FACTOR_CODE_REQUIRED)) => return result,
+        Err(ServiceError::Unauthorized(model::accounts::TWO_FACTOR_CODE_REQUIRED)) => {
+            return result
+        }
         Err(ServiceError::Unauthorized(r)) if *r == INVALID_CREDENTIALS => {
             ("user.sign_in_failed", Some("wrong password"))
         }
-        Err(ServiceError::Unauthorized(_)) => ("user.sign_in_failed", Some("wrong two-factor code")),
-        Err(ServiceError::TooMany(_)) => ("user.sign_in_failed", Some("refused: too many failed attempts")),
+        Err(ServiceError::Unauthorized(_)) => {
+            ("user.sign_in_failed", Some("wrong two-factor code"))
+        }
+        Err(ServiceError::TooMany(_)) => (
+            "user.sign_in_failed",
+            Some("refused: too many failed attempts"),
+        ),
         Err(_) => return result,
     };
     let mut details = serde_json::json!({ "via": from.via });

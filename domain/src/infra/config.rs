@@ -622,7 +622,9 @@ impl RawConfig {
             smtp_url: self.string("smtp_url").map(Secret::new),
             mail_from: self.string("mail_from").unwrap_or_default(),
             business_name: self.string("business_name").unwrap_or_default(),
-            business_details: self.string("business_details").map(|d| d.replace("\\n", "\n")),
+            business_details: self
+                .string("business_details")
+                .map(|d| d.replace("\\n", "\n")),
             unknown_env: Vec::new(),
         })
     }

@@ -206,7 +206,11 @@ pub async fn authorized_keys(db: &Db, rental_id: &str) -> ServiceResult<Vec<Auth
         .bind(&renter)
         .fetch_all(db)
         .await?;
-        keys.extend(members.into_iter().filter(|k| roles.contains(&k.because.as_str())));
+        keys.extend(
+            members
+                .into_iter()
+                .filter(|k| roles.contains(&k.because.as_str())),
+        );
     }
     Ok(keys)
 }
@@ -221,10 +225,12 @@ async fn choose_keys(
 ) -> ServiceResult<()> {
     let mut ids: Vec<String> = match chosen {
         Some(ids) => ids.to_vec(),
-        None => sqlx::query_scalar("SELECT id FROM ssh_keys WHERE user_id = $1")
-            .bind(renter)
-            .fetch_all(&mut **tx)
-            .await?,
+        None => {
+            sqlx::query_scalar("SELECT id FROM ssh_keys WHERE user_id = $1")
+                .bind(renter)
+                .fetch_all(&mut **tx)
+                .await?
+        }
     };
     ids.sort();
     ids.dedup();

@@ -51,9 +51,20 @@ async fn rental_authorized_keys(
         let (Some(kind), Some(body)) = (parts.next(), parts.next()) else {
             continue;
         };
-        file.push_str(&format!("{kind} {body} {}:{}:{}\n", k.owner, k.because, k.name.replace(char::is_whitespace, "_")));
+        file.push_str(&format!(
+            "{kind} {body} {}:{}:{}\n",
+            k.owner,
+            k.because,
+            k.name.replace(char::is_whitespace, "_")
+        ));
     }
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], file))
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        file,
+    ))
 }
 
 /// Add a server to the marketplace.

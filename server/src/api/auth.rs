@@ -86,11 +86,21 @@ async fn change_email(
     ApiJson(body): ApiJson<ChangeEmailRequest>,
 ) -> Result<(StatusCode, ApiJson<EmailChangePending>)> {
     use domain::accounts::account;
-    account::request_email_change(&state.db, &state.config, &caller.user, &body.password, &body.email)
-        .await?;
+    account::request_email_change(
+        &state.db,
+        &state.config,
+        &caller.user,
+        &body.password,
+        &body.email,
+    )
+    .await?;
     let (email, expires_at) = account::pending_email_change(&state.db, &caller.user.id)
         .await?
-        .ok_or_else(|| AppError::Service(domain::infra::error::ServiceError::internal(anyhow::anyhow!("the change just asked for is gone"))))?;
+        .ok_or_else(|| {
+            AppError::Service(domain::infra::error::ServiceError::internal(
+                anyhow::anyhow!("the change just asked for is gone"),
+            ))
+        })?;
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(EmailChangePending {
@@ -119,7 +129,8 @@ async fn confirm_email(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ConfirmEmailRequest>,
 ) -> Result<ApiJson<Me>> {
-    let user = domain::accounts::account::confirm_email(&state.db, &state.config, &body.token).await?;
+    let user =
+        domain::accounts::account::confirm_email(&state.db, &state.config, &body.token).await?;
     Ok(ApiJson(Me::from(&user)))
 }
 

@@ -210,7 +210,13 @@ async fn get_statement(
     Path(month): Path<String>,
 ) -> Result<ApiJson<Statement>> {
     let month: billing::Month = month.parse()?;
-    let st = billing::statement(&state.db, &caller.user.id, month, domain::infra::db::now_ms()).await?;
+    let st = billing::statement(
+        &state.db,
+        &caller.user.id,
+        month,
+        domain::infra::db::now_ms(),
+    )
+    .await?;
     Ok(ApiJson(Statement {
         month: month.to_string(),
         opening_balance: Usd4(st.opening_micros),
