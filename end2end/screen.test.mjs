@@ -97,8 +97,13 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
     return n;
   });
   await page.locator('[data-screen] canvas').click();
-  const before = await litNow();
   await page.keyboard.press('Enter');
+  // A clear screen first: on one already full of the boot's log, new output only scrolls it and
+  // lights few new pixels.
+  await page.keyboard.type('clear', { delay: 50 });
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(1500);
+  const before = await litNow();
   // A short command with a screenful of output: the terminal's own echo of what is typed could
   // not light that much.
   await page.keyboard.type('ls /bin', { delay: 50 });
