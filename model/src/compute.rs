@@ -104,6 +104,12 @@ pub struct Vps {
     /// is the bound) and before the first measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_used_bytes: Option<i64>,
+    /// The pool it is shared with: its members see and use it by their role there (a pool
+    /// `user` uses its console, commands and files; an `admin` also powers it and takes
+    /// snapshots; the pool's owner may also delete it). Its creator pays for it wherever it is.
+    /// Absent: only its creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_id: Option<String>,
 }
 
 /// A snapshot of a VPS.

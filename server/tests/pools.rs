@@ -716,3 +716,252 @@ async fn a_rental_moves_between_pools_under_the_pool_rules() {
     assert_eq!(pool_of(&again), ops);
     let _ = (&t.admin, &t.invitee, &t.admin_op);
 }
+
+/// The `small` plan's id (reference 002 pricing).
+async fn small_plan(app: &TestApp) -> String {
+    let plans = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
+    plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["slug"] == "small")
+        .expect("a small plan")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The status of `method path` as `token`.
+async fn status(app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> u16 {
+    let res = match method {
+        "GET" => app.get(path, Some(token)).await,
+        "POST" => app.post(path, Some(token), body).await,
+        "PUT" => app.put(path, Some(token), body).await,
+        "DELETE" => app.delete(path, Some(token)).await,
+        _ => unreachable!(),
+    };
+    res.status().as_u16()
+}
+
+#[tokio::test]
+async fn machines_shared_with_a_pool_follow_the_roles_and_bill_their_creator() {
+    let t = team().await;
+    let app = &t.app;
+    let p = &t.pool;
+    let plan = small_plan(app).await;
+    let create = |name: &str| json!({"name": name, "plan_id": plan, "pool_id": p});
+
+    // Only the pool's owner and admins add machines to it; others do not know it exists.
+    assert_eq!(
+        status(app, "POST", "/api/vps", &t.user.1, create("u")).await,
+        403
+    );
+    assert_eq!(
+        status(app, "POST", "/api/vps", &t.outsider.1, create("o")).await,
+        404
+    );
+    assert_eq!(
+        status(app, "POST", "/api/vps", &t.invitee.1, create("i")).await,
+        404
+    );
+
+    let made = expect_json(
+        app.post("/api/vps", Some(&t.admin.1), create("team-web"))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(made["pool_id"], p.as_str());
+    let m = made["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+
+    // Every accepted member sees it, in the list and by id; nobody else does.
+    for (who, token, sees) in [
+        ("owner", &t.owner.1, true),
+        ("admin", &t.admin.1, true),
+        ("user", &t.user.1, true),
+        ("outsider", &t.outsider.1, false),
+        ("invitee", &t.invitee.1, false),
+    ] {
+        let list = expect_json(app.get("/api/vps", Some(token)).await, StatusCode::OK).await;
+        let listed = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == m.as_str());
+        assert_eq!(listed, sees, "{who} lists it");
+        let by_id = status(app, "GET", &format!("/api/vps/{m}"), token, json!({})).await;
+        assert_eq!(by_id, if sees { 200 } else { 404 }, "{who} gets it");
+    }
+
+    // It runs on its creator's money, not the pool owner's.
+    let before = (app.money(&t.admin.0).await.0, app.money(&t.owner.0).await.0);
+    let later = domain::infra::db::now_ms() + 10 * 60_000;
+    domain::compute::meter::tick(
+        &app.state.db,
+        later,
+        domain::compute::meter::Rules::of(&app.state.config),
+    )
+    .await
+    .unwrap();
+    let after = (app.money(&t.admin.0).await.0, app.money(&t.owner.0).await.0);
+    assert!(
+        after.0 < before.0,
+        "the creator pays: {before:?} → {after:?}"
+    );
+    assert_eq!(after.1, before.1, "the pool owner pays nothing for it");
+
+    // A pool `user` uses it but does not power, rename, move or delete it.
+    let vps = format!("/api/vps/{m}");
+    assert_eq!(
+        status(
+            app,
+            "GET",
+            &format!("{vps}/snapshots"),
+            &t.user.1,
+            json!({})
+        )
+        .await,
+        200
+    );
+    for (method, path, body) in [
+        ("POST", format!("{vps}/stop"), json!({})),
+        ("PUT", vps.clone(), json!({"name": "renamed"})),
+        ("POST", format!("{vps}/snapshots"), json!({"name": "s1"})),
+        ("PUT", format!("{vps}/pool"), json!({"pool_id": null})),
+        ("DELETE", vps.clone(), json!({})),
+    ] {
+        assert_eq!(
+            status(app, method, &path, &t.user.1, body).await,
+            403,
+            "a pool user: {method} {path}"
+        );
+    }
+    assert_eq!(
+        status(
+            app,
+            "POST",
+            &format!("{vps}/stop"),
+            &t.outsider.1,
+            json!({})
+        )
+        .await,
+        404
+    );
+
+    // The pool's owner powers a member's machine.
+    assert_eq!(
+        status(app, "POST", &format!("{vps}/stop"), &t.owner.1, json!({})).await,
+        202
+    );
+    app.run_jobs().await;
+
+    // An admin powers a machine someone else shared, but may not delete it or move it out.
+    let theirs = expect_json(
+        app.post("/api/vps", Some(&t.owner.1), create("owner-db"))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let theirs = format!("/api/vps/{}", theirs["id"].as_str().unwrap());
+    app.run_jobs().await;
+    assert_eq!(
+        status(
+            app,
+            "POST",
+            &format!("{theirs}/restart"),
+            &t.admin.1,
+            json!({})
+        )
+        .await,
+        202
+    );
+    app.run_jobs().await;
+    assert_eq!(
+        status(app, "DELETE", &theirs, &t.admin.1, json!({})).await,
+        403
+    );
+    assert_eq!(
+        status(
+            app,
+            "PUT",
+            &format!("{theirs}/pool"),
+            &t.admin.1,
+            json!({"pool_id": null})
+        )
+        .await,
+        403
+    );
+
+    // Moving: out by its creator (the pool no longer sees it), back in, and never into a pool
+    // the caller does not manage.
+    let out = expect_json(
+        app.put(
+            &format!("{vps}/pool"),
+            Some(&t.admin.1),
+            json!({"pool_id": null}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(out.get("pool_id").is_none(), "{}", out.text);
+    assert_eq!(status(app, "GET", &vps, &t.user.1, json!({})).await, 404);
+    let outsiders_pool = expect_json(
+        app.post(
+            "/api/v1/pools",
+            Some(&t.outsider.1),
+            json!({"name": "Elsewhere"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let elsewhere = outsiders_pool["data"]["id"].as_str().unwrap();
+    assert_eq!(
+        status(
+            app,
+            "PUT",
+            &format!("{vps}/pool"),
+            &t.admin.1,
+            json!({"pool_id": elsewhere})
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        status(
+            app,
+            "PUT",
+            &format!("{vps}/pool"),
+            &t.admin.1,
+            json!({"pool_id": p})
+        )
+        .await,
+        200
+    );
+    assert_eq!(status(app, "GET", &vps, &t.user.1, json!({})).await, 200);
+
+    // A member who leaves takes their machines along; the pool sees them no more.
+    let leave = app
+        .delete(
+            &format!("/api/v1/pools/{p}/members/{}", t.admin.0),
+            Some(&t.admin.1),
+        )
+        .await;
+    assert_eq!(
+        leave.status(),
+        StatusCode::OK,
+        "{}",
+        leave.text().await.unwrap()
+    );
+    assert_eq!(status(app, "GET", &vps, &t.owner.1, json!({})).await, 404);
+    let kept = expect_json(app.get(&vps, Some(&t.admin.1)).await, StatusCode::OK).await;
+    assert!(kept.get("pool_id").is_none(), "{}", kept.text);
+
+    // The pool's owner deletes a machine shared with their pool.
+    assert_eq!(
+        status(app, "DELETE", &theirs, &t.owner.1, json!({})).await,
+        202
+    );
+}

@@ -208,6 +208,31 @@ async fn add_funds_checks_the_amount_and_says_when_payments_are_off() {
         .await;
     }
 
+    // Stripe out of reach (nothing listens on port 1): a 503 to try again later, not a 500, and
+    // no top-up is recorded.
+    let cut_off = TestApp::builder()
+        .config("stripe_secret_key", "sk_test_hangar")
+        .config("stripe_webhook_secret", WEBHOOK_SECRET)
+        .config("stripe_api_url", "http://127.0.0.1:1")
+        .spawn()
+        .await;
+    let (_, user) = cut_off.user("cutoff").await;
+    let answer = cut_off
+        .post("/api/billing/add-funds", Some(&user), json!({"amount": 10}))
+        .await;
+    assert!(answer.headers().contains_key("retry-after"));
+    expect_error(
+        answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "payment provider cannot be reached",
+    )
+    .await;
+    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM topups")
+        .fetch_one(&cut_off.state.db)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0, "no top-up recorded");
+
     let plain = TestApp::spawn().await;
     let (uid, user) = plain.user("nostripe").await;
     expect_error(

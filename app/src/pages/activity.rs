@@ -230,6 +230,10 @@ pub fn sentence(e: &AuditEvent) -> String {
         "instance.stop" => format!("Stopped {}", named("machine")),
         "instance.restart" => format!("Restarted {}", named("machine")),
         "instance.delete" => format!("Deleted {}", named("machine")),
+        "instance.pool" => match d.get("to").and_then(|v| v.as_str()) {
+            Some(_) => format!("Shared {} with a pool", named("machine")),
+            None => format!("Took {} out of its pool", named("machine")),
+        },
         "instance.snapshot.create" => {
             format!("Took snapshot {} of {}", text("snapshot"), named("machine"))
         }

@@ -6,6 +6,10 @@
 //! |------------------------------------------|-------|----------------|-----------|
 //! | see the pool, its members, servers, rentals | yes | yes           | yes       |
 //! | rent a server into the pool, extend its rentals | yes | yes       | no (403)  |
+//! | create a machine into the pool, or move one of theirs in | yes | yes | no (403) |
+//! | see and use its machines (console, commands, files) | yes | yes  | yes       |
+//! | start, stop, restart, rename its machines, snapshots | yes | yes | no (403)  |
+//! | delete its machines, move them out       | yes   | only their own | only their own |
 //! | invite (as `admin` or `user`)            | yes   | yes            | no (403)  |
 //! | remove a member                          | anyone but the owner | `user`s and pending invitations | only themselves (leave) |
 //! | change a member's role                   | yes   | no (403)       | no (403)  |
@@ -13,6 +17,11 @@
 //!
 //! Everyone else, including invitees who have not accepted yet, gets 404 for the pool and
 //! everything in it. The default pool (one per user, made at registration) cannot be deleted.
+//!
+//! A machine's creator may do everything with it wherever it is, and pays for it: billing never
+//! follows a machine into a pool, so a member cannot spend the owner's balance, and the owner
+//! keeps control of what members share (stop or delete it). Deleting a pool returns its machines to
+//! their creators alone, and a member who leaves or is removed takes their machines along.
 
 use serde_json::Value;
 use tracing::instrument;
@@ -92,6 +101,21 @@ where
     .fetch_optional(exec)
     .await?;
     Ok(role.as_deref().and_then(Role::parse))
+}
+
+/// The caller's role if it lets them add things to the pool (rent into it, share a machine
+/// with it): 403 for a `user`, 404 for anyone who cannot see the pool.
+pub async fn require_manager<'e, E>(exec: E, pool_id: &str, user_id: &str) -> ServiceResult<Role>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let role = require_role(exec, pool_id, user_id).await?;
+    if role == Role::User {
+        return Err(ServiceError::Forbidden(
+            "Only the pool's owner and admins may add machines to it",
+        ));
+    }
+    Ok(role)
 }
 
 /// The caller's role, or 404 when they cannot see the pool.
@@ -386,6 +410,12 @@ pub async fn delete(db: &Db, user_id: &str, pool_id: &str) -> ServiceResult<()> 
         .bind(pool_id)
         .execute(&mut *tx)
         .await?;
+    // Machines shared with it go back to only their owners, who pay for them still.
+    sqlx::query("UPDATE instances SET pool_id = NULL, updated_at = $1 WHERE pool_id = $2")
+        .bind(db::now_ms())
+        .bind(pool_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM pool_members WHERE pool_id = $1")
         .bind(pool_id)
         .execute(&mut *tx)
@@ -667,6 +697,15 @@ pub async fn remove_member(
         .bind(member_user_id)
         .execute(&mut *tx)
         .await?;
+    // A member who leaves takes the machines they shared (and pay for) with them.
+    sqlx::query(
+        "UPDATE instances SET pool_id = NULL, updated_at = $1 WHERE pool_id = $2 AND user_id = $3",
+    )
+    .bind(db::now_ms())
+    .bind(pool_id)
+    .bind(member_user_id)
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut tx,
         Some(user_id),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use tracing::instrument;
 
+use crate::accounts::pools::{self, Role};
 use crate::compute::catalog::{self, PlanRow, TemplateRow};
 use crate::compute::driver::Kind;
 use crate::compute::meter::HeldRates;
@@ -75,12 +76,14 @@ pub struct InstanceRow {
     pub ports: String,
     /// What it has written to its disk, as its node last reported (containers).
     pub disk_used_bytes: Option<i64>,
+    /// The pool it is shared with (see [`access`]); `None`: only its owner.
+    pub pool_id: Option<String>,
 }
 
 pub const COLUMNS: &str = "id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb, \
     price_hourly_micros, state, transition, reason, progress, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data, \
     backups, ddos_protection, public_ip, private_ip, vnc_port, seed_key, token_id, expires_at, metered_until, \
-    metered_minutes, holds_compute, held_hourly_micros, created_at, updated_at, deleted_at, unreachable_since, ports, disk_used_bytes";
+    metered_minutes, holds_compute, held_hourly_micros, created_at, updated_at, deleted_at, unreachable_since, ports, disk_used_bytes, pool_id";
 
 impl InstanceRow {
     pub fn labels(&self) -> BTreeMap<String, String> {
@@ -139,6 +142,7 @@ impl InstanceRow {
             unreachable_since: self.unreachable_since.map(rfc3339),
             ports: serde_json::from_str(&self.ports).unwrap_or_default(),
             disk_used_bytes: self.disk_used_bytes,
+            pool_id: self.pool_id.clone(),
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct NewInstance {
     pub security_groups: Vec<String>,
     pub backups: bool,
     pub ddos_protection: bool,
+    /// A pool to share it with from the start; the caller must be its owner or an admin.
+    pub pool_id: Option<String>,
 }
 
 /// Largest accepted user data (cloud-init's own limit for most datasources is 16 KiB;
@@ -210,6 +216,10 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
     // One create (or start) of this account at a time from here: the quota and the money
     // checks read what it holds, and a parallel create must see this one.
     quotas::lock_account(&mut tx, &actor.user_id).await?;
+    if let Some(pool) = &req.pool_id {
+        // The pool's owner and admins may share a machine with it; it stays theirs to pay.
+        pools::require_manager(&mut *tx, pool, &actor.user_id).await?;
+    }
     quotas::check_new_machine(
         &mut tx,
         &limits,
@@ -505,9 +515,9 @@ async fn insert(
     sqlx::query(
         "INSERT INTO instances (id, user_id, name, kind, plan_id, image, template_id, node_id, region, vcpu, memory_mb, disk_gb,
             price_hourly_micros, state, transition, labels, ssh_key_ids, security_groups, vpc_id, subnet_id, user_data,
-            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip, held_hourly_micros)
+            backups, ddos_protection, seed_key, token_id, expires_at, created_at, updated_at, public_ip, held_hourly_micros, pool_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'provisioning', 'create', $14, $15, $16, $17, $18, $19,
-            $20, $21, $22, $23, $24, $25, $25, $26, $27)",
+            $20, $21, $22, $23, $24, $25, $25, $26, $27, $28)",
     )
     .bind(id)
     .bind(&actor.user_id)
@@ -536,6 +546,7 @@ async fn insert(
     .bind(now)
     .bind(&public_ip)
     .bind(held_hourly)
+    .bind(&req.pool_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -612,16 +623,70 @@ where
     Ok(())
 }
 
-/// The caller's instance (deleted ones are gone: 404).
-pub async fn get(db: &Pool, user_id: &str, id: &str) -> ServiceResult<InstanceRow> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND user_id = $2 AND state <> 'deleted'"
+/// What a caller wants to do with a machine. Its owner (the account that created it, which pays
+/// for it) may do everything; a machine shared with a pool gives each accepted member what their
+/// role there allows, and anyone else does not know it exists (404):
+///
+/// | role in the pool | `Use` | `Operate` | `Own` |
+/// |------------------|-------|-----------|-------|
+/// | user             | yes   |           |       |
+/// | admin            | yes   | yes       |       |
+/// | owner            | yes   | yes       | yes   |
+///
+/// A member who may see a machine but not do what they ask gets 403, saying so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// See it, its charts, snapshots and jobs; use its console, screen, commands and files.
+    Use,
+    /// Start, stop and restart it, rename it, take, restore and delete its snapshots.
+    Operate,
+    /// Delete it; move it into or out of a pool.
+    Own,
+}
+
+impl Need {
+    /// What `role` in a machine's pool allows.
+    fn of_role(role: Role) -> Self {
+        match role {
+            Role::Owner => Need::Own,
+            Role::Admin => Need::Operate,
+            Role::User => Need::Use,
+        }
+    }
+}
+
+/// The machine `id` if `user_id` may do what `need` says with it (deleted ones are gone: 404).
+pub async fn access(db: &Pool, user_id: &str, id: &str, need: Need) -> ServiceResult<InstanceRow> {
+    let inst: InstanceRow = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND state <> 'deleted'"
     ))
     .bind(id)
-    .bind(user_id)
     .fetch_optional(db)
     .await?
-    .ok_or(ServiceError::NotFound("Instance"))
+    .ok_or(ServiceError::NotFound("Instance"))?;
+    if inst.user_id == user_id {
+        return Ok(inst);
+    }
+    let Some(pool) = &inst.pool_id else {
+        return Err(ServiceError::NotFound("Instance"));
+    };
+    let role = pools::role_of(db, pool, user_id)
+        .await?
+        .ok_or(ServiceError::NotFound("Instance"))?;
+    if need > Need::of_role(role) {
+        return Err(ServiceError::Forbidden(match need {
+            Need::Own => {
+                "Only the machine's owner and its pool's owner may delete it or move it out of the pool"
+            }
+            _ => "Your role in this machine's pool lets you use it, not power it or change it; ask a pool admin",
+        }));
+    }
+    Ok(inst)
+}
+
+/// A machine the caller may use: their own, or one shared with a pool they belong to.
+pub async fn get(db: &Pool, user_id: &str, id: &str) -> ServiceResult<InstanceRow> {
+    access(db, user_id, id, Need::Use).await
 }
 
 /// Any instance by id, for jobs and the reconciler.
@@ -634,10 +699,13 @@ pub async fn load(db: &Pool, id: &str) -> ServiceResult<Option<InstanceRow>> {
     )
 }
 
-/// The caller's instances, newest first.
+/// The machines the caller may use (their own and those shared with their pools), newest first.
 pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<InstanceRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM instances WHERE user_id = $1 AND state <> 'deleted' ORDER BY created_at DESC, id"
+        "SELECT {COLUMNS} FROM instances WHERE state <> 'deleted'
+           AND (user_id = $1 OR pool_id IN
+                (SELECT pool_id FROM pool_members WHERE user_id = $1 AND is_authorized = 1))
+         ORDER BY created_at DESC, id"
     ))
     .bind(user_id)
     .fetch_all(db)
@@ -646,32 +714,55 @@ pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<InstanceRow>> {
 
 pub async fn rename(db: &Pool, user_id: &str, id: &str, name: &str) -> ServiceResult<InstanceRow> {
     let name = validate_name(name)?;
-    get(db, user_id, id).await?;
-    sqlx::query("UPDATE instances SET name = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+    access(db, user_id, id, Need::Operate).await?;
+    sqlx::query("UPDATE instances SET name = $1, updated_at = $2 WHERE id = $3")
         .bind(&name)
         .bind(db::now_ms())
         .bind(id)
-        .bind(user_id)
         .execute(db)
         .await?;
     get(db, user_id, id).await
 }
 
-/// Replaces an instance's labels (reference 000 `label` is the name; 004 labels are a map).
-pub async fn set_labels(
+/// Shares the machine with a pool (`Some`) or takes it out of its pool (`None`). Only the
+/// machine's creator may move it into a pool, one where they are the owner or an admin; its
+/// creator or its pool's owner may take it out. It stays billed to its creator either way.
+pub async fn move_to_pool(
     db: &Pool,
     user_id: &str,
     id: &str,
-    labels: &BTreeMap<String, String>,
-) -> ServiceResult<()> {
-    sqlx::query("UPDATE instances SET labels = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
-        .bind(serde_json::to_string(labels).unwrap_or_default())
+    pool_id: Option<&str>,
+) -> ServiceResult<InstanceRow> {
+    let inst = access(db, user_id, id, Need::Own).await?;
+    if inst.pool_id.as_deref() == pool_id {
+        return Ok(inst);
+    }
+    let mut tx = crate::infra::db::begin(db).await?;
+    if let Some(pool) = pool_id {
+        if inst.user_id != user_id {
+            return Err(ServiceError::Forbidden(
+                "Only the machine's creator may share it with another pool",
+            ));
+        }
+        pools::require_manager(&mut *tx, pool, user_id).await?;
+    }
+    sqlx::query("UPDATE instances SET pool_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(pool_id)
         .bind(db::now_ms())
         .bind(id)
-        .bind(user_id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    audit::record(
+        &mut tx,
+        Some(user_id),
+        "instance.pool",
+        "instance",
+        Some(id),
+        serde_json::json!({ "from": inst.pool_id, "to": pool_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    get_any_state(db, id).await
 }
 
 /// A power or lifecycle action a caller can ask for.
@@ -754,7 +845,12 @@ pub async fn act(
     action: Action,
 ) -> ServiceResult<(InstanceRow, String)> {
     let db = &state.db;
-    let inst = get(db, user_id, id).await?;
+    let need = if action == Action::Delete {
+        Need::Own
+    } else {
+        Need::Operate
+    };
+    let inst = access(db, user_id, id, need).await?;
     if let Some(t) = &inst.transition {
         // A delete is always accepted during a create (the machine goes as soon as the create
         // has finished or never starts) and for a failed instance's stuck action.
@@ -793,12 +889,13 @@ pub async fn act(
     let now = db::now_ms();
     let mut tx = crate::infra::db::begin(db).await?;
     if action == Action::Start {
-        // Starting bills again: the balance must cover it with everything else running.
-        quotas::lock_account(&mut tx, user_id).await?;
+        // Starting bills again: its owner's balance must cover it with everything else they
+        // run (a pool admin may start a member's machine; the member pays).
+        quotas::lock_account(&mut tx, &inst.user_id).await?;
         check_capacity_funds(
             &mut tx,
             state,
-            &Actor::user(user_id),
+            &Actor::user(&inst.user_id),
             inst.price_hourly_micros,
         )
         .await?;
@@ -847,7 +944,7 @@ pub async fn act(
             .consoles
             .revoke(crate::compute::console::Revocation::Instance(id.to_owned()));
     }
-    Ok((get_any_state(db, user_id, id).await?, op))
+    Ok((get_any_state(db, id).await?, op))
 }
 
 /// A stopped machine gave its vCPU and memory back to its node; a start takes them again, in the
@@ -883,16 +980,14 @@ async fn take_back_compute(
     Ok(())
 }
 
-/// Like [`get`] but also finds an instance that was deleted a moment ago (for answers to delete).
-async fn get_any_state(db: &Pool, user_id: &str, id: &str) -> ServiceResult<InstanceRow> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND user_id = $2"
-    ))
-    .bind(id)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(ServiceError::NotFound("Instance"))
+/// The instance even if it was deleted a moment ago, for the answer to an action whose access
+/// was checked.
+async fn get_any_state(db: &Pool, id: &str) -> ServiceResult<InstanceRow> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM instances WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(ServiceError::NotFound("Instance"))
 }
 
 // ---- snapshots --------------------------------------------------------------------------------
@@ -1005,7 +1100,7 @@ pub async fn snapshot_create(
     name: &str,
 ) -> ServiceResult<SnapshotRow> {
     let name = validate_snapshot_name(name)?;
-    let inst = get(&state.db, user_id, id).await?;
+    let inst = access(&state.db, user_id, id, Need::Operate).await?;
     let now = db::now_ms();
     let mut tx = crate::infra::db::begin(&state.db).await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM snapshots WHERE instance_id = $1")
@@ -1080,7 +1175,7 @@ pub async fn snapshot_restore(
     id: &str,
     name: &str,
 ) -> ServiceResult<String> {
-    let inst = get(&state.db, user_id, id).await?;
+    let inst = access(&state.db, user_id, id, Need::Operate).await?;
     let mut tx = crate::infra::db::begin(&state.db).await?;
     let snap = snapshot(&mut tx, id, name).await?;
     if snap.state != SnapshotState::Ready.as_str() {
@@ -1127,7 +1222,7 @@ pub async fn snapshot_delete(
     id: &str,
     name: &str,
 ) -> ServiceResult<()> {
-    let inst = get(&state.db, user_id, id).await?;
+    let inst = access(&state.db, user_id, id, Need::Operate).await?;
     let mut tx = crate::infra::db::begin(&state.db).await?;
     let snap = snapshot(&mut tx, id, name).await?;
     if inst.transition() == Some(Transition::Restore)

@@ -44,6 +44,11 @@ pub enum ServiceError {
     /// shortly is the right move.
     #[error("The database is unavailable right now; nothing was changed. Try again in a moment.")]
     Unavailable,
+    /// The payment provider cannot be reached or did not answer in time (503): nothing was
+    /// charged or recorded, and trying again shortly is the right move. An answer from the
+    /// provider that refuses the request is `Internal` (a misconfiguration to log), not this.
+    #[error("The payment provider cannot be reached right now; nothing was charged. Try again in a moment.")]
+    ProviderUnreachable,
     /// A dependency (database, driver, payment provider) failed; logged, answered generically.
     #[error("Internal error")]
     Internal(#[source] anyhow::Error),
@@ -73,7 +78,9 @@ impl ServiceError {
             ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
             ServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServiceError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-            ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Unavailable | ServiceError::ProviderUnreachable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -84,7 +84,13 @@ pub async fn create_checkout(state: &AppState, user: &User, amount: i64) -> Serv
         .cancel_url(format!("{base}/billing/cancel"))
         .send(&client)
         .await
-        .map_err(|e| ServiceError::internal(anyhow::anyhow!("creating a checkout session: {e}")))?;
+        .map_err(|e| match e {
+            stripe::StripeError::ClientError(_) | stripe::StripeError::Timeout => {
+                tracing::warn!(error = %e, "the payment provider cannot be reached");
+                ServiceError::ProviderUnreachable
+            }
+            e => ServiceError::internal(anyhow::anyhow!("creating a checkout session: {e}")),
+        })?;
     let url = session
         .url
         .clone()

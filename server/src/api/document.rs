@@ -8,7 +8,10 @@
 //!   wrong shape);
 //! - `429` on the rate-limited sign-in routes, `503` everywhere (the database out of reach);
 //! - a schema for every error answer: `{error}` (reference 002), or reference 001's envelope
-//!   under `/api/v1`, whose successful answers are wrapped in `{statusCode, message, data}` too.
+//!   under `/api/v1`, whose successful answers are wrapped in `{statusCode, message, data}` too;
+//! - event streams described as their events: a handler names the JSON its events carry, and
+//!   this pass writes the event objects OpenAPI 3.1 tools read (`{event, data}`, `data` a string
+//!   of that JSON), plus the closing `end` event whose data is a plain sentence.
 //!
 //! Handlers annotate what is particular to them; this pass adds what is common, and never
 //! replaces what a handler wrote.
@@ -97,7 +100,7 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>, rate_limited: boo
     }
     add(
         "503",
-        "The database is out of reach; retry after `Retry-After` seconds",
+        "The database (or, for top-ups, the payment provider) is out of reach; retry after `Retry-After` seconds",
     );
 
     for (status, response) in responses.iter_mut() {
@@ -123,7 +126,37 @@ fn complete_operation(path: &str, op: &mut Map<String, Value>, rate_limited: boo
         } else if v1 && status.starts_with('2') {
             wrap_in_envelope(response);
         }
+        if let Some(stream) = response
+            .get_mut("content")
+            .and_then(|c| c.get_mut("text/event-stream"))
+            .and_then(Value::as_object_mut)
+        {
+            describe_events(stream);
+        }
     }
+}
+
+/// Before OpenAPI 3.2, a `text/event-stream` schema describes one event as a whole — its
+/// `event` name and its `data` string — not the payload inside it.
+fn describe_events(stream: &mut Map<String, Value>) {
+    let Some(payload) = stream.remove("schema") else {
+        return;
+    };
+    let event = |name: Value, data: Value| {
+        json!({
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": { "event": name, "data": data },
+        })
+    };
+    let event = json!({ "oneOf": [
+        event(
+            json!({ "type": "string", "not": { "const": "end" } }),
+            json!({ "type": "string", "contentMediaType": "application/json", "contentSchema": payload }),
+        ),
+        event(json!({ "const": "end" }), json!({ "type": "string" })),
+    ]});
+    stream.insert("schema".into(), event);
 }
 
 /// Reference 001 answers `{statusCode, message, data}`, and the marketplace adds `pagination`.
@@ -202,7 +235,12 @@ mod tests {
                     "responses": { "200": { "description": "ok", "content": {
                         "application/json": { "schema": { "type": "array" } } } } }
                 }},
-                "/health": { "get": { "responses": { "200": { "description": "ok" } } } }
+                "/health": { "get": { "responses": { "200": { "description": "ok" } } } },
+                "/api/vps/{id}/stats": { "get": {
+                    "security": [{ "bearer": [] }],
+                    "responses": { "200": { "description": "ok", "content": { "text/event-stream": {
+                        "schema": { "$ref": "#/components/schemas/MachineStats" } } } } }
+                }}
             }
         });
         complete(&mut doc, &[]);
@@ -223,6 +261,13 @@ mod tests {
             "#/components/schemas/V1Error"
         );
         let health = &doc["paths"]["/health"]["get"]["responses"];
+        let stats = &doc["paths"]["/api/vps/{id}/stats"]["get"]["responses"]["200"]["content"]
+            ["text/event-stream"]["schema"]["oneOf"];
+        assert_eq!(
+            stats[0]["properties"]["data"]["contentSchema"]["$ref"],
+            "#/components/schemas/MachineStats"
+        );
+        assert_eq!(stats[1]["properties"]["event"]["const"], "end");
         assert!(health.get("401").is_none());
         assert!(doc["components"]["schemas"]["V1Error"].is_object());
     }

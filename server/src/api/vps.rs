@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_vps, create_vps))
         .routes(routes!(batch_create, batch_delete))
         .routes(routes!(get_vps, rename_vps, delete_vps))
+        .routes(routes!(move_vps))
         .routes(routes!(start_vps))
         .routes(routes!(stop_vps))
         .routes(routes!(restart_vps))
@@ -185,6 +186,9 @@ pub struct CreateVpsRequest {
     pub user_data: Option<String>,
     /// Destroy the VPS this many minutes after creation.
     pub ttl_minutes: Option<i64>,
+    /// Share it with this pool from the start (you must be the pool's owner or an admin); its
+    /// members then see and use it by their role. You pay for it wherever it is.
+    pub pool_id: Option<String>,
 }
 
 impl From<CreateVpsRequest> for NewInstance {
@@ -201,6 +205,7 @@ impl From<CreateVpsRequest> for NewInstance {
             ssh_key_ids: r.ssh_key_ids,
             user_data: r.user_data,
             ttl_minutes: r.ttl_minutes,
+            pool_id: r.pool_id,
             ..Default::default()
         }
     }
@@ -214,6 +219,7 @@ impl From<CreateVpsRequest> for NewInstance {
         (status = 201, body = Vps),
         (status = 400, body = ErrorBody),
         (status = 402, body = InsufficientBalanceBody),
+        (status = 404, description = "`pool_id` names no pool of yours", body = ErrorBody),
         (status = 409, description = "No node has room", body = ErrorBody),
     ))]
 async fn create_vps(
@@ -223,6 +229,30 @@ async fn create_vps(
 ) -> Result<(StatusCode, ApiJson<Vps>)> {
     let created = instances::create(&state, &caller.actor(), body.into()).await?;
     Ok((StatusCode::CREATED, ApiJson(created.instance.to_vps())))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    /// The pool to share the machine with, or `null` to take it out of its pool.
+    pub pool_id: Option<String>,
+}
+
+/// Share a VPS with a pool, or take it out of one (`pool_id: null`). The pool's members see and
+/// use it by their role there; it stays billed to its creator. Only its creator may share it,
+/// with a pool where they are owner or admin; its creator or its pool's owner may take it out.
+#[utoipa::path(put, path = "/api/vps/{id}/pool", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = MoveRequest,
+    responses((status = 200, body = Vps), (status = 404, body = ErrorBody)))]
+async fn move_vps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MoveRequest>,
+) -> Result<ApiJson<Vps>> {
+    let inst =
+        instances::move_to_pool(&state.db, &caller.user.id, &id, body.pool_id.as_deref()).await?;
+    Ok(ApiJson(inst.to_vps()))
 }
 
 #[utoipa::path(get, path = "/api/vps/{id}", tag = "compute", security(("bearer" = [])),

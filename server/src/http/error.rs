@@ -78,7 +78,7 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             }
-            AppError::Service(ServiceError::Unavailable) => {
+            AppError::Service(ServiceError::Unavailable | ServiceError::ProviderUnreachable) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -75,6 +75,7 @@ pub fn need(method: &Method, template: &str) -> Need {
         "/api/vps/{id}/start",
         "/api/vps/{id}/stop",
         "/api/vps/{id}/restart",
+        "/api/vps/{id}/pool",
         "/api/vps/{id}/snapshots",
         "/api/vps/{id}/snapshots/{name}",
         "/api/vps/{id}/snapshots/{name}/restore",
