@@ -2,7 +2,7 @@
 // without reloading (Server-Sent Events), stop it, snapshot it, delete it.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+import { launch, hydrated, uniqueName, fundedCustomer, signIn, api, BASE, ARTIFACTS } from './browser.mjs';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c e2e@laptop';
 
@@ -152,6 +152,57 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await p2.screenshot({ path: `${ARTIFACTS}machines-phone.png`, fullPage: true });
   await phone.close();
   await context.close();
+});
+
+test('a team shares a machine through a pool: the owner creates it there, a pool user sees and uses it but cannot power it', async () => {
+  const owner = await fundedCustomer('teamlead', 5);
+  const mate = await fundedCustomer('teammate', 1);
+  const pool = await api('/api/v1/pools', owner.token, { name: 'Ops Team' });
+  assert.equal(pool.status, 201);
+  const poolId = pool.body.data.id;
+  const invite = await api(`/api/v1/pools/${poolId}/members`, owner.token, { username: mate.email.split('@')[0], role: 'user' });
+  assert.equal(invite.status, 201);
+  const pending = await api('/api/v1/pools/invitations/pending', mate.token);
+  assert.equal((await api(`/api/v1/pools/${pending.body.data[0].id}/accept`, mate.token, {})).status, 200);
+
+  // The owner creates it into the pool from the form.
+  const laptop = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await laptop.newPage();
+  await signIn(page, owner.email, owner.password);
+  await page.goto(`${BASE}/machines`);
+  await hydrated(page);
+  await page.fill('[data-test=create-machine-form] input[name=name]', 'team-box');
+  await page.selectOption('[data-test=machine-pool-choice]', { label: 'Ops Team' });
+  await page.click('[data-test=create-machine-form] button[type=submit]');
+  await page.locator('[data-test=machine-created]').waitFor();
+  const row = page.locator('[data-test=machine-row]', { hasText: 'team-box' });
+  assert.equal((await row.locator('[data-test=machine-pool]').textContent()).trim(), 'Ops Team');
+  await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 20_000 });
+  await row.locator('a').click();
+  await page.waitForURL(/\/machines\/[0-9a-f]{24}$/);
+  await hydrated(page);
+  assert.match(await page.textContent('[data-test=machine-shared]'), /Shared with the pool Ops Team: .* You pay for it\./);
+  assert.equal(await page.inputValue('[data-test=share-pool]'), poolId, 'the form shows where it is shared');
+  await laptop.close();
+
+  // The pool's user, on a phone: listed with its pool, usable, not powerable, not deletable.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const p2 = await phone.newPage();
+  await signIn(p2, mate.email, mate.password);
+  await p2.goto(`${BASE}/machines`);
+  await hydrated(p2);
+  const shared = p2.locator('[data-test=machine-row]', { hasText: 'team-box' });
+  assert.equal((await shared.locator('[data-test=machine-pool]').textContent()).trim(), 'Ops Team');
+  await shared.locator('a').click();
+  await p2.waitForURL(/\/machines\/[0-9a-f]{24}$/);
+  await hydrated(p2);
+  assert.equal(await p2.isDisabled('[data-test=power-stop]'), true, 'a pool user cannot stop it');
+  assert.match(await p2.textContent('[data-test=power-not-allowed]'), /lets you use it .* not power it/);
+  assert.equal(await p2.locator('[data-test=power-delete]').count(), 0, 'nor delete it');
+  assert.equal(await p2.locator('[data-test=snapshot-form]').count(), 0, 'nor take snapshots');
+  assert.match(await p2.textContent('[data-test=machine-shared]'), new RegExp(`Shared with the pool Ops Team\\. ${owner.email.split('@')[0]} created it and pays for it\\.`));
+  await p2.screenshot({ path: `${ARTIFACTS}machine-shared-phone.png`, fullPage: true });
+  await phone.close();
 });
 
 test('an operator sees node load and address ranges, and runs the reconciler', async () => {

@@ -35,6 +35,34 @@ pub struct MachinesData {
     pub images: Vec<(String, String, String)>,
     /// Regions with an active node: (region, kind), each once.
     pub regions: Vec<(String, String)>,
+    /// The pools the user belongs to (to name a shared machine's, and to share new ones).
+    pub pools: Vec<PoolChoice>,
+}
+
+/// A pool the user belongs to, as the machine pages offer it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolChoice {
+    pub id: String,
+    pub name: String,
+    /// Owner or admin there: may share machines with it.
+    pub manages: bool,
+}
+
+#[cfg(feature = "ssr")]
+async fn pool_choices(
+    db: &domain::infra::db::Pool,
+    user_id: &str,
+) -> Result<Vec<PoolChoice>, PortalError> {
+    use model::market::Role;
+    Ok(domain::accounts::pools::list(db, user_id)
+        .await?
+        .into_iter()
+        .map(|p| PoolChoice {
+            manages: p.user_role != Role::User,
+            id: p.id,
+            name: p.name,
+        })
+        .collect())
 }
 
 #[server(prefix = "/_fn", endpoint = "machines")]
@@ -83,7 +111,20 @@ pub async fn load_machines() -> Result<MachinesData, PortalError> {
             regions.dedup();
             regions
         },
+        pools: pool_choices(db, &user.id).await?,
     })
+}
+
+/// Where a new machine goes and what it boots, each empty for the default: the plan's (or
+/// template's) image, any region with room, no pool. The form posts them as `placement[image]`…
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub pool: String,
 }
 
 /// Creates a machine from a plan or a template. `ssh_key_ids` is comma-separated.
@@ -94,8 +135,7 @@ pub async fn create_machine(
     source: String,
     ssh_key_ids: String,
     user_data: String,
-    #[server(default)] image: String,
-    #[server(default)] region: String,
+    #[server(default)] placement: Placement,
 ) -> Result<String, PortalError> {
     use crate::ssr::portal;
     use domain::compute::instances::{self, NewInstance};
@@ -117,9 +157,9 @@ pub async fn create_machine(
             .map(str::to_owned)
             .collect(),
         user_data: Some(user_data).filter(|u| !u.trim().is_empty()),
-        // Empty: the plan's (or template's) default image, and any region with room.
-        image: Some(image).filter(|i| !i.is_empty()),
-        region: Some(region).filter(|r| !r.is_empty()),
+        image: Some(placement.image).filter(|i| !i.is_empty()),
+        region: Some(placement.region).filter(|r| !r.is_empty()),
+        pool_id: Some(placement.pool).filter(|p| !p.is_empty()),
         ..Default::default()
     };
     let created = instances::create(&state, &Actor::user(&user.id), req).await?;
@@ -171,6 +211,16 @@ pub struct MachineData {
     /// On a node daemon: the file manager works on its volume (running or not), and commands
     /// do not exist there.
     pub volume: bool,
+    /// The caller created it (and pays for it).
+    pub creator: bool,
+    /// The caller may power it, rename it and work its snapshots (`instances::Need::Operate`).
+    pub may_operate: bool,
+    /// The caller may delete it and take it out of its pool (`instances::Need::Own`).
+    pub may_own: bool,
+    /// Who pays for it, when that is not the caller (a pool member's machine).
+    pub billed_to: Option<String>,
+    /// The pools the caller belongs to.
+    pub pools: Vec<PoolChoice>,
 }
 
 #[server(prefix = "/_fn", endpoint = "machine")]
@@ -179,6 +229,16 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
     use domain::compute::{catalog, instances, nodes};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let inst = instances::get(&state.db, &user.id, &id).await?;
+    let may = instances::rights(&state.db, &user.id, &inst).await?;
+    let billed_to = if inst.user_id == user.id {
+        None
+    } else {
+        Some(
+            domain::accounts::users::get(&state.db, &inst.user_id)
+                .await?
+                .username,
+        )
+    };
     let (simulated, volume) = match &inst.node_id {
         Some(node) => {
             let node = nodes::get(&state.db, node).await?;
@@ -197,6 +257,25 @@ pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
         snapshots: snapshots.iter().map(|s| s.to_api()).collect(),
         simulated,
         volume,
+        creator: inst.user_id == user.id,
+        may_operate: may >= Some(instances::Need::Operate),
+        may_own: may == Some(instances::Need::Own),
+        billed_to,
+        pools: pool_choices(&state.db, &user.id).await?,
+    })
+}
+
+/// Shares the machine with the pool `pool`, or takes it out of its pool (`pool` empty).
+#[server(prefix = "/_fn", endpoint = "share_machine")]
+pub async fn share_machine(csrf: String, id: String, pool: String) -> Result<String, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::instances;
+    let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
+    let pool = Some(pool.as_str()).filter(|p| !p.is_empty());
+    instances::move_to_pool(&state.db, &user.id, &id, pool).await?;
+    Ok(match pool {
+        Some(_) => "Shared: the pool's members see it now, by their role there.".into(),
+        None => "Taken out of its pool: only its creator sees it now.".into(),
     })
 }
 
@@ -336,7 +415,7 @@ fn Machines(
                         view! {
                             <section class="card">
                                 <h2>"Your machines"</h2>
-                                <MachineTable initial=d.machines.clone() live/>
+                                <MachineTable initial=d.machines.clone() live pools=d.pools.clone()/>
                             </section>
                             <CreateForm create data=d/>
                         }.into_any()
@@ -348,17 +427,31 @@ fn Machines(
 }
 
 #[component]
-fn MachineTable(initial: Vec<Vps>, live: RwSignal<Option<Vec<Vps>>>) -> impl IntoView {
+fn MachineTable(
+    initial: Vec<Vps>,
+    live: RwSignal<Option<Vec<Vps>>>,
+    /// To name the pool a machine is shared with.
+    pools: Vec<PoolChoice>,
+) -> impl IntoView {
     let machines = after_hydration(RwSignal::new(false), initial, move || live.get());
+    let pools = StoredValue::new(pools);
+    let pool_name = move |id: &Option<String>| {
+        let id = id.as_ref()?;
+        pools.with_value(|pools| pools.iter().find(|p| &p.id == id).map(|p| p.name.clone()))
+    };
     view! {
         <Show when=move || !machines.get().is_empty() fallback=|| view! { <p class="muted" data-test="no-machines">"No machines yet: create one below."</p> }>
             <div class="table-wrap">
                 <table class="table" data-test="machine-table">
                     <thead><tr><th>"Name"</th><th>"State"</th><th>"Address"</th><th>"Size"</th><th>"Image"</th><th>"Region"</th><th>"Price"</th></tr></thead>
                     <tbody>
-                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state.clone(), v.transition.clone(), v.name.clone(), v.ip.clone()) let:vps>
+                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state.clone(), v.transition.clone(), v.name.clone(), v.ip.clone(), v.pool_id.clone()) let:vps>
                             <tr data-test="machine-row" data-id=vps.id.clone()>
-                                <td data-label="Name"><a href=format!("/machines/{}", vps.id)>{vps.name.clone()}</a></td>
+                                <td data-label="Name"><a href=format!("/machines/{}", vps.id)>{vps.name.clone()}</a>
+                                    {pool_name(&vps.pool_id).map(|name| view! {
+                                        " "<span class="tag" data-test="machine-pool" title="Shared with this pool">{name}</span>
+                                    })}
+                                </td>
                                 <td data-label="State"><StateBadge vps=vps.clone()/></td>
                                 <td data-label="Address" data-test="machine-ip"><code>{vps.ip.clone().unwrap_or_else(|| "—".into())}</code></td>
                                 <td data-label="Size">{format!("{} vCPU · {} · {} GiB", vps.vcpu, memory(vps.memory_mb), vps.disk_gb)}</td>
@@ -419,6 +512,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
     let from_template = Memo::new(move |_| choice.get().is_some_and(|c| c.1));
     let images = data.images.clone();
     let regions = data.regions.clone();
+    let managed: Vec<PoolChoice> = data.pools.iter().filter(|p| p.manages).cloned().collect();
     view! {
         <section class="card">
             <h2>"New machine"</h2>
@@ -453,7 +547,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                 </label>
                 <div class="form-row">
                     <label>"Image"
-                        <select name="image" data-test="machine-image" prop:disabled=move || from_template.get()>
+                        <select name="placement[image]" data-test="machine-image" prop:disabled=move || from_template.get()>
                             <option value="">{move || if from_template.get() { "The template's own" } else { "The plan's default" }}</option>
                             {move || {
                                 let kind = kind.get();
@@ -464,7 +558,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         </select>
                     </label>
                     <label>"Region"
-                        <select name="region" data-test="machine-region">
+                        <select name="placement[region]" data-test="machine-region">
                             <option value="">"Any region with room"</option>
                             {move || {
                                 let kind = kind.get();
@@ -475,6 +569,15 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         </select>
                     </label>
                 </div>
+                {(!managed.is_empty()).then(|| view! {
+                    <label>"Share with a pool"
+                        <select name="placement[pool]" data-test="machine-pool-choice">
+                            <option value="">"No pool: only you"</option>
+                            {managed.iter().map(|p| view! { <option value=p.id.clone()>{p.name.clone()}</option> }).collect_view()}
+                        </select>
+                        <small class="muted">"Its members see and use it by their role there; you pay for it either way."</small>
+                    </label>
+                })}
                 <p class="estimate" data-test="machine-estimate">
                     {move || choice.get().map(|(_, _, hourly, stopped)| format!(
                         "${}/hour while it runs, about {} a month (730 hours); ${}/hour while stopped. Charged by the minute.",
@@ -529,6 +632,7 @@ pub fn MachinePage() -> impl IntoView {
     let power = ServerAction::<MachineAction>::new();
     let rename = ServerAction::<RenameMachine>::new();
     let snap = ServerAction::<SnapshotAction>::new();
+    let share = ServerAction::<ShareMachine>::new();
     let live = live_machines();
     let settled = RwSignal::new(false);
     // Loaded once per machine: what changes afterwards arrives without reloading the page (the
@@ -538,8 +642,17 @@ pub fn MachinePage() -> impl IntoView {
     let data = data::load(id, load_machine);
     view! {
         <Title text="Machine"/>
-        <RequireUser signed_in=move |_| view! { <Machine data live settled power rename snap/> }/>
+        <RequireUser signed_in=move |_| view! { <Machine data live settled actions=Actions { power, rename, snap, share }/> }/>
     }
+}
+
+/// What a machine's page can ask of the server.
+#[derive(Clone, Copy)]
+struct Actions {
+    power: ServerAction<MachineAction>,
+    rename: ServerAction<RenameMachine>,
+    snap: ServerAction<SnapshotAction>,
+    share: ServerAction<ShareMachine>,
 }
 
 #[component]
@@ -548,9 +661,7 @@ fn Machine(
     live: RwSignal<Option<Vec<Vps>>>,
     /// Set once the details have hydrated.
     settled: RwSignal<bool>,
-    power: ServerAction<MachineAction>,
-    rename: ServerAction<RenameMachine>,
-    snap: ServerAction<SnapshotAction>,
+    actions: Actions,
 ) -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -563,7 +674,7 @@ fn Machine(
                         <p><a href="/machines">"Back to your machines"</a></p></section>
                     }.into_any() }
                     Ok(d) => {
-                        view! { <MachineDetail d live settled power rename snap/> }.into_any()
+                        view! { <MachineDetail d live settled actions/> }.into_any()
                     }
                 }
             })}
@@ -577,10 +688,14 @@ fn MachineDetail(
     d: MachineData,
     live: RwSignal<Option<Vec<Vps>>>,
     settled: RwSignal<bool>,
-    power: ServerAction<MachineAction>,
-    rename: ServerAction<RenameMachine>,
-    snap: ServerAction<SnapshotAction>,
+    actions: Actions,
 ) -> impl IntoView {
+    let Actions {
+        power,
+        rename,
+        snap,
+        share,
+    } = actions;
     // Made here, not in the Suspend that renders this: a signal made in the Suspend's future is
     // disposed with it while this view and its effects live on.
     let id = d.vps.id.clone();
@@ -600,7 +715,11 @@ fn MachineDetail(
     view! {
         {move || gone.get().then(|| view! {
             <section class="card">
-                <p class="alert alert-ok" role="status" data-test="machine-deleted">"The machine was deleted, with its disk and snapshots. Billing for it has stopped."</p>
+                {if d.creator {
+                    view! { <p class="alert alert-ok" role="status" data-test="machine-deleted">"The machine was deleted, with its disk and snapshots. Billing for it has stopped."</p> }.into_any()
+                } else {
+                    view! { <p class="alert alert-ok" role="status" data-test="machine-deleted">"This machine is no longer shared with you: it was deleted, or taken out of its pool."</p> }.into_any()
+                }}
                 <p><a class="btn" href="/machines">"Back to your machines"</a></p>
             </section>
         })}
@@ -623,7 +742,7 @@ fn MachineDetail(
                 <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
             })}
         </section>
-        <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy simulated=d.simulated/>
+        <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy simulated=d.simulated may_operate=d.may_operate/>
         {if d.simulated {
             view! {
                 <section class="card">
@@ -657,9 +776,12 @@ fn MachineDetail(
                 </section>
             }.into_any()
         } else {
-            view! { <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy/> }.into_any()
+            view! { <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy may_operate=d.may_operate/> }.into_any()
         }}
-        <SettingsCard id=d.vps.id name=d.vps.name vps power rename/>
+        <SharingCard id=d.vps.id.clone() vps creator=d.creator may_own=d.may_own billed_to=d.billed_to pools=d.pools share/>
+        {(d.may_operate || d.may_own).then(|| view! {
+            <SettingsCard id=d.vps.id name=d.vps.name vps power rename may_operate=d.may_operate may_own=d.may_own/>
+        })}
         </div>
     }
 }
@@ -674,20 +796,23 @@ fn PowerCard(
     busy: Signal<bool>,
     /// On libvirt's test driver: nothing listens at its address.
     simulated: bool,
+    /// A pool `user` sees the buttons, disabled, with the reason.
+    may_operate: bool,
 ) -> impl IntoView {
-    let power_button =
-        move |action: &'static str, label: &'static str, enabled: fn(&str) -> bool| {
-            let id = id.clone();
-            view! {
-                <ActionForm action=power attr:class="inline-form">
-                    <CsrfField/>
-                    <input type="hidden" name="id" value=id/>
-                    <input type="hidden" name="action" value=action/>
-                    <button type="submit" class="btn" data-test=format!("power-{action}")
-                        disabled=move || busy.get() || !enabled(&vps.get().state)>{label}</button>
-                </ActionForm>
-            }
-        };
+    let power_button = move |action: &'static str,
+                             label: &'static str,
+                             enabled: fn(&str) -> bool| {
+        let id = id.clone();
+        view! {
+            <ActionForm action=power attr:class="inline-form">
+                <CsrfField/>
+                <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="action" value=action/>
+                <button type="submit" class="btn" data-test=format!("power-{action}")
+                    disabled=move || !may_operate || busy.get() || !enabled(&vps.get().state)>{label}</button>
+            </ActionForm>
+        }
+    };
     view! {
         <section class="card">
             <h2>"Power"</h2>
@@ -696,6 +821,9 @@ fn PowerCard(
                 {power_button("stop", "Stop", |s| s == "running")}
                 {power_button("restart", "Restart", |s| s == "running")}
             </div>
+            {(!may_operate).then(|| view! {
+                <p class="muted" data-test="power-not-allowed">"Your role in this machine's pool lets you use it (console, commands, files), not power it: ask the pool's owner or an admin."</p>
+            })}
             <ActionError action=power/>
             <dl class="facts">
                 <dt>"Address"</dt><dd data-test="machine-address">{move || match vps.get().ip {
@@ -764,6 +892,8 @@ fn SnapshotsCard(
     vps: Signal<Vps>,
     snap: ServerAction<SnapshotAction>,
     busy: Signal<bool>,
+    /// Taking, restoring and deleting snapshots; without it the list is read-only.
+    may_operate: bool,
 ) -> impl IntoView {
     let list = RwSignal::new(snapshots);
     #[cfg(feature = "hydrate")]
@@ -840,8 +970,10 @@ fn SnapshotsCard(
                                     <td data-label="State" data-test="snapshot-state">{s.state.clone()}{s.reason.clone().map(|r| view! { <span class="muted" data-test="snapshot-reason">{format!(": {r}")}</span> })}</td>
                                     <td data-label="Taken">{when(&s.created_at)}</td>
                                     <td class="actions">
-                                        {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}
-                                        {snapshot_form(id.clone(), s.name.clone(), "delete", delete)}
+                                        {may_operate.then(|| view! {
+                                            {snapshot_form(id.clone(), s.name.clone(), "restore", restore)}
+                                            {snapshot_form(id.clone(), s.name.clone(), "delete", delete)}
+                                        })}
                                     </td>
                                 </tr>
                             }
@@ -854,13 +986,15 @@ fn SnapshotsCard(
     view! {
         <section class="card">
             <h2>"Snapshots"</h2>
-            <ActionForm action=snap attr:class="form form-row" attr:data-test="snapshot-form">
-                <CsrfField/>
-                <input type="hidden" name="id" value=id.clone()/>
-                <input type="hidden" name="action" value="create"/>
-                <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit" placeholder="before-upgrade"/></label>
-                <button type="submit" class="btn" disabled=move || busy.get() || snap.pending().get()>"Take snapshot"</button>
-            </ActionForm>
+            {may_operate.then(|| view! {
+                <ActionForm action=snap attr:class="form form-row" attr:data-test="snapshot-form">
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=id.clone()/>
+                    <input type="hidden" name="action" value="create"/>
+                    <label>"Name" <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit" placeholder="before-upgrade"/></label>
+                    <button type="submit" class="btn" disabled=move || busy.get() || snap.pending().get()>"Take snapshot"</button>
+                </ActionForm>
+            })}
             <ActionError action=snap/>
             {move || snap.value().get().and_then(Result::ok).map(|done| view! {
                 <p class="alert alert-ok" role="status" data-test="snapshot-done">{done}</p>
@@ -889,6 +1023,8 @@ fn SettingsCard(
     vps: Signal<Vps>,
     power: ServerAction<MachineAction>,
     rename: ServerAction<RenameMachine>,
+    may_operate: bool,
+    may_own: bool,
 ) -> impl IntoView {
     let confirm_delete = RwSignal::new(false);
     let delete_sent = RwSignal::new(false);
@@ -897,13 +1033,16 @@ fn SettingsCard(
     view! {
         <section class="card">
             <h2>"Settings"</h2>
-            <ActionForm action=rename attr:class="form form-row">
-                <CsrfField/>
-                <input type="hidden" name="id" value=rename_id/>
-                <label>"Name" <input type="text" name="name" required maxlength="63" value=name/></label>
-                <SubmitButton action=rename label="Rename" busy_label="Saving…" keep=true/>
-            </ActionForm>
-            <ActionError action=rename/>
+            {may_operate.then(|| view! {
+                <ActionForm action=rename attr:class="form form-row">
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=rename_id/>
+                    <label>"Name" <input type="text" name="name" required maxlength="63" value=name/></label>
+                    <SubmitButton action=rename label="Rename" busy_label="Saving…" keep=true/>
+                </ActionForm>
+                <ActionError action=rename/>
+            })}
+            {may_own.then(|| view! {
             <h3>"Delete"</h3>
             <p class="muted">"Deleting removes the machine, its disk and its snapshots. It cannot be undone."</p>
             <label class="check"><input type="checkbox" data-test="confirm-delete" prop:checked=move || confirm_delete.get()
@@ -916,6 +1055,78 @@ fn SettingsCard(
                     disabled=move || !confirm_delete.get() || vps.get().transition.as_deref() == Some("delete")>"Delete machine"</button>
             </ActionForm>
             {move || deleted().then(|| view! { <p class="alert alert-ok" data-test="machine-deleting">"Deleting… it disappears from your machines when the node has removed it."</p> })}
+            })}
+        </section>
+    }
+}
+
+/// Which pool the machine is shared with and who pays for it; its creator shares it with a pool
+/// they manage or takes it out, and the pool's owner may take it out.
+#[component]
+fn SharingCard(
+    id: String,
+    vps: Signal<Vps>,
+    creator: bool,
+    may_own: bool,
+    billed_to: Option<String>,
+    pools: Vec<PoolChoice>,
+    share: ServerAction<ShareMachine>,
+) -> impl IntoView {
+    let names = pools.clone();
+    let pool_name = move || {
+        let id = vps.get().pool_id?;
+        Some(
+            names
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "a pool".into()),
+        )
+    };
+    let managed: Vec<PoolChoice> = pools.into_iter().filter(|p| p.manages).collect();
+    let choose = creator && !managed.is_empty();
+    let nothing_to_choose = creator && managed.is_empty();
+    let take_out = !creator && may_own;
+    let out_id = id.clone();
+    view! {
+        <section class="card" data-test="sharing-card">
+            <h2>"Sharing"</h2>
+            <p data-test="machine-shared">{move || match (pool_name(), &billed_to) {
+                (Some(pool), Some(payer)) => format!("Shared with the pool {pool}. {payer} created it and pays for it."),
+                (Some(pool), None) => format!("Shared with the pool {pool}: its members see and use it by their role there (users use it; admins also power it and take snapshots; the pool's owner may also delete it). You pay for it."),
+                (None, _) => "Not shared: only you see it.".into(),
+            }}</p>
+            {choose.then(|| view! {
+                <ActionForm action=share attr:class="form form-row" attr:data-test="share-form">
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=id.clone()/>
+                    <label>"Pool"
+                        <select name="pool" data-test="share-pool">
+                            <option value="" selected=move || vps.get().pool_id.is_none()>"No pool: only you"</option>
+                            {managed.iter().map(|p| {
+                                let pid = p.id.clone();
+                                view! { <option value=p.id.clone() selected=move || vps.get().pool_id.as_deref() == Some(pid.as_str())>{p.name.clone()}</option> }
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <SubmitButton action=share label="Save" busy_label="Saving…" keep=true/>
+                </ActionForm>
+            })}
+            {nothing_to_choose.then(|| view! {
+                <p class="muted">"To share it with a team, create a pool (or be made an admin of one) under " <a href="/pools">"Pools"</a>"."</p>
+            })}
+            {take_out.then(|| view! {
+                <ActionForm action=share attr:class="inline-form">
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=out_id/>
+                    <input type="hidden" name="pool" value=""/>
+                    <SubmitButton action=share label="Take it out of the pool" busy_label="Saving…"/>
+                </ActionForm>
+            })}
+            <ActionError action=share/>
+            {move || share.value().get().and_then(Result::ok).map(|done| view! {
+                <p class="alert alert-ok" role="status" data-test="share-done">{done}</p>
+            })}
         </section>
     }
 }

@@ -655,6 +655,18 @@ impl Need {
     }
 }
 
+/// The most `user_id` may do with `inst`: everything for its creator, by role for its pool's
+/// members, `None` (not even know it) for anyone else.
+pub async fn rights(db: &Pool, user_id: &str, inst: &InstanceRow) -> ServiceResult<Option<Need>> {
+    if inst.user_id == user_id {
+        return Ok(Some(Need::Own));
+    }
+    let Some(pool) = &inst.pool_id else {
+        return Ok(None);
+    };
+    Ok(pools::role_of(db, pool, user_id).await?.map(Need::of_role))
+}
+
 /// The machine `id` if `user_id` may do what `need` says with it (deleted ones are gone: 404).
 pub async fn access(db: &Pool, user_id: &str, id: &str, need: Need) -> ServiceResult<InstanceRow> {
     let inst: InstanceRow = sqlx::query_as(&format!(
@@ -664,19 +676,13 @@ pub async fn access(db: &Pool, user_id: &str, id: &str, need: Need) -> ServiceRe
     .fetch_optional(db)
     .await?
     .ok_or(ServiceError::NotFound("Instance"))?;
-    if inst.user_id == user_id {
-        return Ok(inst);
-    }
-    let Some(pool) = &inst.pool_id else {
-        return Err(ServiceError::NotFound("Instance"));
-    };
-    let role = pools::role_of(db, pool, user_id)
+    let may = rights(db, user_id, &inst)
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
-    if need > Need::of_role(role) {
+    if need > may {
         return Err(ServiceError::Forbidden(match need {
             Need::Own => {
-                "Only the machine's owner and its pool's owner may delete it or move it out of the pool"
+                "Only the machine's creator and its pool's owner may delete it or move it out of the pool"
             }
             _ => "Your role in this machine's pool lets you use it, not power it or change it; ask a pool admin",
         }));
