@@ -45,7 +45,7 @@ test('leaving a machine page by any link leaves no error and no stream behind', 
     await page.goto(`${BASE}/machines/${id}`);
     await hydrated(page);
     // The live parts have started: the usage stream has sent a sample, the command list is up.
-    await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-card]')?.dataset.samples) >= 1,
+    await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-live]')?.dataset.samples) >= 1,
       null, { timeout: 30_000 });
     await page.locator('[data-test=command-form]').waitFor();
     await leave();
@@ -59,7 +59,7 @@ test('leaving a machine page by any link leaves no error and no stream behind', 
   // A machine deleted from its own page: the page stops asking about it.
   await page.goto(`${BASE}/machines/${id}`);
   await hydrated(page);
-  await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-card]')?.dataset.samples) >= 1,
+  await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-live]')?.dataset.samples) >= 1,
     null, { timeout: 30_000 });
   const afterDelete = [];
   let deleted = false;

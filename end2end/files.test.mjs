@@ -65,11 +65,27 @@ async function laptop(page, id, token) {
   assert.match(await page.locator('[data-test=machine-ports]').innerText(), /127\.0\.0\.1:255\d\d\/tcp/, 'the app got a port from the pool');
   // Live charts fill from the daemon's stats events while the page is open.
   const usage = page.locator('[data-test=usage-card]');
-  await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-card]')?.dataset.samples) >= 3, null, { timeout: 20_000 });
+  await page.waitForFunction(() => Number(document.querySelector('[data-test=usage-live]')?.dataset.samples) >= 3, null, { timeout: 20_000 });
   assert.match(await usage.locator('[data-test=chart-cpu] figcaption').innerText(), /CPU \d+\.\d %/);
   assert.match(await usage.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ (?:[KMG]i)?B of [\d.]+ [KMG]iB/, 'memory against the plan\'s limit');
   assert.match(await usage.locator('[data-test=chart-network] figcaption').innerText(), /↓ .+\/s ↑ .+\/s/);
   assert.ok((await usage.locator('[data-test=chart-cpu] polyline').getAttribute('points')).split(' ').length >= 3, 'the CPU line has a point per sample');
+  // The recorded history: a point a minute from the node, read when its span is chosen (the
+  // server samples running machines every 15 s, one row a minute).
+  let points = 0;
+  for (let i = 0; i < 15 && points === 0; i++) {
+    await usage.locator('[data-test=usage-range-Live]').click();
+    await usage.locator('[data-test=usage-range-1h]').click();
+    await usage.locator('[data-test=usage-history], [data-test=usage-history-empty]').first().waitFor();
+    points = Number(await usage.locator('[data-test=usage-history]').getAttribute('data-points', { timeout: 1000 }).catch(() => 0));
+    if (points === 0) await page.waitForTimeout(2000);
+  }
+  assert.ok(points >= 1, 'the last hour has the minute the machine ran');
+  assert.match(await usage.locator('[data-test=history-memory] figcaption').innerText(), /Memory [\d.]+ (?:[KMG]i)?B on average/);
+  assert.match(await usage.locator('[data-test=history-disk] figcaption').innerText(), /Disk read .+\/s write .+\/s/);
+  await usage.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+  await usage.screenshot({ path: `${ARTIFACTS}machine-history.png` });
+  await usage.locator('[data-test=usage-range-Live]').click();
 
   // What the install script left: server.properties and world/.
   const fm = page.locator('[data-test=file-manager]');

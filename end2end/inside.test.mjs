@@ -103,7 +103,7 @@ test('run commands and move files inside a container from its page', async () =>
   await page.locator('[data-test=command-job][data-status=running]').waitFor({ timeout: 15_000 });
   await page.waitForFunction(() => {
     const cpu = /CPU ([\d.]+) %/.exec(document.querySelector('[data-test=chart-cpu] figcaption')?.innerText ?? '');
-    const samples = Number(document.querySelector('[data-test=usage-card]')?.dataset.samples);
+    const samples = Number(document.querySelector('[data-test=usage-live]')?.dataset.samples);
     return cpu && Number(cpu[1]) >= 20 && samples >= 4;
   }, null, { timeout: 30_000 });
   assert.match(await page.locator('[data-test=chart-memory] figcaption').innerText(), /Memory [\d.]+ (?:[KMG]i)?B of [\d.]+ [KMG]iB/);

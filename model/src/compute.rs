@@ -345,6 +345,39 @@ pub struct MachineStats {
     pub block_write: u64,
 }
 
+/// A machine's resource history at one resolution (`GET /api/vps/{id}/history`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct History {
+    /// `1h`, `24h` or `30d`.
+    pub range: String,
+    /// Seconds each point covers: 60 for `1h` and `24h`, 3600 for `30d`.
+    pub step_seconds: u64,
+    /// Oldest first; steps when the machine did not run are absent (a gap, not a zero).
+    pub points: Vec<HistoryPoint>,
+}
+
+/// One step of a machine's resource history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryPoint {
+    /// The step's start (RFC 3339).
+    pub at: String,
+    /// Percent of one CPU (200.0: two CPUs busy): a one-second sample each minute, and the
+    /// average of those over an hour.
+    pub cpu: f64,
+    /// Bytes in use (an hour's average for hourly points).
+    pub memory: u64,
+    /// Bytes the machine may use.
+    pub memory_limit: u64,
+    /// Bytes received and sent during the step.
+    pub net_rx: u64,
+    pub net_tx: u64,
+    /// Bytes read from and written to its disk during the step.
+    pub disk_read: u64,
+    pub disk_write: u64,
+}
+
 /// Turns a Docker-API engine's stats (Docker or Podman, `GET /containers/{id}/stats`) into
 /// samples. CPU is the CPU time used since the previous sample over the wall time between the
 /// two, counted here rather than from the engine's `precpu_stats`: Podman streams only every

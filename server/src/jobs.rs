@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use domain::compute::{exec, instances, meter, reconcile};
+use domain::compute::{exec, history, instances, meter, reconcile};
 use domain::infra::db;
 use domain::jobs;
 use domain::market::rentals;
@@ -23,6 +23,13 @@ pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     });
     spawn_every(state, state.config.meter_interval_secs, |s| async move {
         run_meter(&s, db::now_ms()).await
+    });
+    // The charts' history: one sample of each running machine a minute. Every 15 s, so a
+    // machine that starts is in its history within seconds (a minute is sampled once).
+    spawn_every(state, 15, |s| async move {
+        if let Err(e) = history::record(&s, db::now_ms()).await {
+            tracing::warn!(error = %e, "recording resource history failed");
+        }
     });
     spawn_every(
         state,

@@ -762,9 +762,7 @@ fn MachineDetail(
         } else {
             view! {
                 <super::console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == "vm"}/>
-                {(d.vps.kind == "container").then(|| view! {
-                    <super::usage::LazyUsageCard id=d.vps.id.clone() running settled/>
-                })}
+                <super::usage::LazyUsageCard id=d.vps.id.clone() running settled/>
                 <super::inside::LazyInsideCards id=d.vps.id.clone() settled/>
             }.into_any()
         }}

@@ -1,12 +1,16 @@
-//! A running container's live resource charts on its page: CPU, memory and network over the
-//! last two minutes, drawn from the samples `GET /events/machines/{id}/stats` streams (one a
-//! second, from the node). Nothing is stored: the charts start empty when the page opens and fill
-//! while it stays open. SVG polylines, no chart library: three lines need no 200 KB of script.
+//! A machine's resource charts on its page: CPU, memory, network and disk. "Live" is the last two
+//! minutes, drawn from the samples `GET /events/machines/{id}/stats` streams (one a second, from
+//! the node) while the page is open; "1 h", "24 h" and "30 d" are its recorded history
+//! (`compute::history`: a sample a minute, hourly over a month). SVG polylines, no chart
+//! library: a few lines need no 200 KB of script.
 
 use std::collections::VecDeque;
 
 use leptos::prelude::*;
-use model::compute::MachineStats;
+use model::compute::{HistoryPoint, MachineStats};
+use serde::{Deserialize, Serialize};
+
+use crate::error::PortalError;
 
 use crate::components::deferred::{Deferred, LoadingCard};
 
@@ -42,8 +46,162 @@ fn usage_card(id: String, running: Signal<bool>) -> AnyView {
     view! { <UsageCard id running/> }.into_any()
 }
 
+/// A recorded history as the charts draw it: each point at its offset into the span (0 oldest,
+/// 1 now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub step_seconds: u64,
+    pub points: Vec<(f64, HistoryPoint)>,
+}
+
+/// The machine's recorded history over `range` (`1h`, `24h`, `30d`).
+#[server(prefix = "/_fn", endpoint = "machine_history")]
+pub async fn machine_history(id: String, range: String) -> Result<HistoryView, PortalError> {
+    use crate::ssr::portal;
+    use domain::compute::history::{self, Range};
+    let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
+    let range = Range::parse(&range)?;
+    let now = domain::infra::db::now_ms();
+    let (step_seconds, points) = history::points(&state.db, &user.id, &id, range, now).await?;
+    let span = range.span_ms();
+    let start = now - span;
+    Ok(HistoryView {
+        step_seconds,
+        points: points
+            .into_iter()
+            .map(|(at, p)| ((at - start) as f64 / span.max(1) as f64, p))
+            .collect(),
+    })
+}
+
+/// Which chart the card shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Live,
+    Recorded(&'static str),
+}
+
 #[component]
 fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
+    let view = RwSignal::new(View::Live);
+    let tab = move |label: &'static str, which: View| {
+        view! {
+            <button type="button" class="tab" class:active=move || view.get() == which
+                aria-pressed=move || (view.get() == which).to_string()
+                data-test=format!("usage-range-{label}")
+                on:click=move |_| view.set(which)>{label}</button>
+        }
+    };
+    let history_id = id.clone();
+    view! {
+        <section class="card usage-card" data-test="usage-card">
+            <h2>"Usage"</h2>
+            <div class="tabs" role="group" aria-label="Time span">
+                {tab("Live", View::Live)}
+                {tab("1h", View::Recorded("1h"))}
+                {tab("24h", View::Recorded("24h"))}
+                {tab("30d", View::Recorded("30d"))}
+            </div>
+            {move || match view.get() {
+                View::Live => view! { <LiveCharts id=id.clone() running/> }.into_any(),
+                View::Recorded(range) => view! { <RecordedCharts id=history_id.clone() range/> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// The recorded history over `range`, read when chosen.
+#[component]
+fn RecordedCharts(id: String, range: &'static str) -> impl IntoView {
+    let loaded = LocalResource::new(move || machine_history(id.clone(), range.to_owned()));
+    let from = match range {
+        "1h" => "1 h ago",
+        "24h" => "24 h ago",
+        _ => "30 d ago",
+    };
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading the history…"</p> }>
+            {move || Suspend::new(async move {
+                match loaded.await {
+                    Err(e) => view! { <p class="alert alert-error">{crate::components::forms::error_message(&e)}</p> }.into_any(),
+                    Ok(h) if h.points.is_empty() => view! {
+                        <p class="muted" data-test="usage-history-empty">"Nothing recorded in this span yet: a machine adds a point each minute while it runs."</p>
+                    }.into_any(),
+                    Ok(h) => recorded(h, from).into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Four charts of a recorded history: per-step bytes become rates over the step.
+fn recorded(h: HistoryView, from: &'static str) -> impl IntoView {
+    let step = h.step_seconds.max(1) as f64;
+    let series = |f: fn(&HistoryPoint) -> f64| {
+        Signal::stored(h.points.iter().map(|(x, p)| (*x, f(p))).collect::<Vec<_>>())
+    };
+    let cpu = series(|p| p.cpu);
+    let memory = series(|p| p.memory as f64);
+    let rate = |f: fn(&HistoryPoint) -> u64| {
+        Signal::stored(
+            h.points
+                .iter()
+                .map(|(x, p)| (*x, f(p) as f64 / step))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (rx, tx) = (rate(|p| p.net_rx), rate(|p| p.net_tx));
+    let (read, write) = (rate(|p| p.disk_read), rate(|p| p.disk_write));
+    let peak = |a: Series, b: Series, floor: f64| {
+        Signal::stored(a.with(|a| b.with(|b| a.iter().chain(b).map(|p| p.1).fold(floor, f64::max))))
+    };
+    let limit = h
+        .points
+        .last()
+        .map(|p| p.1.memory_limit as f64)
+        .unwrap_or(0.0);
+    let memory_max = Signal::stored(if limit > 0.0 {
+        limit
+    } else {
+        memory.with(|m| m.iter().map(|p| p.1).fold(1.0, f64::max))
+    });
+    let average =
+        |s: Series| s.with(|v| v.iter().map(|p| p.1).sum::<f64>() / v.len().max(1) as f64);
+    let per_second = |v: f64| format!("{}/s", crate::components::format::bytes(v as u64));
+    let from = Signal::stored(from.to_owned());
+    view! {
+        <div class="charts" data-test="usage-history" data-points=h.points.len().to_string()>
+            <figure class="chart" data-test="history-cpu">
+                <figcaption>"CPU "<strong>{format!("{:.1} % on average", average(cpu))}</strong></figcaption>
+                <Lines series=vec![("line", cpu)] max=peak(cpu, cpu, 100.0) scale=|v| format!("{v:.0} %") from/>
+            </figure>
+            <figure class="chart" data-test="history-memory">
+                <figcaption>"Memory "<strong>{format!("{} on average", crate::components::format::bytes(average(memory) as u64))}</strong></figcaption>
+                <Lines series=vec![("line", memory)] max=memory_max scale=|v| crate::components::format::bytes(v as u64) from/>
+            </figure>
+            <figure class="chart" data-test="history-network">
+                <figcaption>"Network "
+                    <strong class="in">{format!("↓ {}", per_second(average(rx)))}</strong>" "
+                    <strong class="out">{format!("↑ {}", per_second(average(tx)))}</strong>
+                </figcaption>
+                <Lines series=vec![("line in", rx), ("line out", tx)] max=peak(rx, tx, 1000.0) scale=|v| format!("{}/s", crate::components::format::bytes(v as u64)) from/>
+            </figure>
+            <figure class="chart" data-test="history-disk">
+                <figcaption>"Disk "
+                    <strong class="in">{format!("read {}", per_second(average(read)))}</strong>" "
+                    <strong class="out">{format!("write {}", per_second(average(write)))}</strong>
+                </figcaption>
+                <Lines series=vec![("line in", read), ("line out", write)] max=peak(read, write, 1000.0) scale=|v| format!("{}/s", crate::components::format::bytes(v as u64)) from/>
+            </figure>
+        </div>
+        <p class="muted small">{format!("Averages over the span; one point per {}. Gaps are times the machine did not run.",
+            if h.step_seconds >= 3600 { "hour" } else { "minute" })}</p>
+    }
+}
+
+/// The last two minutes, live from the node while the page is open.
+#[component]
+fn LiveCharts(id: String, running: Signal<bool>) -> impl IntoView {
     // Only a change of running/not running reopens the stream, not every push of the machine.
     let running = Memo::new(move |_| running.get());
     let points = RwSignal::new(VecDeque::<Point>::new());
@@ -65,6 +223,18 @@ fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
     let rates = move |field: fn(&MachineStats) -> u64| {
         Signal::derive(move || points.with(|p| rates(p, field)))
     };
+    // Live points sit on a fixed two-minute axis, newest at the right edge.
+    let placed = |values: Signal<Vec<f64>>| {
+        Signal::derive(move || {
+            values.with(|v| {
+                let n = v.len();
+                v.iter()
+                    .enumerate()
+                    .map(|(i, y)| (1.0 - (n - 1 - i) as f64 / (KEEP - 1) as f64, *y))
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
     let (rx, tx) = (rates(|s| s.network_rx), rates(|s| s.network_tx));
     let last = move || points.with(|p| p.back().map(|p| p.stats.clone()));
     let cpu_max = Signal::derive(move || cpu.with(|v| v.iter().copied().fold(100.0, f64::max)));
@@ -78,10 +248,12 @@ fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
         rx.with(|a| tx.with(|b| a.iter().chain(b).copied().fold(1000.0, f64::max)))
     });
     let count = move || points.with(VecDeque::len);
+    let from = Signal::stored("2 min ago".to_owned());
+    let (cpu_line, memory_line) = (placed(cpu), placed(memory));
+    let (rx_line, tx_line) = (placed(rx), placed(tx));
 
     view! {
-        <section class="card usage-card" data-test="usage-card" data-samples=move || count().to_string()>
-            <h2>"Usage"</h2>
+        <div data-test="usage-live" data-samples=move || count().to_string()>
             {move || if !running.get() {
                 view! { <p class="muted" data-test="usage-idle">"Charts appear while the machine runs."</p> }.into_any()
             } else if count() == 0 {
@@ -92,25 +264,25 @@ fn UsageCard(id: String, running: Signal<bool>) -> impl IntoView {
             <div class="charts" hidden=move || count() == 0>
                 <figure class="chart" data-test="chart-cpu">
                     <figcaption>"CPU "<strong>{move || last().map(|s| format!("{:.1} %", s.cpu_usage)).unwrap_or_default()}</strong></figcaption>
-                    <Lines series=vec![("line", cpu)] max=cpu_max scale=|v| format!("{v:.0} %")/>
+                    <Lines series=vec![("line", cpu_line)] max=cpu_max scale=|v| format!("{v:.0} %") from/>
                 </figure>
                 <figure class="chart" data-test="chart-memory">
                     <figcaption>"Memory "<strong>{move || last().map(|s| memory_text(&s)).unwrap_or_default()}</strong></figcaption>
-                    <Lines series=vec![("line", memory)] max=memory_max scale=|v| crate::components::format::bytes(v as u64)/>
+                    <Lines series=vec![("line", memory_line)] max=memory_max scale=|v| crate::components::format::bytes(v as u64) from/>
                 </figure>
                 <figure class="chart" data-test="chart-network">
                     <figcaption>"Network "
                         <strong class="in">{move || rx.with(|r| r.last().map(|v| format!("↓ {}/s", crate::components::format::bytes(*v as u64)))).unwrap_or_default()}</strong>" "
                         <strong class="out">{move || tx.with(|t| t.last().map(|v| format!("↑ {}/s", crate::components::format::bytes(*v as u64)))).unwrap_or_default()}</strong>
                     </figcaption>
-                    <Lines series=vec![("line in", rx), ("line out", tx)] max=net_max scale=|v| format!("{}/s", crate::components::format::bytes(v as u64))/>
+                    <Lines series=vec![("line in", rx_line), ("line out", tx_line)] max=net_max scale=|v| format!("{}/s", crate::components::format::bytes(v as u64)) from/>
                 </figure>
             </div>
             <p class="muted small" hidden=move || count() == 0>
                 {move || last().map(|s| format!("Disk since start: {} read, {} written. One sample a second while this page is open.",
                     crate::components::format::bytes(s.block_read), crate::components::format::bytes(s.block_write))).unwrap_or_default()}
             </p>
-        </section>
+        </div>
     }
 }
 
@@ -140,38 +312,41 @@ fn rates(points: &VecDeque<Point>, field: fn(&MachineStats) -> u64) -> Vec<f64> 
         .collect()
 }
 
-/// Lines over a fixed `KEEP`-wide time axis, newest at the right edge; 0 at the bottom, `max`
-/// at the top (its value in the corner, `scale` formats it), each with a faint area under it.
+/// A line's points: each at its offset into the span (0..1), with its value.
+type Series = Signal<Vec<(f64, f64)>>;
+
+/// Lines over a time axis from `from` (left) to now (right), each point at its offset into the
+/// span (0..1); 0 at the bottom, `max` at the top (its value in the corner, `scale` formats
+/// it), each with a faint area under it.
 #[component]
 fn Lines(
-    series: Vec<(&'static str, Signal<Vec<f64>>)>,
+    series: Vec<(&'static str, Series)>,
     max: Signal<f64>,
     scale: fn(f64) -> String,
+    from: Signal<String>,
 ) -> impl IntoView {
     const W: f64 = 240.0;
     const H: f64 = 60.0;
-    let points = move |values: &Vec<f64>| {
+    let points = move |values: &Vec<(f64, f64)>| {
         let top = max.get().max(f64::MIN_POSITIVE);
-        let step = W / (KEEP - 1) as f64;
-        let start = W - step * (values.len().saturating_sub(1)) as f64;
         values
             .iter()
-            .enumerate()
-            .map(|(i, v)| {
+            .map(|(x, v)| {
                 let y = H - (v / top).clamp(0.0, 1.0) * (H - 2.0) - 1.0;
-                format!("{:.1},{y:.1}", start + step * i as f64)
+                format!("{:.1},{y:.1}", x.clamp(0.0, 1.0) * W)
             })
             .collect::<Vec<_>>()
             .join(" ")
     };
     // The area: the line, closed along the bottom edge.
-    let area = move |values: &Vec<f64>| {
+    let area = move |values: &Vec<(f64, f64)>| {
         let line = points(values);
-        match (line.split(' ').next(), values.len()) {
-            (Some(first), 2..) => {
-                let x0 = first.split(',').next().unwrap_or("0");
-                format!("{x0},{H} {line} {W},{H}")
-            }
+        match (values.first(), values.last(), values.len()) {
+            (Some(first), Some(last), 2..) => format!(
+                "{:.1},{H} {line} {:.1},{H}",
+                first.0.clamp(0.0, 1.0) * W,
+                last.0.clamp(0.0, 1.0) * W
+            ),
             _ => String::new(),
         }
     };
@@ -182,10 +357,19 @@ fn Lines(
                 {series.into_iter().map(|(class, values)| view! {
                     <polygon class=format!("{class} area") points=move || values.with(area)/>
                     <polyline class=class points=move || values.with(points)/>
+                    // A lone point has no line to draw: a dot shows it.
+                    {move || values.with(|v| match v.as_slice() {
+                        [(x, y)] => {
+                            let top = max.get().max(f64::MIN_POSITIVE);
+                            let cy = H - (y / top).clamp(0.0, 1.0) * (H - 2.0) - 1.0;
+                            Some(view! { <circle class=class cx=x.clamp(0.0, 1.0) * W cy=cy r="2"/> })
+                        }
+                        _ => None,
+                    })}
                 }).collect_view()}
             </svg>
             <span class="scale top">{move || scale(max.get())}</span>
-            <span class="scale left">"2 min ago"</span>
+            <span class="scale left">{move || from.get()}</span>
             <span class="scale right">"now"</span>
         </div>
     }

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod exec;
 pub mod executor;
 pub mod guard;
+pub mod history;
 pub mod instances;
 pub mod keys;
 pub mod meter;

@@ -1,7 +1,8 @@
-//! Live resource charts: a running container's CPU, memory, network and disk samples, about one
-//! a second, straight from its node (a node daemon's `stats` events, or a Docker-API engine's
-//! stats stream). Nothing is stored: a chart starts empty and fills while it is watched, so an
-//! idle portal costs the node nothing. Scoped to the caller (another user's machine is a 404).
+//! Live resource charts: a running machine's CPU, memory, network and disk samples, about one a
+//! second, straight from its node (a node daemon's `stats` events, a Docker-API engine's stats
+//! stream, libvirt's domain statistics). Nothing is stored here: a live chart starts empty and
+//! fills while it is watched (`compute::history` keeps one sample a minute for the history).
+//! Scoped to the caller (a machine they cannot use is a 404).
 
 use model::compute::{InstanceState, MachineStats};
 use tokio::sync::mpsc::Receiver;

@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restart_vps))
         .routes(routes!(vnc_port))
         .routes(routes!(stats))
+        .routes(routes!(history))
         .routes(routes!(list_snapshots, create_snapshot))
         .routes(routes!(restore_snapshot))
         .routes(routes!(delete_snapshot))
@@ -375,9 +376,9 @@ async fn vnc_port(
 
 /// Live resource use of a running container: a Server-Sent Events stream of `stats` events, one
 /// [`MachineStats`] sample (JSON) about each second, until the machine stops; then one `end`
-/// event, after which a client should not reconnect. Nothing is stored;
-/// network and block figures are totals since the machine started. 409 when it is not running
-/// or is a VM.
+/// event, after which a client should not reconnect. Nothing is stored here (the minute-by-minute
+/// record is `GET /api/vps/{id}/history`); network and block figures are totals since the
+/// machine started. Containers and VMs alike; 409 when it is not running.
 #[utoipa::path(get, path = "/api/vps/{id}/stats", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, description = "`text/event-stream` of `stats` events, then `end` when the machine stops", content_type = "text/event-stream", body = MachineStats),
@@ -389,6 +390,32 @@ async fn stats(
 ) -> Result<axum::response::Response> {
     let samples = domain::compute::stats::open(&state, &caller.user.id, &id).await?;
     Ok(crate::http::events::stats(&state, samples, caller.credential()).await)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `1h` or `24h` (a point a minute) or `30d` (a point an hour); default `1h`.
+    pub range: Option<String>,
+}
+
+/// A machine's CPU, memory, network and disk over the last hour, day or 30 days: one sample a
+/// minute while it runs (kept a day), rolled up per hour (kept 30 days). Steps when it did not
+/// run are absent.
+#[utoipa::path(get, path = "/api/vps/{id}/history", tag = "compute", security(("bearer" = [])),
+    params(("id" = String, Path), HistoryQuery),
+    responses((status = 200, body = model::compute::History), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+) -> Result<ApiJson<model::compute::History>> {
+    let range = domain::compute::history::Range::parse(query.range.as_deref().unwrap_or("1h"))?;
+    let now = domain::infra::db::now_ms();
+    Ok(ApiJson(
+        domain::compute::history::series(&state.db, &caller.user.id, &id, range, now).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),

@@ -853,3 +853,121 @@ async fn a_snapshot_that_fails_says_why() {
         "{snap}"
     );
 }
+
+/// A minute's record of every running machine, VMs (libvirt's domain statistics) and containers
+/// (the Docker engine) alike; read back per hour, day and month; kept a day per minute.
+#[tokio::test]
+async fn resource_history_is_recorded_each_minute_for_vms_and_containers() {
+    use domain::compute::history;
+    let docker = common::docker_host();
+    let mut builder = TestApp::builder();
+    if let Some(docker) = &docker {
+        builder = builder.config("docker_host", docker);
+    }
+    let app = builder.spawn().await;
+    let (_, token) = app.funded_user("hist", 10.0).await;
+    let vm = create_vps(&app, &token, json!({"name": "vm-1", "plan_id": "small"})).await;
+    let vm = vm["id"].as_str().unwrap().to_owned();
+    let container = match docker {
+        Some(_) => {
+            let c = create_vps(&app, &token, json!({"name": "box-1", "plan_id": "c-micro"})).await;
+            Some(c["id"].as_str().unwrap().to_owned())
+        }
+        None => None,
+    };
+    app.run_jobs().await;
+
+    // Two minutes in the last hour, then each machine has two points a minute apart.
+    let now = domain::infra::db::now_ms();
+    let t0 = now - now % 60_000 - 5 * 60_000;
+    let expected = 1 + usize::from(container.is_some());
+    assert_eq!(history::record(&app.state, t0).await.unwrap(), expected);
+    assert_eq!(
+        history::record(&app.state, t0 + 60_000).await.unwrap(),
+        expected
+    );
+    // A minute already recorded is not sampled again (several replicas record at once).
+    assert_eq!(history::record(&app.state, t0 + 60_000).await.unwrap(), 0);
+
+    let read = |id: String, range: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            expect_json(
+                app.get(
+                    &format!("/api/vps/{id}/history?range={range}"),
+                    Some(&token),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    let vm_hour = read(vm.clone(), "1h").await;
+    assert_eq!(vm_hour["step_seconds"], 60);
+    let points = vm_hour["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{}", vm_hour.text);
+    assert_eq!(
+        points[0]["memory_limit"].as_u64(),
+        Some(2048 * 1024 * 1024),
+        "a VM's memory bound is its plan's"
+    );
+    assert!(points[1]["cpu"].as_f64().unwrap() >= 0.0);
+    let month = read(vm.clone(), "30d").await;
+    assert_eq!(month["step_seconds"], 3600);
+    let hours = month["points"].as_array().unwrap();
+    assert!(!hours.is_empty() && hours.len() <= 2, "{}", month.text);
+    let summed = |list: &[serde_json::Value], key: &str| {
+        list.iter().map(|p| p[key].as_u64().unwrap()).sum::<u64>()
+    };
+    assert_eq!(
+        summed(hours, "net_rx"),
+        summed(points, "net_rx"),
+        "an hour holds its minutes' bytes"
+    );
+    if let Some(container) = container {
+        let c = read(container, "24h").await;
+        let points = c["points"].as_array().unwrap();
+        assert_eq!(points.len(), 2, "{}", c.text);
+        assert!(
+            points[1]["memory"].as_u64().unwrap() > 0,
+            "a running container uses memory: {}",
+            c.text
+        );
+    }
+
+    // A bad range is a 400; someone else's machine a 404.
+    expect_error(
+        app.get(&format!("/api/vps/{vm}/history?range=7d"), Some(&token))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "1h, 24h and 30d",
+    )
+    .await;
+    let (_, stranger) = app.funded_user("peek", 1.0).await;
+    expect_error(
+        app.get(&format!("/api/vps/{vm}/history"), Some(&stranger))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not found",
+    )
+    .await;
+
+    // A day later the minutes are gone; the hours stay.
+    history::record(&app.state, t0 + 26 * 3_600_000)
+        .await
+        .unwrap();
+    let old: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM machine_minutes WHERE at < $1")
+        .bind(t0 + 3_600_000)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(old, 0);
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM machine_hours WHERE at <= $1")
+        .bind(t0)
+        .fetch_one(&app.state.db)
+        .await
+        .unwrap();
+    assert!(kept >= 1);
+}

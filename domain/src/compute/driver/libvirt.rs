@@ -851,6 +851,121 @@ impl Driver for LibvirtDriver {
         let _ = stream.set_nodelay(true);
         Ok(Box::new(stream))
     }
+
+    /// Samples from libvirt's domain statistics once a second: CPU time (as a share of one CPU
+    /// over the second), memory the guest uses (its balloon driver's figures when it reports
+    /// them, else what the host process holds), and the totals of its network interface and
+    /// disk. The test driver answers these too, with figures of its own.
+    async fn open_stats(
+        &self,
+        name: &str,
+    ) -> DriverResult<tokio::sync::mpsc::Receiver<model::compute::MachineStats>> {
+        let owned = name.to_owned();
+        let (mut last, mac) = self
+            .with_conn(move |conn, _| {
+                let dom = require(conn, &owned)?;
+                if power_of(&dom)? != Power::Running {
+                    return Err(DriverError::Unreachable(
+                        "The machine is not running".into(),
+                    ));
+                }
+                let xml = dom.xml_desc(0).map_err(backend)?;
+                let mac = xml_attr(&xml, "<mac address='");
+                Ok((counters(&dom, mac.as_deref())?, mac))
+            })
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let this = self.clone();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if tx.is_closed() {
+                    return;
+                }
+                let (name, mac) = (name.clone(), mac.clone());
+                let read = this
+                    .with_conn(move |conn, _| {
+                        let dom = require(conn, &name)?;
+                        if power_of(&dom)? != Power::Running {
+                            return Ok(None);
+                        }
+                        counters(&dom, mac.as_deref()).map(Some)
+                    })
+                    .await;
+                // Stopped or gone, or the node went away: the stream ends.
+                let Ok(Some(now)) = read else { return };
+                let sample = now.since(&last);
+                last = now;
+                // A viewer that falls behind misses samples rather than holding the poller.
+                let _ = tx.try_send(sample);
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// A domain's cumulative counters at one moment.
+struct Counters {
+    at: Instant,
+    cpu_ns: u64,
+    memory: u64,
+    memory_limit: u64,
+    net: (u64, u64),
+    disk: (u64, u64),
+}
+
+impl Counters {
+    /// The sample between `before` and these counters.
+    fn since(&self, before: &Counters) -> model::compute::MachineStats {
+        let wall = self.at.duration_since(before.at).as_nanos().max(1) as f64;
+        let cpu = self.cpu_ns.saturating_sub(before.cpu_ns) as f64 / wall * 100.0;
+        model::compute::MachineStats {
+            cpu_usage: (cpu * 100.0).round() / 100.0,
+            memory_usage: self.memory,
+            memory_limit: self.memory_limit,
+            network_rx: self.net.0,
+            network_tx: self.net.1,
+            block_read: self.disk.0,
+            block_write: self.disk.1,
+        }
+    }
+}
+
+fn counters(dom: &Domain, mac: Option<&str>) -> DriverResult<Counters> {
+    let info = dom.info().map_err(backend)?;
+    let stats = dom.memory_stats(0).unwrap_or_default();
+    let stat = |tag: u32| stats.iter().find(|s| s.tag == tag).map(|s| s.val);
+    let kib = match (
+        stat(sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE),
+        stat(sys::VIR_DOMAIN_MEMORY_STAT_UNUSED),
+    ) {
+        (Some(available), Some(unused)) => available.saturating_sub(unused),
+        _ => stat(sys::VIR_DOMAIN_MEMORY_STAT_RSS).unwrap_or(info.memory),
+    };
+    let net = mac
+        .and_then(|mac| dom.interface_stats(mac).ok())
+        .map(|s| (s.rx_bytes.max(0) as u64, s.tx_bytes.max(0) as u64))
+        .unwrap_or_default();
+    let disk = dom
+        .block_stats("vda")
+        .map(|s| (s.rd_bytes.max(0) as u64, s.wr_bytes.max(0) as u64))
+        .unwrap_or_default();
+    Ok(Counters {
+        at: Instant::now(),
+        cpu_ns: info.cpu_time,
+        memory: kib.min(info.max_mem) * 1024,
+        memory_limit: info.max_mem * 1024,
+        net,
+        disk,
+    })
+}
+
+/// The value of the first `prefix…'` in `xml` (`prefix` ends with the opening quote).
+fn xml_attr(xml: &str, prefix: &str) -> Option<String> {
+    let start = xml.find(prefix)? + prefix.len();
+    let end = xml[start..].find('\'')?;
+    Some(xml[start..start + end].to_owned())
 }
 
 impl LibvirtDriver {
