@@ -25,10 +25,16 @@ test('change the sign-in email, then delete the account', async () => {
   assert.match(await page.textContent('[data-test=delete-blockers]'), /Delete your 1 machine first\./);
   assert.match(await page.textContent('[data-test=delete-balance]'), /\$1\.00 is not paid out/);
 
-  // The email: asked for, waiting for the link; the page says where it went.
+  // The email: asked for, waiting for the link; the page says where it went. A wrong password
+  // first: the error shows, and goes as soon as the form is edited again.
   const newEmail = `${uniqueName('moved')}@example.com`;
   await page.fill('[data-test=change-email] input[name=email]', newEmail);
+  await page.fill('[data-test=change-email] input[name=password]', 'not-my-password');
+  await page.click('[data-test=change-email] button[type=submit]');
+  const stale = page.locator('[data-test=change-email] .alert-error, [data-test=change-email] ~ .alert-error');
+  await stale.first().waitFor();
   await page.fill('[data-test=change-email] input[name=password]', password);
+  await stale.first().waitFor({ state: 'detached' });
   await page.click('[data-test=change-email] button[type=submit]');
   await page.locator('[data-test=email-pending]', { hasText: newEmail }).waitFor();
   assert.equal((await page.textContent('[data-test=account-email]')).trim(), email, 'not changed yet');

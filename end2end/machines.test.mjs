@@ -173,8 +173,24 @@ test('a team shares a machine through a pool: the owner creates it there, a pool
   await hydrated(page);
   await page.fill('[data-test=create-machine-form] input[name=name]', 'team-box');
   await page.selectOption('[data-test=machine-pool-choice]', { label: 'Ops Team' });
+  // No SSH key yet: the form asks for one in place, and the key is saved and installed.
+  assert.match(await page.textContent('[data-test=no-keys-yet]'), /paste your public key below/);
+  assert.equal(await page.locator('[data-test=new-key]').getAttribute('open'), '', 'the key fields are open');
+  await page.fill('[data-test=new-key] input[name="new_key[name]"]', 'laptop');
+  await page.fill('[data-test=new-key] textarea', KEY);
+  await page.locator('[data-test=create-machine-form]').screenshot({ path: `${ARTIFACTS}machine-new-1366.png` });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator('[data-test=create-machine-form]').screenshot({ path: `${ARTIFACTS}machine-new-390.png` });
+  const formOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(formOverflow <= 0, `the new-machine form fits a phone (${formOverflow}px too wide)`);
+  await page.setViewportSize({ width: 1366, height: 900 });
   await page.click('[data-test=create-machine-form] button[type=submit]');
   await page.locator('[data-test=machine-created]').waitFor();
+  const keys = await api('/api/keys', owner.token);
+  assert.deepEqual(keys.body.map((k) => k.name), ['laptop']);
+  const made = (await api('/api/vps', owner.token)).body.find((v) => v.name === 'team-box');
+  assert.deepEqual(made.ssh_key_ids, [keys.body[0].id], 'the pasted key is installed on the new machine');
+  assert.equal(made.pool_id, poolId);
   const row = page.locator('[data-test=machine-row]', { hasText: 'team-box' });
   assert.equal((await row.locator('[data-test=machine-pool]').textContent()).trim(), 'Ops Team');
   await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 20_000 });
@@ -183,6 +199,7 @@ test('a team shares a machine through a pool: the owner creates it there, a pool
   await hydrated(page);
   assert.match(await page.textContent('[data-test=machine-shared]'), /Shared with the pool Ops Team: .* You pay for it\./);
   assert.equal(await page.inputValue('[data-test=share-pool]'), poolId, 'the form shows where it is shared');
+  await page.locator('[data-test=sharing-card]').screenshot({ path: `${ARTIFACTS}machine-sharing-1366.png` });
   await laptop.close();
 
   // The pool's user, on a phone: listed with its pool, usable, not powerable, not deletable.

@@ -1,4 +1,5 @@
-//! Form pieces: the CSRF field every form carries, and how an action's error is shown.
+//! Form pieces: the CSRF field every form carries, and how an action's error is shown (and
+//! cleared once the form is edited again, by its `SubmitButton`).
 
 use crate::error::PortalError;
 use leptos::{prelude::*, server_fn::ServerFn};
@@ -90,6 +91,29 @@ where
                 form.reset();
             }
         }
+    });
+    // What the last answer said (an error, a "saved") is about what was sent then: once the person
+    // edits the form again it is stale, and goes.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        use wasm_bindgen::{closure::Closure, JsCast};
+        let Some(form) = button.get().and_then(|b| b.form()) else {
+            return;
+        };
+        let clear = Closure::<dyn Fn()>::new(move || {
+            let answered = action.value().try_with_untracked(Option::is_some);
+            if answered == Some(true) && action.pending().try_get_untracked() == Some(false) {
+                action.value().try_set(None);
+            }
+        });
+        let _ = form.add_event_listener_with_callback("input", clear.as_ref().unchecked_ref());
+        // Taken off again (and the closure freed) when the button's view goes.
+        let listener = send_wrapper::SendWrapper::new((form, clear));
+        on_cleanup(move || {
+            let (form, clear) = listener.take();
+            let _ =
+                form.remove_event_listener_with_callback("input", clear.as_ref().unchecked_ref());
+        });
     });
     #[cfg(not(feature = "hydrate"))]
     let _ = keep;

@@ -127,7 +127,18 @@ pub struct Placement {
     pub pool: String,
 }
 
-/// Creates a machine from a plan or a template. `ssh_key_ids` is comma-separated.
+/// A key pasted on the create form (posted as `new_key[name]`, `new_key[public_key]`); empty
+/// when none was.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewKey {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub public_key: String,
+}
+
+/// Creates a machine from a plan or a template. `ssh_key_ids` is comma-separated; a pasted
+/// `new_key` is added to the account first (or found there) and installed too.
 #[server(prefix = "/_fn", endpoint = "create_machine")]
 pub async fn create_machine(
     csrf: String,
@@ -136,6 +147,7 @@ pub async fn create_machine(
     ssh_key_ids: String,
     user_data: String,
     #[server(default)] placement: Placement,
+    #[server(default)] new_key: NewKey,
 ) -> Result<String, PortalError> {
     use crate::ssr::portal;
     use domain::compute::instances::{self, NewInstance};
@@ -146,16 +158,28 @@ pub async fn create_machine(
         Some(("template", slug)) => (None, Some(slug.to_owned())),
         _ => return Err(PortalError::invalid("Choose a plan or a template")),
     };
+    let mut ssh_key_ids: Vec<String> = ssh_key_ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !new_key.public_key.trim().is_empty() {
+        let key_name = Some(new_key.name.trim())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("my key");
+        let key =
+            domain::compute::keys::add_or_find(&state.db, &user.id, key_name, &new_key.public_key)
+                .await?;
+        if !ssh_key_ids.contains(&key.id) {
+            ssh_key_ids.push(key.id);
+        }
+    }
     let req = NewInstance {
         name,
         plan,
         template,
-        ssh_key_ids: ssh_key_ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        ssh_key_ids,
         user_data: Some(user_data).filter(|u| !u.trim().is_empty()),
         image: Some(placement.image).filter(|i| !i.is_empty()),
         region: Some(placement.region).filter(|r| !r.is_empty()),
@@ -589,7 +613,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                 <fieldset class="keys">
                     <legend>"SSH keys"</legend>
                     {if data.keys.is_empty() {
-                        view! { <p class="muted">"No SSH keys yet. " <a href="/keys">"Add one"</a>" to log in to your machines."</p> }.into_any()
+                        view! { <p class="muted" data-test="no-keys-yet">"You have no SSH keys yet: paste your public key below to log in to this machine as root (it is saved to your account for the next ones), or skip it and use the browser console."</p> }.into_any()
                     } else {
                         data.keys.iter().map(|k| {
                             let id = k.id.clone();
@@ -611,6 +635,14 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                         }).collect_view().into_any()
                     }}
                     <input type="hidden" name="ssh_key_ids" prop:value=joined/>
+                    <details class="new-key" data-test="new-key" open=data.keys.is_empty()>
+                        <summary>{if data.keys.is_empty() { "Add a key" } else { "Add another key" }}</summary>
+                        <label>"Name" <input type="text" name="new_key[name]" maxlength="64" placeholder="laptop"/></label>
+                        <label>"Public key"
+                            <textarea name="new_key[public_key]" rows="2" placeholder="ssh-ed25519 AAAA… you@laptop"></textarea>
+                            <small class="muted">"The one line of your "<code>"~/.ssh/id_ed25519.pub"</code>" (make one with "<code>"ssh-keygen -t ed25519"</code>")."</small>
+                        </label>
+                    </details>
                 </fieldset>
                 <label>"User data (cloud-init, optional)"
                     <textarea name="user_data" rows="3" placeholder="#cloud-config"></textarea>

@@ -107,6 +107,25 @@ pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<KeyRow>> {
     .await?)
 }
 
+/// The account's key with the same fingerprint as `public_key` if it has one, else the key added
+/// as `name`: pasting a key you already have, while creating a machine, picks that key.
+pub async fn add_or_find(
+    db: &Pool,
+    user_id: &str,
+    name: &str,
+    public_key: &str,
+) -> ServiceResult<KeyRow> {
+    let fingerprint = parse(public_key)?.fingerprint;
+    let known = list(db, user_id)
+        .await?
+        .into_iter()
+        .find(|k| k.fingerprint == fingerprint);
+    match known {
+        Some(key) => Ok(key),
+        None => add(db, user_id, name, public_key).await,
+    }
+}
+
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id))]
 pub async fn add(db: &Pool, user_id: &str, name: &str, public_key: &str) -> ServiceResult<KeyRow> {
     let name = name.trim();
