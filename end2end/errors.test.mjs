@@ -179,8 +179,7 @@ test("mistakes on a machine's forms and on the operator's forms answer 4xx too",
   await nameField.fill('web-01_b.x');
   assert.equal(await nameField.evaluate((el) => el.validity.valid), true, 'letters, digits, . _ - pass');
   await page.fill('[data-test=create-machine-form] input[name=name]', 'oops-1');
-  const nano = await page.locator('[data-test=machine-source] option', { hasText: 'Nano —' }).getAttribute('value');
-  await page.selectOption('[data-test=machine-source]', nano);
+  await page.locator('[data-test=source-card][data-name=Nano]').click();
   await page.click('[data-test=create-machine-form] button[type=submit]');
   const row = page.locator('[data-test=machine-row]', { hasText: 'oops-1' });
   await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 20_000 });

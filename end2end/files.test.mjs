@@ -22,8 +22,7 @@ test('the file manager and console of an app machine', async () => {
     await page.goto(`${BASE}/machines`);
     await hydrated(page);
     await page.fill('[data-test=create-machine-form] input[name=name]', 'my-game');
-    const game = await page.locator('[data-test=machine-source] option', { hasText: 'Demo game server' }).getAttribute('value');
-    await page.selectOption('[data-test=machine-source]', game);
+    await page.locator('[data-test=source-card]', { hasText: 'Demo game server' }).click();
     await page.click('[data-test=create-machine-form] button[type=submit]');
     const listed = page.locator('[data-test=machine-row]', { hasText: 'my-game' });
     await listed.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 60_000 });

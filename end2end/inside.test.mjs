@@ -27,8 +27,7 @@ test('run commands and move files inside a container from its page', async () =>
   await page.goto(`${BASE}/machines`);
   await hydrated(page);
   await page.fill('[data-test=create-machine-form] input[name=name]', 'box-e2e');
-  const micro = await page.locator('[data-test=machine-source] option', { hasText: 'Container Micro' }).first().getAttribute('value');
-  await page.selectOption('[data-test=machine-source]', micro);
+  await page.locator('[data-test=source-card][data-name="Container Micro"]').click();
   await page.click('[data-test=create-machine-form] button[type=submit]');
   const row = page.locator('[data-test=machine-row]', { hasText: 'box-e2e' });
   await row.locator('[data-test=machine-state][data-state=running]').waitFor({ timeout: 30_000 });

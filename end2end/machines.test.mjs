@@ -53,16 +53,16 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   // A marker that a reload would wipe: the state below must arrive without one.
   await page.evaluate(() => { window.__noReload = true; });
   await page.fill('[data-test=create-machine-form] input[name=name]', 'web-01');
-  const nano = await page.locator('[data-test=machine-source] option', { hasText: 'Nano —' }).getAttribute('value');
-  // Plans and templates are told apart, each with its price.
-  for (const option of await page.locator('[data-test=machine-source] optgroup[label^=Templates] option').allTextContents()) {
-    assert.match(option, /— \$\d+\.\d{4}\/h, \$\d+\.\d{4,6}\/h stopped$/, `a template with its prices: ${option}`);
+  // Plans and apps are cards apart, each with its hourly and monthly price and what it pays
+  // stopped (its disk and address).
+  const apps = page.locator('[data-test=machine-apps] [data-test=source-card]');
+  assert.ok(await apps.count() >= 1, 'apps are offered apart from plans');
+  for (const card of [...await apps.all(), ...await page.locator('[data-test=machine-source] [data-test=source-card]').all()]) {
+    assert.match(await card.locator('[data-test=source-price]').innerText(), /^\$\d+\.\d{4}\/h · about \$\d+\.\d{2}\/mo$/);
+    assert.match(await card.locator('[data-test=source-stopped]').innerText(), /^\$\d+\.\d{4,6}\/h stopped$/);
   }
-  // A plan says what a stopped machine of it pays too (its disk and address).
-  for (const option of await page.locator('[data-test=machine-source] optgroup[label^=Plans] option').allTextContents()) {
-    assert.match(option, /— \$\d+\.\d{4}\/h, \$\d+\.\d{4,6}\/h stopped$/, `a plan with both prices: ${option}`);
-  }
-  await page.selectOption('[data-test=machine-source]', nano);
+  await page.locator('[data-test=source-card][data-name=Nano]').click();
+  assert.equal(await page.locator('[data-test=source-card][data-name=Nano] input').isChecked(), true);
   // The estimate follows the choice: Nano's hourly price and about a month of it.
   await page.locator('[data-test=machine-estimate]', { hasText: '$0.0042/hour while it runs, about $3.07 a month (730 hours)' }).waitFor();
   // Images and regions of the plan's kind, by name; the default needs no choice.

@@ -547,28 +547,54 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                 <label>"Name"
                     <input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" title="Up to 63 letters, digits, dots, _ and -, starting with a letter or digit" placeholder="web-01"/>
                 </label>
-                <label>"Plan or template"
-                    <select name="source" required data-test="machine-source"
-                        on:change=move |ev| source.set(event_target_value(&ev))>
-                        <optgroup label="Plans: a size, with its default image">
-                            {data.plans.iter().map(|p| view! {
-                                <option value=format!("plan:{}", p.id)>
-                                    {format!("{} — {} vCPU, {}, {} GiB ({}) — ${}/h, ${}/h stopped", p.name, p.vcpu, memory(p.memory_mb), p.disk_gb, p.kind, usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))}
-                                </option>
-                            }).collect_view()}
-                        </optgroup>
-                        <optgroup label="Templates: ready-made machines">
+                <fieldset class="choices" data-test="machine-source">
+                    <legend>"Size: a plan, with its default image"</legend>
+                    <div class="choice-grid">
+                        {data.plans.iter().enumerate().map(|(i, p)| {
+                            let value = format!("plan:{}", p.id);
+                            let pick = value.clone();
+                            view! {
+                                <label class="choice" data-test="source-card" data-name=p.name.clone() data-kind=p.kind.clone()>
+                                    <input type="radio" name="source" value=value required checked=i == 0
+                                        on:change=move |_| source.set(pick.clone())/>
+                                    <span class="choice-head"><strong>{p.name.clone()}</strong>
+                                        <span class="tag">{if p.kind == "vm" { "VM" } else { "container" }}</span></span>
+                                    <span class="choice-spec">{format!("{} vCPU · {} · {} GiB", p.vcpu, memory(p.memory_mb), p.disk_gb)}</span>
+                                    <span class="choice-price" data-test="source-price">
+                                        <strong>{format!("${}/h", usd4(p.price_hourly.0))}</strong>
+                                        {format!(" · about {}/mo", crate::components::format::money(p.price_hourly.0 * 730))}
+                                    </span>
+                                    <small class="muted" data-test="source-stopped">{format!("${}/h stopped", usd_rate(p.stopped_hourly.0))}</small>
+                                </label>
+                            }
+                        }).collect_view()}
+                    </div>
+                </fieldset>
+                {(!data.templates.is_empty()).then(|| view! {
+                    <fieldset class="choices" data-test="machine-apps">
+                        <legend>"Or an app, ready to run (its own image and size)"</legend>
+                        <div class="choice-grid">
                             {data.templates.iter().map(|t| {
-                                let price = data.plans.iter().find(|p| p.id == t.plan_id).map(|p| format!(" — ${}/h, ${}/h stopped", usd4(p.price_hourly.0), usd_rate(p.stopped_hourly.0))).unwrap_or_default();
+                                let value = format!("template:{}", t.slug);
+                                let pick = value.clone();
+                                let plan = data.plans.iter().find(|p| p.id == t.plan_id);
+                                let price = plan.map(|p| format!("${}/h", usd4(p.price_hourly.0))).unwrap_or_default();
+                                let month = plan.map(|p| format!(" · about {}/mo", crate::components::format::money(p.price_hourly.0 * 730))).unwrap_or_default();
+                                let stopped = plan.map(|p| format!("${}/h stopped", usd_rate(p.stopped_hourly.0))).unwrap_or_default();
                                 view! {
-                                    <option value=format!("template:{}", t.slug)>
-                                        {format!("{} ({}): {} vCPU, {}, {} GiB{price}", t.name, t.image, t.vcpu, memory(t.memory_mb), t.disk_gb)}
-                                    </option>
+                                    <label class="choice" data-test="source-card" data-name=t.name.clone() data-kind="template">
+                                        <input type="radio" name="source" value=value required
+                                            on:change=move |_| source.set(pick.clone())/>
+                                        <span class="choice-head"><strong>{t.name.clone()}</strong><span class="tag">"app"</span></span>
+                                        <span class="choice-spec">{format!("{} · {} vCPU · {} · {} GiB", t.image, t.vcpu, memory(t.memory_mb), t.disk_gb)}</span>
+                                        <span class="choice-price" data-test="source-price"><strong>{price}</strong>{month}</span>
+                                        <small class="muted" data-test="source-stopped">{stopped}</small>
+                                    </label>
                                 }
                             }).collect_view()}
-                        </optgroup>
-                    </select>
-                </label>
+                        </div>
+                    </fieldset>
+                })}
                 <div class="form-row">
                     <label>"Image"
                         <select name="placement[image]" data-test="machine-image" prop:disabled=move || from_template.get()>
