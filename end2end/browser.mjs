@@ -71,7 +71,7 @@ export async function fundedCustomer(prefix, usd) {
   const op = await api('/api/auth/login', null, {
     email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD,
   });
-  const credit = await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: usd });
+  const credit = await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: usd, confirm: true });
   if (credit.status !== 200) throw new Error(`credit: ${credit.status}`);
   const login = await api('/api/auth/login', null, { email, password });
   return { email, password, token: login.body.token };

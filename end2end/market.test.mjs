@@ -46,7 +46,7 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   assert.equal(login.status, 200);
   const alice = await newUser('alice');
   const bob = await newUser('bob');
-  const credit = await api(`/api/admin/users/${alice.id}/credit`, { token: login.json.token, method: 'POST', body: { amount: 5000 } });
+  const credit = await api(`/api/admin/users/${alice.id}/credit`, { token: login.json.token, method: 'POST', body: { amount: 5000, confirm: true } });
   assert.equal(credit.status, 200);
   // Alice has an SSH key: the checkout offers it, and the server is set up with it.
   const aliceLogin = await api('/api/auth/login', { method: 'POST', body: { email: alice.email, password: alice.password } });

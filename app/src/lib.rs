@@ -151,6 +151,11 @@ lazy_pages! {
     activity { ActivityRoute => ActivityPage }
     billing { BillingRoute => BillingPage, StatementRoute => StatementPage, ReceiptRoute => ReceiptPage }
     operator { OperatorRoute => OperatorPage }
+    customers {
+        CustomersRoute => CustomersPage,
+        CustomerRoute => CustomerPage,
+        AllMachinesRoute => AllMachinesPage,
+    }
 }
 
 /// The portal: a layout with navigation and one route per page. Pages render on the server once
@@ -189,6 +194,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("machines/:id") view={Lazy::<MachineRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("keys") view={Lazy::<KeysRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("operator") view={Lazy::<OperatorRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator/customers") view={Lazy::<CustomersRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator/customers/:id") view={Lazy::<CustomerRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator/machines") view={Lazy::<AllMachinesRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing") view={Lazy::<BillingRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/statements/:month") view={Lazy::<StatementRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/receipts/:id") view={Lazy::<ReceiptRoute::Route>::new()} ssr=SsrMode::Async/>

@@ -149,3 +149,70 @@ pub struct AuditEvent {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: serde_json::Value,
 }
+
+/// A customer as operators find them (`GET /api/admin/users`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Customer {
+    pub id: String,
+    pub email: String,
+    pub username: String,
+    pub is_admin: bool,
+    /// USD, four decimals.
+    pub balance: Usd4,
+    pub created_at: String,
+    /// Machines they own now (not deleted).
+    pub machines: i64,
+    /// Their last successful sign-in (RFC 3339), if any.
+    pub last_sign_in: Option<String>,
+    /// Why the operators suspended the account, while they do.
+    pub suspended: Option<String>,
+    /// The customer closed the account.
+    pub deleted: bool,
+}
+
+/// A customer's page for operators (`GET /api/admin/users/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerDetail {
+    #[serde(flatten)]
+    pub customer: Customer,
+    /// What they spent in the last 30 days (machines and rentals), USD.
+    pub spent_30d: Usd4,
+    pub two_factor: bool,
+    /// Sign-ins refused until then (RFC 3339) after too many wrong passwords.
+    pub locked_until: Option<String>,
+    /// Access tokens not revoked.
+    pub tokens: i64,
+    pub machine_list: Vec<CustomerMachine>,
+    pub rentals: Vec<CustomerRental>,
+    pub pools: Vec<CustomerPool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerMachine {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub kind: String,
+    pub node: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerRental {
+    pub id: String,
+    pub server: String,
+    pub status: String,
+    pub ends_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomerPool {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+}

@@ -601,3 +601,21 @@ pub struct QuotaItem {
 pub struct Quotas {
     pub items: Vec<QuotaItem>,
 }
+
+/// A machine as operators see every machine (`GET /api/admin/machines`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorMachine {
+    pub id: String,
+    pub name: String,
+    /// `creating`, `running`, `stopped` or `error`.
+    pub state: String,
+    pub transition: Option<String>,
+    pub reason: Option<String>,
+    pub kind: String,
+    pub owner_id: String,
+    pub owner: String,
+    pub node: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: String,
+}

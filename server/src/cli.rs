@@ -48,6 +48,15 @@ enum AdminCommand {
     },
     /// Compare every cached balance with its ledger sum; exits non-zero on any difference.
     CheckLedger,
+    /// List customers, newest first: those whose e-mail or username contains SEARCH (any
+    /// case), or whose id it is; everyone without it. Tab-separated: id, username, e-mail,
+    /// balance (USD), machines, status.
+    Users {
+        search: Option<String>,
+        /// At most this many (up to 100).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Write a consistent copy of the SQLite database to PATH while Hangar runs (SQLite's
     /// `VACUUM INTO`: one read transaction, so the copy is the database at one instant, and
     /// writers are not blocked). For PostgreSQL, use `pg_dump` (README, "Backups").
@@ -157,6 +166,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if_empty,
         }) => demo_catalog(&config, count, seed, if_empty).await,
         Command::Admin(AdminCommand::CheckLedger) => check_ledger(&config).await,
+        Command::Admin(AdminCommand::Users { search, limit }) => {
+            list_users(&config, search.as_deref().unwrap_or_default(), limit).await
+        }
         Command::Admin(AdminCommand::Backup { path }) => backup(&config, &path).await,
         Command::Admin(AdminCommand::PutImage {
             slug,
@@ -331,6 +343,35 @@ async fn check_ledger(config: &Config) -> anyhow::Result<()> {
         println!("user {user}: cached {cached} µUSD, ledger {sum} µUSD");
     }
     bail!("{} balance(s) differ from the ledger", bad.len())
+}
+
+async fn list_users(config: &Config, search: &str, limit: i64) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    let (found, total) = domain::accounts::customers::search(&pool, search, limit, 0)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for c in &found {
+        let status = match (&c.suspended, c.deleted, c.is_admin) {
+            (Some(reason), _, _) => format!("suspended: {reason}"),
+            (None, true, _) => "closed".to_owned(),
+            (None, false, true) => "operator".to_owned(),
+            (None, false, false) => "active".to_owned(),
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{status}",
+            c.id,
+            c.username,
+            c.email,
+            model::money::usd4(c.balance.0),
+            c.machines
+        );
+    }
+    if total as usize > found.len() {
+        eprintln!("{total} match; the newest {} are shown (--limit)", found.len());
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -23,6 +23,18 @@ async fn admin_credit_moves_money_through_the_ledger() {
     assert_eq!(body.raw("balance"), "10.5000");
     assert_eq!(body.raw("amount"), "10.5000");
 
+    // The customer reads the line meant for them, never the operators' note.
+    let billing = expect_json(app.get("/api/billing/history", Some(&user)).await, StatusCode::OK).await;
+    assert!(!billing.text.contains("welcome"), "{}", billing.text);
+    assert!(billing.text.contains("Credit from the platform"), "{}", billing.text);
+    let audit = expect_json(
+        app.get(&format!("/api/admin/audit?target_id={user_id}"), Some(&admin))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(audit.text.contains("welcome"), "operators keep the note: {}", audit.text);
+
     // The customer sees it, in the body and in the header.
     let res = app.get("/api/me", Some(&user)).await;
     assert_eq!(res.headers()["x-balance-remaining"], "10.5000");
@@ -118,10 +130,19 @@ async fn credit_is_for_operators_only_and_checks_its_input() {
         "zero",
     )
     .await;
+    // A cap on one adjustment (a typo of three zeros is refused, not paid out), and a
+    // confirmation above the threshold.
     expect_error(
-        app.post(&path, Some(&admin), json!({"amount": 1e12})).await,
+        app.post(&path, Some(&admin), json!({"amount": 1e9, "confirm": true}))
+            .await,
         StatusCode::BAD_REQUEST,
-        "too large",
+        "at most $10000",
+    )
+    .await;
+    expect_error(
+        app.post(&path, Some(&admin), json!({"amount": 250})).await,
+        StatusCode::BAD_REQUEST,
+        "need confirming",
     )
     .await;
     expect_error(
@@ -234,6 +255,18 @@ async fn create_user_command_makes_an_operator() {
         .unwrap();
     assert!(check.status.success());
     assert!(String::from_utf8_lossy(&check.stdout).contains("ledger ok"));
+
+    // Finding a customer from the shell: a part of the e-mail, any case.
+    let users = std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+        .args(["admin", "users", "S@EXAMPLE"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(users.status.success());
+    let listed = String::from_utf8_lossy(&users.stdout);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let fields: Vec<&str> = listed.trim_end().split('\t').collect();
+    assert_eq!(fields[1..], ["stdin_user", "s@example.com", "0.0000", "0", "active"]);
 
     // The operator can sign in over the API and is an admin there.
     let app = TestApp::builder().database(db).spawn().await;

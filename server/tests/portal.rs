@@ -340,7 +340,7 @@ async fn billing_page_shows_money_and_manages_alert_addresses() {
     let shown = page(&app, "/billing").await;
     assert!(shown.contains("$12.5000"), "balance shown");
     assert!(
-        shown.contains("+$12.50") && shown.contains("Operator adjustment"),
+        shown.contains("+$12.50") && shown.contains("Credit from the platform"),
         "the movement is listed, to the cent"
     );
     // The meter's per-minute charges read as one line per hour: three minutes in one hour, one

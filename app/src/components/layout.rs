@@ -57,7 +57,15 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         }}
                                     </A>
                                     <A href="/billing">"Billing"</A>
-                                    {operator.then(|| view! { <A href="/operator">"Operator"</A> })}
+                                    {operator.then(|| view! {
+                                        <div class="nav-group">
+                                            <A href="/operator" attr:data-test="nav-operator" attr:aria-haspopup="true">"Operator"</A>
+                                            <div class="nav-sub">
+                                                <A href="/operator/customers">"Customers"</A>
+                                                <A href="/operator/machines">"All machines"</A>
+                                            </div>
+                                        </div>
+                                    })}
                                     // Settings one hover (or focus, or tap) away on a laptop, so the
                                     // bar stays one line; listed in full in the phone menu.
                                     <div class="nav-group">

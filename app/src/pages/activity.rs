@@ -192,15 +192,19 @@ pub fn sentence(e: &AuditEvent) -> String {
         "user.sign_in" => format!("Signed in{}", origin()),
         "user.sign_in_failed" => format!("Failed sign-in: {}{}", text("reason"), origin()),
         "user.credit" => {
-            let note = text("note");
-            let note = if note.is_empty() {
+            // The customer's own line only: the operators' note stays theirs.
+            let line = text("description");
+            let line = if line.is_empty() {
                 String::new()
             } else {
-                format!(": {note}")
+                format!(": {line}")
             };
-            format!("Balance adjusted by an operator, {}{note}", amount())
+            format!("Balance adjusted by the platform, {}{line}", amount())
         }
         "user.quotas" => "Account limits changed by an operator".into(),
+        "user.suspend" => format!("Account suspended by the platform: {}", text("reason")),
+        "user.reinstate" => "Account reinstated by the platform".into(),
+        "user.unlock" => "Sign-in lockout lifted by the platform".into(),
         "billing.topup" => format!("Added {} by card", amount()),
         "password.change" => "Changed the password".into(),
         "sessions.revoke_all" => match int("tokens_revoked").unwrap_or(0) {

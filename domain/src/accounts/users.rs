@@ -38,6 +38,8 @@ pub struct User {
     /// Bumped by a password change or "sign out everywhere": sessions and JWTs made under an
     /// older version stop working (`accounts::credentials`).
     pub credentials_version: i64,
+    /// Why the operators suspended the account, while they do (`accounts::customers`).
+    pub suspended: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -50,6 +52,8 @@ struct UserRow {
     created_at: i64,
     totp_enabled_at: i64,
     credentials_version: i64,
+    suspended_at: Option<i64>,
+    suspended_reason: Option<String>,
 }
 
 impl From<UserRow> for User {
@@ -63,12 +67,16 @@ impl From<UserRow> for User {
             created_at: r.created_at,
             two_factor: r.totp_enabled_at > 0,
             credentials_version: r.credentials_version,
+            suspended: r
+                .suspended_at
+                .map(|_| r.suspended_reason.unwrap_or_default()),
         }
     }
 }
 
 const USER_COLUMNS: &str =
-    "id, email, username, is_admin, balance_micros, created_at, totp_enabled_at, credentials_version";
+    "id, email, username, is_admin, balance_micros, created_at, totp_enabled_at, credentials_version, \
+     suspended_at, suspended_reason";
 
 /// What a new account needs.
 #[derive(Clone)]
@@ -393,6 +401,7 @@ pub async fn register(db: &Pool, input: NewAccount) -> ServiceResult<User> {
         created_at: db::now_ms(),
         two_factor: false,
         credentials_version: 0,
+        suspended: None,
     };
     let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
@@ -473,6 +482,9 @@ pub async fn authenticate(
             "user.sign_in_failed",
             Some("refused: too many failed attempts"),
         ),
+        Err(ServiceError::Suspended(_)) => {
+            ("user.sign_in_failed", Some("refused: account suspended"))
+        }
         Err(_) => return result,
     };
     let mut details = serde_json::json!({ "via": from.via });
@@ -531,6 +543,10 @@ async fn check_known(
             return Err(INVALID);
         }
         let user = get(db, &id).await?;
+        // Told only to someone who knows the password.
+        if let Some(reason) = &user.suspended {
+            return Err(ServiceError::Suspended(reason.clone()));
+        }
         // The second factor before the count resets: a wrong code is a failed attempt too.
         super::totp::check_sign_in(db, &user, code).await?;
         if failed > 0 {

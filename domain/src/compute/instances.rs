@@ -695,6 +695,95 @@ pub async fn get(db: &Pool, user_id: &str, id: &str) -> ServiceResult<InstanceRo
     access(db, user_id, id, Need::Use).await
 }
 
+/// Every machine (operators), newest first: those whose name, id, owner's username or e-mail
+/// match `query`, in `state` (the API's word) when given. Returns a page and the match count.
+pub async fn list_all(
+    db: &Pool,
+    query: &str,
+    state: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> ServiceResult<(Vec<model::compute::OperatorMachine>, i64)> {
+    let wanted: Vec<&'static str> = match state {
+        None | Some("") => vec![],
+        Some(word) => {
+            let matching: Vec<_> = InstanceState::ALL
+                .into_iter()
+                .filter(|s| *s != InstanceState::Deleted && s.vps() == word)
+                .map(InstanceState::as_str)
+                .collect();
+            if matching.is_empty() {
+                return Err(ServiceError::invalid(
+                    "state is one of creating, running, stopped and error",
+                ));
+            }
+            matching
+        }
+    };
+    let escaped = query
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let mut conds = vec![
+        "i.state <> 'deleted'".to_owned(),
+        "(i.id = $1 OR LOWER(i.name) LIKE $2 ESCAPE '\\' OR LOWER(u.username) LIKE $2 ESCAPE '\\'
+          OR LOWER(u.email) LIKE $2 ESCAPE '\\')"
+            .to_owned(),
+    ];
+    if !wanted.is_empty() {
+        let list: Vec<String> = wanted.iter().map(|s| format!("'{s}'")).collect();
+        conds.push(format!("i.state IN ({})", list.join(", ")));
+    }
+    let from = format!(
+        "FROM instances i JOIN users u ON u.id = i.user_id LEFT JOIN nodes n ON n.id = i.node_id
+         WHERE {}",
+        conds.join(" AND ")
+    );
+    let pattern = format!("%{escaped}%");
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {from}"))
+        .bind(query.trim())
+        .bind(&pattern)
+        .fetch_one(db)
+        .await?;
+    let rows: Vec<(InstanceRow, String, Option<String>)> = {
+        let ids: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT i.id, u.username, n.name {from} ORDER BY i.created_at DESC, i.id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(query.trim())
+        .bind(&pattern)
+        .bind(limit.clamp(1, 200))
+        .bind(offset.max(0))
+        .fetch_all(db)
+        .await?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for (id, owner, node) in ids {
+            if let Some(inst) = load(db, &id).await? {
+                rows.push((inst, owner, node));
+            }
+        }
+        rows
+    };
+    let machines = rows
+        .into_iter()
+        .map(|(i, owner, node)| model::compute::OperatorMachine {
+            state: i.state.vps().to_owned(),
+            ip: i.address(),
+            created_at: rfc3339(i.created_at),
+            owner_id: i.user_id.clone(),
+            owner,
+            node,
+            kind: i.kind.as_str().to_owned(),
+            transition: i.transition,
+            reason: i.reason,
+            name: i.name,
+            id: i.id,
+        })
+        .collect();
+    Ok((machines, total))
+}
+
 /// Any instance by id, for jobs and the reconciler.
 pub async fn load(db: &Pool, id: &str) -> ServiceResult<Option<InstanceRow>> {
     Ok(
@@ -850,13 +939,57 @@ pub async fn act(
     id: &str,
     action: Action,
 ) -> ServiceResult<(InstanceRow, String)> {
-    let db = &state.db;
     let need = if action == Action::Delete {
         Need::Own
     } else {
         Need::Operate
     };
-    let inst = access(db, user_id, id, need).await?;
+    let inst = access(&state.db, user_id, id, need).await?;
+    act_on(state, user_id, inst, action, serde_json::json!({})).await
+}
+
+/// An operator's power action on anyone's machine: recorded as the operator's, and the machine's
+/// `reason` tells its owner who stopped it and why (stop and delete).
+#[instrument(skip_all, err(level = "info", Debug), fields(operator = %operator_id, id = %id, action = ?action))]
+pub async fn act_as_operator(
+    state: &AppState,
+    operator_id: &str,
+    id: &str,
+    action: Action,
+    why: &str,
+) -> ServiceResult<(InstanceRow, String)> {
+    let inst: InstanceRow = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE id = $1 AND state <> 'deleted'"
+    ))
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ServiceError::NotFound("Instance"))?;
+    let details = serde_json::json!({ "owner": inst.user_id, "by_operator": true, "why": why });
+    let owner = inst.user_id.clone();
+    let done = act_on(state, operator_id, inst, action, details).await?;
+    if matches!(action, Action::Stop | Action::Delete) {
+        let verb = if action == Action::Stop { "Stopped" } else { "Deleted" };
+        sqlx::query("UPDATE instances SET reason = $1 WHERE id = $2 AND user_id = $3")
+            .bind(format!("{verb} by the platform's operators: {why}"))
+            .bind(id)
+            .bind(&owner)
+            .execute(&state.db)
+            .await?;
+    }
+    Ok(done)
+}
+
+/// Records `action` on `inst` by `actor_id` (whose access was checked) and enqueues its job.
+async fn act_on(
+    state: &AppState,
+    actor_id: &str,
+    inst: InstanceRow,
+    action: Action,
+    details: serde_json::Value,
+) -> ServiceResult<(InstanceRow, String)> {
+    let db = &state.db;
+    let (user_id, id) = (actor_id, inst.id.as_str());
     if let Some(t) = &inst.transition {
         // A delete is always accepted during a create (the machine goes as soon as the create
         // has finished or never starts) and for a failed instance's stuck action.
@@ -939,7 +1072,7 @@ pub async fn act(
         &format!("instance.{}", action.job()),
         "instance",
         Some(id),
-        serde_json::json!({}),
+        details,
     )
     .await?;
     tx.commit().await?;

@@ -25,6 +25,10 @@ pub enum Notice {
     Stopped,
     /// The balance stayed out for `stopped_retention_days`: the stopped machines were deleted.
     Deleted,
+    /// The operators suspended the account (the reason is read when the mail is written).
+    Suspended,
+    /// The operators lifted the suspension.
+    Reinstated,
 }
 
 impl Notice {
@@ -34,6 +38,8 @@ impl Notice {
             Notice::Exhausted => "exhausted",
             Notice::Stopped => "stopped",
             Notice::Deleted => "deleted",
+            Notice::Suspended => "suspended",
+            Notice::Reinstated => "reinstated",
         }
     }
 }
@@ -46,6 +52,8 @@ impl FromStr for Notice {
             "exhausted" => Ok(Notice::Exhausted),
             "stopped" => Ok(Notice::Stopped),
             "deleted" => Ok(Notice::Deleted),
+            "suspended" => Ok(Notice::Suspended),
+            "reinstated" => Ok(Notice::Reinstated),
             other => Err(format!("unknown mail template {other}")),
         }
     }
@@ -59,7 +67,13 @@ pub async fn send(db: &Pool, config: &Config, user_id: &str, notice: Notice) -> 
     }
     let balance = users::balance(db, user_id).await?;
     let hourly = meter::hourly_usage(db, user_id).await?;
-    let (subject, body) = write(config, notice, balance, hourly);
+    let (subject, mut body) = write(config, notice, balance, hourly);
+    if notice == Notice::Suspended {
+        let reason = users::get(db, user_id).await?.suspended;
+        // Lifted before the mail went out: nothing to tell any more.
+        let Some(reason) = reason else { return Ok(()) };
+        body = body.replace("{reason}", &reason);
+    }
     mail::send(config, &to, subject, &body).await
 }
 
@@ -97,6 +111,22 @@ fn write(config: &Config, notice: Notice, balance: i64, hourly: i64) -> (&'stati
                 "Your balance ran out, so your running machines have been stopped. They were not deleted.\n\n\
                  Top up at {billing} and start them again from the portal or the API. Stopped machines are \
                  deleted {retention} days after the balance ran out unless it is topped up.\n"
+            ),
+        ),
+        Notice::Suspended => (
+            "Your Hangar account is suspended",
+            "The platform's operators suspended your account: {reason}.\n\n\
+             While it is suspended you cannot sign in or use your API tokens, and your running machines \
+             have been stopped (they were not deleted). Reply to this mail or contact support to have it \
+             reinstated.\n"
+                .to_owned(),
+        ),
+        Notice::Reinstated => (
+            "Your Hangar account is open again",
+            format!(
+                "The platform's operators lifted the suspension of your account. You can sign in again at \
+                 {} and start your machines.\n",
+                config.public_url
             ),
         ),
         Notice::Deleted => (

@@ -198,6 +198,12 @@ pub struct Config {
     pub mail_from: String,
     /// Who sells: the name printed at the top of receipts and statements.
     pub business_name: String,
+    /// The largest balance adjustment an operator can make at once, USD (a typo of three extra
+    /// zeros is refused, not paid out).
+    pub max_adjustment_usd: i64,
+    /// Adjustments above this many USD must be confirmed (`"confirm": true`, a ticked box in
+    /// the portal).
+    pub confirm_adjustment_over_usd: i64,
     /// The seller's details under that name (address, tax number; `\n` for line breaks), as
     /// invoices in the operator's country need them. Unset: the name alone.
     pub business_details: Option<String>,
@@ -426,6 +432,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("smtp_url", None),
     ("mail_from", Some("Hangar <hangar@localhost>")),
     ("business_name", Some("Hangar")),
+    ("max_adjustment_usd", Some("10000")),
+    ("confirm_adjustment_over_usd", Some("100")),
     ("business_details", None),
 ];
 
@@ -622,6 +630,8 @@ impl RawConfig {
             smtp_url: self.string("smtp_url").map(Secret::new),
             mail_from: self.string("mail_from").unwrap_or_default(),
             business_name: self.string("business_name").unwrap_or_default(),
+            max_adjustment_usd: self.required("max_adjustment_usd")?,
+            confirm_adjustment_over_usd: self.required("confirm_adjustment_over_usd")?,
             business_details: self
                 .string("business_details")
                 .map(|d| d.replace("\\n", "\n")),

@@ -37,6 +37,9 @@ pub enum ServiceError {
     /// for more.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// The account is suspended by the platform's operators (403); the text says why.
+    #[error("This account is suspended: {0}. Contact support to have it reinstated.")]
+    Suspended(String),
     /// The CAPTCHA token was missing or rejected (400, reference 002's message).
     #[error("CAPTCHA verification failed")]
     Captcha,
@@ -72,7 +75,9 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) | ServiceError::Captcha => StatusCode::BAD_REQUEST,
             ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ServiceError::Forbidden(_) | ServiceError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+            ServiceError::Forbidden(_)
+            | ServiceError::QuotaExceeded(_)
+            | ServiceError::Suspended(_) => StatusCode::FORBIDDEN,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,

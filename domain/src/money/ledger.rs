@@ -73,9 +73,22 @@ pub struct Adjustment {
     pub balance_micros: i64,
 }
 
+/// What an adjustment says, and to whom.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdjustmentWords<'a> {
+    /// For the operators only (audit log), ≤ 500 characters.
+    pub note: Option<&'a str>,
+    /// The line the customer reads on their billing page, ≤ 120 characters; unset: "Credit
+    /// from the platform" or "Balance correction".
+    pub description: Option<&'a str>,
+    /// The operator confirmed an amount above `confirm_adjustment_over_usd`.
+    pub confirmed: bool,
+}
+
 /// Credits (or, negative, debits) a user's balance by an operator's hand: one ledger row and an
-/// audit entry in one transaction. `amount_usd` must not be zero; `note` (up to 500 characters)
-/// becomes the movement's description.
+/// audit entry in one transaction. `amount_usd` must not be zero nor above `max_adjustment_usd`,
+/// and above `confirm_adjustment_over_usd` it must be confirmed; the customer reads the
+/// description, the note stays in the audit log.
 #[instrument(
     skip_all,
     err(level = "info", Debug),
@@ -83,28 +96,50 @@ pub struct Adjustment {
 )]
 pub async fn adjust(
     db: &Pool,
+    config: &crate::infra::config::Config,
     admin_id: &str,
     user_id: &str,
     amount_usd: f64,
-    note: Option<&str>,
+    words: AdjustmentWords<'_>,
 ) -> ServiceResult<Adjustment> {
     let magnitude = micros_from_usd(amount_usd.abs()).map_err(ServiceError::invalid)?;
     if magnitude == 0 {
         return Err(ServiceError::invalid("Amount must not be zero"));
+    }
+    if magnitude > config.max_adjustment_usd.saturating_mul(1_000_000) {
+        return Err(ServiceError::invalid(format!(
+            "One adjustment is at most ${} (max_adjustment_usd); split a larger one, or raise the limit",
+            config.max_adjustment_usd
+        )));
+    }
+    if magnitude > config.confirm_adjustment_over_usd.saturating_mul(1_000_000) && !words.confirmed
+    {
+        return Err(ServiceError::invalid(format!(
+            "Adjustments above ${} need confirming: send \"confirm\": true (the portal asks with a checkbox)",
+            config.confirm_adjustment_over_usd
+        )));
     }
     let amount = if amount_usd < 0.0 {
         -magnitude
     } else {
         magnitude
     };
-    let note = note.unwrap_or_default();
+    let note = words.note.unwrap_or_default().trim();
     if note.chars().count() > 500 {
         return Err(ServiceError::invalid("Note must be at most 500 characters"));
     }
-    let description = if note.is_empty() {
-        "Operator adjustment"
-    } else {
-        note
+    let shown = words.description.unwrap_or_default().trim();
+    if shown.chars().count() > 120 {
+        return Err(ServiceError::invalid(
+            "The customer's line is at most 120 characters",
+        ));
+    }
+    // The customer reads the description on their billing page; the note stays with the
+    // operators (audit log).
+    let description = match (shown.is_empty(), amount > 0) {
+        (false, _) => shown,
+        (true, true) => "Credit from the platform",
+        (true, false) => "Balance correction",
     };
     let mut tx = crate::infra::db::begin(db).await?;
     let movement = Movement {
@@ -119,8 +154,9 @@ pub async fn adjust(
     let entry = post(&mut tx, movement).await?.ok_or_else(|| {
         ServiceError::internal(anyhow::anyhow!("credit without key was deduplicated"))
     })?;
-    let details =
-        serde_json::json!({ "amount_micros": amount, "note": note, "ledger_id": entry.id });
+    let details = serde_json::json!({
+        "amount_micros": amount, "note": note, "description": description, "ledger_id": entry.id,
+    });
     audit::record(
         &mut tx,
         Some(admin_id),

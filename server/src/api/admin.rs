@@ -110,12 +110,21 @@ async fn retire_market_server(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreditRequest {
-    /// USD to add (positive) or take away (negative); never below a zero balance.
+    /// USD to add (positive) or take away (negative); never below a zero balance, at most
+    /// `max_adjustment_usd` (default 10,000) at once.
     #[schema(example = 10.0)]
     pub amount: f64,
-    /// Why, for the ledger and the audit log (≤ 500 characters).
+    /// Why, for the operators only (the audit log; ≤ 500 characters). The customer never sees
+    /// it.
     pub note: Option<String>,
+    /// The line the customer reads on their billing page (≤ 120 characters); default "Credit
+    /// from the platform" or "Balance correction".
+    pub description: Option<String>,
+    /// Required (`true`) above `confirm_adjustment_over_usd` (default 100).
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -144,12 +153,18 @@ async fn credit_user(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<CreditRequest>,
 ) -> Result<ApiJson<CreditResponse>> {
+    let words = ledger::AdjustmentWords {
+        note: body.note.as_deref(),
+        description: body.description.as_deref(),
+        confirmed: body.confirm,
+    };
     let done = ledger::adjust(
         &state.db,
+        &state.config,
         &admin.user.id,
         &user_id,
         body.amount,
-        body.note.as_deref(),
+        words,
     )
     .await?;
     Ok(ApiJson(CreditResponse {

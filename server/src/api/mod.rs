@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod admin_compute;
+pub mod admin_customers;
+pub mod admin_machines;
 pub mod audit;
 pub mod auth;
 pub mod billing;
@@ -109,6 +111,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(servers::router())
         .merge(instances::router())
         .merge(admin_compute::router())
+        .merge(admin_customers::router())
+        .merge(admin_machines::router())
         .split_for_parts();
     let router = router.merge(cloud_init::router());
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

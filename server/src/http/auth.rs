@@ -133,6 +133,11 @@ async fn resolve(state: &AppState, header_value: &str) -> Result<Option<Caller>,
     let Some(user) = users::find(&state.db, &user_id).await? else {
         return Ok(None);
     };
+    // A suspended account's tokens are refused, saying why (its sessions and JWTs ended with
+    // the suspension).
+    if let Some(reason) = &user.suspended {
+        return Err(domain::infra::error::ServiceError::Suspended(reason.clone()).into());
+    }
     // A JWT from before a password change or "sign out everywhere" is over.
     if version.is_some_and(|v| v != user.credentials_version) {
         return Ok(None);

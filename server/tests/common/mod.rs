@@ -349,13 +349,13 @@ impl TestApp {
         body["id"].as_str().unwrap().to_owned()
     }
 
-    /// Credits `usd` to a user through the operator API.
+    /// Credits `usd` to a user through the operator API (confirmed, whatever the amount).
     pub async fn credit(&self, admin: &str, user_id: &str, usd: f64) {
         let res = self
             .post(
                 &format!("/api/admin/users/{user_id}/credit"),
                 Some(admin),
-                json!({"amount": usd}),
+                json!({"amount": usd, "confirm": true}),
             )
             .await;
         expect_json(res, StatusCode::OK).await;

@@ -1,0 +1,96 @@
+// The operator's console, as an operator uses it on a laptop and a phone: find a customer, read
+// their page, credit them (a confirmation above the threshold; the customer sees their line,
+// never the note), suspend and reinstate them, and stop their machine from the list of all
+// machines, saying why.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, hydrated, BASE, ARTIFACTS, fundedCustomer, signIn, api, untilRunning } from './browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+test('an operator finds a customer, credits, suspends and reinstates them, and stops their machine', async () => {
+  const customer = await fundedCustomer('patron', 5);
+  const username = customer.email.split('@')[0];
+  const vps = await api('/api/vps', customer.token, { name: 'patron-box', plan_id: 'nano' });
+  assert.equal(vps.status, 201);
+  await untilRunning(vps.body.id, customer.token);
+
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await signIn(page, process.env.HANGAR_E2E_ADMIN_EMAIL, process.env.HANGAR_E2E_ADMIN_PASSWORD);
+  await page.goto(`${BASE}/operator/customers`);
+  await hydrated(page);
+  await page.fill('[data-test=customer-search] input[name=q]', username.toUpperCase());
+  await page.click('[data-test=customer-search] button');
+  await page.waitForURL(/\/operator\/customers\?q=/);
+  await page.locator('[data-test=customer-row]', { hasText: username }).waitFor();
+  assert.equal(await page.locator('[data-test=customer-row]').count(), 1, 'the search finds exactly them');
+  await page.screenshot({ path: `${ARTIFACTS}operator-customers-1366.png`, fullPage: true });
+  await page.locator('[data-test=customer-row] a').click();
+  await page.waitForURL(/\/operator\/customers\/[0-9a-f]{24}$/);
+  await hydrated(page);
+  assert.equal(await page.locator('[data-test=customer-machine]').count(), 1);
+  assert.match(await page.textContent('[data-test=customer-balance]'), /\$5\.0000/);
+
+  // A large credit asks for a confirmation first.
+  await page.fill('[data-test=credit-form] input[name=amount]', '150');
+  await page.fill('[data-test=credit-form] input[name=description]', 'Sorry for the outage');
+  await page.fill('[data-test=credit-form] input[name=note]', 'ticket 4711, internal');
+  await page.locator('[data-test=credit-confirm]').waitFor();
+  await page.click('[data-test=credit-form] button[type=submit]');
+  await page.locator('[data-test=credit-form] ~ .alert-error, [data-test=credit-form] .alert-error').first().waitFor();
+  await page.fill('[data-test=credit-form] input[name=amount]', '150');
+  await page.fill('[data-test=credit-form] input[name=description]', 'Sorry for the outage');
+  await page.fill('[data-test=credit-form] input[name=note]', 'ticket 4711, internal');
+  await page.check('[data-test=credit-confirm] input');
+  await page.click('[data-test=credit-form] button[type=submit]');
+  await page.locator('[data-test=credit-done]').waitFor();
+  await page.locator('[data-test=customer-balance]', { hasText: '$155.0000' }).waitFor();
+  const history = await api('/api/billing/history', customer.token);
+  const text = JSON.stringify(history.body);
+  assert.ok(text.includes('Sorry for the outage') && !text.includes('ticket 4711'), 'the customer reads their line, not the note');
+
+  // Suspended: their API stops with the reason, their machine stops.
+  await page.fill('[data-test=suspend-form] input[name=reason]', 'unpaid invoice 2026-11');
+  await page.click('[data-test=suspend-form] button[type=submit]');
+  await page.locator('[data-test=customer-suspended]', { hasText: 'unpaid invoice 2026-11' }).waitFor();
+  const refused = await api('/api/auth/login', null, { email: customer.email, password: customer.password });
+  assert.equal(refused.status, 403);
+  assert.match(refused.body.error, /suspended: unpaid invoice 2026-11/);
+  await page.locator('[data-test=customer-machine-state]', { hasText: 'stopped' }).waitFor({ timeout: 20_000 }).catch(async () => {
+    await page.reload();
+    await page.locator('[data-test=customer-machine-state]', { hasText: 'stopped' }).waitFor({ timeout: 20_000 });
+  });
+  await page.screenshot({ path: `${ARTIFACTS}operator-customer-1366.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${ARTIFACTS}operator-customer-390.png`, fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the customer page fits a phone (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1366, height: 900 });
+  await page.click('[data-test=reinstate-form] button[type=submit]');
+  await page.locator('[data-test=suspend-form]').waitFor();
+  assert.equal((await api('/api/auth/login', null, { email: customer.email, password: customer.password })).status, 200);
+
+  // Every machine, with its owner; started again and stopped from the list, saying why.
+  const again = (await api('/api/auth/login', null, { email: customer.email, password: customer.password })).body.token;
+  assert.equal((await api(`/api/vps/${vps.body.id}/start`, again, {})).status, 202);
+  await untilRunning(vps.body.id, again);
+  await page.goto(`${BASE}/operator/machines?q=${username}`);
+  await hydrated(page);
+  const row = page.locator('[data-test=all-machine]', { hasText: 'patron-box' });
+  assert.equal((await row.locator('[data-test=all-machine-state]').textContent()).trim(), 'running');
+  await row.locator('[data-test=machine-act] summary').click();
+  await row.locator('[data-test=op-action]').selectOption('stop');
+  await row.locator('input[name=why]').fill('abuse report #12');
+  await row.locator('button[type=submit]').click();
+  await page.locator('[data-test=op-machine-done]').waitFor();
+  const mine = await api(`/api/vps/${vps.body.id}`, again);
+  assert.match(mine.body.reason ?? '', /operators: abuse report #12/);
+  await page.screenshot({ path: `${ARTIFACTS}operator-machines-1366.png`, fullPage: true });
+  assert.deepEqual(errors, [], 'no page errors');
+  await context.close();
+});

@@ -1,0 +1,133 @@
+//! Operators and their customers under `/api/admin/users`: find an account, read its page,
+//! suspend and reinstate it, lift a sign-in lockout. Every route requires an operator; every
+//! change is in the audit log as the operator's, with the customer as its target.
+
+use axum::extract::{Path, Query, State};
+use domain::accounts::customers;
+use domain::AppState;
+use model::accounts::{Customer, CustomerDetail};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    api::ErrorBody,
+    http::{
+        auth::AdminCaller,
+        error::{ApiJson, Result},
+    },
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_customers))
+        .routes(routes!(get_customer))
+        .routes(routes!(suspend))
+        .routes(routes!(reinstate))
+        .routes(routes!(unlock))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CustomerQuery {
+    /// Part of an e-mail or username (any case), or a whole id; empty lists everyone.
+    pub q: Option<String>,
+    /// At most 100; default 50.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerPage {
+    pub data: Vec<Customer>,
+    /// Every match, beyond this page.
+    pub total: i64,
+}
+
+/// Customers, newest first, optionally searched by e-mail, username or id.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    params(CustomerQuery),
+    responses((status = 200, body = CustomerPage), (status = 400, body = ErrorBody)))]
+async fn list_customers(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Query(q): Query<CustomerQuery>,
+) -> Result<ApiJson<CustomerPage>> {
+    let (data, total) = customers::search(
+        &state.db,
+        q.q.as_deref().unwrap_or_default(),
+        q.limit.unwrap_or(50),
+        q.offset.unwrap_or(0),
+    )
+    .await?;
+    Ok(ApiJson(CustomerPage { data, total }))
+}
+
+/// One customer's page: balance, spend, machines, rentals, pools, tokens, two-factor, lockout.
+#[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = CustomerDetail), (status = 404, body = ErrorBody)))]
+async fn get_customer(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<CustomerDetail>> {
+    Ok(ApiJson(customers::detail(&state.db, &id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendRequest {
+    /// Why, in words for the customer (they read it when signing in and in the mail).
+    #[schema(example = "unpaid invoice 2026-11")]
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Done {
+    pub status: &'static str,
+}
+
+/// Suspend an account: its sessions, tokens and consoles end, its sign-ins and API calls are
+/// refused with the reason, its running machines are stopped (not deleted), and it is mailed.
+/// 409 for an operator's or one's own account, or one already suspended.
+#[utoipa::path(post, path = "/api/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SuspendRequest,
+    responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn suspend(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SuspendRequest>,
+) -> Result<ApiJson<Done>> {
+    customers::suspend(&state, &admin.user.id, &id, &body.reason).await?;
+    Ok(ApiJson(Done {
+        status: "suspended",
+    }))
+}
+
+/// Lift a suspension: the customer can sign in again (and is mailed); machines stay stopped.
+#[utoipa::path(post, path = "/api/admin/users/{id}/reinstate", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn reinstate(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Done>> {
+    customers::reinstate(&state, &admin.user.id, &id).await?;
+    Ok(ApiJson(Done { status: "active" }))
+}
+
+/// Lift a sign-in lockout (too many wrong passwords) at once.
+#[utoipa::path(post, path = "/api/admin/users/{id}/unlock", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Done), (status = 404, body = ErrorBody)))]
+async fn unlock(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Done>> {
+    customers::unlock(&state.db, &admin.user.id, &id).await?;
+    Ok(ApiJson(Done { status: "unlocked" }))
+}
