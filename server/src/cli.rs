@@ -369,7 +369,10 @@ async fn list_users(config: &Config, search: &str, limit: i64) -> anyhow::Result
         );
     }
     if total as usize > found.len() {
-        eprintln!("{total} match; the newest {} are shown (--limit)", found.len());
+        eprintln!(
+            "{total} match; the newest {} are shown (--limit)",
+            found.len()
+        );
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ pub fn init_tracing(format: domain::infra::config::LogFormat) {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
+    // Logs go to stderr: a command's stdout is its answer (`hangar admin users | cut -f1`).
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
     let _ = match format {
         domain::infra::config::LogFormat::Json => builder.json().try_init(),
         domain::infra::config::LogFormat::Text => builder.try_init(),

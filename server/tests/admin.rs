@@ -24,16 +24,31 @@ async fn admin_credit_moves_money_through_the_ledger() {
     assert_eq!(body.raw("amount"), "10.5000");
 
     // The customer reads the line meant for them, never the operators' note.
-    let billing = expect_json(app.get("/api/billing/history", Some(&user)).await, StatusCode::OK).await;
-    assert!(!billing.text.contains("welcome"), "{}", billing.text);
-    assert!(billing.text.contains("Credit from the platform"), "{}", billing.text);
-    let audit = expect_json(
-        app.get(&format!("/api/admin/audit?target_id={user_id}"), Some(&admin))
-            .await,
+    let billing = expect_json(
+        app.get("/api/billing/history", Some(&user)).await,
         StatusCode::OK,
     )
     .await;
-    assert!(audit.text.contains("welcome"), "operators keep the note: {}", audit.text);
+    assert!(!billing.text.contains("welcome"), "{}", billing.text);
+    assert!(
+        billing.text.contains("Credit from the platform"),
+        "{}",
+        billing.text
+    );
+    let audit = expect_json(
+        app.get(
+            &format!("/api/admin/audit?target_id={user_id}"),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        audit.text.contains("welcome"),
+        "operators keep the note: {}",
+        audit.text
+    );
 
     // The customer sees it, in the body and in the header.
     let res = app.get("/api/me", Some(&user)).await;
@@ -266,7 +281,10 @@ async fn create_user_command_makes_an_operator() {
     let listed = String::from_utf8_lossy(&users.stdout);
     assert_eq!(listed.lines().count(), 1, "{listed}");
     let fields: Vec<&str> = listed.trim_end().split('\t').collect();
-    assert_eq!(fields[1..], ["stdin_user", "s@example.com", "0.0000", "0", "active"]);
+    assert_eq!(
+        fields[1..],
+        ["stdin_user", "s@example.com", "0.0000", "0", "active"]
+    );
 
     // The operator can sign in over the API and is an admin there.
     let app = TestApp::builder().database(db).spawn().await;

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::components::data;
 use crate::components::format::{balance, when};
-use crate::components::forms::{answer_status, error_message, ActionError, CsrfField, SubmitButton};
+use crate::components::forms::{
+    answer_status, error_message, ActionError, CsrfField, SubmitButton,
+};
 use crate::error::PortalError;
 use crate::pages::RequireUser;
 
@@ -227,7 +229,14 @@ pub fn CustomerPage() -> impl IntoView {
     let credit = ServerAction::<CreditCustomer>::new();
     let machine = ServerAction::<OperatorMachineAction>::new();
     let data = data::load(
-        move || (id(), act.version().get(), credit.version().get(), machine.version().get()),
+        move || {
+            (
+                id(),
+                act.version().get(),
+                credit.version().get(),
+                machine.version().get(),
+            )
+        },
         |(id, ..)| load_customer(id),
     );
     view! {
@@ -253,13 +262,16 @@ fn Customer(
     machine: ServerAction<OperatorMachineAction>,
 ) -> impl IntoView {
     let c = d.detail.clone();
-    let id = c.customer.id.clone();
+    // Every form carries it, each in a closure of its own.
+    let id = StoredValue::new(c.customer.id.clone());
     let amount = RwSignal::new(String::new());
     let threshold = d.confirm_over_usd as f64;
     let needs_confirm =
         move || amount.with(|a| a.trim().parse::<f64>().is_ok_and(|v| v.abs() > threshold));
     let done = move |a: ServerAction<CustomerAction>| {
-        move || a.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" role="status" data-test="customer-done">{m}</p> })
+        move || {
+            a.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" role="status" data-test="customer-done">{m}</p> })
+        }
     };
     view! {
         <section class="page-head">
@@ -283,7 +295,7 @@ fn Customer(
                     Some(until) => view! {
                         {format!("locked until {} (too many wrong passwords) ", when(&until))}
                         <ActionForm action=act attr:class="inline-form">
-                            <CsrfField/><input type="hidden" name="id" value=id.clone()/><input type="hidden" name="action" value="unlock"/>
+                            <CsrfField/><input type="hidden" name="id" value=id.get_value()/><input type="hidden" name="action" value="unlock"/>
                             <button type="submit" class="btn btn-sm" data-test="unlock">"Unlock now"</button>
                         </ActionForm>
                     }.into_any(),
@@ -295,7 +307,7 @@ fn Customer(
             <h2>"Credit or debit"</h2>
             <ActionForm action=credit attr:class="form" attr:data-test="credit-form">
                 <CsrfField/>
-                <input type="hidden" name="id" value=id.clone()/>
+                <input type="hidden" name="id" value=id.get_value()/>
                 <div class="form-row">
                     <label>"Amount, USD (negative to debit)"
                         <input type="text" name="amount" inputmode="decimal" required placeholder="25.00"
@@ -357,7 +369,7 @@ fn Customer(
             {if c.customer.suspended.is_some() {
                 view! {
                     <ActionForm action=act attr:class="inline-form" attr:data-test="reinstate-form">
-                        <CsrfField/><input type="hidden" name="id" value=id.clone()/><input type="hidden" name="action" value="reinstate"/>
+                        <CsrfField/><input type="hidden" name="id" value=id.get_value()/><input type="hidden" name="action" value="reinstate"/>
                         <SubmitButton action=act label="Reinstate" busy_label="Reinstating…"/>
                     </ActionForm>
                 }.into_any()
@@ -367,7 +379,7 @@ fn Customer(
                 view! {
                     <p class="muted">"Suspending signs the customer out everywhere, refuses their sign-ins and API tokens with the reason, and stops (does not delete) their machines. They are mailed the reason."</p>
                     <ActionForm action=act attr:class="form" attr:data-test="suspend-form">
-                        <CsrfField/><input type="hidden" name="id" value=id.clone()/><input type="hidden" name="action" value="suspend"/>
+                        <CsrfField/><input type="hidden" name="id" value=id.get_value()/><input type="hidden" name="action" value="suspend"/>
                         <label>"Reason (the customer reads it)" <input type="text" name="reason" required maxlength="300" placeholder="unpaid invoice 2026-11"/></label>
                         <SubmitButton action=act label="Suspend" busy_label="Suspending…" class="btn-danger"/>
                     </ActionForm>

@@ -55,7 +55,9 @@ pub struct OperatorData {
 }
 
 #[cfg(feature = "ssr")]
-pub(crate) async fn require_operator(csrf: Option<&str>) -> Result<crate::ssr::portal::SignedIn, PortalError> {
+pub(crate) async fn require_operator(
+    csrf: Option<&str>,
+) -> Result<crate::ssr::portal::SignedIn, PortalError> {
     let signed_in = crate::ssr::portal::signed_in(csrf).await?;
     if !signed_in.user.is_admin {
         return Err(PortalError::forbidden("This page is for operators only"));

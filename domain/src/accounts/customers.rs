@@ -56,6 +56,16 @@ impl Row {
     }
 }
 
+/// A machine on a customer's page: id, name, state, kind, node name, reason.
+type MachineRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 const SELECT: &str = "SELECT u.id, u.email, u.username, u.is_admin, u.balance_micros, u.created_at,
         (SELECT COUNT(*) FROM instances i WHERE i.user_id = u.id AND i.state <> 'deleted') AS machines,
         (SELECT MAX(a.created_at) FROM audit_log a
@@ -127,15 +137,14 @@ pub async fn detail(db: &Pool, id: &str) -> ServiceResult<CustomerDetail> {
     .bind(id)
     .fetch_one(db)
     .await?;
-    let machines: Vec<(String, String, String, String, Option<String>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT i.id, i.name, i.state, i.kind, n.name, i.reason FROM instances i
+    let machines: Vec<MachineRow> = sqlx::query_as(
+        "SELECT i.id, i.name, i.state, i.kind, n.name, i.reason FROM instances i
              LEFT JOIN nodes n ON n.id = i.node_id
              WHERE i.user_id = $1 AND i.state <> 'deleted' ORDER BY i.created_at DESC",
-        )
-        .bind(id)
-        .fetch_all(db)
-        .await?;
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?;
     let rentals: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT r.id, s.name, r.status, r.rental_end FROM rentals r
          JOIN marketplace_servers s ON s.id = r.server_id
@@ -222,7 +231,9 @@ pub async fn suspend(
             ))
         }
         Some((_, Some(_), _)) => {
-            return Err(ServiceError::Conflict("The account is already suspended".into()))
+            return Err(ServiceError::Conflict(
+                "The account is already suspended".into(),
+            ))
         }
         Some(_) => {}
     }
@@ -284,7 +295,9 @@ pub async fn reinstate(state: &AppState, operator_id: &str, id: &str) -> Service
     .await?;
     if done.rows_affected() == 0 {
         exists(&mut tx, id).await?;
-        return Err(ServiceError::Conflict("The account is not suspended".into()));
+        return Err(ServiceError::Conflict(
+            "The account is not suspended".into(),
+        ));
     }
     audit::record(
         &mut tx,
@@ -326,10 +339,11 @@ pub async fn unlock(db: &Pool, operator_id: &str, id: &str) -> ServiceResult<()>
 
 /// 404 unless the account exists and is not closed.
 async fn exists(tx: &mut db::Tx<'_>, id: &str) -> ServiceResult<()> {
-    let open: Option<Option<i64>> = sqlx::query_scalar("SELECT deleted_at FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let open: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT deleted_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
     match open {
         Some(None) => Ok(()),
         _ => Err(ServiceError::NotFound("User")),

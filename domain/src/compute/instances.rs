@@ -969,7 +969,11 @@ pub async fn act_as_operator(
     let owner = inst.user_id.clone();
     let done = act_on(state, operator_id, inst, action, details).await?;
     if matches!(action, Action::Stop | Action::Delete) {
-        let verb = if action == Action::Stop { "Stopped" } else { "Deleted" };
+        let verb = if action == Action::Stop {
+            "Stopped"
+        } else {
+            "Deleted"
+        };
         sqlx::query("UPDATE instances SET reason = $1 WHERE id = $2 AND user_id = $3")
             .bind(format!("{verb} by the platform's operators: {why}"))
             .bind(id)
