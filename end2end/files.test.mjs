@@ -84,6 +84,13 @@ async function laptop(page, id, token) {
   assert.match(await usage.locator('[data-test=history-disk] figcaption').innerText(), /Disk read .+\/s write .+\/s/);
   await usage.evaluate((el) => el.scrollIntoView({ block: 'center' }));
   await usage.screenshot({ path: `${ARTIFACTS}machine-history.png` });
+  const laptop = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await usage.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+  await usage.screenshot({ path: `${ARTIFACTS}machine-history-390.png` });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the charts fit a phone (${overflow}px too wide)`);
+  await page.setViewportSize(laptop);
   await usage.locator('[data-test=usage-range-Live]').click();
 
   // What the install script left: server.properties and world/.
