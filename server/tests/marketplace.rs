@@ -533,6 +533,76 @@ async fn operators_manage_inventory_and_others_cannot() {
     let body = expect_json(res, StatusCode::OK).await;
     assert_eq!(body["name"], "renamed");
     assert_eq!(body["pricing"]["min_price_per_day"], "5.00");
+
+    // Updates never wipe what they do not mention: a server with an access point, repriced by
+    // a body that names only the prices, keeps it (the renter's rental shows it), its name and
+    // its other durations; `null` drops a duration.
+    let reach = app
+        .add_server(
+            &admin,
+            &[(
+                "/access",
+                json!({"address": "203.0.113.7", "port": 2222, "user": "root"}),
+            )],
+        )
+        .await;
+    let (_, renter) = app.funded_user("renter", 100.0).await;
+    let rented = expect_json(
+        app.post(
+            &format!("/api/v1/servers/{reach}/rent"),
+            Some(&renter),
+            json!({"rental_days": 1}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let rental = rented["data"]["rental"]["id"].as_str().unwrap().to_owned();
+    for method in ["PUT", "PATCH"] {
+        let res = app
+            .client
+            .request(
+                method.parse().unwrap(),
+                app.url(&format!("/api/admin/marketplace/servers/{reach}")),
+            )
+            .bearer_auth(&admin)
+            .json(&json!({"prices": {"1": 11, "30": null}}))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_json(res, StatusCode::OK).await;
+        assert_eq!(body["name"], "node-test-1", "{method}");
+    }
+    let prices: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT days, price FROM marketplace_prices WHERE server_id = $1 ORDER BY days",
+    )
+    .bind(&reach)
+    .fetch_all(&app.state.db)
+    .await
+    .unwrap();
+    assert_eq!(prices, vec![(1, 11_000_000), (7, 70_000_000)]);
+    let seen = expect_json(
+        app.get(&format!("/api/v1/rentals/{rental}"), Some(&renter))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        seen.text.contains("203.0.113.7"),
+        "the rental keeps its address: {}",
+        seen.text
+    );
+    common::expect_error(
+        app.patch(
+            &format!("/api/admin/marketplace/servers/{reach}"),
+            Some(&admin),
+            json!({"specs": {"cpu": {"cores": "many"}}}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "would not be valid",
+    )
+    .await;
     assert_eq!(
         app.delete(
             &format!("/api/admin/marketplace/servers/{id}"),

@@ -455,6 +455,149 @@ pub async fn update(
     get_any(db, id).await
 }
 
+/// Changes the active server `id` by a JSON merge patch (RFC 7386): what the patch leaves out
+/// keeps its value, `null` clears what may be empty (`access`), objects merge key by key (a
+/// price per duration too: `{"prices": {"7": null}}` drops the week), arrays are replaced. The
+/// result is checked whole, like a new server. `PUT` and `PATCH` both come here, so an update
+/// never wipes what it does not mention (a repricing once erased a server's SSH access point).
+pub async fn patch(
+    db: &Db,
+    actor_id: &str,
+    id: &str,
+    patch: serde_json::Value,
+) -> ServiceResult<MarketServer> {
+    if !patch.is_object() {
+        return Err(ServiceError::invalid(
+            "The body is a JSON object of the fields to change",
+        ));
+    }
+    let mut current = stored(db, id).await?;
+    merge(&mut current, patch);
+    let input: ServerInput = serde_json::from_value(current)
+        .map_err(|e| ServiceError::invalid(format!("The server would not be valid: {e}")))?;
+    update(db, actor_id, id, input).await
+}
+
+/// RFC 7386: `patch` applied to `target`.
+fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+    use serde_json::Value;
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            let Some(map) = target.as_object_mut() else {
+                return;
+            };
+            for (key, value) in fields {
+                if value.is_null() {
+                    map.remove(&key);
+                } else {
+                    merge(map.entry(key).or_insert(Value::Null), value);
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+/// The active server `id` as the input that would make it (`ServerInput`'s shape).
+async fn stored(db: &Db, id: &str) -> ServiceResult<serde_json::Value> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        name: String,
+        country: String,
+        region: String,
+        city: String,
+        datacenter: String,
+        model: String,
+        is_vm: i64,
+        category: String,
+        featured: i64,
+        popularity_rank: i64,
+        setup_time_minutes: i64,
+        cpu_model: String,
+        cpu_cores: i64,
+        cpu_threads: i64,
+        cpu_score: i64,
+        cpu_score_type: String,
+        ram_gb: i64,
+        ram_type: String,
+        ram_speed_mhz: i64,
+        disks: String,
+        bandwidth_mbps: i64,
+        traffic_tb: Option<i64>,
+        traffic_unlimited: i64,
+        ipv4_count: i64,
+        ipv6_enabled: i64,
+        access_address: Option<String>,
+        access_port: i64,
+        access_user: String,
+    }
+    let r: Row = sqlx::query_as(
+        "SELECT name, country, region, city, datacenter, model, is_vm, category, featured,
+            popularity_rank, setup_time_minutes, cpu_model, cpu_cores, cpu_threads, cpu_score,
+            cpu_score_type, ram_gb, ram_type, ram_speed_mhz, disks, bandwidth_mbps, traffic_tb,
+            traffic_unlimited, ipv4_count, ipv6_enabled, access_address, access_port, access_user
+         FROM marketplace_servers WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("Server"))?;
+    let prices: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT days, price FROM marketplace_prices WHERE server_id = $1")
+            .bind(id)
+            .fetch_all(db)
+            .await?;
+    let prices: serde_json::Map<String, serde_json::Value> = prices
+        .into_iter()
+        .map(|(days, micros)| (days.to_string(), serde_json::json!(micros as f64 / 1e6)))
+        .collect();
+    let disks: serde_json::Value =
+        serde_json::from_str(&r.disks).unwrap_or_else(|_| serde_json::json!([]));
+    Ok(serde_json::json!({
+        "name": r.name, "country": r.country, "region": r.region, "city": r.city,
+        "datacenter": r.datacenter, "model": r.model, "is_vm": r.is_vm != 0,
+        "category": r.category, "featured": r.featured != 0,
+        "popularity_rank": r.popularity_rank, "setup_time_minutes": r.setup_time_minutes,
+        "specs": {
+            "cpu": { "model": r.cpu_model, "cores": r.cpu_cores, "threads": r.cpu_threads,
+                     "score": r.cpu_score, "score_type": r.cpu_score_type },
+            "ram": { "capacity_gb": r.ram_gb, "type": r.ram_type, "speed_mhz": r.ram_speed_mhz },
+            "disks": { "config": disks },
+            "network": { "bandwidth_mbps": r.bandwidth_mbps, "traffic_tb": r.traffic_tb,
+                         "traffic_unlimited": r.traffic_unlimited != 0 },
+            "additional": { "ipv4_count": r.ipv4_count, "ipv6_enabled": r.ipv6_enabled != 0 },
+        },
+        "prices": prices,
+        "access": r.access_address.map(|address| serde_json::json!({
+            "address": address, "port": r.access_port, "user": r.access_user,
+        })),
+    }))
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::merge;
+    use serde_json::json;
+
+    #[test]
+    fn a_merge_patch_keeps_what_it_does_not_mention() {
+        let mut server = json!({"name": "a", "access": {"address": "h", "port": 22}, "prices": {"1": 5, "7": 30}});
+        merge(
+            &mut server,
+            json!({"prices": {"7": null, "30": 100}, "access": {"port": 2222}}),
+        );
+        assert_eq!(
+            server,
+            json!({"name": "a", "access": {"address": "h", "port": 2222}, "prices": {"1": 5, "30": 100}})
+        );
+        merge(&mut server, json!({"access": null}));
+        assert!(server.get("access").is_none());
+    }
+}
+
 /// Takes a server off the marketplace for good. Current rentals run to their end.
 pub async fn retire(db: &Db, actor_id: &str, id: &str) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;

@@ -25,7 +25,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(credit_user))
         .routes(routes!(create_market_server))
-        .routes(routes!(update_market_server, retire_market_server))
+        .routes(routes!(
+            update_market_server,
+            patch_market_server,
+            retire_market_server
+        ))
         .routes(routes!(rental_authorized_keys))
 }
 
@@ -81,7 +85,9 @@ async fn create_market_server(
     Ok((StatusCode::CREATED, ApiJson(server)))
 }
 
-/// Replace a server's description and prices (active rentals keep what they paid).
+/// Change a server's description, prices or access point (active rentals keep what they paid).
+/// A merge (RFC 7386): fields left out keep their values, `null` clears `access` or a price's
+/// duration; the result is checked whole. Full bodies work as before.
 #[utoipa::path(put, path = "/api/admin/marketplace/servers/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = inventory::ServerInput,
     responses((status = 200, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -89,10 +95,25 @@ async fn update_market_server(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<inventory::ServerInput>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<ApiJson<MarketServer>> {
     Ok(ApiJson(
-        inventory::update(&state.db, &admin.user.id, &id, body).await?,
+        inventory::patch(&state.db, &admin.user.id, &id, body).await?,
+    ))
+}
+
+/// The same merge as `PUT`, under the method that says so.
+#[utoipa::path(patch, path = "/api/admin/marketplace/servers/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_market_server(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<ApiJson<MarketServer>> {
+    Ok(ApiJson(
+        inventory::patch(&state.db, &admin.user.id, &id, body).await?,
     ))
 }
 
