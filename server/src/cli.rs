@@ -247,6 +247,8 @@ async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
         .execute(&pool)
         .await
         .with_context(|| format!("writing {}", path.display()))?;
+    // A copy of the secrets the database holds: private like the database itself.
+    db::restrict(path).with_context(|| format!("making {} private", path.display()))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     println!("backup written to {} ({} KB)", path.display(), bytes / 1024);
     Ok(())

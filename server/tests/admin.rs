@@ -338,6 +338,14 @@ async fn backup_copies_a_running_sqlite_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("backup written to"));
+    // The database and its copy hold the signing key and password hashes: owner-only files.
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let live = app.database_url.trim_start_matches("sqlite://");
+    let live = std::path::Path::new(live.split('?').next().unwrap());
+    assert_eq!(mode(live), 0o600, "the live database");
+    assert_eq!(mode(&copy), 0o600, "the backup");
     // The copy is a complete database: the user is there, and it migrates as current.
     let restored = TestApp::builder()
         .database(format!("sqlite://{}", copy.display()))

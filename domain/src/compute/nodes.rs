@@ -106,6 +106,22 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
             "vcpu, memory_mb and disk_gb must be positive",
         ));
     }
+    // Two nodes on one engine would each find the other's machines on it, take them for
+    // strays and remove them. libvirt's test driver is the exception: simulated hosts for
+    // demos and tests, where several nodes on it are a way to model placement.
+    if !input.uri.trim().starts_with("test:") {
+        let wanted = engine_address(&input.uri);
+        if let Some(other) = list(db)
+            .await?
+            .into_iter()
+            .find(|n| engine_address(&n.uri) == wanted)
+        {
+            return Err(ServiceError::Conflict(format!(
+                "Node {} already drives this engine ({}): two nodes on one engine would each take the other's machines for strays and remove them",
+                other.name, other.uri
+            )));
+        }
+    }
     let id = db::new_id();
     let inserted = sqlx::query(
         "INSERT INTO nodes (id, name, kind, region, uri, vcpu, memory_mb, disk_gb, created_at, secret)
@@ -132,6 +148,11 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
         other => other?,
     };
     get(db, &id).await
+}
+
+/// A node's engine address as compared for sameness: no case, no trailing slash.
+fn engine_address(uri: &str) -> String {
+    uri.trim().trim_end_matches('/').to_lowercase()
 }
 
 pub async fn get(db: &Pool, id: &str) -> ServiceResult<NodeRow> {

@@ -4,7 +4,11 @@
 //! SQLite driver binds `$N` by number). Times are unix milliseconds, ids are 24-hex strings
 //! (reference 001 uses 24-hex ids), money is integer micro-USD.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
 
 use rand::RngCore;
 use sqlx::{any::AnyPoolOptions, AnyPool, Executor};
@@ -94,7 +98,38 @@ pub async fn connect(url: &str) -> Result<Pool, sqlx::Error> {
                 Ok(())
             })
         });
-    options.connect(&url).await
+    let pool = options.connect(&url).await?;
+    if backend == Backend::Sqlite {
+        // The database holds the JWT signing key, password hashes and node secrets: readable
+        // by Hangar's own user only (SQLite gives its -wal and -shm files the same mode).
+        if let Some(path) = sqlite_path(&url) {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                restrict(&file).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+            }
+        }
+    }
+    Ok(pool)
+}
+
+/// Makes `path` readable and writable by its owner only (0600), when it exists. Databases,
+/// their backups and files holding secrets go through here.
+pub fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(_) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The file of a `sqlite://` URL, unless it is in memory.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 /// Begins a transaction that may write. On SQLite it takes the write lock at once (`BEGIN

@@ -252,6 +252,18 @@ async fn operators_manage_nodes_plans_images_and_templates() {
 
     expect_error(app.post("/api/admin/nodes", Some(&admin), json!({"name": "n", "kind": "container", "region": "eu", "uri": "ftp://x", "vcpu": 1, "memory_mb": 1, "disk_gb": 1})).await, StatusCode::BAD_REQUEST, "uri").await;
     expect_error(app.post("/api/admin/nodes", Some(&admin), json!({"name": "local-vm", "kind": "vm", "region": "eu", "uri": "qemu:///system", "vcpu": 1, "memory_mb": 1, "disk_gb": 1})).await, StatusCode::CONFLICT, "exists").await;
+    // One engine, one node: the same address again (with a trailing slash) is refused.
+    let far = expect_json(app.post("/api/admin/nodes", Some(&admin), json!({"name": "far", "kind": "container", "region": "eu", "uri": "tcp://192.0.2.10:2375", "vcpu": 1, "memory_mb": 1, "disk_gb": 1})).await, StatusCode::CREATED).await;
+    expect_error(app.post("/api/admin/nodes", Some(&admin), json!({"name": "far-again", "kind": "container", "region": "eu", "uri": "tcp://192.0.2.10:2375/", "vcpu": 1, "memory_mb": 1, "disk_gb": 1})).await, StatusCode::CONFLICT, "already drives this engine").await;
+    assert_eq!(
+        app.delete(
+            &format!("/api/admin/nodes/{}", far["id"].as_str().unwrap()),
+            Some(&admin)
+        )
+        .await
+        .status(),
+        StatusCode::NO_CONTENT
+    );
     let nodes = expect_json(
         app.get("/api/admin/nodes", Some(&admin)).await,
         StatusCode::OK,
