@@ -91,6 +91,15 @@ test('an operator finds a customer, credits, suspends and reinstates them, and s
   const mine = await api(`/api/vps/${vps.body.id}`, again);
   assert.match(mine.body.reason ?? '', /operators: abuse report #12/);
   await page.screenshot({ path: `${ARTIFACTS}operator-machines-1366.png`, fullPage: true });
+
+  // The tasks view traces what ran on it: the operator's stop, with machine, owner and node.
+  await page.goto(`${BASE}/operator/tasks?q=patron-box`);
+  await hydrated(page);
+  const stopRow = page.locator('[data-test=task-row]', { hasText: 'stop' }).first();
+  await stopRow.waitFor();
+  const stopText = await stopRow.innerText();
+  assert.ok(stopText.includes('patron-box') && stopText.includes(username), stopText);
+  await page.screenshot({ path: `${ARTIFACTS}operator-tasks-1366.png`, fullPage: true });
   assert.deepEqual(errors, [], 'no page errors');
   await context.close();
 });

@@ -155,6 +155,7 @@ lazy_pages! {
         CustomersRoute => CustomersPage,
         CustomerRoute => CustomerPage,
         AllMachinesRoute => AllMachinesPage,
+        TasksRoute => TasksPage,
     }
 }
 
@@ -197,6 +198,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("operator/customers") view={Lazy::<CustomersRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("operator/customers/:id") view={Lazy::<CustomerRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("operator/machines") view={Lazy::<AllMachinesRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator/tasks") view={Lazy::<TasksRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing") view={Lazy::<BillingRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/statements/:month") view={Lazy::<StatementRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/receipts/:id") view={Lazy::<ReceiptRoute::Route>::new()} ssr=SsrMode::Async/>

@@ -619,3 +619,29 @@ pub struct OperatorMachine {
     pub ip: Option<String>,
     pub created_at: String,
 }
+
+/// A background job as operators trace it (`GET /api/admin/tasks`): what it did, to which
+/// machine of whom on which node, how long its last attempt took and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Task {
+    pub id: String,
+    /// `create`, `start`, `stop`, `restart`, `delete`, `snapshot.create`, `snapshot.restore`,
+    /// `snapshot.delete` or `mail`.
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub machine_id: Option<String>,
+    pub machine: Option<String>,
+    pub owner_id: Option<String>,
+    pub owner: Option<String>,
+    pub node: Option<String>,
+    pub created_at: String,
+    /// When its last attempt started.
+    pub started_at: Option<String>,
+    /// How long its last attempt took, once it is done or failed.
+    pub duration_ms: Option<i64>,
+    /// Why it failed (or why its last attempt did, while it is retried).
+    pub error: Option<String>,
+}

@@ -63,6 +63,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                                             <div class="nav-sub">
                                                 <A href="/operator/customers">"Customers"</A>
                                                 <A href="/operator/machines">"All machines"</A>
+                                                <A href="/operator/tasks">"Tasks"</A>
                                             </div>
                                         </div>
                                     })}

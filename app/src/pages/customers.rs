@@ -490,3 +490,85 @@ pub fn AllMachinesPage() -> impl IntoView {
         }/>
     }
 }
+
+#[server(prefix = "/_fn", endpoint = "operator_tasks")]
+pub async fn load_tasks(
+    q: String,
+    state: String,
+) -> Result<Vec<model::compute::Task>, PortalError> {
+    let signed_in = super::operator::require_operator(None).await?;
+    let filter = domain::infra::queue::TaskFilter {
+        state: Some(state).filter(|s| !s.is_empty()),
+        query: Some(q),
+        limit: 100,
+    };
+    Ok(domain::infra::queue::tasks(&signed_in.state.db, &filter).await?)
+}
+
+/// Background jobs like Proxmox's task log: what ran, on which machine of whom on which node,
+/// how long, and how it ended (the error in full).
+#[component]
+pub fn TasksPage() -> impl IntoView {
+    let query = use_query_map();
+    let q = move || query.read().get("q").unwrap_or_default();
+    let state = move || query.read().get("state").unwrap_or_default();
+    let data = data::load(move || (q(), state()), |(q, state)| load_tasks(q, state));
+    view! {
+        <Title text="Tasks"/>
+        <RequireUser signed_in=move |_| view! {
+            <section class="page-head">
+                <p><a href="/operator">"← Operator"</a></p>
+                <h1>"Tasks"</h1>
+                <form method="get" action="/operator/tasks" class="form form-row" data-test="task-search">
+                    <label>"Machine, id, or owner" <input type="search" name="q" value=q maxlength="254"/></label>
+                    <label>"Outcome"
+                        <select name="state">
+                            {[("", "Any"), ("failed", "Failed"), ("running", "Running"), ("queued", "Queued"), ("done", "Done")]
+                                .into_iter().map(|(v, l)| view! { <option value=v selected=move || state() == v>{l}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <button type="submit" class="btn">"Show"</button>
+                </form>
+            </section>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => { answer_status(&e); view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any() }
+                        Ok(tasks) if tasks.is_empty() => view! { <section class="card"><p class="muted" data-test="no-tasks">"No task matches."</p></section> }.into_any(),
+                        Ok(tasks) => view! {
+                            <section class="card">
+                                <div class="table-wrap"><table class="table" data-test="task-table">
+                                    <thead><tr><th>"Task"</th><th>"Machine"</th><th>"Owner"</th><th>"Node"</th><th>"Started"</th><th>"Took"</th><th>"Outcome"</th></tr></thead>
+                                    <tbody>
+                                        {tasks.into_iter().map(|t| {
+                                            let outcome_class = match t.state.as_str() {
+                                                "failed" => "status status-error",
+                                                "done" => "status status-active",
+                                                _ => "status status-busy",
+                                            };
+                                            view! {
+                                                <tr data-test="task-row" data-state=t.state.clone()>
+                                                    <td data-label="Task">{t.kind.clone()}{(t.attempts > 1).then(|| view! { <small class="muted">{format!(" (attempt {})", t.attempts)}</small> })}</td>
+                                                    <td data-label="Machine">{t.machine.clone().unwrap_or_else(|| "—".into())}</td>
+                                                    <td data-label="Owner">{match (t.owner_id.clone(), t.owner.clone()) {
+                                                        (Some(id), Some(name)) => view! { <a href=format!("/operator/customers/{id}")>{name}</a> }.into_any(),
+                                                        _ => "—".into_any(),
+                                                    }}</td>
+                                                    <td data-label="Node">{t.node.clone().unwrap_or_else(|| "—".into())}</td>
+                                                    <td data-label="Started">{t.started_at.as_deref().map(when).unwrap_or_else(|| "not yet".into())}</td>
+                                                    <td data-label="Took" class="num">{t.duration_ms.map(|ms| if ms < 1000 { format!("{ms} ms") } else { format!("{:.1} s", ms as f64 / 1000.0) }).unwrap_or_default()}</td>
+                                                    <td data-label="Outcome"><span class=outcome_class>{t.state.clone()}</span>
+                                                        {t.error.clone().map(|e| view! { <br/><small class="multiline" data-test="task-error">{e}</small> })}</td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table></div>
+                            </section>
+                        }.into_any(),
+                    }
+                })}
+            </Transition>
+        }/>
+    }
+}

@@ -25,7 +25,7 @@ pub use activity::ActivityPage;
 pub use api_docs::ApiDocsPage;
 pub use auth::{SignInPage, SignUpPage};
 pub use billing::{BillingPage, ReceiptPage, StatementPage, TopupCancelPage, TopupSuccessPage};
-pub use customers::{AllMachinesPage, CustomerPage, CustomersPage};
+pub use customers::{AllMachinesPage, CustomerPage, CustomersPage, TasksPage};
 pub use home::HomePage;
 pub use machines::{KeysPage, MachinePage, MachinesPage};
 pub use market::{MarketplacePage, ServerPage};

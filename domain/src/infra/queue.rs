@@ -187,7 +187,8 @@ const COLUMNS: &str =
 pub async fn claim(db: &Pool, now: i64, lease_ms: i64) -> ServiceResult<Option<JobRow>> {
     let due = "((state = 'queued' AND run_at <= $1) OR (state = 'running' AND locked_until < $1))";
     Ok(sqlx::query_as(&format!(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2, updated_at = $1,
+            started_at = $1
          WHERE id = (SELECT id FROM jobs WHERE {due} ORDER BY run_at, created_at LIMIT 1) AND {due}
          RETURNING {COLUMNS}"
     ))
@@ -334,4 +335,91 @@ impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
         Failure::Retry(e.to_string())
     }
+}
+
+/// Which jobs the operators' tasks view shows.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: Option<String>,
+    /// A machine's id, or part of its name or its owner's username (any case).
+    pub query: Option<String>,
+    pub limit: i64,
+}
+
+/// Jobs, newest first, with their machine, its owner and its node by name.
+pub async fn tasks(db: &Pool, f: &TaskFilter) -> ServiceResult<Vec<model::compute::Task>> {
+    if let Some(state) = &f.state {
+        if !["queued", "running", "done", "failed"].contains(&state.as_str()) {
+            return Err(ServiceError::invalid(
+                "state is one of queued, running, done and failed",
+            ));
+        }
+    }
+    let query = f.query.as_deref().unwrap_or_default().trim().to_lowercase();
+    let pattern = format!(
+        "%{}%",
+        query
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: String,
+        kind: String,
+        state: String,
+        attempts: i64,
+        instance_id: Option<String>,
+        machine: Option<String>,
+        owner_id: Option<String>,
+        owner: Option<String>,
+        node: Option<String>,
+        created_at: i64,
+        started_at: Option<i64>,
+        updated_at: i64,
+        error: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT j.id, j.kind, j.state, j.attempts, j.instance_id, i.name AS machine,
+                COALESCE(i.user_id, j.user_id) AS owner_id, u.username AS owner, n.name AS node, j.created_at, j.started_at, j.updated_at, j.error
+         FROM jobs j
+         LEFT JOIN instances i ON i.id = j.instance_id
+         LEFT JOIN users u ON u.id = COALESCE(i.user_id, j.user_id)
+         LEFT JOIN nodes n ON n.id = i.node_id
+         WHERE ($1 = '' OR j.state = $1)
+           AND ($2 = '' OR j.instance_id = $2 OR LOWER(i.name) LIKE $3 ESCAPE '\\'
+                OR LOWER(u.username) LIKE $3 ESCAPE '\\')
+         ORDER BY j.created_at DESC, j.id DESC LIMIT $4",
+    )
+    .bind(f.state.clone().unwrap_or_default())
+    .bind(&query)
+    .bind(&pattern)
+    .bind(f.limit.clamp(1, 200))
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let finished = matches!(r.state.as_str(), "done" | "failed");
+            model::compute::Task {
+                duration_ms: r
+                    .started_at
+                    .filter(|_| finished)
+                    .map(|s| (r.updated_at - s).max(0)),
+                started_at: r.started_at.map(db::rfc3339),
+                created_at: db::rfc3339(r.created_at),
+                id: r.id,
+                kind: r.kind,
+                state: r.state,
+                attempts: r.attempts,
+                machine_id: r.instance_id,
+                machine: r.machine,
+                owner_id: r.owner_id,
+                owner: r.owner,
+                node: r.node,
+                error: r.error,
+            }
+        })
+        .collect())
 }

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::compute::{executor, notices};
 use crate::infra::db;
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -17,6 +19,31 @@ pub async fn run_once(state: &AppState) -> ServiceResult<bool> {
     let Some(job) = queue::claim(&state.db, db::now_ms(), lease).await? else {
         return Ok(false);
     };
+    // Every line logged while the job runs names its machine, the machine's owner and node, so
+    // a failure is traced from the log alone.
+    let node: Option<String> = match &job.instance_id {
+        Some(id) => sqlx::query_scalar(
+            "SELECT n.name FROM instances i JOIN nodes n ON n.id = i.node_id WHERE i.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await
+        .ok()
+        .flatten(),
+        None => None,
+    };
+    let span = tracing::info_span!(
+        "job",
+        job = %job.id,
+        kind = %job.kind,
+        machine = job.instance_id.as_deref().unwrap_or("-"),
+        user = job.user_id.as_deref().unwrap_or("-"),
+        node = node.as_deref().unwrap_or("-"),
+    );
+    run_claimed(state, job).instrument(span).await
+}
+
+async fn run_claimed(state: &AppState, job: JobRow) -> ServiceResult<bool> {
     let started = std::time::Instant::now();
     // Once this replica stops, the job in hand gets `shutdown_grace_secs` to finish; then it is
     // handed back (dropping the driver call mid-way is safe: drivers are idempotent, and the job

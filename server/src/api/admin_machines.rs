@@ -24,6 +24,39 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_machines))
         .routes(routes!(act))
+        .routes(routes!(tasks))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: Option<String>,
+    /// A machine's id, or part of its name or its owner's username.
+    pub q: Option<String>,
+    /// At most 200; default 50.
+    pub limit: Option<i64>,
+}
+
+/// Background jobs (creates, power actions, snapshots, mails), newest first: each with its
+/// machine, owner and node, how long its last attempt took, and the error it ended with — a
+/// failed create traced in one look.
+#[utoipa::path(get, path = "/api/admin/tasks", tag = "admin", security(("bearer" = [])),
+    params(TaskQuery),
+    responses((status = 200, body = Vec<model::compute::Task>), (status = 400, body = ErrorBody)))]
+async fn tasks(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+    Query(q): Query<TaskQuery>,
+) -> Result<ApiJson<Vec<model::compute::Task>>> {
+    let filter = domain::infra::queue::TaskFilter {
+        state: q.state.filter(|s| !s.is_empty()),
+        query: q.q,
+        limit: q.limit.unwrap_or(50),
+    };
+    Ok(ApiJson(
+        domain::infra::queue::tasks(&state.db, &filter).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -852,6 +852,52 @@ async fn a_snapshot_that_fails_says_why() {
         reason.starts_with("The snapshot could not be made:") && reason.len() > 35,
         "{snap}"
     );
+
+    // The operators trace it in one look: the failed job with its machine, owner, node, how
+    // long it took and why.
+    let (_, op) = app.admin("tracer").await;
+    let failed = expect_json(
+        app.get("/api/admin/tasks?state=failed&q=snap-1", Some(&op))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let task = &failed.as_array().unwrap()[0];
+    assert_eq!(task["kind"], "snapshot.create", "{task}");
+    assert_eq!(task["machine"], "snap-1");
+    assert_eq!(task["owner"], "snapper");
+    assert!(task["node"].is_string(), "{task}");
+    assert!(
+        task["duration_ms"].as_i64().is_some_and(|d| d >= 0),
+        "{task}"
+    );
+    assert!(
+        task["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{task}"
+    );
+    let done = expect_json(
+        app.get("/api/admin/tasks?state=done&q=snap-1", Some(&op))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(done
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["kind"] == "create"));
+    expect_error(
+        app.get("/api/admin/tasks?state=late", Some(&op)).await,
+        StatusCode::BAD_REQUEST,
+        "state is one of",
+    )
+    .await;
+    expect_error(
+        app.get("/api/admin/tasks", Some(&token)).await,
+        StatusCode::FORBIDDEN,
+        "perator",
+    )
+    .await;
 }
 
 /// A minute's record of every running machine, VMs (libvirt's domain statistics) and containers
