@@ -256,7 +256,7 @@ async fn a_suspension_stops_the_account_and_its_machines_until_it_is_lifted() {
 
 #[tokio::test]
 async fn operators_see_every_machine_and_act_on_it_saying_why() {
-    let (app, op, (_, alice), vm) = shop().await;
+    let (app, op, (alice_id, alice), vm) = shop().await;
     let all = expect_json(
         app.get("/api/admin/machines?q=alice", Some(&op)).await,
         StatusCode::OK,
@@ -374,9 +374,28 @@ async fn operators_see_every_machine_and_act_on_it_saying_why() {
         StatusCode::OK,
     )
     .await;
+    assert!(audit.text.contains("by_operator"), "{}", audit.text);
+
+    // What was done to her, by anyone, is found by her: the operator's actions on her machine
+    // beside her own.
+    let concerning = expect_json(
+        app.get(
+            &format!("/api/admin/audit?concerning={alice_id}"),
+            Some(&op),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let events = concerning.as_array().unwrap();
     assert!(
-        audit.text.contains("\"by_operator\":true") || audit.text.contains("by_operator"),
+        events
+            .iter()
+            .any(|e| e["action"] == "instance.stop" && e["actor"] == "opal"),
         "{}",
-        audit.text
+        concerning.text
     );
+    assert!(events
+        .iter()
+        .any(|e| e["action"] == "instance.create" && e["actor"] == "alice"));
 }

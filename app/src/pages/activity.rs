@@ -48,6 +48,7 @@ pub async fn load_activity(
         actor_username: if everyone { some(user) } else { None },
         action: some(action),
         target_id: None,
+        concerning: None,
         before,
         limit: PAGE,
     };
@@ -187,6 +188,11 @@ pub fn sentence(e: &AuditEvent) -> String {
         }
     };
     let command = || format!("`{}`", text("command"));
+    // An operator's action on someone's machine says so, and why.
+    let as_operator = || match d.get("by_operator").and_then(|v| v.as_bool()) {
+        Some(true) => format!(" as an operator: {}", text("why")),
+        _ => String::new(),
+    };
     match e.action.as_str() {
         "user.register" => "Opened the account".into(),
         "user.sign_in" => format!("Signed in{}", origin()),
@@ -202,6 +208,22 @@ pub fn sentence(e: &AuditEvent) -> String {
             format!("Balance adjusted by the platform, {}{line}", amount())
         }
         "user.quotas" => "Account limits changed by an operator".into(),
+        "node.add" => format!("Added {} ({})", named("node"), text("uri")),
+        "node.status" => format!("Set {} to {}", named("node"), text("status")),
+        "node.remove" => format!("Removed node {}", text("name")),
+        "ip_range.add" => format!(
+            "Added the addresses {} – {} in {}",
+            text("first"),
+            text("last"),
+            text("region")
+        ),
+        "ip_range.remove" => "Removed an address range".into(),
+        "plan.put" => format!("Saved {}", named("plan")),
+        "plan.retire" => format!("Retired {}", named("plan")),
+        "template.put" => format!("Saved {}", named("template")),
+        "template.retire" => format!("Retired {}", named("template")),
+        "image.put" => format!("Saved {} ({})", named("image"), text("source")),
+        "reconcile.run" => "Ran the reconciler".into(),
         "user.suspend" => format!("Account suspended by the platform: {}", text("reason")),
         "user.reinstate" => "Account reinstated by the platform".into(),
         "user.unlock" => "Sign-in lockout lifted by the platform".into(),
@@ -230,10 +252,10 @@ pub fn sentence(e: &AuditEvent) -> String {
         ),
         "rental.move" => format!("Moved the rental of {} to another pool", name()),
         "instance.create" => format!("Created {} on plan {}", named("machine"), text("plan")),
-        "instance.start" => format!("Started {}", named("machine")),
-        "instance.stop" => format!("Stopped {}", named("machine")),
+        "instance.start" => format!("Started {}{}", named("machine"), as_operator()),
+        "instance.stop" => format!("Stopped {}{}", named("machine"), as_operator()),
         "instance.restart" => format!("Restarted {}", named("machine")),
-        "instance.delete" => format!("Deleted {}", named("machine")),
+        "instance.delete" => format!("Deleted {}{}", named("machine"), as_operator()),
         "instance.pool" => match d.get("to").and_then(|v| v.as_str()) {
             Some(_) => format!("Shared {} with a pool", named("machine")),
             None => format!("Took {} out of its pool", named("machine")),

@@ -150,8 +150,12 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
 #[server(prefix = "/_fn", endpoint = "operator_reconcile")]
 pub async fn reconcile_now(csrf: String) -> Result<String, PortalError> {
     use domain::compute::reconcile;
-    let state = require_operator(Some(&csrf)).await?.state;
-    let r = reconcile::run(&state).await?;
+    let signed_in = require_operator(Some(&csrf)).await?;
+    let state = &signed_in.state;
+    let r = reconcile::run(state).await?;
+    let details = serde_json::json!({"failed": r.failed.len(), "stopped": r.stopped.len(),
+        "started": r.started.len(), "destroyed": r.destroyed.len(), "unreachable_nodes": r.unreachable_nodes});
+    audited(&signed_in, "reconcile.run", "node", None, details).await?;
     let parts: Vec<String> = [
         ("failed (machine gone)", r.failed.len()),
         ("stopped from inside", r.stopped.len()),
@@ -177,8 +181,32 @@ pub async fn reconcile_now(csrf: String) -> Result<String, PortalError> {
 #[server(prefix = "/_fn", endpoint = "operator_node_status")]
 pub async fn set_node_status(csrf: String, id: String, status: String) -> Result<(), PortalError> {
     use domain::compute::nodes;
-    let state = require_operator(Some(&csrf)).await?.state;
-    nodes::set_status(&state.db, &id, nodes::NodeStatus::parse(&status)?).await?;
+    let signed_in = require_operator(Some(&csrf)).await?;
+    let node =
+        nodes::set_status(&signed_in.state.db, &id, nodes::NodeStatus::parse(&status)?).await?;
+    let details = serde_json::json!({"status": node.status});
+    audited(&signed_in, "node.status", "node", Some(&id), details).await
+}
+
+/// Records an operator's change made from this page, as the API's handlers do.
+#[cfg(feature = "ssr")]
+async fn audited(
+    signed_in: &crate::ssr::portal::SignedIn,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    details: serde_json::Value,
+) -> Result<(), PortalError> {
+    domain::infra::audit::record_now(
+        &signed_in.state.db,
+        Some(&signed_in.user.id),
+        action,
+        target_type,
+        target_id,
+        details,
+    )
+    .await
+    .map_err(domain::infra::error::ServiceError::from)?;
     Ok(())
 }
 
@@ -192,12 +220,13 @@ pub async fn add_range(
     gateway: String,
 ) -> Result<(), PortalError> {
     use domain::compute::addresses;
-    let state = require_operator(Some(&csrf)).await?.state;
+    let signed_in = require_operator(Some(&csrf)).await?;
+    let state = &signed_in.state;
     let prefix_len = prefix_len
         .trim()
         .parse()
         .map_err(|_| PortalError::invalid("Prefix length: a number such as 24"))?;
-    addresses::add_pool(
+    let range = addresses::add_pool(
         &state.db,
         addresses::PoolInput {
             region,
@@ -208,14 +237,30 @@ pub async fn add_range(
         },
     )
     .await?;
-    Ok(())
+    let details = serde_json::json!({"region": range.region, "first": range.first_address, "last": range.last_address});
+    audited(
+        &signed_in,
+        "ip_range.add",
+        "ip_range",
+        Some(&range.id),
+        details,
+    )
+    .await
 }
 
 #[server(prefix = "/_fn", endpoint = "operator_remove_range")]
 pub async fn remove_range(csrf: String, id: String) -> Result<(), PortalError> {
     use domain::compute::addresses;
-    let state = require_operator(Some(&csrf)).await?.state;
-    Ok(addresses::remove_pool(&state.db, &id).await?)
+    let signed_in = require_operator(Some(&csrf)).await?;
+    addresses::remove_pool(&signed_in.state.db, &id).await?;
+    audited(
+        &signed_in,
+        "ip_range.remove",
+        "ip_range",
+        Some(&id),
+        serde_json::json!({}),
+    )
+    .await
 }
 
 /// The actions of the page; every one refetches the overview when it finishes.

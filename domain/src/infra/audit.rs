@@ -27,6 +27,21 @@ pub async fn record(
     Ok(())
 }
 
+/// Appends one audit entry in a transaction of its own, for changes that are one statement of
+/// their own (the catalog, nodes, address ranges): written right after the change succeeded.
+pub async fn record_now(
+    db: &db::Pool,
+    actor_id: Option<&str>,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    details: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db::begin(db).await?;
+    record(&mut tx, actor_id, action, target_type, target_id, details).await?;
+    tx.commit().await
+}
+
 /// Which audit entries to read: one actor's (a user's own activity) or, for operators, anyone's,
 /// optionally narrowed to an action prefix (`rental.`, `instance.delete`) or one target, newest
 /// first, `before` an entry's id for the next page.
@@ -37,6 +52,9 @@ pub struct Filter {
     pub actor_username: Option<String>,
     pub action: Option<String>,
     pub target_id: Option<String>,
+    /// Everything concerning this user: what they did, and what was done to them, their
+    /// machines and their rentals (by operators, pool members, Hangar itself).
+    pub concerning: Option<String>,
     /// Only entries after this one in the order (newest first): the last id of a page gives the
     /// next page, exactly, even when entries share a millisecond.
     pub before: Option<String>,
@@ -91,6 +109,14 @@ pub async fn list(db: &db::Pool, f: &Filter) -> Result<Vec<Entry>, sqlx::Error> 
         let p = param(&mut binds, t.clone());
         conds.push(format!("a.target_id = {p}"));
     }
+    if let Some(user) = &f.concerning {
+        let p = param(&mut binds, user.clone());
+        conds.push(format!(
+            "(a.actor_id = {p} OR a.target_id = {p}
+              OR a.target_id IN (SELECT id FROM instances WHERE user_id = {p})
+              OR a.target_id IN (SELECT id FROM rentals WHERE user_id = {p}))"
+        ));
+    }
     if let Some(id) = &f.before {
         let p = param(&mut binds, id.clone());
         conds.push(format!(
@@ -114,6 +140,10 @@ pub async fn list(db: &db::Pool, f: &Filter) -> Result<Vec<Entry>, sqlx::Error> 
                   WHEN 'access_token' THEN (SELECT name FROM access_tokens WHERE id = a.target_id)
                   WHEN 'ssh_key' THEN (SELECT name FROM ssh_keys WHERE id = a.target_id)
                   WHEN 'user' THEN (SELECT username FROM users WHERE id = a.target_id)
+                  WHEN 'node' THEN (SELECT name FROM nodes WHERE id = a.target_id)
+                  WHEN 'plan' THEN (SELECT MAX(name) FROM plans WHERE slug = a.target_id)
+                  WHEN 'template' THEN (SELECT MAX(name) FROM templates WHERE slug = a.target_id)
+                  WHEN 'image' THEN (SELECT MAX(name) FROM images WHERE slug = a.target_id)
                 END AS target_name,
                 a.details, a.created_at
          FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id

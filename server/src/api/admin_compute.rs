@@ -10,6 +10,7 @@ use domain::compute::{addresses, catalog, nodes, reconcile, survey};
 use domain::AppState;
 use model::compute::{Image, Plan, Template};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -52,10 +53,12 @@ async fn list_nodes(
     responses((status = 201, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_node(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ApiJson(body): ApiJson<nodes::NodeInput>,
 ) -> Result<(StatusCode, ApiJson<nodes::NodeRow>)> {
     let node = nodes::add(&state.db, body).await?;
+    let details = json!({"uri": node.uri, "region": node.region, "kind": node.kind.as_str()});
+    audited(&state, &admin, "node.add", "node", &node.id, details).await?;
     // What it holds, so machines can be placed on it at once.
     let driver = state.drivers.for_node(&node);
     survey::node(&state.db, &node, driver.as_ref()).await?;
@@ -73,13 +76,14 @@ pub struct NodeStatus {
     responses((status = 200, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn set_node_status(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NodeStatus>,
 ) -> Result<ApiJson<nodes::NodeRow>> {
-    Ok(ApiJson(
-        nodes::set_status(&state.db, &id, nodes::NodeStatus::parse(&body.status)?).await?,
-    ))
+    let node = nodes::set_status(&state.db, &id, nodes::NodeStatus::parse(&body.status)?).await?;
+    let details = json!({"status": node.status});
+    audited(&state, &admin, "node.status", "node", &id, details).await?;
+    Ok(ApiJson(node))
 }
 
 /// Remove a node that holds no instances (409 otherwise).
@@ -88,10 +92,20 @@ async fn set_node_status(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn remove_node(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
+    let name = nodes::get(&state.db, &id).await?.name;
     nodes::remove(&state.db, &id).await?;
+    audited(
+        &state,
+        &admin,
+        "node.remove",
+        "node",
+        &id,
+        json!({"name": name}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -113,13 +127,22 @@ async fn list_ip_pools(
     responses((status = 201, body = addresses::PoolRow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_ip_pool(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ApiJson(body): ApiJson<addresses::PoolInput>,
 ) -> Result<(StatusCode, ApiJson<addresses::PoolRow>)> {
-    Ok((
-        StatusCode::CREATED,
-        ApiJson(addresses::add_pool(&state.db, body).await?),
-    ))
+    let range = addresses::add_pool(&state.db, body).await?;
+    let details =
+        json!({"region": range.region, "first": range.first_address, "last": range.last_address});
+    audited(
+        &state,
+        &admin,
+        "ip_range.add",
+        "ip_range",
+        &range.id,
+        details,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, ApiJson(range)))
 }
 
 /// Remove a range none of whose addresses is held (409 otherwise).
@@ -128,10 +151,19 @@ async fn add_ip_pool(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn remove_ip_pool(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     addresses::remove_pool(&state.db, &id).await?;
+    audited(
+        &state,
+        &admin,
+        "ip_range.remove",
+        "ip_range",
+        &id,
+        json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -173,14 +205,15 @@ async fn address_history(
     responses((status = 200, body = Plan), (status = 400, body = ErrorBody)))]
 async fn upsert_plan(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ApiJson(body): ApiJson<catalog::PlanInput>,
 ) -> Result<ApiJson<Plan>> {
-    Ok(ApiJson(
-        catalog::upsert_plan(&state.db, body)
-            .await?
-            .to_api(HeldRates::of(&state.config)),
-    ))
+    let plan = catalog::upsert_plan(&state.db, body)
+        .await?
+        .to_api(HeldRates::of(&state.config));
+    let details = json!({"price_hourly": plan.price_hourly.0, "vcpu": plan.vcpu, "memory_mb": plan.memory_mb});
+    audited(&state, &admin, "plan.put", "plan", &plan.slug, details).await?;
+    Ok(ApiJson(plan))
 }
 
 /// Retire a plan: gone from pricing and from new machines; existing machines keep their price.
@@ -189,10 +222,11 @@ async fn upsert_plan(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn retire_plan(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(slug): Path<String>,
 ) -> Result<StatusCode> {
     catalog::retire(&state.db, catalog::Retire::Plan, &slug).await?;
+    audited(&state, &admin, "plan.retire", "plan", &slug, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -202,10 +236,19 @@ async fn retire_plan(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn retire_template(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     Path(slug): Path<String>,
 ) -> Result<StatusCode> {
     catalog::retire(&state.db, catalog::Retire::Template, &slug).await?;
+    audited(
+        &state,
+        &admin,
+        "template.retire",
+        "template",
+        &slug,
+        json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,10 +290,12 @@ async fn list_images(
     responses((status = 200, body = Image), (status = 400, body = ErrorBody)))]
 async fn upsert_image(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ApiJson(body): ApiJson<catalog::ImageInput>,
 ) -> Result<ApiJson<Image>> {
     let image = catalog::upsert_image(&state.db, body).await?;
+    let details = json!({"source": image.source, "kind": image.kind});
+    audited(&state, &admin, "image.put", "image", &image.slug, details).await?;
     // Which nodes hold it (a changed source may be somewhere else): offered from now on.
     survey::all(&state.db, &state.drivers).await?;
     Ok(ApiJson(image.to_api()))
@@ -262,10 +307,19 @@ async fn upsert_image(
     responses((status = 200, body = Template), (status = 400, body = ErrorBody)))]
 async fn upsert_template(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
     ApiJson(body): ApiJson<catalog::TemplateInput>,
 ) -> Result<ApiJson<Template>> {
     let (t, p) = catalog::upsert_template(&state.db, body).await?;
+    audited(
+        &state,
+        &admin,
+        "template.put",
+        "template",
+        &t.slug,
+        json!({"plan": p.slug}),
+    )
+    .await?;
     Ok(ApiJson(t.to_api(&p)))
 }
 
@@ -283,9 +337,12 @@ pub struct ReconcileReport {
     responses((status = 200, body = ReconcileReport)))]
 async fn run_reconcile(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    AdminCaller(admin): AdminCaller,
 ) -> Result<ApiJson<ReconcileReport>> {
     let r = reconcile::run(&state).await?;
+    let details = json!({"failed": r.failed.len(), "stopped": r.stopped.len(), "started": r.started.len(),
+        "destroyed": r.destroyed.len(), "unreachable_nodes": r.unreachable_nodes});
+    audited(&state, &admin, "reconcile.run", "node", "", details).await?;
     Ok(ApiJson(ReconcileReport {
         failed: r.failed,
         stopped: r.stopped,
@@ -293,4 +350,28 @@ async fn run_reconcile(
         destroyed: r.destroyed,
         unreachable_nodes: r.unreachable_nodes,
     }))
+}
+
+/// Records an operator's change to the catalog, nodes or address ranges, right after it
+/// succeeded (`audit::record_now`).
+async fn audited(
+    state: &AppState,
+    admin: &crate::http::auth::Caller,
+    action: &str,
+    target_type: &str,
+    target_id: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    let target = Some(target_id).filter(|t| !t.is_empty());
+    domain::infra::audit::record_now(
+        &state.db,
+        Some(&admin.user.id),
+        action,
+        target_type,
+        target,
+        details,
+    )
+    .await
+    .map_err(domain::infra::error::ServiceError::from)?;
+    Ok(())
 }

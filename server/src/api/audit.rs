@@ -39,6 +39,9 @@ pub struct ActivityQuery {
 pub struct AdminActivityQuery {
     /// Only this user's actions.
     user_id: Option<String>,
+    /// Everything concerning this user: their actions and what was done to them, their machines
+    /// and their rentals (by operators, pool members or Hangar itself).
+    concerning: Option<String>,
     /// Only actions starting with this, e.g. `rental.` or `instance.delete`.
     action: Option<String>,
     /// Only entries about this object.
@@ -49,7 +52,11 @@ pub struct AdminActivityQuery {
     limit: Option<i64>,
 }
 
-fn filter(q: ActivityQuery, actor_id: Option<String>) -> Result<audit::Filter> {
+fn filter(
+    q: ActivityQuery,
+    actor_id: Option<String>,
+    concerning: Option<String>,
+) -> Result<audit::Filter> {
     let before = q.before.filter(|s| !s.is_empty());
     if before
         .as_deref()
@@ -71,6 +78,7 @@ fn filter(q: ActivityQuery, actor_id: Option<String>) -> Result<audit::Filter> {
         actor_username: None,
         action: q.action.filter(|s| !s.is_empty()),
         target_id: q.target_id.filter(|s| !s.is_empty()),
+        concerning,
         before,
         limit,
     })
@@ -93,7 +101,7 @@ async fn my_activity(
     caller: Caller,
     Query(q): Query<ActivityQuery>,
 ) -> Result<ApiJson<Vec<AuditEvent>>> {
-    read(&state, filter(q, Some(caller.user.id.clone()))?).await
+    read(&state, filter(q, Some(caller.user.id.clone()), None)?).await
 }
 
 /// Everyone's activity (operators), filterable by user, action prefix and object.
@@ -106,11 +114,12 @@ async fn all_activity(
     Query(q): Query<AdminActivityQuery>,
 ) -> Result<ApiJson<Vec<AuditEvent>>> {
     let user = q.user_id.filter(|s| !s.is_empty());
+    let concerning = q.concerning.filter(|s| !s.is_empty());
     let rest = ActivityQuery {
         action: q.action,
         target_id: q.target_id,
         before: q.before,
         limit: q.limit,
     };
-    read(&state, filter(rest, user)?).await
+    read(&state, filter(rest, user, concerning)?).await
 }

@@ -264,6 +264,23 @@ async fn operators_manage_nodes_plans_images_and_templates() {
         .status(),
         StatusCode::NO_CONTENT
     );
+    // Both are in the audit log as the operator's.
+    let log = expect_json(
+        app.get("/api/admin/audit?action=node.", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"node.add") && actions.contains(&"node.remove"),
+        "{actions:?}"
+    );
+    assert!(log.text.contains("\"name\":\"far\""), "{}", log.text);
     let nodes = expect_json(
         app.get("/api/admin/nodes", Some(&admin)).await,
         StatusCode::OK,
