@@ -341,17 +341,86 @@ pub async fn place(
             break;
         }
     }
-    if backend == Backend::Daemon {
-        return Err(ServiceError::Conflict(
-            "No node daemon has room for this app; app templates run only on node daemons".into(),
+    Err(refusal(tx, wanted, size).await?)
+}
+
+/// Why nothing fits, in the customer's words, found by asking one question at a time: the
+/// region exists for this kind of machine, a node there takes machines, one holds the image;
+/// only then is it room (a truthful "try later", not "try a smaller plan" for a region that
+/// does not exist).
+async fn refusal(tx: &mut Tx<'_>, wanted: Wanted<'_>, size: Size) -> ServiceResult<ServiceError> {
+    let what = match wanted.kind {
+        Kind::Vm => "VMs",
+        Kind::Container => "containers",
+    };
+    let count = |sql: &'static str| {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(wanted.kind.as_str())
+            .bind(wanted.region.unwrap_or(""))
+            .bind(wanted.image)
+    };
+    let nodes: i64 = count(
+        "SELECT COUNT(*) FROM nodes WHERE kind = $1 AND ($2 = '' OR region = $2) AND $3 = $3",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if nodes == 0 {
+        let regions: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT region FROM nodes WHERE kind = $1 AND status = 'active' ORDER BY region",
+        )
+        .bind(wanted.kind.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+        return Ok(match (wanted.region, regions.is_empty()) {
+            (Some(r), false) => ServiceError::invalid(format!(
+                "There is no region {r} for {what}; choose one of: {}",
+                regions.join(", ")
+            )),
+            _ => ServiceError::Conflict(format!(
+                "This platform runs no {what} at the moment; choose another kind of plan"
+            )),
+        });
+    }
+    let taking: i64 = count(
+        "SELECT COUNT(*) FROM nodes WHERE kind = $1 AND ($2 = '' OR region = $2) AND $3 = $3
+           AND status = 'active' AND unreachable_since IS NULL",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if taking == 0 {
+        return Ok(ServiceError::Conflict(format!(
+            "No host for {what} is taking new machines right now (they are under maintenance); try again later"
+        )));
+    }
+    let holding: i64 = count(
+        "SELECT COUNT(*) FROM nodes WHERE kind = $1 AND ($2 = '' OR region = $2)
+           AND status = 'active' AND unreachable_since IS NULL
+           AND EXISTS (SELECT 1 FROM node_images ni WHERE ni.node_id = nodes.id AND ni.image_slug = $3)",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if holding == 0 {
+        return Ok(ServiceError::Conflict(format!(
+            "No host{} has the image {} ready; choose another image",
+            wanted
+                .region
+                .map(|r| format!(" in {r}"))
+                .unwrap_or_default(),
+            wanted.image
+        )));
+    }
+    if wanted.backend == Backend::Daemon {
+        return Ok(ServiceError::Conflict(
+            "No node daemon has room for this app right now; app templates run only on node daemons. Try again later".into(),
         ));
     }
-    Err(ServiceError::Conflict(match region {
-        Some(r) => format!(
-            "No capacity left for this size in region {r}; try a smaller plan or another region"
-        ),
-        None => "No capacity left for this size; try a smaller plan or later".into(),
-    }))
+    Ok(ServiceError::Conflict(format!(
+        "No host{} has room for {} vCPU, {} MB and {} GB right now; a smaller plan may fit, or try again later",
+        wanted.region.map(|r| format!(" in {r}")).unwrap_or_default(),
+        size.vcpu,
+        size.memory_mb,
+        size.disk_gb
+    )))
 }
 
 /// How a stopped machine takes its vCPU and memory back on its own node (its disk is there).

@@ -65,7 +65,7 @@ async fn concurrent_creates_never_overcommit_a_node() {
         )
         .await,
         StatusCode::CONFLICT,
-        "No capacity",
+        "has room for",
     )
     .await;
 }
@@ -268,7 +268,7 @@ async fn a_fractional_overcommit_limit_is_the_same_on_every_database() {
         )
         .await,
         StatusCode::CONFLICT,
-        "No capacity left",
+        "has room for 1 vCPU",
     )
     .await;
 }
