@@ -27,7 +27,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print the effective configuration (secrets redacted).
+    /// Print the configuration as this command reads it: every key, its value (secrets
+    /// redacted) and where it came from. A running server's: `GET /api/admin/config`.
     Config,
     /// Operator commands.
     #[command(subcommand)]
@@ -152,7 +153,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config => {
-            println!("{config:#?}");
+            // The configuration this command sees (this shell's environment and file); a running
+            // server's is `GET /api/admin/config`.
+            let width = config
+                .settings
+                .iter()
+                .map(|s| s.key.len())
+                .max()
+                .unwrap_or(0);
+            for s in &config.settings {
+                println!("{:width$} = {:40} # {}", s.key, s.value, s.origin);
+            }
             Ok(())
         }
         Command::Admin(AdminCommand::CreateUser {

@@ -399,3 +399,44 @@ async fn operators_see_every_machine_and_act_on_it_saying_why() {
         .iter()
         .any(|e| e["action"] == "instance.create" && e["actor"] == "alice"));
 }
+
+#[tokio::test]
+async fn operators_read_the_running_configuration_with_secrets_redacted() {
+    let app = TestApp::builder()
+        .config("stripe_secret_key", "sk_test_never_shown")
+        .config("business_name", "Acme Hosting")
+        .spawn()
+        .await;
+    let (_, op) = app.admin("cfg").await;
+    let (_, customer) = app.user("nosy").await;
+    let settings = expect_json(
+        app.get("/api/admin/config", Some(&op)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        !settings.text.contains("sk_test_never_shown"),
+        "{}",
+        settings.text
+    );
+    let find = |key: &str| {
+        settings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("{key} in {}", settings.text))
+            .clone()
+    };
+    assert_eq!(find("stripe_secret_key")["value"], "(redacted)");
+    assert_eq!(find("business_name")["value"], "Acme Hosting");
+    assert_ne!(find("business_name")["origin"], "default");
+    assert_eq!(find("job_workers")["origin"], "default");
+    assert_eq!(find("smtp_url")["origin"], "unset");
+    expect_error(
+        app.get("/api/admin/config", Some(&customer)).await,
+        StatusCode::FORBIDDEN,
+        "perator",
+    )
+    .await;
+}

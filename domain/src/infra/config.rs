@@ -210,6 +210,45 @@ pub struct Config {
     /// `HANGAR_*` environment variables that are not config keys (logged as a warning at start,
     /// since scripts may set their own `HANGAR_*` variables).
     pub unknown_env: Vec<String>,
+    /// Every key as this process took it: its value (secrets redacted) and where it came from
+    /// (`hangar config`, `GET /api/admin/config`).
+    pub settings: Vec<Setting>,
+}
+
+/// One configuration key in force.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Setting {
+    pub key: String,
+    /// The value as given (after defaults); `(redacted)` for secrets; empty when unset.
+    pub value: String,
+    /// `default`, the environment variable, or the file that set it; `unset` when nothing did.
+    pub origin: String,
+}
+
+/// Whether a key holds a secret (never printed). Database URLs may carry a password too: only
+/// their user-and-password part is hidden.
+fn secret_key(key: &str) -> bool {
+    key.contains("secret")
+        || key.contains("password")
+        || key.ends_with("_token")
+        || key == "smtp_url"
+}
+
+fn shown(key: &str, value: &str) -> String {
+    if value.is_empty() {
+        return String::new();
+    }
+    if secret_key(key) {
+        return "(redacted)".into();
+    }
+    if key == "database_url" {
+        if let Some((scheme, rest)) = value.split_once("://") {
+            if let Some((_, host)) = rest.split_once('@') {
+                return format!("{scheme}://(redacted)@{host}");
+            }
+        }
+    }
+    value.to_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,8 +362,22 @@ impl Config {
             }
         }
         unknown_env.sort();
+        let settings = KEYS
+            .iter()
+            .map(|(key, _)| {
+                let (value, origin) = raw
+                    .get(key)
+                    .unwrap_or_else(|| (String::new(), "unset".to_owned()));
+                Setting {
+                    key: (*key).to_owned(),
+                    value: shown(key, &value),
+                    origin,
+                }
+            })
+            .collect();
         let mut config = raw.finish()?;
         config.unknown_env = unknown_env;
+        config.settings = settings;
         Ok(config)
     }
 }
@@ -636,6 +689,7 @@ impl RawConfig {
                 .string("business_details")
                 .map(|d| d.replace("\\n", "\n")),
             unknown_env: Vec::new(),
+            settings: Vec::new(),
         })
     }
 }
@@ -647,6 +701,18 @@ pub fn documented_keys() -> impl Iterator<Item = (&'static str, Option<&'static 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secrets_are_never_shown_and_database_passwords_neither() {
+        assert_eq!(super::shown("jwt_secret", "abc"), "(redacted)");
+        assert_eq!(super::shown("smtp_url", "smtp://u:p@h"), "(redacted)");
+        assert_eq!(
+            super::shown("database_url", "postgres://hangar:hunter2@db:5432/h"),
+            "postgres://(redacted)@db:5432/h"
+        );
+        assert_eq!(super::shown("listen", "0.0.0.0:3000"), "0.0.0.0:3000");
+        assert_eq!(super::shown("stripe_secret_key", ""), "");
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

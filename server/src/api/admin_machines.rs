@@ -25,6 +25,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_machines))
         .routes(routes!(act))
         .routes(routes!(tasks))
+        .routes(routes!(effective_config))
+}
+
+/// The running server's configuration: every key, its value (secrets redacted) and where it came
+/// from (`default`, an environment variable, or the file).
+#[utoipa::path(get, path = "/api/admin/config", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<domain::infra::config::Setting>)))]
+async fn effective_config(
+    State(state): State<AppState>,
+    AdminCaller(_admin): AdminCaller,
+) -> Result<ApiJson<Vec<domain::infra::config::Setting>>> {
+    Ok(ApiJson(state.config.settings.clone()))
 }
 
 #[derive(Deserialize, IntoParams)]
