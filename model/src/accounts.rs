@@ -66,6 +66,9 @@ pub enum Scope {
     Inside,
     /// Anything that spends the balance: creating machines, renting, extending, topping up.
     Spend,
+    /// Operators only: scrape `GET /metrics` (a Prometheus credential that can do nothing
+    /// else an operator can). Never given by default.
+    Metrics,
 }
 
 impl Scope {
@@ -77,11 +80,15 @@ impl Scope {
             Scope::Machines => "machines",
             Scope::Inside => "inside",
             Scope::Spend => "spend",
+            Scope::Metrics => "metrics",
         }
     }
 
     pub fn parse(s: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+        Scope::ALL
+            .into_iter()
+            .chain([Scope::Metrics])
+            .find(|x| x.as_str() == s)
     }
 
     /// What it allows, in a person's words (the portal's token form).
@@ -91,6 +98,7 @@ impl Scope {
             Scope::Machines => "Machines: start, stop, rename, delete, snapshots, SSH keys, pools",
             Scope::Inside => "Inside: run commands, read and write files, open consoles",
             Scope::Spend => "Spend: create machines, rent, extend, add funds",
+            Scope::Metrics => "Metrics: operators' Prometheus scrapes of /metrics",
         }
     }
 }

@@ -453,8 +453,10 @@ async fn the_operator_page_shows_load_to_operators_only() {
     )
     .await;
 
-    // A customer sees no Operator link and no data.
+    // A customer sees no Operator link and no data, nor the metrics from their browser.
     browser_sign_in(&app, "cust").await;
+    let scrape = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::FORBIDDEN);
     let home = page(&app, "/machines").await;
     assert!(!home.contains("href=\"/operator\""));
     let denied = page(&app, "/operator").await;
@@ -479,6 +481,14 @@ async fn the_operator_page_shows_load_to_operators_only() {
     // An operator (signing in on the same browser) sees each node's load as placement counts
     // it, and the ranges.
     browser_sign_in(&app, "ops").await;
+    // The operator's browser reads the metrics as it is (no token needed).
+    let scrape = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    assert!(scrape
+        .text()
+        .await
+        .unwrap()
+        .contains("hangar_node_up{node=\"local-vm\""));
     let shown = page(&app, "/operator").await;
     assert!(
         shown.contains("href=\"/operator\""),

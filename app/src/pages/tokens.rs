@@ -57,6 +57,7 @@ pub async fn create_token(
     #[server(default)] machines: Option<String>,
     #[server(default)] inside: Option<String>,
     #[server(default)] spend: Option<String>,
+    #[server(default)] metrics: Option<String>,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::tokens;
@@ -75,7 +76,12 @@ pub async fn create_token(
             Some(model::money::micros_from_usd(usd).map_err(PortalError::invalid)?)
         }
     };
-    let ticked: Vec<String> = [machines, inside, spend].into_iter().flatten().collect();
+    // `metrics` is an operator's scope: a customer's form has no such box.
+    let metrics = metrics.filter(|_| user.is_admin);
+    let ticked: Vec<String> = [machines, inside, spend, metrics]
+        .into_iter()
+        .flatten()
+        .collect();
     let scopes = tokens::Scopes::from_names(&ticked)?;
     let (token, value) = tokens::create(&state.db, &user.id, &name, limit, scopes).await?;
     session
@@ -113,7 +119,7 @@ pub fn TokensPage() -> impl IntoView {
     );
     view! {
         <Title text="API tokens"/>
-        <RequireUser signed_in=move |_| view! { <Tokens create revoke data/> }/>
+        <RequireUser signed_in=move |me| view! { <Tokens create revoke data operator=me.is_admin/> }/>
     }
 }
 
@@ -122,6 +128,8 @@ fn Tokens(
     create: ServerAction<CreateToken>,
     revoke: ServerAction<RevokeToken>,
     data: Data<Result<TokensData, PortalError>>,
+    /// Operators may also give a token the `metrics` scope (Prometheus).
+    operator: bool,
 ) -> impl IntoView {
     view! {
         <section class="page-head">
@@ -151,6 +159,12 @@ fn Tokens(
                             {s.describe()}
                         </label>
                     }).collect_view()}
+                    {operator.then(|| view! {
+                        <label class="check" data-test="scope-metrics">
+                            <input type="checkbox" name="metrics" value="metrics"/>
+                            {Scope::Metrics.describe()}" (leave the others unticked for a Prometheus scrape token)"
+                        </label>
+                    })}
                     <p class="muted small">"No token can create tokens, change the password or two-factor sign-in, or reach operator pages: those need you, signed in."</p>
                 </fieldset>
                 <SubmitButton action=create label="Create token" busy_label="Creating…"/>

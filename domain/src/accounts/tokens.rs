@@ -49,7 +49,7 @@ impl Scopes {
         for name in wanted {
             let scope = Scope::parse(name.trim()).ok_or_else(|| {
                 ServiceError::invalid(format!(
-                    "Unknown scope `{name}`: use read, machines, inside or spend"
+                    "Unknown scope `{name}`: use read, machines, inside, spend or metrics"
                 ))
             })?;
             scopes.push(scope);

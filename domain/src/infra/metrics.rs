@@ -12,9 +12,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 /// Histogram bucket bounds, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+const BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// A metric's name and its labels, rendered `name{a="x",b="y"}`.
 type Series = (&'static str, Vec<(&'static str, String)>);
@@ -52,12 +50,12 @@ const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (
         "hangar_http_requests_total",
         "counter",
-        "HTTP requests answered, by method, route template and status",
+        "HTTP requests answered, by method, route template and status class (2xx, 4xx, 5xx…)",
     ),
     (
         "hangar_http_request_duration_seconds",
         "histogram",
-        "Time from request to response headers, by method and route template",
+        "Time from request to response headers, by API surface (api, marketplace, cloud, admin, other)",
     ),
     (
         "hangar_jobs_total",
@@ -149,11 +147,16 @@ impl Metrics {
             let _ = writeln!(out, "{name}_sum{} {}", label_text(labels, None), h.sum);
             let _ = writeln!(out, "{name}_count{} {}", label_text(labels, None), h.count);
         }
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+        // A gauge's name may carry its labels (`hangar_node_up{node="a"}`); its series are
+        // given together, under one HELP and TYPE.
+        let mut described: Vec<&str> = Vec::new();
+        for (series, help, value) in gauges {
+            let name = series.split('{').next().unwrap_or(series);
+            if !described.contains(&name) {
+                described.push(name);
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            }
+            let _ = writeln!(out, "{series} {value}");
         }
         out
     }

@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::RATE_LIMITED_PATHS;
-use crate::http::auth::AdminCaller;
+use crate::http::error::AppError;
+use domain::infra::error::ServiceError;
 
 /// The generated OpenAPI document, shared with the handlers that serve and summarise it.
 #[derive(Clone)]
@@ -54,30 +55,123 @@ async fn readyz(state: State<AppState>) -> Response {
     health(state).await
 }
 
-/// This replica's metrics in Prometheus's text format (operators only: an admin's JWT or API
-/// token as the bearer, which a Prometheus scrape config sets with `authorization`). Counters and
-/// histograms since the replica started; gauges read now.
-#[utoipa::path(get, path = "/metrics", tag = "meta",
+/// This replica's metrics in Prometheus's text format, for operators: an operator's access
+/// token with the `metrics` scope (what a Prometheus scrape config sets with `authorization`;
+/// it can do nothing else an operator can), their JWT, or their signed-in browser. Counters and
+/// histograms since the replica started; gauges read now: nodes up or unreachable with their
+/// capacity and use, machines by state, jobs pending, consoles open.
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
     responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
         (status = 401), (status = 403, description = "Not an operator")))]
-async fn metrics(State(state): State<AppState>, _admin: AdminCaller) -> Response {
+async fn metrics(
+    State(state): State<AppState>,
+    caller: Option<Extension<crate::http::auth::Caller>>,
+    session: tower_sessions::Session,
+) -> Response {
+    let user = match caller {
+        // A token reached here only with the `metrics` scope (`http::scopes`).
+        Some(Extension(caller)) => Some(caller.user),
+        None => app::ssr::portal::current_user(&state, &session)
+            .await
+            .ok()
+            .flatten(),
+    };
+    let Some(user) = user else {
+        return AppError::Unauthenticated.into_response();
+    };
+    if !user.is_admin {
+        return AppError::Service(ServiceError::Forbidden("Operator access required"))
+            .into_response();
+    }
+    if let Err(e) = domain::accounts::totp::check_operator(&state.config, &user) {
+        return AppError::from(e).into_response();
+    }
     let queued: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
             .fetch_one(&state.db)
             .await
             .unwrap_or(-1);
-    let text = state.metrics.render(&[
+    let mut gauges: Vec<(String, String, f64)> = vec![
         (
-            "hangar_consoles_open",
-            "Consoles and screens open on this replica",
+            "hangar_consoles_open".into(),
+            "Consoles and screens open on this replica".into(),
             state.consoles.open() as f64,
         ),
         (
-            "hangar_jobs_pending",
-            "Jobs queued or running, all replicas (-1: the database did not answer)",
+            "hangar_jobs_pending".into(),
+            "Jobs queued or running, all replicas (-1: the database did not answer)".into(),
             queued as f64,
         ),
-    ]);
+    ];
+    if let Ok(nodes) = domain::compute::nodes::list(&state.db).await {
+        for n in nodes {
+            let node = format!(
+                "{{node=\"{}\",kind=\"{}\"}}",
+                n.name.replace('"', "'"),
+                n.kind.as_str()
+            );
+            let up = if n.unreachable_since.is_none() {
+                1.0
+            } else {
+                0.0
+            };
+            for (name, help, value) in [
+                (
+                    "hangar_node_up",
+                    "1 while the node answers the reconciler, 0 while it is unreachable",
+                    up,
+                ),
+                ("hangar_node_vcpu", "The node's vCPUs", n.vcpu as f64),
+                (
+                    "hangar_node_vcpu_used",
+                    "vCPUs placed on the node",
+                    n.used_vcpu as f64,
+                ),
+                (
+                    "hangar_node_memory_mb",
+                    "The node's memory, MB",
+                    n.memory_mb as f64,
+                ),
+                (
+                    "hangar_node_memory_mb_used",
+                    "Memory placed on the node, MB",
+                    n.used_memory_mb as f64,
+                ),
+                (
+                    "hangar_node_disk_gb",
+                    "The node's disk, GB",
+                    n.disk_gb as f64,
+                ),
+                (
+                    "hangar_node_disk_gb_used",
+                    "Disk placed on the node, GB",
+                    n.used_disk_gb as f64,
+                ),
+            ] {
+                gauges.push((format!("{name}{node}"), help.into(), value));
+            }
+        }
+    }
+    let states: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state, COUNT(*) FROM instances WHERE state <> 'deleted' GROUP BY state",
+    )
+    .fetch_all(&state.db)
+    .await
+    .unwrap_or_default();
+    for (machine_state, n) in states {
+        gauges.push((
+            format!("hangar_machines{{state=\"{machine_state}\"}}"),
+            "Machines (not deleted) by state, all replicas".into(),
+            n as f64,
+        ));
+    }
+    // Each metric's series together (nodes were read node by node).
+    gauges.sort_by(|a, b| a.0.split('{').next().cmp(&b.0.split('{').next()));
+    let gauges: Vec<(&str, &str, f64)> = gauges
+        .iter()
+        .map(|(name, help, value)| (name.as_str(), help.as_str(), *value))
+        .collect();
+    let text = state.metrics.render(&gauges);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -45,8 +45,9 @@ pub struct CreateTokenRequest {
     /// Optional cap, in USD, on what this token may ever cause to be charged.
     #[schema(example = 25.0)]
     pub spend_limit: Option<f64>,
-    /// What it may do: any of `read`, `machines`, `inside`, `spend` (`read` is always given).
-    /// Omitted: all four, as tokens had before scopes existed.
+    /// What it may do: any of `read`, `machines`, `inside`, `spend` (`read` is always given),
+    /// and for operators `metrics` (Prometheus scrapes of `/metrics`, never by default).
+    /// Omitted: the first four, as tokens had before scopes existed.
     #[schema(example = json!(["read", "inside"]))]
     pub scopes: Option<Vec<String>>,
 }

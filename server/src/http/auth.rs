@@ -100,6 +100,9 @@ fn allowed(
                 Scope::Spend => {
                     "This token lacks the `spend` scope (creating machines, renting, extending, adding funds); create one with it on the API tokens page"
                 }
+                Scope::Metrics => {
+                    "This token lacks the `metrics` scope (an operator's Prometheus scrapes of /metrics); create one with it on the API tokens page"
+                }
             }))
         }
         super::scopes::Need::Scope(_) => Ok(()),

@@ -54,6 +54,10 @@ pub fn need(method: &Method, template: &str) -> Need {
     if inside.contains(&template) || template.starts_with("/api/vps/{id}/volume") {
         return Need::Scope(Inside);
     }
+    // Prometheus scrapes with a token that may do only this (and an operator's).
+    if template == "/metrics" {
+        return Need::Scope(Metrics);
+    }
     if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
         return Need::Scope(Read);
     }

@@ -773,6 +773,51 @@ async fn operators_scrape_metrics_and_nobody_else_does() {
     get_vps(&app, &token, id).await;
     hangar_server::jobs::run_meter(&app.state, domain::infra::db::now_ms()).await;
 
+    // A Prometheus credential: an operator's token with the `metrics` scope scrapes, and can do
+    // nothing else an operator can; their ordinary tokens and customers' cannot scrape.
+    let token_with = |who: &str, scopes: serde_json::Value| {
+        let app = &app;
+        let who = who.to_owned();
+        async move {
+            expect_json(
+                app.post(
+                    "/api/tokens",
+                    Some(&who),
+                    json!({"name": "prom", "scopes": scopes}),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let scrape = token_with(&admin, json!(["metrics"])).await;
+    assert_eq!(
+        app.get("/metrics", Some(&scrape)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/admin/users", Some(&scrape)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let everyday = token_with(&admin, json!(["machines"])).await;
+    expect_error(
+        app.get("/metrics", Some(&everyday)).await,
+        StatusCode::FORBIDDEN,
+        "`metrics` scope",
+    )
+    .await;
+    let customers = token_with(&token, json!(["metrics"])).await;
+    expect_error(
+        app.get("/metrics", Some(&customers)).await,
+        StatusCode::FORBIDDEN,
+        "Operator",
+    )
+    .await;
+
     let res = app.get("/metrics", Some(&admin)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers()["content-type"]
@@ -781,10 +826,14 @@ async fn operators_scrape_metrics_and_nobody_else_does() {
         .starts_with("text/plain; version=0.0.4"));
     let text = res.text().await.unwrap();
     for line in [
-        "hangar_http_requests_total{method=\"POST\",route=\"/api/vps\",status=\"201\"} 1",
+        "hangar_http_requests_total{method=\"POST\",route=\"/api/vps\",status=\"2xx\"} 1",
         // The route's template, not the machine's id.
-        "hangar_http_requests_total{method=\"GET\",route=\"/api/vps/{id}\",status=\"200\"} 1",
-        "hangar_http_request_duration_seconds_count{method=\"POST\",route=\"/api/vps\"} 1",
+        "hangar_http_requests_total{method=\"GET\",route=\"/api/vps/{id}\",status=\"2xx\"} 1",
+        "hangar_http_request_duration_seconds_count{surface=\"api\"}",
+        "hangar_node_up{node=\"local-vm\",kind=\"vm\"} 1",
+        "hangar_node_vcpu_used{node=\"local-vm\",kind=\"vm\"} 1",
+        "hangar_machines{state=\"running\"} 1",
+        "# TYPE hangar_node_up gauge",
         "hangar_jobs_total{kind=\"create\",outcome=\"done\"} 1",
         "hangar_job_duration_seconds_count{kind=\"create\"} 1",
         "hangar_meter_tick_duration_seconds_count 1",
