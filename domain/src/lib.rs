@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! jobs      the worker that claims queued jobs and hands each kind to the room that owns it
+//! operators the operators' console: customers found, read, suspended and reinstated
 //! compute   plans, images, nodes, instances, addresses, keys, metering, reconciler, drivers
 //! market    marketplace servers (inventory, browse, demo catalog) and rentals
 //! money     ledger, billing history and notify addresses, card payments
@@ -19,6 +20,7 @@ pub mod infra;
 pub mod jobs;
 pub mod market;
 pub mod money;
+pub mod operators;
 
 use std::sync::Arc;
 

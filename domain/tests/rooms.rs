@@ -5,7 +5,15 @@
 use std::{collections::BTreeSet, fs, path::Path};
 
 /// Bottom to top.
-const LAYERS: &[&str] = &["infra", "accounts", "money", "market", "compute", "jobs"];
+const LAYERS: &[&str] = &[
+    "infra",
+    "accounts",
+    "money",
+    "market",
+    "compute",
+    "operators",
+    "jobs",
+];
 /// Root re-exports of `infra` modules.
 const INFRA_ALIASES: &[&str] = &["config", "db", "error"];
 

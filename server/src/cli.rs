@@ -362,7 +362,7 @@ async fn list_users(config: &Config, search: &str, limit: i64) -> anyhow::Result
     let pool = db::connect(&config.database_url)
         .await
         .context("connecting to the database")?;
-    let (found, total) = domain::accounts::customers::search(&pool, search, limit, 0)
+    let (found, total) = domain::operators::customers::search(&pool, search, limit, 0)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for c in &found {

@@ -29,7 +29,7 @@ pub struct CustomerList {
 pub async fn load_customers(q: String) -> Result<CustomerList, PortalError> {
     let signed_in = super::operator::require_operator(None).await?;
     let (customers, total) =
-        domain::accounts::customers::search(&signed_in.state.db, &q, 50, 0).await?;
+        domain::operators::customers::search(&signed_in.state.db, &q, 50, 0).await?;
     Ok(CustomerList { customers, total })
 }
 
@@ -46,7 +46,7 @@ pub async fn load_customer(id: String) -> Result<CustomerPageData, PortalError> 
     let signed_in = super::operator::require_operator(None).await?;
     let config = &signed_in.state.config;
     Ok(CustomerPageData {
-        detail: domain::accounts::customers::detail(&signed_in.state.db, &id).await?,
+        detail: domain::operators::customers::detail(&signed_in.state.db, &id).await?,
         confirm_over_usd: config.confirm_adjustment_over_usd,
         max_usd: config.max_adjustment_usd,
     })
@@ -60,7 +60,7 @@ pub async fn customer_action(
     action: String,
     #[server(default)] reason: String,
 ) -> Result<String, PortalError> {
-    use domain::accounts::customers;
+    use domain::operators::customers;
     let signed_in = super::operator::require_operator(Some(&csrf)).await?;
     let (state, me) = (&signed_in.state, &signed_in.user.id);
     Ok(match action.as_str() {

@@ -8,7 +8,6 @@
 pub mod account;
 pub mod captcha;
 pub mod credentials;
-pub mod customers;
 pub mod jwt;
 pub mod pools;
 pub mod sessions;

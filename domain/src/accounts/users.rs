@@ -38,7 +38,7 @@ pub struct User {
     /// Bumped by a password change or "sign out everywhere": sessions and JWTs made under an
     /// older version stop working (`accounts::credentials`).
     pub credentials_version: i64,
-    /// Why the operators suspended the account, while they do (`accounts::customers`).
+    /// Why the operators suspended the account, while they do (`operators::customers`).
     pub suspended: Option<String>,
 }
 

@@ -3,7 +3,7 @@
 //! change is in the audit log as the operator's, with the customer as its target.
 
 use axum::extract::{Path, Query, State};
-use domain::accounts::customers;
+use domain::operators::customers;
 use domain::AppState;
 use model::accounts::{Customer, CustomerDetail};
 use serde::{Deserialize, Serialize};
