@@ -184,7 +184,7 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_under_load() {
         let res = http
             .post(lb(&format!("/api/admin/users/{user_id}/credit")))
             .bearer_auth(&operator)
-            .json(&json!({"amount": usd}))
+            .json(&json!({"amount": usd, "confirm": true}))
             .send();
         async move { json_of(res.await.unwrap(), StatusCode::OK).await }
     };
