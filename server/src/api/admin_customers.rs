@@ -84,7 +84,7 @@ pub struct SuspendRequest {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Done {
+pub struct AccountStatus {
     pub status: &'static str,
 }
 
@@ -93,15 +93,15 @@ pub struct Done {
 /// 409 for an operator's or one's own account, or one already suspended.
 #[utoipa::path(post, path = "/api/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = SuspendRequest,
-    responses((status = 200, body = Done), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = AccountStatus), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn suspend(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SuspendRequest>,
-) -> Result<ApiJson<Done>> {
+) -> Result<ApiJson<AccountStatus>> {
     customers::suspend(&state, &admin.user.id, &id, &body.reason).await?;
-    Ok(ApiJson(Done {
+    Ok(ApiJson(AccountStatus {
         status: "suspended",
     }))
 }
@@ -109,25 +109,25 @@ async fn suspend(
 /// Lift a suspension: the customer can sign in again (and is mailed); machines stay stopped.
 #[utoipa::path(post, path = "/api/admin/users/{id}/reinstate", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = Done), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = AccountStatus), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn reinstate(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
-) -> Result<ApiJson<Done>> {
+) -> Result<ApiJson<AccountStatus>> {
     customers::reinstate(&state, &admin.user.id, &id).await?;
-    Ok(ApiJson(Done { status: "active" }))
+    Ok(ApiJson(AccountStatus { status: "active" }))
 }
 
 /// Lift a sign-in lockout (too many wrong passwords) at once.
 #[utoipa::path(post, path = "/api/admin/users/{id}/unlock", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, body = Done), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AccountStatus), (status = 404, body = ErrorBody)))]
 async fn unlock(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
-) -> Result<ApiJson<Done>> {
+) -> Result<ApiJson<AccountStatus>> {
     customers::unlock(&state.db, &admin.user.id, &id).await?;
-    Ok(ApiJson(Done { status: "unlocked" }))
+    Ok(ApiJson(AccountStatus { status: "unlocked" }))
 }

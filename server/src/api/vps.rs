@@ -234,7 +234,7 @@ async fn create_vps(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MoveRequest {
+pub struct ShareRequest {
     /// The pool to share the machine with, or `null` to take it out of its pool.
     pub pool_id: Option<String>,
 }
@@ -243,13 +243,13 @@ pub struct MoveRequest {
 /// use it by their role there; it stays billed to its creator. Only its creator may share it,
 /// with a pool where they are owner or admin; its creator or its pool's owner may take it out.
 #[utoipa::path(put, path = "/api/vps/{id}/pool", tag = "compute", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = MoveRequest,
+    params(("id" = String, Path)), request_body = ShareRequest,
     responses((status = 200, body = Vps), (status = 404, body = ErrorBody)))]
 async fn move_vps(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<MoveRequest>,
+    ApiJson(body): ApiJson<ShareRequest>,
 ) -> Result<ApiJson<Vps>> {
     let inst =
         instances::move_to_pool(&state.db, &caller.user.id, &id, body.pool_id.as_deref()).await?;
