@@ -348,19 +348,19 @@ pub struct MachineStats {
 /// A machine's resource history at one resolution (`GET /api/vps/{id}/history`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct History {
+pub struct UsageHistory {
     /// `1h`, `24h` or `30d`.
     pub range: String,
     /// Seconds each point covers: 60 for `1h` and `24h`, 3600 for `30d`.
     pub step_seconds: u64,
     /// Oldest first; steps when the machine did not run are absent (a gap, not a zero).
-    pub points: Vec<HistoryPoint>,
+    pub points: Vec<UsagePoint>,
 }
 
 /// One step of a machine's resource history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct HistoryPoint {
+pub struct UsagePoint {
     /// The step's start (RFC 3339).
     pub at: String,
     /// Percent of one CPU (200.0: two CPUs busy): a one-second sample each minute, and the

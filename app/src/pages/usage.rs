@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use leptos::prelude::*;
-use model::compute::{HistoryPoint, MachineStats};
+use model::compute::{MachineStats, UsagePoint};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PortalError;
@@ -51,7 +51,7 @@ fn usage_card(id: String, running: Signal<bool>) -> AnyView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryView {
     pub step_seconds: u64,
-    pub points: Vec<(f64, HistoryPoint)>,
+    pub points: Vec<(f64, UsagePoint)>,
 }
 
 /// The machine's recorded history over `range` (`1h`, `24h`, `30d`).
@@ -137,12 +137,12 @@ fn RecordedCharts(id: String, range: &'static str) -> impl IntoView {
 /// Four charts of a recorded history: per-step bytes become rates over the step.
 fn recorded(h: HistoryView, from: &'static str) -> impl IntoView {
     let step = h.step_seconds.max(1) as f64;
-    let series = |f: fn(&HistoryPoint) -> f64| {
+    let series = |f: fn(&UsagePoint) -> f64| {
         Signal::stored(h.points.iter().map(|(x, p)| (*x, f(p))).collect::<Vec<_>>())
     };
     let cpu = series(|p| p.cpu);
     let memory = series(|p| p.memory as f64);
-    let rate = |f: fn(&HistoryPoint) -> u64| {
+    let rate = |f: fn(&UsagePoint) -> u64| {
         Signal::stored(
             h.points
                 .iter()

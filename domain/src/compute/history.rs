@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use model::compute::{History, HistoryPoint, MachineStats};
+use model::compute::{MachineStats, UsageHistory, UsagePoint};
 
 use crate::compute::driver::machine_name;
 use crate::compute::executor;
@@ -214,9 +214,9 @@ pub async fn series(
     id: &str,
     range: Range,
     now: i64,
-) -> ServiceResult<History> {
+) -> ServiceResult<UsageHistory> {
     let (step_seconds, points) = points(db, user_id, id, range, now).await?;
-    Ok(History {
+    Ok(UsageHistory {
         range: range.as_str().to_owned(),
         step_seconds,
         points: points.into_iter().map(|(_, p)| p).collect(),
@@ -230,7 +230,7 @@ pub async fn points(
     id: &str,
     range: Range,
     now: i64,
-) -> ServiceResult<(u64, Vec<(i64, HistoryPoint)>)> {
+) -> ServiceResult<(u64, Vec<(i64, UsagePoint)>)> {
     let inst = instances::get(db, user_id, id).await?;
     let (span, step) = range.span();
     let table = if step == HOUR {
@@ -250,7 +250,7 @@ pub async fn points(
     let points = rows
         .into_iter()
         .map(|r| {
-            let point = HistoryPoint {
+            let point = UsagePoint {
                 at: rfc3339(r.at),
                 cpu: r.cpu_centi as f64 / 100.0,
                 memory: bytes(r.memory),

@@ -404,13 +404,13 @@ pub struct HistoryQuery {
 /// run are absent.
 #[utoipa::path(get, path = "/api/vps/{id}/history", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path), HistoryQuery),
-    responses((status = 200, body = model::compute::History), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = model::compute::UsageHistory), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn history(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
-) -> Result<ApiJson<model::compute::History>> {
+) -> Result<ApiJson<model::compute::UsageHistory>> {
     let range = domain::compute::history::Range::parse(query.range.as_deref().unwrap_or("1h"))?;
     let now = domain::infra::db::now_ms();
     Ok(ApiJson(
