@@ -6,17 +6,28 @@ use leptos::{prelude::*, server_fn::ServerFn};
 
 use crate::session::use_auth;
 
-/// The hidden field with the session's CSRF token. Reads the session synchronously: every page
-/// renders once the session has loaded, and a nested `Suspense` per form made hydration fragile.
+/// The hidden field with the session's CSRF token.
+///
+/// Reads the session resource synchronously (a nested `Suspense` per form made hydration
+/// fragile), which leaves two gaps, both closed here: on the server a form may render before
+/// the session resource has loaded — hydration keeps whatever value the HTML has, so an empty
+/// one stayed empty and the form was refused as expired (seen in the browser tests) — so the
+/// server falls back to the token the middleware put in the request; in the browser the
+/// resource empties while it reloads on navigation, so the field keeps the last token it had.
 #[component]
 pub fn CsrfField() -> impl IntoView {
     let auth = use_auth();
-    let csrf = move || {
-        auth.info
-            .get()
-            .and_then(Result::ok)
-            .map(|i| i.csrf)
-            .unwrap_or_default()
+    #[cfg(feature = "ssr")]
+    let known = crate::ssr::portal::page_csrf().unwrap_or_default();
+    #[cfg(not(feature = "ssr"))]
+    let known = String::new();
+    let last = StoredValue::new(known);
+    let csrf = move || match auth.info.get().and_then(Result::ok) {
+        Some(info) => {
+            last.set_value(info.csrf.clone());
+            info.csrf
+        }
+        None => last.get_value(),
     };
     view! { <input type="hidden" name="csrf" value=csrf/> }
 }

@@ -89,6 +89,20 @@ fn visitor_csrf() -> Option<String> {
         .and_then(|parts| parts.extensions.get::<VisitorCsrf>().map(|v| v.0.clone()))
 }
 
+/// A signed-in session's CSRF token, read (or made) by the portal's middleware before a page is
+/// rendered and put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct SessionCsrf(pub String);
+
+/// The CSRF token the page being rendered must carry, known without waiting: the session's (put
+/// there by the middleware) or else the visitor cookie's. Forms render it while the session
+/// resource may still be loading; see `CsrfField`.
+pub fn page_csrf() -> Option<String> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<SessionCsrf>().map(|v| v.0.clone()))
+        .or_else(visitor_csrf)
+}
+
 /// Whether the session belongs to someone signed in (their session row exists anyway).
 pub async fn signed_in_session(session: &Session) -> Result<bool, PortalError> {
     Ok(session

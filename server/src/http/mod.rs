@@ -402,8 +402,11 @@ async fn ensure_csrf_token(
         && wants_html
         && portal::signed_in_session(&session).await.unwrap_or(false)
     {
-        if let Err(e) = portal::ensure_session_csrf(&session).await {
-            tracing::warn!(error = %e, "could not prepare the session's CSRF token");
+        match portal::ensure_session_csrf(&session).await {
+            Ok(token) => {
+                req.extensions_mut().insert(portal::SessionCsrf(token));
+            }
+            Err(e) => tracing::warn!(error = %e, "could not prepare the session's CSRF token"),
         }
     }
     let mut res = next.run(req).await;
