@@ -103,3 +103,61 @@ test('an operator finds a customer, credits, suspends and reinstates them, and s
   assert.deepEqual(errors, [], 'no page errors');
   await context.close();
 });
+
+test('an operator adds a plan, reprices it without retyping it, retires it, and reads the inventory', async () => {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await signIn(page, process.env.HANGAR_E2E_ADMIN_EMAIL, process.env.HANGAR_E2E_ADMIN_PASSWORD);
+  await page.goto(`${BASE}/operator/catalog`);
+  await hydrated(page);
+  const slug = `e2e-${Date.now().toString(36)}`;
+  await page.click('[data-test=plan-form] summary');
+  const form = page.locator('[data-test=plan-form] form');
+  await form.locator('input[name="plan[slug]"]').fill(slug);
+  await form.locator('input[name="plan[name]"]').fill('Browser plan');
+  await form.locator('select[name="plan[kind]"]').selectOption('container');
+  await form.locator('input[name="plan[vcpu]"]').fill('1');
+  await form.locator('input[name="plan[memory_mb]"]').fill('256');
+  await form.locator('input[name="plan[disk_gb]"]').fill('2');
+  await form.locator('input[name="plan[price_hourly]"]').fill('0.01');
+  await form.locator('button[type=submit]').click();
+  const row = page.locator(`[data-test=plan-row][data-slug="${slug}"]`);
+  await row.waitFor();
+  assert.match(await row.textContent(), /Browser plan/);
+  assert.match(await row.textContent(), /\$0\.0100/);
+
+  // Only the price, the rest kept.
+  await form.locator('input[name="plan[slug]"]').fill(slug);
+  await form.locator('input[name="plan[price_hourly]"]').fill('0.02');
+  await form.locator('button[type=submit]').click();
+  await page.locator(`[data-test=plan-row][data-slug="${slug}"]`, { hasText: '$0.0200' }).waitFor();
+  assert.match(await row.textContent(), /Browser plan/, 'the name stayed');
+  assert.match(await row.textContent(), /1 vCPU/, 'the size stayed');
+
+  // Retired: off the price list, still in the operator's, with a way back.
+  await row.locator('[data-test=plan-retire]').click();
+  await row.locator('[data-test=retired]').waitFor();
+  const pricing = await api('/api/pricing', null);
+  assert.ok(!pricing.body.some((p) => p.slug === slug), 'customers no longer see it');
+  await row.locator('[data-test=plan-restore]').waitFor();
+  // The default images are held by the nodes that run them.
+  assert.ok(await page.locator('[data-test=image-row] [data-test=image-nodes]').count() > 0);
+  await page.screenshot({ path: `${ARTIFACTS}operator-catalog-1366.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${ARTIFACTS}operator-catalog-390.png`, fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the catalog fits a phone (${overflow}px too wide)`);
+
+  // The inventory: the demo servers, found by status.
+  await page.setViewportSize({ width: 1366, height: 900 });
+  await page.goto(`${BASE}/operator/inventory?status=available`);
+  await hydrated(page);
+  assert.match(await page.textContent('[data-test=inventory-count]'), /servers match/);
+  const statuses = await page.locator('[data-test=inventory-status]').allTextContents();
+  assert.ok(statuses.length > 0 && statuses.every((s) => s === 'available'), statuses.join(','));
+  await page.screenshot({ path: `${ARTIFACTS}operator-inventory-1366.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -157,6 +157,7 @@ lazy_pages! {
         AllMachinesRoute => AllMachinesPage,
         TasksRoute => TasksPage,
     }
+    catalog { CatalogRoute => CatalogPage, InventoryRoute => InventoryPage }
 }
 
 /// The portal: a layout with navigation and one route per page. Pages render on the server once
@@ -199,6 +200,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("operator/customers/:id") view={Lazy::<CustomerRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("operator/machines") view={Lazy::<AllMachinesRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("operator/tasks") view={Lazy::<TasksRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator/catalog") view={Lazy::<CatalogRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("operator/inventory") view={Lazy::<InventoryRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing") view={Lazy::<BillingRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/statements/:month") view={Lazy::<StatementRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("billing/receipts/:id") view={Lazy::<ReceiptRoute::Route>::new()} ssr=SsrMode::Async/>

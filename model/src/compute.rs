@@ -56,6 +56,49 @@ pub struct Image {
     pub is_default: bool,
 }
 
+/// A plan as operators manage it (`GET /api/admin/plans`): retired ones too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorPlan {
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// `false` once retired: not offered; its machines keep running at their price.
+    pub active: bool,
+    /// Machines (not deleted) on this plan.
+    pub machines: i64,
+}
+
+/// An image as operators manage it (`GET /api/admin/images`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorImage {
+    #[serde(flatten)]
+    pub image: Image,
+    /// The libvirt base disk or boot line, or the container image reference.
+    pub source: String,
+    /// An app template (installed and run by a node daemon).
+    pub app: bool,
+    /// `false` once retired: not offered; machines made from it keep it.
+    pub active: bool,
+    /// Names of the nodes the last survey found holding it (none: customers are not offered it).
+    pub nodes: Vec<String>,
+    /// Machines (not deleted) made from it.
+    pub machines: i64,
+    /// Templates that name it.
+    pub templates: i64,
+}
+
+/// A template as operators manage it (`GET /api/admin/templates`): retired ones too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OperatorTemplate {
+    #[serde(flatten)]
+    pub template: Template,
+    /// The plan's slug.
+    pub plan: String,
+    pub active: bool,
+}
+
 /// A VPS as reference 002 shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -106,6 +106,48 @@ pub struct MarketServer {
     pub specs: Specs,
 }
 
+/// A marketplace server as operators manage the inventory (`GET /api/admin/marketplace/servers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InventoryServer {
+    pub id: String,
+    pub name: String,
+    pub model: String,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    /// `available`, `rented` or `retired` (a retired server's rental runs to its end).
+    pub status: String,
+    /// The lowest price per day over its durations, USD.
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
+    pub price_per_day: UsdNum,
+    /// Where its renter connects (SSH), if set.
+    pub access_address: Option<String>,
+    /// The rental running on it now.
+    pub rental: Option<InventoryRental>,
+}
+
+/// Who rents an inventory server, until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InventoryRental {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    /// The paid period's end (RFC 3339).
+    pub rental_end: String,
+    /// When the server returns to the marketplace (the end plus any hold days).
+    pub expires_at: String,
+}
+
+/// One page of the inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Inventory {
+    pub servers: Vec<InventoryServer>,
+    pub total: i64,
+}
+
 /// Pagination added to browse answers (beside `data`, so `data` stays the plain array).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -221,6 +221,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let image = domain::compute::catalog::upsert_image(
                 &pool,
                 domain::compute::catalog::ImageInput {
+                    active: true,
                     slug,
                     name,
                     kind,

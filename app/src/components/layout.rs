@@ -64,6 +64,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                                                 <A href="/operator/customers">"Customers"</A>
                                                 <A href="/operator/machines">"All machines"</A>
                                                 <A href="/operator/tasks">"Tasks"</A>
+                                                <A href="/operator/catalog">"Catalog"</A>
+                                                <A href="/operator/inventory">"Inventory"</A>
                                             </div>
                                         </div>
                                     })}

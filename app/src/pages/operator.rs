@@ -190,7 +190,7 @@ pub async fn set_node_status(csrf: String, id: String, status: String) -> Result
 
 /// Records an operator's change made from this page, as the API's handlers do.
 #[cfg(feature = "ssr")]
-async fn audited(
+pub(crate) async fn audited(
     signed_in: &crate::ssr::portal::SignedIn,
     action: &str,
     target_type: &str,

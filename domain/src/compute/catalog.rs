@@ -9,6 +9,7 @@ use crate::compute::driver::Kind;
 use crate::compute::meter::HeldRates;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
+use crate::infra::patch::patched;
 use model::compute::{Image, Plan, Template};
 use model::money::UsdNum;
 
@@ -59,7 +60,12 @@ pub struct ImageRow {
     pub is_default: i64,
     /// An app template's recipe, as JSON ([`AppSpec`]); containers on node daemons only.
     pub app: Option<String>,
+    /// 0 once retired: not offered to customers; machines made from it keep it.
+    pub active: i64,
 }
+
+/// The columns of [`ImageRow`], in its order.
+pub const IMAGE_COLUMNS: &str = "slug, name, kind, source, is_default, app, active";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TemplateRow {
@@ -75,6 +81,7 @@ pub struct TemplateRow {
     pub user_data: Option<String>,
     pub ttl_minutes: Option<i64>,
     pub uses: i64,
+    pub active: i64,
 }
 
 impl TemplateRow {
@@ -96,7 +103,7 @@ impl TemplateRow {
 }
 
 const TEMPLATE_COLUMNS: &str =
-    "id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, uses";
+    "id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, uses, active";
 
 /// Active plans that can be placed (some active node is of their kind), cheapest first.
 pub async fn plans(db: &Pool) -> ServiceResult<Vec<PlanRow>> {
@@ -119,18 +126,20 @@ pub async fn plan(db: &Pool, id_or_slug: &str) -> ServiceResult<Option<PlanRow>>
     .await?)
 }
 
+/// Every image, retired ones too (nodes are surveyed for all: a restored image is offered at once).
 pub async fn images(db: &Pool) -> ServiceResult<Vec<ImageRow>> {
-    Ok(sqlx::query_as(
-        "SELECT slug, name, kind, source, is_default, app FROM images ORDER BY kind, slug",
-    )
+    Ok(sqlx::query_as(&format!(
+        "SELECT {IMAGE_COLUMNS} FROM images ORDER BY kind, slug"
+    ))
     .fetch_all(db)
     .await?)
 }
 
+/// An image by slug, retired or not (a machine made from it reinstalls from it).
 pub async fn image(db: &Pool, slug: &str) -> ServiceResult<Option<ImageRow>> {
-    Ok(sqlx::query_as(
-        "SELECT slug, name, kind, source, is_default, app FROM images WHERE slug = $1",
-    )
+    Ok(sqlx::query_as(&format!(
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE slug = $1"
+    ))
     .bind(slug)
     .fetch_optional(db)
     .await?)
@@ -149,7 +158,8 @@ impl ImageRow {
 
 /// A template is offered only while some active node holds its image (see `compute::survey`).
 const OFFERED: &str = "EXISTS (SELECT 1 FROM node_images ni JOIN nodes n ON n.id = ni.node_id \
-    WHERE ni.image_slug = templates.image AND n.status = 'active')";
+    JOIN images i ON i.slug = ni.image_slug \
+    WHERE ni.image_slug = templates.image AND n.status = 'active' AND i.active = 1)";
 
 /// Active templates whose image some active node holds, most used first.
 pub async fn templates(db: &Pool) -> ServiceResult<Vec<(TemplateRow, PlanRow)>> {
@@ -172,6 +182,20 @@ pub async fn template(db: &Pool, slug: &str) -> ServiceResult<(TemplateRow, Plan
     Ok(with_plans(db, vec![row]).await?.remove(0))
 }
 
+/// A template by slug, retired or not (the operator's view).
+pub async fn any_template(db: &Pool, slug: &str) -> ServiceResult<Option<(TemplateRow, PlanRow)>> {
+    let row: Option<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE slug = $1"
+    ))
+    .bind(slug)
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        Some(row) => Some(with_plans(db, vec![row]).await?.remove(0)),
+        None => None,
+    })
+}
+
 async fn with_plans(
     db: &Pool,
     rows: Vec<TemplateRow>,
@@ -186,8 +210,9 @@ async fn with_plans(
     Ok(out)
 }
 
-/// What an operator sends to create or replace a plan.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+/// What an operator sends to create or change a plan. On an existing plan, fields left out keep
+/// their value (see [`put_plan`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PlanInput {
     pub slug: String,
     pub name: String,
@@ -198,6 +223,7 @@ pub struct PlanInput {
     pub disk_gb: i64,
     /// USD per hour.
     pub price_hourly: f64,
+    /// `false` retires it (as `DELETE` does); `true` offers it again.
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -262,7 +288,9 @@ pub async fn upsert_plan(db: &Pool, input: PlanInput) -> ServiceResult<PlanRow> 
     plan(db, &id).await?.ok_or(ServiceError::NotFound("Plan"))
 }
 
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+/// What an operator sends to create or change an image (fields left out of a change keep their
+/// value).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ImageInput {
     pub slug: String,
     pub name: String,
@@ -276,6 +304,9 @@ pub struct ImageInput {
     /// Makes the image an app template (containers): how a node daemon installs and runs it.
     #[serde(default)]
     pub app: Option<AppSpec>,
+    /// `false` retires it: customers are no longer offered it; `true` offers it again.
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 impl ImageRow {
@@ -323,9 +354,10 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
             .await?;
     }
     sqlx::query(
-        "INSERT INTO images (slug, name, kind, source, is_default, created_at, app) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO images (slug, name, kind, source, is_default, created_at, app, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (slug) DO UPDATE SET name = excluded.name, kind = excluded.kind,
-           source = excluded.source, is_default = excluded.is_default, app = excluded.app",
+           source = excluded.source, is_default = excluded.is_default, app = excluded.app,
+           active = excluded.active",
     )
     .bind(&input.slug)
     .bind(input.name.trim())
@@ -334,6 +366,7 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
     .bind(i64::from(input.is_default))
     .bind(db::now_ms())
     .bind(app)
+    .bind(i64::from(input.active))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -342,7 +375,9 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
         .ok_or(ServiceError::NotFound("Image"))
 }
 
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+/// What an operator sends to create or change a template (fields left out of a change keep their
+/// value; `null` clears an optional one).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TemplateInput {
     pub slug: String,
     pub name: String,
@@ -356,6 +391,9 @@ pub struct TemplateInput {
     pub disk_gb: Option<i64>,
     pub user_data: Option<String>,
     pub ttl_minutes: Option<i64>,
+    /// `false` retires it (as `DELETE` does); `true` offers it again.
+    #[serde(default = "yes")]
+    pub active: bool,
 }
 
 #[instrument(skip_all, err(level = "info", Debug), fields(slug = %input.slug))]
@@ -383,12 +421,12 @@ pub async fn upsert_template(
         return Err(ServiceError::invalid("ttl_minutes must be at least 1"));
     }
     sqlx::query(
-        "INSERT INTO templates (id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        "INSERT INTO templates (id, slug, name, description, plan_id, image, vcpu, memory_mb, disk_gb, user_data, ttl_minutes, created_at, active)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (slug) DO UPDATE SET name = excluded.name, description = excluded.description,
            plan_id = excluded.plan_id, image = excluded.image, vcpu = excluded.vcpu,
            memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, user_data = excluded.user_data,
-           ttl_minutes = excluded.ttl_minutes, active = 1",
+           ttl_minutes = excluded.ttl_minutes, active = excluded.active",
     )
     .bind(db::new_id())
     .bind(&input.slug)
@@ -402,9 +440,12 @@ pub async fn upsert_template(
     .bind(&input.user_data)
     .bind(input.ttl_minutes)
     .bind(db::now_ms())
+    .bind(i64::from(input.active))
     .execute(db)
     .await?;
-    template(db, &input.slug).await
+    any_template(db, &input.slug)
+        .await?
+        .ok_or(ServiceError::NotFound("Template"))
 }
 
 /// The embedded-defaults catalogue: a local VM node on the configured libvirt URI (and a
@@ -489,6 +530,7 @@ pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> S
         upsert_image(
             db,
             ImageInput {
+                active: true,
                 slug: "demo-game-server".into(),
                 name: "Demo game server (app template)".into(),
                 kind: Kind::Container.as_str().into(),
@@ -517,6 +559,7 @@ pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> S
         let offered = upsert_template(
             db,
             TemplateInput {
+                active: true,
                 slug: "demo-game-server".into(),
                 name: "Demo game server".into(),
                 description: "An app template: installed by its script, running when its console says Done, with a file manager and its own console".into(),
@@ -616,6 +659,7 @@ async fn seed_catalogue(db: &Pool) -> ServiceResult<()> {
         upsert_image(
             db,
             ImageInput {
+                active: true,
                 slug: slug.into(),
                 name: name.into(),
                 kind: kind.into(),
@@ -652,6 +696,7 @@ async fn seed_catalogue(db: &Pool) -> ServiceResult<()> {
         upsert_template(
             db,
             TemplateInput {
+                active: true,
                 slug: slug.into(),
                 name: name.into(),
                 description: String::new(),
@@ -681,6 +726,7 @@ pub async fn retire(db: &Pool, table: Retire, slug: &str) -> ServiceResult<()> {
             "UPDATE templates SET active = 0 WHERE slug = $1 OR id = $1",
             "Template",
         ),
+        Retire::Image => ("UPDATE images SET active = 0 WHERE slug = $1", "Image"),
     };
     let done = sqlx::query(sql).bind(slug).execute(db).await?;
     if done.rows_affected() == 0 {
@@ -694,4 +740,184 @@ pub async fn retire(db: &Pool, table: Retire, slug: &str) -> ServiceResult<()> {
 pub enum Retire {
     Plan,
     Template,
+    Image,
+}
+
+/// Every plan, retired ones too, with how many machines (not deleted) are on each: what an
+/// operator manages, active first, then by price.
+pub async fn all_plans(db: &Pool) -> ServiceResult<Vec<(PlanRow, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        plan: PlanRow,
+        machines: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {PLAN_COLUMNS}, (SELECT COUNT(*) FROM instances i
+             WHERE i.plan_id = plans.id AND i.state <> 'deleted') AS machines
+         FROM plans ORDER BY active DESC, kind, price_hourly_micros, slug"
+    ))
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.plan, r.machines)).collect())
+}
+
+/// Every template, retired ones too, with its plan.
+pub async fn all_templates(db: &Pool) -> ServiceResult<Vec<(TemplateRow, PlanRow)>> {
+    let rows: Vec<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY active DESC, uses DESC, slug"
+    ))
+    .fetch_all(db)
+    .await?;
+    with_plans(db, rows).await
+}
+
+/// What uses an image: machines (not deleted) made from it, and templates naming it.
+pub async fn image_uses(db: &Pool) -> ServiceResult<Vec<(String, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT i.slug,
+            (SELECT COUNT(*) FROM instances m WHERE m.image = i.slug AND m.state <> 'deleted'),
+            (SELECT COUNT(*) FROM templates t WHERE t.image = i.slug)
+         FROM images i ORDER BY i.slug",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The plan `slug` as the [`PlanInput`] that would make it.
+fn plan_input(p: &PlanRow) -> serde_json::Value {
+    serde_json::json!({
+        "slug": p.slug, "name": p.name, "kind": p.kind, "vcpu": p.vcpu,
+        "memory_mb": p.memory_mb, "disk_gb": p.disk_gb,
+        "price_hourly": p.price_hourly_micros as f64 / 1e6, "active": p.active == 1,
+    })
+}
+
+fn image_input(i: &ImageRow) -> serde_json::Value {
+    serde_json::json!({
+        "slug": i.slug, "name": i.name, "kind": i.kind, "source": i.source,
+        "is_default": i.is_default == 1, "app": i.app(), "active": i.active == 1,
+    })
+}
+
+fn template_input(t: &TemplateRow, p: &PlanRow) -> serde_json::Value {
+    serde_json::json!({
+        "slug": t.slug, "name": t.name, "description": t.description, "plan": p.slug,
+        "image": t.image, "vcpu": t.vcpu, "memory_mb": t.memory_mb, "disk_gb": t.disk_gb,
+        "user_data": t.user_data, "ttl_minutes": t.ttl_minutes, "active": t.active == 1,
+    })
+}
+
+/// The slug a `PUT` body names (checked again, fully, by the upsert).
+fn body_slug(body: &serde_json::Value) -> ServiceResult<String> {
+    body.get("slug")
+        .and_then(|s| s.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::invalid("slug is required"))
+}
+
+/// Creates a plan, or changes the one with the body's slug: on an existing plan the body is a
+/// merge patch (fields it leaves out keep their value), so re-running a setup script that
+/// names a price does not also reset what it does not name.
+pub async fn put_plan(db: &Pool, body: serde_json::Value) -> ServiceResult<PlanRow> {
+    let stored = plan(db, &body_slug(&body)?).await?.map(|p| plan_input(&p));
+    upsert_plan(db, patched(stored, body, "plan")?).await
+}
+
+/// Changes the plan `slug` by a merge patch; 404 if there is none. Its slug cannot change.
+pub async fn patch_plan(db: &Pool, slug: &str, patch: serde_json::Value) -> ServiceResult<PlanRow> {
+    let current = plan(db, slug)
+        .await?
+        .ok_or(ServiceError::NotFound("Plan"))?;
+    let input: PlanInput = patched(Some(plan_input(&current)), patch, "plan")?;
+    if input.slug != current.slug {
+        return Err(ServiceError::invalid("slug cannot change; make a new plan"));
+    }
+    upsert_plan(db, input).await
+}
+
+/// [`put_plan`] for images.
+pub async fn put_image(db: &Pool, body: serde_json::Value) -> ServiceResult<ImageRow> {
+    let stored = image(db, &body_slug(&body)?)
+        .await?
+        .map(|i| image_input(&i));
+    upsert_image(db, patched(stored, body, "image")?).await
+}
+
+/// [`patch_plan`] for images.
+pub async fn patch_image(
+    db: &Pool,
+    slug: &str,
+    patch: serde_json::Value,
+) -> ServiceResult<ImageRow> {
+    let current = image(db, slug)
+        .await?
+        .ok_or(ServiceError::NotFound("Image"))?;
+    let input: ImageInput = patched(Some(image_input(&current)), patch, "image")?;
+    if input.slug != current.slug {
+        return Err(ServiceError::invalid(
+            "slug cannot change; make a new image",
+        ));
+    }
+    upsert_image(db, input).await
+}
+
+/// [`put_plan`] for templates.
+pub async fn put_template(
+    db: &Pool,
+    body: serde_json::Value,
+) -> ServiceResult<(TemplateRow, PlanRow)> {
+    let stored = any_template(db, &body_slug(&body)?)
+        .await?
+        .map(|(t, p)| template_input(&t, &p));
+    upsert_template(db, patched(stored, body, "template")?).await
+}
+
+/// [`patch_plan`] for templates.
+pub async fn patch_template(
+    db: &Pool,
+    slug: &str,
+    patch: serde_json::Value,
+) -> ServiceResult<(TemplateRow, PlanRow)> {
+    let (t, p) = any_template(db, slug)
+        .await?
+        .ok_or(ServiceError::NotFound("Template"))?;
+    let input: TemplateInput = patched(Some(template_input(&t, &p)), patch, "template")?;
+    if input.slug != t.slug {
+        return Err(ServiceError::invalid(
+            "slug cannot change; make a new template",
+        ));
+    }
+    upsert_template(db, input).await
+}
+
+/// Deletes the image `slug` for good. Refused (409, saying what holds it) while a machine or a
+/// template uses it: retire it instead, and delete it once they are gone. Nodes keep their
+/// copy of the disk or container image; only the catalog entry goes.
+pub async fn delete_image(db: &Pool, slug: &str) -> ServiceResult<()> {
+    image(db, slug)
+        .await?
+        .ok_or(ServiceError::NotFound("Image"))?;
+    let (_, machines, templates) = image_uses(db)
+        .await?
+        .into_iter()
+        .find(|(s, ..)| s == slug)
+        .unwrap_or_default();
+    if machines > 0 || templates > 0 {
+        return Err(ServiceError::Conflict(format!(
+            "`{slug}` is in use by {machines} machine(s) and {templates} template(s); retire it \
+             instead (customers stop being offered it) and delete it once nothing uses it"
+        )));
+    }
+    let mut tx = crate::infra::db::begin(db).await?;
+    sqlx::query("DELETE FROM node_images WHERE image_slug = $1")
+        .bind(slug)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM images WHERE slug = $1")
+        .bind(slug)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -720,12 +720,7 @@ pub async fn list_all(
             matching
         }
     };
-    let escaped = query
-        .trim()
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let (query, pattern) = db::search_terms(query)?;
     let mut conds = vec![
         "i.state <> 'deleted'".to_owned(),
         "(i.id = $1 OR LOWER(i.name) LIKE $2 ESCAPE '\\' OR LOWER(u.username) LIKE $2 ESCAPE '\\'
@@ -741,9 +736,8 @@ pub async fn list_all(
          WHERE {}",
         conds.join(" AND ")
     );
-    let pattern = format!("%{escaped}%");
     let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {from}"))
-        .bind(query.trim())
+        .bind(&query)
         .bind(&pattern)
         .fetch_one(db)
         .await?;
@@ -751,7 +745,7 @@ pub async fn list_all(
         let ids: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
             "SELECT i.id, u.username, n.name {from} ORDER BY i.created_at DESC, i.id DESC LIMIT $3 OFFSET $4"
         ))
-        .bind(query.trim())
+        .bind(&query)
         .bind(&pattern)
         .bind(limit.clamp(1, 200))
         .bind(offset.max(0))

@@ -105,12 +105,14 @@ async fn node_with(
 /// The images customers may choose: held by at least one active node of their kind (a draining
 /// node takes no new machines, so what only it holds is not offered).
 pub async fn available(db: &Pool) -> ServiceResult<Vec<ImageRow>> {
-    Ok(sqlx::query_as(
-        "SELECT slug, name, kind, source, is_default, app FROM images i
-         WHERE EXISTS (SELECT 1 FROM node_images ni JOIN nodes n ON n.id = ni.node_id
+    Ok(sqlx::query_as(&format!(
+        "SELECT {} FROM images i
+         WHERE i.active = 1
+           AND EXISTS (SELECT 1 FROM node_images ni JOIN nodes n ON n.id = ni.node_id
                        WHERE ni.image_slug = i.slug AND n.status = 'active' AND n.kind = i.kind)
          ORDER BY kind, slug",
-    )
+        catalog::IMAGE_COLUMNS
+    ))
     .fetch_all(db)
     .await?)
 }
@@ -129,7 +131,8 @@ pub async fn default_image(db: &Pool, kind: Kind) -> ServiceResult<Option<ImageR
 pub async fn is_available(db: &Pool, slug: &str, kind: Kind) -> ServiceResult<bool> {
     let found: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM node_images ni JOIN nodes n ON n.id = ni.node_id
-         WHERE ni.image_slug = $1 AND n.status = 'active' AND n.kind = $2 LIMIT 1",
+           JOIN images i ON i.slug = ni.image_slug
+         WHERE ni.image_slug = $1 AND n.status = 'active' AND n.kind = $2 AND i.active = 1 LIMIT 1",
     )
     .bind(slug)
     .bind(kind.as_str())

@@ -98,11 +98,7 @@ pub async fn list(db: &db::Pool, f: &Filter) -> Result<Vec<Entry>, sqlx::Error> 
     }
     if let Some(action) = &f.action {
         // A prefix match on the dotted action name; LIKE's wildcards in the input are literal.
-        let escaped = action
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let p = param(&mut binds, format!("{escaped}%"));
+        let p = param(&mut binds, format!("{}%", db::like_escaped(action)));
         conds.push(format!("a.action LIKE {p} ESCAPE '\\'"));
     }
     if let Some(t) = &f.target_id {

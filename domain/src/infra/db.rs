@@ -202,6 +202,28 @@ pub async fn analyze(pool: &Pool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// `text` with LIKE's wildcards (and the escape character) made literal, for `LIKE … ESCAPE '\'`.
+pub fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// An operator's search box: the trimmed query, and the LIKE pattern of any text containing it
+/// (lower-cased, wildcards literal). Refused above 254 characters.
+pub fn search_terms(query: &str) -> Result<(String, String), crate::infra::error::ServiceError> {
+    let query = query.trim();
+    if query.chars().count() > 254 {
+        return Err(crate::infra::error::ServiceError::invalid(
+            "A search is at most 254 characters",
+        ));
+    }
+    Ok((
+        query.to_owned(),
+        format!("%{}%", like_escaped(&query.to_lowercase())),
+    ))
+}
+
 /// A new 24-hex id: 4 bytes of unix seconds (so ids sort by creation) and 8 random bytes.
 pub fn new_id() -> String {
     let secs = (now_ms() / 1000) as u32;

@@ -11,4 +11,5 @@ pub mod gates;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
+pub mod patch;
 pub mod queue;

@@ -356,14 +356,7 @@ pub async fn tasks(db: &Pool, f: &TaskFilter) -> ServiceResult<Vec<model::comput
             ));
         }
     }
-    let query = f.query.as_deref().unwrap_or_default().trim().to_lowercase();
-    let pattern = format!(
-        "%{}%",
-        query
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let (query, pattern) = crate::infra::db::search_terms(f.query.as_deref().unwrap_or_default())?;
     #[derive(sqlx::FromRow)]
     struct Row {
         id: String,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::infra::audit;
 use crate::infra::db::{self, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
+use crate::infra::patch::patched;
 use crate::market::browse::{bump_generation, get_any};
 use model::market::{AdditionalSpec, CpuSpec, DiskConfig, MarketServer, RamSpec};
 use model::money::micros_from_usd;
@@ -466,39 +467,8 @@ pub async fn patch(
     id: &str,
     patch: serde_json::Value,
 ) -> ServiceResult<MarketServer> {
-    if !patch.is_object() {
-        return Err(ServiceError::invalid(
-            "The body is a JSON object of the fields to change",
-        ));
-    }
-    let mut current = stored(db, id).await?;
-    merge(&mut current, patch);
-    let input: ServerInput = serde_json::from_value(current)
-        .map_err(|e| ServiceError::invalid(format!("The server would not be valid: {e}")))?;
+    let input: ServerInput = patched(Some(stored(db, id).await?), patch, "server")?;
     update(db, actor_id, id, input).await
-}
-
-/// RFC 7386: `patch` applied to `target`.
-fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
-    use serde_json::Value;
-    match patch {
-        Value::Object(fields) => {
-            if !target.is_object() {
-                *target = Value::Object(Default::default());
-            }
-            let Some(map) = target.as_object_mut() else {
-                return;
-            };
-            for (key, value) in fields {
-                if value.is_null() {
-                    map.remove(&key);
-                } else {
-                    merge(map.entry(key).or_insert(Value::Null), value);
-                }
-            }
-        }
-        other => *target = other,
-    }
 }
 
 /// The active server `id` as the input that would make it (`ServerInput`'s shape).
@@ -575,27 +545,6 @@ async fn stored(db: &Db, id: &str) -> ServiceResult<serde_json::Value> {
             "address": address, "port": r.access_port, "user": r.access_user,
         })),
     }))
-}
-
-#[cfg(test)]
-mod merge_tests {
-    use super::merge;
-    use serde_json::json;
-
-    #[test]
-    fn a_merge_patch_keeps_what_it_does_not_mention() {
-        let mut server = json!({"name": "a", "access": {"address": "h", "port": 22}, "prices": {"1": 5, "7": 30}});
-        merge(
-            &mut server,
-            json!({"prices": {"7": null, "30": 100}, "access": {"port": 2222}}),
-        );
-        assert_eq!(
-            server,
-            json!({"name": "a", "access": {"address": "h", "port": 2222}, "prices": {"1": 5, "30": 100}})
-        );
-        merge(&mut server, json!({"access": null}));
-        assert!(server.get("access").is_none());
-    }
 }
 
 /// Takes a server off the marketplace for good. Current rentals run to their end.

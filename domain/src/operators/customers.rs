@@ -81,26 +81,17 @@ pub async fn search(
     limit: i64,
     offset: i64,
 ) -> ServiceResult<(Vec<Customer>, i64)> {
-    let query = query.trim();
-    if query.chars().count() > 254 {
-        return Err(ServiceError::invalid("A search is at most 254 characters"));
-    }
-    let escaped = query
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    let pattern = format!("%{escaped}%");
+    let (query, pattern) = db::search_terms(query)?;
     let matches = "(u.id = $1 OR LOWER(u.email) LIKE $2 ESCAPE '\\' OR LOWER(u.username) LIKE $2 ESCAPE '\\')";
     let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users u WHERE {matches}"))
-        .bind(query)
+        .bind(&query)
         .bind(&pattern)
         .fetch_one(db)
         .await?;
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "{SELECT} WHERE {matches} ORDER BY u.created_at DESC, u.id DESC LIMIT $3 OFFSET $4"
     ))
-    .bind(query)
+    .bind(&query)
     .bind(&pattern)
     .bind(limit.clamp(1, MAX_LIMIT))
     .bind(offset.max(0))

@@ -3,4 +3,5 @@
 //! them (which stops their machines). It sits above compute because it acts on machines, and
 //! below jobs.
 
+pub mod catalog;
 pub mod customers;

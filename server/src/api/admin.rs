@@ -1,13 +1,13 @@
 //! Operator functions under `/api/admin`. Every route requires a user with the admin flag.
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
 };
 use domain::market::inventory;
 use domain::money::ledger;
 use domain::AppState;
-use model::market::MarketServer;
+use model::market::{Inventory, MarketServer};
 use model::money::Usd4;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,7 +24,7 @@ use crate::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(credit_user))
-        .routes(routes!(create_market_server))
+        .routes(routes!(list_market_servers, create_market_server))
         .routes(routes!(
             update_market_server,
             patch_market_server,
@@ -68,6 +68,41 @@ async fn rental_authorized_keys(
             "text/plain; charset=utf-8",
         )],
         file,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct InventoryQuery {
+    /// Name, id, model, or the renter's username or e-mail (any part, any case).
+    #[serde(default)]
+    pub q: String,
+    /// `available`, `rented` or `retired`; all when absent.
+    #[serde(default)]
+    pub status: String,
+    /// At most 200 (default 50).
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// The marketplace inventory as operators manage it: every server, retired ones too, with the
+/// rental running on each (who, until when).
+#[utoipa::path(get, path = "/api/admin/marketplace/servers", tag = "admin", security(("bearer" = [])),
+    params(InventoryQuery),
+    responses((status = 200, body = Inventory), (status = 400, body = ErrorBody)))]
+async fn list_market_servers(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Query(q): Query<InventoryQuery>,
+) -> Result<ApiJson<Inventory>> {
+    Ok(ApiJson(
+        domain::operators::catalog::inventory(
+            &state.db,
+            &q.q,
+            &q.status,
+            q.limit.unwrap_or(50),
+            q.offset.unwrap_or(0),
+        )
+        .await?,
     ))
 }
 

@@ -7,8 +7,9 @@ use axum::{
 };
 use domain::compute::meter::HeldRates;
 use domain::compute::{addresses, catalog, nodes, reconcile, survey};
+use domain::operators;
 use domain::AppState;
-use model::compute::{Image, Plan, Template};
+use model::compute::{Image, OperatorImage, OperatorPlan, OperatorTemplate, Plan, Template};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -29,11 +30,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_ip_pools, add_ip_pool))
         .routes(routes!(remove_ip_pool))
         .routes(routes!(address_history))
-        .routes(routes!(upsert_plan))
-        .routes(routes!(retire_plan))
+        .routes(routes!(list_plans, upsert_plan))
+        .routes(routes!(patch_plan, retire_plan))
         .routes(routes!(list_images, upsert_image))
-        .routes(routes!(upsert_template))
-        .routes(routes!(retire_template))
+        .routes(routes!(patch_image, remove_image))
+        .routes(routes!(list_all_templates, upsert_template))
+        .routes(routes!(patch_template, retire_template))
         .routes(routes!(run_reconcile))
 }
 
@@ -198,21 +200,58 @@ async fn address_history(
     Ok(ApiJson(addresses::history(&state.db, &address, at).await?))
 }
 
-/// Create a plan, or update the one with the same slug. Running instances keep the price they
-/// were created at.
+/// Every plan, retired ones too, with how many machines are on each.
+#[utoipa::path(get, path = "/api/admin/plans", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<OperatorPlan>)))]
+async fn list_plans(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+) -> Result<ApiJson<Vec<OperatorPlan>>> {
+    Ok(ApiJson(
+        operators::catalog::plans(&state.db, &state.config).await?,
+    ))
+}
+
+/// Create a plan, or change the one with the body's slug: on an existing plan, fields the body
+/// leaves out keep their value (a merge patch). Running machines keep the price they were
+/// created at. `"active": true` brings a retired plan back.
 #[utoipa::path(put, path = "/api/admin/plans", tag = "admin", security(("bearer" = [])),
     request_body = catalog::PlanInput,
     responses((status = 200, body = Plan), (status = 400, body = ErrorBody)))]
 async fn upsert_plan(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<catalog::PlanInput>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<ApiJson<Plan>> {
-    let plan = catalog::upsert_plan(&state.db, body)
-        .await?
-        .to_api(HeldRates::of(&state.config));
-    let details = json!({"price_hourly": plan.price_hourly.0, "vcpu": plan.vcpu, "memory_mb": plan.memory_mb});
-    audited(&state, &admin, "plan.put", "plan", &plan.slug, details).await?;
+    let plan = catalog::put_plan(&state.db, body).await?;
+    plan_audited(&state, &admin, "plan.put", plan).await
+}
+
+/// Change a plan: only the fields named change (RFC 7386 merge patch; the slug cannot).
+#[utoipa::path(patch, path = "/api/admin/plans/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    request_body = Object,
+    responses((status = 200, body = Plan), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_plan(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<ApiJson<Plan>> {
+    let plan = catalog::patch_plan(&state.db, &slug, body).await?;
+    plan_audited(&state, &admin, "plan.patch", plan).await
+}
+
+async fn plan_audited(
+    state: &AppState,
+    admin: &crate::http::auth::Caller,
+    action: &str,
+    plan: catalog::PlanRow,
+) -> Result<ApiJson<Plan>> {
+    let active = plan.active == 1;
+    let plan = plan.to_api(HeldRates::of(&state.config));
+    let details = json!({"price_hourly": plan.price_hourly.0, "vcpu": plan.vcpu, "memory_mb": plan.memory_mb, "active": active});
+    audited(state, admin, action, "plan", &plan.slug, details).await?;
     Ok(ApiJson(plan))
 }
 
@@ -230,7 +269,17 @@ async fn retire_plan(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Retire a template (re-`PUT` it to bring it back).
+/// Every template, retired ones too.
+#[utoipa::path(get, path = "/api/admin/templates", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<OperatorTemplate>)))]
+async fn list_all_templates(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+) -> Result<ApiJson<Vec<OperatorTemplate>>> {
+    Ok(ApiJson(operators::catalog::templates(&state.db).await?))
+}
+
+/// Retire a template (`PATCH` it with `"active": true` to bring it back).
 #[utoipa::path(delete, path = "/api/admin/templates/{slug}", tag = "admin", security(("bearer" = [])),
     params(("slug" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -252,74 +301,126 @@ async fn retire_template(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An image as the operator sees it: which nodes hold it (none: customers are not offered it).
-#[derive(Serialize, ToSchema)]
-pub struct NodeImage {
-    #[serde(flatten)]
-    pub image: Image,
-    /// Names of the nodes the last survey found holding it.
-    pub nodes: Vec<String>,
-}
-
+/// Every image, retired ones too, with the nodes holding each (none: customers are not offered
+/// it) and the machines and templates using it.
 #[utoipa::path(get, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<NodeImage>)))]
+    responses((status = 200, body = Vec<OperatorImage>)))]
 async fn list_images(
     State(state): State<AppState>,
     _admin: AdminCaller,
-) -> Result<ApiJson<Vec<NodeImage>>> {
-    let held = survey::holders(&state.db).await?;
-    Ok(ApiJson(
-        catalog::images(&state.db)
-            .await?
-            .iter()
-            .map(|i| NodeImage {
-                image: i.to_api(),
-                nodes: held
-                    .iter()
-                    .filter(|(slug, _)| *slug == i.slug)
-                    .map(|(_, node)| node.clone())
-                    .collect(),
-            })
-            .collect(),
-    ))
+) -> Result<ApiJson<Vec<OperatorImage>>> {
+    Ok(ApiJson(operators::catalog::images(&state.db).await?))
 }
 
-/// Create or update an image (by slug).
+/// Create an image, or change the one with the body's slug (fields left out keep their value).
 #[utoipa::path(put, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),
     request_body = catalog::ImageInput,
     responses((status = 200, body = Image), (status = 400, body = ErrorBody)))]
 async fn upsert_image(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<catalog::ImageInput>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<ApiJson<Image>> {
-    let image = catalog::upsert_image(&state.db, body).await?;
-    let details = json!({"source": image.source, "kind": image.kind});
-    audited(&state, &admin, "image.put", "image", &image.slug, details).await?;
+    let image = catalog::put_image(&state.db, body).await?;
+    image_audited(&state, &admin, "image.put", image).await
+}
+
+/// Change an image: only the fields named change (the slug cannot).
+#[utoipa::path(patch, path = "/api/admin/images/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    request_body = Object,
+    responses((status = 200, body = Image), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_image(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<ApiJson<Image>> {
+    let image = catalog::patch_image(&state.db, &slug, body).await?;
+    image_audited(&state, &admin, "image.patch", image).await
+}
+
+async fn image_audited(
+    state: &AppState,
+    admin: &crate::http::auth::Caller,
+    action: &str,
+    image: catalog::ImageRow,
+) -> Result<ApiJson<Image>> {
+    let details = json!({"source": image.source, "kind": image.kind, "active": image.active == 1});
+    audited(state, admin, action, "image", &image.slug, details).await?;
     // Which nodes hold it (a changed source may be somewhere else): offered from now on.
     survey::all(&state.db, &state.drivers).await?;
     Ok(ApiJson(image.to_api()))
 }
 
-/// Create or update a template (by slug).
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RemoveImage {
+    /// `true` deletes the catalog entry for good (refused with 409 while a machine or template
+    /// uses it); otherwise the image is retired.
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// Retire an image: customers are no longer offered it; machines made from it keep it (and
+/// reinstall from it). `?purge=true` deletes it instead, once nothing uses it.
+#[utoipa::path(delete, path = "/api/admin/images/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path), RemoveImage),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_image(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(slug): Path<String>,
+    Query(q): Query<RemoveImage>,
+) -> Result<StatusCode> {
+    let action = if q.purge {
+        catalog::delete_image(&state.db, &slug).await?;
+        "image.delete"
+    } else {
+        catalog::retire(&state.db, catalog::Retire::Image, &slug).await?;
+        "image.retire"
+    };
+    audited(&state, &admin, action, "image", &slug, json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create a template, or change the one with the body's slug (fields left out keep their
+/// value; `null` clears an optional one).
 #[utoipa::path(put, path = "/api/admin/templates", tag = "admin", security(("bearer" = [])),
     request_body = catalog::TemplateInput,
     responses((status = 200, body = Template), (status = 400, body = ErrorBody)))]
 async fn upsert_template(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<catalog::TemplateInput>,
+    ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<ApiJson<Template>> {
-    let (t, p) = catalog::upsert_template(&state.db, body).await?;
-    audited(
-        &state,
-        &admin,
-        "template.put",
-        "template",
-        &t.slug,
-        json!({"plan": p.slug}),
-    )
-    .await?;
+    let (t, p) = catalog::put_template(&state.db, body).await?;
+    template_audited(&state, &admin, "template.put", t, p).await
+}
+
+/// Change a template: only the fields named change (the slug cannot).
+#[utoipa::path(patch, path = "/api/admin/templates/{slug}", tag = "admin", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    request_body = Object,
+    responses((status = 200, body = Template), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn patch_template(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<ApiJson<Template>> {
+    let (t, p) = catalog::patch_template(&state.db, &slug, body).await?;
+    template_audited(&state, &admin, "template.patch", t, p).await
+}
+
+async fn template_audited(
+    state: &AppState,
+    admin: &crate::http::auth::Caller,
+    action: &str,
+    t: catalog::TemplateRow,
+    p: catalog::PlanRow,
+) -> Result<ApiJson<Template>> {
+    let details = json!({"plan": p.slug, "image": t.image, "active": t.active == 1});
+    audited(state, admin, action, "template", &t.slug, details).await?;
     Ok(ApiJson(t.to_api(&p)))
 }
 

@@ -665,3 +665,355 @@ async fn put_image_fetches_a_disk_by_url_and_keeps_it_only_when_its_checksum_mat
     );
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+/// The catalog as an operator manages it: every plan, image and template listed with what uses
+/// it (retired ones too), changes that never wipe what they do not name — a `PUT` on an
+/// existing entry and a `PATCH` alike — retiring and offering again, deleting an image only once
+/// nothing uses it, and the marketplace inventory with who rents what.
+#[tokio::test]
+async fn operators_list_change_and_retire_the_catalog_without_wiping_what_they_leave_out() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("root").await;
+    let (uid, user) = app.user("joe").await;
+    app.credit(&admin, &uid, 200.0).await;
+    expect_error(
+        app.get("/api/admin/plans", Some(&user)).await,
+        StatusCode::FORBIDDEN,
+        "",
+    )
+    .await;
+    create_vps(
+        &app,
+        &user,
+        json!({"name": "web", "plan_id": "nano", "image": "debian-12"}),
+    )
+    .await;
+    let plan_of = |plans: &common::Body, slug: &str| {
+        plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["slug"] == slug)
+            .cloned()
+            .unwrap_or_else(|| panic!("no plan {slug} in {}", plans.text))
+    };
+    let plans = expect_json(
+        app.get("/api/admin/plans", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let nano = plan_of(&plans, "nano");
+    assert_eq!(nano["machines"], 1);
+    assert_eq!(nano["active"], true);
+
+    // A PUT naming only the price reprices; the rest of the plan stays.
+    expect_json(
+        app.put(
+            "/api/admin/plans",
+            Some(&admin),
+            json!({"slug": "nano", "price_hourly": 0.5}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let after = plan_of(
+        &expect_json(
+            app.get("/api/admin/plans", Some(&admin)).await,
+            StatusCode::OK,
+        )
+        .await,
+        "nano",
+    );
+    assert_eq!(after["price_hourly"], 0.5);
+    for kept in ["name", "kind", "vcpu", "memory_mb", "disk_gb"] {
+        assert_eq!(after[kept], nano[kept], "{kept} kept");
+    }
+    // PATCH: the same, under the method that says so; bad changes change nothing.
+    let renamed = expect_json(
+        app.patch(
+            "/api/admin/plans/nano",
+            Some(&admin),
+            json!({"name": "Nano II"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["name"], "Nano II");
+    assert_eq!(renamed["price_hourly"], 0.5);
+    expect_error(
+        app.patch(
+            "/api/admin/plans/nano",
+            Some(&admin),
+            json!({"vcpu": "two"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "would not be valid",
+    )
+    .await;
+    expect_error(
+        app.patch(
+            "/api/admin/plans/nano",
+            Some(&admin),
+            json!({"slug": "pico"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "slug cannot change",
+    )
+    .await;
+    expect_error(
+        app.patch("/api/admin/plans/nope", Some(&admin), json!({"name": "x"}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "",
+    )
+    .await;
+    assert_eq!(
+        plan_of(
+            &expect_json(
+                app.get("/api/admin/plans", Some(&admin)).await,
+                StatusCode::OK
+            )
+            .await,
+            "nano"
+        )["vcpu"],
+        nano["vcpu"]
+    );
+
+    // Retired: listed for the operator, gone from pricing; offered again by a PATCH.
+    assert_eq!(
+        app.delete("/api/admin/plans/nano", Some(&admin))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let offered = |body: &common::Body, slug: &str| {
+        body.as_array().unwrap().iter().any(|p| p["slug"] == slug)
+    };
+    let pricing = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
+    assert!(!offered(&pricing, "nano"), "{}", pricing.text);
+    let listed = plan_of(
+        &expect_json(
+            app.get("/api/admin/plans", Some(&admin)).await,
+            StatusCode::OK,
+        )
+        .await,
+        "nano",
+    );
+    assert_eq!(listed["active"], false);
+    expect_json(
+        app.patch(
+            "/api/admin/plans/nano",
+            Some(&admin),
+            json!({"active": true}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let pricing = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
+    assert!(offered(&pricing, "nano"));
+
+    // Images: a PUT naming only the name keeps the source.
+    expect_json(app.put("/api/admin/images", Some(&admin), json!({"slug": "spare", "name": "Spare", "kind": "vm", "source": "/var/lib/images/spare.qcow2"})).await, StatusCode::OK).await;
+    expect_json(
+        app.put(
+            "/api/admin/images",
+            Some(&admin),
+            json!({"slug": "spare", "name": "Spare II"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let image_of = |images: &common::Body, slug: &str| {
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["slug"] == slug)
+            .cloned()
+    };
+    let images = expect_json(
+        app.get("/api/admin/images", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let spare = image_of(&images, "spare").unwrap();
+    assert_eq!(spare["name"], "Spare II");
+    assert_eq!(spare["source"], "/var/lib/images/spare.qcow2");
+    let debian = image_of(&images, "debian-12").unwrap();
+    assert_eq!(debian["machines"], 1, "{}", images.text);
+    assert!(
+        !debian["nodes"].as_array().unwrap().is_empty(),
+        "the test node holds it"
+    );
+
+    // Retiring an image: not offered, not accepted; the machine made from it is untouched.
+    assert_eq!(
+        app.delete("/api/admin/images/debian-12", Some(&admin))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let public = expect_json(app.get("/api/images", None).await, StatusCode::OK).await;
+    assert!(!offered(&public, "debian-12"), "{}", public.text);
+    let refused = app
+        .post(
+            "/api/vps",
+            Some(&user),
+            json!({"name": "db", "plan_id": "nano", "image": "debian-12"}),
+        )
+        .await;
+    assert!(
+        refused.status().is_client_error(),
+        "a retired image is refused: {}",
+        refused.status()
+    );
+    // In use: it cannot be deleted, only retired.
+    expect_error(
+        app.delete("/api/admin/images/debian-12?purge=true", Some(&admin))
+            .await,
+        StatusCode::CONFLICT,
+        "retire it instead",
+    )
+    .await;
+    expect_json(
+        app.patch(
+            "/api/admin/images/debian-12",
+            Some(&admin),
+            json!({"active": true}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let public = expect_json(app.get("/api/images", None).await, StatusCode::OK).await;
+    assert!(offered(&public, "debian-12"));
+    assert_eq!(
+        app.delete("/api/admin/images/spare?purge=true", Some(&admin))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let images = expect_json(
+        app.get("/api/admin/images", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(image_of(&images, "spare").is_none(), "deleted for good");
+
+    // Templates: a PUT naming only the name keeps its lifetime; retired ones stay listed.
+    expect_json(app.put("/api/admin/templates", Some(&admin), json!({"slug": "short", "name": "Short", "plan": "nano", "image": "debian-12", "ttl_minutes": 30})).await, StatusCode::OK).await;
+    let renamed = expect_json(
+        app.put(
+            "/api/admin/templates",
+            Some(&admin),
+            json!({"slug": "short", "name": "Short-lived"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(renamed["ttl_minutes"], 30, "{}", renamed.text);
+    assert_eq!(
+        app.delete("/api/admin/templates/short", Some(&admin))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let templates = expect_json(
+        app.get("/api/admin/templates", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let short = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["slug"] == "short")
+        .unwrap();
+    assert_eq!(short["active"], false);
+    assert_eq!(short["plan"], "nano");
+
+    // The inventory: who rents what, what is retired, found by the renter's name.
+    let rented = app
+        .add_server(&admin, &[("/name", json!("rented-one"))])
+        .await;
+    let retired = app
+        .add_server(&admin, &[("/name", json!("retired-one"))])
+        .await;
+    expect_json(
+        app.post(
+            &format!("/api/v1/servers/{rented}/rent"),
+            Some(&user),
+            json!({"rental_days": 7}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        app.delete(
+            &format!("/api/admin/marketplace/servers/{retired}"),
+            Some(&admin)
+        )
+        .await
+        .status(),
+        StatusCode::NO_CONTENT
+    );
+    let by_renter = expect_json(
+        app.get(
+            "/api/admin/marketplace/servers?q=JOE&status=rented",
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(by_renter["total"], 1, "{}", by_renter.text);
+    assert_eq!(by_renter["servers"][0]["id"], rented);
+    assert_eq!(by_renter["servers"][0]["rental"]["username"], "joe");
+    let gone = expect_json(
+        app.get(
+            "/api/admin/marketplace/servers?status=retired",
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(gone["total"], 1);
+    assert_eq!(gone["servers"][0]["status"], "retired");
+    expect_error(
+        app.get("/api/admin/marketplace/servers?status=sold", Some(&admin))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "status",
+    )
+    .await;
+
+    // Each change is the operator's, in the audit log.
+    let log = expect_json(
+        app.get("/api/admin/audit", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    for action in [
+        "plan.put",
+        "plan.patch",
+        "plan.retire",
+        "image.retire",
+        "image.patch",
+        "image.delete",
+        "template.retire",
+    ] {
+        assert!(
+            log.text.contains(&format!("\"action\":\"{action}\"")),
+            "{action} audited"
+        );
+    }
+}
