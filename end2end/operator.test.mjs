@@ -161,3 +161,63 @@ test('an operator adds a plan, reprices it without retyping it, retires it, and 
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('an operator adds a node, sees why it is unreachable, renames it, and reads a host load chart', async () => {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await signIn(page, process.env.HANGAR_E2E_ADMIN_EMAIL, process.env.HANGAR_E2E_ADMIN_PASSWORD);
+  await page.goto(`${BASE}/operator`);
+  await hydrated(page);
+  const name = `gone-${Date.now().toString(36)}`;
+  await page.click('[data-test=add-node] summary');
+  const add = page.locator('[data-test=add-node] form');
+  await add.locator('input[name="node[name]"]').fill(name);
+  await add.locator('select[name="node[kind]"]').selectOption('container');
+  await add.locator('input[name="node[region]"]').fill('nowhere');
+  await add.locator('input[name="node[uri]"]').fill(`unix:///nonexistent/${name}.sock`);
+  await add.locator('input[name="node[vcpu]"]').fill('2');
+  await add.locator('input[name="node[memory_mb]"]').fill('2048');
+  await add.locator('input[name="node[disk_gb]"]').fill('20');
+  await add.locator('button[type=submit]').click();
+  const card = page.locator(`[data-test=node][data-name="${name}"]`);
+  await card.waitFor();
+  const op = await api('/api/auth/login', null, {
+    email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD,
+  });
+  const nodeId = (await api('/api/admin/nodes', op.body.token)).body.find((n) => n.name === name).id;
+  try {
+    // Nothing answers there: after a pass its card says since when and why.
+    await page.locator('button', { hasText: 'Reconcile now' }).click();
+    await page.locator('[data-test=reconcile-result]').waitFor();
+    await card.locator('[data-test=node-unreachable-why]').waitFor();
+    assert.match(await card.locator('[data-test=node-unreachable-why]').textContent(), /^Since .+: .+/);
+
+    // Renamed through its Edit form; what was left empty stays.
+    await card.locator('[data-test=node-edit] summary').click();
+    await card.locator('input[name="node[name]"]').fill(`${name}-x`);
+    await card.locator('[data-test=node-edit] button[type=submit]').click();
+    const renamed = page.locator(`[data-test=node][data-name="${name}-x"]`);
+    await renamed.waitFor();
+    assert.match(await renamed.textContent(), /nowhere/, 'its region stayed');
+
+    // The embedded node daemon reports its host: its chart over the last hour has host figures.
+    const daemon = page.locator('[data-test=node][data-name=local-node]');
+    await daemon.locator('[data-test=node-range-1h]').click();
+    await daemon.locator('[data-test=node-history]').waitFor();
+    assert.match(await daemon.locator('[data-test=node-cpu] figcaption').textContent(), /host \d+ %/);
+    assert.match(await daemon.locator('[data-test=node-memory] figcaption').textContent(), /host \d+ %/);
+    assert.match(await daemon.locator('[data-test=node-version]').textContent(), /hangar-node \d+\.\d+/);
+    await page.screenshot({ path: `${ARTIFACTS}operator-nodes-1366.png`, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `${ARTIFACTS}operator-nodes-390.png`, fullPage: true });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the operator page fits a phone (${overflow}px too wide)`);
+    assert.deepEqual(errors, []);
+  } finally {
+    // The lost node must not take later tests' machines.
+    await api(`/api/admin/nodes/${nodeId}`, op.body.token, undefined, 'DELETE');
+    await context.close();
+  }
+});

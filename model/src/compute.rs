@@ -99,6 +99,23 @@ pub struct OperatorTemplate {
     pub active: bool,
 }
 
+/// One point of a node's chart: allocation beside the host's own load, averaged over the
+/// point's bucket; network as bytes per second over it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodePoint {
+    /// Epoch ms of the bucket's start (of the sample, for `1h`).
+    pub at: i64,
+    /// vCPU and memory placement handed out, % of what it may hand out (over-commit included).
+    pub allocated_cpu_percent: f64,
+    pub allocated_memory_percent: f64,
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub disk_percent: Option<f64>,
+    pub net_rx_bps: Option<f64>,
+    pub net_tx_bps: Option<f64>,
+}
+
 /// A VPS as reference 002 shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod confined;
 pub mod containers;
 pub mod error;
+pub mod host;
 pub mod ports;
 pub mod state;
 pub mod tokens;

@@ -75,6 +75,33 @@ impl Node {
         Ok(())
     }
 
+    /// Replaces the daemon's token (`authorization.token`) in its config file — keeping the
+    /// file's comments and layout, written whole to a new file renamed over the old one, 0600 —
+    /// and takes it into use at once: the panel's next call must carry the new token.
+    pub fn rotate_token(&self, token: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let path = &self.inner.config_path;
+        let text = std::fs::read_to_string(path).context("reading the config file")?;
+        let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the config file")?;
+        doc["authorization"]["token"] = toml_edit::value(token);
+        let fresh = path.with_extension("toml.new");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&fresh)
+                .context("writing the config file")?;
+            file.write_all(doc.to_string().as_bytes())?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&fresh, path).context("replacing the config file")?;
+        self.reload()
+    }
+
     pub fn db(&self) -> &SqlitePool {
         &self.inner.db
     }

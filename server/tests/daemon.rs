@@ -38,6 +38,12 @@ async fn serve_daemon(
     config.storage.root = root.join("storage");
     config.docker.host = docker.to_owned();
     std::fs::create_dir_all(root).unwrap();
+    // On disk too, as a real daemon's is: a token rotation rewrites it.
+    std::fs::write(
+        root.join("config.toml"),
+        toml::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
     let node = hangar_node::Node::open(config, root.join("config.toml"))
         .await
         .unwrap();
@@ -834,4 +840,85 @@ async fn volume_story(app: &TestApp, token: &str, id: &str) {
             .await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
+}
+
+/// A node daemon reports its version and its host's load (charted per node), and takes a new
+/// token from the panel: the old one stops working at once, the new one is in its config file
+/// (0600) and the panel keeps driving the node with it.
+#[tokio::test]
+async fn a_node_daemon_reports_its_host_and_takes_a_new_token() {
+    let Some(docker) = docker_host() else { return };
+    let (base, root, daemon) = node_daemon(&docker).await;
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("ops").await;
+    let node = expect_json(
+        app.post("/api/admin/nodes", Some(&admin), json!({"name": "host-1", "kind": "container", "region": "local", "uri": format!("hangar-node+{base}"), "secret": NODE_TOKEN, "vcpu": 4, "memory_mb": 4096, "disk_gb": 40}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = node["id"].as_str().unwrap().to_owned();
+    domain::compute::reconcile::run(&app.state).await.unwrap();
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let listed = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(listed["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert!(listed["unreachable_since"].is_null(), "{listed}");
+    let history = expect_json(
+        app.get(
+            &format!("/api/admin/nodes/{id}/history?range=1h"),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let last = history.as_array().unwrap().last().cloned().unwrap();
+    for figure in ["cpu_percent", "memory_percent", "disk_percent"] {
+        let value = last[figure].as_f64().unwrap_or(-1.0);
+        assert!(
+            (0.0..=100.0).contains(&value),
+            "{figure} of the host: {last}"
+        );
+    }
+    assert!(last["memory_percent"].as_f64().unwrap() > 0.0);
+
+    // Rotation: the daemon takes a new token, the old one is refused from then on.
+    let rotated = app
+        .post(
+            &format!("/api/admin/nodes/{id}/rotate-secret"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let (status, _) = daemon_get(&base, "/containers").await;
+    assert_eq!(status, 401, "the old token no longer opens the daemon");
+    let file = root.join("config.toml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !written.contains(NODE_TOKEN),
+        "the config file has the new token"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let report = domain::compute::reconcile::run(&app.state).await.unwrap();
+    assert!(
+        report.unreachable_nodes.is_empty(),
+        "the panel drives the node with the new token: {report:?}"
+    );
+    daemon.abort();
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -25,8 +25,15 @@ pub struct NodeLoad {
     pub uri: String,
     /// `active` or `draining`.
     pub status: String,
-    /// Since when (RFC 3339) the reconciler cannot reach it.
+    /// Since when (RFC 3339) the reconciler cannot reach it, and why.
     pub unreachable_since: Option<String>,
+    pub unreachable_reason: Option<String>,
+    /// A node daemon's version, as it last reported it.
+    pub agent_version: Option<String>,
+    /// A node daemon (it has a token to rotate).
+    pub daemon: bool,
+    /// Its capacity as entered (before over-commit).
+    pub capacity: (i64, i64, i64),
     pub vcpu: Gauge,
     pub memory_mb: Gauge,
     pub disk_gb: Gauge,
@@ -49,6 +56,8 @@ pub struct RangeLoad {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorData {
     pub nodes: Vec<NodeLoad>,
+    /// The over-commit in force: placement hands out capacity × these of vCPU and memory.
+    pub overcommit: (f64, f64),
     pub ranges: Vec<RangeLoad>,
     /// Instances (not deleted) by state, most first.
     pub states: Vec<(String, i64)>,
@@ -80,6 +89,7 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
         .await?
         .into_iter()
         .map(|n| NodeLoad {
+            daemon: n.daemon(),
             machines: per_node
                 .iter()
                 .find(|(id, _)| *id == n.id)
@@ -103,6 +113,9 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
             uri: n.uri,
             status: n.status,
             unreachable_since: n.unreachable_since.map(domain::infra::db::rfc3339),
+            unreachable_reason: n.unreachable_reason.clone(),
+            agent_version: n.agent_version.clone(),
+            capacity: (n.vcpu, n.memory_mb, n.disk_gb),
             history: {
                 let percent = |used: i64, limit: i64| used * 100 / limit.max(1);
                 let (cpu_limit, mem_limit) = (
@@ -141,6 +154,7 @@ pub async fn load_operator() -> Result<OperatorData, PortalError> {
     let states = instances::count_by_state(db).await?;
     Ok(OperatorData {
         nodes,
+        overcommit: (cpu, mem),
         ranges,
         states,
     })
@@ -186,6 +200,138 @@ pub async fn set_node_status(csrf: String, id: String, status: String) -> Result
         nodes::set_status(&signed_in.state.db, &id, nodes::NodeStatus::parse(&status)?).await?;
     let details = serde_json::json!({"status": node.status});
     audited(&signed_in, "node.status", "node", Some(&id), details).await
+}
+
+/// What the node forms send: every field optional (an edit changes only what is filled in).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default)]
+    pub secret: String,
+    #[serde(default)]
+    pub vcpu: String,
+    #[serde(default)]
+    pub memory_mb: String,
+    #[serde(default)]
+    pub disk_gb: String,
+}
+
+#[cfg(feature = "ssr")]
+impl NodeForm {
+    fn number(value: &str, what: &str) -> Result<Option<i64>, PortalError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        value
+            .parse()
+            .map(Some)
+            .map_err(|_| PortalError::invalid(format!("{what}: a whole number, please")))
+    }
+
+    fn text(value: &str) -> Option<String> {
+        Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+}
+
+/// Adds a node (as `POST /api/admin/nodes`), then surveys what it holds.
+#[server(prefix = "/_fn", endpoint = "operator_add_node")]
+pub async fn add_node(csrf: String, node: NodeForm) -> Result<String, PortalError> {
+    use domain::compute::{nodes, survey};
+    let signed_in = require_operator(Some(&csrf)).await?;
+    let input = nodes::NodeInput {
+        name: node.name.trim().to_owned(),
+        kind: node.kind.clone(),
+        region: node.region.trim().to_owned(),
+        uri: node.uri.trim().to_owned(),
+        secret: NodeForm::text(&node.secret),
+        vcpu: NodeForm::number(&node.vcpu, "vCPU")?.unwrap_or(0),
+        memory_mb: NodeForm::number(&node.memory_mb, "memory")?.unwrap_or(0),
+        disk_gb: NodeForm::number(&node.disk_gb, "disk")?.unwrap_or(0),
+    };
+    let state = &signed_in.state;
+    let added = nodes::add(&state.db, input).await?;
+    let details =
+        serde_json::json!({"uri": added.uri, "region": added.region, "kind": added.kind.as_str()});
+    audited(&signed_in, "node.add", "node", Some(&added.id), details).await?;
+    let driver = state.drivers.for_node(&added);
+    survey::node(&state.db, &added, driver.as_ref()).await?;
+    Ok(format!("Node {} added.", added.name))
+}
+
+/// Changes a node's name, region, address or capacity (empty fields keep their value).
+#[server(prefix = "/_fn", endpoint = "operator_change_node")]
+pub async fn change_node(csrf: String, id: String, node: NodeForm) -> Result<String, PortalError> {
+    use domain::compute::nodes;
+    let signed_in = require_operator(Some(&csrf)).await?;
+    let change = nodes::NodeChange {
+        status: None,
+        name: NodeForm::text(&node.name),
+        region: NodeForm::text(&node.region),
+        uri: NodeForm::text(&node.uri),
+        vcpu: NodeForm::number(&node.vcpu, "vCPU")?,
+        memory_mb: NodeForm::number(&node.memory_mb, "memory")?,
+        disk_gb: NodeForm::number(&node.disk_gb, "disk")?,
+    };
+    let changed = nodes::change(&signed_in.state.db, &id, change).await?;
+    let details = serde_json::json!({"uri": changed.uri, "vcpu": changed.vcpu, "memory_mb": changed.memory_mb, "disk_gb": changed.disk_gb});
+    audited(&signed_in, "node.change", "node", Some(&id), details).await?;
+    Ok(format!("Node {} saved.", changed.name))
+}
+
+/// Gives a node daemon a new token (see `nodes::rotate_secret`).
+#[server(prefix = "/_fn", endpoint = "operator_rotate_node")]
+pub async fn rotate_node(csrf: String, id: String) -> Result<String, PortalError> {
+    let signed_in = require_operator(Some(&csrf)).await?;
+    let state = &signed_in.state;
+    let node = domain::compute::nodes::rotate_secret(&state.db, &state.drivers, &id).await?;
+    audited(
+        &signed_in,
+        "node.rotate_secret",
+        "node",
+        Some(&id),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(format!(
+        "Node {} has a new token; the old one no longer works.",
+        node.name
+    ))
+}
+
+/// A node's chart points over `range`, each at its offset into the span (0..1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeChart {
+    pub points: Vec<(f64, model::compute::NodePoint)>,
+}
+
+#[server(prefix = "/_fn", endpoint = "operator_node_history")]
+pub async fn node_history(id: String, range: String) -> Result<NodeChart, PortalError> {
+    use domain::compute::nodes;
+    let state = require_operator(None).await?.state;
+    let (span, _) = nodes::chart_range(&range)?;
+    let points = nodes::host_history(
+        &state.db,
+        &id,
+        &range,
+        state.config.cpu_overcommit,
+        state.config.memory_overcommit,
+    )
+    .await?;
+    let start = domain::infra::db::now_ms() - span;
+    Ok(NodeChart {
+        points: points
+            .into_iter()
+            .map(|p| ((p.at - start) as f64 / span as f64, p))
+            .collect(),
+    })
 }
 
 /// Records an operator's change made from this page, as the API's handlers do.
@@ -270,6 +416,9 @@ struct Actions {
     node_status: ServerAction<SetNodeStatus>,
     add_range: ServerAction<AddRange>,
     remove_range: ServerAction<RemoveRange>,
+    add_node: ServerAction<AddNode>,
+    change_node: ServerAction<ChangeNode>,
+    rotate_node: ServerAction<RotateNode>,
 }
 
 #[component]
@@ -279,6 +428,9 @@ pub fn OperatorPage() -> impl IntoView {
         node_status: ServerAction::new(),
         add_range: ServerAction::new(),
         remove_range: ServerAction::new(),
+        add_node: ServerAction::new(),
+        change_node: ServerAction::new(),
+        rotate_node: ServerAction::new(),
     };
     let data = data::load(
         move || {
@@ -287,6 +439,9 @@ pub fn OperatorPage() -> impl IntoView {
                 actions.node_status.version().get(),
                 actions.add_range.version().get(),
                 actions.remove_range.version().get(),
+                actions.add_node.version().get(),
+                actions.change_node.version().get(),
+                actions.rotate_node.version().get(),
             )
         },
         |_| load_operator(),
@@ -318,12 +473,19 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
         node_status,
         add_range,
         remove_range,
+        add_node,
+        change_node,
+        rotate_node,
     } = actions;
+    let (cpu_ratio, memory_ratio) = d.overcommit;
     view! {
         <section class="card">
             <h2>"Nodes"</h2>
             <div class="grid cards">
-                {d.nodes.into_iter().map(|n| view! {
+                {d.nodes.into_iter().map(|n| {
+                    let (edit_id, rotate_id) = (n.id.clone(), n.id.clone());
+                    let (name, region, uri) = (n.name.clone(), n.region.clone(), n.uri.clone());
+                    view! {
                     <article class="node" data-test="node" data-name=n.name.clone()>
                         <div class="node-head">
                             <strong>{n.name.clone()}</strong>
@@ -332,12 +494,44 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                                 <span class="status status-error" data-test="node-unreachable" title=format!("No answer since {since}")>"unreachable"</span>
                             })}
                         </div>
-                        <p class="muted small">{format!("{} · {} · {} machine{}", n.kind, n.region, n.machines, if n.machines == 1 { "" } else { "s" })}</p>
+                        {n.unreachable_since.clone().map(|since| view! {
+                            <p class="alert alert-error small" data-test="node-unreachable-why">
+                                {format!("Since {}: {}", crate::components::format::when(&since), n.unreachable_reason.clone().unwrap_or_else(|| "no answer".into()))}
+                            </p>
+                        })}
+                        <p class="muted small">{format!("{} · {} · {} machine{}", n.kind, n.region, n.machines, if n.machines == 1 { "" } else { "s" })}
+                            {n.agent_version.clone().map(|v| view! { " · "<span data-test="node-version">{format!("hangar-node {v}")}</span> })}</p>
                         <p class="muted small mono">{n.uri.clone()}</p>
                         <Meter label="vCPU" gauge=n.vcpu unit=""/>
                         <Meter label="Memory" gauge=n.memory_mb unit="MB"/>
                         <Meter label="Disk" gauge=n.disk_gb unit="GB"/>
+                        <p class="muted small" data-test="overcommit">{format!(
+                            "Placement hands out up to {}× its {} vCPU and {}× its {} MB of memory; disk is never over-committed.",
+                            cpu_ratio, n.capacity.0, memory_ratio, n.capacity.1
+                        )}</p>
                         <LoadChart history=n.history.clone()/>
+                        <NodeCharts id=n.id.clone()/>
+                        <details class="disclosure" data-test="node-edit">
+                            <summary class="btn btn-sm btn-ghost">"Edit"</summary>
+                            <ActionForm action=change_node attr:class="form form-grid">
+                                <CsrfField/>
+                                <input type="hidden" name="id" value=edit_id/>
+                                <label>"Name" <input type="text" name="node[name]" maxlength="200" placeholder=name/></label>
+                                <label>"Region" <input type="text" name="node[region]" maxlength="200" placeholder=region/></label>
+                                <label>"Address" <input type="text" name="node[uri]" maxlength="200" placeholder=uri/></label>
+                                <label>"vCPU" <input type="number" name="node[vcpu]" min="1" placeholder=n.capacity.0.to_string()/></label>
+                                <label>"Memory (MB)" <input type="number" name="node[memory_mb]" min="1" placeholder=n.capacity.1.to_string()/></label>
+                                <label>"Disk (GB)" <input type="number" name="node[disk_gb]" min="1" placeholder=n.capacity.2.to_string()/></label>
+                                <SubmitButton action=change_node label="Save" busy_label="Saving…"/>
+                            </ActionForm>
+                            {n.daemon.then(move || view! {
+                                <ActionForm action=rotate_node attr:class="inline-form">
+                                    <CsrfField/>
+                                    <input type="hidden" name="id" value=rotate_id/>
+                                    <button type="submit" class="btn btn-sm" data-test="rotate-secret">"Rotate the daemon's token"</button>
+                                </ActionForm>
+                            })}
+                        </details>
                         <ActionForm action=node_status attr:class="node-actions">
                             <CsrfField/>
                             <input type="hidden" name="id" value=n.id.clone()/>
@@ -354,8 +548,37 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                             }}
                         </ActionForm>
                     </article>
+                    }
                 }).collect_view()}
             </div>
+            <ActionError action=change_node/>
+            <ActionError action=rotate_node/>
+            {move || change_node.value().get().and_then(Result::ok).or_else(|| rotate_node.value().get().and_then(Result::ok)).map(|m| view! {
+                <p class="alert alert-ok" role="status" data-test="node-done">{m}</p>
+            })}
+            <details class="disclosure" data-test="add-node">
+                <summary class="btn btn-sm">"Add a node"</summary>
+                <p class="muted small">"A libvirt URI for VMs (qemu+ssh://root@host/system), or for containers a Docker API address (tcp://host:2375) or a node daemon (hangar-node+http://host:8070, with its token). One engine is driven by one node."</p>
+                <ActionForm action=add_node attr:class="form form-grid">
+                    <CsrfField/>
+                    <label>"Name" <input type="text" name="node[name]" required maxlength="200"/></label>
+                    <label>"Kind"
+                        <select name="node[kind]">
+                            <option value="vm">"VMs (libvirt)"</option>
+                            <option value="container">"Containers"</option>
+                        </select>
+                    </label>
+                    <label>"Region" <input type="text" name="node[region]" required maxlength="200" placeholder="local"/></label>
+                    <label>"Address" <input type="text" name="node[uri]" required maxlength="200" placeholder="qemu+ssh://root@host/system"/></label>
+                    <label>"Daemon token (node daemons)" <input type="password" name="node[secret]" maxlength="256" autocomplete="off"/></label>
+                    <label>"vCPU" <input type="number" name="node[vcpu]" required min="1"/></label>
+                    <label>"Memory (MB)" <input type="number" name="node[memory_mb]" required min="1"/></label>
+                    <label>"Disk (GB)" <input type="number" name="node[disk_gb]" required min="1"/></label>
+                    <ActionError action=add_node/>
+                    {move || add_node.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" role="status" data-test="node-added">{m}</p> })}
+                    <SubmitButton action=add_node label="Add node" busy_label="Adding…"/>
+                </ActionForm>
+            </details>
         </section>
         <div class="split">
             <section class="card">
@@ -463,4 +686,94 @@ fn LoadChart(history: Vec<(i64, i64, i64)>) -> impl IntoView {
             </svg>
         </figure>
     }.into_any()
+}
+
+/// The host's own load beside allocation, over a chosen span (read when chosen, after the page
+/// has loaded): CPU and memory as % of the host (solid) and of what placement may hand out
+/// (the other line), disk %, network in and out.
+#[component]
+fn NodeCharts(id: String) -> impl IntoView {
+    let range = RwSignal::new("24h");
+    // Drawn once the page is live: its data is read from the browser, so the server renders an
+    // empty place and hydration finds the same (a chart rendered on both sides did not match).
+    let live = RwSignal::new(false);
+    Effect::new(move |_| live.set(true));
+    let tab = move |label: &'static str| {
+        view! {
+            <button type="button" class="tab" class:active=move || range.get() == label
+                aria-pressed=move || (range.get() == label).to_string()
+                data-test=format!("node-range-{label}")
+                on:click=move |_| range.set(label)>{label}</button>
+        }
+    };
+    view! {
+        <div class="node-charts" data-test="node-charts">
+            <div class="tabs" role="group" aria-label="Time span">
+                {tab("1h")}{tab("24h")}{tab("7d")}{tab("30d")}
+            </div>
+            {move || {
+                let r = range.get();
+                live.get().then(|| view! { <NodeRange id=id.clone() range=r/> })
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn NodeRange(id: String, range: &'static str) -> impl IntoView {
+    use super::usage::{Lines, Series};
+    let loaded = LocalResource::new(move || node_history(id.clone(), range.to_owned()));
+    let from = Signal::stored(format!("{range} ago"));
+    view! {
+        <Suspense fallback=|| view! { <p class="muted small">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match loaded.await {
+                    Err(e) => view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any(),
+                    Ok(c) if c.points.is_empty() => view! { <p class="muted small" data-test="node-chart-empty">"Nothing recorded in this span yet: the reconciler adds a point each pass."</p> }.into_any(),
+                    Ok(c) => {
+                        let series = |f: fn(&model::compute::NodePoint) -> Option<f64>| -> Series {
+                            Signal::stored(c.points.iter().filter_map(|(x, p)| f(p).map(|v| (*x, v))).collect())
+                        };
+                        let host_cpu = series(|p| p.cpu_percent);
+                        let host_mem = series(|p| p.memory_percent);
+                        let disk = series(|p| p.disk_percent);
+                        let rx = series(|p| p.net_rx_bps);
+                        let tx = series(|p| p.net_tx_bps);
+                        let alloc_cpu = series(|p| Some(p.allocated_cpu_percent));
+                        let alloc_mem = series(|p| Some(p.allocated_memory_percent));
+                        let last = |s: Series| s.with(|v| v.last().map(|p| p.1));
+                        let pct = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.0} %"));
+                        let hundred = Signal::stored(100.0);
+                        let net_max = Signal::stored(rx.with(|a| tx.with(|b| a.iter().chain(b).map(|p| p.1).fold(1000.0, f64::max))));
+                        let per_second = |v: f64| format!("{}/s", crate::components::format::bytes(v as u64));
+                        let reported = host_cpu.with(|v| !v.is_empty()) || host_mem.with(|v| !v.is_empty());
+                        view! {
+                            <div class="charts" data-test="node-history" data-points=c.points.len().to_string()>
+                                <figure class="chart" data-test="node-cpu">
+                                    <figcaption>"CPU "<strong class="in">{format!("host {}", pct(last(host_cpu)))}</strong>" "<strong class="out">{format!("allocated {}", pct(last(alloc_cpu)))}</strong></figcaption>
+                                    <Lines series=vec![("line in", host_cpu), ("line out", alloc_cpu)] max=hundred scale=|v| format!("{v:.0} %") from/>
+                                </figure>
+                                <figure class="chart" data-test="node-memory">
+                                    <figcaption>"Memory "<strong class="in">{format!("host {}", pct(last(host_mem)))}</strong>" "<strong class="out">{format!("allocated {}", pct(last(alloc_mem)))}</strong></figcaption>
+                                    <Lines series=vec![("line in", host_mem), ("line out", alloc_mem)] max=hundred scale=|v| format!("{v:.0} %") from/>
+                                </figure>
+                                <figure class="chart" data-test="node-disk">
+                                    <figcaption>"Disk "<strong>{pct(last(disk))}</strong></figcaption>
+                                    <Lines series=vec![("line", disk)] max=hundred scale=|v| format!("{v:.0} %") from/>
+                                </figure>
+                                <figure class="chart" data-test="node-network">
+                                    <figcaption>"Network "
+                                        <strong class="in">{format!("↓ {}", last(rx).map_or("—".into(), per_second))}</strong>" "
+                                        <strong class="out">{format!("↑ {}", last(tx).map_or("—".into(), per_second))}</strong>
+                                    </figcaption>
+                                    <Lines series=vec![("line in", rx), ("line out", tx)] max=net_max scale=|v| format!("{}/s", crate::components::format::bytes(v as u64)) from/>
+                                </figure>
+                            </div>
+                            {(!reported).then(|| view! { <p class="muted small" data-test="node-no-host-load">"This node's backend reports little of its host's own load (the Docker API none; libvirt memory and disk): allocation is shown. A node daemon reports CPU, memory, disk and network."</p> })}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
 }

@@ -313,13 +313,13 @@ fn rates(points: &VecDeque<Point>, field: fn(&MachineStats) -> u64) -> Vec<f64> 
 }
 
 /// A line's points: each at its offset into the span (0..1), with its value.
-type Series = Signal<Vec<(f64, f64)>>;
+pub(crate) type Series = Signal<Vec<(f64, f64)>>;
 
 /// Lines over a time axis from `from` (left) to now (right), each point at its offset into the
 /// span (0..1); 0 at the bottom, `max` at the top (its value in the corner, `scale` formats
 /// it), each with a faint area under it.
 #[component]
-fn Lines(
+pub(crate) fn Lines(
     series: Vec<(&'static str, Series)>,
     max: Signal<f64>,
     scale: fn(f64) -> String,

@@ -11,6 +11,7 @@ use tracing::instrument;
 use crate::compute::driver::Kind;
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
+pub use model::compute::NodePoint;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeRow {
@@ -34,6 +35,11 @@ pub struct NodeRow {
     /// Since when (epoch ms) the reconciler cannot reach it; `None` while it answers. No new
     /// machine is placed on it meanwhile.
     pub unreachable_since: Option<i64>,
+    /// Why it is unreachable: the reconciler's last error (or a daemon version the panel cannot
+    /// drive).
+    pub unreachable_reason: Option<String>,
+    /// A node daemon's version as it last reported it.
+    pub agent_version: Option<String>,
 }
 
 impl NodeRow {
@@ -49,7 +55,7 @@ impl NodeRow {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret, unreachable_since";
+const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret, unreachable_since, unreachable_reason, agent_version";
 
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct NodeInput {
@@ -106,22 +112,7 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
             "vcpu, memory_mb and disk_gb must be positive",
         ));
     }
-    // Two nodes on one engine would each find the other's machines on it, take them for
-    // strays and remove them. libvirt's test driver is the exception: simulated hosts for
-    // demos and tests, where several nodes on it are a way to model placement.
-    if !input.uri.trim().starts_with("test:") {
-        let wanted = engine_address(&input.uri);
-        if let Some(other) = list(db)
-            .await?
-            .into_iter()
-            .find(|n| engine_address(&n.uri) == wanted)
-        {
-            return Err(ServiceError::Conflict(format!(
-                "Node {} already drives this engine ({}): two nodes on one engine would each take the other's machines for strays and remove them",
-                other.name, other.uri
-            )));
-        }
-    }
+    engine_free(db, &input.uri, None).await?;
     let id = db::new_id();
     let inserted = sqlx::query(
         "INSERT INTO nodes (id, name, kind, region, uri, vcpu, memory_mb, disk_gb, created_at, secret)
@@ -148,6 +139,28 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
         other => other?,
     };
     get(db, &id).await
+}
+
+/// Refuses `uri` when another node (not `except`) already drives that engine: two nodes on one
+/// engine would each find the other's machines on it, take them for strays and remove them.
+/// libvirt's test driver is the exception: simulated hosts for demos and tests, where several
+/// nodes on it are a way to model placement.
+async fn engine_free(db: &Pool, uri: &str, except: Option<&str>) -> ServiceResult<()> {
+    if uri.trim().starts_with("test:") {
+        return Ok(());
+    }
+    let wanted = engine_address(uri);
+    if let Some(other) = list(db)
+        .await?
+        .into_iter()
+        .find(|n| engine_address(&n.uri) == wanted && Some(n.id.as_str()) != except)
+    {
+        return Err(ServiceError::Conflict(format!(
+            "Node {} already drives this engine ({}): two nodes on one engine would each take the other's machines for strays and remove them",
+            other.name, other.uri
+        )));
+    }
+    Ok(())
 }
 
 /// A node's engine address as compared for sameness: no case, no trailing slash.
@@ -209,6 +222,128 @@ pub async fn set_status(db: &Pool, id: &str, status: NodeStatus) -> ServiceResul
     if done.rows_affected() == 0 {
         return Err(ServiceError::NotFound("Node"));
     }
+    get(db, id).await
+}
+
+/// What an operator changes on a node; fields left out keep their value.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct NodeChange {
+    /// `active` or `draining` (no new machines).
+    pub status: Option<String>,
+    pub name: Option<String>,
+    pub region: Option<String>,
+    /// A new address for the same host (moving a node's machines is not what this does: the
+    /// machines must be where the new address leads).
+    pub uri: Option<String>,
+    pub vcpu: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_gb: Option<i64>,
+}
+
+/// Changes a node. Capacity may not go below what its machines hold (drain it and move them
+/// first); an address another node drives is refused as on [`add`].
+#[instrument(skip_all, err(level = "info", Debug), fields(node = %id))]
+pub async fn change(db: &Pool, id: &str, c: NodeChange) -> ServiceResult<NodeRow> {
+    let node = get(db, id).await?;
+    let status = match c.status.as_deref() {
+        Some(s) => NodeStatus::parse(s)?.as_str().to_owned(),
+        None => node.status.clone(),
+    };
+    let text = |value: Option<String>, current: &str, what: &str| -> ServiceResult<String> {
+        match value.map(|v| v.trim().to_owned()) {
+            Some(v) if v.is_empty() || v.len() > 200 => Err(ServiceError::invalid(format!(
+                "{what}: 1 to 200 characters"
+            ))),
+            Some(v) => Ok(v),
+            None => Ok(current.to_owned()),
+        }
+    };
+    let name = text(c.name, &node.name, "name")?;
+    let region = text(c.region, &node.region, "region")?;
+    let uri = text(c.uri, &node.uri, "uri")?;
+    if uri != node.uri {
+        let same_kind = match node.kind {
+            Kind::Vm => uri.contains("://"),
+            Kind::Container => node.daemon() == uri.starts_with("hangar-node+"),
+        };
+        if !same_kind {
+            return Err(ServiceError::invalid(
+                "uri: a node keeps its kind of backend; add a new node for another",
+            ));
+        }
+        engine_free(db, &uri, Some(id)).await?;
+    }
+    let (vcpu, memory_mb, disk_gb) = (
+        c.vcpu.unwrap_or(node.vcpu),
+        c.memory_mb.unwrap_or(node.memory_mb),
+        c.disk_gb.unwrap_or(node.disk_gb),
+    );
+    if vcpu < 1 || memory_mb < 1 || disk_gb < 1 {
+        return Err(ServiceError::invalid(
+            "vcpu, memory_mb and disk_gb must be positive",
+        ));
+    }
+    // Checked in the UPDATE itself, so a machine placed meanwhile is counted.
+    let done = sqlx::query(
+        "UPDATE nodes SET status = $1, name = $2, region = $3, uri = $4, vcpu = $5, memory_mb = $6,
+             disk_gb = $7
+         WHERE id = $8 AND used_vcpu <= $5 AND used_memory_mb <= $6 AND used_disk_gb <= $7",
+    )
+    .bind(&status)
+    .bind(&name)
+    .bind(&region)
+    .bind(&uri)
+    .bind(vcpu)
+    .bind(memory_mb)
+    .bind(disk_gb)
+    .bind(id)
+    .execute(db)
+    .await;
+    match done {
+        Err(e) if db::is_unique_violation(&e) => {
+            return Err(ServiceError::Conflict(
+                "A node with this name exists".into(),
+            ))
+        }
+        Ok(d) if d.rows_affected() == 0 => {
+            let now = get(db, id).await?;
+            return Err(ServiceError::Conflict(format!(
+                "Its machines hold {} vCPU, {} MB of memory and {} GB of disk: the capacity cannot go below that",
+                now.used_vcpu, now.used_memory_mb, now.used_disk_gb
+            )));
+        }
+        other => other?,
+    };
+    get(db, id).await
+}
+
+/// Gives a node daemon a new token: the daemon takes it first (it answers with the old one
+/// still), then the panel stores it. A daemon that refuses leaves both as they were.
+#[instrument(skip_all, err(level = "info", Debug), fields(node = %id))]
+pub async fn rotate_secret(
+    db: &Pool,
+    drivers: &crate::compute::driver::Drivers,
+    id: &str,
+) -> ServiceResult<NodeRow> {
+    let node = get(db, id).await?;
+    if !node.daemon() {
+        return Err(ServiceError::invalid(
+            "Only node daemons (hangar-node+ addresses) have a token to rotate",
+        ));
+    }
+    let token = crate::infra::db::new_token();
+    drivers
+        .for_node(&node)
+        .rotate_secret(&token)
+        .await
+        .map_err(|e| {
+            ServiceError::Conflict(format!("The node daemon did not take a new token: {e}"))
+        })?;
+    sqlx::query("UPDATE nodes SET secret = $1 WHERE id = $2")
+        .bind(&token)
+        .bind(id)
+        .execute(db)
+        .await?;
     get(db, id).await
 }
 
@@ -499,13 +634,18 @@ pub struct LoadSample {
     pub machines: i64,
 }
 
-/// How long load samples are kept.
-pub const LOAD_HISTORY_MS: i64 = 7 * 86_400_000;
+/// How long load samples are kept: the charts' longest range.
+pub const LOAD_HISTORY_MS: i64 = 30 * 86_400_000;
 
-/// Records what every node holds now (one sample each, the operator's load charts) and forgets
-/// samples older than [`LOAD_HISTORY_MS`]. A second replica recording in the same millisecond
-/// adds nothing. (`WHERE true`: SQLite needs it to tell an upsert's `ON` from a join's.)
-pub async fn record_load(db: &Pool, now: i64) -> ServiceResult<()> {
+/// Records what every node holds now (one sample each, the operator's load charts), with what
+/// each reachable host reported of itself (`hosts`, by node id), and forgets samples older than
+/// [`LOAD_HISTORY_MS`]. A second replica recording in the same millisecond adds nothing.
+/// (`WHERE true`: SQLite needs it to tell an upsert's `ON` from a join's.)
+pub async fn record_load(
+    db: &Pool,
+    now: i64,
+    hosts: &[(String, crate::compute::driver::HostReport)],
+) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
         "INSERT INTO node_samples (node_id, at, used_vcpu, used_memory_mb, used_disk_gb, machines)
@@ -518,12 +658,150 @@ pub async fn record_load(db: &Pool, now: i64) -> ServiceResult<()> {
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    for (node_id, h) in hosts {
+        sqlx::query(
+            "UPDATE node_samples SET host_cpu_permille = $1, host_memory_used_mb = $2,
+                 host_memory_total_mb = $3, host_disk_used_mb = $4, host_disk_total_mb = $5,
+                 host_net_rx_bytes = $6, host_net_tx_bytes = $7
+             WHERE node_id = $8 AND at = $9",
+        )
+        .bind(h.cpu_permille)
+        .bind(h.memory_used_mb)
+        .bind(h.memory_total_mb)
+        .bind(h.disk_used_mb)
+        .bind(h.disk_total_mb)
+        .bind(h.net_rx_bytes)
+        .bind(h.net_tx_bytes)
+        .bind(node_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query("DELETE FROM node_samples WHERE at < $1")
         .bind(now - LOAD_HISTORY_MS)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A chart's range: how far back, and how wide each point's bucket is (at most ~240 points).
+pub fn chart_range(range: &str) -> ServiceResult<(i64, i64)> {
+    const MIN: i64 = 60_000;
+    Ok(match range {
+        "1h" => (60 * MIN, 0),
+        "24h" => (24 * 60 * MIN, 6 * MIN),
+        "7d" => (7 * 24 * 60 * MIN, 60 * MIN),
+        "30d" => (30 * 24 * 60 * MIN, 3 * 60 * MIN),
+        _ => return Err(ServiceError::invalid("range is one of 1h, 24h, 7d and 30d")),
+    })
+}
+
+/// Node `id`'s chart over `range` (`1h`, `24h`, `7d`, `30d`), oldest first. `cpu_ratio` and
+/// `memory_ratio` are the over-commit in force (what allocation is a share of).
+pub async fn host_history(
+    db: &Pool,
+    id: &str,
+    range: &str,
+    cpu_ratio: f64,
+    memory_ratio: f64,
+) -> ServiceResult<Vec<NodePoint>> {
+    let node = get(db, id).await?;
+    let (span, bucket) = chart_range(range)?;
+    #[derive(sqlx::FromRow)]
+    struct Sample {
+        at: i64,
+        used_vcpu: i64,
+        used_memory_mb: i64,
+        host_cpu_permille: Option<i64>,
+        host_memory_used_mb: Option<i64>,
+        host_memory_total_mb: Option<i64>,
+        host_disk_used_mb: Option<i64>,
+        host_disk_total_mb: Option<i64>,
+        host_net_rx_bytes: Option<i64>,
+        host_net_tx_bytes: Option<i64>,
+    }
+    let samples: Vec<Sample> = sqlx::query_as(
+        "SELECT at, used_vcpu, used_memory_mb, host_cpu_permille, host_memory_used_mb,
+                host_memory_total_mb, host_disk_used_mb, host_disk_total_mb, host_net_rx_bytes,
+                host_net_tx_bytes
+         FROM node_samples WHERE node_id = $1 AND at >= $2 ORDER BY at",
+    )
+    .bind(id)
+    .bind(db::now_ms() - span)
+    .fetch_all(db)
+    .await?;
+    let cpu_limit = ((node.vcpu as f64 * cpu_ratio).floor()).max(1.0);
+    let mem_limit = ((node.memory_mb as f64 * memory_ratio).floor()).max(1.0);
+    let share = |used: Option<i64>, total: Option<i64>| match (used, total) {
+        (Some(u), Some(t)) if t > 0 => Some(u as f64 * 100.0 / t as f64),
+        _ => None,
+    };
+    // Every sample as a point, network as the rate since the sample before (a counter that went
+    // back — the host restarted — gives no rate).
+    let mut points: Vec<NodePoint> = Vec::with_capacity(samples.len());
+    for (i, s) in samples.iter().enumerate() {
+        let rate = |now: Option<i64>, before: Option<i64>, at_before: i64| match (now, before) {
+            (Some(n), Some(b)) if n >= b && s.at > at_before => {
+                Some((n - b) as f64 * 1000.0 / (s.at - at_before) as f64)
+            }
+            _ => None,
+        };
+        let prev = i.checked_sub(1).map(|j| &samples[j]);
+        points.push(NodePoint {
+            at: s.at,
+            allocated_cpu_percent: s.used_vcpu as f64 * 100.0 / cpu_limit,
+            allocated_memory_percent: s.used_memory_mb as f64 * 100.0 / mem_limit,
+            cpu_percent: s.host_cpu_permille.map(|p| p as f64 / 10.0),
+            memory_percent: share(s.host_memory_used_mb, s.host_memory_total_mb),
+            disk_percent: share(s.host_disk_used_mb, s.host_disk_total_mb),
+            net_rx_bps: prev.and_then(|p| rate(s.host_net_rx_bytes, p.host_net_rx_bytes, p.at)),
+            net_tx_bps: prev.and_then(|p| rate(s.host_net_tx_bytes, p.host_net_tx_bytes, p.at)),
+        });
+    }
+    Ok(if bucket == 0 {
+        points
+    } else {
+        average_buckets(points, bucket)
+    })
+}
+
+/// Points averaged per `bucket` ms (each figure over the points that have it).
+fn average_buckets(points: Vec<NodePoint>, bucket: i64) -> Vec<NodePoint> {
+    let mut out: Vec<NodePoint> = Vec::new();
+    let mut group: Vec<NodePoint> = Vec::new();
+    let flush = |group: &mut Vec<NodePoint>, out: &mut Vec<NodePoint>| {
+        if group.is_empty() {
+            return;
+        }
+        let avg = |f: &dyn Fn(&NodePoint) -> Option<f64>| {
+            let values: Vec<f64> = group.iter().filter_map(f).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        out.push(NodePoint {
+            at: group[0].at / bucket * bucket,
+            allocated_cpu_percent: avg(&|p| Some(p.allocated_cpu_percent)).unwrap_or_default(),
+            allocated_memory_percent: avg(&|p| Some(p.allocated_memory_percent))
+                .unwrap_or_default(),
+            cpu_percent: avg(&|p| p.cpu_percent),
+            memory_percent: avg(&|p| p.memory_percent),
+            disk_percent: avg(&|p| p.disk_percent),
+            net_rx_bps: avg(&|p| p.net_rx_bps),
+            net_tx_bps: avg(&|p| p.net_tx_bps),
+        });
+        group.clear();
+    };
+    for p in points {
+        if group
+            .first()
+            .is_some_and(|g| g.at / bucket != p.at / bucket)
+        {
+            flush(&mut group, &mut out);
+        }
+        group.push(p);
+    }
+    flush(&mut group, &mut out);
+    out
 }
 
 /// Every node's samples since `since`, by node then time.

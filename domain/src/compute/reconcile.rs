@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::compute::driver::HostReport;
 use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
 use crate::compute::executor::{self, NodeDriver};
 use crate::compute::instances::{self, InstanceRow, InstanceState};
@@ -71,30 +72,86 @@ pub async fn run(state: &AppState) -> ServiceResult<Report> {
         .into_iter()
         .map(|node_driver| node_pass(state, node_driver))
         .collect();
-    let passes: Vec<ServiceResult<Report>> = futures::stream::iter(nodes)
+    let passes: Vec<ServiceResult<NodeOutcome>> = futures::stream::iter(nodes)
         .buffer_unordered(NODES_AT_ONCE)
         .collect()
         .await;
     let mut report = Report::default();
+    let mut hosts = Vec::new();
     for pass in passes {
-        report.merge(pass?);
+        let (one, host) = pass?;
+        report.merge(one);
+        hosts.extend(host);
     }
-    // What each node holds after the pass, for the operator's load charts.
-    crate::compute::nodes::record_load(&state.db, db::now_ms()).await?;
+    // What each node holds after the pass, and what its host says, for the operator's charts.
+    crate::compute::nodes::record_load(&state.db, db::now_ms(), &hosts).await?;
     Ok(report)
 }
 
-/// One node's part of a pass.
-async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<Report> {
+/// One node's findings, and what its host reported (by node id) when it answered.
+type NodeOutcome = (Report, Option<(String, HostReport)>);
+
+/// How long a host has to report its load.
+const HOST_WAIT: Duration = Duration::from_secs(5);
+
+/// One node's part of a pass: what its host reports of itself (a node daemon of a version this
+/// panel cannot drive is marked unreachable, with why, and not touched further), the
+/// reconciliation, then (when it answered) its survey.
+async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<NodeOutcome> {
     let mut report = Report::default();
     let (node, driver) = (node_driver.0.clone(), node_driver.1.clone());
+    let host = match tokio::time::timeout(HOST_WAIT, driver.host()).await {
+        Ok(Ok(host)) => Some(host),
+        Ok(Err(e)) => {
+            tracing::debug!(node = %node.name, error = %e, "reconciler: no host report");
+            None
+        }
+        Err(_) => None,
+    };
+    if let Some(version) = host.as_ref().and_then(|h| h.version.as_deref()) {
+        sqlx::query("UPDATE nodes SET agent_version = $1 WHERE id = $2")
+            .bind(version)
+            .bind(&node.id)
+            .execute(&state.db)
+            .await?;
+        if let Err(why) = compatible(version) {
+            tracing::warn!(node = %node.name, %version, "reconciler: {why}");
+            report.unreachable_nodes.push(node.name.clone());
+            mark_reachable(state, &node, Some(&why)).await?;
+            return Ok((report, None));
+        }
+    }
     reconcile_node(state, node_driver, &mut report).await?;
     // What the node holds now (an image copied onto it by hand shows up here). Not for a node
     // just found unreachable: it keeps what it was last found to hold.
-    if !report.unreachable_nodes.contains(&node.name) {
-        crate::compute::survey::node(&state.db, &node, driver.as_ref()).await?;
+    if report.unreachable_nodes.contains(&node.name) {
+        return Ok((report, None));
     }
-    Ok(report)
+    crate::compute::survey::node(&state.db, &node, driver.as_ref()).await?;
+    Ok((report, host.map(|h| (node.id.clone(), h))))
+}
+
+/// Whether this panel can drive a node daemon of `version`: the same major version, and while
+/// it is 0 the same minor one (the daemon's API may change between them). Patch releases mix.
+pub fn compatible(version: &str) -> Result<(), String> {
+    let ours = env!("CARGO_PKG_VERSION");
+    let key = |v: &str| {
+        let mut parts = v.split('.');
+        let major = parts.next().unwrap_or_default().to_owned();
+        let minor = parts.next().unwrap_or_default().to_owned();
+        if major == "0" {
+            (major, minor)
+        } else {
+            (major, String::new())
+        }
+    };
+    if key(version) == key(ours) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the node daemon runs version {version}, which this panel ({ours}) cannot drive: upgrade the one that is behind"
+        ))
+    }
 }
 
 impl Report {
@@ -132,12 +189,12 @@ async fn reconcile_node(
         Err(e) => {
             tracing::warn!(node = %node.name, error = %e, "reconciler: node unreachable; skipped");
             report.unreachable_nodes.push(node.name.clone());
-            return mark_reachable(state, &node, false).await;
+            return mark_reachable(state, &node, Some(&e.to_string())).await;
         }
     };
     if node.unreachable_since.is_some() {
         tracing::info!(node = %node.name, "reconciler: node reachable again");
-        mark_reachable(state, &node, true).await?;
+        mark_reachable(state, &node, None).await?;
     }
     let rows: Vec<InstanceRow> = sqlx::query_as(&format!(
         "SELECT {} FROM instances WHERE node_id = $1 AND state <> 'deleted'",
@@ -161,12 +218,18 @@ async fn reconcile_node(
     destroy_orphans(state, &node, driver.as_ref(), &machines, report).await
 }
 
-/// Sets (keeping the first time) or clears the node's unreachable mark and its machines'.
-async fn mark_reachable(state: &AppState, node: &NodeRow, reachable: bool) -> ServiceResult<()> {
-    let since = (!reachable).then(db::now_ms);
+/// Sets (keeping the first time, with the latest reason) or clears (`unreachable: None`) the
+/// node's unreachable mark and its machines'.
+async fn mark_reachable(
+    state: &AppState,
+    node: &NodeRow,
+    unreachable: Option<&str>,
+) -> ServiceResult<()> {
+    let since = unreachable.is_some().then(db::now_ms);
     let mut tx = crate::infra::db::begin(&state.db).await?;
-    sqlx::query("UPDATE nodes SET unreachable_since = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(unreachable_since, $1) END WHERE id = $2")
+    sqlx::query("UPDATE nodes SET unreachable_since = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(unreachable_since, $1) END, unreachable_reason = $2 WHERE id = $3")
         .bind(since)
+        .bind(unreachable.map(|r| r.chars().take(500).collect::<String>()))
         .bind(&node.id)
         .execute(&mut *tx)
         .await?;

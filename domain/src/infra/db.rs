@@ -224,6 +224,17 @@ pub fn search_terms(query: &str) -> Result<(String, String), crate::infra::error
     ))
 }
 
+/// A fresh secret: 40 random letters and digits (about 238 bits), for credentials Hangar makes
+/// for others to present (a node daemon's token).
+pub fn new_token() -> String {
+    use rand::{distributions::Alphanumeric, Rng};
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect()
+}
+
 /// A new 24-hex id: 4 bytes of unix seconds (so ids sort by creation) and 8 random bytes.
 pub fn new_id() -> String {
     let secs = (now_ms() / 1000) as u32;

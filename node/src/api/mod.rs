@@ -32,6 +32,8 @@ pub fn router(node: Node) -> Router {
         .route("/auth/tokens", post(issue_token))
         .route("/remote/config", get(remote_config))
         .route("/remote/config/reload", post(reload_config))
+        .route("/remote/token", post(rotate_token))
+        .route("/system/host", get(host))
         .merge(files::routes())
         .merge(containers::routes())
         .merge(network::routes())
@@ -179,6 +181,40 @@ async fn remote_config(
         },
         "limits": config.limits,
     })))
+}
+
+/// The daemon's version and its host's load, for the panel's charts and version check.
+async fn host(
+    State(node): State<Node>,
+    Extension(access): Extension<Access>,
+) -> NodeResult<Json<crate::host::HostReport>> {
+    panel_only(&access)?;
+    Ok(Json(crate::host::report(&node.config().storage.root).await))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    token: String,
+}
+
+/// Rotates the daemon's own token: written to its config file and in force at once. The caller
+/// proved it holds the current one; the answer is the last thing the old token gets.
+async fn rotate_token(
+    State(node): State<Node>,
+    Extension(access): Extension<Access>,
+    JsonBody(body): JsonBody<NewToken>,
+) -> NodeResult<Json<Value>> {
+    panel_only(&access)?;
+    let token = body.token.trim();
+    if token.len() < 16 || token.len() > 256 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(NodeError::bad_request(
+            "token: 16 to 256 printable characters",
+        ));
+    }
+    node.rotate_token(token)
+        .map_err(|e| NodeError::bad_request(format!("Token not changed: {e}")))?;
+    tracing::info!("the daemon's token was rotated by the panel");
+    Ok(Json(json!({"message": "Token rotated"})))
 }
 
 async fn reload_config(

@@ -27,6 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_nodes, add_node))
         .routes(routes!(set_node_status, remove_node))
+        .routes(routes!(rotate_node_secret))
+        .routes(routes!(node_history))
         .routes(routes!(list_ip_pools, add_ip_pool))
         .routes(routes!(remove_ip_pool))
         .routes(routes!(address_history))
@@ -67,25 +69,79 @@ async fn add_node(
     Ok((StatusCode::CREATED, ApiJson(node)))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct NodeStatus {
-    /// `active` or `draining` (no new instances).
-    pub status: String,
-}
-
+/// Change a node: status (`active`, `draining`), name, region, address, capacity; fields left
+/// out keep their value. Capacity cannot go below what its machines hold (409).
 #[utoipa::path(patch, path = "/api/admin/nodes/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = NodeStatus,
-    responses((status = 200, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path)), request_body = nodes::NodeChange,
+    responses((status = 200, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn set_node_status(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<NodeStatus>,
+    ApiJson(body): ApiJson<nodes::NodeChange>,
 ) -> Result<ApiJson<nodes::NodeRow>> {
-    let node = nodes::set_status(&state.db, &id, nodes::NodeStatus::parse(&body.status)?).await?;
-    let details = json!({"status": node.status});
-    audited(&state, &admin, "node.status", "node", &id, details).await?;
+    let action = if body.status.is_some()
+        && body.name.is_none()
+        && body.uri.is_none()
+        && body.region.is_none()
+        && body.vcpu.is_none()
+        && body.memory_mb.is_none()
+        && body.disk_gb.is_none()
+    {
+        "node.status"
+    } else {
+        "node.change"
+    };
+    let node = nodes::change(&state.db, &id, body).await?;
+    let details = json!({"status": node.status, "uri": node.uri, "vcpu": node.vcpu, "memory_mb": node.memory_mb, "disk_gb": node.disk_gb});
+    audited(&state, &admin, action, "node", &id, details).await?;
     Ok(ApiJson(node))
+}
+
+/// Give a node daemon a new token: the daemon takes it (into its config file) and the panel
+/// stores it; the old one stops working at once. 409 if the daemon does not take it (nothing
+/// changes then).
+#[utoipa::path(post, path = "/api/admin/nodes/{id}/rotate-secret", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rotate_node_secret(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<nodes::NodeRow>> {
+    let node = nodes::rotate_secret(&state.db, &state.drivers, &id).await?;
+    audited(&state, &admin, "node.rotate_secret", "node", &id, json!({})).await?;
+    Ok(ApiJson(node))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HistoryRange {
+    /// `1h` (every sample), `24h`, `7d` or `30d` (averaged into at most ~240 points).
+    pub range: Option<String>,
+}
+
+/// A node's load over time: what placement handed out (% of what it may, over-commit included)
+/// beside what the host reports of itself (CPU, memory, disk %, network bytes/s; absent where
+/// its backend cannot say), one point per reconciler pass or bucket.
+#[utoipa::path(get, path = "/api/admin/nodes/{id}/history", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), HistoryRange),
+    responses((status = 200, body = Vec<nodes::NodePoint>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn node_history(
+    State(state): State<AppState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryRange>,
+) -> Result<ApiJson<Vec<nodes::NodePoint>>> {
+    Ok(ApiJson(
+        nodes::host_history(
+            &state.db,
+            &id,
+            q.range.as_deref().unwrap_or("24h"),
+            state.config.cpu_overcommit,
+            state.config.memory_overcommit,
+        )
+        .await?,
+    ))
 }
 
 /// Remove a node that holds no instances (409 otherwise).

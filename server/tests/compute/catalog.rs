@@ -1017,3 +1017,174 @@ async fn operators_list_change_and_retire_the_catalog_without_wiping_what_they_l
         );
     }
 }
+
+/// Nodes as an operator edits them: a change names only what changes, capacity cannot go below
+/// what machines hold, an address another node drives is refused, only a node daemon has a
+/// token to rotate; an unreachable node says why; each node's load is read back over a range.
+#[tokio::test]
+async fn operators_edit_nodes_see_why_one_is_unreachable_and_read_their_load() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("root").await;
+    let (uid, user) = app.user("joe").await;
+    app.credit(&admin, &uid, 20.0).await;
+    create_vps(&app, &user, json!({"name": "web", "plan_id": "nano"})).await;
+    app.run_jobs().await;
+    let node_named = |nodes: &common::Body, name: &str| {
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no node {name} in {}", nodes.text))
+    };
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let vm = node_named(&nodes, "local-vm");
+    let id = vm["id"].as_str().unwrap().to_owned();
+
+    let changed = expect_json(
+        app.patch(
+            &format!("/api/admin/nodes/{id}"),
+            Some(&admin),
+            json!({"name": "vm-1", "vcpu": 64}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(changed["name"], "vm-1");
+    assert_eq!(changed["vcpu"], 64);
+    for kept in ["uri", "region", "memory_mb", "disk_gb", "status"] {
+        assert_eq!(changed[kept], vm[kept], "{kept} kept");
+    }
+    expect_error(
+        app.patch(
+            &format!("/api/admin/nodes/{id}"),
+            Some(&admin),
+            json!({"vcpu": 0}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "positive",
+    )
+    .await;
+    expect_error(
+        app.patch(
+            &format!("/api/admin/nodes/{id}"),
+            Some(&admin),
+            json!({"memory_mb": 1}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "cannot go below",
+    )
+    .await;
+    expect_error(
+        app.post(
+            &format!("/api/admin/nodes/{id}/rotate-secret"),
+            Some(&admin),
+            json!({}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "Only node daemons",
+    )
+    .await;
+
+    // Two container nodes at addresses where nothing answers: one cannot take the other's.
+    for (name, uri) in [
+        ("gone-a", "unix:///nonexistent/a.sock"),
+        ("gone-b", "unix:///nonexistent/b.sock"),
+    ] {
+        expect_json(app.post("/api/admin/nodes", Some(&admin), json!({"name": name, "kind": "container", "region": "eu", "uri": uri, "vcpu": 2, "memory_mb": 2048, "disk_gb": 20})).await, StatusCode::CREATED).await;
+    }
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let b = node_named(&nodes, "gone-b")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    expect_error(
+        app.patch(
+            &format!("/api/admin/nodes/{b}"),
+            Some(&admin),
+            json!({"uri": "unix:///nonexistent/a.sock"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "already drives this engine",
+    )
+    .await;
+
+    // A pass: the lost nodes are unreachable, each saying why; the VM node's load is recorded.
+    domain::compute::reconcile::run(&app.state).await.unwrap();
+    let nodes = expect_json(
+        app.get("/api/admin/nodes", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    let gone = node_named(&nodes, "gone-a");
+    assert!(gone["unreachable_since"].is_i64(), "{gone}");
+    let why = gone["unreachable_reason"].as_str().unwrap_or_default();
+    assert!(!why.is_empty(), "an unreachable node says why: {gone}");
+    assert!(node_named(&nodes, "vm-1")["unreachable_reason"].is_null());
+    let history = expect_json(
+        app.get(
+            &format!("/api/admin/nodes/{id}/history?range=1h"),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let last = history.as_array().unwrap().last().cloned().unwrap();
+    // nano: 1 of 64 vCPU × the default over-commit.
+    assert!(
+        last["allocated_cpu_percent"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+    expect_error(
+        app.get(
+            &format!("/api/admin/nodes/{id}/history?range=2d"),
+            Some(&admin),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "range",
+    )
+    .await;
+    let log = expect_json(
+        app.get("/api/admin/audit?action=node.", Some(&admin)).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(
+        log.text.contains("\"action\":\"node.change\""),
+        "{}",
+        log.text
+    );
+}
+
+#[test]
+fn a_panel_drives_node_daemons_of_its_own_minor_version_only() {
+    use domain::compute::reconcile::compatible;
+    let ours = env!("CARGO_PKG_VERSION");
+    assert!(compatible(ours).is_ok());
+    let (major, rest) = ours.split_once('.').unwrap();
+    let minor: u64 = rest.split('.').next().unwrap().parse().unwrap();
+    assert!(
+        compatible(&format!("{major}.{minor}.999")).is_ok(),
+        "patches mix"
+    );
+    let newer = format!("{major}.{}.0", minor + 1);
+    let why = compatible(&newer).unwrap_err();
+    assert!(why.contains(&newer) && why.contains("upgrade"), "{why}");
+    assert!(compatible("99.0.0").is_err());
+}

@@ -388,6 +388,23 @@ impl Driver for DaemonDriver {
             }))
     }
 
+    async fn rotate_secret(&self, token: &str) -> DriverResult<()> {
+        self.ok(
+            Method::POST,
+            "/remote/token",
+            Some(serde_json::json!({"token": token})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET /system/host`: the daemon's version and its host's load, read from `/proc`.
+    async fn host(&self) -> DriverResult<super::HostReport> {
+        let body = self.ok(Method::GET, "/system/host", None).await?;
+        serde_json::from_value(body)
+            .map_err(|e| DriverError::Backend(format!("node daemon's host report: {e}")))
+    }
+
     async fn list(&self) -> DriverResult<Vec<Machine>> {
         let all = self.ok(Method::GET, "/containers", None).await?;
         Ok(all["containers"]

@@ -775,6 +775,29 @@ impl Driver for LibvirtDriver {
         .await
     }
 
+    /// Memory from the host's node info and free memory, disk from the `default` storage pool;
+    /// libvirt's CPU counters (`virNodeGetCPUStats`) are not wrapped by the bindings, so no CPU.
+    async fn host(&self) -> DriverResult<super::HostReport> {
+        self.with_conn(|conn, _| {
+            let info = conn.node_info().map_err(backend)?;
+            let total_mb = (info.memory / 1024) as i64;
+            let free_mb = conn.free_memory().map(|b| (b / (1024 * 1024)) as i64).ok();
+            let pool = conn
+                .lookup_storage_pool_by_name(POOL)
+                .and_then(|p| p.info())
+                .ok();
+            let mb = |bytes: u64| (bytes / (1024 * 1024)) as i64;
+            Ok(super::HostReport {
+                memory_total_mb: Some(total_mb),
+                memory_used_mb: free_mb.map(|free| (total_mb - free).max(0)),
+                disk_total_mb: pool.as_ref().map(|p| mb(p.capacity)),
+                disk_used_mb: pool.as_ref().map(|p| mb(p.allocation)),
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
     /// Runs `true` in the guest: the whole path a command takes (address, host key, platform
     /// key, a channel), and the connection is kept for the first real command.
     async fn ready(&self, name: &str) -> DriverResult<()> {

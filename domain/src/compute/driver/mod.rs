@@ -397,6 +397,38 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
             "Live resource charts are for containers".into(),
         ))
     }
+    /// What the host itself reports: its load (CPU, memory, disk, network) and, for a node
+    /// daemon, its version. Each field is `None` where the backend cannot say (the Docker API
+    /// reports no host load; libvirt reports memory and its storage pool, not CPU or network).
+    /// Read-only, any number of times.
+    async fn host(&self) -> DriverResult<HostReport> {
+        Ok(HostReport::default())
+    }
+
+    /// Makes `token` the node's credential from now on (node daemons; `Unsupported` elsewhere).
+    /// The caller stores it only once this succeeded. Twice with the same token: Ok.
+    async fn rotate_secret(&self, _token: &str) -> DriverResult<()> {
+        Err(DriverError::Unsupported(
+            "Only node daemons have a token to rotate".into(),
+        ))
+    }
+}
+
+/// A host's own figures at one moment (see [`Driver::host`]). Network counters are totals since
+/// the host booted; the charts turn two readings into a rate.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostReport {
+    /// The node daemon's version (`hangar-node`); other backends have none.
+    pub version: Option<String>,
+    /// Busy CPU time over a short interval, in thousandths of all CPUs.
+    pub cpu_permille: Option<i64>,
+    pub memory_used_mb: Option<i64>,
+    pub memory_total_mb: Option<i64>,
+    /// The filesystem or storage pool machines' disks live on.
+    pub disk_used_mb: Option<i64>,
+    pub disk_total_mb: Option<i64>,
+    pub net_rx_bytes: Option<i64>,
+    pub net_tx_bytes: Option<i64>,
 }
 
 /// A machine's persistent volume seen from outside: the portal's file manager. Paths are
@@ -593,7 +625,15 @@ impl Drivers {
     /// The driver for a node.
     pub fn for_node(&self, node: &crate::compute::nodes::NodeRow) -> Arc<dyn Driver> {
         let mut map = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(node.id.clone())
+        // Keyed by what the driver is made from too: a node whose address or token changed
+        // (here or on another replica) gets a driver for the new one.
+        let key = format!(
+            "{}\n{}\n{}",
+            node.id,
+            node.uri,
+            node.secret.as_deref().unwrap_or_default()
+        );
+        map.entry(key)
             .or_insert_with(|| {
                 connect(node.kind, &node.uri, node.secret.as_deref(), &self.settings)
             })
