@@ -71,3 +71,23 @@ test('change the sign-in email, then delete the account', async () => {
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('a forgotten password: the sign-in page leads to asking for a link, and a stale link says so', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/signin`);
+  await hydrated(page);
+  await page.click('[data-test=forgot-password]');
+  await page.waitForURL(`${BASE}/reset`);
+  await hydrated(page);
+  await page.fill('[data-test=reset-ask] input[name=email]', 'someone@example.com');
+  await page.click('[data-test=reset-ask] button[type=submit]');
+  assert.match(await page.locator('[data-test=reset-asked]').textContent(), /If an account uses that address/);
+  await page.goto(`${BASE}/reset?token=ffffffffffffffffffffffffffffffff`);
+  await hydrated(page);
+  await page.fill('[data-test=reset-form] input[name=password]', 'a-Perfectly-good-Puffin-8');
+  await page.click('[data-test=reset-form] button[type=submit]');
+  await page.locator('[data-test=reset-form] .alert', { hasText: 'not valid any more' }).waitFor();
+  await page.screenshot({ path: `${ARTIFACTS}reset-390.png`, fullPage: true });
+  await context.close();
+});

@@ -139,6 +139,7 @@ lazy_pages! {
         TopupSuccessRoute => TopupSuccessPage,
         TopupCancelRoute => TopupCancelPage,
         ConfirmEmailRoute => ConfirmEmailPage,
+        ResetPasswordRoute => ResetPasswordPage,
     }
     rentals { RentalsRoute => RentalsPage }
     rental { RentalRoute => RentalPage }
@@ -179,6 +180,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view={Lazy::<HomeRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("signin") view={Lazy::<SignInRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("signup") view={Lazy::<SignUpRoute::Route>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("reset") view={Lazy::<ResetPasswordRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("account") view={Lazy::<AccountRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("account/email") view={Lazy::<ConfirmEmailRoute::Route>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("tokens") view={Lazy::<TokensRoute::Route>::new()} ssr=SsrMode::Async/>

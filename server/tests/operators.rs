@@ -440,3 +440,199 @@ async fn operators_read_the_running_configuration_with_secrets_redacted() {
     )
     .await;
 }
+
+/// The link in the newest reset mail to `addr`, as its token.
+fn reset_token(addr: &str, count: usize) -> String {
+    let mails = mails_to(addr);
+    assert_eq!(mails.len(), count, "reset mails to {addr}");
+    let mail = mails
+        .iter()
+        .filter(|m| m.contains("/reset?token="))
+        .max_by_key(|m| m.len())
+        .unwrap();
+    let at = mail.rfind("/reset?token=").unwrap() + "/reset?token=".len();
+    mail[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+/// A forgotten password: the customer asks for a link (the answer never says whether an account
+/// uses the address), or an operator sends one (never seeing it). Following it sets the password
+/// once, signs the account out everywhere and is then spent; a weak password is refused without
+/// spending it; a suspended account gets none.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_by_a_mailed_link_from_the_customer_or_an_operator() {
+    let Some(url) = smtp() else { return };
+    let app = TestApp::builder()
+        .config("auth_rate_limit_per_minute", "1000")
+        .config("smtp_url", &url)
+        .spawn()
+        .await;
+    let (_, op) = app.admin("opus").await;
+    let name = format!("rhea{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let email = format!("{name}@example.com");
+    let (rhea_id, old_jwt) = app.user(&name).await;
+
+    let asked = expect_json(
+        app.post(
+            "/api/auth/password-reset",
+            None,
+            json!({"email": email.to_uppercase()}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let nobody = expect_json(
+        app.post(
+            "/api/auth/password-reset",
+            None,
+            json!({"email": "nobody-here@example.com"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(
+        asked.text, nobody.text,
+        "the answer does not tell who has an account"
+    );
+    expect_error(
+        app.post(
+            "/api/auth/password-reset",
+            None,
+            json!({"email": "not an address"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "",
+    )
+    .await;
+    let token = reset_token(&email, 1);
+    expect_error(
+        app.post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"token": token, "password": "short"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "",
+    )
+    .await;
+    let new_password = "a-Brand-new-Walrus-77";
+    let done = app
+        .post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"token": token, "password": new_password}),
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        app.post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"token": token, "password": "another-Fine-Otter-55"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not valid any more",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/me", Some(&old_jwt)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "every session and JWT ended"
+    );
+    let old = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": format!("{name}-lunar-Quokka-42")}),
+        )
+        .await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let new = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": new_password}),
+        )
+        .await;
+    assert_eq!(new.status(), StatusCode::OK);
+    assert!(mails_to(&email)
+        .iter()
+        .any(|m| m.contains("Your Hangar password was changed")));
+
+    // An operator sends one; a customer cannot.
+    let (_, other) = app.user(&format!("{name}x")).await;
+    expect_error(
+        app.post(
+            &format!("/api/admin/users/{rhea_id}/password-reset"),
+            Some(&other),
+            json!({}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "",
+    )
+    .await;
+    expect_json(
+        app.post(
+            &format!("/api/admin/users/{rhea_id}/password-reset"),
+            Some(&op),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let mails = mails_to(&email);
+    assert!(mails
+        .iter()
+        .any(|m| m.contains("operators of this Hangar sent you a link")));
+    let log = expect_json(
+        app.get(&format!("/api/admin/audit?concerning={rhea_id}"), Some(&op))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(log.text.contains("password.reset_sent"), "{}", log.text);
+
+    // Suspended: no link from an operator, none from asking, and an earlier one does not open it.
+    let earlier = reset_token(&email, mails.len());
+    expect_json(
+        app.post(
+            &format!("/api/admin/users/{rhea_id}/suspend"),
+            Some(&op),
+            json!({"reason": "chargeback"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_error(
+        app.post(
+            &format!("/api/admin/users/{rhea_id}/password-reset"),
+            Some(&op),
+            json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "suspended",
+    )
+    .await;
+    expect_error(
+        app.post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"token": earlier, "password": "yet-Another-Heron-31"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not valid any more",
+    )
+    .await;
+}

@@ -76,6 +76,10 @@ pub async fn customer_action(
             customers::unlock(&state.db, me, &id).await?;
             "Sign-ins are open again.".into()
         }
+        "password_reset" => {
+            domain::accounts::recovery::send_by_operator(&state.db, &state.config, me, &id).await?;
+            "A link to set a new password was mailed to the customer (it works for an hour).".into()
+        }
         _ => return Err(PortalError::invalid("Unknown action")),
     })
 }
@@ -301,6 +305,12 @@ fn Customer(
                     }.into_any(),
                     None => "open".into_any(),
                 }}</dd>
+                <dt>"Password"</dt><dd>
+                    <ActionForm action=act attr:class="inline-form">
+                        <CsrfField/><input type="hidden" name="id" value=id.get_value()/><input type="hidden" name="action" value="password_reset"/>
+                        <button type="submit" class="btn btn-sm" data-test="send-reset">"Send a reset link"</button>
+                    </ActionForm>
+                </dd>
             </dl>
         </section>
         <section class="card">

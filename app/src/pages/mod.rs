@@ -24,7 +24,7 @@ mod volume;
 pub use account::{AccountPage, ConfirmEmailPage};
 pub use activity::ActivityPage;
 pub use api_docs::ApiDocsPage;
-pub use auth::{SignInPage, SignUpPage};
+pub use auth::{ResetPasswordPage, SignInPage, SignUpPage};
 pub use billing::{BillingPage, ReceiptPage, StatementPage, TopupCancelPage, TopupSuccessPage};
 pub use catalog::{CatalogPage, InventoryPage};
 pub use customers::{AllMachinesPage, CustomerPage, CustomersPage, TasksPage};

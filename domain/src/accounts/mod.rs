@@ -10,6 +10,7 @@ pub mod captcha;
 pub mod credentials;
 pub mod jwt;
 pub mod pools;
+pub mod recovery;
 pub mod sessions;
 pub mod tokens;
 pub mod totp;

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(suspend))
         .routes(routes!(reinstate))
         .routes(routes!(unlock))
+        .routes(routes!(send_password_reset))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -117,6 +118,23 @@ async fn reinstate(
 ) -> Result<ApiJson<AccountStatus>> {
     customers::reinstate(&state, &admin.user.id, &id).await?;
     Ok(ApiJson(AccountStatus { status: "active" }))
+}
+
+/// Mail the customer a link to set a new password (good for an hour; the operator never sees
+/// it). 409 for a suspended account.
+#[utoipa::path(post, path = "/api/admin/users/{id}/password-reset", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AccountStatus), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn send_password_reset(
+    State(state): State<AppState>,
+    AdminCaller(admin): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<ApiJson<AccountStatus>> {
+    domain::accounts::recovery::send_by_operator(&state.db, &state.config, &admin.user.id, &id)
+        .await?;
+    Ok(ApiJson(AccountStatus {
+        status: "reset_link_sent",
+    }))
 }
 
 /// Lift a sign-in lockout (too many wrong passwords) at once.

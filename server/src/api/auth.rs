@@ -29,12 +29,16 @@ pub const RATE_LIMITED_PATHS: &[&str] = &[
     "/api/auth/2fa/disable",
     "/api/auth/email",
     "/api/auth/account",
+    "/api/auth/password-reset",
+    "/api/auth/password-reset/confirm",
     "/_fn/sign_in",
     "/_fn/sign_up",
     "/_fn/change_password",
     "/_fn/two_factor_disable",
     "/_fn/change_email",
     "/_fn/delete_account",
+    "/_fn/request_password_reset",
+    "/_fn/reset_password",
 ];
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,6 +53,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_out_everywhere))
         .routes(routes!(change_email))
         .routes(routes!(confirm_email))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(reset_password))
         .routes(routes!(delete_account))
 }
 
@@ -132,6 +138,62 @@ async fn confirm_email(
     let user =
         domain::accounts::account::confirm_email(&state.db, &state.config, &body.token).await?;
     Ok(ApiJson(Me::from(&user)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// The account's sign-in email.
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordResetAsked {
+    pub message: &'static str,
+}
+
+/// Ask for a password reset link: mailed to the address if an account uses it, good for an hour
+/// and once. The answer is the same either way (it does not tell who has an account).
+/// Rate-limited like sign-in.
+#[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth",
+    request_body = PasswordResetRequest,
+    responses((status = 202, body = PasswordResetAsked), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PasswordResetRequest>,
+) -> Result<(StatusCode, ApiJson<PasswordResetAsked>)> {
+    domain::accounts::recovery::request(&state.db, &state.config, &body.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(PasswordResetAsked {
+            message: "If an account uses that address, a link to set a new password is on its way",
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The `token` of the link that was mailed.
+    pub token: String,
+    /// The new password (the same rules as signing up).
+    pub password: String,
+}
+
+/// Follow a password reset link: sets the new password, signs the account out everywhere and
+/// lifts a sign-in lockout (two-factor stays on). 400 for an unknown, used or expired link or a
+/// weak password.
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn reset_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetPasswordRequest>,
+) -> Result<StatusCode> {
+    domain::accounts::recovery::reset(&state.db, &state.config, &body.token, &body.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]
