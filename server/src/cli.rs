@@ -25,8 +25,13 @@ struct Cli {
 enum Command {
     /// Run the server (portal, APIs, background work). The default.
     Serve,
-    /// Apply pending database migrations and exit.
-    Migrate,
+    /// Apply pending database migrations and exit (`--status`: only list them; exits 2 when some
+    /// are pending, 3 when the database is newer than this program).
+    Migrate {
+        /// List every migration, applied (when) or pending, and change nothing.
+        #[arg(long)]
+        status: bool,
+    },
     /// Print the configuration as this command reads it: every key, its value (secrets
     /// redacted) and where it came from. A running server's: `GET /api/admin/config`.
     Config,
@@ -147,11 +152,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
     match command {
         Command::Serve => serve(config).await,
-        Command::Migrate => {
+        Command::Migrate { status: false } => {
             migrated(&config).await?;
             println!("migrations applied");
             Ok(())
         }
+        Command::Migrate { status: true } => migration_status(&config).await,
         Command::Config => {
             // The configuration this command sees (this shell's environment and file); a running
             // server's is `GET /api/admin/config`.
@@ -263,6 +269,46 @@ async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
     db::restrict(path).with_context(|| format!("making {} private", path.display()))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     println!("backup written to {} ({} KB)", path.display(), bytes / 1024);
+    Ok(())
+}
+
+/// `migrate --status`: what is applied and what is pending, without changing anything. The exit
+/// code says what to do: 0 up to date, 2 pending (run `hangar migrate`, or start the new
+/// release), 3 the database has migrations this program does not know (it is the older
+/// release: run the newer one, or restore the backup taken before the upgrade).
+async fn migration_status(config: &Config) -> anyhow::Result<()> {
+    let pool = db::connect(&config.database_url)
+        .await
+        .context("connecting to the database")?;
+    let all = db::migration_status(&pool)
+        .await
+        .context("reading the migrations")?;
+    let (mut pending, mut unknown) = (0, 0);
+    for m in &all {
+        let state = match (&m.applied_at, m.unknown) {
+            (Some(at), false) => format!("applied {at}"),
+            (Some(at), true) => {
+                unknown += 1;
+                format!("applied {at}, NOT KNOWN to this program")
+            }
+            (None, _) => {
+                pending += 1;
+                "pending".to_owned()
+            }
+        };
+        println!("{:>16}  {:<40}  {state}", m.version, m.description);
+    }
+    println!(
+        "hangar {}: {} migrations, {pending} pending, {unknown} unknown",
+        env!("CARGO_PKG_VERSION"),
+        all.len()
+    );
+    if unknown > 0 {
+        std::process::exit(3);
+    }
+    if pending > 0 {
+        std::process::exit(2);
+    }
     Ok(())
 }
 

@@ -362,3 +362,52 @@ async fn backup_copies_a_running_sqlite_database() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `hangar migrate --status` before and after an upgrade, and against a database newer than the
+/// program (what a rollback without restoring the backup would meet): it lists every migration
+/// and says by its exit code what to do, changing nothing.
+#[tokio::test]
+async fn migrate_status_tells_pending_applied_and_unknown_apart() {
+    let dir = std::env::temp_dir().join(format!("hangar-mig-{}", domain::infra::db::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = common::fresh_database(&dir).await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hangar"))
+            .args(args)
+            .env("DATABASE_URL", &db)
+            .output()
+            .unwrap()
+    };
+    let total = domain::infra::db::MIGRATOR.iter().count();
+    let before = run(&["migrate", "--status"]);
+    let text = String::from_utf8_lossy(&before.stdout).to_string();
+    assert_eq!(before.status.code(), Some(2), "pending: {text}");
+    assert!(text.contains(&format!("{total} pending")), "{text}");
+    // Nothing was applied by looking.
+    assert_eq!(run(&["migrate", "--status"]).status.code(), Some(2));
+
+    assert!(run(&["migrate"]).status.success());
+    let after = run(&["migrate", "--status"]);
+    let text = String::from_utf8_lossy(&after.stdout).to_string();
+    assert_eq!(after.status.code(), Some(0), "{text}");
+    assert!(text.contains("0 pending, 0 unknown"), "{text}");
+    assert!(text.contains("applied 20"), "when each was applied: {text}");
+
+    // A migration from a newer release: this program is the older one.
+    let pool = domain::infra::db::connect(&db).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (29991231000000, 'from the future', true, $1, 1)",
+    )
+    .bind(vec![0u8; 48])
+    .execute(&pool)
+    .await
+    .unwrap();
+    let newer = run(&["migrate", "--status"]);
+    let text = String::from_utf8_lossy(&newer.stdout).to_string();
+    assert_eq!(newer.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("from the future") && text.contains("NOT KNOWN"),
+        "{text}"
+    );
+}

@@ -195,6 +195,59 @@ pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
     Ok(())
 }
 
+/// One migration as `hangar migrate --status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub version: i64,
+    pub description: String,
+    /// When it was applied (as the database wrote it); `None` while pending.
+    pub applied_at: Option<String>,
+    /// Applied to the database but unknown to this binary: the database is newer than the
+    /// program (an upgrade ran; this is the older release).
+    pub unknown: bool,
+}
+
+/// Every migration this binary carries, applied or pending, and any the database has that it
+/// does not know; by version. Reads only: nothing is migrated.
+pub async fn migration_status(pool: &Pool) -> Result<Vec<MigrationState>, sqlx::Error> {
+    let applied: Vec<(i64, String, String)> = match sqlx::query_as(
+        "SELECT version, description, CAST(installed_on AS TEXT) FROM _sqlx_migrations
+         WHERE success = true ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    {
+        Ok(rows) => rows,
+        // A database nothing was ever applied to has no bookkeeping table yet.
+        Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut out: Vec<MigrationState> = MIGRATOR
+        .iter()
+        .map(|m| MigrationState {
+            version: m.version,
+            description: m.description.to_string(),
+            applied_at: applied
+                .iter()
+                .find(|(v, ..)| *v == m.version)
+                .map(|(_, _, at)| at.clone()),
+            unknown: false,
+        })
+        .collect();
+    for (version, description, at) in applied {
+        if !out.iter().any(|m| m.version == version) {
+            out.push(MigrationState {
+                version,
+                description,
+                applied_at: Some(at),
+                unknown: true,
+            });
+        }
+    }
+    out.sort_by_key(|m| m.version);
+    Ok(out)
+}
+
 /// Refreshes planner statistics after a bulk load (PostgreSQL's autovacuum would get there too,
 /// later).
 pub async fn analyze(pool: &Pool) -> Result<(), sqlx::Error> {
