@@ -275,7 +275,8 @@ async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
 /// `migrate --status`: what is applied and what is pending, without changing anything. The exit
 /// code says what to do: 0 up to date, 2 pending (run `hangar migrate`, or start the new
 /// release), 3 the database has migrations this program does not know (it is the older
-/// release: run the newer one, or restore the backup taken before the upgrade).
+/// release, as after a rollback: it runs, since migrations only add; upgrade again when the
+/// newer release is fixed).
 async fn migration_status(config: &Config) -> anyhow::Result<()> {
     let pool = db::connect(&config.database_url)
         .await

@@ -411,3 +411,35 @@ async fn migrate_status_tells_pending_applied_and_unknown_apart() {
         "{text}"
     );
 }
+
+/// The upgrade promise (README, "Upgrading"): migrations only add, so an older release runs on a
+/// database a newer one migrated and replicas of both serve side by side during a roll. A
+/// migration that drops, renames or retypes something breaks that; it must be split over two
+/// releases (stop using it, then remove it), and this test says so.
+#[test]
+fn migrations_only_add() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code: String = text
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        for forbidden in [
+            "DROP TABLE",
+            "DROP COLUMN",
+            "RENAME ",
+            "ALTER COLUMN",
+            "DROP INDEX",
+        ] {
+            assert!(
+                !code.contains(forbidden),
+                "{} uses {forbidden}: migrations only add (split the change over two releases)",
+                path.display()
+            );
+        }
+    }
+}

@@ -180,7 +180,31 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
 
 /// Applies pending migrations, then lets SQLite refresh the planner statistics it needs.
 pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await?;
+    // Migrations only add (tables, nullable or defaulted columns, indexes; see README,
+    // "Upgrading"), so a release runs on a database a newer one migrated: an older replica
+    // restarting during a rolling upgrade comes up, and rolling back is starting the previous
+    // release, not restoring a backup and losing what happened since. What it does not know is
+    // logged, and `hangar migrate --status` lists it.
+    let migrator = sqlx::migrate::Migrator {
+        migrations: MIGRATOR.migrations.clone(),
+        ignore_missing: true,
+        locking: MIGRATOR.locking,
+        no_tx: MIGRATOR.no_tx,
+    };
+    migrator.run(pool).await?;
+    if let Ok(all) = migration_status(pool).await {
+        let unknown: Vec<i64> = all
+            .iter()
+            .filter(|m| m.unknown)
+            .map(|m| m.version)
+            .collect();
+        if !unknown.is_empty() {
+            tracing::warn!(
+                migrations = ?unknown,
+                "the database has migrations from a newer release; running on it (they only add)"
+            );
+        }
+    }
     if is_sqlite(pool) {
         sqlx::query("PRAGMA optimize").execute(pool).await?;
     } else {
