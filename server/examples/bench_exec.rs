@@ -93,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 is_default: true,
                 app: None,
+                active: true,
             },
         )
         .await?;

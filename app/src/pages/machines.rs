@@ -800,6 +800,18 @@ fn MachineDetail(
                 <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
             })}
         </section>
+        {if d.vps.state == "error" {
+            // A machine that failed has nothing to power, reach or snapshot: the page offers
+            // what works — reading why (above) and deleting it — and says what to do next.
+            view! {
+                <section class="card" data-test="machine-failed">
+                    <h2>"This machine failed"</h2>
+                    <p>"It is not running and cannot be started; it holds no resources and is not billed. Delete it below, then make a new one — if it failed while being made, a new one usually works; if it fails again, the reason above is what to tell your provider."</p>
+                    <p><a class="btn" href="/machines#new">"Make a new machine"</a></p>
+                </section>
+            }.into_any()
+        } else {
+            view! {
         <PowerCard id=d.vps.id.clone() plan=d.plan vps power busy simulated=d.simulated may_operate=d.may_operate/>
         {if d.simulated {
             view! {
@@ -835,6 +847,8 @@ fn MachineDetail(
             view! { <SnapshotsCard id=d.vps.id.clone() snapshots=d.snapshots vps snap busy may_operate=d.may_operate/> }.into_any()
         }}
         <SharingCard id=d.vps.id.clone() vps creator=d.creator may_own=d.may_own billed_to=d.billed_to pools=d.pools share/>
+            }.into_any()
+        }}
         {(d.may_operate || d.may_own).then(|| view! {
             <SettingsCard id=d.vps.id name=d.vps.name vps power rename may_operate=d.may_operate may_own=d.may_own/>
         })}
