@@ -184,7 +184,17 @@ impl Config {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(path, toml::to_string_pretty(&config)?)?;
+            // Made 0600 from the start: no moment in which another user could read the token.
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)?;
+                file.write_all(toml::to_string_pretty(&config)?.as_bytes())?;
+            }
             restrict(path)?;
             return Ok(config);
         }

@@ -29,7 +29,8 @@ pub async fn report(storage: &Path) -> HostReport {
     tokio::time::sleep(CPU_WINDOW).await;
     let cpu_permille = match (first, cpu_times()) {
         (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
-            Some(((busy1.saturating_sub(busy0)) * 1000 / (all1 - all0)) as i64)
+            // iowait may go backwards between readings: clamped to a share.
+            Some(((busy1.saturating_sub(busy0)) * 1000 / (all1 - all0)).min(1000) as i64)
         }
         _ => None,
     };
@@ -66,7 +67,7 @@ fn parse_cpu(line: &str) -> Option<(u64, u64)> {
     // user nice system idle iowait irq softirq steal (guest time is inside user already)
     let total: u64 = values.iter().take(8).sum();
     let idle = values[3] + values[4];
-    Some((total - idle, total))
+    Some((total.saturating_sub(idle), total))
 }
 
 /// (total, used) MB from `/proc/meminfo`: used is total minus what is available.
@@ -98,23 +99,44 @@ fn disk(path: &Path) -> (Option<i64>, Option<i64>) {
     match rustix::fs::statvfs(path) {
         Ok(s) => {
             let mb = |blocks: u64| (blocks.saturating_mul(s.f_frsize) / (1024 * 1024)) as i64;
-            (Some(mb(s.f_blocks)), Some(mb(s.f_blocks - s.f_bfree)))
+            (
+                Some(mb(s.f_blocks)),
+                Some(mb(s.f_blocks.saturating_sub(s.f_bfree))),
+            )
         }
         Err(_) => (None, None),
     }
 }
 
-/// Received and sent bytes over every interface but loopback, from `/proc/net/dev`.
+/// Received and sent bytes over the host's own interfaces, from `/proc/net/dev`: those backed by
+/// a device (`/sys/class/net/NAME/device`), so the containers' veth pairs and bridges do not
+/// count their traffic twice or three times; every interface but loopback when none is.
 fn network() -> (Option<i64>, Option<i64>) {
     let Ok(dev) = std::fs::read_to_string("/proc/net/dev") else {
         return (None, None);
     };
+    let names: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
+        .collect();
+    let physical: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| Path::new("/sys/class/net").join(n).join("device").exists())
+        .collect();
     let (mut rx, mut tx) = (0i64, 0i64);
     for line in dev.lines().skip(2) {
         let Some((name, rest)) = line.split_once(':') else {
             continue;
         };
-        if name.trim() == "lo" {
+        let name = name.trim();
+        let counted = if physical.is_empty() {
+            name != "lo"
+        } else {
+            physical.contains(&name)
+        };
+        if !counted {
             continue;
         }
         let values: Vec<i64> = rest

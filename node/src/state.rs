@@ -21,6 +21,8 @@ struct Inner {
     db: SqlitePool,
     volumes: Volumes,
     containers: Containers,
+    /// Held while the token is rotated.
+    rotation: std::sync::Mutex<()>,
 }
 
 impl Node {
@@ -46,6 +48,7 @@ impl Node {
                 db,
                 volumes,
                 containers: Containers::default(),
+                rotation: std::sync::Mutex::new(()),
             }),
         };
         // Running containers are followed again, not restarted; an engine that is not up yet
@@ -76,27 +79,39 @@ impl Node {
     }
 
     /// Replaces the daemon's token (`authorization.token`) in its config file — keeping the
-    /// file's comments and layout, written whole to a new file renamed over the old one, 0600 —
-    /// and takes it into use at once: the panel's next call must carry the new token.
+    /// file's comments and layout, checked as a whole config before it replaces the old file
+    /// (written 0600 to a fresh file renamed over it) — and takes it into use at once: the
+    /// panel's next call must carry the new token. Rotations are serialised; a config that does
+    /// not load leaves file and token as they were.
     pub fn rotate_token(&self, token: &str) -> anyhow::Result<()> {
         use anyhow::Context;
+        let _one_at_a_time = self
+            .inner
+            .rotation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let path = &self.inner.config_path;
         let text = std::fs::read_to_string(path).context("reading the config file")?;
         let mut doc: toml_edit::DocumentMut = text.parse().context("parsing the config file")?;
         doc["authorization"]["token"] = toml_edit::value(token);
         let fresh = path.with_extension("toml.new");
+        // A leftover from a crash: made by someone else, perhaps with other permissions.
+        let _ = std::fs::remove_file(&fresh);
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&fresh)
                 .context("writing the config file")?;
             file.write_all(doc.to_string().as_bytes())?;
             file.sync_all()?;
+        }
+        if let Err(e) = Config::load(&fresh) {
+            let _ = std::fs::remove_file(&fresh);
+            return Err(e.context("the config file would not load with the new token"));
         }
         std::fs::rename(&fresh, path).context("replacing the config file")?;
         self.reload()

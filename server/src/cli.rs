@@ -25,8 +25,8 @@ struct Cli {
 enum Command {
     /// Run the server (portal, APIs, background work). The default.
     Serve,
-    /// Apply pending database migrations and exit (`--status`: only list them; exits 2 when some
-    /// are pending, 3 when the database is newer than this program).
+    /// Apply pending database migrations and exit (`--status`: only list them; exits 10 when some
+    /// are pending, 11 when the database is newer than this program).
     Migrate {
         /// List every migration, applied (when) or pending, and change nothing.
         #[arg(long)]
@@ -224,20 +224,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             domain::compute::catalog::seed_defaults(&pool, &config)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let image = domain::compute::catalog::upsert_image(
+            // A change to an image that exists names only what the command was given (its app
+            // recipe, retirement and default stay unless told), as the API's PUT does.
+            let mut body =
+                serde_json::json!({"slug": slug, "name": name, "kind": kind, "source": source});
+            if default {
+                body["is_default"] = true.into();
+            }
+            let image = domain::compute::catalog::put_image(&pool, body)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            domain::infra::audit::record_now(
                 &pool,
-                domain::compute::catalog::ImageInput {
-                    active: true,
-                    slug,
-                    name,
-                    kind,
-                    source,
-                    is_default: default,
-                    app: None,
-                },
+                None,
+                "image.put",
+                "image",
+                Some(&image.slug),
+                serde_json::json!({"source": image.source, "kind": image.kind, "via": "hangar admin put-image"}),
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .await?;
             println!("image {} ({}) saved", image.slug, image.kind);
             Ok(())
         }
@@ -273,8 +278,8 @@ async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// `migrate --status`: what is applied and what is pending, without changing anything. The exit
-/// code says what to do: 0 up to date, 2 pending (run `hangar migrate`, or start the new
-/// release), 3 the database has migrations this program does not know (it is the older
+/// code says what to do (codes of their own: 1 and 2 are errors and usage): 0 up to date, 10 pending (run `hangar migrate`, or start the new
+/// release), 11 the database has migrations this program does not know (it is the older
 /// release, as after a rollback: it runs, since migrations only add; upgrade again when the
 /// newer release is fixed).
 async fn migration_status(config: &Config) -> anyhow::Result<()> {
@@ -305,10 +310,10 @@ async fn migration_status(config: &Config) -> anyhow::Result<()> {
         all.len()
     );
     if unknown > 0 {
-        std::process::exit(3);
+        std::process::exit(11);
     }
     if pending > 0 {
-        std::process::exit(2);
+        std::process::exit(10);
     }
     Ok(())
 }

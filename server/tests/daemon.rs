@@ -892,6 +892,34 @@ async fn a_node_daemon_reports_its_host_and_takes_a_new_token() {
     }
     assert!(last["memory_percent"].as_f64().unwrap() > 0.0);
 
+    // A token the daemon issued with the old one (as for a console): it goes with it.
+    let issued = reqwest::Client::new()
+        .post(format!("{base}/auth/tokens"))
+        .bearer_auth(NODE_TOKEN)
+        .json(&json!({"ttl": "30d"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let with_issued = |token: String| {
+        let base = base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/containers"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(with_issued(issued.clone()).await, StatusCode::OK);
+
     // Rotation: the daemon takes a new token, the old one is refused from then on.
     let rotated = app
         .post(
@@ -903,6 +931,11 @@ async fn a_node_daemon_reports_its_host_and_takes_a_new_token() {
     assert_eq!(rotated.status(), StatusCode::OK);
     let (status, _) = daemon_get(&base, "/containers").await;
     assert_eq!(status, 401, "the old token no longer opens the daemon");
+    assert_eq!(
+        with_issued(issued).await,
+        StatusCode::UNAUTHORIZED,
+        "nor does a token issued with it"
+    );
     let file = root.join("config.toml");
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(

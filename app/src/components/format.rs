@@ -27,6 +27,16 @@ pub fn count(n: i64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A search's count, and when not all are listed how many are: `12 machines match.`,
+/// `340 machines match; the newest 100 are shown.` (`which`: "the newest", "the first").
+pub fn matching(total: i64, shown: usize, noun: &str, which: &str) -> String {
+    if total > shown as i64 {
+        format!("{total} {noun} match; {which} {shown} are shown.")
+    } else {
+        format!("{total} {noun} match.")
+    }
+}
+
 /// An amount of money: `$12.50`.
 pub fn money(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };

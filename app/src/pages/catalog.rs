@@ -13,11 +13,12 @@ use model::market::Inventory;
 use serde::{Deserialize, Serialize};
 
 use crate::components::data;
-use crate::components::format::{balance, count, day, memory, money};
+use crate::components::format::{balance, count, day, matching, memory, money};
 use crate::components::forms::{
     answer_status, error_message, ActionError, CsrfField, SubmitButton,
 };
 use crate::error::PortalError;
+use crate::pages::operator::OperatorList;
 use crate::pages::RequireUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,53 +337,48 @@ pub fn InventoryPage() -> impl IntoView {
     let status = move || query.read().get("status").unwrap_or_default();
     let data = data::load(move || (q(), status()), |(q, s)| load_inventory(q, s));
     view! {
-        <Title text="Marketplace inventory"/>
-        <RequireUser signed_in=move |_| view! {
-            <section class="page-head">
-                <p><a href="/operator">"← Operator"</a></p>
-                <h1>"Marketplace inventory"</h1>
-                <form method="get" action="/operator/inventory" class="form form-row" data-test="inventory-search">
-                    <label>"Server, model or renter" <input type="search" name="q" value=q maxlength="254"/></label>
-                    <label>"Status"
-                        <select name="status">
-                            {[("", "Any"), ("available", "Available"), ("rented", "Rented"), ("retired", "Retired")]
-                                .into_iter().map(|(v, l)| view! { <option value=v selected=move || status() == v>{l}</option> }).collect_view()}
-                        </select>
-                    </label>
-                    <button type="submit" class="btn">"Show"</button>
-                </form>
-                <p class="muted small">"Add, reprice or retire servers with /api/admin/marketplace/servers (PATCH changes only the fields it names)."</p>
-            </section>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) => { answer_status(&e); view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any() }
-                        Ok(list) if list.servers.is_empty() => view! { <section class="card"><p class="muted" data-test="no-servers">"No server matches."</p></section> }.into_any(),
-                        Ok(list) => view! {
-                            <section class="card">
-                                <p class="muted" data-test="inventory-count">{format!("{} servers match{}.", list.total, if list.total as usize > list.servers.len() { format!("; the first {} are shown", list.servers.len()) } else { String::new() })}</p>
-                                <div class="table-wrap"><table class="table" data-test="inventory">
-                                    <thead><tr><th>"Server"</th><th>"Where"</th><th>"From / day"</th><th>"Status"</th><th>"Rented by"</th></tr></thead>
-                                    <tbody>
-                                        {list.servers.into_iter().map(|s| view! {
-                                            <tr data-test="inventory-row" data-id=s.id.clone()>
-                                                <td data-label="Server">{s.name.clone()}<br/><small class="muted">{s.model.clone()}</small></td>
-                                                <td data-label="Where">{format!("{}, {}", s.city, s.country)}</td>
-                                                <td data-label="From / day" class="num">{money(s.price_per_day.0)}</td>
-                                                <td data-label="Status" data-test="inventory-status">{s.status.clone()}</td>
-                                                <td data-label="Rented by">{match s.rental.clone() {
-                                                    Some(r) => view! { <a href=format!("/operator/customers/{}", r.user_id)>{r.username}</a>" until "{day(&r.rental_end)} }.into_any(),
-                                                    None => view! { "—" }.into_any(),
-                                                }}</td>
-                                            </tr>
-                                        }).collect_view()}
-                                    </tbody>
-                                </table></div>
-                            </section>
-                        }.into_any(),
-                    }
-                })}
-            </Transition>
-        }/>
+        <OperatorList title="Marketplace inventory" data list=|list| view! { <InventoryTable list/> }>
+            <form method="get" action="/operator/inventory" class="form form-row" data-test="inventory-search">
+                <label>"Server, model or renter" <input type="search" name="q" value=q maxlength="254"/></label>
+                <label>"Status"
+                    <select name="status">
+                        {[("", "Any"), ("available", "Available"), ("rented", "Rented"), ("retired", "Retired")]
+                            .into_iter().map(|(v, l)| view! { <option value=v selected=move || status() == v>{l}</option> }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit" class="btn">"Show"</button>
+            </form>
+            <p class="muted small">"Add, reprice or retire servers with /api/admin/marketplace/servers (PATCH changes only the fields it names)."</p>
+        </OperatorList>
     }
+}
+
+#[component]
+fn InventoryTable(list: Inventory) -> impl IntoView {
+    if list.servers.is_empty() {
+        return view! { <section class="card"><p class="muted" data-test="no-servers">"No server matches."</p></section> }.into_any();
+    }
+    view! {
+        <section class="card">
+            <p class="muted" data-test="inventory-count">{matching(list.total, list.servers.len(), "servers", "the first")}</p>
+            <div class="table-wrap"><table class="table" data-test="inventory">
+                <thead><tr><th>"Server"</th><th>"Where"</th><th>"From / day"</th><th>"Status"</th><th>"Rented by"</th></tr></thead>
+                <tbody>
+                    {list.servers.into_iter().map(|s| view! {
+                        <tr data-test="inventory-row" data-id=s.id.clone()>
+                            <td data-label="Server">{s.name.clone()}<br/><small class="muted">{s.model.clone()}</small></td>
+                            <td data-label="Where">{format!("{}, {}", s.city, s.country)}</td>
+                            <td data-label="From / day" class="num">{money(s.price_per_day.0)}</td>
+                            <td data-label="Status" data-test="inventory-status">{s.status.clone()}</td>
+                            <td data-label="Rented by">{match s.rental.clone() {
+                                Some(r) => view! { <a href=format!("/operator/customers/{}", r.user_id)>{r.username}</a>" until "{day(&r.rental_end)} }.into_any(),
+                                None => view! { "—" }.into_any(),
+                            }}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table></div>
+        </section>
+    }
+    .into_any()
 }

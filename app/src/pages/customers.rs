@@ -12,11 +12,12 @@ use model::compute::OperatorMachine;
 use serde::{Deserialize, Serialize};
 
 use crate::components::data;
-use crate::components::format::{balance, when};
+use crate::components::format::{balance, matching, when};
 use crate::components::forms::{
     answer_status, error_message, ActionError, CsrfField, SubmitButton,
 };
 use crate::error::PortalError;
+use crate::pages::operator::OperatorList;
 use crate::pages::RequireUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,27 +155,14 @@ pub fn CustomersPage() -> impl IntoView {
     let q = move || query.read().get("q").unwrap_or_default();
     let data = data::load(q, load_customers);
     view! {
-        <Title text="Customers"/>
-        <RequireUser signed_in=move |_| view! {
-            <section class="page-head">
-                <p><a href="/operator">"← Operator"</a></p>
-                <h1>"Customers"</h1>
-                <form method="get" action="/operator/customers" class="form form-row" data-test="customer-search">
-                    <label>"Find by e-mail, username or id"
-                        <input type="search" name="q" value=q maxlength="254" placeholder="alice@example.com"/>
-                    </label>
-                    <button type="submit" class="btn">"Search"</button>
-                </form>
-            </section>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) => { answer_status(&e); view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any() }
-                        Ok(list) => view! { <CustomerTable list/> }.into_any(),
-                    }
-                })}
-            </Transition>
-        }/>
+        <OperatorList title="Customers" data list=|list| view! { <CustomerTable list/> }>
+            <form method="get" action="/operator/customers" class="form form-row" data-test="customer-search">
+                <label>"Find by e-mail, username or id"
+                    <input type="search" name="q" value=q maxlength="254" placeholder="alice@example.com"/>
+                </label>
+                <button type="submit" class="btn">"Search"</button>
+            </form>
+        </OperatorList>
     }
 }
 
@@ -186,11 +174,7 @@ fn CustomerTable(list: CustomerList) -> impl IntoView {
     let shown = list.customers.len();
     view! {
         <section class="card">
-            <p class="muted" data-test="customer-count">{if list.total as usize > shown {
-                format!("{} customers match; the newest {shown} are shown.", list.total)
-            } else {
-                format!("{} {}.", list.total, if list.total == 1 { "customer" } else { "customers" })
-            }}</p>
+            <p class="muted" data-test="customer-count">{matching(list.total, shown, "customers", "the newest")}</p>
             <div class="table-wrap">
                 <table class="table" data-test="customer-table">
                     <thead><tr><th>"Customer"</th><th>"Balance"</th><th>"Machines"</th><th>"Last sign-in"</th><th>"Since"</th></tr></thead>
@@ -450,55 +434,50 @@ pub fn AllMachinesPage() -> impl IntoView {
         |(q, state, _)| load_all_machines(q, state),
     );
     view! {
-        <Title text="All machines"/>
-        <RequireUser signed_in=move |_| view! {
-            <section class="page-head">
-                <p><a href="/operator">"← Operator"</a></p>
-                <h1>"All machines"</h1>
-                <form method="get" action="/operator/machines" class="form form-row" data-test="machine-search">
-                    <label>"Name, id, or owner" <input type="search" name="q" value=q maxlength="254"/></label>
-                    <label>"State"
-                        <select name="state">
-                            {[("", "Any"), ("creating", "Creating"), ("running", "Running"), ("stopped", "Stopped"), ("error", "Error")]
-                                .into_iter().map(|(v, l)| view! { <option value=v selected=move || state() == v>{l}</option> }).collect_view()}
-                        </select>
-                    </label>
-                    <button type="submit" class="btn">"Show"</button>
-                </form>
-            </section>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) => { answer_status(&e); view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any() }
-                        Ok(list) if list.machines.is_empty() => view! { <section class="card"><p class="muted" data-test="no-machines">"No machine matches."</p></section> }.into_any(),
-                        Ok(list) => view! {
-                            <section class="card">
-                                <p class="muted">{format!("{} machines match{}.", list.total, if list.total as usize > list.machines.len() { format!("; the newest {} are shown", list.machines.len()) } else { String::new() })}</p>
-                                <div class="table-wrap"><table class="table" data-test="all-machines">
-                                    <thead><tr><th>"Machine"</th><th>"Owner"</th><th>"State"</th><th>"Node"</th><th>"Created"</th><th>"Act"</th></tr></thead>
-                                    <tbody>
-                                        {list.machines.into_iter().map(|m| view! {
-                                            <tr data-test="all-machine" data-id=m.id.clone()>
-                                                <td data-label="Machine">{m.name.clone()}" "<small class="muted">{m.kind.clone()}</small>
-                                                    {m.reason.clone().map(|r| view! { <br/><small class="muted" data-test="all-machine-reason">{r}</small> })}</td>
-                                                <td data-label="Owner"><a href=format!("/operator/customers/{}", m.owner_id)>{m.owner.clone()}</a></td>
-                                                <td data-label="State" data-test="all-machine-state">{m.transition.clone().map(|t| format!("{t}…")).unwrap_or(m.state.clone())}</td>
-                                                <td data-label="Node">{m.node.clone().unwrap_or_else(|| "—".into())}</td>
-                                                <td data-label="Created">{when(&m.created_at)}</td>
-                                                <td data-label="Act"><MachineActions id=m.id.clone() action=machine/></td>
-                                            </tr>
-                                        }).collect_view()}
-                                    </tbody>
-                                </table></div>
-                                <ActionError action=machine/>
-                                {move || machine.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" role="status" data-test="op-machine-done">{m}</p> })}
-                            </section>
-                        }.into_any(),
-                    }
-                })}
-            </Transition>
-        }/>
+        <OperatorList title="All machines" data list=move |list| view! { <MachineTable list machine/> }>
+            <form method="get" action="/operator/machines" class="form form-row" data-test="machine-search">
+                <label>"Name, id, or owner" <input type="search" name="q" value=q maxlength="254"/></label>
+                <label>"State"
+                    <select name="state">
+                        {[("", "Any"), ("creating", "Creating"), ("running", "Running"), ("stopped", "Stopped"), ("error", "Error")]
+                            .into_iter().map(|(v, l)| view! { <option value=v selected=move || state() == v>{l}</option> }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit" class="btn">"Show"</button>
+            </form>
+        </OperatorList>
     }
+}
+
+#[component]
+fn MachineTable(list: MachineList, machine: ServerAction<OperatorMachineAction>) -> impl IntoView {
+    if list.machines.is_empty() {
+        return view! { <section class="card"><p class="muted" data-test="no-machines">"No machine matches."</p></section> }.into_any();
+    }
+    view! {
+        <section class="card">
+            <p class="muted">{matching(list.total, list.machines.len(), "machines", "the newest")}</p>
+            <div class="table-wrap"><table class="table" data-test="all-machines">
+                    <thead><tr><th>"Machine"</th><th>"Owner"</th><th>"State"</th><th>"Node"</th><th>"Created"</th><th>"Act"</th></tr></thead>
+                    <tbody>
+                        {list.machines.into_iter().map(|m| view! {
+                            <tr data-test="all-machine" data-id=m.id.clone()>
+                                <td data-label="Machine">{m.name.clone()}" "<small class="muted">{m.kind.clone()}</small>
+                                    {m.reason.clone().map(|r| view! { <br/><small class="muted" data-test="all-machine-reason">{r}</small> })}</td>
+                                <td data-label="Owner"><a href=format!("/operator/customers/{}", m.owner_id)>{m.owner.clone()}</a></td>
+                                <td data-label="State" data-test="all-machine-state">{m.transition.clone().map(|t| format!("{t}…")).unwrap_or(m.state.clone())}</td>
+                                <td data-label="Node">{m.node.clone().unwrap_or_else(|| "—".into())}</td>
+                                <td data-label="Created">{when(&m.created_at)}</td>
+                                <td data-label="Act"><MachineActions id=m.id.clone() action=machine/></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table></div>
+                <ActionError action=machine/>
+                {move || machine.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" role="status" data-test="op-machine-done">{m}</p> })}
+        </section>
+    }
+    .into_any()
 }
 
 #[server(prefix = "/_fn", endpoint = "operator_tasks")]
@@ -524,61 +503,56 @@ pub fn TasksPage() -> impl IntoView {
     let state = move || query.read().get("state").unwrap_or_default();
     let data = data::load(move || (q(), state()), |(q, state)| load_tasks(q, state));
     view! {
-        <Title text="Tasks"/>
-        <RequireUser signed_in=move |_| view! {
-            <section class="page-head">
-                <p><a href="/operator">"← Operator"</a></p>
-                <h1>"Tasks"</h1>
-                <form method="get" action="/operator/tasks" class="form form-row" data-test="task-search">
-                    <label>"Machine, id, or owner" <input type="search" name="q" value=q maxlength="254"/></label>
-                    <label>"Outcome"
-                        <select name="state">
-                            {[("", "Any"), ("failed", "Failed"), ("running", "Running"), ("queued", "Queued"), ("done", "Done")]
-                                .into_iter().map(|(v, l)| view! { <option value=v selected=move || state() == v>{l}</option> }).collect_view()}
-                        </select>
-                    </label>
-                    <button type="submit" class="btn">"Show"</button>
-                </form>
-            </section>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match data.await {
-                        Err(e) => { answer_status(&e); view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any() }
-                        Ok(tasks) if tasks.is_empty() => view! { <section class="card"><p class="muted" data-test="no-tasks">"No task matches."</p></section> }.into_any(),
-                        Ok(tasks) => view! {
-                            <section class="card">
-                                <div class="table-wrap"><table class="table" data-test="task-table">
-                                    <thead><tr><th>"Task"</th><th>"Machine"</th><th>"Owner"</th><th>"Node"</th><th>"Started"</th><th>"Took"</th><th>"Outcome"</th></tr></thead>
-                                    <tbody>
-                                        {tasks.into_iter().map(|t| {
-                                            let outcome_class = match t.state.as_str() {
-                                                "failed" => "status status-error",
-                                                "done" => "status status-active",
-                                                _ => "status status-busy",
-                                            };
-                                            view! {
-                                                <tr data-test="task-row" data-state=t.state.clone()>
-                                                    <td data-label="Task">{t.kind.clone()}{(t.attempts > 1).then(|| view! { <small class="muted">{format!(" (attempt {})", t.attempts)}</small> })}</td>
-                                                    <td data-label="Machine">{t.machine.clone().unwrap_or_else(|| "—".into())}</td>
-                                                    <td data-label="Owner">{match (t.owner_id.clone(), t.owner.clone()) {
-                                                        (Some(id), Some(name)) => view! { <a href=format!("/operator/customers/{id}")>{name}</a> }.into_any(),
-                                                        _ => "—".into_any(),
-                                                    }}</td>
-                                                    <td data-label="Node">{t.node.clone().unwrap_or_else(|| "—".into())}</td>
-                                                    <td data-label="Started">{t.started_at.as_deref().map(when).unwrap_or_else(|| "not yet".into())}</td>
-                                                    <td data-label="Took" class="num">{t.duration_ms.map(|ms| if ms < 1000 { format!("{ms} ms") } else { format!("{:.1} s", ms as f64 / 1000.0) }).unwrap_or_default()}</td>
-                                                    <td data-label="Outcome"><span class=outcome_class>{t.state.clone()}</span>
-                                                        {t.error.clone().map(|e| view! { <br/><small class="multiline" data-test="task-error">{e}</small> })}</td>
-                                                </tr>
-                                            }
-                                        }).collect_view()}
-                                    </tbody>
-                                </table></div>
-                            </section>
-                        }.into_any(),
-                    }
-                })}
-            </Transition>
-        }/>
+        <OperatorList title="Tasks" data list=|tasks| view! { <TaskTable tasks/> }>
+            <form method="get" action="/operator/tasks" class="form form-row" data-test="task-search">
+                <label>"Machine, id, or owner" <input type="search" name="q" value=q maxlength="254"/></label>
+                <label>"Outcome"
+                    <select name="state">
+                        {[("", "Any"), ("failed", "Failed"), ("running", "Running"), ("queued", "Queued"), ("done", "Done")]
+                            .into_iter().map(|(v, l)| view! { <option value=v selected=move || state() == v>{l}</option> }).collect_view()}
+                    </select>
+                </label>
+                <button type="submit" class="btn">"Show"</button>
+            </form>
+        </OperatorList>
     }
+}
+
+#[component]
+fn TaskTable(tasks: Vec<model::compute::Task>) -> impl IntoView {
+    if tasks.is_empty() {
+        return view! { <section class="card"><p class="muted" data-test="no-tasks">"No task matches."</p></section> }.into_any();
+    }
+    view! {
+            <section class="card">
+                <div class="table-wrap"><table class="table" data-test="task-table">
+                    <thead><tr><th>"Task"</th><th>"Machine"</th><th>"Owner"</th><th>"Node"</th><th>"Started"</th><th>"Took"</th><th>"Outcome"</th></tr></thead>
+                    <tbody>
+                        {tasks.into_iter().map(|t| {
+                            let outcome_class = match t.state.as_str() {
+                                "failed" => "status status-error",
+                                "done" => "status status-active",
+                                _ => "status status-busy",
+                            };
+                            view! {
+                                <tr data-test="task-row" data-state=t.state.clone()>
+                                    <td data-label="Task">{t.kind.clone()}{(t.attempts > 1).then(|| view! { <small class="muted">{format!(" (attempt {})", t.attempts)}</small> })}</td>
+                                    <td data-label="Machine">{t.machine.clone().unwrap_or_else(|| "—".into())}</td>
+                                    <td data-label="Owner">{match (t.owner_id.clone(), t.owner.clone()) {
+                                        (Some(id), Some(name)) => view! { <a href=format!("/operator/customers/{id}")>{name}</a> }.into_any(),
+                                        _ => "—".into_any(),
+                                    }}</td>
+                                    <td data-label="Node">{t.node.clone().unwrap_or_else(|| "—".into())}</td>
+                                    <td data-label="Started">{t.started_at.as_deref().map(when).unwrap_or_else(|| "not yet".into())}</td>
+                                    <td data-label="Took" class="num">{t.duration_ms.map(|ms| if ms < 1000 { format!("{ms} ms") } else { format!("{:.1} s", ms as f64 / 1000.0) }).unwrap_or_default()}</td>
+                                    <td data-label="Outcome"><span class=outcome_class>{t.state.clone()}</span>
+                                        {t.error.clone().map(|e| view! { <br/><small class="multiline" data-test="task-error">{e}</small> })}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table></div>
+            </section>
+}
+    .into_any()
 }

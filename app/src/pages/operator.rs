@@ -280,7 +280,9 @@ pub async fn change_node(csrf: String, id: String, node: NodeForm) -> Result<Str
         memory_mb: NodeForm::number(&node.memory_mb, "memory")?,
         disk_gb: NodeForm::number(&node.disk_gb, "disk")?,
     };
-    let changed = nodes::change(&signed_in.state.db, &id, change).await?;
+    let config = &signed_in.state.config;
+    let ratios = (config.cpu_overcommit, config.memory_overcommit);
+    let changed = nodes::change(&signed_in.state.db, &id, change, ratios).await?;
     let details = serde_json::json!({"uri": changed.uri, "vcpu": changed.vcpu, "memory_mb": changed.memory_mb, "disk_gb": changed.disk_gb});
     audited(&signed_in, "node.change", "node", Some(&id), details).await?;
     Ok(format!("Node {} saved.", changed.name))
@@ -775,5 +777,47 @@ fn NodeRange(id: String, range: &'static str) -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// An operator's list page — customers, all machines, tasks, the inventory: the way back to the
+/// overview, the title, a search form (`children`: a GET form, so the URL says what is shown and
+/// it works before the page is live), and `list` of what loaded for the query. A failure
+/// answers with its own status.
+#[component]
+pub(crate) fn OperatorList<T, L, V>(
+    title: &'static str,
+    data: data::Data<Result<T, PortalError>>,
+    list: L,
+    children: ChildrenFn,
+) -> impl IntoView
+where
+    T: Clone + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+    L: Fn(T) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Title text=title/>
+        <RequireUser signed_in=move |_| {
+            let (search, list) = (children.clone(), list.clone());
+            view! {
+                <section class="page-head">
+                    <p><a href="/operator">"← Operator"</a></p>
+                    <h1>{title}</h1>
+                    {search()}
+                </section>
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || {
+                        let list = list.clone();
+                        Suspend::new(async move {
+                            match data.await {
+                                Err(e) => { answer_status(&e); view! { <p class="alert alert-error">{error_message(&e)}</p> }.into_any() }
+                                Ok(found) => list(found).into_any(),
+                            }
+                        })
+                    }}
+                </Transition>
+            }
+        }/>
     }
 }

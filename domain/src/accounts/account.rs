@@ -151,6 +151,11 @@ pub async fn confirm_email(db: &Pool, config: &Config, token: &str) -> ServiceRe
         .bind(&user_id)
         .execute(&mut *tx)
         .await?;
+    // A reset link mailed to the old address stops working with it.
+    sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
     audit::record(
         &mut tx,
         Some(&user_id),

@@ -85,6 +85,11 @@ pub async fn change_password(
     .bind(&user.id)
     .fetch_one(&mut *tx)
     .await?;
+    // A reset link asked for before does not outlive the password it was for.
+    sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
+        .bind(&user.id)
+        .execute(&mut *tx)
+        .await?;
     audit::record(
         &mut tx,
         Some(&user.id),

@@ -6,7 +6,7 @@
 //! alone does not open an account that has it.
 //!
 //! Asking never says whether an account uses the address (no account discovery): the answer is
-//! the same, and only a real, open, unsuspended account gets a mail.
+//! the same, and only a real, open, unsuspended account gets a mail — at most one a minute.
 
 use sha2::{Digest, Sha256};
 use tracing::instrument;
@@ -36,11 +36,36 @@ pub async fn request(db: &Pool, config: &Config, email: &str) -> ServiceResult<(
     .bind(&email)
     .fetch_optional(db)
     .await?;
-    match found {
-        Some(id) => send(db, config, &id, None).await,
-        None => Ok(()),
+    let Some(id) = found else {
+        return Ok(());
+    };
+    // At most one mail a minute per account, whoever asks: the per-address limit on this route
+    // does not stop many addresses filling one person's inbox. The answer stays the same.
+    let recent: Option<i64> = sqlx::query_scalar(
+        "SELECT created_at FROM password_resets WHERE user_id = $1 AND created_at > $2",
+    )
+    .bind(&id)
+    .bind(db::now_ms() - RESEND_AFTER_MS)
+    .fetch_optional(db)
+    .await?;
+    if recent.is_some() {
+        return Ok(());
     }
+    let user = users::get(db, &id).await?;
+    let link = make_link(db, &id, None).await?;
+    // Sent after answering: how long the mail server takes does not tell who has an account,
+    // and its failure is logged, not answered (there would be no account to say it about).
+    let config = config.clone();
+    tokio::spawn(async move {
+        if let Err(e) = mail_link(&config, &user, &link, false).await {
+            tracing::warn!(error = %e, user = %user.id, "password reset mail not sent");
+        }
+    });
+    Ok(())
 }
+
+/// How soon a customer's asking sends another link to the same account.
+pub const RESEND_AFTER_MS: i64 = 60_000;
 
 /// An operator sends customer `user_id` a reset link (the operator never sees it). Audited as
 /// the operator's.
@@ -52,34 +77,36 @@ pub async fn send_by_operator(
     user_id: &str,
 ) -> ServiceResult<()> {
     let user = users::get(db, user_id).await?;
+    let closed: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM users WHERE id = $1")
+        .bind(&user.id)
+        .fetch_one(db)
+        .await?;
+    if closed.is_some() {
+        return Err(ServiceError::Conflict("The account is closed".into()));
+    }
     if user.suspended.is_some() {
         return Err(ServiceError::Conflict(
             "The account is suspended: reinstate it first".into(),
         ));
     }
-    send(db, config, &user.id, Some(operator_id)).await
+    let link = make_link(db, &user.id, Some(operator_id)).await?;
+    mail_link(config, &user, &link, true).await
 }
 
-/// Makes a link (replacing any earlier one) and mails it.
-async fn send(
-    db: &Pool,
-    config: &Config,
-    user_id: &str,
-    operator_id: Option<&str>,
-) -> ServiceResult<()> {
-    let user = users::get(db, user_id).await?;
+/// Makes a link (replacing any earlier one): its token, to mail.
+async fn make_link(db: &Pool, user_id: &str, operator_id: Option<&str>) -> ServiceResult<String> {
     let token = db::random_key();
     let now = db::now_ms();
     let mut tx = db::begin(db).await?;
     sqlx::query("DELETE FROM password_resets WHERE user_id = $1")
-        .bind(&user.id)
+        .bind(user_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
         "INSERT INTO password_resets (user_id, token_hash, expires_at, created_at, sent_by)
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(&user.id)
+    .bind(user_id)
     .bind(hash(&token))
     .bind(now + RESET_LINK_MS)
     .bind(now)
@@ -88,19 +115,29 @@ async fn send(
     .await?;
     audit::record(
         &mut tx,
-        Some(operator_id.unwrap_or(&user.id)),
+        Some(operator_id.unwrap_or(user_id)),
         "password.reset_sent",
         "user",
-        Some(&user.id),
+        Some(user_id),
         serde_json::json!({ "by_operator": operator_id.is_some() }),
     )
     .await?;
     tx.commit().await?;
+    Ok(token)
+}
+
+/// Mails `user` the link with `token` (`by_operator`: the operators sent it).
+async fn mail_link(
+    config: &Config,
+    user: &users::User,
+    token: &str,
+    by_operator: bool,
+) -> ServiceResult<()> {
     let link = format!(
         "{}/reset?token={token}",
         config.public_url.trim_end_matches('/')
     );
-    let why = if operator_id.is_some() {
+    let why = if by_operator {
         "The operators of this Hangar sent you a link to set a new password"
     } else {
         "Someone (you, we hope) asked to set a new password for your account"

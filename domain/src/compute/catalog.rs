@@ -257,9 +257,12 @@ pub async fn upsert_plan(db: &Pool, input: PlanInput) -> ServiceResult<PlanRow> 
         return Err(ServiceError::invalid("name: 1 to 100 characters"));
     }
     check_kind(&input.kind)?;
-    if input.vcpu < 1 || input.vcpu > 512 || input.memory_mb < 16 || input.disk_gb < 1 {
+    if !(1..=512).contains(&input.vcpu)
+        || !(16..=16_777_216).contains(&input.memory_mb)
+        || !(1..=1_000_000).contains(&input.disk_gb)
+    {
         return Err(ServiceError::invalid(
-            "vcpu ≥ 1, memory_mb ≥ 16 and disk_gb ≥ 1 are required",
+            "vcpu 1 to 512, memory_mb 16 to 16,777,216 (16 TiB) and disk_gb 1 to 1,000,000 are required",
         ));
     }
     let price = model::money::micros_from_usd(input.price_hourly)
@@ -820,8 +823,25 @@ fn body_slug(body: &serde_json::Value) -> ServiceResult<String> {
 /// merge patch (fields it leaves out keep their value), so re-running a setup script that
 /// names a price does not also reset what it does not name.
 pub async fn put_plan(db: &Pool, body: serde_json::Value) -> ServiceResult<PlanRow> {
-    let stored = plan(db, &body_slug(&body)?).await?.map(|p| plan_input(&p));
-    upsert_plan(db, patched(stored, body, "plan")?).await
+    let current = plan(db, &body_slug(&body)?).await?;
+    let input: PlanInput = patched(current.as_ref().map(plan_input), body, "plan")?;
+    same_kind(
+        current.as_ref().map(|p| p.kind.as_str()),
+        &input.kind,
+        "plan",
+    )?;
+    upsert_plan(db, input).await
+}
+
+/// A plan's or image's kind stays: machines, templates and defaults were made for it. A new
+/// kind is a new slug.
+fn same_kind(current: Option<&str>, wanted: &str, what: &str) -> ServiceResult<()> {
+    match current {
+        Some(kind) if kind != wanted => Err(ServiceError::invalid(format!(
+            "kind cannot change (machines and templates were made for a {kind} {what}); make a new {what}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Changes the plan `slug` by a merge patch; 404 if there is none. Its slug cannot change.
@@ -833,15 +853,20 @@ pub async fn patch_plan(db: &Pool, slug: &str, patch: serde_json::Value) -> Serv
     if input.slug != current.slug {
         return Err(ServiceError::invalid("slug cannot change; make a new plan"));
     }
+    same_kind(Some(&current.kind), &input.kind, "plan")?;
     upsert_plan(db, input).await
 }
 
 /// [`put_plan`] for images.
 pub async fn put_image(db: &Pool, body: serde_json::Value) -> ServiceResult<ImageRow> {
-    let stored = image(db, &body_slug(&body)?)
-        .await?
-        .map(|i| image_input(&i));
-    upsert_image(db, patched(stored, body, "image")?).await
+    let current = image(db, &body_slug(&body)?).await?;
+    let input: ImageInput = patched(current.as_ref().map(image_input), body, "image")?;
+    same_kind(
+        current.as_ref().map(|i| i.kind.as_str()),
+        &input.kind,
+        "image",
+    )?;
+    upsert_image(db, input).await
 }
 
 /// [`patch_plan`] for images.
@@ -859,6 +884,7 @@ pub async fn patch_image(
             "slug cannot change; make a new image",
         ));
     }
+    same_kind(Some(&current.kind), &input.kind, "image")?;
     upsert_image(db, input).await
 }
 
@@ -910,11 +936,21 @@ pub async fn delete_image(db: &Pool, slug: &str) -> ServiceResult<()> {
         )));
     }
     let mut tx = crate::infra::db::begin(db).await?;
+    // Checked again in the DELETE itself: a machine made from it meanwhile keeps it.
+    let deleted = sqlx::query(
+        "DELETE FROM images WHERE slug = $1
+           AND NOT EXISTS (SELECT 1 FROM instances WHERE image = $1 AND state <> 'deleted')
+           AND NOT EXISTS (SELECT 1 FROM templates WHERE image = $1)",
+    )
+    .bind(slug)
+    .execute(&mut *tx)
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ServiceError::Conflict(format!(
+            "`{slug}` came into use meanwhile; retire it instead"
+        )));
+    }
     sqlx::query("DELETE FROM node_images WHERE image_slug = $1")
-        .bind(slug)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM images WHERE slug = $1")
         .bind(slug)
         .execute(&mut *tx)
         .await?;

@@ -32,6 +32,9 @@ pub struct NodeRow {
     /// A node daemon's token; never serialised.
     #[serde(skip)]
     pub secret: Option<String>,
+    /// The token a rotation is handing the daemon, until it is known to have taken it.
+    #[serde(skip)]
+    pub pending_secret: Option<String>,
     /// Since when (epoch ms) the reconciler cannot reach it; `None` while it answers. No new
     /// machine is placed on it meanwhile.
     pub unreachable_since: Option<i64>,
@@ -55,7 +58,7 @@ impl NodeRow {
     }
 }
 
-const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret, unreachable_since, unreachable_reason, agent_version";
+const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret, unreachable_since, unreachable_reason, agent_version, pending_secret";
 
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct NodeInput {
@@ -107,11 +110,7 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
             "uri is not a libvirt URI / Docker API address",
         ));
     }
-    if input.vcpu < 1 || input.memory_mb < 1 || input.disk_gb < 1 {
-        return Err(ServiceError::invalid(
-            "vcpu, memory_mb and disk_gb must be positive",
-        ));
-    }
+    check_capacity(input.vcpu, input.memory_mb, input.disk_gb)?;
     engine_free(db, &input.uri, None).await?;
     let id = db::new_id();
     let inserted = sqlx::query(
@@ -139,6 +138,19 @@ pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
         other => other?,
     };
     get(db, &id).await
+}
+
+/// Capacity within what a host can be: positive, and small enough that placement's arithmetic
+/// (sums, shares ×1000) cannot overflow.
+fn check_capacity(vcpu: i64, memory_mb: i64, disk_gb: i64) -> ServiceResult<()> {
+    let within = |v: i64, max: i64| (1..=max).contains(&v);
+    if within(vcpu, 100_000) && within(memory_mb, 1_000_000_000) && within(disk_gb, 1_000_000_000) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            "vcpu (1 to 100,000), memory_mb (1 to 10^9) and disk_gb (1 to 10^9) must be positive and at most that",
+        ))
+    }
 }
 
 /// Refuses `uri` when another node (not `except`) already drives that engine: two nodes on one
@@ -240,11 +252,18 @@ pub struct NodeChange {
     pub disk_gb: Option<i64>,
 }
 
-/// Changes a node. Capacity may not go below what its machines hold (drain it and move them
-/// first); an address another node drives is refused as on [`add`].
+/// Changes a node. New capacity may not hand out less than its machines hold (capacity × the
+/// over-commit `ratios` in force for vCPU and memory, as placement counts it; drain it and move
+/// them first); an address another node drives is refused as on [`add`].
 #[instrument(skip_all, err(level = "info", Debug), fields(node = %id))]
-pub async fn change(db: &Pool, id: &str, c: NodeChange) -> ServiceResult<NodeRow> {
+pub async fn change(
+    db: &Pool,
+    id: &str,
+    c: NodeChange,
+    ratios: (f64, f64),
+) -> ServiceResult<NodeRow> {
     let node = get(db, id).await?;
+    let resized = c.vcpu.is_some() || c.memory_mb.is_some() || c.disk_gb.is_some();
     let status = match c.status.as_deref() {
         Some(s) => NodeStatus::parse(s)?.as_str().to_owned(),
         None => node.status.clone(),
@@ -278,16 +297,17 @@ pub async fn change(db: &Pool, id: &str, c: NodeChange) -> ServiceResult<NodeRow
         c.memory_mb.unwrap_or(node.memory_mb),
         c.disk_gb.unwrap_or(node.disk_gb),
     );
-    if vcpu < 1 || memory_mb < 1 || disk_gb < 1 {
-        return Err(ServiceError::invalid(
-            "vcpu, memory_mb and disk_gb must be positive",
-        ));
-    }
-    // Checked in the UPDATE itself, so a machine placed meanwhile is counted.
+    check_capacity(vcpu, memory_mb, disk_gb)?;
+    // What placement may hand out with the new capacity; checked in the UPDATE itself (only
+    // when the capacity changes), so a machine placed meanwhile is counted.
+    let (vcpu_limit, memory_limit) = (
+        (vcpu as f64 * ratios.0).floor() as i64,
+        (memory_mb as f64 * ratios.1).floor() as i64,
+    );
     let done = sqlx::query(
         "UPDATE nodes SET status = $1, name = $2, region = $3, uri = $4, vcpu = $5, memory_mb = $6,
              disk_gb = $7
-         WHERE id = $8 AND used_vcpu <= $5 AND used_memory_mb <= $6 AND used_disk_gb <= $7",
+         WHERE id = $8 AND ($9 = 0 OR (used_vcpu <= $10 AND used_memory_mb <= $11 AND used_disk_gb <= $7))",
     )
     .bind(&status)
     .bind(&name)
@@ -297,6 +317,9 @@ pub async fn change(db: &Pool, id: &str, c: NodeChange) -> ServiceResult<NodeRow
     .bind(memory_mb)
     .bind(disk_gb)
     .bind(id)
+    .bind(i64::from(resized))
+    .bind(vcpu_limit)
+    .bind(memory_limit)
     .execute(db)
     .await;
     match done {
@@ -308,7 +331,7 @@ pub async fn change(db: &Pool, id: &str, c: NodeChange) -> ServiceResult<NodeRow
         Ok(d) if d.rows_affected() == 0 => {
             let now = get(db, id).await?;
             return Err(ServiceError::Conflict(format!(
-                "Its machines hold {} vCPU, {} MB of memory and {} GB of disk: the capacity cannot go below that",
+                "Its machines hold {} vCPU, {} MB of memory and {} GB of disk: the capacity (with the over-commit) cannot go below that",
                 now.used_vcpu, now.used_memory_mb, now.used_disk_gb
             )));
         }
@@ -317,34 +340,88 @@ pub async fn change(db: &Pool, id: &str, c: NodeChange) -> ServiceResult<NodeRow
     get(db, id).await
 }
 
-/// Gives a node daemon a new token: the daemon takes it first (it answers with the old one
-/// still), then the panel stores it. A daemon that refuses leaves both as they were.
+/// Gives a node daemon a new token. The token is stored as pending first, then the daemon is
+/// asked to take it (it answers with the old one still), then it becomes the node's secret. When
+/// the answer is lost or the last write fails, the pending token is tried (here, by the next
+/// rotation, and by the reconciler: [`adopt_pending_secret`]) and kept if the daemon takes it: a
+/// daemon is never left wanting a token the panel forgot. Rotations of one node are serialised
+/// by the pending column (a second one while one is under way is refused, 409).
 #[instrument(skip_all, err(level = "info", Debug), fields(node = %id))]
 pub async fn rotate_secret(
     db: &Pool,
     drivers: &crate::compute::driver::Drivers,
     id: &str,
 ) -> ServiceResult<NodeRow> {
-    let node = get(db, id).await?;
+    let mut node = get(db, id).await?;
     if !node.daemon() {
         return Err(ServiceError::invalid(
             "Only node daemons (hangar-node+ addresses) have a token to rotate",
         ));
     }
+    if adopt_pending_secret(db, drivers, &node).await? {
+        node = get(db, id).await?;
+    }
     let token = crate::infra::db::new_token();
-    drivers
-        .for_node(&node)
-        .rotate_secret(&token)
-        .await
-        .map_err(|e| {
-            ServiceError::Conflict(format!("The node daemon did not take a new token: {e}"))
-        })?;
-    sqlx::query("UPDATE nodes SET secret = $1 WHERE id = $2")
+    let claimed = sqlx::query(
+        "UPDATE nodes SET pending_secret = $1 WHERE id = $2 AND pending_secret IS NULL",
+    )
+    .bind(&token)
+    .bind(id)
+    .execute(db)
+    .await?;
+    if claimed.rows_affected() == 0 {
+        return Err(ServiceError::Conflict(
+            "A rotation of this node's token is under way; try again in a moment".into(),
+        ));
+    }
+    let asked = drivers.for_node(&node).rotate_secret(&token).await;
+    if let Err(e) = asked {
+        // Taken after all (the answer got lost)? Then it is the secret now; if not, nothing
+        // changed on either side.
+        node.pending_secret = Some(token);
+        if adopt_pending_secret(db, drivers, &node).await? {
+            return get(db, id).await;
+        }
+        sqlx::query("UPDATE nodes SET pending_secret = NULL WHERE id = $1")
+            .bind(id)
+            .execute(db)
+            .await?;
+        return Err(ServiceError::Conflict(format!(
+            "The node daemon did not take a new token: {e}"
+        )));
+    }
+    sqlx::query("UPDATE nodes SET secret = $1, pending_secret = NULL WHERE id = $2")
         .bind(&token)
         .bind(id)
         .execute(db)
         .await?;
     get(db, id).await
+}
+
+/// When node `node` has a pending token that its daemon accepts, makes it the secret and says
+/// so. A pending token the daemon does not accept is left for the rotation that set it.
+pub async fn adopt_pending_secret(
+    db: &Pool,
+    drivers: &crate::compute::driver::Drivers,
+    node: &NodeRow,
+) -> ServiceResult<bool> {
+    let Some(pending) = node.pending_secret.clone() else {
+        return Ok(false);
+    };
+    let probe =
+        crate::compute::driver::connect(node.kind, &node.uri, Some(&pending), drivers.settings());
+    if probe.host().await.is_err() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE nodes SET secret = $1, pending_secret = NULL WHERE id = $2 AND pending_secret = $1",
+    )
+    .bind(&pending)
+    .bind(&node.id)
+    .execute(db)
+    .await?;
+    tracing::info!(node = %node.name, "the node daemon has the rotated token: adopted");
+    Ok(true)
 }
 
 /// Removes a node that holds no instances.
@@ -742,8 +819,8 @@ pub async fn host_history(
     let mut points: Vec<NodePoint> = Vec::with_capacity(samples.len());
     for (i, s) in samples.iter().enumerate() {
         let rate = |now: Option<i64>, before: Option<i64>, at_before: i64| match (now, before) {
-            (Some(n), Some(b)) if n >= b && s.at > at_before => {
-                Some((n - b) as f64 * 1000.0 / (s.at - at_before) as f64)
+            (Some(n), Some(b)) if n >= b && b >= 0 && s.at > at_before => {
+                Some(n.saturating_sub(b) as f64 * 1000.0 / (s.at - at_before) as f64)
             }
             _ => None,
         };

@@ -99,8 +99,9 @@ const HOST_WAIT: Duration = Duration::from_secs(5);
 /// reconciliation, then (when it answered) its survey.
 async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<NodeOutcome> {
     let mut report = Report::default();
-    let (node, driver) = (node_driver.0.clone(), node_driver.1.clone());
-    let host = match tokio::time::timeout(HOST_WAIT, driver.host()).await {
+    let (mut node, mut driver) = (node_driver.0.clone(), node_driver.1.clone());
+    let mut node_driver = node_driver;
+    let mut host = match tokio::time::timeout(HOST_WAIT, driver.host()).await {
         Ok(Ok(host)) => Some(host),
         Ok(Err(e)) => {
             tracing::debug!(node = %node.name, error = %e, "reconciler: no host report");
@@ -108,6 +109,18 @@ async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<N
         }
         Err(_) => None,
     };
+    // A token rotation whose answer got lost: the daemon may want the pending token.
+    if host.is_none()
+        && crate::compute::nodes::adopt_pending_secret(&state.db, &state.drivers, &node).await?
+    {
+        node = crate::compute::nodes::get(&state.db, &node.id).await?;
+        driver = state.drivers.for_node(&node);
+        node_driver = (node.clone(), driver.clone());
+        host = tokio::time::timeout(HOST_WAIT, driver.host())
+            .await
+            .ok()
+            .and_then(Result::ok);
+    }
     if let Some(version) = host.as_ref().and_then(|h| h.version.as_deref()) {
         sqlx::query("UPDATE nodes SET agent_version = $1 WHERE id = $2")
             .bind(version)

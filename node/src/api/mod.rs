@@ -212,8 +212,11 @@ async fn rotate_token(
         ));
     }
     node.rotate_token(token)
-        .map_err(|e| NodeError::bad_request(format!("Token not changed: {e}")))?;
-    tracing::info!("the daemon's token was rotated by the panel");
+        .map_err(|e| NodeError::bad_request(format!("Token not changed: {e:#}")))?;
+    // Tokens issued with the old one (for consoles, up to 30 days) go with it: a rotation after
+    // a leak must not leave tokens minted with the leaked one.
+    sqlx::query("DELETE FROM tokens").execute(node.db()).await?;
+    tracing::info!("the daemon's token was rotated by the panel; issued tokens revoked");
     Ok(Json(json!({"message": "Token rotated"})))
 }
 

@@ -92,7 +92,8 @@ async fn set_node_status(
     } else {
         "node.change"
     };
-    let node = nodes::change(&state.db, &id, body).await?;
+    let ratios = (state.config.cpu_overcommit, state.config.memory_overcommit);
+    let node = nodes::change(&state.db, &id, body, ratios).await?;
     let details = json!({"status": node.status, "uri": node.uri, "vcpu": node.vcpu, "memory_mb": node.memory_mb, "disk_gb": node.disk_gb});
     audited(&state, &admin, action, "node", &id, details).await?;
     Ok(ApiJson(node))

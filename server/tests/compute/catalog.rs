@@ -765,6 +765,17 @@ async fn operators_list_change_and_retire_the_catalog_without_wiping_what_they_l
     )
     .await;
     expect_error(
+        app.put(
+            "/api/admin/plans",
+            Some(&admin),
+            json!({"slug": "nano", "kind": "container"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "kind cannot change",
+    )
+    .await;
+    expect_error(
         app.patch("/api/admin/plans/nope", Some(&admin), json!({"name": "x"}))
             .await,
         StatusCode::NOT_FOUND,
@@ -1072,6 +1083,29 @@ async fn operators_edit_nodes_see_why_one_is_unreachable_and_read_their_load() {
         "positive",
     )
     .await;
+    expect_error(
+        app.patch(
+            &format!("/api/admin/nodes/{id}"),
+            Some(&admin),
+            json!({"vcpu": 1_000_000}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "at most",
+    )
+    .await;
+    // One vCPU hands out four with the default over-commit: enough for the nano machine.
+    let small = expect_json(
+        app.patch(
+            &format!("/api/admin/nodes/{id}"),
+            Some(&admin),
+            json!({"vcpu": 1}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(small["vcpu"], 1);
     expect_error(
         app.patch(
             &format!("/api/admin/nodes/{id}"),

@@ -633,11 +633,20 @@ impl Drivers {
             node.uri,
             node.secret.as_deref().unwrap_or_default()
         );
-        map.entry(key)
-            .or_insert_with(|| {
-                connect(node.kind, &node.uri, node.secret.as_deref(), &self.settings)
-            })
-            .clone()
+        if let Some(driver) = map.get(&key) {
+            return driver.clone();
+        }
+        // The node's driver for an address or token it no longer has goes.
+        let prefix = format!("{}\n", node.id);
+        map.retain(|k, _| !k.starts_with(&prefix));
+        let driver = connect(node.kind, &node.uri, node.secret.as_deref(), &self.settings);
+        map.insert(key, driver.clone());
+        driver
+    }
+
+    /// The settings drivers are made with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The keys VMs are reached with (the NoCloud seed hands them to guests).
