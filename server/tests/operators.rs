@@ -651,3 +651,23 @@ async fn a_forgotten_password_is_reset_by_a_mailed_link_from_the_customer_or_an_
     )
     .await;
 }
+
+/// Without a mail server an operator is told a reset link cannot reach the customer, rather than
+/// being told it was sent.
+#[tokio::test]
+async fn a_reset_link_is_refused_where_no_mail_can_carry_it() {
+    let app = TestApp::spawn().await;
+    let (_, op) = app.admin("oswin").await;
+    let (id, _) = app.user("tilly").await;
+    expect_error(
+        app.post(
+            &format!("/api/admin/users/{id}/password-reset"),
+            Some(&op),
+            json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "sends no mail",
+    )
+    .await;
+}

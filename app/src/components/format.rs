@@ -27,13 +27,19 @@ pub fn count(n: i64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// A search's count, and when not all are listed how many are: `12 machines match.`,
-/// `340 machines match; the newest 100 are shown.` (`which`: "the newest", "the first").
-pub fn matching(total: i64, shown: usize, noun: &str, which: &str) -> String {
-    if total > shown as i64 {
-        format!("{total} {noun} match; {which} {shown} are shown.")
+/// A search's count, and when not all are listed how many are: `1 machine matches.`,
+/// `340 machines match; the newest 100 are shown.` (`noun`: one and many; `which`: "the
+/// newest", "the first").
+pub fn matching(total: i64, shown: usize, noun: (&str, &str), which: &str) -> String {
+    let found = if total == 1 {
+        format!("1 {} matches", noun.0)
     } else {
-        format!("{total} {noun} match.")
+        format!("{total} {} match", noun.1)
+    };
+    if total > shown as i64 {
+        format!("{found}; {which} {shown} are shown.")
+    } else {
+        format!("{found}.")
     }
 }
 

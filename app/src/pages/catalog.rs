@@ -83,7 +83,12 @@ pub async fn catalog_action(
         serde_json::json!({}),
     )
     .await?;
-    Ok(format!("{what} {slug} {verb}."))
+    let noun = match what.as_str() {
+        "plan" => "Plan",
+        "image" => "Image",
+        _ => "Template",
+    };
+    Ok(format!("{noun} {slug} {verb}."))
 }
 
 /// What the plan form sends: a new plan whole, or an existing one's changes (empty fields keep
@@ -360,7 +365,7 @@ fn InventoryTable(list: Inventory) -> impl IntoView {
     }
     view! {
         <section class="card">
-            <p class="muted" data-test="inventory-count">{matching(list.total, list.servers.len(), "servers", "the first")}</p>
+            <p class="muted" data-test="inventory-count">{matching(list.total, list.servers.len(), ("server", "servers"), "the first")}</p>
             <div class="table-wrap"><table class="table" data-test="inventory">
                 <thead><tr><th>"Server"</th><th>"Where"</th><th>"From / day"</th><th>"Status"</th><th>"Rented by"</th></tr></thead>
                 <tbody>

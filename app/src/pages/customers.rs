@@ -174,7 +174,7 @@ fn CustomerTable(list: CustomerList) -> impl IntoView {
     let shown = list.customers.len();
     view! {
         <section class="card">
-            <p class="muted" data-test="customer-count">{matching(list.total, shown, "customers", "the newest")}</p>
+            <p class="muted" data-test="customer-count">{matching(list.total, shown, ("customer", "customers"), "the newest")}</p>
             <div class="table-wrap">
                 <table class="table" data-test="customer-table">
                     <thead><tr><th>"Customer"</th><th>"Balance"</th><th>"Machines"</th><th>"Last sign-in"</th><th>"Since"</th></tr></thead>
@@ -214,6 +214,8 @@ pub fn CustomerPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
     let act = ServerAction::<CustomerAction>::new();
+    // Its answer shows beside its button, not under the suspension form.
+    let reset = ServerAction::<CustomerAction>::new();
     let credit = ServerAction::<CreditCustomer>::new();
     let machine = ServerAction::<OperatorMachineAction>::new();
     let data = data::load(
@@ -234,7 +236,7 @@ pub fn CustomerPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match data.await {
                         Err(e) => { answer_status(&e); view! { <section class="card"><p class="alert alert-error">{error_message(&e)}</p><p><a href="/operator/customers">"All customers"</a></p></section> }.into_any() }
-                        Ok(d) => view! { <Customer d act credit machine/> }.into_any(),
+                        Ok(d) => view! { <Customer d act reset credit machine/> }.into_any(),
                     }
                 })}
             </Transition>
@@ -246,6 +248,7 @@ pub fn CustomerPage() -> impl IntoView {
 fn Customer(
     d: CustomerPageData,
     act: ServerAction<CustomerAction>,
+    reset: ServerAction<CustomerAction>,
     credit: ServerAction<CreditCustomer>,
     machine: ServerAction<OperatorMachineAction>,
 ) -> impl IntoView {
@@ -287,13 +290,15 @@ fn Customer(
                             <button type="submit" class="btn btn-sm" data-test="unlock">"Unlock now"</button>
                         </ActionForm>
                     }.into_any(),
-                    None => "open".into_any(),
+                    None => "not locked".into_any(),
                 }}</dd>
                 <dt>"Password"</dt><dd>
-                    <ActionForm action=act attr:class="inline-form">
+                    <ActionForm action=reset attr:class="inline-form">
                         <CsrfField/><input type="hidden" name="id" value=id.get_value()/><input type="hidden" name="action" value="password_reset"/>
                         <button type="submit" class="btn btn-sm" data-test="send-reset">"Send a reset link"</button>
                     </ActionForm>
+                    <ActionError action=reset/>
+                    {done(reset)}
                 </dd>
             </dl>
         </section>
@@ -456,7 +461,7 @@ fn MachineTable(list: MachineList, machine: ServerAction<OperatorMachineAction>)
     }
     view! {
         <section class="card">
-            <p class="muted">{matching(list.total, list.machines.len(), "machines", "the newest")}</p>
+            <p class="muted">{matching(list.total, list.machines.len(), ("machine", "machines"), "the newest")}</p>
             <div class="table-wrap"><table class="table" data-test="all-machines">
                     <thead><tr><th>"Machine"</th><th>"Owner"</th><th>"State"</th><th>"Node"</th><th>"Created"</th><th>"Act"</th></tr></thead>
                     <tbody>

@@ -518,13 +518,13 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                             <ActionForm action=change_node attr:class="form form-grid">
                                 <CsrfField/>
                                 <input type="hidden" name="id" value=edit_id/>
-                                <label>"Name" <input type="text" name="node[name]" maxlength="200" placeholder=name/></label>
-                                <label>"Region" <input type="text" name="node[region]" maxlength="200" placeholder=region/></label>
-                                <label>"Address" <input type="text" name="node[uri]" maxlength="200" placeholder=uri/></label>
-                                <label>"vCPU" <input type="number" name="node[vcpu]" min="1" placeholder=n.capacity.0.to_string()/></label>
-                                <label>"Memory (MB)" <input type="number" name="node[memory_mb]" min="1" placeholder=n.capacity.1.to_string()/></label>
-                                <label>"Disk (GB)" <input type="number" name="node[disk_gb]" min="1" placeholder=n.capacity.2.to_string()/></label>
-                                <SubmitButton action=change_node label="Save" busy_label="Saving…"/>
+                                <label>"Name" <input type="text" name="node[name]" maxlength="200" value=name/></label>
+                                <label>"Region" <input type="text" name="node[region]" maxlength="200" value=region/></label>
+                                <label>"Address" <input type="text" name="node[uri]" maxlength="200" value=uri/></label>
+                                <label>"vCPU" <input type="number" name="node[vcpu]" min="1" value=n.capacity.0.to_string()/></label>
+                                <label>"Memory (MB)" <input type="number" name="node[memory_mb]" min="1" value=n.capacity.1.to_string()/></label>
+                                <label>"Disk (GB)" <input type="number" name="node[disk_gb]" min="1" value=n.capacity.2.to_string()/></label>
+                                <SubmitButton action=change_node label="Save" busy_label="Saving…" keep=true/>
                             </ActionForm>
                             {n.daemon.then(move || view! {
                                 <ActionForm action=rotate_node attr:class="inline-form">
@@ -586,7 +586,7 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
             <section class="card">
                 <h2>"Public address ranges"</h2>
                 {if d.ranges.is_empty() {
-                    view! { <p class="muted" data-test="no-ranges">"No ranges: machines get only their node's private address. Add one with POST /api/admin/ip-pools."</p> }.into_any()
+                    view! { <p class="muted" data-test="no-ranges">"No ranges: machines get only their node's private address. Add one below."</p> }.into_any()
                 } else {
                     d.ranges.into_iter().map(|r| view! {
                         <div class="range" data-test="range">
@@ -660,7 +660,7 @@ fn LoadChart(history: Vec<(i64, i64, i64)>) -> impl IntoView {
     const W: f64 = 240.0;
     const H: f64 = 48.0;
     if history.len() < 2 {
-        return view! { <p class="muted small" data-test="load-chart-empty">"Load over time appears as the reconciler runs."</p> }.into_any();
+        return view! { <p class="muted small" data-test="load-chart-empty">"The chart fills in as Hangar checks the node, once a minute."</p> }.into_any();
     }
     let end = history.last().map_or(0, |h| h.0);
     let start = end - HISTORY_MS;
@@ -771,7 +771,7 @@ fn NodeRange(id: String, range: &'static str) -> impl IntoView {
                                     <Lines series=vec![("line in", rx), ("line out", tx)] max=net_max scale=|v| format!("{}/s", crate::components::format::bytes(v as u64)) from/>
                                 </figure>
                             </div>
-                            {(!reported).then(|| view! { <p class="muted small" data-test="node-no-host-load">"This node's backend reports little of its host's own load (the Docker API none; libvirt memory and disk): allocation is shown. A node daemon reports CPU, memory, disk and network."</p> })}
+                            {(!reported).then(|| view! { <p class="muted small" data-test="node-no-host-load">"This kind of node tells Hangar little about its host (a Docker API nothing; libvirt memory and disk), so mostly what Hangar handed out is charted. A node daemon reports CPU, memory, disk and network."</p> })}
                         }.into_any()
                     }
                 }

@@ -89,6 +89,11 @@ pub async fn send_by_operator(
             "The account is suspended: reinstate it first".into(),
         ));
     }
+    if config.smtp_url.is_none() {
+        return Err(ServiceError::Conflict(
+            "This Hangar sends no mail (smtp_url is not set), so the customer cannot get a link: set smtp_url first".into(),
+        ));
+    }
     let link = make_link(db, &user.id, Some(operator_id)).await?;
     mail_link(config, &user, &link, true).await
 }
