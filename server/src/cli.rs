@@ -65,7 +65,7 @@ enum AdminCommand {
     },
     /// Write a consistent copy of the SQLite database to PATH while Hangar runs (SQLite's
     /// `VACUUM INTO`: one read transaction, so the copy is the database at one instant, and
-    /// writers are not blocked). For PostgreSQL, use `pg_dump` (README, "Backups").
+    /// writers are not blocked). For PostgreSQL, use `pg_dump` (docs/OPERATING.md, "Backups").
     Backup {
         /// Where to write the copy; must not exist yet.
         path: std::path::PathBuf,
@@ -253,7 +253,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn backup(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
     if db::Backend::of_url(&config.database_url) != db::Backend::Sqlite {
         anyhow::bail!(
-            "admin backup copies SQLite databases; for PostgreSQL use pg_dump (see README, \"Backups\")"
+            "admin backup copies SQLite databases; for PostgreSQL use pg_dump (see docs/OPERATING.md, \"Backups\")"
         );
     }
     if path.exists() {

@@ -412,7 +412,7 @@ async fn migrate_status_tells_pending_applied_and_unknown_apart() {
     );
 }
 
-/// The upgrade promise (README, "Upgrading"): migrations only add, so an older release runs on a
+/// The upgrade promise (docs/OPERATING.md, "Upgrading"): migrations only add, so an older release runs on a
 /// database a newer one migrated and replicas of both serve side by side during a roll. A
 /// migration that drops, renames or retypes something breaks that; it must be split over two
 /// releases (stop using it, then remove it), and this test says so.

@@ -11,7 +11,7 @@ struct SiteVerify {
 }
 
 /// Verifies a Turnstile token with the configured siteverify endpoint. Does nothing when no
-/// secret is configured (the check is off, as README says). A missing token, a rejected token and
+/// secret is configured (the check is off, as docs/OPERATING.md says). A missing token, a rejected token and
 /// an unreachable verifier all refuse the registration: failing open would defeat the check.
 pub async fn verify(
     http: &reqwest::Client,

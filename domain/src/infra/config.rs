@@ -3,7 +3,7 @@
 //! Sources, later ones winning: defaults in code → an optional TOML file (`HANGAR_CONFIG`, or
 //! `hangar.toml` in the working directory when it exists) → environment variables `HANGAR_<KEY>`
 //! (upper-case key). `DATABASE_URL` is also accepted for `database_url`, as sqlx users expect.
-//! Every key and default is listed in README.md and `.env.example`.
+//! Every key and default is listed in docs/OPERATING.md and `.env.example`.
 
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 

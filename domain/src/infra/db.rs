@@ -180,8 +180,8 @@ fn sqlite_url(url: &str) -> Result<String, sqlx::Error> {
 
 /// Applies pending migrations, then lets SQLite refresh the planner statistics it needs.
 pub async fn migrate(pool: &Pool) -> Result<(), sqlx::migrate::MigrateError> {
-    // Migrations only add (tables, nullable or defaulted columns, indexes; see README,
-    // "Upgrading"), so a release runs on a database a newer one migrated: an older replica
+    // Migrations only add (tables, nullable or defaulted columns, indexes; see
+    // docs/OPERATING.md, "Upgrading"), so a release runs on a database a newer one migrated: an older replica
     // restarting during a rolling upgrade comes up, and rolling back is starting the previous
     // release, not restoring a backup and losing what happened since. What it does not know is
     // logged, and `hangar migrate --status` lists it.

@@ -28,7 +28,7 @@ use crate::AppState;
 use model::money::{usd2, MICROS_PER_USD};
 
 /// The Stripe API version Hangar's SDK is built for. A real webhook endpoint must be created
-/// with this version (README, "Payments"): events of another version still parse, but their
+/// with this version (docs/OPERATING.md, "Payments"): events of another version still parse, but their
 /// objects may differ from what the SDK expects, and it logs a warning for each.
 pub fn stripe_api_version() -> &'static str {
     stripe_shared::version::VERSION.as_str()
@@ -239,12 +239,12 @@ pub async fn topup_status(
 #[cfg(test)]
 mod tests {
     /// The project's fakes speak the version the SDK is built for (else every test webhook
-    /// logs a mismatch warning), and README tells operators the same version.
+    /// logs a mismatch warning), and the operators' guide tells them the same version.
     #[test]
     fn the_fakes_and_the_readme_name_the_sdks_api_version() {
         let version = super::stripe_api_version();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for file in ["end2end/fake-stripe.mjs", "README.md"] {
+        for file in ["end2end/fake-stripe.mjs", "docs/OPERATING.md"] {
             let text = std::fs::read_to_string(root.join(file)).unwrap();
             assert!(text.contains(version), "{file} does not name {version}");
         }

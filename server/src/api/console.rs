@@ -68,7 +68,7 @@ pub struct TicketBody {
 }
 
 /// A single-use ticket to open the machine's console or screen over a WebSocket at `path`
-/// (append `?ticket=`), valid for `expires_in` seconds. See the module notes in README
+/// (append `?ticket=`), valid for `expires_in` seconds. See docs/API.md
 /// ("Consoles and screens") for the WebSocket protocol.
 #[utoipa::path(post, path = "/api/vps/{id}/console", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = TicketBody,

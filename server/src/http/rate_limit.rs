@@ -2,7 +2,7 @@
 //!
 //! A token bucket per (IP, route): `per_minute` tokens, refilled continuously. Limits are kept in
 //! memory per replica; behind a load balancer with N replicas a client can reach N × the limit,
-//! which is documented in README (a shared store would add a dependency the rest doesn't need).
+//! which is documented in docs/OPERATING.md (a shared store would add a dependency the rest doesn't need).
 
 use std::{
     collections::HashMap,
