@@ -30,6 +30,12 @@ test('an operator finds a customer, credits, suspends and reinstates them, and s
   await page.locator('[data-test=customer-row]', { hasText: username }).waitFor();
   assert.equal(await page.locator('[data-test=customer-row]').count(), 1, 'the search finds exactly them');
   await page.screenshot({ path: `${ARTIFACTS}operator-customers-1366.png`, fullPage: true });
+  // On a phone each customer is a card that fits: its balance and machines are on the screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const card = await page.locator('[data-test=customer-row]').boundingBox();
+  assert.ok(card.x >= 0 && card.x + card.width <= 390, `the customer card fits a phone (${JSON.stringify(card)})`);
+  await page.screenshot({ path: `${ARTIFACTS}operator-customers-390.png`, fullPage: true });
+  await page.setViewportSize({ width: 1366, height: 900 });
   await page.locator('[data-test=customer-row] a').click();
   await page.waitForURL(/\/operator\/customers\/[0-9a-f]{24}$/);
   await hydrated(page);
