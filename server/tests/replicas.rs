@@ -43,6 +43,19 @@ impl Replicas {
     fn replica(&self, i: usize, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ports[i])
     }
+
+    /// Every replica's log lines that mention `needle`, each prefixed with its replica.
+    fn log_lines(&self, needle: &str) -> String {
+        let mut lines = String::new();
+        for i in 1..=self.ports.len() {
+            let log = std::fs::read_to_string(self.state.join(format!("replica.{i}.log")))
+                .unwrap_or_default();
+            for line in log.lines().filter(|l| l.contains(needle)) {
+                lines.push_str(&format!("replica {i}: {line}\n"));
+            }
+        }
+        lines
+    }
 }
 
 impl Drop for Replicas {
@@ -415,8 +428,8 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_under_load() {
         assert!(Instant::now() < deadline, "{open} jobs still open");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let creates: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT instance_id, state, attempts FROM jobs WHERE kind = 'create' ORDER BY created_at",
+    let creates: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, instance_id, state, attempts FROM jobs WHERE kind = 'create' ORDER BY created_at",
     )
     .fetch_all(&pool)
     .await
@@ -426,12 +439,19 @@ async fn three_replicas_behind_haproxy_survive_a_rolling_restart_under_load() {
         "machines were created during the restart: {}",
         creates.len()
     );
-    for (instance, state, attempts) in &creates {
-        assert_eq!(
-            (state.as_str(), *attempts),
-            ("done", 1),
-            "create job of {instance}"
+    for (job, instance, state, attempts) in &creates {
+        // A second attempt is allowed only as the queue's designed retry after a logged driver
+        // failure (the engine under three replicas' load can refuse once); a job run twice by
+        // a lost lease or a hand-back that counted has no such line, and fails here.
+        let lines = replicas.log_lines(job);
+        let retried = lines.contains("will retry");
+        assert!(
+            state == "done" && (*attempts == 1 || retried && *attempts == 2),
+            "create job {job} of {instance}: {state} after {attempts} attempts; its log lines:\n{lines}"
         );
+        if retried {
+            println!("create job {job} was retried once by design:\n{lines}");
+        }
         let containers = Command::new("podman")
             .args([
                 "ps",
