@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::Usd4;
 
-/// `GET /api/me` (reference 002, plus `username`).
+/// `GET /api/me` (the `/api` dialect, plus `username`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {

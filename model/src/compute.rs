@@ -1,4 +1,4 @@
-//! Reference 002 compute types (pricing, VPS, snapshots, templates, SSH keys), shared by the
+//! The `/api` dialect compute types (pricing, VPS, snapshots, templates, SSH keys), shared by the
 //! `/api` handlers, the portal's server functions and the browser.
 
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ pub struct NodePoint {
     pub net_tx_bps: Option<f64>,
 }
 
-/// A VPS as reference 002 shows it.
+/// A VPS as the `/api` dialect shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Vps {
@@ -197,8 +197,8 @@ pub struct SshKey {
     pub created_at: String,
 }
 
-/// An instance's internal state: one state machine behind three API dialects (DESIGN.md "API
-/// surfaces"). Stored as [`InstanceState::as_str`] in `instances.state`.
+/// An instance's internal state: one state machine behind three API dialects (`/api/vps`,
+/// `/v1/servers`, `/v1/instances`; docs/API.md). Stored as [`InstanceState::as_str`] in `instances.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceState {
@@ -235,7 +235,7 @@ impl InstanceState {
         }
     }
 
-    /// Reference 002 `state`.
+    /// `state` under `/api/vps`.
     pub const fn vps(self) -> &'static str {
         match self {
             InstanceState::Provisioning => "creating",
@@ -248,7 +248,7 @@ impl InstanceState {
         }
     }
 
-    /// Reference 000 `status`.
+    /// `status` under `/v1/servers`.
     pub const fn server_status(self) -> &'static str {
         match self {
             InstanceState::Provisioning => "starting",
@@ -261,7 +261,7 @@ impl InstanceState {
         }
     }
 
-    /// Reference 004 `status.state` (a failed instance is `stopped` there, with its reason).
+    /// `status.state` under `/v1/instances` (a failed instance is `stopped` there, with its reason).
     pub const fn instance_state(self) -> &'static str {
         match self {
             InstanceState::Provisioning => "provisioning",
@@ -388,7 +388,7 @@ pub struct VolumeListing {
 }
 
 /// One sample of a machine's resource use, about once a second while it runs: the shape of
-/// reference 003's `stats` event, which `GET /api/vps/{id}/stats` streams too. Network and block
+/// the node daemon API's `stats` event, which `GET /api/vps/{id}/stats` streams too. Network and block
 /// figures are totals since the machine started; a rate is the difference of two samples.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,4 +1,4 @@
-//! Reference 001 types: marketplace servers, rentals, pools, members, invitations. Shared by the
+//! The `/api/v1` dialect types: marketplace servers, rentals, pools, members, invitations. Shared by the
 //! `/api/v1` handlers, the portal's server functions and the browser.
 
 use std::collections::BTreeMap;
@@ -172,7 +172,7 @@ impl Page {
     }
 }
 
-/// A money movement as reference 001 shows it (`amount` in USD, a plain number).
+/// A money movement as the `/api/v1` dialect shows it (`amount` in USD, a plain number).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
@@ -207,7 +207,7 @@ pub struct Rental {
     /// Every payment for this rental, oldest first (detail views).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transactions: Option<Vec<Transaction>>,
-    /// How to reach the server (detail views; Hangar's addition to reference 001).
+    /// How to reach the server (detail views; Hangar's addition to the `/api/v1` dialect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<RentalAccess>,
 }
@@ -254,7 +254,7 @@ pub struct UserRef {
     pub alias: String,
 }
 
-/// A pool member's role (reference 001): the owner (one per pool), admins who rent, extend and
+/// A pool member's role (the `/api/v1` dialect): the owner (one per pool), admins who rent, extend and
 /// invite, users who see the pool's servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

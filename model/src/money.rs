@@ -1,4 +1,4 @@
-//! Money: integer micro-USD inside (1 USD = 1,000,000), shown the way the references show it.
+//! Money: integer micro-USD inside (1 USD = 1,000,000), shown the way each API dialect shows it.
 //!
 //! Per-minute usage is tiny ($0.0042/h is 70 micro-USD a minute), so amounts are never rounded
 //! inside; rounding happens only when a value is displayed.
@@ -11,7 +11,7 @@ pub const MICROS_PER_USD: i64 = 1_000_000;
 /// overflow and rejects nonsense early.
 pub const MAX_INPUT_USD: f64 = 1_000_000_000.0;
 
-/// `10.5000`: four decimals, as `X-Balance-Remaining` and reference 002 show a balance.
+/// `10.5000`: four decimals, as `X-Balance-Remaining` and the `/api` dialect show a balance.
 pub fn usd4(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
     let abs = micros.unsigned_abs();
@@ -39,7 +39,7 @@ pub fn usd_rate(micros: i64) -> String {
     text
 }
 
-/// `70.00`: two decimals, as reference 001 shows rental amounts.
+/// `70.00`: two decimals, as the `/api/v1` dialect shows rental amounts.
 pub fn usd2(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
     let abs = micros.unsigned_abs();
@@ -63,7 +63,7 @@ pub fn micros_from_usd(usd: f64) -> Result<i64, &'static str> {
 }
 
 /// A USD amount that serialises as a JSON number with exactly four decimals (`10.5000`), as
-/// reference 002 prints balances. Deserialises from any JSON number.
+/// the `/api` dialect prints balances. Deserialises from any JSON number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usd4(pub i64);
 
@@ -156,7 +156,7 @@ mod schema {
     impl utoipa::ToSchema for super::Usd4 {}
 }
 
-/// `70` / `70.5` / `0.000042`: USD as a JSON number with no trailing zeros, as reference 001
+/// `70` / `70.5` / `0.000042`: USD as a JSON number with no trailing zeros, as the `/api/v1` dialect
 /// prints transaction amounts.
 pub fn usd_plain(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };

@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! [server]
-//! host = "127.0.0.1"          # reference 003's default listener is 127.0.0.1:8070
+//! host = "127.0.0.1"          # the node daemon's default listener is 127.0.0.1:8070
 //! port = 8070
 //!
 //! [authorization]

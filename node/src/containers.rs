@@ -1,4 +1,4 @@
-//! Containers (reference 003): a record per container in the node's database, the engine's
+//! Containers: a record per container in the node's database, the engine's
 //! containers behind it, and a live part per container that carries its console and events to
 //! WebSocket viewers.
 //!

@@ -1,4 +1,4 @@
-//! `hangar-node`: the daemon on each container host (reference 003).
+//! `hangar-node`: the daemon on each container host, and its HTTP API.
 //!
 //! It keeps volumes (directories under `storage.root/volumes`, every file operation confined to
 //! them by the kernel, see [`confined`]), a pool of host ports, and containers on the host's

@@ -1,5 +1,5 @@
 //! `hangar-node`: the node daemon. `hangar-node --config /etc/hangar-node/config.toml` serves
-//! reference 003 on the configured listener (default 127.0.0.1:8070); on first start it writes a
+//! its HTTP API on the configured listener (default 127.0.0.1:8070); on first start it writes a
 //! config with a fresh token to that path.
 
 use clap::Parser;

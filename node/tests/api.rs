@@ -1,4 +1,4 @@
-//! Reference 003 from a client's side: ping, tokens and the vendor header, the port pool,
+//! The daemon's API from a client's side: ping, tokens and the vendor header, the port pool,
 //! volumes and their files, remote config, and state that survives a restart.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Reference 002 "Auth": register, login, /api/me, rate limits, CAPTCHA, balance header.
+//! The `/api` dialect "Auth": register, login, /api/me, rate limits, CAPTCHA, balance header.
 
 mod common;
 
@@ -41,7 +41,7 @@ async fn register_then_login_then_me() {
     assert_eq!(me2["id"], me["id"]);
     assert_eq!(me2["email"], "jane@example.com");
     assert_eq!(me2["username"], "jane_admin");
-    // Reference 002 prints the balance with four decimals.
+    // The `/api` dialect prints the balance with four decimals.
     assert!(me2.text.contains("\"balance\":0.0000"));
 }
 

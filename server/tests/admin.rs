@@ -178,7 +178,7 @@ async fn credit_is_for_operators_only_and_checks_its_input() {
     )
     .await;
 
-    // Taking more than the balance is refused with reference 002's 402 shape, and moves nothing.
+    // Taking more than the balance is refused with the `/api` dialect's 402 shape, and moves nothing.
     let res = app.post(&path, Some(&admin), json!({"amount": -1})).await;
     let body = expect_json(res, StatusCode::PAYMENT_REQUIRED).await;
     assert_eq!(body["error"], "insufficient balance");

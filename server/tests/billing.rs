@@ -1,4 +1,4 @@
-//! Reference 002 "Billing": balance, history with pagination, notify emails.
+//! The `/api` dialect "Billing": balance, history with pagination, notify emails.
 
 mod common;
 

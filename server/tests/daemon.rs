@@ -378,7 +378,7 @@ async fn a_machine_on_a_node_daemon_installs_runs_and_answers_through_the_panel(
     read_until(&mut ws, "got: say hi", Duration::from_secs(20)).await;
     drop(ws);
 
-    // Live usage for the charts, from the daemon's stats events, in reference 003's fields.
+    // Live usage for the charts, from the daemon's stats events, in the node daemon API's fields.
     let sample = first_stats(&app, &token, &id).await;
     assert_eq!(
         sample["memory_limit"].as_u64(),

@@ -1,4 +1,4 @@
-//! Inside the machine through reference 002: commands (sync and background, timeout, cancel,
+//! Inside the machine through the `/api` dialect: commands (sync and background, timeout, cancel,
 //! output caps, the destructive-command guard, audit), files, batch exec, isolation, and the
 //! sweep that ends commands a dead replica left behind. Containers on the real Podman engine
 //! (checked inside the machine afterwards) run the shared story (`common::inside`, which the QEMU

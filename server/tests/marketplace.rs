@@ -1,4 +1,4 @@
-//! Reference 001 "Server Marketplace": inventory, browse filters, renting, the race.
+//! The `/api/v1` dialect "Server Marketplace": inventory, browse filters, renting, the race.
 
 mod common;
 
@@ -169,7 +169,7 @@ async fn browse_shape_sort_and_pagination() {
     assert_eq!(page2["data"][0]["name"], "s0");
     assert_eq!(page2["pagination"]["next_offset"], serde_json::Value::Null);
 
-    // The full structure of reference 001.
+    // The full structure of the `/api/v1` dialect.
     let s = &body["data"][0];
     assert_eq!(
         s["specs"]["cpu"],

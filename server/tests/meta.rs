@@ -31,7 +31,7 @@ async fn health_reports_the_database() {
         "The database is unavailable right now; nothing was changed.",
     )
     .await;
-    // Reference 001's envelope says the same.
+    // The `/api/v1` dialect's envelope says the same.
     let body = expect_json(
         app.get("/api/v1/servers/available", None).await,
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,4 +1,4 @@
-//! Reference 001 pools, invitations and members, with the authorization matrix.
+//! The `/api/v1` dialect pools, invitations and members, with the authorization matrix.
 
 mod common;
 
@@ -717,7 +717,7 @@ async fn a_rental_moves_between_pools_under_the_pool_rules() {
     let _ = (&t.admin, &t.invitee, &t.admin_op);
 }
 
-/// The `small` plan's id (reference 002 pricing).
+/// The `small` plan's id (the `/api` dialect pricing).
 async fn small_plan(app: &TestApp) -> String {
     let plans = expect_json(app.get("/api/pricing", None).await, StatusCode::OK).await;
     plans

@@ -119,7 +119,7 @@ async fn a_real_guest_boots_with_its_keys_and_obeys_the_power_buttons() {
     let name = machine_name(&id);
     app.run_jobs().await;
     assert_eq!(state(&app, &token, &id).await, "running");
-    // "running" means usable (reference 002's quick start: poll for `running`, then exec): the
+    // "running" means usable (the `/api` dialect's quick start: poll for `running`, then exec): the
     // first command works at once. It answered 409 "SSH is not reachable yet" for the minute
     // or two a software-emulated guest takes to boot, when `running` meant "domain started".
     let first = common::inside::run_ok(&app, &token, &id, "hostname").await;

@@ -1,4 +1,4 @@
-//! Reference 001 "Rentals": list, detail, aliases, extend, ledger exactness, expiry.
+//! The `/api/v1` dialect "Rentals": list, detail, aliases, extend, ledger exactness, expiry.
 
 mod common;
 

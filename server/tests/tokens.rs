@@ -1,4 +1,4 @@
-//! Reference 002 "Access Tokens": create (value once), list, revoke, authenticate.
+//! The `/api` dialect "Access Tokens": create (value once), list, revoke, authenticate.
 
 mod common;
 
@@ -351,7 +351,7 @@ async fn a_token_reaches_only_what_its_scopes_allow_and_never_mints_another() {
         StatusCode::OK
     );
 
-    // On the reference-001 surface, refusals come in its envelope like any of its errors.
+    // Under `/api/v1`, refusals come in its envelope like any of its errors.
     let refused = app
         .post("/api/v1/pools", Some(&reader), json!({"name": "Team"}))
         .await;

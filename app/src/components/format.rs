@@ -1,6 +1,6 @@
 //! How the portal writes times, terms and money, one way each: a moment is
 //! `2026-11-30 09:15 UTC`, a day `2026-11-30`, a term `1 day` / `7 days`, an amount `$12.50`, and a
-//! balance (and a per-hour price) with the four decimals reference 002 gives it: `$12.5000`.
+//! balance (and a per-hour price) with the four decimals the `/api` dialect gives it: `$12.5000`.
 
 use model::money::{usd2, usd4};
 

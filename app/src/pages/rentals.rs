@@ -354,7 +354,7 @@ fn AccessCard(access: RentalAccess) -> impl IntoView {
     }
 }
 
-/// A rental amount as reference 001 gives it (`"70.00"`), written like every amount.
+/// A rental amount as the `/api/v1` dialect gives it (`"70.00"`), written like every amount.
 fn money_text(amount: &str) -> String {
     format!("${amount}")
 }

@@ -1,4 +1,4 @@
-//! Pools: teams sharing rented servers (reference 001).
+//! Pools: teams sharing rented servers (the `/api/v1` dialect).
 //!
 //! Roles and what they may do (enforced here, for the API and the portal alike):
 //!

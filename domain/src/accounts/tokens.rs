@@ -1,4 +1,4 @@
-//! Access tokens (`vtk_...`, reference 002 "Access Tokens"): long-lived API credentials for CI
+//! Access tokens (`vtk_...`, the `/api` dialect "Access Tokens"): long-lived API credentials for CI
 //! pipelines and agents, with an optional spend limit and scopes (`model::accounts::Scope`): what
 //! kinds of change the token may make. Which scope each API route needs, and which routes no
 //! token reaches at all (token management, two-factor, password, sessions, operator routes), is

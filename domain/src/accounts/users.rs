@@ -125,7 +125,7 @@ pub fn normalize_email(raw: &str) -> ServiceResult<String> {
     Ok(email)
 }
 
-/// Usernames: 1–100 characters of ASCII letters, digits, `_` and `-` (reference 001 invites by
+/// Usernames: 1–100 characters of ASCII letters, digits, `_` and `-` (the `/api/v1` dialect invites by
 /// username with exactly this rule).
 pub fn validate_username(raw: &str) -> ServiceResult<String> {
     let name = raw.trim();

@@ -1,4 +1,4 @@
-//! Inside the machine (reference 002 "Exec / Background Jobs", "Agent-Ready Features" files):
+//! Inside the machine (the `/api` dialect "Exec / Background Jobs", "Agent-Ready Features" files):
 //! commands run as root and answered at once, commands run in the background as exec jobs, and
 //! files put and fetched. Only running machines; every command passes the destructive-command
 //! guard first (`guard`), and every call is written to the audit log (who, machine, command,
@@ -38,16 +38,16 @@ use crate::AppState;
 
 /// Most bytes kept of each of stdout and stderr (1 MiB).
 pub const MAX_OUTPUT: usize = 1 << 20;
-/// `timeout_seconds` when a request names none (reference 002).
+/// `timeout_seconds` when a request names none (the `/api` dialect).
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Most bytes of a command line.
 pub const MAX_COMMAND: usize = 64 * 1024;
-/// Background jobs kept per machine in the list (reference 002: "up to 50").
+/// Background jobs kept per machine in the list (the `/api` dialect: "up to 50").
 pub const JOBS_LISTED: i64 = 50;
 /// How long a running job's lease lasts; the runner renews it every third of that.
 const LEASE_MS: i64 = 30_000;
 
-/// What a command printed and how it ended (reference 002's sync answer, plus `truncated` and
+/// What a command printed and how it ended (the `/api` dialect's sync answer, plus `truncated` and
 /// `timed_out`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ExecResult {
@@ -234,7 +234,7 @@ async fn run_entered(
     Ok(result)
 }
 
-/// A background job as its owner sees it (reference 002: `status` is one of `pending`,
+/// A background job as its owner sees it (the `/api` dialect: `status` is one of `pending`,
 /// `running`, `done`, `timeout`, `cancelled`; Hangar adds `failed` for a job it could not run or
 /// lost, with the `reason`, so `cancelled` always means somebody cancelled it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
@@ -574,7 +574,7 @@ pub struct BatchItem {
     pub error: Option<String>,
 }
 
-/// Runs one command on several machines in parallel (reference 002 batch exec). Unknown or
+/// Runs one command on several machines in parallel (the `/api` dialect batch exec). Unknown or
 /// foreign ids get their own 404 entry; the others still run.
 pub async fn batch(
     state: &AppState,

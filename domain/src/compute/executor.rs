@@ -57,7 +57,7 @@ pub async fn all_drivers(state: &AppState) -> ServiceResult<Vec<NodeDriver>> {
         .collect())
 }
 
-/// The VNC port of the caller's running VM, read live from its node (reference 002's
+/// The VNC port of the caller's running VM, read live from its node (the `/api` dialect's
 /// `vnc-port`). 409 when it is not running or has no screen (containers).
 pub async fn vnc_port(state: &AppState, user_id: &str, id: &str) -> ServiceResult<u16> {
     let inst = instances::get(&state.db, user_id, id).await?;

@@ -1,4 +1,4 @@
-//! The destructive-command guard for exec (reference 002: "Certain destructive commands are
+//! The destructive-command guard for exec (the `/api` dialect: "Certain destructive commands are
 //! blocked: rm -rf /, mkfs, dd if=, :(){ :|:& };, shutdown, reboot, poweroff, halt").
 //!
 //! The command is read the way a shell reads it, not searched for substrings: split into simple

@@ -1,4 +1,4 @@
-//! Instances: the one row behind a VPS (002), a server (000) and an instance (004).
+//! Instances: the one row behind a VPS (`/api/vps`), a server (`/v1/servers`) and an instance (`/v1/instances`).
 //!
 //! Requests never call a driver. Each action checks the instance's state, records the transition
 //! and enqueues a job in one transaction (`crate::jobs` runs it, `executor` says what it does), so a crash between the two
@@ -117,7 +117,7 @@ impl InstanceRow {
         }
     }
 
-    /// Reference 002's view.
+    /// The `/api` dialect's view.
     pub fn to_vps(&self) -> Vps {
         Vps {
             id: self.id.clone(),

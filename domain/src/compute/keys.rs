@@ -1,4 +1,4 @@
-//! SSH public keys (reference 002 "SSH Keys"): parsed and checked, shown with their SHA-256
+//! SSH public keys (the `/api` dialect "SSH Keys"): parsed and checked, shown with their SHA-256
 //! fingerprint, injected into machines named at create time.
 
 use base64::Engine;
@@ -183,7 +183,7 @@ pub async fn add(db: &Pool, user_id: &str, name: &str, public_key: &str) -> Serv
     Ok(row)
 }
 
-/// Deletes a key. Machines that already have it keep it (reference 002).
+/// Deletes a key. Machines that already have it keep it (the `/api` dialect).
 pub async fn delete(db: &Pool, user_id: &str, id: &str) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query("DELETE FROM ssh_keys WHERE id = $1 AND user_id = $2")

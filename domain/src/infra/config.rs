@@ -57,7 +57,7 @@ pub struct Config {
     /// HS256 key for JWTs. When unset, a random key is generated once and kept in the database,
     /// so every replica and every restart agree.
     pub jwt_secret: Option<Secret>,
-    /// Lifetime of a JWT from `POST /api/auth/login`, in seconds (reference 002: 24 h).
+    /// Lifetime of a JWT from `POST /api/auth/login`, in seconds (the `/api` dialect: 24 h).
     pub jwt_ttl_secs: u64,
     /// Cloudflare Turnstile secret. When unset, the CAPTCHA check on registration is off.
     pub turnstile_secret: Option<Secret>,
@@ -117,7 +117,7 @@ pub struct Config {
     pub min_runtime_minutes: i64,
     /// Most instances one `POST /api/vps/batch` may create (and machines one batch exec reaches).
     pub max_batch_size: usize,
-    /// Longest `timeout_seconds` an exec may ask for (reference 002: "max configured via admin
+    /// Longest `timeout_seconds` an exec may ask for (the `/api` dialect: "max configured via admin
     /// settings").
     pub exec_max_timeout_secs: u64,
     /// Largest file `PUT /api/vps/:id/files` accepts and `GET` returns, in bytes.

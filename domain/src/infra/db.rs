@@ -2,7 +2,7 @@
 //!
 //! Queries are written once in the SQL both databases accept, with `$1`-style placeholders (sqlx's
 //! SQLite driver binds `$N` by number). Times are unix milliseconds, ids are 24-hex strings
-//! (reference 001 uses 24-hex ids), money is integer micro-USD.
+//! (the `/api/v1` dialect uses 24-hex ids), money is integer micro-USD.
 
 use std::{
     path::{Path, PathBuf},

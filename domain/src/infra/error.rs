@@ -40,7 +40,7 @@ pub enum ServiceError {
     /// The account is suspended by the platform's operators (403); the text says why.
     #[error("This account is suspended: {0}. Contact support to have it reinstated.")]
     Suspended(String),
-    /// The CAPTCHA token was missing or rejected (400, reference 002's message).
+    /// The CAPTCHA token was missing or rejected (400, the `/api` dialect's message).
     #[error("CAPTCHA verification failed")]
     Captcha,
     /// The database cannot be reached right now (503): nothing was written, and trying again

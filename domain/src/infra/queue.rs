@@ -15,7 +15,7 @@ use crate::infra::error::{ServiceError, ServiceResult};
 /// Attempts before a job that keeps failing is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
-/// What a job does. One text form each, stored in `jobs.kind` and shown as reference 004's
+/// What a job does. One text form each, stored in `jobs.kind` and shown as the `/v1/instances` dialect's
 /// operation `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
@@ -266,7 +266,7 @@ pub async fn retry_later(db: &Pool, job: &JobRow, error: &str) -> ServiceResult<
     Ok(())
 }
 
-/// An operation (reference 004): a user-visible job, as its owner sees it.
+/// An operation (the `/v1/instances` dialect): a user-visible job, as its owner sees it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Operation {
     pub id: String,

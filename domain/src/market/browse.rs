@@ -1,4 +1,4 @@
-//! Marketplace reads: servers by id, and browsing with reference 001's filters, sorts and
+//! Marketplace reads: servers by id, and browsing with the `/api/v1` dialect's filters, sorts and
 //! pagination, in SQL here and from each replica's exact in-memory index (`market::index`).
 
 use std::collections::BTreeMap;
@@ -202,7 +202,7 @@ pub async fn offer(db: &Db) -> ServiceResult<(i64, Option<i64>)> {
     .await?)
 }
 
-/// Browse filters (reference 001) plus sort and pagination.
+/// Browse filters (the `/api/v1` dialect) plus sort and pagination.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filters {
     pub country: Option<String>,
@@ -463,7 +463,7 @@ macro_rules! bind_values {
 }
 
 impl Where {
-    /// Reference 001's filters as SQL: servers on the marketplace now (active, not rented)
+    /// The `/api/v1` dialect's filters as SQL: servers on the marketplace now (active, not rented)
     /// that match every filter given.
     fn from_filters(f: &Filters) -> Self {
         let mut w = Where {

@@ -40,7 +40,7 @@ pub struct RentalRow {
     pub created_at: i64,
 }
 
-/// Where a rental is in its life (`rentals.status`), shown as is in reference 001's `status`.
+/// Where a rental is in its life (`rentals.status`), shown as is in the `/api/v1` dialect's `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RentalStatus {
     /// Running, or past its end until the expiry sweep records it.
@@ -251,7 +251,7 @@ async fn choose_keys(
     Ok(())
 }
 
-/// A ledger debit as reference 001 shows it (a positive amount).
+/// A ledger debit as the `/api/v1` dialect shows it (a positive amount).
 pub fn transaction(entry: &ledger::Entry) -> Transaction {
     Transaction {
         id: entry.id.clone(),
@@ -629,7 +629,7 @@ fn row_id(row: &ServerRow) -> String {
     row.id_ref().to_owned()
 }
 
-/// Rentals as reference 001 lists them.
+/// Rentals as the `/api/v1` dialect lists them.
 pub async fn to_api_list(db: &Db, rows: Vec<RentalRow>) -> ServiceResult<Vec<Rental>> {
     let servers = servers_for(db, &rows).await?;
     let now = db::now_ms();

@@ -1,4 +1,4 @@
-//! Billing reads and alert addresses (reference 002 "Billing"): balance, paginated history of
+//! Billing reads and alert addresses (the `/api` dialect "Billing"): balance, paginated history of
 //! ledger movements, and the extra addresses that get low-balance emails.
 
 use crate::accounts::users::normalize_email;

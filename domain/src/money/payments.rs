@@ -1,4 +1,4 @@
-//! Card top-ups with Stripe Checkout (reference 002 "Billing": add-funds and the webhook).
+//! Card top-ups with Stripe Checkout (the `/api` dialect "Billing": add-funds and the webhook).
 //!
 //! The customer asks for an amount ($5–$50); Hangar creates a Checkout Session (payment mode, the
 //! user as `client_reference_id`) and records it as a pending top-up. Money moves only when

@@ -1,4 +1,4 @@
-//! The daemon's HTTP API (reference 003): thin handlers over the services, one router.
+//! The daemon's HTTP API: thin handlers over the services, one router.
 //!
 //! Every route but `GET /api/v1/public/ping` needs `Authorization: Bearer <token>` ("Missing or
 //! invalid authorization token", 401) and, when the config names a vendor, `X-Vendor: <vendor>`

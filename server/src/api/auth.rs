@@ -1,4 +1,4 @@
-//! Accounts (reference 002 "Auth"): register, login, the caller's profile, turning two-factor
+//! Accounts (the `/api` dialect "Auth"): register, login, the caller's profile, turning two-factor
 //! sign-in (TOTP) on and off, changing the password and signing out everywhere. The last four
 //! take only a person (a JWT), never an access token (`http::scopes`).
 

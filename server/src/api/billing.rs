@@ -1,4 +1,4 @@
-//! Prepaid billing (reference 002 "Billing"): balance, history, alert addresses, and card top-ups
+//! Prepaid billing (the `/api` dialect "Billing"): balance, history, alert addresses, and card top-ups
 //! through Stripe Checkout (`domain::money::payments` explains the once-only credit).
 
 use axum::{

@@ -7,7 +7,7 @@
 //!   rejections: a malformed value, a body without `Content-Type: application/json`, a body of the
 //!   wrong shape);
 //! - `429` on the rate-limited sign-in routes, `503` everywhere (the database out of reach);
-//! - a schema for every error answer: `{error}` (reference 002), or reference 001's envelope
+//! - a schema for every error answer: `{error}` (the `/api` dialect), or the `/api/v1` dialect's envelope
 //!   under `/api/v1`, whose successful answers are wrapped in `{statusCode, message, data}` too;
 //! - event streams described as their events: a handler names the JSON its events carry, and
 //!   this pass writes the event objects OpenAPI 3.1 tools read (`{event, data}`, `data` a string
@@ -159,7 +159,7 @@ fn describe_events(stream: &mut Map<String, Value>) {
     stream.insert("schema".into(), event);
 }
 
-/// Reference 001 answers `{statusCode, message, data}`, and the marketplace adds `pagination`.
+/// The `/api/v1` dialect answers `{statusCode, message, data}`, and the marketplace adds `pagination`.
 fn wrap_in_envelope(response: &mut Map<String, Value>) {
     let Some(schema) = response
         .get_mut("content")
@@ -193,7 +193,7 @@ fn wrap_in_envelope(response: &mut Map<String, Value>) {
 
 fn v1_error_schema() -> Value {
     json!({
-        "description": "A reference-001 error: `data` is null, or `{balance, required}` on 402.",
+        "description": "An `/api/v1` error: `data` is null, or `{balance, required}` on 402.",
         "type": "object",
         "required": ["statusCode", "message", "data"],
         "properties": {

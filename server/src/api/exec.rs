@@ -1,4 +1,4 @@
-//! Reference 002 inside the machine: exec (sync and background), background jobs, files, and
+//! The `/api` dialect inside the machine: exec (sync and background), background jobs, files, and
 //! batch exec. Thin: the rules (running machines only, the destructive-command guard, output caps,
 //! audit) are `domain::compute::exec`'s.
 

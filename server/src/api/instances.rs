@@ -1,4 +1,4 @@
-//! Reference 004 at `/v1/instances` and `/v1/operations`: the same instances as `/api/vps`, as
+//! The instances API at `/v1/instances` and `/v1/operations`: the same instances as `/api/vps`, as
 //! `{id, metadata, spec, status}`; create answers 201 and delete 202, each with the
 //! `operation_id` to follow at `GET /v1/operations/{id}`.
 //!

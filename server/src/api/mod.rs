@@ -31,7 +31,7 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-/// An error answer (reference 002 shape).
+/// An error answer (the `/api` dialect shape).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, in words a person can act on.
@@ -63,12 +63,12 @@ pub struct InsufficientBalanceBody {
         (name = "tokens", description = "Long-lived access tokens (`vtk_`)"),
         (name = "billing", description = "Prepaid balance, history, card top-ups (Stripe Checkout + webhook), low-balance alert addresses"),
         (name = "admin", description = "Operator functions"),
-        (name = "marketplace", description = "Browse and rent servers by the day (reference 001)"),
-        (name = "rentals", description = "Your rentals and your pools' rentals (reference 001)"),
-        (name = "pools", description = "Teams sharing servers: pools, invitations, members (reference 001)"),
-        (name = "compute", description = "On-demand VPS and containers, billed per minute: pricing, templates, SSH keys, lifecycle, snapshots, batches (reference 002)"),
-        (name = "servers", description = "The same machines as reference 000's Servers API (`{data: ...}`)"),
-        (name = "instances", description = "The same machines as reference 004's Instances API, with operations"),
+        (name = "marketplace", description = "Browse and rent servers by the day (the `/api/v1` dialect)"),
+        (name = "rentals", description = "Your rentals and your pools' rentals (the `/api/v1` dialect)"),
+        (name = "pools", description = "Teams sharing servers: pools, invitations, members (the `/api/v1` dialect)"),
+        (name = "compute", description = "On-demand VPS and containers, billed per minute: pricing, templates, SSH keys, lifecycle, snapshots, batches (the `/api` dialect)"),
+        (name = "servers", description = "The same machines as a servers API at `/v1/servers` (`{data: ...}`)"),
+        (name = "instances", description = "The same machines as an instances API at `/v1/instances`, with operations"),
         (name = "meta", description = "Health, discovery and this document")
     )
 )]

@@ -1,5 +1,5 @@
-//! Reference 000 at `/v1/servers`: the same instances as `/api/vps`, shaped `{data: ...}` with the
-//! reference's status values (DESIGN.md "API surfaces"). Errors are `{error}` like reference 002.
+//! The servers API at `/v1/servers`: the same instances as `/api/vps`, shaped `{data: ...}` with the
+//! dialect's own status values (`InstanceState::server_status`). Errors are `{error}` like the `/api` dialect.
 //!
 //! Choices where the reference is silent: `plan` is a plan slug or id, `os` an image slug, `label`
 //! is the instance's name, `region` picks a node region (any when omitted); `backups` and
@@ -52,7 +52,7 @@ pub struct Server {
     pub os: String,
     pub main_ip: Option<String>,
     pub vcpus: i64,
-    /// Whole gigabytes, as reference 000 shows it (rounded up: a 512 MB plan is 1).
+    /// Whole gigabytes, as the `/v1/servers` dialect shows it (rounded up: a 512 MB plan is 1).
     pub ram_gb: i64,
     /// The exact memory, for plans that are not a whole number of GB.
     pub memory_mb: i64,

@@ -1,4 +1,4 @@
-//! Access tokens (reference 002 "Access Tokens").
+//! Access tokens (the `/api` dialect "Access Tokens").
 
 use axum::{
     extract::{Path, State},

@@ -1,4 +1,4 @@
-//! Reference 002 compute: pricing, templates, SSH keys, VPS lifecycle, VNC port, snapshots and
+//! The `/api` dialect compute: pricing, templates, SSH keys, VPS lifecycle, VNC port, snapshots and
 //! batch create/delete. Every action answers at once; slow work runs as a job (poll
 //! `GET /api/vps/:id` until `state` is `running`, or watch `transition` become `null`).
 

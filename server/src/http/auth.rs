@@ -2,7 +2,7 @@
 //!
 //! The `authenticate` middleware resolves the credential once per request and stores the
 //! [`Caller`]; handlers ask for `Caller` (401 when absent) or [`AdminCaller`] (403 for non-admins).
-//! Every response to an authenticated request carries `X-Balance-Remaining` (reference 002),
+//! Every response to an authenticated request carries `X-Balance-Remaining` (the `/api` dialect),
 //! read after the handler ran so it reflects what the request just spent.
 //! Browser session cookies never authenticate the JSON API, so it needs no CSRF defence.
 //!

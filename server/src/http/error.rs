@@ -1,6 +1,6 @@
 //! The HTTP edge's one error type, and the extractors that turn bad input into it.
 //!
-//! Every API error body is JSON. Reference 002's shape is `{"error": "..."}` (402 adds `balance`
+//! Every API error body is JSON. The `/api` dialect's shape is `{"error": "..."}` (402 adds `balance`
 //! and `required`); surfaces with another envelope rewrite it in one place (`surface`).
 
 use axum::{
@@ -94,7 +94,7 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Reference 002's 402 body.
+/// The `/api` dialect's 402 body.
 #[derive(serde::Serialize)]
 struct InsufficientBalance<'a> {
     error: &'a str,

@@ -1,5 +1,5 @@
 //! Live state for the portal: `GET /events/machines` is a Server-Sent Events stream of the signed-in
-//! user's machines (the reference-002 VPS list as JSON), sent when anything in it changes.
+//! user's machines (the `/api/vps` list as JSON), sent when anything in it changes.
 //!
 //! `GET /events/me` streams the header's figures, `{"balance": micros, "invitations": n}`, when
 //! they change: per-minute billing, a rental, a top-up or an invitation moves them without the

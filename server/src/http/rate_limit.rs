@@ -1,4 +1,4 @@
-//! Per-client-IP rate limits (reference 002: login and register, 10 requests a minute).
+//! Per-client-IP rate limits (the `/api` dialect: login and register, 10 requests a minute).
 //!
 //! A token bucket per (IP, route): `per_minute` tokens, refilled continuously. Limits are kept in
 //! memory per replica; behind a load balancer with N replicas a client can reach N × the limit,

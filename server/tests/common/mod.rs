@@ -296,7 +296,7 @@ pub async fn expect_json(res: Response, status: StatusCode) -> Body {
     Body { value, text }
 }
 
-/// Asserts a reference-002 error: the status, and `{"error": <contains needle>}`.
+/// Asserts an `/api` error: the status, and `{"error": <contains needle>}`.
 pub async fn expect_error(res: Response, status: StatusCode, needle: &str) -> Body {
     let body = expect_json(res, status).await;
     let message = body["error"]
@@ -414,7 +414,7 @@ impl TestApp {
     }
 }
 
-/// Ids in a reference-001 `data` array.
+/// Ids in an `/api/v1` `data` array.
 pub fn ids(body: &Body) -> std::collections::BTreeSet<String> {
     body["data"]
         .as_array()

@@ -1,4 +1,4 @@
-//! One machine seen through all three APIs (002, 000, 004), and 004's labels and operations.
+//! One machine seen through all three APIs (`/api`, `/v1/servers`, `/v1/instances`), and `/v1/instances`' labels and operations.
 
 use super::*;
 
@@ -22,7 +22,7 @@ async fn one_instance_three_apis() {
     assert_eq!(
         s["ram_gb"],
         json!(2),
-        "an integer, as reference 000 shows it"
+        "an integer, as the `/v1/servers` dialect shows it"
     );
     assert!(s["ram_gb"].is_i64());
     assert_eq!(s["memory_mb"], 2048);
@@ -45,7 +45,7 @@ async fn one_instance_three_apis() {
     assert_eq!(inst["spec"]["type"], "small");
     assert_eq!(
         inst["spec"]["user_data"], "IyEvYmluL3NoCmVjaG8gaGk=",
-        "user data shown base64 in 004"
+        "user data shown base64 in /v1/instances"
     );
 
     app.run_jobs().await;

@@ -1,4 +1,4 @@
-//! A machine's life through reference 002: funds and token limits at create, every state and
+//! A machine's life through the `/api` dialect: funds and token limits at create, every state and
 //! action, bad requests that change nothing, batches, and containers on the real Podman engine.
 
 use super::*;
@@ -669,7 +669,7 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
 async fn a_machine_deleted_while_it_is_being_created_is_removed_in_every_api() {
     let app = TestApp::spawn().await;
     let (uid, token) = app.funded_user("hasty", 10.0).await;
-    // 002: delete right after create is accepted, not "try again later".
+    // `/api/vps`: delete right after create is accepted, not "try again later".
     let vps = create_vps(&app, &token, json!({"name": "oops", "plan_id": "nano"})).await;
     let id = vps["id"].as_str().unwrap().to_owned();
     expect_json(
@@ -677,7 +677,7 @@ async fn a_machine_deleted_while_it_is_being_created_is_removed_in_every_api() {
         StatusCode::ACCEPTED,
     )
     .await;
-    // 000 (a 512 MB plan shows as 1 GB, its exact size in memory_mb) and 004 the same way.
+    // `/v1/servers` (a 512 MB plan shows as 1 GB, its exact size in memory_mb) and `/v1/instances` the same way.
     let server = expect_json(
         app.post(
             "/v1/servers",

@@ -1,4 +1,4 @@
-//! Compute through the three APIs (references 002, 000, 004) on libvirt's test driver, one test
+//! Compute through the three APIs (the `/api`, `/v1/servers` and `/v1/instances` dialects) on libvirt's test driver, one test
 //! binary with a module per story: `catalog` (plans, images, templates, keys), `lifecycle` (a
 //! customer's machine from create to delete, batches, containers on Podman), `dialects` (one
 //! machine, three APIs), `limits` (quotas and money that matches capacity), `resilience` (capacity races, restarts, the reconciler) and `addresses`
@@ -48,7 +48,7 @@ async fn vm_node(app: &TestApp) -> nodes::NodeRow {
         .unwrap()
 }
 
-/// Creates a VPS through reference 002 and expects 201; returns the VPS as answered.
+/// Creates a VPS through the `/api` dialect and expects 201; returns the VPS as answered.
 async fn create_vps(app: &TestApp, token: &str, body: Value) -> common::Body {
     expect_json(
         app.post("/api/vps", Some(token), body).await,
@@ -57,7 +57,7 @@ async fn create_vps(app: &TestApp, token: &str, body: Value) -> common::Body {
     .await
 }
 
-/// A VPS as its owner sees it through reference 002.
+/// A VPS as its owner sees it through the `/api` dialect.
 async fn get_vps(app: &TestApp, token: &str, id: &str) -> common::Body {
     expect_json(
         app.get(&format!("/api/vps/{id}"), Some(token)).await,

@@ -1,4 +1,4 @@
-//! Container machines on a node daemon (`hangar-node`, reference 003) over its HTTP API.
+//! Container machines on a node daemon (`hangar-node`) over its HTTP API.
 //!
 //! A node's uri is `hangar-node+http://host:8070` and its token is the node's stored secret. A
 //! machine is a daemon container whose `internal_id` is the machine's name (`hangar-<id>`), on a

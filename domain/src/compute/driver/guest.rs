@@ -1,4 +1,4 @@
-//! Inside a VM: commands and files over SSH, as root, with the platform key (reference 002,
+//! Inside a VM: commands and files over SSH, as root, with the platform key (the `/api` dialect,
 //! "Exec": "the exec endpoint SSHs into the VM using the platform key").
 //!
 //! **Why SSH and not the QEMU guest agent**: every cloud image already runs an SSH server and

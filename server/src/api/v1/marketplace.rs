@@ -1,4 +1,4 @@
-//! Marketplace browse, server detail and renting (reference 001 "Server Marketplace").
+//! Marketplace browse, server detail and renting (the `/api/v1` dialect "Server Marketplace").
 
 use axum::extract::{Path, RawQuery, State};
 use domain::market::{browse, rentals};

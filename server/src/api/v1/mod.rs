@@ -1,4 +1,4 @@
-//! Reference 001 under `/api/v1`: marketplace, rentals, pools. Every answer is
+//! The marketplace dialect under `/api/v1`: marketplace, rentals, pools. Every answer is
 //! `{statusCode, message, data}`; errors too (`data` is `null`, or `{balance, required}` on 402).
 
 pub mod marketplace;
@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(pools::router())
 }
 
-/// A successful reference-001 answer.
+/// A successful `/api/v1` answer.
 pub struct V1<T> {
     pub status: StatusCode,
     pub message: &'static str,
@@ -75,7 +75,7 @@ impl<T: Serialize> IntoResponse for V1<T> {
     }
 }
 
-/// `{"success": true}`, as reference 001 answers updates and deletions.
+/// `{"success": true}`, as the `/api/v1` dialect answers updates and deletions.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Success {
     pub success: bool,
@@ -83,7 +83,7 @@ pub struct Success {
 
 pub const SUCCESS: Success = Success { success: true };
 
-/// Rewrites the edge's `{"error": ...}` answers on `/api/v1/...` into the reference-001
+/// Rewrites the edge's `{"error": ...}` answers on `/api/v1/...` into the `/api/v1`
 /// envelope. Raw JSON values are kept as sent, so `balance: 0.0420` keeps its four decimals.
 /// Layered outside the authentication middleware (`http::router`), so its refusals (an expired
 /// token, a token without the scope) come in the envelope too.

@@ -1,4 +1,4 @@
-//! Pools, invitations and members (reference 001). Role rules: `domain::accounts::pools`.
+//! Pools, invitations and members (the `/api/v1` dialect). Role rules: `domain::accounts::pools`.
 
 use axum::extract::{Path, State};
 use domain::accounts::pools;

@@ -1,4 +1,4 @@
-//! Rentals (reference 001 "Rentals") and their aliases under `/api/v1/servers`.
+//! Rentals (the `/api/v1` dialect "Rentals") and their aliases under `/api/v1/servers`.
 
 use axum::extract::{Path, State};
 use domain::market::rentals;
@@ -135,7 +135,7 @@ pub struct MoveRequest {
     pub pool_id: String,
 }
 
-/// Move an active rental into another pool (Hangar's addition to reference 001): its members see
+/// Move an active rental into another pool (Hangar's addition to the `/api/v1` dialect): its members see
 /// the server from then on. You must be owner or admin of both the rental's pool and the target.
 #[utoipa::path(post, path = "/api/v1/rentals/{id}/move", tag = "rentals", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = MoveRequest,
