@@ -93,7 +93,7 @@ pub async fn sign_in(
     #[server(default)] next: Option<String>,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
-    use domain::accounts::users;
+    use domain::accounts::entry;
     let state = portal::state()?;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
@@ -102,8 +102,8 @@ pub async fn sign_in(
         .await
         .ok()
         .map(|info| info.0.ip());
-    let from = users::SignInFrom { via: "portal", ip };
-    let user = users::authenticate(&state.db, &email, &password, code.as_deref(), from).await?;
+    let from = entry::SignInFrom { via: "portal", ip };
+    let user = entry::authenticate(&state.db, &email, &password, code.as_deref(), from).await?;
     portal::sign_in(&session, &user).await?;
     leptos_axum::redirect(&after_sign_in(next.as_deref()));
     Ok(())
@@ -119,14 +119,14 @@ pub async fn sign_up(
     turnstile: Option<String>,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
-    use domain::accounts::{captcha, users};
+    use domain::accounts::{captcha, entry};
     let state = portal::state()?;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
     captcha::verify(&state.http, &state.config, turnstile.as_deref(), None).await?;
-    let user = users::register(
+    let user = entry::register(
         &state.db,
-        users::NewAccount {
+        entry::NewAccount {
             email,
             username,
             password,

@@ -4,11 +4,12 @@
 //! ```text
 //! jobs      the worker that claims queued jobs and hands each kind to the room that owns it
 //! operators the operators' console: customers found, read, suspended and reinstated
-//! compute   plans, images, nodes, instances, addresses, keys, metering, reconciler, drivers
+//! compute   customers' machines: instances, jobs on nodes, metering, reconciler, consoles, exec
 //! market    marketplace servers (inventory, browse, demo catalog) and rentals
 //! money     ledger, billing history and notify addresses, card payments
-//! accounts  users, access tokens, JWTs, CAPTCHA, pools (teams) and their roles
-//! infra     config, database, errors, audit log, mail sending, the leased job queue
+//! fleet     plans, images, templates, nodes and placement, addresses, drivers (no money)
+//! accounts  users, sign-in, access tokens, JWTs, CAPTCHA, SSH keys, pools and their roles
+//! infra     config, database, errors, audit log, mail, the leased job queue, revocations
 //! ```
 //!
 //! A room may use the rooms below it, never one above (`tests/rooms.rs` checks it). [`AppState`]
@@ -16,6 +17,7 @@
 
 pub mod accounts;
 pub mod compute;
+pub mod fleet;
 pub mod infra;
 pub mod jobs;
 pub mod market;
@@ -54,10 +56,13 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// This replica's marketplace browse index (`market::index`), unless configured off.
     pub browse_index: Option<Arc<market::index::BrowseIndex>>,
-    /// One compute driver per node (see `compute::driver::Drivers`).
-    pub drivers: Arc<compute::driver::Drivers>,
+    /// One compute driver per node (see `fleet::nodes::Drivers`).
+    pub drivers: Arc<fleet::nodes::Drivers>,
     /// Wakes this replica's job workers when a request enqueues a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Ends this replica's live connections when what authorised them ends
+    /// (`infra::revocations`).
+    pub revocations: Arc<infra::revocations::Revocations>,
     /// This replica's open consoles (see `compute::console`).
     pub consoles: Arc<compute::console::Consoles>,
     /// This replica's bounds on work at once (see `infra::gates`).
@@ -87,22 +92,23 @@ impl AppState {
             .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let browse_index = config.browse_index.then(Arc::default);
-        compute::catalog::seed_defaults(&db, &config).await?;
-        let drivers = Arc::new(compute::driver::Drivers::new(compute::driver::Settings {
+        fleet::catalog::seed_defaults(&db, &config).await?;
+        let drivers = Arc::new(fleet::nodes::Drivers::new(fleet::driver::Settings {
             stop_timeout: std::time::Duration::from_secs(config.stop_timeout_secs),
             libvirt_domain_type: config.libvirt_domain_type,
             libvirt_network: config.libvirt_network.clone(),
-            guest_keys: Arc::new(compute::driver::guest::GuestKeys::new(
+            guest_keys: Arc::new(fleet::driver::guest::GuestKeys::new(
                 db::stored_secret(&db, "guest_ssh").await?.as_bytes(),
             )),
             installation: db::stored_secret(&db, "installation").await?[..16].to_owned(),
             container_pids_limit: config.container_pids_limit,
         }));
         // Which node holds which image, before the first create is placed.
-        compute::survey::all(&db, &drivers).await?;
+        fleet::survey::all(&db, &drivers).await?;
         Ok(Self {
             drivers,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            revocations: Arc::default(),
             consoles: Arc::default(),
             gates: Arc::new(infra::gates::Gates::of(&config)),
             metrics: Arc::default(),

@@ -14,7 +14,7 @@ mod support;
 
 use std::{sync::Arc, time::Instant};
 
-use domain::compute::driver::{self, Kind, MachineSpec};
+use domain::fleet::driver::{self, Kind, MachineSpec};
 use domain::infra::config::Config;
 use domain::infra::db;
 use domain::AppState;
@@ -65,9 +65,9 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("UPDATE nodes SET disk_gb = 96 WHERE kind = 'vm'")
         .execute(&state.db)
         .await?;
-    domain::compute::catalog::upsert_plan(
+    domain::fleet::catalog::upsert_plan(
         &state.db,
-        domain::compute::catalog::PlanInput {
+        domain::fleet::catalog::PlanInput {
             slug: "bench-1g".into(),
             name: "Bench".into(),
             kind: "vm".into(),
@@ -80,9 +80,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     if kind == Kind::Vm {
-        domain::compute::nodes::add(
+        domain::fleet::nodes::add(
             &state.db,
-            domain::compute::nodes::NodeInput {
+            domain::fleet::nodes::NodeInput {
                 name: "bench-b".into(),
                 kind: "vm".into(),
                 region: "local".into(),
@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "c-micro"
     };
-    let node = domain::compute::nodes::list(&state.db)
+    let node = domain::fleet::nodes::list(&state.db)
         .await?
         .into_iter()
         .find(|n| n.kind == kind)
@@ -252,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut leaked = Vec::new();
     let mut held = 0;
-    for n in domain::compute::nodes::list(&state.db)
+    for n in domain::fleet::nodes::list(&state.db)
         .await?
         .into_iter()
         .filter(|n| n.kind == kind)

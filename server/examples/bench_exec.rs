@@ -18,9 +18,10 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
-use domain::compute::driver::guest::{GuestKeys, Guests};
-use domain::compute::driver::{machine_name, ExecRequest};
-use domain::compute::{catalog, executor, instances};
+use domain::compute::instances;
+use domain::fleet::catalog;
+use domain::fleet::driver::guest::{GuestKeys, Guests};
+use domain::fleet::driver::{machine_name, ExecRequest};
 use domain::infra::config::Config;
 use domain::infra::db;
 use domain::AppState;
@@ -143,7 +144,9 @@ async fn main() -> anyhow::Result<()> {
 
     // Direct: the transport alone, as `docker exec` / `ssh root@vm` would.
     let inst = instances::get(&state.db, &user_id, &ids[0]).await?;
-    let driver = executor::driver_for(&state, &inst).await?.unwrap();
+    let driver = domain::fleet::nodes::driver_for(&state, inst.node_id.as_deref())
+        .await?
+        .unwrap();
     let guests = Guests::new(Arc::new(GuestKeys::new(
         db::stored_secret(&state.db, "guest_ssh").await?.as_bytes(),
     )));

@@ -4,7 +4,7 @@ use std::{io::Read, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use domain::accounts::users;
+use domain::accounts::entry;
 use domain::infra::config::Config;
 use domain::infra::db;
 use domain::money::ledger;
@@ -202,12 +202,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     if kind != "vm" {
                         bail!("--url fetches VM disk images; a container image is named by --source (an image the engine has)");
                     }
-                    if !domain::compute::catalog::slug_ok(&slug) {
+                    if !domain::fleet::catalog::slug_ok(&slug) {
                         bail!("slug: lower-case letters, digits, `-` and `.`, at most 63");
                     }
                     let dest = config.data_dir.join("images").join(format!("{slug}.qcow2"));
                     println!("fetching {url}");
-                    let size = domain::compute::download::fetch(
+                    let size = domain::fleet::download::fetch(
                         &url,
                         sha256.as_deref().unwrap_or_default(),
                         &dest,
@@ -221,7 +221,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = migrated(&config).await?;
             // The defaults first, as `serve` would lay them, so they do not replace this image
             // as the default of its kind later.
-            domain::compute::catalog::seed_defaults(&pool, &config)
+            domain::fleet::catalog::seed_defaults(&pool, &config)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             // A change to an image that exists names only what the command was given (its app
@@ -231,7 +231,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if default {
                 body["is_default"] = true.into();
             }
-            let image = domain::compute::catalog::put_image(&pool, body)
+            let image = domain::fleet::catalog::put_image(&pool, body)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             domain::infra::audit::record_now(
@@ -345,9 +345,9 @@ async fn create_user(
         }
     };
     let pool = migrated(config).await?;
-    let user = users::register(
+    let user = entry::register(
         &pool,
-        users::NewAccount {
+        entry::NewAccount {
             email,
             username,
             password,
@@ -462,7 +462,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let state = AppState::build(config).await.context("starting")?;
     if let Some((listen, token)) = embedded_node {
-        domain::compute::catalog::register_daemon(
+        domain::fleet::catalog::register_daemon(
             &state.db,
             "local-node",
             &format!("hangar-node+http://{listen}"),
@@ -471,7 +471,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
         // The daemon (and the demo app it may have brought) is surveyed now, not at the
         // reconciler's first pass, so app templates are offered from the first request.
-        domain::compute::survey::all(&state.db, &state.drivers).await?;
+        domain::fleet::survey::all(&state.db, &state.drivers).await?;
     }
     crate::http::spawn_session_cleanup(&state);
     let workers = crate::jobs::spawn_all(&state);

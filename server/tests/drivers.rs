@@ -8,7 +8,7 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use domain::compute::driver::{self, machine_name, Driver, DriverError, Kind, MachineSpec, Power};
+use domain::fleet::driver::{self, machine_name, Driver, DriverError, Kind, MachineSpec, Power};
 
 fn libvirt_uri() -> String {
     let fixture =

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::inside::{exec, processes, run_ok, wait_job};
 use common::{docker_host, expect_error, expect_json, Body, TestApp};
-use domain::compute::driver::{machine_name, ExecRequest};
-use domain::compute::{exec, executor, instances};
+use domain::compute::{exec, instances};
+use domain::fleet::driver::{machine_name, ExecRequest};
 use domain::infra::db;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -594,7 +594,7 @@ async fn commands_a_dead_replica_left_running_are_killed_and_ended_with_a_reason
     .await
     .unwrap();
     let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();

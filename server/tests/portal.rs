@@ -528,11 +528,11 @@ async fn the_operator_page_shows_load_to_operators_only() {
         now - 3_600_000,
         now,
     ] {
-        domain::compute::nodes::record_load(db, at, &[])
+        domain::fleet::nodes::record_load(db, at, &[])
             .await
             .unwrap();
     }
-    let history = domain::compute::nodes::load_history(db, 0).await.unwrap();
+    let history = domain::fleet::nodes::load_history(db, 0).await.unwrap();
     let ours: Vec<_> = history.iter().filter(|h| h.node_id == node).collect();
     assert!(
         ours.iter().all(|h| h.at > now - 30 * 86_400_000),

@@ -11,9 +11,9 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{console, expect_error, expect_json, qemu::Tier, TestApp};
-use domain::compute::driver::guest::{GuestKeys, Guests};
-use domain::compute::driver::{machine_name, ExecRequest};
 use domain::compute::reconcile;
+use domain::fleet::driver::guest::{GuestKeys, Guests};
+use domain::fleet::driver::{machine_name, ExecRequest};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};

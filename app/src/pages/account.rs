@@ -88,12 +88,14 @@ pub async fn change_password(
 ) -> Result<(), PortalError> {
     use domain::accounts::{credentials, users};
     let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
-    credentials::change_password(&s.state.db, &s.user, &current_password, &new_password).await?;
-    s.state
-        .consoles
-        .revoke(domain::compute::console::Revocation::User(
-            s.user.id.clone(),
-        ));
+    credentials::change_password(
+        &s.state.db,
+        &s.state.revocations,
+        &s.user,
+        &current_password,
+        &new_password,
+    )
+    .await?;
     // This session takes the new version (and a new id), so only the others end.
     let user = users::get(&s.state.db, &s.user.id).await?;
     crate::ssr::portal::sign_in(&s.session, &user).await?;
@@ -142,12 +144,7 @@ pub async fn delete_account(
             "Tick the box to say you understand what deleting does",
         ));
     }
-    account::delete(&s.state.db, &s.user, &password).await?;
-    s.state
-        .consoles
-        .revoke(domain::compute::console::Revocation::User(
-            s.user.id.clone(),
-        ));
+    account::delete(&s.state.db, &s.state.revocations, &s.user, &password).await?;
     crate::ssr::portal::sign_out(&s.session).await?;
     leptos_axum::redirect("/?account=deleted");
     Ok(())
@@ -172,14 +169,14 @@ pub async fn sign_out_everywhere(
     #[server(default)] revoke_tokens: Option<String>,
 ) -> Result<(), PortalError> {
     use domain::accounts::credentials;
-    use domain::compute::console::Revocation;
     let s = crate::ssr::portal::signed_in(Some(&csrf)).await?;
-    let (_, revoked) =
-        credentials::sign_out_everywhere(&s.state.db, &s.user.id, revoke_tokens.is_some()).await?;
-    s.state.consoles.revoke(Revocation::User(s.user.id.clone()));
-    for token in revoked {
-        s.state.consoles.revoke(Revocation::Token(token));
-    }
+    credentials::sign_out_everywhere(
+        &s.state.db,
+        &s.state.revocations,
+        &s.user.id,
+        revoke_tokens.is_some(),
+    )
+    .await?;
     crate::ssr::portal::sign_out(&s.session).await?;
     leptos_axum::redirect("/signin");
     Ok(())

@@ -125,7 +125,14 @@ pub async fn reset_password(
     let state = portal::state()?;
     let session = portal::session().await?;
     portal::check_csrf(&session, &csrf).await?;
-    domain::accounts::recovery::reset(&state.db, &state.config, &token, &password).await?;
+    domain::accounts::recovery::reset(
+        &state.db,
+        &state.config,
+        &state.revocations,
+        &token,
+        &password,
+    )
+    .await?;
     Ok(())
 }
 

@@ -48,7 +48,7 @@ pub async fn catalog_action(
     slug: String,
     action: String,
 ) -> Result<String, PortalError> {
-    use domain::compute::{catalog, survey};
+    use domain::fleet::{catalog, survey};
     let s = super::operator::require_operator(Some(&csrf)).await?;
     let db = &s.state.db;
     let restore = serde_json::json!({"active": true});
@@ -142,7 +142,7 @@ pub async fn put_plan(csrf: String, plan: PlanForm) -> Result<String, PortalErro
         };
         body.insert(key.into(), json);
     }
-    let row = domain::compute::catalog::put_plan(&s.state.db, body.into()).await?;
+    let row = domain::fleet::catalog::put_plan(&s.state.db, body.into()).await?;
     let details = serde_json::json!({"price_hourly": row.price_hourly_micros, "vcpu": row.vcpu, "memory_mb": row.memory_mb});
     super::operator::audited(&s, "plan.put", "plan", Some(&row.slug), details).await?;
     Ok(format!("Plan {} saved.", row.slug))

@@ -35,13 +35,13 @@ pub struct OfferData {
 
 #[server(prefix = "/_fn", endpoint = "offer")]
 pub async fn load_offer() -> Result<OfferData, PortalError> {
-    use domain::compute::meter::HeldRates;
+    use domain::fleet::catalog::HeldRates;
     let state = crate::ssr::portal::state()?;
     let (servers, servers_from) = domain::market::browse::offer(&state.db).await?;
     Ok(OfferData {
         servers,
         servers_from,
-        plans: domain::compute::catalog::plans(&state.db)
+        plans: domain::fleet::catalog::plans(&state.db)
             .await?
             .iter()
             .map(|p| p.to_api(HeldRates::of(&state.config)))

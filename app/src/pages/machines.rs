@@ -68,8 +68,10 @@ async fn pool_choices(
 #[server(prefix = "/_fn", endpoint = "machines")]
 pub async fn load_machines() -> Result<MachinesData, PortalError> {
     use crate::ssr::portal;
-    use domain::compute::meter::HeldRates;
-    use domain::compute::{catalog, instances, keys};
+    use domain::accounts::keys;
+    use domain::compute::instances;
+    use domain::fleet::catalog;
+    use domain::fleet::catalog::HeldRates;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let db = &state.db;
     Ok(MachinesData {
@@ -94,14 +96,14 @@ pub async fn load_machines() -> Result<MachinesData, PortalError> {
             .map(|k| k.to_api())
             .collect(),
         balance: user.balance_micros,
-        images: domain::compute::survey::available(db)
+        images: domain::fleet::survey::available(db)
             .await?
             .into_iter()
             .filter(|i| i.app.is_none())
             .map(|i| (i.slug, i.name, i.kind))
             .collect(),
         regions: {
-            let mut regions: Vec<(String, String)> = domain::compute::nodes::list(db)
+            let mut regions: Vec<(String, String)> = domain::fleet::nodes::list(db)
                 .await?
                 .into_iter()
                 .filter(|n| n.status == "active")
@@ -169,7 +171,7 @@ pub async fn create_machine(
             .filter(|n| !n.is_empty())
             .unwrap_or("my key");
         let key =
-            domain::compute::keys::add_or_find(&state.db, &user.id, key_name, &new_key.public_key)
+            domain::accounts::keys::add_or_find(&state.db, &user.id, key_name, &new_key.public_key)
                 .await?;
         if !ssh_key_ids.contains(&key.id) {
             ssh_key_ids.push(key.id);
@@ -250,7 +252,8 @@ pub struct MachineData {
 #[server(prefix = "/_fn", endpoint = "machine")]
 pub async fn load_machine(id: String) -> Result<MachineData, PortalError> {
     use crate::ssr::portal;
-    use domain::compute::{catalog, instances, nodes};
+    use domain::compute::instances;
+    use domain::fleet::{catalog, nodes};
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     let inst = instances::get(&state.db, &user.id, &id).await?;
     let may = instances::rights(&state.db, &user.id, &inst).await?;
@@ -1211,7 +1214,7 @@ fn StateBadgeLive(vps: Signal<Vps>) -> impl IntoView {
 #[server(prefix = "/_fn", endpoint = "ssh_keys")]
 pub async fn load_keys() -> Result<Vec<SshKey>, PortalError> {
     use crate::ssr::portal;
-    use domain::compute::keys;
+    use domain::accounts::keys;
     let portal::SignedIn { state, user, .. } = portal::signed_in(None).await?;
     Ok(keys::list(&state.db, &user.id)
         .await?
@@ -1227,7 +1230,7 @@ pub async fn add_ssh_key(
     public_key: String,
 ) -> Result<(), PortalError> {
     use crate::ssr::portal;
-    use domain::compute::keys;
+    use domain::accounts::keys;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     Ok(keys::add(&state.db, &user.id, &name, &public_key)
         .await
@@ -1237,7 +1240,7 @@ pub async fn add_ssh_key(
 #[server(prefix = "/_fn", endpoint = "delete_ssh_key")]
 pub async fn delete_ssh_key(csrf: String, id: String) -> Result<(), PortalError> {
     use crate::ssr::portal;
-    use domain::compute::keys;
+    use domain::accounts::keys;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     Ok(keys::delete(&state.db, &user.id, &id).await?)
 }

@@ -26,7 +26,7 @@ pub async fn browse_market(query: String) -> Result<(Vec<MarketServer>, Page), P
     use domain::market::browse;
     let state = portal::state()?;
     let filters = browse::Filters::parse(&query).map_err(PortalError::invalid)?;
-    Ok(browse::browse(&state.db, state.browse_index.as_deref(), &filters).await?)
+    Ok(domain::market::index::browse(&state.db, state.browse_index.as_deref(), &filters).await?)
 }
 
 const COUNTRIES: &[(&str, &str)] = &[
@@ -329,7 +329,7 @@ pub async fn load_server_page(id: String) -> Result<ServerPageData, PortalError>
     let server = browse::get_available(&state.db, &id).await?;
     let prices = browse::prices(&state.db, &id).await?;
     let keys = match &user {
-        Some(u) => domain::compute::keys::list(&state.db, &u.id)
+        Some(u) => domain::accounts::keys::list(&state.db, &u.id)
             .await?
             .into_iter()
             .map(|k| (k.id, k.name, k.fingerprint))

@@ -78,7 +78,8 @@ pub(crate) async fn require_operator(
 
 #[server(prefix = "/_fn", endpoint = "operator")]
 pub async fn load_operator() -> Result<OperatorData, PortalError> {
-    use domain::compute::{addresses, instances, nodes};
+    use domain::compute::instances;
+    use domain::fleet::{addresses, nodes};
     let state = require_operator(None).await?.state;
     let db = &state.db;
     let per_node = nodes::machines_per_node(db).await?;
@@ -194,7 +195,7 @@ pub async fn reconcile_now(csrf: String) -> Result<String, PortalError> {
 /// Stops placement on a node (`draining`) or resumes it (`active`).
 #[server(prefix = "/_fn", endpoint = "operator_node_status")]
 pub async fn set_node_status(csrf: String, id: String, status: String) -> Result<(), PortalError> {
-    use domain::compute::nodes;
+    use domain::fleet::nodes;
     let signed_in = require_operator(Some(&csrf)).await?;
     let node =
         nodes::set_status(&signed_in.state.db, &id, nodes::NodeStatus::parse(&status)?).await?;
@@ -244,7 +245,7 @@ impl NodeForm {
 /// Adds a node (as `POST /api/admin/nodes`), then surveys what it holds.
 #[server(prefix = "/_fn", endpoint = "operator_add_node")]
 pub async fn add_node(csrf: String, node: NodeForm) -> Result<String, PortalError> {
-    use domain::compute::{nodes, survey};
+    use domain::fleet::{nodes, survey};
     let signed_in = require_operator(Some(&csrf)).await?;
     let input = nodes::NodeInput {
         name: node.name.trim().to_owned(),
@@ -269,7 +270,7 @@ pub async fn add_node(csrf: String, node: NodeForm) -> Result<String, PortalErro
 /// Changes a node's name, region, address or capacity (empty fields keep their value).
 #[server(prefix = "/_fn", endpoint = "operator_change_node")]
 pub async fn change_node(csrf: String, id: String, node: NodeForm) -> Result<String, PortalError> {
-    use domain::compute::nodes;
+    use domain::fleet::nodes;
     let signed_in = require_operator(Some(&csrf)).await?;
     let change = nodes::NodeChange {
         status: None,
@@ -293,7 +294,7 @@ pub async fn change_node(csrf: String, id: String, node: NodeForm) -> Result<Str
 pub async fn rotate_node(csrf: String, id: String) -> Result<String, PortalError> {
     let signed_in = require_operator(Some(&csrf)).await?;
     let state = &signed_in.state;
-    let node = domain::compute::nodes::rotate_secret(&state.db, &state.drivers, &id).await?;
+    let node = domain::fleet::nodes::rotate_secret(&state.db, &state.drivers, &id).await?;
     audited(
         &signed_in,
         "node.rotate_secret",
@@ -316,7 +317,7 @@ pub struct NodeChart {
 
 #[server(prefix = "/_fn", endpoint = "operator_node_history")]
 pub async fn node_history(id: String, range: String) -> Result<NodeChart, PortalError> {
-    use domain::compute::nodes;
+    use domain::fleet::nodes;
     let state = require_operator(None).await?.state;
     let (span, _) = nodes::chart_range(&range)?;
     let points = nodes::host_history(
@@ -367,7 +368,7 @@ pub async fn add_range(
     prefix_len: String,
     gateway: String,
 ) -> Result<(), PortalError> {
-    use domain::compute::addresses;
+    use domain::fleet::addresses;
     let signed_in = require_operator(Some(&csrf)).await?;
     let state = &signed_in.state;
     let prefix_len = prefix_len
@@ -398,7 +399,7 @@ pub async fn add_range(
 
 #[server(prefix = "/_fn", endpoint = "operator_remove_range")]
 pub async fn remove_range(csrf: String, id: String) -> Result<(), PortalError> {
-    use domain::compute::addresses;
+    use domain::fleet::addresses;
     let signed_in = require_operator(Some(&csrf)).await?;
     addresses::remove_pool(&signed_in.state.db, &id).await?;
     audited(

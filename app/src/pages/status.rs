@@ -20,7 +20,7 @@ pub struct StatusData {
 
 #[server(prefix = "/_fn", endpoint = "status")]
 pub async fn load_status() -> Result<StatusData, PortalError> {
-    use domain::compute::nodes;
+    use domain::fleet::nodes;
     let state = crate::ssr::portal::state()?;
     let version = env!("CARGO_PKG_VERSION").to_owned();
     let Ok(list) = nodes::list(&state.db).await else {

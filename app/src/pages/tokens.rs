@@ -99,11 +99,7 @@ pub async fn revoke_token(csrf: String, id: String) -> Result<(), PortalError> {
     use crate::ssr::portal;
     use domain::accounts::tokens;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    tokens::revoke(&state.db, &user.id, &id).await?;
-    // Consoles opened with it close now (other replicas notice within seconds).
-    state
-        .consoles
-        .revoke(domain::compute::console::Revocation::Token(id));
+    tokens::revoke(&state.db, &state.revocations, &user.id, &id).await?;
     Ok(())
 }
 

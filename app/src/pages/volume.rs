@@ -92,7 +92,7 @@ pub async fn volume_save(
 ) -> Result<String, PortalError> {
     use crate::ssr::portal;
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
-    let file = domain::compute::driver::FileStream::whole(content.into_bytes());
+    let file = domain::fleet::driver::FileStream::whole(content.into_bytes());
     domain::compute::volume::write(&state, &user.id, &id, &path, file).await?;
     Ok(format!("Saved {path}"))
 }

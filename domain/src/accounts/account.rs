@@ -22,6 +22,7 @@ use crate::infra::config::Config;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::mail;
+use crate::infra::revocations::{Revocation, Revocations};
 
 /// How long an email-change link works.
 pub const EMAIL_LINK_MS: i64 = 24 * 3_600_000;
@@ -255,7 +256,12 @@ pub async fn closure(db: &Pool, user: &User) -> ServiceResult<Closure> {
 /// Deletes the owner's account (password checked, throttled like sign-in). Refused with what is
 /// in the way (409) while [`closure`] names anything.
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id = %user.id))]
-pub async fn delete(db: &Pool, user: &User, password: &str) -> ServiceResult<()> {
+pub async fn delete(
+    db: &Pool,
+    live: &Revocations,
+    user: &User,
+    password: &str,
+) -> ServiceResult<()> {
     users::check_password(db, &user.id, password).await?;
     let closure = closure(db, user).await?;
     if !closure.blockers.is_empty() {
@@ -307,5 +313,6 @@ pub async fn delete(db: &Pool, user: &User, password: &str) -> ServiceResult<()>
     )
     .await?;
     tx.commit().await?;
+    live.revoke(Revocation::User(user.id.clone()));
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! the version it was made under (`app::ssr::portal::sign_in`, `jwt::JwtKeys::issue`) and stops
 //! working once it is older; open consoles and live streams check the same (each holds a
 //! [`Credential`] and asks [`Credential::still_valid`] every few seconds), and this replica's
-//! are ended at once through `compute::console::Revocation::User`. Access tokens are separate
-//! credentials, revoked one by one or, on request, all together here.
+//! end at once: the services that take a credential back announce it (`infra::revocations`).
+//! Access tokens are separate credentials, revoked one by one or, on request, all together here.
 
 use tracing::instrument;
 
@@ -13,6 +13,7 @@ use crate::accounts::users::{self, User};
 use crate::infra::audit;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
+use crate::infra::revocations::{Revocation, Revocations};
 
 /// What a long-lived connection (console, screen, event stream) was opened with, so it can be
 /// checked again while it stays open.
@@ -32,6 +33,15 @@ impl Credential {
             user_id: user.id.clone(),
             token_id: None,
             version: user.credentials_version,
+        }
+    }
+
+    /// Whether `revocation` ends connections opened with this credential.
+    pub fn ended_by(&self, revocation: &Revocation) -> bool {
+        match revocation {
+            Revocation::User(id) => *id == self.user_id,
+            Revocation::Token(id) => self.token_id.as_deref() == Some(id.as_str()),
+            Revocation::Instance(_) => false,
         }
     }
 
@@ -63,6 +73,7 @@ impl Credential {
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id = %user.id))]
 pub async fn change_password(
     db: &Pool,
+    live: &Revocations,
     user: &User,
     current: &str,
     new: &str,
@@ -100,6 +111,7 @@ pub async fn change_password(
     )
     .await?;
     tx.commit().await?;
+    live.revoke(Revocation::User(user.id.clone()));
     Ok(version)
 }
 
@@ -109,6 +121,7 @@ pub async fn change_password(
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id))]
 pub async fn sign_out_everywhere(
     db: &Pool,
+    live: &Revocations,
     user_id: &str,
     revoke_tokens: bool,
 ) -> ServiceResult<(i64, Vec<String>)> {
@@ -142,5 +155,7 @@ pub async fn sign_out_everywhere(
     )
     .await?;
     tx.commit().await?;
+    // Ends the account's live connections, whichever credential opened them.
+    live.revoke(Revocation::User(user_id.to_owned()));
     Ok((version, revoked))
 }

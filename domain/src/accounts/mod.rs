@@ -8,7 +8,9 @@
 pub mod account;
 pub mod captcha;
 pub mod credentials;
+pub mod entry;
 pub mod jwt;
+pub mod keys;
 pub mod pools;
 pub mod recovery;
 pub mod sessions;

@@ -17,6 +17,7 @@ use crate::infra::config::Config;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::mail;
+use crate::infra::revocations::{Revocation, Revocations};
 
 /// How long a reset link works.
 pub const RESET_LINK_MS: i64 = 3_600_000;
@@ -163,7 +164,13 @@ async fn mail_link(
 /// Follows a reset link: sets `password`, ends every session and JWT of the account, lifts a
 /// sign-in lockout. An unknown, used or expired token answers 400 and changes nothing.
 #[instrument(skip_all, err(level = "info", Debug))]
-pub async fn reset(db: &Pool, config: &Config, token: &str, password: &str) -> ServiceResult<()> {
+pub async fn reset(
+    db: &Pool,
+    config: &Config,
+    live: &Revocations,
+    token: &str,
+    password: &str,
+) -> ServiceResult<()> {
     const BAD: &str = "This link is not valid any more: ask for a new one";
     // A closed or suspended account is not reopened by a link sent before.
     let row: Option<(String, i64)> = sqlx::query_as(
@@ -208,6 +215,7 @@ pub async fn reset(db: &Pool, config: &Config, token: &str, password: &str) -> S
     )
     .await?;
     tx.commit().await?;
+    live.revoke(Revocation::User(user_id.clone()));
     mail::send(
         config,
         std::slice::from_ref(&user.email),

@@ -16,6 +16,8 @@ use crate::infra::audit;
 use crate::infra::db::rfc3339;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
+use crate::infra::revocations::{Revocation, Revocations};
+fn _x(s: &crate::AppState) -> usize { s.consoles.open() }
 use model::accounts::{CreatedToken, Scope, TokenView};
 use model::money::Usd4;
 
@@ -212,7 +214,7 @@ pub async fn list(db: &Pool, user_id: &str) -> ServiceResult<Vec<AccessToken>> {
 /// Revokes one of the caller's tokens; it stops working at once. Someone else's token, or one
 /// already revoked, is "not found".
 #[instrument(skip_all, err(level = "info", Debug), fields(user_id, token_id = id))]
-pub async fn revoke(db: &Pool, user_id: &str, id: &str) -> ServiceResult<()> {
+pub async fn revoke(db: &Pool, live: &Revocations, user_id: &str, id: &str) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;
     let done = sqlx::query(
         "UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
@@ -235,6 +237,8 @@ pub async fn revoke(db: &Pool, user_id: &str, id: &str) -> ServiceResult<()> {
     )
     .await?;
     tx.commit().await?;
+    // Consoles and streams opened with it end now (other replicas notice within seconds).
+    live.revoke(Revocation::Token(id.to_owned()));
     Ok(())
 }
 

@@ -6,8 +6,8 @@
 //! `console_ticket_secs`, and spent by the first WebSocket upgrade that presents it ([`redeem`]),
 //! which must also come from the same user. Only its SHA-256 is stored. The grant it gives is
 //! checked again every few seconds while the console is open ([`Grant::still_allowed`]): a
-//! deleted machine or a revoked token ends it, and [`Consoles::revoke`] ends it at once on this
-//! replica.
+//! deleted machine or a revoked token ends it, and a revocation (`infra::revocations`) ends it at
+//! once on this replica.
 //!
 //! **One console per machine, many viewers**: [`Consoles::attach`] joins the machine's [`Hub`]
 //! (made on first use): one driver console (a serial port has one reader) whose output fans out to
@@ -29,14 +29,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::compute::driver::{machine_name, ConsoleInput, DriverError, Kind as MachineKind};
-use crate::compute::executor;
 use crate::compute::instances::{self, InstanceState};
+use crate::fleet::driver::{machine_name, ConsoleInput, DriverError, Kind as MachineKind};
 use crate::infra::audit;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 pub use crate::infra::gates::Seat;
 use crate::infra::gates::Seats;
+use crate::infra::revocations::Revocation;
 use crate::Actor;
 use crate::AppState;
 
@@ -94,7 +94,7 @@ pub async fn issue(state: &AppState, actor: &Actor, id: &str, kind: Kind) -> Ser
             "Containers have no screen; open their console instead".into(),
         ));
     }
-    let node = executor::driver_for(state, &inst).await?;
+    let node = crate::fleet::nodes::driver_for(state, inst.node_id.as_deref()).await?;
     if node.is_none() {
         return Err(ServiceError::Conflict(
             "The machine is not on a node yet".into(),
@@ -235,17 +235,6 @@ fn hash(ticket: &str) -> String {
     hex::encode(Sha256::digest(ticket.as_bytes()))
 }
 
-/// Why open consoles must end now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revocation {
-    /// The machine was deleted.
-    Instance(String),
-    /// The access token was revoked.
-    Token(String),
-    /// The account signed out everywhere or changed its password.
-    User(String),
-}
-
 /// What a viewer of a text console receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -264,21 +253,10 @@ pub enum ConsoleState {
 }
 
 /// The open consoles of this replica.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Consoles {
     hubs: Mutex<HashMap<String, Weak<Hub>>>,
     seats: Seats,
-    revoked: broadcast::Sender<Revocation>,
-}
-
-impl Default for Consoles {
-    fn default() -> Self {
-        Self {
-            hubs: Mutex::default(),
-            seats: Seats::default(),
-            revoked: broadcast::channel(64).0,
-        }
-    }
 }
 
 impl Consoles {
@@ -310,16 +288,6 @@ impl Consoles {
         let hub = Hub::start(state.clone(), grant.instance_id.clone());
         hubs.insert(grant.instance_id.clone(), Arc::downgrade(&hub));
         hub
-    }
-
-    /// Ends this replica's consoles and screens that `revocation` names, now.
-    pub fn revoke(&self, revocation: Revocation) {
-        let _ = self.revoked.send(revocation);
-    }
-
-    /// Revocations from now on.
-    pub fn revocations(&self) -> broadcast::Receiver<Revocation> {
-        self.revoked.subscribe()
     }
 }
 
@@ -449,7 +417,7 @@ async fn run_hub(
 async fn open(
     state: &AppState,
     instance_id: &str,
-) -> Result<crate::compute::driver::ConsoleIo, String> {
+) -> Result<crate::fleet::driver::ConsoleIo, String> {
     let inst = match instances::load(&state.db, instance_id).await {
         Ok(Some(inst)) if inst.state != InstanceState::Deleted => inst,
         Ok(_) => return Err("The machine was deleted".into()),
@@ -464,7 +432,7 @@ async fn open(
     if inst.state != InstanceState::Running && !booting {
         return Err(format!("The machine is {}", inst.state.vps()));
     }
-    let driver = match executor::driver_for(state, &inst).await {
+    let driver = match crate::fleet::nodes::driver_for(state, inst.node_id.as_deref()).await {
         Ok(Some(driver)) => driver,
         Ok(None) => return Err("The machine is not on a node".into()),
         Err(e) => return Err(e.to_string()),

@@ -25,12 +25,11 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tracing::instrument;
 
-use crate::compute::driver::{
-    machine_name, Driver, DriverError, ExecOutput, ExecRequest, FileStream,
-};
-use crate::compute::executor;
 use crate::compute::guard;
 use crate::compute::instances::{self, InstanceRow, InstanceState};
+use crate::fleet::driver::{
+    machine_name, Driver, DriverError, ExecOutput, ExecRequest, FileStream,
+};
 use crate::infra::audit;
 use crate::infra::db::{self, rfc3339, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -143,7 +142,7 @@ async fn reachable(
             "The machine is {now}; commands and files need it running"
         )));
     }
-    let driver = executor::driver_for(state, &inst)
+    let driver = crate::fleet::nodes::driver_for(state, inst.node_id.as_deref())
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
     Ok((inst, driver))
@@ -155,7 +154,7 @@ fn inside_error(e: DriverError) -> ServiceError {
         DriverError::Invalid(m) => ServiceError::Invalid(m),
         DriverError::TooLarge(m) => ServiceError::TooLarge(m),
         DriverError::NotFound(_) => ServiceError::NotFound("File"),
-        DriverError::Backend(m) => crate::compute::driver::node_failed(&m, "(exec or file)"),
+        DriverError::Backend(m) => crate::fleet::driver::node_failed(&m, "(exec or file)"),
     }
 }
 
@@ -395,7 +394,9 @@ pub async fn cancel(
             )));
         }
         if let Some(inst) = instances::load(&state.db, id).await? {
-            if let Some(driver) = executor::driver_for(state, &inst).await? {
+            if let Some(driver) =
+                crate::fleet::nodes::driver_for(state, inst.node_id.as_deref()).await?
+            {
                 driver
                     .exec_kill(&machine_name(&inst.id), job_id)
                     .await
@@ -523,7 +524,9 @@ pub async fn sweep(state: &AppState, now: i64) -> ServiceResult<usize> {
     .await?;
     for (job_id, instance_id) in &orphans {
         if let Some(inst) = instances::load(&state.db, instance_id).await? {
-            if let Ok(Some(driver)) = executor::driver_for(state, &inst).await {
+            if let Ok(Some(driver)) =
+                crate::fleet::nodes::driver_for(state, inst.node_id.as_deref()).await
+            {
                 let _ = driver.exec_kill(&machine_name(&inst.id), job_id).await;
             }
         }

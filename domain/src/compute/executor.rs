@@ -6,16 +6,16 @@
 //! driver methods are idempotent (see `driver`) and each update is conditional on the state it
 //! expects.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::instrument;
 
-use crate::compute::driver::{machine_name, Driver, DriverError, MachineSpec, Power};
+use crate::accounts::keys;
 use crate::compute::instances::{self, InstanceRow, InstanceState, SnapshotState, Transition};
 use crate::compute::meter::{self, Rate};
-use crate::compute::nodes::{self, NodeRow};
-use crate::compute::{addresses, catalog, keys};
+use crate::fleet::driver::{machine_name, Driver, DriverError, MachineSpec, Power};
+use crate::fleet::nodes;
+use crate::fleet::{addresses, catalog};
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::queue::{self, Failure, JobKind, JobRow};
@@ -30,33 +30,6 @@ impl From<DriverError> for Failure {
     }
 }
 
-/// The driver of an instance's node.
-pub async fn driver_for(
-    state: &AppState,
-    inst: &InstanceRow,
-) -> ServiceResult<Option<Arc<dyn Driver>>> {
-    let Some(node_id) = &inst.node_id else {
-        return Ok(None);
-    };
-    let node = nodes::get(&state.db, node_id).await?;
-    Ok(Some(state.drivers.for_node(&node)))
-}
-
-/// A node and its driver.
-pub type NodeDriver = (NodeRow, Arc<dyn Driver>);
-
-/// Drivers for every node (the reconciler walks them).
-pub async fn all_drivers(state: &AppState) -> ServiceResult<Vec<NodeDriver>> {
-    Ok(nodes::list(&state.db)
-        .await?
-        .into_iter()
-        .map(|n| {
-            let d = state.drivers.for_node(&n);
-            (n, d)
-        })
-        .collect())
-}
-
 /// The VNC port of the caller's running VM, read live from its node (the `/api` dialect's
 /// `vnc-port`). 409 when it is not running or has no screen (containers).
 pub async fn vnc_port(state: &AppState, user_id: &str, id: &str) -> ServiceResult<u16> {
@@ -66,7 +39,7 @@ pub async fn vnc_port(state: &AppState, user_id: &str, id: &str) -> ServiceResul
             "The VPS is not running; start it to use its console".into(),
         ));
     }
-    let driver = driver_for(state, &inst)
+    let driver = nodes::driver_for(state, inst.node_id.as_deref())
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
     let console = driver
@@ -124,7 +97,7 @@ pub async fn execute(state: &AppState, job: &JobRow) -> Result<(), Failure> {
     if inst.state == InstanceState::Deleted {
         return Ok(());
     }
-    let Some(driver) = driver_for(state, &inst).await? else {
+    let Some(driver) = nodes::driver_for(state, inst.node_id.as_deref()).await? else {
         return Err(Failure::Permanent("instance has no node".into()));
     };
     let driver = driver.as_ref();
@@ -502,7 +475,7 @@ async fn settle_after_failure(
     inst: &InstanceRow,
     msg: &str,
 ) -> ServiceResult<()> {
-    let power = match driver_for(state, inst).await? {
+    let power = match nodes::driver_for(state, inst.node_id.as_deref()).await? {
         Some(d) => d.power(&machine_name(&inst.id)).await.ok().flatten(),
         None => None,
     };

@@ -12,9 +12,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use model::compute::{MachineStats, UsageHistory, UsagePoint};
 
-use crate::compute::driver::machine_name;
-use crate::compute::executor;
 use crate::compute::instances::{self, InstanceRow, COLUMNS};
+use crate::fleet::driver::machine_name;
 use crate::infra::db::{rfc3339, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::AppState;
@@ -107,7 +106,10 @@ pub async fn record(state: &AppState, now: i64) -> ServiceResult<usize> {
 /// One sample of `inst` from its node, or `None` when the node does not give one in time (a
 /// gap in its charts, logged).
 async fn sample(state: &AppState, inst: &InstanceRow) -> Option<MachineStats> {
-    let driver = executor::driver_for(state, inst).await.ok().flatten()?;
+    let driver = crate::fleet::nodes::driver_for(state, inst.node_id.as_deref())
+        .await
+        .ok()
+        .flatten()?;
     let first = async {
         let mut stream = driver.open_stats(&machine_name(&inst.id)).await.ok()?;
         stream.recv().await

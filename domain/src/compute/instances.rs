@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 
 use tracing::instrument;
 
+use crate::accounts::keys;
 use crate::accounts::pools::{self, Role};
-use crate::compute::catalog::{self, PlanRow, TemplateRow};
-use crate::compute::driver::Kind;
-use crate::compute::meter::HeldRates;
-use crate::compute::nodes::{self, Backend, Size, Wanted};
-use crate::compute::{addresses, keys, quotas, survey};
+use crate::compute::quotas;
+use crate::fleet::catalog::HeldRates;
+use crate::fleet::catalog::{self, PlanRow, TemplateRow};
+use crate::fleet::driver::Kind;
+use crate::fleet::nodes::{self, Backend, Size, Wanted};
+use crate::fleet::{addresses, survey};
 use crate::infra::audit;
 use crate::infra::db::{self, rfc3339, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
@@ -1078,8 +1080,10 @@ async fn act_on(
     if action == Action::Delete {
         // Open consoles and screens of a machine being deleted end now, not when it is gone.
         state
-            .consoles
-            .revoke(crate::compute::console::Revocation::Instance(id.to_owned()));
+            .revocations
+            .revoke(crate::infra::revocations::Revocation::Instance(
+                id.to_owned(),
+            ));
     }
     Ok((get_any_state(db, id).await?, op))
 }

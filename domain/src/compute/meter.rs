@@ -2,7 +2,7 @@
 //!
 //! An instance is billable while `metered_until` is set, at `metered_rate_micros` per hour: its
 //! price from the moment it is running; after it stops, its held rate (its disk per GB-hour and
-//! its public IPv4 address per hour, [`HeldRates`]), because a stopped machine gives its vCPU and
+//! its public IPv4 address per hour, [`HeldRates`](crate::fleet::catalog::HeldRates)), because a stopped machine gives its vCPU and
 //! memory back to the node but still holds those; nothing once it fails or is deleted. Each
 //! change of rate settles the segment before it ([`bill`]). A tick charges every billable instance for the whole minutes
 //! elapsed since `metered_until` and moves `metered_until` on by exactly those minutes, in
@@ -161,32 +161,8 @@ pub async fn settle(tx: &mut Tx<'_>, instance_id: &str, at: i64) -> ServiceResul
 pub enum Rate {
     /// It runs: its plan's hourly price.
     Running,
-    /// It is stopped: what it still holds (`held_hourly_micros`, see [`HeldRates`]).
+    /// It is stopped: what it still holds (`held_hourly_micros`, see [`HeldRates`](crate::fleet::catalog::HeldRates)).
     Held,
-}
-
-/// What a stopped machine pays for what it keeps: each GB of its disk and its public IPv4
-/// address, per hour (config `stopped_disk_gb_hourly`, `stopped_ipv4_hourly`). The figures
-/// follow what providers charge for storage and an address (about $0.044 per GB-month and $0.58
-/// per address-month by default), so that holding a machine without running it is never free.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeldRates {
-    pub disk_gb_hourly_micros: i64,
-    pub ipv4_hourly_micros: i64,
-}
-
-impl HeldRates {
-    pub fn of(config: &crate::infra::config::Config) -> Self {
-        HeldRates {
-            disk_gb_hourly_micros: config.stopped_disk_gb_hourly_micros,
-            ipv4_hourly_micros: config.stopped_ipv4_hourly_micros,
-        }
-    }
-
-    /// The hourly rate of a stopped machine with `disk_gb` and, when `ipv4`, a public address.
-    pub fn hourly(self, disk_gb: i64, ipv4: bool) -> i64 {
-        disk_gb * self.disk_gb_hourly_micros + if ipv4 { self.ipv4_hourly_micros } else { 0 }
-    }
 }
 
 /// Bills the instance at `rate` from `at`: settles the segment it was billed in (its started
@@ -406,14 +382,4 @@ async fn enqueue_each(
         .await?;
     }
     Ok(())
-}
-
-/// What a user's billable instances cost per hour (µUSD).
-pub async fn hourly_usage(db: &Pool, user_id: &str) -> ServiceResult<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(metered_rate_micros), 0) AS BIGINT) FROM instances WHERE user_id = $1 AND metered_until IS NOT NULL",
-    )
-    .bind(user_id)
-    .fetch_one(db)
-    .await?)
 }

@@ -1,25 +1,22 @@
-//! Compute: plans, images and templates (`catalog`), nodes and placement, public addresses, SSH
-//! keys, which node holds which image (`survey`), instances and their snapshots, what each job does on a node (`executor`), the reconciler
-//! that keeps the database and the nodes in agreement, the meter that bills running instances by
-//! the minute and the balance notices it sends, consoles and screens (`console`), and the drivers
-//! behind it all.
+//! Compute: customers' machines and their lives, on top of the fleet. Instances and their
+//! snapshots (`instances`), what each job does on a node (`executor`), the reconciler that keeps
+//! the database and the nodes in agreement (`reconcile`), the meter that bills running machines by
+//! the minute and the balance notices it sends (`meter`, `notices`), quotas, consoles and screens
+//! (`console`), commands and files inside a machine (`exec`, `guard`, `volume`), and live and past
+//! usage (`stats`, `history`).
+//!
+//! A machine's driver is found through the fleet (`fleet::nodes::driver_for`), never through the
+//! job executor, so reading a machine's console or files does not depend on how jobs run.
 
-pub mod addresses;
-pub mod catalog;
 pub mod console;
-pub mod download;
-pub mod driver;
 pub mod exec;
 pub mod executor;
 pub mod guard;
 pub mod history;
 pub mod instances;
-pub mod keys;
 pub mod meter;
-pub mod nodes;
 pub mod notices;
 pub mod quotas;
 pub mod reconcile;
 pub mod stats;
-pub mod survey;
 pub mod volume;

@@ -7,7 +7,6 @@ use std::str::FromStr;
 use model::money::usd4;
 
 use crate::accounts::users;
-use crate::compute::meter;
 use crate::infra::config::Config;
 use crate::infra::db::Pool;
 use crate::infra::error::ServiceResult;
@@ -66,7 +65,7 @@ pub async fn send(db: &Pool, config: &Config, user_id: &str, notice: Notice) -> 
         return Ok(());
     }
     let balance = users::balance(db, user_id).await?;
-    let hourly = meter::hourly_usage(db, user_id).await?;
+    let hourly = hourly_usage(db, user_id).await?;
     let (subject, mut body) = write(config, notice, balance, hourly);
     if notice == Notice::Suspended {
         let reason = users::get(db, user_id).await?.suspended;
@@ -138,4 +137,14 @@ fn write(config: &Config, notice: Notice, balance: i64, hourly: i64) -> (&'stati
             ),
         ),
     }
+}
+
+/// What a user's billable instances cost per hour (µUSD).
+async fn hourly_usage(db: &Pool, user_id: &str) -> ServiceResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(metered_rate_micros), 0) AS BIGINT) FROM instances WHERE user_id = $1 AND metered_until IS NOT NULL",
+    )
+    .bind(user_id)
+    .fetch_one(db)
+    .await?)
 }

@@ -33,11 +33,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::compute::driver::HostReport;
-use crate::compute::driver::{instance_of, machine_name, Driver, Machine, Power};
-use crate::compute::executor::{self, NodeDriver};
+use crate::compute::executor;
 use crate::compute::instances::{self, InstanceRow, InstanceState};
-use crate::compute::nodes::NodeRow;
+use crate::fleet::driver::HostReport;
+use crate::fleet::driver::{instance_of, machine_name, Driver, Machine, Power};
+use crate::fleet::nodes::NodeDriver;
+use crate::fleet::nodes::NodeRow;
 use crate::infra::error::ServiceResult;
 use crate::infra::{db, queue};
 use crate::AppState;
@@ -67,7 +68,7 @@ const NODES_AT_ONCE: usize = 8;
 pub async fn run(state: &AppState) -> ServiceResult<Report> {
     // The futures are made up front: a closure inside the stream would make this future's
     // `Send` proof depend on higher-ranked lifetimes rustc cannot show.
-    let nodes: Vec<_> = executor::all_drivers(state)
+    let nodes: Vec<_> = crate::fleet::nodes::all_drivers(state)
         .await?
         .into_iter()
         .map(|node_driver| node_pass(state, node_driver))
@@ -84,7 +85,7 @@ pub async fn run(state: &AppState) -> ServiceResult<Report> {
         hosts.extend(host);
     }
     // What each node holds after the pass, and what its host says, for the operator's charts.
-    crate::compute::nodes::record_load(&state.db, db::now_ms(), &hosts).await?;
+    crate::fleet::nodes::record_load(&state.db, db::now_ms(), &hosts).await?;
     Ok(report)
 }
 
@@ -111,9 +112,9 @@ async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<N
     };
     // A token rotation whose answer got lost: the daemon may want the pending token.
     if host.is_none()
-        && crate::compute::nodes::adopt_pending_secret(&state.db, &state.drivers, &node).await?
+        && crate::fleet::nodes::adopt_pending_secret(&state.db, &state.drivers, &node).await?
     {
-        node = crate::compute::nodes::get(&state.db, &node.id).await?;
+        node = crate::fleet::nodes::get(&state.db, &node.id).await?;
         driver = state.drivers.for_node(&node);
         node_driver = (node.clone(), driver.clone());
         host = tokio::time::timeout(HOST_WAIT, driver.host())
@@ -140,7 +141,7 @@ async fn node_pass(state: &AppState, node_driver: NodeDriver) -> ServiceResult<N
     if report.unreachable_nodes.contains(&node.name) {
         return Ok((report, None));
     }
-    crate::compute::survey::node(&state.db, &node, driver.as_ref()).await?;
+    crate::fleet::survey::node(&state.db, &node, driver.as_ref()).await?;
     Ok((report, host.map(|h| (node.id.clone(), h))))
 }
 
@@ -192,7 +193,7 @@ async fn reconcile_node(
 ) -> ServiceResult<()> {
     let listed = match tokio::time::timeout(LIST_WAIT, driver.list()).await {
         Ok(listed) => listed,
-        Err(_) => Err(crate::compute::driver::DriverError::Backend(format!(
+        Err(_) => Err(crate::fleet::driver::DriverError::Backend(format!(
             "no answer to a listing within {} s",
             LIST_WAIT.as_secs()
         ))),

@@ -7,9 +7,8 @@
 use model::compute::{InstanceState, MachineStats};
 use tokio::sync::mpsc::Receiver;
 
-use crate::compute::driver::machine_name;
-use crate::compute::executor;
 use crate::compute::instances;
+use crate::fleet::driver::machine_name;
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::AppState;
 
@@ -25,7 +24,7 @@ pub async fn open(
             "The machine is not running; its charts start when it does".into(),
         ));
     }
-    let driver = executor::driver_for(state, &inst)
+    let driver = crate::fleet::nodes::driver_for(state, inst.node_id.as_deref())
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
     driver

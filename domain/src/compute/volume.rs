@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use model::compute::{InstanceState, VolumeListing};
 
-use crate::compute::driver::{machine_name, Driver, DriverError, FileStream};
-use crate::compute::executor;
 use crate::compute::instances;
+use crate::fleet::driver::{machine_name, Driver, DriverError, FileStream};
 use crate::infra::audit;
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::AppState;
@@ -25,7 +24,7 @@ fn error(e: DriverError) -> ServiceError {
         DriverError::Invalid(m) => ServiceError::Invalid(m),
         DriverError::TooLarge(m) => ServiceError::TooLarge(m),
         DriverError::Unsupported(m) | DriverError::Unreachable(m) => ServiceError::Conflict(m),
-        DriverError::Backend(m) => crate::compute::driver::node_failed(&m, "(volume)"),
+        DriverError::Backend(m) => crate::fleet::driver::node_failed(&m, "(volume)"),
     }
 }
 
@@ -44,7 +43,7 @@ async fn machine(
             "The machine is being created; its files appear when it is ready".into(),
         ));
     }
-    let driver = executor::driver_for(state, &inst)
+    let driver = crate::fleet::nodes::driver_for(state, inst.node_id.as_deref())
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
     if driver.volume().is_none() {
@@ -55,7 +54,7 @@ async fn machine(
     Ok((machine_name(&inst.id), driver))
 }
 
-fn volume(driver: &Arc<dyn Driver>) -> ServiceResult<&dyn crate::compute::driver::Volume> {
+fn volume(driver: &Arc<dyn Driver>) -> ServiceResult<&dyn crate::fleet::driver::Volume> {
     driver
         .volume()
         .ok_or_else(|| ServiceError::Conflict("This machine has no separate volume".into()))

@@ -183,7 +183,7 @@ pub struct Config {
     pub balance_grace_minutes: i64,
     /// What a stopped machine pays per hour for each GB of its disk (µUSD), and for its public
     /// IPv4 address: stopped machines give their vCPU and memory back to the node but keep
-    /// their disk and address, so they pay for those (see `compute::meter::HeldRates`).
+    /// their disk and address, so they pay for those (see `fleet::catalog::HeldRates`).
     pub stopped_disk_gb_hourly_micros: i64,
     pub stopped_ipv4_hourly_micros: i64,
     /// Days a stopped machine is kept after its account's balance ran out (it holds a disk and an

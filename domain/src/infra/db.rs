@@ -346,11 +346,9 @@ pub fn rfc3339(ms: i64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
-/// Whether an error is a unique-constraint violation (same on both databases).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|e| e.is_unique_violation())
-}
+/// Kept with the error mapping that uses it first; services reach it here with the rest of the
+/// database helpers.
+pub use crate::infra::error::is_unique_violation;
 
 /// A named random secret shared through the database; the first replica to ask creates it.
 pub async fn stored_secret(pool: &Pool, name: &str) -> anyhow::Result<String> {

@@ -111,7 +111,7 @@ impl From<sqlx::Error> for ServiceError {
             tracing::warn!(error = %err, "database unavailable");
             return Self::Unavailable;
         }
-        if crate::infra::db::is_unique_violation(&err) {
+        if is_unique_violation(&err) {
             return Self::Conflict("Already exists".into());
         }
         if err
@@ -122,6 +122,12 @@ impl From<sqlx::Error> for ServiceError {
         }
         Self::Internal(err.into())
     }
+}
+
+/// Whether an error is a unique-constraint violation (same on both databases).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
 }
 
 impl From<tokio::task::JoinError> for ServiceError {

@@ -1,16 +1,21 @@
 //! Marketplace reads: servers by id, and browsing with the `/api/v1` dialect's filters, sorts and
-//! pagination, in SQL here and from each replica's exact in-memory index (`market::index`).
+//! pagination, in SQL. Each replica's exact in-memory index (`market::index`) answers the same
+//! queries faster and builds on these types; `index::browse` picks one of the two. The
+//! marketplace's vocabulary (categories, score types, how sizes are written) lives here too, so
+//! the inventory and the index both read it from below.
 
 use std::collections::BTreeMap;
 
 use crate::infra::db::{self, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
-use crate::market::index::BrowseIndex;
-use crate::market::inventory::{bandwidth, CATEGORIES, SCORE_TYPES};
 use model::market::{
     AdditionalSpec, CpuSpec, DisksSpec, MarketServer, NetworkSpec, Page, Pricing, RamSpec, Specs,
 };
 use model::money::{micros_from_usd, usd2};
+
+/// The categories a marketplace server may be in, and the CPU benchmarks a score may come from.
+pub const CATEGORIES: &[&str] = &["compute", "memory", "storage", "general", "gpu"];
+pub const SCORE_TYPES: &[&str] = &["passmark", "geekbench_single", "geekbench_multi"];
 
 pub const DEFAULT_LIMIT: i64 = 24;
 pub const MAX_LIMIT: i64 = 200;
@@ -409,19 +414,6 @@ pub async fn bump_generation(tx: &mut Tx<'_>) -> ServiceResult<i64> {
     .await?)
 }
 
-/// Servers on the marketplace now that match `f`, and how many match in all: from this
-/// replica's browse index when there is one, from SQL otherwise. Both give the same answer.
-pub async fn browse(
-    db: &Db,
-    index: Option<&BrowseIndex>,
-    f: &Filters,
-) -> ServiceResult<(Vec<MarketServer>, Page)> {
-    match index {
-        Some(index) => index.browse(db, f).await,
-        None => browse_uncached(db, f).await,
-    }
-}
-
 /// A value bound to a browse query.
 enum Value {
     I(i64),
@@ -582,6 +574,28 @@ pub async fn browse_uncached(db: &Db, f: &Filters) -> ServiceResult<(Vec<MarketS
     Ok((servers, Page::of(total, f.limit, f.offset)))
 }
 
+/// `1000` → `1TB`, `480` → `480GB`, `1920` → `1.92TB`.
+pub fn capacity(gb: i64) -> String {
+    if gb >= 1000 {
+        let tb = gb as f64 / 1000.0;
+        let s = format!("{tb:.2}");
+        format!("{}TB", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        format!("{gb}GB")
+    }
+}
+
+/// `10000` → `10 Gbps`, `500` → `500 Mbps`.
+pub fn bandwidth(mbps: i64) -> String {
+    if mbps >= 1000 && mbps % 1000 == 0 {
+        format!("{} Gbps", mbps / 1000)
+    } else if mbps >= 1000 {
+        format!("{:.1} Gbps", mbps as f64 / 1000.0)
+    } else {
+        format!("{mbps} Mbps")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,5 +643,16 @@ mod tests {
                 .as_deref(),
             Some("DE")
         );
+    }
+
+    #[test]
+    fn summaries_read_like_a_spec_sheet() {
+        assert_eq!(capacity(1000), "1TB");
+        assert_eq!(capacity(15000), "15TB");
+        assert_eq!(capacity(1920), "1.92TB");
+        assert_eq!(capacity(480), "480GB");
+        assert_eq!(bandwidth(10_000), "10 Gbps");
+        assert_eq!(bandwidth(2500), "2.5 Gbps");
+        assert_eq!(bandwidth(500), "500 Mbps");
     }
 }

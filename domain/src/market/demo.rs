@@ -3,9 +3,8 @@
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::market::inventory::{
-    AccessInput, DisksInput, NetworkInput, ServerInput, SpecsInput, CATEGORIES,
-};
+use crate::market::browse::CATEGORIES;
+use crate::market::inventory::{AccessInput, DisksInput, NetworkInput, ServerInput, SpecsInput};
 use std::collections::BTreeMap;
 
 use model::market::{AdditionalSpec, CpuSpec, DiskConfig, RamSpec};

@@ -584,3 +584,16 @@ impl BrowseIndex {
         Ok(())
     }
 }
+
+/// Servers on the marketplace now that match `f`, and how many match in all: from this
+/// replica's browse index when there is one, from SQL otherwise. Both give the same answer.
+pub async fn browse(
+    db: &Db,
+    index: Option<&BrowseIndex>,
+    f: &Filters,
+) -> ServiceResult<(Vec<MarketServer>, Page)> {
+    match index {
+        Some(index) => index.browse(db, f).await,
+        None => browse::browse_uncached(db, f).await,
+    }
+}

@@ -13,12 +13,9 @@ use crate::infra::audit;
 use crate::infra::db::{self, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::patch::patched;
-use crate::market::browse::{bump_generation, get_any};
+use crate::market::browse::{bump_generation, capacity, get_any, CATEGORIES, SCORE_TYPES};
 use model::market::{AdditionalSpec, CpuSpec, DiskConfig, MarketServer, RamSpec};
 use model::money::micros_from_usd;
-
-pub const CATEGORIES: &[&str] = &["compute", "memory", "storage", "general", "gpu"];
-pub const SCORE_TYPES: &[&str] = &["passmark", "geekbench_single", "geekbench_multi"];
 
 /// A server as an operator describes it (`POST/PUT /api/admin/marketplace/servers`).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -127,28 +124,6 @@ fn positive(field: &str, value: i64) -> ServiceResult<()> {
         )));
     }
     Ok(())
-}
-
-/// `1000` → `1TB`, `480` → `480GB`, `1920` → `1.92TB`.
-pub fn capacity(gb: i64) -> String {
-    if gb >= 1000 {
-        let tb = gb as f64 / 1000.0;
-        let s = format!("{tb:.2}");
-        format!("{}TB", s.trim_end_matches('0').trim_end_matches('.'))
-    } else {
-        format!("{gb}GB")
-    }
-}
-
-/// `10000` → `10 Gbps`, `500` → `500 Mbps`.
-pub fn bandwidth(mbps: i64) -> String {
-    if mbps >= 1000 && mbps % 1000 == 0 {
-        format!("{} Gbps", mbps / 1000)
-    } else if mbps >= 1000 {
-        format!("{:.1} Gbps", mbps as f64 / 1000.0)
-    } else {
-        format!("{mbps} Mbps")
-    }
 }
 
 /// Validates an operator's description and derives what browse needs (disk totals and
@@ -597,20 +572,4 @@ pub async fn count(db: &Db) -> ServiceResult<i64> {
             .fetch_one(db)
             .await?,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summaries_read_like_a_spec_sheet() {
-        assert_eq!(capacity(1000), "1TB");
-        assert_eq!(capacity(15000), "15TB");
-        assert_eq!(capacity(1920), "1.92TB");
-        assert_eq!(capacity(480), "480GB");
-        assert_eq!(bandwidth(10_000), "10 Gbps");
-        assert_eq!(bandwidth(2500), "2.5 Gbps");
-        assert_eq!(bandwidth(500), "500 Mbps");
-    }
 }

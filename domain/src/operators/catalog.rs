@@ -7,9 +7,9 @@ use model::compute::{OperatorImage, OperatorPlan, OperatorTemplate};
 use model::market::{Inventory, InventoryRental, InventoryServer};
 use model::money::UsdNum;
 
-use crate::compute::catalog;
-use crate::compute::meter::HeldRates;
-use crate::compute::survey;
+use crate::fleet::catalog;
+use crate::fleet::catalog::HeldRates;
+use crate::fleet::survey;
 use crate::infra::config::Config;
 use crate::infra::db::{self, rfc3339, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};

@@ -250,8 +250,8 @@ pub async fn suspend(
     queue::enqueue(&mut tx, JobKind::Mail, Some(id), None, mail, now).await?;
     tx.commit().await?;
     state
-        .consoles
-        .revoke(crate::compute::console::Revocation::User(id.to_owned()));
+        .revocations
+        .revoke(crate::infra::revocations::Revocation::User(id.to_owned()));
     let running: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM instances WHERE user_id = $1 AND state IN ('running', 'rebooting')",
     )

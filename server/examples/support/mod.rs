@@ -1,6 +1,6 @@
 //! What the benchmarks share: a user with plenty of balance, and a JWT for the API.
 
-use domain::accounts::users;
+use domain::accounts::entry;
 use domain::money::ledger;
 use domain::AppState;
 use serde_json::{json, Value};
@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 /// Registers `bench@example.com` with $1,000 and signs in through the API at `base`; returns
 /// the user's id and a JWT.
 pub async fn funded_token(state: &AppState, base: &str) -> anyhow::Result<(String, String)> {
-    let user = users::register(
+    let user = entry::register(
         &state.db,
-        users::NewAccount {
+        entry::NewAccount {
             email: "bench@example.com".into(),
             username: "bench".into(),
             password: "bench-password-1".into(),

@@ -5,8 +5,9 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use domain::compute::meter::HeldRates;
-use domain::compute::{addresses, catalog, nodes, reconcile, survey};
+use domain::compute::reconcile;
+use domain::fleet::catalog::HeldRates;
+use domain::fleet::{addresses, catalog, nodes, survey};
 use domain::operators;
 use domain::AppState;
 use model::compute::{Image, OperatorImage, OperatorPlan, OperatorTemplate, Plan, Template};

@@ -3,7 +3,7 @@
 //! take only a person (a JWT), never an access token (`http::scopes`).
 
 use axum::{extract::State, http::StatusCode};
-use domain::accounts::{captcha, credentials, totp, users};
+use domain::accounts::{captcha, credentials, entry, totp};
 use domain::AppState;
 use model::accounts::{Me, RecoveryCodes, TwoFactorSetup};
 use serde::{Deserialize, Serialize};
@@ -191,8 +191,14 @@ async fn reset_password(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ResetPasswordRequest>,
 ) -> Result<StatusCode> {
-    domain::accounts::recovery::reset(&state.db, &state.config, &body.token, &body.password)
-        .await?;
+    domain::accounts::recovery::reset(
+        &state.db,
+        &state.config,
+        &state.revocations,
+        &body.token,
+        &body.password,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -219,8 +225,8 @@ async fn delete_account(
     caller: Caller,
     ApiJson(body): ApiJson<DeleteAccountRequest>,
 ) -> Result<StatusCode> {
-    domain::accounts::account::delete(&state.db, &caller.user, &body.password).await?;
-    end_connections(&state, &caller.user.id, &[]);
+    domain::accounts::account::delete(&state.db, &state.revocations, &caller.user, &body.password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -249,12 +255,12 @@ async fn change_password(
 ) -> Result<StatusCode> {
     credentials::change_password(
         &state.db,
+        &state.revocations,
         &caller.user,
         &body.current_password,
         &body.new_password,
     )
     .await?;
-    end_connections(&state, &caller.user.id, &[]);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -283,21 +289,16 @@ async fn sign_out_everywhere(
     caller: Caller,
     ApiJson(body): ApiJson<SignOutEverywhereRequest>,
 ) -> Result<ApiJson<SignedOut>> {
-    let (_, revoked) =
-        credentials::sign_out_everywhere(&state.db, &caller.user.id, body.revoke_tokens).await?;
-    end_connections(&state, &caller.user.id, &revoked);
+    let (_, revoked) = credentials::sign_out_everywhere(
+        &state.db,
+        &state.revocations,
+        &caller.user.id,
+        body.revoke_tokens,
+    )
+    .await?;
     Ok(ApiJson(SignedOut {
         tokens_revoked: revoked.len(),
     }))
-}
-
-/// Ends this replica's consoles of the account at once (others notice within seconds).
-pub fn end_connections(state: &AppState, user_id: &str, tokens: &[String]) {
-    use domain::compute::console::Revocation;
-    state.consoles.revoke(Revocation::User(user_id.to_owned()));
-    for token in tokens {
-        state.consoles.revoke(Revocation::Token(token.clone()));
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -330,9 +331,9 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, ApiJson<Me>)> {
     captcha::verify(&state.http, &state.config, body.turnstile.as_deref(), ip).await?;
-    let user = users::register(
+    let user = entry::register(
         &state.db,
-        users::NewAccount {
+        entry::NewAccount {
             email: body.email,
             username: body.username,
             password: body.password,
@@ -373,8 +374,8 @@ async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<ApiJson<LoginResponse>> {
-    let from = users::SignInFrom { via: "api", ip };
-    let user = users::authenticate(
+    let from = entry::SignInFrom { via: "api", ip };
+    let user = entry::authenticate(
         &state.db,
         &body.email,
         &body.password,

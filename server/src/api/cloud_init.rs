@@ -1,8 +1,8 @@
-//! The NoCloud network seed VMs boot from (see `compute::driver::libvirt`): cloud-init fetches
+//! The NoCloud network seed VMs boot from (see `fleet::driver::libvirt`): cloud-init fetches
 //! `meta-data`, `user-data` and `vendor-data` from `/cloud-init/<instance id>/<seed key>/`. The
 //! seed key is a per-instance secret in the URL, so guests cannot read each other's data; a wrong
 //! key is a 404. `vendor-data` gives the machine its SSH host key and root's access for Hangar's
-//! platform key (see `compute::driver::guest`), which exec and files use.
+//! platform key (see `fleet::driver::guest`), which exec and files use.
 
 use axum::{
     extract::{Path, State},
@@ -11,8 +11,9 @@ use axum::{
     routing::get,
     Router,
 };
+use domain::accounts::keys;
+use domain::compute::instances;
 use domain::compute::instances::InstanceState;
-use domain::compute::{instances, keys};
 use domain::AppState;
 
 pub fn router() -> Router<AppState> {

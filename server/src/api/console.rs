@@ -35,9 +35,10 @@ use axum::{
     Extension,
 };
 use domain::compute::console::{self, ConsoleState, Event, Grant, Kind, Seat, Ticket};
-use domain::compute::driver::{machine_name, ConsoleInput};
-use domain::compute::{executor, instances};
+use domain::compute::instances;
+use domain::fleet::driver::{machine_name, ConsoleInput};
 use domain::infra::error::ServiceError;
+use domain::infra::revocations::Revocation;
 use domain::{Actor, AppState};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -131,7 +132,7 @@ async fn screen_ws(
     let (grant, seat) = admit(&state, caller, &session, &headers, &id, Kind::Screen, &q).await?;
     // Connect before upgrading, so a machine without a screen is a clear 409, not a dead socket.
     let inst = instances::get(&state.db, &grant.user_id, &id).await?;
-    let driver = executor::driver_for(&state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&state, inst.node_id.as_deref())
         .await?
         .ok_or(ServiceError::NotFound("Instance"))?;
     let vnc = driver
@@ -231,7 +232,7 @@ async fn finish(socket: &mut WebSocket, reason: &str) {
 /// Checks the grant every [`console::RETRY`] and on revocations; `Some(reason)` when it ended.
 struct Watch {
     grant: Grant,
-    revocations: tokio::sync::broadcast::Receiver<console::Revocation>,
+    revocations: tokio::sync::broadcast::Receiver<Revocation>,
     check: tokio::time::Interval,
     idle: Duration,
     last_input: Instant,
@@ -242,7 +243,7 @@ impl Watch {
         let mut check = tokio::time::interval(console::RETRY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
-            revocations: state.consoles.revocations(),
+            revocations: state.revocations.subscribe(),
             grant,
             check,
             idle: Duration::from_secs(state.config.console_idle_secs),
@@ -255,7 +256,7 @@ impl Watch {
         loop {
             tokio::select! {
                 r = self.revocations.recv() => match r {
-                    Ok(r) if self.grant.ended_by(&r) => return revoked_reason(&r),
+                    Ok(r) if self.grant.ended_by(&r) => return r.reason().to_owned(),
                     _ => {}
                 },
                 // A rolling restart: the browser reconnects, through the load balancer, to
@@ -272,16 +273,6 @@ impl Watch {
                     }
                 }
             }
-        }
-    }
-}
-
-fn revoked_reason(r: &console::Revocation) -> String {
-    match r {
-        console::Revocation::Instance(_) => "The machine is being deleted".into(),
-        console::Revocation::Token(_) => "The access token was revoked".into(),
-        console::Revocation::User(_) => {
-            "Signed out everywhere (or the password changed): sign in again".into()
         }
     }
 }
@@ -350,7 +341,7 @@ async fn screen(
     state: AppState,
     grant: Grant,
     _seat: Seat,
-    vnc: Box<dyn domain::compute::driver::ScreenIo>,
+    vnc: Box<dyn domain::fleet::driver::ScreenIo>,
     socket: WebSocket,
 ) {
     relay_screen(socket, vnc, Some((state, grant))).await;
@@ -367,7 +358,7 @@ async fn screen(
 /// ran at two thirds of that).
 pub async fn relay_screen(
     mut socket: WebSocket,
-    vnc: Box<dyn domain::compute::driver::ScreenIo>,
+    vnc: Box<dyn domain::fleet::driver::ScreenIo>,
     access: Option<(AppState, Grant)>,
 ) {
     let (mut from_vnc, mut to_vnc) = tokio::io::split(vnc);

@@ -17,8 +17,8 @@ use axum::{
     http::StatusCode,
 };
 use base64::Engine;
-use domain::compute::catalog;
 use domain::compute::instances::{self, Action, InstanceRow, NewInstance};
+use domain::fleet::catalog;
 use domain::infra::db::rfc3339;
 use domain::infra::queue::{self, Operation};
 use domain::AppState;

@@ -103,7 +103,7 @@ async fn metrics(
             queued as f64,
         ),
     ];
-    if let Ok(nodes) = domain::compute::nodes::list(&state.db).await {
+    if let Ok(nodes) = domain::fleet::nodes::list(&state.db).await {
         for n in nodes {
             let node = format!(
                 "{{node=\"{}\",kind=\"{}\"}}",

@@ -74,7 +74,7 @@ pub struct Data<T> {
 }
 
 async fn to_server(state: &AppState, inst: &InstanceRow) -> Result<Server> {
-    let plan = domain::compute::catalog::plan(&state.db, &inst.plan_id).await?;
+    let plan = domain::fleet::catalog::plan(&state.db, &inst.plan_id).await?;
     Ok(Server {
         id: inst.id.clone(),
         label: inst.name.clone(),

@@ -99,10 +99,6 @@ async fn revoke_token(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    tokens::revoke(&state.db, &caller.user.id, &id).await?;
-    // Consoles opened with it close now (other replicas notice within seconds).
-    state
-        .consoles
-        .revoke(domain::compute::console::Revocation::Token(id));
+    tokens::revoke(&state.db, &state.revocations, &caller.user.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,9 +8,11 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
+use domain::accounts::keys;
+use domain::compute::executor;
 use domain::compute::instances::{self, Action, NewInstance};
-use domain::compute::meter::HeldRates;
-use domain::compute::{catalog, executor, keys, survey};
+use domain::fleet::catalog::HeldRates;
+use domain::fleet::{catalog, survey};
 use domain::AppState;
 use model::compute::{Image, MachineStats, Plan, Snapshot, SshKey, Template, Vps};
 use serde::{Deserialize, Serialize};

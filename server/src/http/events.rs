@@ -45,12 +45,26 @@ const POLL: Duration = Duration::from_millis(1000);
 /// How often an open stream checks that its credential is still good.
 pub const CREDENTIAL_CHECK: Duration = Duration::from_secs(5);
 
-/// Resolves once `credential` would no longer be accepted.
+/// Resolves once `credential` would no longer be accepted: at once when this replica took it
+/// back, within [`CREDENTIAL_CHECK`] when another did.
 pub async fn revoked(state: AppState, credential: Credential) {
+    let mut revocations = state.revocations.subscribe();
+    // An interval, not a sleep per turn: other accounts' revocations must not keep
+    // postponing the check.
+    let mut check = tokio::time::interval(CREDENTIAL_CHECK);
+    check.tick().await;
     loop {
-        tokio::time::sleep(CREDENTIAL_CHECK).await;
-        if let Ok(false) = credential.still_valid(&state.db).await {
-            return;
+        tokio::select! {
+            r = revocations.recv() => {
+                if matches!(r, Ok(r) if credential.ended_by(&r)) {
+                    return;
+                }
+            }
+            _ = check.tick() => {
+                if let Ok(false) = credential.still_valid(&state.db).await {
+                    return;
+                }
+            }
         }
     }
 }

@@ -13,8 +13,8 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use domain::compute::driver::FileStream;
 use domain::compute::{exec, volume};
+use domain::fleet::driver::FileStream;
 use domain::infra::gates::Pass;
 use domain::AppState;
 use serde::Deserialize;

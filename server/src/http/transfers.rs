@@ -12,7 +12,7 @@
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use domain::compute::driver::FileStream;
+use domain::fleet::driver::FileStream;
 use domain::infra::error::ServiceError;
 use domain::infra::gates::Pass;
 use domain::AppState;

@@ -152,9 +152,9 @@ impl TestApp {
 
     /// An operator account made the way `hangar admin create-user --admin` makes one.
     pub async fn admin(&self, username: &str) -> (String, String) {
-        let user = domain::accounts::users::register(
+        let user = domain::accounts::entry::register(
             &self.state.db,
-            domain::accounts::users::NewAccount {
+            domain::accounts::entry::NewAccount {
                 email: format!("{username}@example.com"),
                 username: username.into(),
                 password: format!("{username}-lunar-Quokka-42"),

@@ -196,7 +196,7 @@ async fn public_addresses_come_from_the_regions_ranges_and_go_back() {
 
     // A machine that vanishes fails, and its address is free again at once.
     let inst = instances::get(&app.state.db, &uid, &c_id).await.unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();

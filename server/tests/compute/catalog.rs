@@ -562,7 +562,7 @@ async fn images_no_node_holds_are_neither_offered_nor_accepted_nor_placed() {
 
     // Replicas starting together survey the same nodes at the same moment (CI caught the second
     // one failing to start with "Already exists"): every pass succeeds and the offer is unchanged.
-    let passes = (0..6).map(|_| domain::compute::survey::all(&app.state.db, &app.state.drivers));
+    let passes = (0..6).map(|_| domain::fleet::survey::all(&app.state.db, &app.state.drivers));
     for pass in futures::future::join_all(passes).await {
         pass.expect("a survey beside others");
     }

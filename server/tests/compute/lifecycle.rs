@@ -124,13 +124,13 @@ async fn vps_lifecycle_from_create_to_delete() {
 
     // The machine really exists on the node, with the plan's size.
     let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         driver.power(&machine_name(&id)).await.unwrap(),
-        Some(domain::compute::driver::Power::Running)
+        Some(domain::fleet::driver::Power::Running)
     );
     assert!(
         inst.metered_until.is_some(),
@@ -574,11 +574,11 @@ async fn containers_run_on_the_docker_engine_through_the_api() {
     app.run_jobs().await;
     assert_eq!(get_vps(&app, &token, &id).await["state"], "running");
     let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(driver.kind(), domain::compute::driver::Kind::Container);
+    assert_eq!(driver.kind(), domain::fleet::driver::Kind::Container);
     expect_error(
         app.get(&format!("/api/vps/{id}/vnc-port"), Some(&token))
             .await,
@@ -736,7 +736,7 @@ async fn a_machine_deleted_while_it_is_being_created_is_removed_in_every_api() {
         (0, 0, 0)
     );
     let inst = instances::load(&app.state.db, &id).await.unwrap().unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();
@@ -868,7 +868,7 @@ async fn a_snapshot_that_fails_says_why() {
     let id = vps["id"].as_str().unwrap().to_owned();
     app.run_jobs().await;
     let inst = instances::get(&app.state.db, &uid, &id).await.unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();

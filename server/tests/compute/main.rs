@@ -17,8 +17,9 @@ mod resilience;
 use std::collections::HashSet;
 
 use common::{expect_error, expect_json, TestApp};
-use domain::compute::driver::machine_name;
-use domain::compute::{executor, instances, nodes, reconcile};
+use domain::compute::{instances, reconcile};
+use domain::fleet::driver::machine_name;
+use domain::fleet::nodes;
 use domain::infra::queue;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -44,7 +45,7 @@ async fn vm_node(app: &TestApp) -> nodes::NodeRow {
         .await
         .unwrap()
         .into_iter()
-        .find(|n| n.kind == domain::compute::driver::Kind::Vm)
+        .find(|n| n.kind == domain::fleet::driver::Kind::Vm)
         .unwrap()
 }
 

@@ -150,7 +150,7 @@ async fn the_reconciler_fails_vanished_machines_and_removes_orphans() {
         .await
         .unwrap();
     let inst = instances::get(&app.state.db, &uid, &a).await.unwrap();
-    let driver = executor::driver_for(&app.state, &inst)
+    let driver = domain::fleet::nodes::driver_for(&app.state, inst.node_id.as_deref())
         .await
         .unwrap()
         .unwrap();

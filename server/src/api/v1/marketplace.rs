@@ -55,7 +55,7 @@ async fn browse_servers(
     let filters =
         browse::Filters::parse(query.as_deref().unwrap_or("")).map_err(AppError::bad_request)?;
     let (servers, page) =
-        browse::browse(&state.db, state.browse_index.as_deref(), &filters).await?;
+        domain::market::index::browse(&state.db, state.browse_index.as_deref(), &filters).await?;
     Ok(V1 {
         pagination: Some(page),
         ..V1::ok("Available servers retrieved successfully", servers)

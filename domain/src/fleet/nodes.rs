@@ -8,9 +8,12 @@
 
 use tracing::instrument;
 
-use crate::compute::driver::Kind;
+use std::{collections::HashMap, sync::Arc};
+
+use crate::fleet::driver::{self, Driver, Kind};
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
+use crate::AppState;
 pub use model::compute::NodePoint;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -349,7 +352,7 @@ pub async fn change(
 #[instrument(skip_all, err(level = "info", Debug), fields(node = %id))]
 pub async fn rotate_secret(
     db: &Pool,
-    drivers: &crate::compute::driver::Drivers,
+    drivers: &crate::fleet::nodes::Drivers,
     id: &str,
 ) -> ServiceResult<NodeRow> {
     let mut node = get(db, id).await?;
@@ -402,14 +405,14 @@ pub async fn rotate_secret(
 /// so. A pending token the daemon does not accept is left for the rotation that set it.
 pub async fn adopt_pending_secret(
     db: &Pool,
-    drivers: &crate::compute::driver::Drivers,
+    drivers: &crate::fleet::nodes::Drivers,
     node: &NodeRow,
 ) -> ServiceResult<bool> {
     let Some(pending) = node.pending_secret.clone() else {
         return Ok(false);
     };
     let probe =
-        crate::compute::driver::connect(node.kind, &node.uri, Some(&pending), drivers.settings());
+        crate::fleet::driver::connect(node.kind, &node.uri, Some(&pending), drivers.settings());
     if probe.host().await.is_err() {
         return Ok(false);
     }
@@ -721,7 +724,7 @@ pub const LOAD_HISTORY_MS: i64 = 30 * 86_400_000;
 pub async fn record_load(
     db: &Pool,
     now: i64,
-    hosts: &[(String, crate::compute::driver::HostReport)],
+    hosts: &[(String, crate::fleet::driver::HostReport)],
 ) -> ServiceResult<()> {
     let mut tx = crate::infra::db::begin(db).await?;
     sqlx::query(
@@ -890,4 +893,80 @@ pub async fn load_history(db: &Pool, since: i64) -> ServiceResult<Vec<LoadSample
     .bind(since)
     .fetch_all(db)
     .await?)
+}
+
+/// One driver per node, made on first use and kept (libvirt's test driver keeps its state per
+/// connection, and real connections are worth reusing).
+#[derive(Debug, Default)]
+pub struct Drivers {
+    by_node: std::sync::Mutex<HashMap<String, Arc<dyn Driver>>>,
+    settings: driver::Settings,
+}
+
+impl Drivers {
+    pub fn new(settings: driver::Settings) -> Self {
+        Self {
+            by_node: Default::default(),
+            settings,
+        }
+    }
+
+    /// The driver for a node.
+    pub fn for_node(&self, node: &NodeRow) -> Arc<dyn Driver> {
+        let mut map = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        // Keyed by what the driver is made from too: a node whose address or token changed
+        // (here or on another replica) gets a driver for the new one.
+        let key = format!(
+            "{}\n{}\n{}",
+            node.id,
+            node.uri,
+            node.secret.as_deref().unwrap_or_default()
+        );
+        if let Some(driver) = map.get(&key) {
+            return driver.clone();
+        }
+        // The node's driver for an address or token it no longer has goes.
+        let prefix = format!("{}\n", node.id);
+        map.retain(|k, _| !k.starts_with(&prefix));
+        let driver = driver::connect(node.kind, &node.uri, node.secret.as_deref(), &self.settings);
+        map.insert(key, driver.clone());
+        driver
+    }
+
+    /// The settings drivers are made with.
+    pub fn settings(&self) -> &driver::Settings {
+        &self.settings
+    }
+
+    /// The keys VMs are reached with (the NoCloud seed hands them to guests).
+    pub fn guest_keys(&self) -> &driver::guest::GuestKeys {
+        &self.settings.guest_keys
+    }
+}
+
+/// The driver of the node `node_id` (a machine's `node_id`; `None` for a machine not placed).
+pub async fn driver_for(
+    state: &AppState,
+    node_id: Option<&str>,
+) -> ServiceResult<Option<Arc<dyn Driver>>> {
+    let Some(node_id) = node_id else {
+        return Ok(None);
+    };
+    let node = get(&state.db, node_id).await?;
+    Ok(Some(state.drivers.for_node(&node)))
+}
+
+/// A node and its driver.
+pub type NodeDriver = (NodeRow, Arc<dyn Driver>);
+
+/// Drivers for every node (the reconciler walks them).
+pub async fn all_drivers(state: &AppState) -> ServiceResult<Vec<NodeDriver>> {
+    Ok(list(&state.db)
+        .await?
+        .into_iter()
+        .map(|n| {
+            let d = state.drivers.for_node(&n);
+            (n, d)
+        })
+        .collect())
 }

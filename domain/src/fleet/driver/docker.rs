@@ -32,7 +32,7 @@ use bollard::{
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::compute::driver::{
+use crate::fleet::driver::{
     kill_script, split_path, Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult,
     ExecOutput, ExecRequest, FileStream, Kind, Machine, MachineSpec, Power, ScreenIo, EXEC_TAG,
 };

@@ -3,10 +3,9 @@
 
 use tracing::instrument;
 
-use crate::compute::driver::libvirt::BootSource;
-pub use crate::compute::driver::AppSpec;
-use crate::compute::driver::Kind;
-use crate::compute::meter::HeldRates;
+use crate::fleet::driver::libvirt::BootSource;
+pub use crate::fleet::driver::AppSpec;
+use crate::fleet::driver::Kind;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::patch::patched;
@@ -471,12 +470,12 @@ pub async fn seed_defaults(db: &Pool, config: &crate::infra::config::Config) -> 
         if first || !simulated {
             let added = add_local_node(db, name, Kind::Vm, &config.libvirt_uri).await?;
             if added && !simulated {
-                for node in crate::compute::nodes::list(db).await? {
+                for node in crate::fleet::nodes::list(db).await? {
                     if node.simulated() {
-                        crate::compute::nodes::set_status(
+                        crate::fleet::nodes::set_status(
                             db,
                             &node.id,
-                            crate::compute::nodes::NodeStatus::Draining,
+                            crate::fleet::nodes::NodeStatus::Draining,
                         )
                         .await?;
                         tracing::info!(node = %node.name, "a real hypervisor is configured: the simulated VM node takes no new machines");
@@ -511,9 +510,9 @@ pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> S
             .execute(db)
             .await?;
     } else {
-        crate::compute::nodes::add(
+        crate::fleet::nodes::add(
             db,
-            crate::compute::nodes::NodeInput {
+            crate::fleet::nodes::NodeInput {
                 name: name.into(),
                 kind: Kind::Container.as_str().into(),
                 region: "local".into(),
@@ -600,9 +599,9 @@ async fn add_local_node(db: &Pool, name: &str, kind: Kind, uri: &str) -> Service
         Kind::Vm => (16, 65536, 500),
         Kind::Container => (8, 16384, 200),
     };
-    let added = crate::compute::nodes::add(
+    let added = crate::fleet::nodes::add(
         db,
-        crate::compute::nodes::NodeInput {
+        crate::fleet::nodes::NodeInput {
             name: name.into(),
             kind: kind.as_str().into(),
             region: "local".into(),
@@ -956,4 +955,28 @@ pub async fn delete_image(db: &Pool, slug: &str) -> ServiceResult<()> {
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// What a stopped machine pays for what it keeps: each GB of its disk and its public IPv4
+/// address, per hour (config `stopped_disk_gb_hourly`, `stopped_ipv4_hourly`). The figures
+/// follow what providers charge for storage and an address (about $0.044 per GB-month and $0.58
+/// per address-month by default), so that holding a machine without running it is never free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldRates {
+    pub disk_gb_hourly_micros: i64,
+    pub ipv4_hourly_micros: i64,
+}
+
+impl HeldRates {
+    pub fn of(config: &crate::infra::config::Config) -> Self {
+        HeldRates {
+            disk_gb_hourly_micros: config.stopped_disk_gb_hourly_micros,
+            ipv4_hourly_micros: config.stopped_ipv4_hourly_micros,
+        }
+    }
+
+    /// The hourly rate of a stopped machine with `disk_gb` and, when `ipv4`, a public address.
+    pub fn hourly(self, disk_gb: i64, ipv4: bool) -> i64 {
+        disk_gb * self.disk_gb_hourly_micros + if ipv4 { self.ipv4_hourly_micros } else { 0 }
+    }
 }

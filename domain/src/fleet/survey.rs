@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::compute::catalog::{self, ImageRow};
-use crate::compute::driver::{Driver, Drivers, Kind};
-use crate::compute::nodes::{self, NodeRow};
+use crate::fleet::catalog::{self, ImageRow};
+use crate::fleet::driver::{Driver, Kind};
+use crate::fleet::nodes::Drivers;
+use crate::fleet::nodes::{self, NodeRow};
 use crate::infra::db::{self, Pool};
 use crate::infra::error::ServiceResult;
 
@@ -63,7 +64,7 @@ async fn node_with(
                 held.push(image.slug.clone());
             }
         }
-        Ok::<_, crate::compute::driver::DriverError>(held)
+        Ok::<_, crate::fleet::driver::DriverError>(held)
     };
     let held = match tokio::time::timeout(NODE_WAIT, asked).await {
         Ok(Ok(held)) => held,

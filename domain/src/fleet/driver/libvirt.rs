@@ -41,7 +41,7 @@ use virt::{
     sys,
 };
 
-use crate::compute::driver::{
+use crate::fleet::driver::{
     Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
     FileStream, Kind, Machine, MachineSpec, Power, ScreenIo,
 };

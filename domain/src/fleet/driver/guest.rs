@@ -43,7 +43,7 @@ use russh::{
 };
 use sha2::Sha256;
 
-use crate::compute::driver::{
+use crate::fleet::driver::{
     instance_of, kill_script, sh_quote, split_path, DriverError, DriverResult, ExecOutput,
     ExecRequest, FileStream, EXEC_TAG,
 };

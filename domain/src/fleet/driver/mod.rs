@@ -11,7 +11,7 @@ pub mod docker;
 pub mod guest;
 pub mod libvirt;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -603,54 +603,5 @@ pub fn connect(
             Arc::new(daemon::DaemonDriver::new(uri, secret.unwrap_or_default()))
         }
         Kind::Container => Arc::new(docker::DockerDriver::new(uri, settings)),
-    }
-}
-
-/// One driver per node, made on first use and kept (libvirt's test driver keeps its state per
-/// connection, and real connections are worth reusing).
-#[derive(Debug, Default)]
-pub struct Drivers {
-    by_node: std::sync::Mutex<HashMap<String, Arc<dyn Driver>>>,
-    settings: Settings,
-}
-
-impl Drivers {
-    pub fn new(settings: Settings) -> Self {
-        Self {
-            by_node: Default::default(),
-            settings,
-        }
-    }
-
-    /// The driver for a node.
-    pub fn for_node(&self, node: &crate::compute::nodes::NodeRow) -> Arc<dyn Driver> {
-        let mut map = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
-        // Keyed by what the driver is made from too: a node whose address or token changed
-        // (here or on another replica) gets a driver for the new one.
-        let key = format!(
-            "{}\n{}\n{}",
-            node.id,
-            node.uri,
-            node.secret.as_deref().unwrap_or_default()
-        );
-        if let Some(driver) = map.get(&key) {
-            return driver.clone();
-        }
-        // The node's driver for an address or token it no longer has goes.
-        let prefix = format!("{}\n", node.id);
-        map.retain(|k, _| !k.starts_with(&prefix));
-        let driver = connect(node.kind, &node.uri, node.secret.as_deref(), &self.settings);
-        map.insert(key, driver.clone());
-        driver
-    }
-
-    /// The settings drivers are made with.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// The keys VMs are reached with (the NoCloud seed hands them to guests).
-    pub fn guest_keys(&self) -> &guest::GuestKeys {
-        &self.settings.guest_keys
     }
 }

@@ -23,7 +23,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::compute::driver::{
+use crate::fleet::driver::{
     Console, ConsoleInput, ConsoleIo, Driver, DriverError, DriverResult, ExecOutput, ExecRequest,
     FileStream, Kind, Machine, MachineSpec, Power, ScreenIo, Volume,
 };
