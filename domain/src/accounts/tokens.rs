@@ -17,7 +17,6 @@ use crate::infra::db::rfc3339;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::revocations::{Revocation, Revocations};
-fn _x(s: &crate::AppState) -> usize { s.consoles.open() }
 use model::accounts::{CreatedToken, Scope, TokenView};
 use model::money::Usd4;
 
