@@ -1,6 +1,6 @@
 //! The `/api/v1` dialect pools, invitations and members, with the authorization matrix.
 
-mod common;
+use crate::common;
 
 use common::{expect_json, TestApp};
 use reqwest::StatusCode;

@@ -4,7 +4,7 @@
 //! engine (a command's output, resize reaching the TTY, two viewers of one console and the history
 //! a late one gets). A VM's serial console and screen through the relay are in `qemu.rs`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Operator basics: credits go to the immutable ledger and the audit log; only admins may.
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;

@@ -14,7 +14,7 @@
 //! `HANGAR_TEST_NODE_ROUNDS` (default 2) losses, alternating the two ways of losing a node; the
 //! long run's figures are in docs/FAULTS.md.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! tier runs in a real VM) and the container's own details; VMs on libvirt's test driver answer
 //! the documented refusal.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

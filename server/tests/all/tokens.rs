@@ -1,6 +1,6 @@
 //! The `/api` dialect "Access Tokens": create (value once), list, revoke, authenticate.
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;

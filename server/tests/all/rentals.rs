@@ -1,6 +1,6 @@
 //! The `/api/v1` dialect "Rentals": list, detail, aliases, extend, ledger exactness, expiry.
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, ids, TestApp};
 use reqwest::StatusCode;

@@ -1,11 +1,10 @@
-//! Compute through the three APIs (the `/api`, `/v1/servers` and `/v1/instances` dialects) on libvirt's test driver, one test
-//! binary with a module per story: `catalog` (plans, images, templates, keys), `lifecycle` (a
+//! Compute through the three APIs (the `/api`, `/v1/servers` and `/v1/instances` dialects) on
+//! libvirt's test driver, a module per story: `catalog` (plans, images, templates, keys), `lifecycle` (a
 //! customer's machine from create to delete, batches, containers on Podman), `dialects` (one
 //! machine, three APIs), `limits` (quotas and money that matches capacity), `resilience` (capacity races, restarts, the reconciler) and `addresses`
 //! (public IPv4). The helpers below are the steps the stories repeat.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod addresses;
 mod catalog;

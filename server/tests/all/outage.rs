@@ -5,7 +5,7 @@
 //! resumes by itself: requests succeed, a job queued before the outage finishes, the meter
 //! catches up, and every balance equals its ledger.
 
-mod common;
+use crate::common;
 
 use std::{
     process::{Child, Command, Stdio},

@@ -1,6 +1,6 @@
 //! Card top-ups through Stripe Checkout, against the project's fake of Stripe's API.
 
-mod common;
+use crate::common;
 
 use common::{
     expect_error, expect_json,

@@ -1,7 +1,7 @@
 //! The browser flow without a browser: sessions, CSRF, sign up / in / out, tokens page.
 //! (The same flow runs in Chromium in `end2end/`.)
 
-mod common;
+use crate::common;
 
 use common::{expect_json, TestApp};
 use reqwest::{header, StatusCode};

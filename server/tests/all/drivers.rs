@@ -4,7 +4,7 @@
 //! the story checks is what the job runner and the reconciler rely on, including each method's
 //! documented behaviour when called twice.
 
-mod common;
+use crate::common;
 
 use std::{sync::Arc, time::Duration};
 

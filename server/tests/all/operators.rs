@@ -2,7 +2,7 @@
 //! reinstating them, lifting a lockout, and acting on anyone's machine — each audited as the
 //! operator's, each told to the customer.
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, mails_to, smtp, TestApp};
 use reqwest::StatusCode;

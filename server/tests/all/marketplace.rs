@@ -1,6 +1,6 @@
 //! The `/api/v1` dialect "Server Marketplace": inventory, browse filters, renting, the race.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -10,7 +10,7 @@
 //! - every metering minute was charged once while three meters ticked every second: each user's
 //!   usage in the ledger equals what their machines' billed minutes cost, no more.
 
-mod common;
+use crate::common;
 
 use std::{
     process::Command,

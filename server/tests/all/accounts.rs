@@ -1,6 +1,6 @@
 //! The `/api` dialect "Auth": register, login, /api/me, rate limits, CAPTCHA, balance header.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,6 @@
 //! The `/api` dialect "Billing": balance, history with pagination, notify emails.
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;

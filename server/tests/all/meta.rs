@@ -1,6 +1,6 @@
 //! Public routes: health, OpenAPI, the agent manifest, and the portal's pages.
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;

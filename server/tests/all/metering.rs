@@ -2,7 +2,7 @@
 //! running-out rules, and the balance mails, delivered through a real SMTP server (aiosmtpd,
 //! started by `scripts/test`, writing a maildir the test reads).
 
-mod common;
+use crate::common;
 
 use common::{expect_error, expect_json, mails_to, smtp, TestApp};
 use domain::compute::meter::{self, Rules, MINUTE_MS};

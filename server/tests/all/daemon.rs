@@ -3,7 +3,7 @@
 //! run, its pool port and its volume; the panel's files and console reach into it; power and
 //! delete go through; a daemon that goes away makes its node unreachable until it is back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

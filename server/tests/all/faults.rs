@@ -13,7 +13,7 @@
 //!
 //! Rounds: 2 in the test command; `HANGAR_TEST_FAULT_ROUNDS=20` for the long run (docs/FAULTS.md).
 
-mod common;
+use crate::common;
 
 use std::{
     process::{Child, Command, Stdio},

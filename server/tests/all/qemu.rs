@@ -6,7 +6,7 @@
 //! runs commands and takes files over SSH with the platform key (the same story as containers,
 //! `common::inside`), and powers off on the ACPI power button.
 
-mod common;
+use crate::common;
 
 use std::{sync::Arc, time::Duration};
 
