@@ -2,7 +2,7 @@
 // the money there once; and cancelling, which changes nothing.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+import { launch, hydrated, uniqueName, signIn, BASE, ARTIFACTS } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -16,12 +16,7 @@ test('top up with a card, and cancel a top-up', async () => {
   assert.equal(reg.status, 201);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=password]', 'billing-password-1');
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(`${BASE}/`);
+  await signIn(page, email, 'billing-password-1');
 
   await page.click('nav >> text=Billing');
   await page.waitForURL(`${BASE}/billing`);

@@ -10,31 +10,18 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-async function json(path, token, body, method = 'POST') {
-  const res = await fetch(`${BASE}${path}`, {
-    method, headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
 test('create, watch, stop, snapshot and delete a machine', async () => {
   const username = uniqueName('runner');
   const email = `${username}@example.com`;
-  const reg = await json('/api/auth/register', null, { email, username, password: 'machine-password-1' });
+  const reg = await api('/api/auth/register', null, { email, username, password: 'machine-password-1' });
   assert.equal(reg.status, 201);
-  const op = await json('/api/auth/login', null, { email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD });
+  const op = await api('/api/auth/login', null, { email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD });
   assert.equal(op.status, 200);
-  assert.equal((await json(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
+  assert.equal((await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=password]', 'machine-password-1');
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(`${BASE}/`);
+  await signIn(page, email, 'machine-password-1');
 
   await page.hover('[data-test=nav-account]');
   await page.click('nav >> text=SSH keys');
@@ -129,19 +116,14 @@ test('create, watch, stop, snapshot and delete a machine', async () => {
   await page.locator('[data-test=no-machines]').waitFor({ timeout: 20_000 });
 
   // The same account through the API sees nothing left.
-  const login = await json('/api/auth/login', null, { email, password: 'machine-password-1' });
+  const login = await api('/api/auth/login', null, { email, password: 'machine-password-1' });
   const list = await fetch(`${BASE}/api/vps`, { headers: { Authorization: `Bearer ${login.body.token}` } });
   assert.deepEqual(await list.json(), []);
 
   // On a phone the list stays readable.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
   const p2 = await phone.newPage();
-  await p2.goto(`${BASE}/signin`);
-  await hydrated(p2);
-  await p2.fill('input[name=email]', email);
-  await p2.fill('input[name=password]', 'machine-password-1');
-  await p2.click('[data-test=sign-in-form] button[type=submit]');
-  await p2.waitForURL(`${BASE}/`);
+  await signIn(p2, email, 'machine-password-1');
   await p2.goto(`${BASE}/machines`);
   await hydrated(p2);
   // Nothing sticks out to the right (an element inside an overflow-hidden box would not widen the
@@ -223,26 +205,21 @@ test('a team shares a machine through a pool: the owner creates it there, a pool
 });
 
 test('an operator sees node load and address ranges, and runs the reconciler', async () => {
-  const op = await json('/api/auth/login', null, { email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD });
+  const op = await api('/api/auth/login', null, { email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD });
   assert.equal(op.status, 200);
-  const range = await json('/api/admin/ip-pools', op.body.token, { region: 'e2e', first: '198.51.100.10', last: '198.51.100.29', prefix_len: 24 });
+  const range = await api('/api/admin/ip-pools', op.body.token, { region: 'e2e', first: '198.51.100.10', last: '198.51.100.29', prefix_len: 24 });
   assert.ok(range.status === 201 || range.status === 409, `range: ${range.status}`);
   // A customer's machine, so the node carries some load.
   const username = uniqueName('tenant');
-  const reg = await json('/api/auth/register', null, { email: `${username}@example.com`, username, password: 'tenant-password-1' });
-  assert.equal((await json(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
-  const tenant = await json('/api/auth/login', null, { email: `${username}@example.com`, password: 'tenant-password-1' });
-  const vps = await json('/api/vps', tenant.body.token, { name: 'load-1', plan_id: 'medium' });
+  const reg = await api('/api/auth/register', null, { email: `${username}@example.com`, username, password: 'tenant-password-1' });
+  assert.equal((await api(`/api/admin/users/${reg.body.id}/credit`, op.body.token, { amount: 5 })).status, 200);
+  const tenant = await api('/api/auth/login', null, { email: `${username}@example.com`, password: 'tenant-password-1' });
+  const vps = await api('/api/vps', tenant.body.token, { name: 'load-1', plan_id: 'medium' });
   assert.equal(vps.status, 201);
 
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', process.env.HANGAR_E2E_ADMIN_EMAIL);
-  await page.fill('input[name=password]', process.env.HANGAR_E2E_ADMIN_PASSWORD);
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(`${BASE}/`);
+  await signIn(page, process.env.HANGAR_E2E_ADMIN_EMAIL, process.env.HANGAR_E2E_ADMIN_PASSWORD);
   await page.click('nav >> text=Operator');
   await page.waitForURL(`${BASE}/operator`);
   await hydrated(page);
@@ -270,5 +247,5 @@ test('an operator sees node load and address ranges, and runs the reconciler', a
   assert.match(await page.textContent('[data-test=reconcile-result]'), /Everything agrees|destroyed|failed|stopped|started|recorded|unreachable/);
   await page.screenshot({ path: `${ARTIFACTS}operator.png`, fullPage: true });
   await context.close();
-  assert.equal((await json(`/api/vps/${vps.body.id}`, tenant.body.token, undefined, 'DELETE')).status, 202);
+  assert.equal((await api(`/api/vps/${vps.body.id}`, tenant.body.token, undefined, 'DELETE')).status, 202);
 });

@@ -2,39 +2,25 @@
 // teammate → they accept from their inbox → they see the pool's server.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+import { launch, hydrated, uniqueName, api, signIn, fundedCustomer, BASE, ARTIFACTS } from './browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-async function api(path, { token, method = 'GET', body } = {}) {
-  const res = await fetch(`${BASE}${path}`, {
-    method,
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await res.json().catch(() => null);
-  return { status: res.status, json };
-}
-
 async function newUser(prefix) {
   const username = uniqueName(prefix);
   const password = 'market-password-1';
   const email = `${username}@example.com`;
-  const reg = await api('/api/auth/register', { method: 'POST', body: { email, username, password } });
-  assert.equal(reg.status, 201, JSON.stringify(reg.json));
-  return { id: reg.json.id, username, email, password };
+  const reg = await api('/api/auth/register', null, { email, username, password });
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  return { id: reg.body.id, username, email, password };
 }
 
-async function signIn(context, user) {
+/** A new page of `context`, signed in as `user`. */
+async function signedIn(context, user) {
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', user.email);
-  await page.fill('input[name=password]', user.password);
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(`${BASE}/`);
+  await signIn(page, user.email, user.password);
   return page;
 }
 
@@ -42,20 +28,19 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
   const adminEmail = process.env.HANGAR_E2E_ADMIN_EMAIL;
   const adminPassword = process.env.HANGAR_E2E_ADMIN_PASSWORD;
   assert.ok(adminEmail && adminPassword, 'the test script creates an operator');
-  const login = await api('/api/auth/login', { method: 'POST', body: { email: adminEmail, password: adminPassword } });
+  const login = await api('/api/auth/login', null, { email: adminEmail, password: adminPassword });
   assert.equal(login.status, 200);
   const alice = await newUser('alice');
   const bob = await newUser('bob');
-  const credit = await api(`/api/admin/users/${alice.id}/credit`, { token: login.json.token, method: 'POST', body: { amount: 5000, confirm: true } });
+  const credit = await api(`/api/admin/users/${alice.id}/credit`, login.body.token, { amount: 5000, confirm: true });
   assert.equal(credit.status, 200);
   // Alice has an SSH key: the checkout offers it, and the server is set up with it.
-  const aliceLogin = await api('/api/auth/login', { method: 'POST', body: { email: alice.email, password: alice.password } });
-  const key = await api('/api/keys', { token: aliceLogin.json.token, method: 'POST',
-    body: { name: 'alice-laptop', public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c alice@laptop' } });
-  assert.equal(key.status, 201, JSON.stringify(key.json));
+  const aliceLogin = await api('/api/auth/login', null, { email: alice.email, password: alice.password });
+  const key = await api('/api/keys', aliceLogin.body.token, { name: 'alice-laptop', public_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpGf6s4Zz2qR1b3l7M9m8xH0d7lq1fK2Z8v2wG4bY1c alice@laptop' });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
 
   const ctxA = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await signIn(ctxA, alice);
+  const page = await signedIn(ctxA, alice);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
 
@@ -209,7 +194,7 @@ test('filter, rent into a pool, invite a teammate who then sees the server', asy
 
   // Bob sees the badge, accepts, and then sees the server.
   const ctxB = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const bobPage = await signIn(ctxB, bob);
+  const bobPage = await signedIn(ctxB, bob);
   assert.equal((await bobPage.textContent('[data-test=invitation-badge]')).trim(), '1');
   await bobPage.click('nav >> text=Invitations');
   await bobPage.waitForURL(`${BASE}/invitations`);
@@ -248,7 +233,6 @@ test('on a phone the marketplace shows servers first, filters behind a button', 
 });
 
 test('too little balance says how much is missing, leads to the top-up, and cannot pay', async () => {
-  const { fundedCustomer, signIn } = await import('./browser.mjs');
   const { email, password } = await fundedCustomer('short', 1);
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const page = await context.newPage();

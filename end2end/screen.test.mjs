@@ -3,53 +3,44 @@
 // tab shows the guest's display in noVNC through Hangar's relay. Saves a screenshot of it.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, hydrated, uniqueName, BASE, ARTIFACTS } from './browser.mjs';
+import { launch, hydrated, uniqueName, api, signIn, BASE, ARTIFACTS } from './browser.mjs';
 
 const QEMU = process.env.HANGAR_TEST_QEMU === '1';
 let browser;
 before(async () => { if (QEMU) browser = await launch(); });
 after(async () => { await browser?.close(); });
 
-async function call(method, path, token, body) {
-  const res = await fetch(`${BASE}${path}`, {
-    method,
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
 test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tier runs with HANGAR_TEST_QEMU=1' }, async () => {
-  const op = await call('POST', '/api/auth/login', null, {
+  const op = await api('/api/auth/login', null, {
     email: process.env.HANGAR_E2E_ADMIN_EMAIL, password: process.env.HANGAR_E2E_ADMIN_PASSWORD,
   });
   const admin = op.body.token;
-  const node = await call('POST', '/api/admin/nodes', admin, {
+  const node = await api('/api/admin/nodes', admin, {
     name: 'e2e-qemu', kind: 'vm', region: 'qemu', uri: process.env.HANGAR_TEST_QEMU_URI,
     vcpu: 4, memory_mb: 4096, disk_gb: 50,
   });
   assert.equal(node.status, 201, JSON.stringify(node.body));
   // Kernel messages on the display too (tty0), so there is something to see.
-  const image = await call('PUT', '/api/admin/images', admin, {
+  const image = await api('/api/admin/images', admin, {
     slug: 'tiny-linux-screen', name: 'Tiny Linux (screen)', kind: 'vm',
     source: `kernel=${process.env.HANGAR_TEST_QEMU_KERNEL} initrd=${process.env.HANGAR_TEST_QEMU_INITRD} append=console=tty0 console=ttyS0 quiet`,
-  });
+  }, 'PUT');
   assert.equal(image.status, 200, JSON.stringify(image.body));
 
   const username = uniqueName('screen');
   const email = `${username}@example.com`;
   const password = 'screen-password-1';
-  const reg = await call('POST', '/api/auth/register', null, { email, username, password });
-  assert.equal((await call('POST', `/api/admin/users/${reg.body.id}/credit`, admin, { amount: 5 })).status, 200);
-  const login = await call('POST', '/api/auth/login', null, { email, password });
-  const vps = await call('POST', '/api/vps', login.body.token, {
+  const reg = await api('/api/auth/register', null, { email, username, password });
+  assert.equal((await api(`/api/admin/users/${reg.body.id}/credit`, admin, { amount: 5 })).status, 200);
+  const login = await api('/api/auth/login', null, { email, password });
+  const vps = await api('/api/vps', login.body.token, {
     name: 'screen-e2e', plan_id: 'nano', image: 'tiny-linux-screen', region: 'qemu',
   });
   assert.equal(vps.status, 201, JSON.stringify(vps.body));
   // Nothing else lands on the tier: the other browser tests' VMs stay simulated.
-  assert.equal((await call('PATCH', `/api/admin/nodes/${node.body.id}`, admin, { status: 'draining' })).status, 200);
+  assert.equal((await api(`/api/admin/nodes/${node.body.id}`, admin, { status: 'draining' }, 'PATCH')).status, 200);
   for (let i = 0; i < 120; i++) {
-    const now = await call('GET', `/api/vps/${vps.body.id}`, login.body.token);
+    const now = await api(`/api/vps/${vps.body.id}`, login.body.token);
     if (now.body.state === 'running') break;
     assert.notEqual(now.body.state, 'failed', JSON.stringify(now.body));
     await new Promise((r) => setTimeout(r, 500));
@@ -57,12 +48,7 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
 
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
-  await hydrated(page);
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=password]', password);
-  await page.click('[data-test=sign-in-form] button[type=submit]');
-  await page.waitForURL(`${BASE}/`);
+  await signIn(page, email, password);
   await page.goto(`${BASE}/machines/${vps.body.id}`);
   await hydrated(page);
   // A real VM answers SSH at its address: the page gives the line (the node's network is private).
@@ -116,5 +102,5 @@ test('a VM\'s screen shows the guest\'s display', { skip: !QEMU && 'the QEMU tie
   await page.screenshot({ path: `${ARTIFACTS}vm-screen.png` });
   assert.ok(after >= before + 3000, `a shell on the screen answered what was typed (${before} → ${after} lit pixels)`);
   await context.close();
-  await call('DELETE', `/api/vps/${vps.body.id}`, login.body.token);
+  await api(`/api/vps/${vps.body.id}`, login.body.token, undefined, 'DELETE');
 });
