@@ -39,3 +39,23 @@ where
     let source = send_wrapper::SendWrapper::new(source);
     on_cleanup(move || source.close());
 }
+
+/// `initial` (what the server rendered) until the part of the page that calls this has
+/// hydrated, then what `live` gives (while it gives something). A push that landed while the
+/// page hydrates would otherwise change the DOM under the hydration walk, which then finds a
+/// node it did not expect and panics; the effect runs only once this part is hydrated.
+/// `settled` turns true then (pass a fresh signal when nothing else needs to know).
+pub fn after_hydration<T: Clone + Send + Sync + 'static>(
+    settled: RwSignal<bool>,
+    initial: T,
+    live: impl Fn() -> Option<T> + Send + Sync + 'static,
+) -> Signal<T> {
+    Effect::new(move |_| settled.set(true));
+    Signal::derive(move || {
+        if settled.get() {
+            live().unwrap_or_else(|| initial.clone())
+        } else {
+            initial.clone()
+        }
+    })
+}

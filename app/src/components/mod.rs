@@ -5,5 +5,6 @@ pub mod deferred;
 pub mod events;
 pub mod format;
 pub mod forms;
+pub mod guard;
 pub mod layout;
 pub mod meter;

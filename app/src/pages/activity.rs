@@ -10,7 +10,7 @@ use leptos_router::hooks::use_query_map;
 use crate::components::format::when;
 use crate::components::forms::LoadFailed;
 use crate::error::PortalError;
-use crate::pages::RequireUser;
+use crate::components::guard::RequireUser;
 use model::accounts::{AuditEvent, Me};
 
 /// Entries per page.

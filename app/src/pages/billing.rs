@@ -9,7 +9,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::components::forms::{error_message, ActionError, CsrfField, LoadFailed, SubmitButton};
-use crate::pages::RequireUser;
+use crate::components::guard::RequireUser;
 use model::money::usd4;
 
 const PAGE: i64 = 20;

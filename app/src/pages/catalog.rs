@@ -19,7 +19,7 @@ use crate::components::forms::{
 };
 use crate::error::PortalError;
 use crate::pages::operator::OperatorList;
-use crate::pages::RequireUser;
+use crate::components::guard::RequireUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogData {

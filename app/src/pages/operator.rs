@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     components::forms::{answer_status, error_message, ActionError, CsrfField, SubmitButton},
     components::meter::{Gauge, Meter},
-    pages::RequireUser,
+    components::guard::RequireUser,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

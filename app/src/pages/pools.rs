@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::components::forms::{
     answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
 };
-use crate::pages::RequireUser;
+use crate::components::guard::RequireUser;
 use crate::session::use_auth;
 use model::market::{Invitation, Member, Pool, PoolDetail, PoolServer};
 

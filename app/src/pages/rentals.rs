@@ -12,7 +12,7 @@ use crate::components::format::{day, days as days_text, money, when};
 use crate::components::forms::{
     answer_status, error_message, ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton,
 };
-use crate::pages::RequireUser;
+use crate::components::guard::RequireUser;
 use model::market::{Rental, RentalAccess};
 use model::money::usd4;
 

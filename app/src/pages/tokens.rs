@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::components::format::when;
 use crate::components::forms::{ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton};
-use crate::pages::RequireUser;
+use crate::components::guard::RequireUser;
 use model::accounts::{CreatedToken, Scope, TokenView};
 use model::money::usd4;
 
