@@ -322,14 +322,19 @@ mod tests {
     }
 }
 
-/// What a command run from the portal printed (the machine page's "Run command").
+/// What a command printed and how it ended: the answer of `POST /api/vps/{id}/exec` (plus
+/// `truncated` and `timed_out`), and what the machine page's "Run command" shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommandOutput {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecResult {
     pub stdout: String,
     pub stderr: String,
+    /// The command's exit status; `null` when it was killed at its timeout.
     pub exit_code: Option<i64>,
     pub duration_ms: i64,
+    /// Output beyond 1 MiB per stream was dropped.
     pub truncated: bool,
+    /// The command ran out of time and was killed (what it printed until then is kept).
     pub timed_out: bool,
 }
 

@@ -46,20 +46,7 @@ pub const JOBS_LISTED: i64 = 50;
 /// How long a running job's lease lasts; the runner renews it every third of that.
 const LEASE_MS: i64 = 30_000;
 
-/// What a command printed and how it ended (the `/api` dialect's sync answer, plus `truncated` and
-/// `timed_out`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct ExecResult {
-    pub stdout: String,
-    pub stderr: String,
-    /// The command's exit status; `null` when it was killed at its timeout.
-    pub exit_code: Option<i64>,
-    pub duration_ms: i64,
-    /// Output beyond 1 MiB per stream was dropped.
-    pub truncated: bool,
-    /// The command ran out of time and was killed (what it printed until then is kept).
-    pub timed_out: bool,
-}
+use model::compute::ExecResult;
 
 /// The OpenAPI shape of [`ExecResult`] flattened into a batch item: the same fields, present only
 /// when the command ran (absent for a 404 item or a background job).

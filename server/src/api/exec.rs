@@ -8,7 +8,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use domain::compute::exec::{self, BatchItem, Command, ExecJob, ExecResult};
+use domain::compute::exec::{self, BatchItem, Command, ExecJob};
+use model::compute::ExecResult;
 use domain::AppState;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -11,12 +11,12 @@ use crate::components::deferred::{Deferred, LoadingCard};
 use crate::components::forms::{ActionError, CsrfField, SubmitButton};
 use crate::error::PortalError;
 use crate::session::use_auth;
-use model::compute::{CommandJob, CommandOutput};
+use model::compute::{CommandJob, ExecResult};
 
 /// How a command from the page went: its output, or the background command started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunOutcome {
-    Done(CommandOutput),
+    Done(ExecResult),
     Started(String),
 }
 
@@ -45,15 +45,7 @@ pub async fn run_command(
         let job = exec::start(&state, &user.id, &id, &cmd).await?;
         return Ok(RunOutcome::Started(job.job_id));
     }
-    let r = exec::run(&state, &user.id, &id, &cmd).await?;
-    Ok(RunOutcome::Done(CommandOutput {
-        stdout: r.stdout,
-        stderr: r.stderr,
-        exit_code: r.exit_code,
-        duration_ms: r.duration_ms,
-        truncated: r.truncated,
-        timed_out: r.timed_out,
-    }))
+    Ok(RunOutcome::Done(exec::run(&state, &user.id, &id, &cmd).await?))
 }
 
 /// The machine's background commands, newest first.
@@ -187,7 +179,7 @@ fn CommandCard(id: String) -> impl IntoView {
 }
 
 #[component]
-fn CommandResult(out: CommandOutput) -> impl IntoView {
+fn CommandResult(out: ExecResult) -> impl IntoView {
     let status = match (out.timed_out, out.exit_code) {
         (true, _) => "killed after its timeout".to_owned(),
         (false, Some(code)) => format!("exit code {code}"),
