@@ -360,14 +360,37 @@ impl CommandJob {
     }
 }
 
-/// One entry of a machine's volume (the file manager of machines on node daemons).
+/// What a volume entry is, without following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Directory,
+    Symlink,
+    /// A socket, a FIFO or a device a container made.
+    Other,
+}
+
+impl EntryKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Directory => "directory",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Other => "other",
+        }
+    }
+}
+
+/// One entry of a machine's volume (the file manager of machines on node daemons; the node
+/// daemon's listings too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VolumeEntry {
     pub name: String,
-    /// `file`, `directory`, `symlink` or `other`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EntryKind,
     /// Bytes; 0 for folders.
     pub size: u64,
     /// Last change, seconds since the epoch.

@@ -8,3 +8,4 @@ pub mod compute;
 pub mod engine;
 pub mod market;
 pub mod money;
+pub mod node;

@@ -176,36 +176,18 @@ fn lookup_error(e: Errno, path: &str, op: &'static str) -> FsError {
     }
 }
 
-/// What a directory entry is, without following it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    File,
-    Directory,
-    Symlink,
-    Other,
-}
+/// What a directory entry is, without following it; an entry as listings show it (the wire
+/// types, shared with Hangar's driver).
+pub use model::compute::{EntryKind as Kind, VolumeEntry as Entry};
 
-impl Kind {
-    fn of(file_type: FileType) -> Self {
-        match file_type {
-            FileType::RegularFile => Kind::File,
-            FileType::Directory => Kind::Directory,
-            FileType::Symlink => Kind::Symlink,
-            _ => Kind::Other,
-        }
+/// What a file type is as a listing shows it.
+fn kind_of(file_type: FileType) -> Kind {
+    match file_type {
+        FileType::RegularFile => Kind::File,
+        FileType::Directory => Kind::Directory,
+        FileType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
     }
-}
-
-/// One listed entry: its name, what it is, its size in bytes (0 for directories) and when it
-/// last changed (seconds since the epoch).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Entry {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: Kind,
-    pub size: u64,
-    pub modified: i64,
 }
 
 /// Something that decides whether `n` more bytes may be written: a volume's quota.
@@ -314,7 +296,7 @@ impl Tree {
         };
         match rustix::fs::statat(&dir, leaf, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some((
-                Kind::of(FileType::from_raw_mode(st.st_mode)),
+                kind_of(FileType::from_raw_mode(st.st_mode)),
                 st.st_size as u64,
             ))),
             Err(Errno::NOENT) => Ok(None),
@@ -368,7 +350,7 @@ impl Tree {
             let Ok(st) = rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
                 continue; // removed while listing
             };
-            let kind = Kind::of(FileType::from_raw_mode(st.st_mode));
+            let kind = kind_of(FileType::from_raw_mode(st.st_mode));
             entries.push(Entry {
                 name,
                 kind,
@@ -629,7 +611,7 @@ fn walk_dir(
         let Ok(st) = rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
-        let kind = Kind::of(FileType::from_raw_mode(st.st_mode));
+        let kind = kind_of(FileType::from_raw_mode(st.st_mode));
         let child = rel.join(&name);
         visit(&child, kind, st.st_size as u64)?;
         if kind == Kind::Directory {

@@ -29,7 +29,7 @@ use std::{
 
 use bollard::{
     container::LogOutput,
-    models::{ContainerCreateBody, HostConfig, PortBinding},
+    models::{ContainerCreateBody, HostConfig},
     query_parameters::{
         AttachContainerOptions, CreateContainerOptions, KillContainerOptions,
         RemoveContainerOptions, StartContainerOptions, StopContainerOptions, WaitContainerOptions,
@@ -37,14 +37,14 @@ use bollard::{
     Docker, API_DEFAULT_VERSION,
 };
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::{io::AsyncWrite, sync::broadcast};
 
 use crate::{
     error::{NodeError, NodeResult},
-    now,
-    ports::Binding,
-    Node,
+    now, Node,
+};
+pub use model::node::{
+    Container, Event, InstallState, Limits, LiveState, Mount, NewContainer, PortBinding,
 };
 
 /// Where the volume appears inside the container, as in Pterodactyl's images.
@@ -54,26 +54,8 @@ const HISTORY_BYTES: usize = 64 * 1024;
 /// Events waiting for a slow viewer before it is told it missed some.
 const FAN_OUT: usize = 1024;
 
-/// Memory and CPU limits: bytes and cores.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    #[serde(default)]
-    pub memory: u64,
-    #[serde(default)]
-    pub cpu: f64,
-    /// Hangar's extension: the most processes the container may hold; 0 takes the daemon's
-    /// `limits.container_pids` (and is not shown, so the reference's shape stays as it is).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub pids: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// A container as stored and as `GET /containers/{id}` shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A container as stored (`GET /containers/{id}` shows it with its state: [`Record::view`]).
+#[derive(Debug, Clone)]
 pub struct Record {
     pub internal_id: String,
     pub container_id: Option<String>,
@@ -81,21 +63,46 @@ pub struct Record {
     pub image: String,
     pub startup_command: String,
     pub start_pattern: Option<String>,
-    #[serde(skip)]
     pub install_script: Option<String>,
-    pub install_state: String,
+    pub install_state: InstallState,
     /// Why the install failed, when `install_state` is `failed`: the engine's error, or the
     /// script's exit code and the last lines it printed. `null` otherwise.
     pub install_error: Option<String>,
-    pub ports: Vec<Binding>,
+    pub ports: Vec<PortBinding>,
     pub limits: Limits,
     pub environment: HashMap<String, String>,
     /// Hangar's extension: the isolation group whose network the container joins (`null`: its
     /// own network).
     pub network: Option<String>,
-    pub mount: serde_json::Value,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Record {
+    /// The container as `GET /containers/{id}` shows it (never the install script).
+    pub fn view(&self, state: LiveState) -> Container {
+        Container {
+            internal_id: self.internal_id.clone(),
+            container_id: self.container_id.clone(),
+            volume_id: self.volume_id.clone(),
+            image: self.image.clone(),
+            startup_command: self.startup_command.clone(),
+            start_pattern: self.start_pattern.clone(),
+            install_state: self.install_state,
+            install_error: self.install_error.clone(),
+            ports: self.ports.clone(),
+            limits: self.limits,
+            environment: self.environment.clone(),
+            network: self.network.clone(),
+            mount: Mount {
+                volume: self.volume_id.clone(),
+                target: MOUNT.into(),
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            state,
+        }
+    }
 }
 
 type Row = (
@@ -122,13 +129,12 @@ fn record(row: Row) -> Record {
     Record {
         internal_id: row.0,
         container_id: row.1,
-        mount: serde_json::json!({ "volume": row.2.clone(), "target": MOUNT }),
         volume_id: row.2,
         image: row.3,
         startup_command: row.4,
         start_pattern: row.5,
         install_script: row.6,
-        install_state: row.7,
+        install_state: InstallState::parse(&row.7).unwrap_or(InstallState::Failed),
         install_error: row.13,
         network: row.14,
         ports: serde_json::from_str(&row.8).unwrap_or_default(),
@@ -137,17 +143,6 @@ fn record(row: Row) -> Record {
         created_at: row.11,
         updated_at: row.12,
     }
-}
-
-/// What viewers of a container receive, in the reference's shapes.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    Stats(Stats),
-    Console { data: String },
-    Event { data: String },
-    DaemonMessage { data: String },
-    Logs { data: String },
 }
 
 /// A stats sample, in the reference's fields (shared with the panel).
@@ -159,24 +154,24 @@ type Input = Pin<Box<dyn AsyncWrite + Send>>;
 pub struct Live {
     pub events: broadcast::Sender<Event>,
     history: Mutex<String>,
-    state: Mutex<String>,
+    state: Mutex<LiveState>,
     input: tokio::sync::Mutex<Option<Input>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Live {
-    fn new(state: &str) -> Arc<Self> {
+    fn new(state: LiveState) -> Arc<Self> {
         Arc::new(Self {
             events: broadcast::channel(FAN_OUT).0,
             history: Mutex::new(String::new()),
-            state: Mutex::new(state.to_owned()),
+            state: Mutex::new(state),
             input: tokio::sync::Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
         })
     }
 
-    pub fn state(&self) -> String {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn state(&self) -> LiveState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn history(&self) -> String {
@@ -186,11 +181,9 @@ impl Live {
             .clone()
     }
 
-    fn set_state(&self, state: &str) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state.to_owned();
-        let _ = self.events.send(Event::Event {
-            data: state.to_owned(),
-        });
+    fn set_state(&self, state: LiveState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        let _ = self.events.send(Event::Event { data: state });
     }
 
     fn say(&self, message: impl Into<String>) {
@@ -305,31 +298,6 @@ fn install_name(id: &str) -> String {
     format!("hangar-node-install-{id}")
 }
 
-/// What `POST /containers` takes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewContainer {
-    pub internal_id: String,
-    pub image: String,
-    pub volume_id: String,
-    pub startup_command: String,
-    #[serde(default)]
-    pub start_pattern: Option<String>,
-    #[serde(default)]
-    pub ports: Vec<Binding>,
-    #[serde(default)]
-    pub limits: Limits,
-    #[serde(default)]
-    pub install_script: Option<String>,
-    /// Hangar's extension: environment variables for the install script and the container.
-    #[serde(default)]
-    pub environment: HashMap<String, String>,
-    /// Hangar's extension: containers given the same `network` (Hangar gives the owner's
-    /// account) share one isolated network; each other container has one of its own.
-    #[serde(default)]
-    pub network: Option<String>,
-}
-
 fn check_id(id: &str) -> NodeResult<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -372,7 +340,7 @@ fn check_pattern(pattern: Option<&str>) -> NodeResult<Option<regex::Regex>> {
 
 /// Binds `ports` to container `id` in one transaction, releasing what it held before. Every
 /// port must be in the pool and free or already this container's.
-async fn bind_ports(node: &Node, id: &str, ports: &[Binding]) -> NodeResult<()> {
+async fn bind_ports(node: &Node, id: &str, ports: &[PortBinding]) -> NodeResult<()> {
     let mut tx = node.db().begin().await?;
     sqlx::query("UPDATE ports SET container = NULL, in_use = 0 WHERE container = ?")
         .bind(id)
@@ -437,7 +405,11 @@ pub fn live(node: &Node, record: &Record) -> Arc<Live> {
     if let Some(live) = node.containers().live(&record.internal_id) {
         return live;
     }
-    let live = Live::new(&record.install_state);
+    let live = Live::new(match record.install_state {
+        InstallState::Installing => LiveState::Installing,
+        InstallState::Ready => LiveState::Ready,
+        InstallState::Failed => LiveState::Failed,
+    });
     node.containers().insert(&record.internal_id, live.clone());
     live
 }
@@ -446,13 +418,13 @@ pub fn live(node: &Node, record: &Record) -> Arc<Live> {
 async fn set_install_state(
     node: &Node,
     id: &str,
-    state: &str,
+    state: InstallState,
     error: Option<&str>,
 ) -> NodeResult<()> {
     sqlx::query(
         "UPDATE containers SET install_state = ?, install_error = ?, updated_at = ? WHERE internal_id = ?",
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(error)
     .bind(now())
     .bind(id)
@@ -526,7 +498,7 @@ pub async fn create(node: &Node, new: NewContainer) -> NodeResult<Record> {
 /// Runs the install in the background; its output and outcome reach viewers as events.
 fn spawn_install(node: &Node, record: &Record) {
     let live = live(node, record);
-    live.set_state("installing");
+    live.set_state(LiveState::Installing);
     let (node2, record2, live2) = (node.clone(), record.clone(), live.clone());
     live.keep(tokio::spawn(async move {
         let outcome = install(&node2, &record2, &live2).await;
@@ -552,8 +524,12 @@ fn spawn_install(node: &Node, record: &Record) {
         if let Ok(volume) = node2.volumes().get(&record2.volume_id) {
             volume.mark_stale();
         }
-        let state = if failure.is_some() { "failed" } else { "ready" };
-        let _ = set_install_state(&node2, &record2.internal_id, state, failure.as_deref()).await;
+        let (install, state) = if failure.is_some() {
+            (InstallState::Failed, LiveState::Failed)
+        } else {
+            (InstallState::Ready, LiveState::Ready)
+        };
+        let _ = set_install_state(&node2, &record2.internal_id, install, failure.as_deref()).await;
         live2.set_state(state);
     }));
 }
@@ -826,7 +802,7 @@ async fn ensure_main(node: &Node, docker: &Docker, record: &Record) -> NodeResul
         exposed.push(key.clone());
         bindings.insert(
             key,
-            Some(vec![PortBinding {
+            Some(vec![bollard::models::PortBinding {
                 host_ip: Some(p.ip.clone()),
                 host_port: Some(p.port.to_string()),
             }]),
@@ -878,18 +854,18 @@ async fn is_running(docker: &Docker, name: &str) -> bool {
 
 pub async fn start(node: &Node, id: &str) -> NodeResult<()> {
     let record = get(node, id).await?;
-    match record.install_state.as_str() {
-        "installing" => {
+    match record.install_state {
+        InstallState::Installing => {
             return Err(NodeError::conflict(
                 "Cannot start container while it is installing",
             ))
         }
-        "failed" => {
+        InstallState::Failed => {
             return Err(NodeError::conflict(
                 "The install script failed; reinstall the container first",
             ))
         }
-        _ => {}
+        InstallState::Ready => {}
     }
     let docker = docker(&node.config().docker.host)?;
     let name = main_name(id);
@@ -898,14 +874,14 @@ pub async fn start(node: &Node, id: &str) -> NodeResult<()> {
         return Ok(());
     }
     let live = live(node, &record);
-    live.set_state("starting");
+    live.set_state(LiveState::Starting);
     watch(node, &docker, &record, &live, false).await?;
     if let Err(e) = docker
         .start_container(&name, None::<StartContainerOptions>)
         .await
     {
         live.stop_tasks();
-        live.set_state("exit");
+        live.set_state(LiveState::Exit);
         return Err(engine(e));
     }
     live.say("Container started");
@@ -939,7 +915,7 @@ async fn watch(
     *live.input.lock().await = Some(attached.input);
     let pattern = check_pattern(record.start_pattern.as_deref())?;
     if pattern.is_none() || running_already {
-        live.set_state("running");
+        live.set_state(LiveState::Running);
     }
     let mut output = attached.output;
     let follower = live.clone();
@@ -959,7 +935,7 @@ async fn watch(
                 follower.output(text);
                 if matched {
                     waiting = None;
-                    follower.set_state("running");
+                    follower.set_state(LiveState::Running);
                 }
                 continue;
             }
@@ -983,7 +959,7 @@ async fn watch(
             volume.mark_stale();
         }
         wait_live.say(format!("Container exited with code {code}"));
-        wait_live.set_state("exit");
+        wait_live.set_state(LiveState::Exit);
     }));
     Ok(())
 }
@@ -992,7 +968,7 @@ async fn watch(
 /// (no viewer, no polling: a host with hundreds of idle containers asks its engine nothing).
 async fn follow_stats(docker: Docker, name: String, live: Arc<Live>) {
     let wanted = |live: &Live| {
-        live.events.receiver_count() > 0 && matches!(live.state().as_str(), "starting" | "running")
+        live.events.receiver_count() > 0 && live.state().is_up()
     };
     loop {
         if wanted(&live) {
@@ -1002,7 +978,7 @@ async fn follow_stats(docker: Docker, name: String, live: Arc<Live>) {
             })
             .await;
         }
-        if !matches!(live.state().as_str(), "starting" | "running") {
+        if !live.state().is_up() {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1045,7 +1021,7 @@ pub async fn halt(node: &Node, id: &str, kill: bool) -> NodeResult<()> {
     }
     // Answer once the follower has seen the end, so the state reads `exit` right after.
     for _ in 0..50 {
-        if !matches!(live.state().as_str(), "running" | "starting") {
+        if !live.state().is_up() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1076,7 +1052,7 @@ pub async fn reinstall(
     wipe: bool,
 ) -> NodeResult<()> {
     let record = get(node, id).await?;
-    if record.install_state == "installing" {
+    if record.install_state == InstallState::Installing {
         return Err(NodeError::conflict(
             "Cannot reinstall container while it is installing",
         ));
@@ -1114,9 +1090,9 @@ pub async fn reinstall(
 }
 
 /// New ports for the container; a running one is recreated with them and started again.
-pub async fn rebind(node: &Node, id: &str, ports: Vec<Binding>) -> NodeResult<()> {
+pub async fn rebind(node: &Node, id: &str, ports: Vec<PortBinding>) -> NodeResult<()> {
     let record = get(node, id).await?;
-    if record.install_state == "installing" {
+    if record.install_state == InstallState::Installing {
         return Err(NodeError::bad_request(
             "Cannot rebind network while container is installing",
         ));
@@ -1176,7 +1152,7 @@ pub async fn recover(node: &Node) -> NodeResult<()> {
     let docker = docker(&node.config().docker.host)?;
     for record in records {
         let live = live(node, &record);
-        if record.install_state == "installing" {
+        if record.install_state == InstallState::Installing {
             tracing::info!(container = %record.internal_id, "install was cut short; running it again");
             spawn_install(node, &record);
             continue;

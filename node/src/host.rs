@@ -6,22 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
 /// How long CPU time is watched to turn its counters into a share.
 const CPU_WINDOW: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Default, Serialize)]
-pub struct HostReport {
-    pub version: &'static str,
-    pub cpu_permille: Option<i64>,
-    pub memory_used_mb: Option<i64>,
-    pub memory_total_mb: Option<i64>,
-    pub disk_used_mb: Option<i64>,
-    pub disk_total_mb: Option<i64>,
-    pub net_rx_bytes: Option<i64>,
-    pub net_tx_bytes: Option<i64>,
-}
+/// The report, in the API's shape (shared with Hangar's driver).
+pub use model::node::HostReport;
 
 /// Reads the host's figures; `storage` is the filesystem the volumes live on.
 pub async fn report(storage: &Path) -> HostReport {
@@ -38,7 +27,7 @@ pub async fn report(storage: &Path) -> HostReport {
     let (disk_total_mb, disk_used_mb) = disk(storage);
     let (net_rx_bytes, net_tx_bytes) = network();
     HostReport {
-        version: env!("CARGO_PKG_VERSION"),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
         cpu_permille,
         memory_used_mb,
         memory_total_mb,

@@ -3,30 +3,20 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
 use crate::{error::NodeError, error::NodeResult, Node};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
-pub struct Port {
-    pub ip: String,
-    pub port: u16,
-    pub protocol: String,
-    pub in_use: bool,
-}
+/// A pool port and a container's binding, in the API's shapes (shared with Hangar's driver).
+pub use model::node::{tcp, PoolPort as Port};
 
-/// A port as a container asks for it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Binding {
-    pub ip: String,
-    pub port: u16,
-    #[serde(default = "tcp")]
-    pub protocol: String,
-}
+type Row = (String, u16, String, bool);
 
-/// The protocol a port has when none is named.
-pub fn tcp() -> String {
-    "tcp".into()
+fn from_row((ip, port, protocol, in_use): Row) -> Port {
+    Port {
+        ip,
+        port,
+        protocol,
+        in_use,
+    }
 }
 
 /// Checks an address, port and protocol; answers the address in its canonical form.
@@ -75,31 +65,36 @@ pub async fn get(node: &Node, ip: &str, port: u32) -> NodeResult<Port> {
     let Ok((ip, port)) = validate(ip, port, "tcp") else {
         return Err(NodeError::port_not_found());
     };
-    sqlx::query_as(&format!(
+    sqlx::query_as::<_, Row>(&format!(
         "SELECT {COLUMNS} FROM ports WHERE ip = ? AND port = ?"
     ))
     .bind(ip)
     .bind(port)
     .fetch_optional(node.db())
     .await?
+    .map(from_row)
     .ok_or_else(NodeError::port_not_found)
 }
 
 pub async fn list(node: &Node) -> NodeResult<Vec<Port>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM ports ORDER BY ip, port"))
+        sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM ports ORDER BY ip, port"))
             .fetch_all(node.db())
-            .await?,
+            .await?
+            .into_iter()
+            .map(from_row)
+            .collect(),
     )
 }
 
 /// A free port chosen at random (not the lowest: two panels asking at once rarely collide).
 pub async fn random_free(node: &Node) -> NodeResult<Port> {
-    sqlx::query_as(&format!(
+    sqlx::query_as::<_, Row>(&format!(
         "SELECT {COLUMNS} FROM ports WHERE in_use = 0 ORDER BY RANDOM() LIMIT 1"
     ))
     .fetch_optional(node.db())
     .await?
+    .map(from_row)
     .ok_or_else(|| NodeError::not_found("No free port in pool"))
 }
 

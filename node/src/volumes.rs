@@ -97,15 +97,8 @@ impl Volume {
     }
 }
 
-/// What `GET /volumes/{id}` answers.
-#[derive(Debug, Serialize)]
-pub struct VolumeView {
-    pub volume_id: String,
-    pub path: String,
-    pub used_bytes: u64,
-    pub size_limit: Option<u64>,
-    pub created_at: i64,
-}
+/// What `GET /volumes/{id}` answers (the wire type, shared with Hangar's driver).
+pub use model::node::VolumeView;
 
 impl From<&Volume> for VolumeView {
     fn from(v: &Volume) -> Self {

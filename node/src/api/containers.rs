@@ -22,11 +22,11 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
-    containers::{self, Event, NewContainer},
+    containers::{self, Event, NewContainer, PortBinding},
     error::{JsonBody, NodeResult},
-    ports::Binding,
     Node,
 };
+use model::node::{Accepted, Container, ContainerList, ContainerSummary, LiveState, ViewerInput};
 
 pub fn routes() -> Router<Node> {
     Router::new()
@@ -44,42 +44,37 @@ pub fn routes() -> Router<Node> {
 async fn create(
     State(node): State<Node>,
     JsonBody(body): JsonBody<NewContainer>,
-) -> NodeResult<Json<Value>> {
+) -> NodeResult<Json<Accepted>> {
     let record = containers::create(&node, body).await?;
-    Ok(Json(json!({
-        "message": "Container creation started",
-        "internal_id": record.internal_id,
-        "state": "installing",
-    })))
+    Ok(Json(Accepted {
+        message: "Container creation started".into(),
+        internal_id: record.internal_id,
+        state: Some(LiveState::Installing),
+    }))
 }
 
 /// The reference's fields, plus each container's `state`.
-async fn list(State(node): State<Node>) -> NodeResult<Json<Value>> {
-    let all: Vec<Value> = containers::list(&node)
+async fn list(State(node): State<Node>) -> NodeResult<Json<ContainerList>> {
+    let containers = containers::list(&node)
         .await?
         .into_iter()
-        .map(|c| {
-            let state = containers::live(&node, &c).state();
-            json!({
-                "internal_id": c.internal_id,
-                "container_id": c.container_id,
-                "install_state": c.install_state,
-                "image": c.image,
-                "state": state,
-            })
+        .map(|c| ContainerSummary {
+            state: containers::live(&node, &c).state(),
+            internal_id: c.internal_id,
+            container_id: c.container_id,
+            install_state: c.install_state,
+            image: c.image,
         })
         .collect();
-    Ok(Json(json!({"containers": all})))
+    Ok(Json(ContainerList { containers }))
 }
 
 /// The reference's fields, plus `state` (installing, ready, starting, running, exit, failed)
 /// and `environment`.
-async fn show(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Value>> {
+async fn show(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Container>> {
     let record = containers::get(&node, &id).await?;
     let state = containers::live(&node, &record).state();
-    let mut value = serde_json::to_value(&record).unwrap_or_default();
-    value["state"] = json!(state);
-    Ok(Json(value))
+    Ok(Json(record.view(state)))
 }
 
 async fn delete(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Value>> {
@@ -87,26 +82,30 @@ async fn delete(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<
     Ok(Json(json!({"message": "Container deleted successfully"})))
 }
 
-fn initiated(what: &str, id: &str) -> Json<Value> {
-    Json(json!({"message": format!("Container {what} initiated"), "internal_id": id}))
+fn initiated(what: &str, id: &str) -> Json<Accepted> {
+    Json(Accepted {
+        message: format!("Container {what} initiated"),
+        internal_id: id.to_owned(),
+        state: None,
+    })
 }
 
-async fn start(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Value>> {
+async fn start(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Accepted>> {
     containers::start(&node, &id).await?;
     Ok(initiated("start", &id))
 }
 
-async fn stop(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Value>> {
+async fn stop(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Accepted>> {
     containers::halt(&node, &id, false).await?;
     Ok(initiated("stop", &id))
 }
 
-async fn kill(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Value>> {
+async fn kill(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Accepted>> {
     containers::halt(&node, &id, true).await?;
     Ok(initiated("kill", &id))
 }
 
-async fn restart(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Value>> {
+async fn restart(State(node): State<Node>, Path(id): Path<String>) -> NodeResult<Json<Accepted>> {
     containers::restart(&node, &id).await?;
     Ok(initiated("restart", &id))
 }
@@ -127,7 +126,7 @@ async fn reinstall(
     State(node): State<Node>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> NodeResult<Json<Value>> {
+) -> NodeResult<Json<Accepted>> {
     let body: Reinstall = if body.iter().all(u8::is_ascii_whitespace) {
         Reinstall::default()
     } else {
@@ -136,33 +135,30 @@ async fn reinstall(
         })?
     };
     containers::reinstall(&node, &id, body.image, body.install_script, body.wipe).await?;
-    Ok(Json(
-        json!({"message": "Container reinstall started", "internal_id": id}),
-    ))
+    Ok(Json(Accepted {
+        message: "Container reinstall started".into(),
+        internal_id: id,
+        state: None,
+    }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Rebind {
-    ports: Vec<Binding>,
+    ports: Vec<PortBinding>,
 }
 
 async fn rebind(
     State(node): State<Node>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Rebind>,
-) -> NodeResult<Json<Value>> {
+) -> NodeResult<Json<Accepted>> {
     containers::rebind(&node, &id, body.ports).await?;
-    Ok(Json(
-        json!({"message": "Network rebinding started", "internal_id": id}),
-    ))
-}
-
-#[derive(Deserialize)]
-struct Incoming {
-    event: String,
-    #[serde(default)]
-    data: String,
+    Ok(Json(Accepted {
+        message: "Network rebinding started".into(),
+        internal_id: id,
+        state: None,
+    }))
 }
 
 async fn socket(
@@ -202,14 +198,13 @@ async fn socket(
                 },
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        let Ok(msg) = serde_json::from_str::<Incoming>(text.as_str()) else {
+                        let Ok(msg) = serde_json::from_str::<ViewerInput>(text.as_str()) else {
                             let _ = send(&mut socket, &Event::DaemonMessage { data: "Unreadable message: expected {\"event\":\"send_command\",\"data\":\"...\"}".into() }).await;
                             continue;
                         };
-                        let bytes = match msg.event.as_str() {
-                            "send_command" => format!("{}\n", msg.data),
-                            "console_input" => msg.data,
-                            _ => continue,
+                        let bytes = match msg {
+                            ViewerInput::SendCommand(line) => format!("{line}\n"),
+                            ViewerInput::ConsoleInput(keys) => keys,
                         };
                         if !live.send_input(bytes.as_bytes()).await {
                             let _ = send(&mut socket, &Event::DaemonMessage { data: "The container is not running".into() }).await;

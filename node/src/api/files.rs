@@ -26,6 +26,10 @@ use crate::{
     volumes::{self, blocking, Volume, VolumeView},
     Node,
 };
+use model::node::{
+    CompressRequest, Compressed, CopyRequest, DecompressRequest, FilesPage, FolderRequest,
+    NewVolume,
+};
 
 pub fn routes() -> Router<Node> {
     Router::new()
@@ -46,17 +50,9 @@ pub fn routes() -> Router<Node> {
         .route("/volumes/{id}/decompress", post(decompress))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateVolume {
-    /// Disk limit in bytes; absent: the config's `limits.volume_bytes`.
-    #[serde(default)]
-    size_limit: Option<u64>,
-}
-
 async fn create(State(node): State<Node>, body: axum::body::Bytes) -> NodeResult<Response> {
-    let body: CreateVolume = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateVolume::default()
+    let body: NewVolume = if body.iter().all(u8::is_ascii_whitespace) {
+        NewVolume::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| NodeError::bad_request(format!("Invalid request body: {e}")))?
@@ -64,7 +60,7 @@ async fn create(State(node): State<Node>, body: axum::body::Bytes) -> NodeResult
     let volume = volumes::create(&node, body.size_limit).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"volume_id": volume.id, "path": volume.dir.display().to_string()})),
+        Json(VolumeView::from(&*volume)),
     )
         .into_response())
 }
@@ -166,7 +162,7 @@ async fn list(
     State(node): State<Node>,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> NodeResult<Json<Value>> {
+) -> NodeResult<Json<FilesPage>> {
     let volume = node.volumes().get(&id)?;
     let page = q
         .limit
@@ -177,13 +173,13 @@ async fn list(
     let offset = q.offset;
     let (files, total) = blocking(move || volume.tree()?.list_page(&path, offset, page)).await?;
     let next = (offset + page).min(total);
-    Ok(Json(json!({
-        "path": shown,
-        "files": files,
-        "total": total,
-        "offset": q.offset,
-        "next_offset": (next < total).then_some(next),
-    })))
+    Ok(Json(FilesPage {
+        path: shown,
+        files,
+        total: total as u64,
+        offset: q.offset as u64,
+        next_offset: (next < total).then_some(next as u64),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -211,16 +207,10 @@ async fn delete_path(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FolderBody {
-    path: String,
-}
-
 async fn folder(
     State(node): State<Node>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<FolderBody>,
+    JsonBody(body): JsonBody<FolderRequest>,
 ) -> NodeResult<Json<Value>> {
     let volume = node.volumes().get(&id)?;
     let path = parse(&body.path)?;
@@ -231,17 +221,10 @@ async fn folder(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CopyBody {
-    source: String,
-    destination: String,
-}
-
 async fn copy(
     State(node): State<Node>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<CopyBody>,
+    JsonBody(body): JsonBody<CopyRequest>,
 ) -> NodeResult<Json<Value>> {
     let volume = node.volumes().get(&id)?;
     let (from, to) = (parse(&body.source)?, parse(&body.destination)?);
@@ -257,26 +240,11 @@ async fn copy(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CompressBody {
-    #[serde(default = "tar_gz")]
-    format: String,
-    output_name: String,
-    /// Hangar's extension: what to pack (default: the whole volume).
-    #[serde(default)]
-    path: String,
-}
-
-fn tar_gz() -> String {
-    "tar.gz".into()
-}
-
 async fn compress(
     State(node): State<Node>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<CompressBody>,
-) -> NodeResult<Json<Value>> {
+    JsonBody(body): JsonBody<CompressRequest>,
+) -> NodeResult<Json<Compressed>> {
     let volume = node.volumes().get(&id)?;
     let format = archive::Format::parse(&body.format)?;
     let from = parse(&body.path)?;
@@ -295,23 +263,17 @@ async fn compress(
         archive::compress(tree, &from, &out, format, &volume.quota)
     })
     .await?;
-    Ok(Json(
-        json!({"message": "Compression successful", "archive_path": shown, "size": size}),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DecompressBody {
-    archive_path: String,
-    #[serde(default)]
-    destination: String,
+    Ok(Json(Compressed {
+        message: "Compression successful".into(),
+        archive_path: shown,
+        size,
+    }))
 }
 
 async fn decompress(
     State(node): State<Node>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<DecompressBody>,
+    JsonBody(body): JsonBody<DecompressRequest>,
 ) -> NodeResult<Json<Value>> {
     let volume = node.volumes().get(&id)?;
     let limits = node.config().limits.clone();

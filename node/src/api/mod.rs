@@ -24,6 +24,7 @@ use crate::{
     tokens::{self, Access},
     Node,
 };
+use model::node::{IssuedToken, RotateToken, TokenRequest};
 
 pub fn router(node: Node) -> Router {
     // JSON bodies: a file written through the JSON route may be escaped up to six times its size.
@@ -115,27 +116,11 @@ fn panel_only(access: &Access) -> NodeResult<()> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenRequest {
-    #[serde(default = "one_hour")]
-    ttl: String,
-    #[serde(default)]
-    remove_on_use: bool,
-    /// Hangar's extension: scope the token to one container's WebSocket.
-    #[serde(default)]
-    container: Option<String>,
-}
-
-fn one_hour() -> String {
-    "1h".into()
-}
-
 async fn issue_token(
     State(node): State<Node>,
     Extension(access): Extension<Access>,
     JsonBody(body): JsonBody<TokenRequest>,
-) -> NodeResult<Json<Value>> {
+) -> NodeResult<Json<IssuedToken>> {
     panel_only(&access)?;
     let ttl = tokens::parse_ttl(&body.ttl)?;
     let (token, expires_at) = tokens::issue(&node, ttl, body.remove_on_use, body.container).await?;
@@ -146,7 +131,7 @@ async fn issue_token(
                 .ok()
         })
         .unwrap_or_default();
-    Ok(Json(json!({"token": token, "expires_at": expires_at})))
+    Ok(Json(IssuedToken { token, expires_at }))
 }
 
 /// Tokens are shown redacted: the prefix and the last four characters.
@@ -192,17 +177,12 @@ async fn host(
     Ok(Json(crate::host::report(&node.config().storage.root).await))
 }
 
-#[derive(Deserialize)]
-struct NewToken {
-    token: String,
-}
-
 /// Rotates the daemon's own token: written to its config file and in force at once. The caller
 /// proved it holds the current one; the answer is the last thing the old token gets.
 async fn rotate_token(
     State(node): State<Node>,
     Extension(access): Extension<Access>,
-    JsonBody(body): JsonBody<NewToken>,
+    JsonBody(body): JsonBody<RotateToken>,
 ) -> NodeResult<Json<Value>> {
     panel_only(&access)?;
     let token = body.token.trim();

@@ -9,7 +9,7 @@ use crate::components::deferred::{Deferred, LoadingCard};
 use crate::components::forms::{ActionError, CsrfField, SubmitButton};
 use crate::error::PortalError;
 use crate::session::use_auth;
-use model::compute::{VolumeEntry, VolumeListing};
+use model::compute::{EntryKind, VolumeEntry, VolumeListing};
 
 /// A page of the folder `path` (relative to the volume's root).
 #[server(prefix = "/_fn", endpoint = "volume_list")]
@@ -361,17 +361,17 @@ fn FolderView(
     let rows = l.files.into_iter().map(|f: VolumeEntry| {
         let path = join(&here, &f.name);
         let (open, edit) = (open.clone(), edit.clone());
-        let folder = f.kind == "directory";
+        let folder = f.kind == EntryKind::Directory;
         let name_cell = if folder {
             let target = path.clone();
             view! { <button type="button" class="link" data-test="fm-open" on:click=move |_| open(target.clone())>{format!("{}/", f.name)}</button> }.into_any()
-        } else if f.kind == "file" {
+        } else if f.kind == EntryKind::File {
             let target = path.clone();
             view! { <button type="button" class="link" data-test="fm-edit" on:click=move |_| edit(target.clone())>{f.name.clone()}</button> }.into_any()
         } else {
-            view! { <span>{format!("{} ({})", f.name, f.kind)}</span> }.into_any()
+            view! { <span>{format!("{} ({})", f.name, f.kind.as_str())}</span> }.into_any()
         };
-        let download = (f.kind == "file").then(|| {
+        let download = (f.kind == EntryKind::File).then(|| {
             let href = format!("/portal/machines/{id}/volume?path={}", urlencoding(&path));
             view! { <a class="btn btn-ghost btn-small" href=href download="" data-test="fm-download">"Download"</a> }
         });

@@ -19,8 +19,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{SinkExt, StreamExt, TryStreamExt};
+use model::node::{
+    CompressRequest, Compressed, Container, ContainerList, CopyRequest, DecompressRequest,
+    ErrorBody, Event, FilesPage, FolderRequest, InstallState, IssuedToken, Limits, LiveState,
+    NewContainer, NewVolume, PoolPort, PortBinding, RotateToken, TokenRequest, ViewerInput,
+    VolumeView,
+};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde::{de::DeserializeOwned, de::IgnoredAny, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::fleet::driver::{
@@ -63,32 +69,47 @@ impl DaemonDriver {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> DriverResult<(u16, Value)> {
-        let res = req.bearer_auth(&self.token).send().await.map_err(|e| {
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn raw(&self, req: reqwest::RequestBuilder) -> DriverResult<reqwest::Response> {
+        req.bearer_auth(&self.token).send().await.map_err(|e| {
             DriverError::Backend(format!("node daemon at {} does not answer: {e}", self.base))
-        })?;
-        let status = res.status().as_u16();
-        let body = res.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
+        })
     }
 
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> DriverResult<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = req.json(&body);
+    /// Sends a request and reads a 2xx answer as `T`; the daemon's `{error}` as the matching
+    /// driver error otherwise.
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> DriverResult<T> {
+        let res = self.raw(req).await?;
+        if !res.status().is_success() {
+            return Err(refusal(res).await);
         }
-        self.send(req).await
+        res.json().await.map_err(|e| {
+            DriverError::Backend(format!("node daemon: an answer that does not read: {e}"))
+        })
     }
 
-    /// The body of a 2xx answer; the daemon's `{error}` as the matching driver error otherwise.
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> DriverResult<Value> {
-        let (status, value) = self.call(method, path, body).await?;
-        answer(status, value)
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> DriverResult<T> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> DriverResult<T> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// A call whose answer says nothing the driver needs (the daemon's `{"message": ...}`).
+    async fn act(&self, method: Method, path: &str) -> DriverResult<()> {
+        self.send::<IgnoredAny>(self.request(method, path)).await.map(drop)
+    }
+
+    /// A delete that is done when the thing is gone already.
+    async fn delete_if_there(&self, path: &str) -> DriverResult<()> {
+        match self.act(Method::DELETE, path).await {
+            Err(DriverError::NotFound(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// The running container's WebSocket (console, stats and state events), opened with a
@@ -106,17 +127,20 @@ impl DaemonDriver {
                 "The machine is not running".into(),
             ));
         }
-        let token = self
-            .ok(
-                Method::POST,
+        let token: IssuedToken = self
+            .post(
                 "/auth/tokens",
-                Some(json!({"ttl": "1m", "remove_on_use": true, "container": name})),
+                &TokenRequest {
+                    ttl: "1m".into(),
+                    remove_on_use: true,
+                    container: Some(name.to_owned()),
+                },
             )
             .await?;
         let url = format!(
             "{}/containers/{name}/ws?token={}",
             self.base.replacen("http", "ws", 1),
-            token["token"].as_str().unwrap_or_default()
+            token.token
         );
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
@@ -124,13 +148,10 @@ impl DaemonDriver {
         Ok(ws)
     }
 
-    async fn container(&self, name: &str) -> DriverResult<Option<Value>> {
-        let (status, value) = self
-            .call(Method::GET, &format!("/containers/{name}"), None)
-            .await?;
-        match status {
-            404 => Ok(None),
-            _ => answer(status, value).map(Some),
+    async fn container(&self, name: &str) -> DriverResult<Option<Container>> {
+        match self.get(&format!("/containers/{name}")).await {
+            Err(DriverError::NotFound(_)) => Ok(None),
+            other => other.map(Some),
         }
     }
 
@@ -139,12 +160,12 @@ impl DaemonDriver {
             .container(name)
             .await?
             .ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))?;
-        Ok(c["volume_id"].as_str().unwrap_or_default().to_owned())
+        Ok(c.volume_id)
     }
 
     /// Free pool ports for a new machine, distinct.
-    async fn pick_ports(&self, wanted: u8) -> DriverResult<Vec<Value>> {
-        let mut picked: Vec<Value> = Vec::new();
+    async fn pick_ports(&self, wanted: u8) -> DriverResult<Vec<PortBinding>> {
+        let mut picked: Vec<PortBinding> = Vec::new();
         let mut tries = 0;
         while picked.len() < wanted as usize {
             tries += 1;
@@ -153,22 +174,23 @@ impl DaemonDriver {
                     "The node has too few free ports for this app".into(),
                 ));
             }
-            let (status, port) = self
-                .call(Method::GET, "/network/ports/random", None)
-                .await?;
-            if status == 404 {
-                return Err(DriverError::Invalid(
-                    "The node has no free port for this app".into(),
-                ));
-            }
-            let port = answer(status, port)?;
+            let port: PoolPort = match self.get("/network/ports/random").await {
+                Err(DriverError::NotFound(_)) => {
+                    return Err(DriverError::Invalid(
+                        "The node has no free port for this app".into(),
+                    ))
+                }
+                other => other?,
+            };
             if !picked
                 .iter()
-                .any(|p| p["ip"] == port["ip"] && p["port"] == port["port"])
+                .any(|p| p.ip == port.ip && p.port == port.port)
             {
-                picked.push(
-                    json!({"ip": port["ip"], "port": port["port"], "protocol": port["protocol"]}),
-                );
+                picked.push(PortBinding {
+                    ip: port.ip,
+                    port: port.port,
+                    protocol: port.protocol,
+                });
             }
         }
         Ok(picked)
@@ -181,24 +203,24 @@ impl DaemonDriver {
                 .container(name)
                 .await?
                 .ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))?;
-            match c["install_state"].as_str() {
-                Some("ready") => return Ok(()),
-                Some("failed") => {
+            match c.install_state {
+                InstallState::Ready => return Ok(()),
+                InstallState::Failed => {
                     // The daemon says why (the engine's error, or the script's exit code and
                     // last output); older daemons do not, and the console has the output.
-                    let why = c["install_error"].as_str().unwrap_or(
+                    let why = c.install_error.as_deref().unwrap_or(
                         "the install script failed; its output is on the machine's console",
                     );
                     return Err(DriverError::Invalid(format!(
                         "The app's install failed: {why}"
                     )));
                 }
-                _ if tokio::time::Instant::now() > deadline => {
+                InstallState::Installing if tokio::time::Instant::now() > deadline => {
                     return Err(DriverError::Backend(
                         "The install script is still running".into(),
                     ))
                 }
-                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                InstallState::Installing => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
     }
@@ -216,19 +238,28 @@ impl DaemonDriver {
     }
 }
 
-fn answer(status: u16, value: Value) -> DriverResult<Value> {
-    let message = value["error"]
-        .as_str()
-        .unwrap_or("the node daemon refused")
-        .to_owned();
+/// A refusal as the matching driver error, in the daemon's words (`{"error": ...}`).
+async fn refusal(res: reqwest::Response) -> DriverError {
+    let status = res.status().as_u16();
+    let message = res
+        .json::<ErrorBody>()
+        .await
+        .map(|b| b.error)
+        .unwrap_or_else(|_| "the node daemon refused".into());
     match status {
-        200..=299 => Ok(value),
-        404 => Err(DriverError::NotFound(
-            message.trim_end_matches(" not found").to_owned(),
-        )),
-        413 => Err(DriverError::TooLarge(message)),
-        400 | 409 => Err(DriverError::Invalid(message)),
-        _ => Err(DriverError::Backend(format!("node daemon: {message}"))),
+        404 => DriverError::NotFound(message.trim_end_matches(" not found").to_owned()),
+        413 => DriverError::TooLarge(message),
+        400 | 409 => DriverError::Invalid(message),
+        _ => DriverError::Backend(format!("node daemon: {message}")),
+    }
+}
+
+/// Running for Hangar once the process is up, its start pattern seen or not.
+fn power_of(state: LiveState) -> Power {
+    if state.is_up() {
+        Power::Running
+    } else {
+        Power::Stopped
     }
 }
 
@@ -259,14 +290,15 @@ impl Driver for DaemonDriver {
             return self.start(&spec.name).await;
         }
         let app = spec.app.clone().unwrap_or_default();
-        let volume = self
-            .ok(
-                Method::POST,
+        let volume: VolumeView = self
+            .post(
                 "/volumes",
-                Some(json!({"size_limit": spec.disk_gb * 1024 * 1024 * 1024})),
+                &NewVolume {
+                    size_limit: Some(spec.disk_gb * 1024 * 1024 * 1024),
+                },
             )
             .await?;
-        let volume_id = volume["volume_id"].as_str().unwrap_or_default().to_owned();
+        let volume_id = volume.volume_id;
         let mut environment = app.environment.clone();
         if let Some(data) = &spec.user_data {
             environment.insert("HANGAR_USER_DATA".into(), data.clone());
@@ -279,27 +311,33 @@ impl Driver for DaemonDriver {
         }
         let made = async {
             let ports = self.pick_ports(app.ports).await?;
-            let body = json!({
-                "internal_id": spec.name,
-                "image": spec.image,
-                "volume_id": volume_id,
-                "startup_command": app.startup_command.clone().filter(|c| !c.trim().is_empty()).unwrap_or_else(|| "sh".into()),
-                "start_pattern": app.start_pattern,
-                "install_script": app.install_script,
-                "ports": ports,
-                "limits": {"memory": spec.memory_mb * 1024 * 1024, "cpu": spec.vcpu as f64},
-                "environment": environment,
+            let body = NewContainer {
+                internal_id: spec.name.clone(),
+                image: spec.image.clone(),
+                volume_id: volume_id.clone(),
+                startup_command: app
+                    .startup_command
+                    .clone()
+                    .filter(|c| !c.trim().is_empty())
+                    .unwrap_or_else(|| "sh".into()),
+                start_pattern: app.start_pattern.clone(),
+                install_script: app.install_script.clone(),
+                ports,
+                limits: Limits {
+                    memory: spec.memory_mb * 1024 * 1024,
+                    cpu: spec.vcpu as f64,
+                    pids: 0,
+                },
+                environment,
                 // One isolated network per account on the node (Hangar's extension).
-                "network": (!spec.account.is_empty()).then(|| format!("acct-{}", spec.account)),
-            });
-            self.ok(Method::POST, "/containers", Some(body)).await
+                network: (!spec.account.is_empty()).then(|| format!("acct-{}", spec.account)),
+            };
+            self.post::<_, IgnoredAny>("/containers", &body).await
         }
         .await;
         if let Err(e) = made {
             // Nothing of a failed create is left on the node.
-            let _ = self
-                .call(Method::DELETE, &format!("/volumes/{volume_id}"), None)
-                .await;
+            let _ = self.delete_if_there(&format!("/volumes/{volume_id}")).await;
             return match e {
                 // A concurrent retry made it first: the same end state.
                 DriverError::Invalid(m) if m.contains("already exists") => {
@@ -317,7 +355,7 @@ impl Driver for DaemonDriver {
     /// machine reads `running` when the app is up; a container that exits meanwhile fails the
     /// start with what its console said last.
     async fn start(&self, name: &str) -> DriverResult<()> {
-        self.ok(Method::POST, &format!("/containers/{name}/start"), None)
+        self.act(Method::POST, &format!("/containers/{name}/start"))
             .await?;
         let deadline = tokio::time::Instant::now() + START_WAIT;
         while tokio::time::Instant::now() < deadline {
@@ -325,9 +363,9 @@ impl Driver for DaemonDriver {
                 .container(name)
                 .await?
                 .ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))?;
-            match c["state"].as_str() {
-                Some("starting") => tokio::time::sleep(Duration::from_millis(250)).await,
-                Some("exit") => {
+            match c.state {
+                LiveState::Starting => tokio::time::sleep(Duration::from_millis(250)).await,
+                LiveState::Exit => {
                     return Err(DriverError::Invalid(
                         "The app exited while starting; its console shows why".into(),
                     ))
@@ -340,21 +378,18 @@ impl Driver for DaemonDriver {
     }
 
     async fn stop(&self, name: &str) -> DriverResult<()> {
-        self.ok(Method::POST, &format!("/containers/{name}/stop"), None)
+        self.act(Method::POST, &format!("/containers/{name}/stop"))
             .await
-            .map(drop)
     }
 
     async fn kill(&self, name: &str) -> DriverResult<()> {
-        self.ok(Method::POST, &format!("/containers/{name}/kill"), None)
+        self.act(Method::POST, &format!("/containers/{name}/kill"))
             .await
-            .map(drop)
     }
 
     async fn reboot(&self, name: &str) -> DriverResult<()> {
-        self.ok(Method::POST, &format!("/containers/{name}/restart"), None)
+        self.act(Method::POST, &format!("/containers/{name}/restart"))
             .await
-            .map(drop)
     }
 
     /// Idempotent: the container and its volume, whichever of them is still there.
@@ -362,67 +397,45 @@ impl Driver for DaemonDriver {
         let Some(c) = self.container(name).await? else {
             return Ok(());
         };
-        let volume = c["volume_id"].as_str().unwrap_or_default().to_owned();
-        let (status, body) = self
-            .call(Method::DELETE, &format!("/containers/{name}"), None)
-            .await?;
-        if status != 404 {
-            answer(status, body)?;
-        }
-        let (status, body) = self
-            .call(Method::DELETE, &format!("/volumes/{volume}"), None)
-            .await?;
-        if status != 404 {
-            answer(status, body)?;
-        }
-        Ok(())
+        self.delete_if_there(&format!("/containers/{name}")).await?;
+        self.delete_if_there(&format!("/volumes/{}", c.volume_id))
+            .await
     }
 
     async fn power(&self, name: &str) -> DriverResult<Option<Power>> {
         Ok(self
             .container(name)
             .await?
-            .map(|c| match c["state"].as_str() {
-                Some("running" | "starting") => Power::Running,
-                _ => Power::Stopped,
-            }))
+            .map(|c| power_of(c.state)))
     }
 
     async fn rotate_secret(&self, token: &str) -> DriverResult<()> {
-        self.ok(
-            Method::POST,
+        self.post::<_, IgnoredAny>(
             "/remote/token",
-            Some(serde_json::json!({"token": token})),
+            &RotateToken {
+                token: token.to_owned(),
+            },
         )
         .await
-        .map(|_| ())
+        .map(drop)
     }
 
     /// `GET /system/host`: the daemon's version and its host's load, read from `/proc`.
     async fn host(&self) -> DriverResult<super::HostReport> {
-        let body = self.ok(Method::GET, "/system/host", None).await?;
-        serde_json::from_value(body)
-            .map_err(|e| DriverError::Backend(format!("node daemon's host report: {e}")))
+        self.get("/system/host").await
     }
 
     async fn list(&self) -> DriverResult<Vec<Machine>> {
-        let all = self.ok(Method::GET, "/containers", None).await?;
-        Ok(all["containers"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| {
-                let name = c["internal_id"].as_str()?;
-                name.starts_with("hangar-").then(|| Machine {
-                    name: name.to_owned(),
-                    power: match c["state"].as_str() {
-                        Some("running" | "starting") => Power::Running,
-                        _ => Power::Stopped,
-                    },
-                    // The volume's own quota bounds what goes in through the daemon.
-                    disk_used: None,
-                })
+        let all: ContainerList = self.get("/containers").await?;
+        Ok(all
+            .containers
+            .into_iter()
+            .filter(|c| c.internal_id.starts_with("hangar-"))
+            .map(|c| Machine {
+                name: c.internal_id,
+                power: power_of(c.state),
+                // The volume's own quota bounds what goes in through the daemon.
+                disk_used: None,
             })
             .collect())
     }
@@ -493,13 +506,14 @@ impl Driver for DaemonDriver {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
+                let Ok(event) = serde_json::from_str::<Event>(text.as_str()) else {
                     continue;
                 };
-                let data = event["data"].as_str().unwrap_or_default();
-                let bytes = match event["event"].as_str() {
-                    Some("console" | "logs") if !data.is_empty() => data.to_owned(),
-                    Some("daemon_message") => format!("\r\n\x1b[2m[node] {data}\x1b[0m\r\n"),
+                let bytes = match event {
+                    Event::Console { data } | Event::Logs { data } if !data.is_empty() => data,
+                    Event::DaemonMessage { data } => {
+                        format!("\r\n\x1b[2m[node] {data}\x1b[0m\r\n")
+                    }
                     _ => continue,
                 };
                 if out_tx.send(bytes::Bytes::from(bytes)).await.is_err() {
@@ -512,10 +526,10 @@ impl Driver for DaemonDriver {
                 let ConsoleInput::Data(bytes) = input else {
                     continue;
                 };
-                let msg =
-                    json!({"event": "console_input", "data": String::from_utf8_lossy(&bytes)});
+                let msg = ViewerInput::ConsoleInput(String::from_utf8_lossy(&bytes).into_owned());
+                let text = serde_json::to_string(&msg).unwrap_or_default();
                 if sink
-                    .send(Message::Text(msg.to_string().into()))
+                    .send(Message::Text(text.into()))
                     .await
                     .is_err()
                 {
@@ -546,25 +560,17 @@ impl Driver for DaemonDriver {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
                 // The daemon's socket outlives a stop (it carries the console and the state
                 // too), so the samples end here when the container leaves `running`, as the
                 // trait promises.
-                if event["event"] == "event"
-                    && !matches!(event["data"].as_str(), Some("running" | "starting"))
-                {
-                    break;
-                }
-                if event["event"] != "stats" {
-                    continue;
-                }
-                let Ok(sample) = serde_json::from_value(event) else {
-                    continue;
-                };
-                if tx.send(sample).await.is_err() {
-                    break;
+                match serde_json::from_str::<Event>(text.as_str()) {
+                    Ok(Event::Event { data }) if !data.is_up() => break,
+                    Ok(Event::Stats(sample)) => {
+                        if tx.send(sample).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ => continue,
                 }
             }
         });
@@ -583,37 +589,32 @@ impl Volume for DaemonDriver {
     ) -> DriverResult<model::compute::VolumeListing> {
         let volume = self.volume_of(name).await?;
         let req = self
-            .http
-            .get(format!("{}/volumes/{volume}/files", self.base))
+            .request(Method::GET, &format!("/volumes/{volume}/files"))
             .query(&[
                 ("path", path.to_owned()),
                 ("offset", offset.to_string()),
                 ("limit", limit.to_string()),
             ]);
-        let (status, page) = self.send(req).await?;
-        let page = answer(status, page)?;
-        let about = self
-            .ok(Method::GET, &format!("/volumes/{volume}"), None)
-            .await?;
-        let files = serde_json::from_value(page["files"].clone())
-            .map_err(|e| DriverError::Backend(format!("node daemon: a listing it sent: {e}")))?;
+        let page: FilesPage = self.send(req).await?;
+        let about: VolumeView = self.get(&format!("/volumes/{volume}")).await?;
         Ok(model::compute::VolumeListing {
-            path: page["path"].as_str().unwrap_or_default().to_owned(),
-            files,
-            total: page["total"].as_u64().unwrap_or(0),
-            offset: page["offset"].as_u64().unwrap_or(0),
-            next_offset: page["next_offset"].as_u64(),
-            used_bytes: about["used_bytes"].as_u64().unwrap_or(0),
-            size_limit: about["size_limit"].as_u64(),
+            path: page.path,
+            files: page.files,
+            total: page.total,
+            offset: page.offset,
+            next_offset: page.next_offset,
+            used_bytes: about.used_bytes,
+            size_limit: about.size_limit,
         })
     }
 
     async fn make_folder(&self, name: &str, path: &str) -> DriverResult<()> {
         let volume = self.volume_of(name).await?;
-        self.ok(
-            Method::POST,
+        self.post::<_, IgnoredAny>(
             &format!("/volumes/{volume}/folders"),
-            Some(json!({"path": path})),
+            &FolderRequest {
+                path: path.to_owned(),
+            },
         )
         .await
         .map(drop)
@@ -621,10 +622,12 @@ impl Volume for DaemonDriver {
 
     async fn copy(&self, name: &str, from: &str, to: &str) -> DriverResult<()> {
         let volume = self.volume_of(name).await?;
-        self.ok(
-            Method::POST,
+        self.post::<_, IgnoredAny>(
             &format!("/volumes/{volume}/copy"),
-            Some(json!({"source": from, "destination": to})),
+            &CopyRequest {
+                source: from.to_owned(),
+                destination: to.to_owned(),
+            },
         )
         .await
         .map(drop)
@@ -633,31 +636,34 @@ impl Volume for DaemonDriver {
     async fn remove(&self, name: &str, path: &str) -> DriverResult<()> {
         let volume = self.volume_of(name).await?;
         let req = self
-            .http
-            .delete(format!("{}/volumes/{volume}/files", self.base))
+            .request(Method::DELETE, &format!("/volumes/{volume}/files"))
             .query(&[("path", path)]);
-        let (status, body) = self.send(req).await?;
-        answer(status, body).map(drop)
+        self.send::<IgnoredAny>(req).await.map(drop)
     }
 
     async fn compress(&self, name: &str, path: &str, output_name: &str) -> DriverResult<String> {
         let volume = self.volume_of(name).await?;
-        let done = self
-            .ok(
-                Method::POST,
+        let done: Compressed = self
+            .post(
                 &format!("/volumes/{volume}/compress"),
-                Some(json!({"format": "tar.gz", "output_name": output_name, "path": path})),
+                &CompressRequest {
+                    format: "tar.gz".into(),
+                    output_name: output_name.to_owned(),
+                    path: path.to_owned(),
+                },
             )
             .await?;
-        Ok(done["archive_path"].as_str().unwrap_or_default().to_owned())
+        Ok(done.archive_path)
     }
 
     async fn decompress(&self, name: &str, archive: &str, destination: &str) -> DriverResult<()> {
         let volume = self.volume_of(name).await?;
-        self.ok(
-            Method::POST,
+        self.post::<_, IgnoredAny>(
             &format!("/volumes/{volume}/decompress"),
-            Some(json!({"archive_path": archive, "destination": destination})),
+            &DecompressRequest {
+                archive_path: archive.to_owned(),
+                destination: destination.to_owned(),
+            },
         )
         .await
         .map(drop)
@@ -666,19 +672,14 @@ impl Volume for DaemonDriver {
     async fn read(&self, name: &str, path: &str, max: u64) -> DriverResult<FileStream> {
         let volume = self.volume_of(name).await?;
         let res = self
-            .http
-            .get(format!("{}/volumes/{volume}/files/content", self.base))
-            .query(&[("path", path)])
-            .bearer_auth(&self.token)
-            .timeout(TRANSFER_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| DriverError::Backend(format!("node daemon: {e}")))?;
-        let status = res.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(answer(status, res.json().await.unwrap_or(Value::Null))
-                .err()
-                .unwrap_or_else(|| DriverError::Backend("node daemon: no file".into())));
+            .raw(
+                self.request(Method::GET, &format!("/volumes/{volume}/files/content"))
+                    .query(&[("path", path)])
+                    .timeout(TRANSFER_TIMEOUT),
+            )
+            .await?;
+        if !res.status().is_success() {
+            return Err(refusal(res).await);
         }
         // The daemon always says how long the file is; a download without a length would
         // leave the browser without progress and Hangar without a bound.
@@ -699,14 +700,12 @@ impl Volume for DaemonDriver {
     async fn write(&self, name: &str, path: &str, file: FileStream) -> DriverResult<()> {
         let volume = self.volume_of(name).await?;
         let req = self
-            .http
-            .put(format!("{}/volumes/{volume}/files/content", self.base))
+            .request(Method::PUT, &format!("/volumes/{volume}/files/content"))
             .query(&[("path", path)])
             .timeout(TRANSFER_TIMEOUT)
             .header(reqwest::header::CONTENT_LENGTH, file.size)
             .body(reqwest::Body::wrap_stream(file.bytes));
-        let (status, body) = self.send(req).await?;
-        answer(status, body).map(drop)
+        self.send::<IgnoredAny>(req).await.map(drop)
     }
 
     async fn ports(&self, name: &str) -> DriverResult<Vec<String>> {
@@ -714,19 +713,10 @@ impl Volume for DaemonDriver {
             .container(name)
             .await?
             .ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))?;
-        Ok(c["ports"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        Ok(c
+            .ports
             .iter()
-            .map(|p| {
-                format!(
-                    "{}:{}/{}",
-                    p["ip"].as_str().unwrap_or("0.0.0.0"),
-                    p["port"],
-                    p["protocol"].as_str().unwrap_or("tcp")
-                )
-            })
+            .map(|p| format!("{}:{}/{}", p.ip, p.port, p.protocol))
             .collect())
     }
 }

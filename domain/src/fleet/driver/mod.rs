@@ -414,22 +414,8 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// A host's own figures at one moment (see [`Driver::host`]). Network counters are totals since
-/// the host booted; the charts turn two readings into a rate.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HostReport {
-    /// The node daemon's version (`hangar-node`); other backends have none.
-    pub version: Option<String>,
-    /// Busy CPU time over a short interval, in thousandths of all CPUs.
-    pub cpu_permille: Option<i64>,
-    pub memory_used_mb: Option<i64>,
-    pub memory_total_mb: Option<i64>,
-    /// The filesystem or storage pool machines' disks live on.
-    pub disk_used_mb: Option<i64>,
-    pub disk_total_mb: Option<i64>,
-    pub net_rx_bytes: Option<i64>,
-    pub net_tx_bytes: Option<i64>,
-}
+/// A host's own figures at one moment (see [`Driver::host`]).
+pub use model::node::HostReport;
 
 /// A machine's persistent volume seen from outside: the portal's file manager. Paths are
 /// relative to the volume's root (`/home/container` inside the machine); the node confines them.
