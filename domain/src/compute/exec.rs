@@ -136,13 +136,7 @@ async fn reachable(
 }
 
 fn inside_error(e: DriverError) -> ServiceError {
-    match e {
-        DriverError::Unsupported(m) | DriverError::Unreachable(m) => ServiceError::Conflict(m),
-        DriverError::Invalid(m) => ServiceError::Invalid(m),
-        DriverError::TooLarge(m) => ServiceError::TooLarge(m),
-        DriverError::NotFound(_) => ServiceError::NotFound("File"),
-        DriverError::Backend(m) => crate::fleet::driver::node_failed(&m, "(exec or file)"),
-    }
+    e.for_content("File", "(exec or file)")
 }
 
 fn result_of(out: ExecOutput, started: Instant) -> ExecResult {

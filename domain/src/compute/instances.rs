@@ -296,27 +296,20 @@ pub async fn create(state: &AppState, actor: &Actor, req: NewInstance) -> Servic
             .execute(&mut *tx)
             .await?;
     }
-    let operation_id = queue::enqueue(
-        &mut tx,
-        JobKind::Create,
-        Some(&actor.user_id),
-        Some(&id),
-        serde_json::json!({}),
-        now,
+    let operation_id = hand_off(
+        state,
+        tx,
+        Handoff {
+            kind: JobKind::Create,
+            user_id: &actor.user_id,
+            instance_id: &id,
+            payload: serde_json::json!({}),
+            at: now,
+            action: "instance.create",
+            details: serde_json::json!({"plan": spec.plan.slug, "node": node.name}),
+        },
     )
     .await?;
-    let details = serde_json::json!({"plan": spec.plan.slug, "node": node.name});
-    audit::record(
-        &mut tx,
-        Some(&actor.user_id),
-        "instance.create",
-        "instance",
-        Some(&id),
-        details,
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_wake.notify_waiters();
     let instance = get(db, &actor.user_id, &id).await?;
     Ok(Created {
         instance,
@@ -1057,26 +1050,20 @@ async fn act_on(
             "The instance changed meanwhile; try again".into(),
         ));
     }
-    let op = queue::enqueue(
-        &mut tx,
-        action.job(),
-        Some(user_id),
-        Some(id),
-        serde_json::json!({}),
-        now,
+    let op = hand_off(
+        state,
+        tx,
+        Handoff {
+            kind: action.job(),
+            user_id,
+            instance_id: id,
+            payload: serde_json::json!({}),
+            at: now,
+            action: &format!("instance.{}", action.job()),
+            details,
+        },
     )
     .await?;
-    audit::record(
-        &mut tx,
-        Some(user_id),
-        &format!("instance.{}", action.job()),
-        "instance",
-        Some(id),
-        details,
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_wake.notify_waiters();
     if action == Action::Delete {
         // Open consoles and screens of a machine being deleted end now, not when it is gone.
         state
@@ -1285,26 +1272,20 @@ pub async fn snapshot_create(
         }
         other => other?,
     };
-    queue::enqueue(
-        &mut tx,
-        JobKind::SnapshotCreate,
-        Some(user_id),
-        Some(id),
-        serde_json::json!({"snapshot": name}),
-        now,
+    hand_off(
+        state,
+        tx,
+        Handoff {
+            kind: JobKind::SnapshotCreate,
+            user_id,
+            instance_id: id,
+            payload: serde_json::json!({"snapshot": name}),
+            at: now,
+            action: "instance.snapshot.create",
+            details: serde_json::json!({"snapshot": name}),
+        },
     )
     .await?;
-    audit::record(
-        &mut tx,
-        Some(user_id),
-        "instance.snapshot.create",
-        "instance",
-        Some(id),
-        serde_json::json!({"snapshot": name}),
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_wake.notify_waiters();
     Ok(row)
 }
 
@@ -1333,26 +1314,20 @@ pub async fn snapshot_restore(
         "Stop the instance before restoring a snapshot",
     )
     .await?;
-    let op = queue::enqueue(
-        &mut tx,
-        JobKind::SnapshotRestore,
-        Some(user_id),
-        Some(id),
-        serde_json::json!({"snapshot": name}),
-        db::now_ms(),
+    let op = hand_off(
+        state,
+        tx,
+        Handoff {
+            kind: JobKind::SnapshotRestore,
+            user_id,
+            instance_id: id,
+            payload: serde_json::json!({"snapshot": name}),
+            at: db::now_ms(),
+            action: "instance.snapshot.restore",
+            details: serde_json::json!({"snapshot": name}),
+        },
     )
     .await?;
-    audit::record(
-        &mut tx,
-        Some(user_id),
-        "instance.snapshot.restore",
-        "instance",
-        Some(id),
-        serde_json::json!({"snapshot": name}),
-    )
-    .await?;
-    tx.commit().await?;
-    state.jobs_wake.notify_waiters();
     Ok(op)
 }
 
@@ -1377,27 +1352,60 @@ pub async fn snapshot_delete(
         .bind(&snap.id)
         .execute(&mut *tx)
         .await?;
-    queue::enqueue(
+    hand_off(
+        state,
+        tx,
+        Handoff {
+            kind: JobKind::SnapshotDelete,
+            user_id,
+            instance_id: id,
+            payload: serde_json::json!({"snapshot": name}),
+            at: db::now_ms(),
+            action: "instance.snapshot.delete",
+            details: serde_json::json!({"snapshot": name}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// What a request hands to the job queue, and how the account's activity names it.
+struct Handoff<'a> {
+    kind: JobKind,
+    user_id: &'a str,
+    instance_id: &'a str,
+    payload: serde_json::Value,
+    at: i64,
+    /// The audit action (`instance.create`, `instance.snapshot.delete`...).
+    action: &'a str,
+    details: serde_json::Value,
+}
+
+/// The end of every request that hands a machine to a job: the job queued and the request
+/// audited in `tx`, with the change that asked for them; the transaction committed; this
+/// replica's workers woken. Returns the job's id (an operation under `/v1/instances`).
+async fn hand_off(state: &AppState, mut tx: Tx<'static>, h: Handoff<'_>) -> ServiceResult<String> {
+    let op = queue::enqueue(
         &mut tx,
-        JobKind::SnapshotDelete,
-        Some(user_id),
-        Some(id),
-        serde_json::json!({"snapshot": name}),
-        db::now_ms(),
+        h.kind,
+        Some(h.user_id),
+        Some(h.instance_id),
+        h.payload,
+        h.at,
     )
     .await?;
     audit::record(
         &mut tx,
-        Some(user_id),
-        "instance.snapshot.delete",
+        Some(h.user_id),
+        h.action,
         "instance",
-        Some(id),
-        serde_json::json!({"snapshot": name}),
+        Some(h.instance_id),
+        h.details,
     )
     .await?;
     tx.commit().await?;
     state.jobs_wake.notify_waiters();
-    Ok(())
+    Ok(op)
 }
 
 /// Instances whose TTL has passed get a delete job (set-based: safe with several replicas).

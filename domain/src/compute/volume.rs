@@ -19,13 +19,7 @@ use crate::AppState;
 pub const PAGE: u64 = 200;
 
 fn error(e: DriverError) -> ServiceError {
-    match e {
-        DriverError::NotFound(_) => ServiceError::NotFound("File or folder"),
-        DriverError::Invalid(m) => ServiceError::Invalid(m),
-        DriverError::TooLarge(m) => ServiceError::TooLarge(m),
-        DriverError::Unsupported(m) | DriverError::Unreachable(m) => ServiceError::Conflict(m),
-        DriverError::Backend(m) => crate::fleet::driver::node_failed(&m, "(volume)"),
-    }
+    e.for_content("File or folder", "(volume)")
 }
 
 /// The caller's machine and its driver, when the machine has a volume to manage.

@@ -51,6 +51,7 @@ use crate::{
     http::{
         auth::Caller,
         error::{ApiJson, AppError, Result},
+        portal::{PortalChange, Refusal},
     },
 };
 
@@ -410,31 +411,13 @@ pub async fn relay_screen(
 /// token in `x-csrf-token`.
 pub async fn portal_ticket(
     State(state): State<AppState>,
-    session: Session,
+    PortalChange(user): PortalChange,
     Path(id): Path<String>,
     Query(q): Query<PortalKind>,
-    headers: HeaderMap,
-) -> Response {
-    let result = async {
-        let user = app::ssr::portal::require_user(&state, &session).await?;
-        let token = headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        app::ssr::portal::check_csrf(&session, token).await?;
-        let kind = Kind::parse(&q.kind)?;
-        Ok::<_, app::error::PortalError>(
-            console::issue(&state, &Actor::user(&user.id), &id, kind).await?,
-        )
-    };
-    match result.await {
-        Ok(ticket) => (StatusCode::CREATED, axum::Json(ticket)).into_response(),
-        Err(e) => (
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(e),
-        )
-            .into_response(),
-    }
+) -> Result<(StatusCode, axum::Json<Ticket>), Refusal> {
+    let kind = Kind::parse(&q.kind)?;
+    let ticket = console::issue(&state, &Actor::user(&user.id), &id, kind).await?;
+    Ok((StatusCode::CREATED, axum::Json(ticket)))
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod portal;
 pub mod portal_files;
 pub mod rate_limit;
 pub mod scopes;
@@ -229,7 +230,7 @@ async fn server_fn_status(req: Request, next: Next) -> Response {
         return res;
     }
     let (mut parts, body) = res.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+    let Some(bytes) = error_body(body).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     if let Ok(err) = serde_json::from_slice::<PortalError>(&bytes) {
@@ -240,6 +241,12 @@ async fn server_fn_status(req: Request, next: Next) -> Response {
         }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The body of an error answer a middleware rewrites, read whole: such bodies are small JSON
+/// the server wrote itself, so anything over 64 KiB is not one (`None`).
+pub async fn error_body(body: Body) -> Option<axum::body::Bytes> {
+    axum::body::to_bytes(body, 64 * 1024).await.ok()
 }
 
 async fn api_not_found() -> Response {

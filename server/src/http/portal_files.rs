@@ -20,6 +20,7 @@ use domain::AppState;
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use crate::http::portal::{PortalChange, Refusal};
 use crate::http::transfers;
 
 #[derive(Deserialize)]
@@ -76,57 +77,27 @@ fn as_download(path: &str, data: Result<(Pass, FileStream), PortalError>) -> Res
 /// `PUT /portal/machines/{id}/files?path=`: the body is the file. 204, or `{status, message}`.
 pub async fn upload(
     State(state): State<AppState>,
-    session: Session,
+    PortalChange(user): PortalChange,
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
-    headers: HeaderMap,
     body: Body,
-) -> Response {
-    let result = async {
-        let user = checked_uploader(&state, &session, &headers).await?;
-        let (_pass, file) = transfers::receive(&state, &user, body).await?;
-        Ok::<_, PortalError>(exec::put_file(&state, &user, &id, &q.path, file).await?)
-    };
-    uploaded(result.await)
+) -> Result<StatusCode, Refusal> {
+    let (_pass, file) = transfers::receive(&state, &user.id, body).await?;
+    exec::put_file(&state, &user.id, &id, &q.path, file).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /portal/machines/{id}/volume?path=`: the body is a file for the machine's volume.
 pub async fn volume_upload(
     State(state): State<AppState>,
-    session: Session,
+    PortalChange(user): PortalChange,
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
-    headers: HeaderMap,
     body: Body,
-) -> Response {
-    let result = async {
-        let user = checked_uploader(&state, &session, &headers).await?;
-        let (_pass, file) = transfers::receive(&state, &user, body).await?;
-        Ok::<_, PortalError>(volume::write(&state, &user, &id, &q.path, file).await?)
-    };
-    uploaded(result.await)
-}
-
-/// The signed-in user, once the upload carries the session's CSRF token.
-async fn checked_uploader(
-    state: &AppState,
-    session: &Session,
-    headers: &HeaderMap,
-) -> Result<String, PortalError> {
-    let user = signed_in(state, session).await?;
-    let token = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    portal::check_csrf(session, token).await?;
-    Ok(user)
-}
-
-fn uploaded(result: Result<(), PortalError>) -> Response {
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => (status_of(&e), Json(e)).into_response(),
-    }
+) -> Result<StatusCode, Refusal> {
+    let (_pass, file) = transfers::receive(&state, &user.id, body).await?;
+    volume::write(&state, &user.id, &id, &q.path, file).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn signed_in(state: &AppState, session: &Session) -> Result<String, PortalError> {

@@ -275,6 +275,20 @@ impl DriverError {
             | DriverError::TooLarge(m) => ServiceError::Conflict(m),
         }
     }
+
+    /// The error of a request about something inside a machine (a command, a file, a folder),
+    /// for its caller: what is missing is `what` (404), a bad path or name is 400, a file too
+    /// large 413, a machine that cannot do it (now) 409, a node that failed 502 naming `doing`.
+    pub fn for_content(self, what: &'static str, doing: &str) -> crate::infra::error::ServiceError {
+        use crate::infra::error::ServiceError;
+        match self {
+            DriverError::NotFound(_) => ServiceError::NotFound(what),
+            DriverError::Invalid(m) => ServiceError::Invalid(m),
+            DriverError::TooLarge(m) => ServiceError::TooLarge(m),
+            DriverError::Unsupported(m) | DriverError::Unreachable(m) => ServiceError::Conflict(m),
+            DriverError::Backend(m) => node_failed(&m, doing),
+        }
+    }
 }
 
 /// The name Hangar gives an instance's machine on its node.

@@ -97,7 +97,7 @@ pub async fn envelope_errors(req: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+    let Some(bytes) = crate::http::error_body(body).await else {
         return (status, "").into_response();
     };
     type Fields = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
