@@ -5,6 +5,190 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::UsdNum;
 
+/// Which driver family a plan, image, node or machine belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Virtual machines through libvirt.
+    Vm,
+    /// Containers through a Docker-API engine or a node daemon.
+    Container,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Vm => "vm",
+            Kind::Container => "container",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "vm" => Some(Kind::Vm),
+            "container" => Some(Kind::Container),
+            _ => None,
+        }
+    }
+
+    /// How a person calls it: `VM` or `container`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Kind::Vm => "VM",
+            Kind::Container => "container",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for VpsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Kind::parse(&s).ok_or_else(|| format!("unknown machine kind {s}"))
+    }
+}
+
+/// Whether placement may use a node (`nodes.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// New machines may be placed here.
+    Active,
+    /// Running machines stay; nothing new is placed here.
+    Draining,
+}
+
+impl NodeStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Active => "active",
+            NodeStatus::Draining => "draining",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(NodeStatus::Active),
+            "draining" => Some(NodeStatus::Draining),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for NodeStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        NodeStatus::parse(&s).ok_or_else(|| format!("unknown node status {s}"))
+    }
+}
+
+/// A VPS's `state` under `/api/vps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum VpsState {
+    Creating,
+    Running,
+    Stopped,
+    Deleted,
+    Error,
+}
+
+impl VpsState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VpsState::Creating => "creating",
+            VpsState::Running => "running",
+            VpsState::Stopped => "stopped",
+            VpsState::Deleted => "deleted",
+            VpsState::Error => "error",
+        }
+    }
+}
+
+/// The action in flight on a machine (`instances.transition`); one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Transition {
+    Create,
+    Start,
+    Stop,
+    Restart,
+    Delete,
+    Snapshot,
+    Restore,
+}
+
+impl Transition {
+    const ALL: [Transition; 7] = [
+        Transition::Create,
+        Transition::Start,
+        Transition::Stop,
+        Transition::Restart,
+        Transition::Delete,
+        Transition::Snapshot,
+        Transition::Restore,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transition::Create => "create",
+            Transition::Start => "start",
+            Transition::Stop => "stop",
+            Transition::Restart => "restart",
+            Transition::Delete => "delete",
+            Transition::Snapshot => "snapshot",
+            Transition::Restore => "restore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// A snapshot's life (`snapshots.state`), shown as is in every API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotState {
+    /// Its job has not finished.
+    Creating,
+    Ready,
+    /// Its job gave up; it can only be deleted.
+    Failed,
+}
+
+impl SnapshotState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::Creating => "creating",
+            SnapshotState::Ready => "ready",
+            SnapshotState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Creating, Self::Ready, Self::Failed]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
 /// A pricing plan (`GET /api/pricing`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -14,7 +198,7 @@ pub struct Plan {
     pub slug: String,
     pub name: String,
     /// `vm` (libvirt) or `container` (Docker-API engine).
-    pub kind: String,
+    pub kind: Kind,
     pub vcpu: i64,
     pub memory_mb: i64,
     pub disk_gb: i64,
@@ -52,7 +236,7 @@ pub struct Template {
 pub struct Image {
     pub slug: String,
     pub name: String,
-    pub kind: String,
+    pub kind: Kind,
     pub is_default: bool,
 }
 
@@ -122,11 +306,9 @@ pub struct NodePoint {
 pub struct Vps {
     pub id: String,
     pub name: String,
-    /// `creating`, `running`, `stopped` or `error`.
-    pub state: String,
-    /// The action in flight (`create`, `start`, `stop`, `restart`, `restore`, `snapshot`,
-    /// `delete`), `null` when idle. Power actions are refused (409) while one runs.
-    pub transition: Option<String>,
+    pub state: VpsState,
+    /// The action in flight, `null` when idle. Power actions are refused (409) while one runs.
+    pub transition: Option<Transition>,
     /// Why the VPS is in `error`, or why Hangar stopped it (e.g. the balance ran out).
     pub reason: Option<String>,
     /// While `transition` runs, what it is doing now in a person's words (e.g. `Booting: waiting
@@ -135,7 +317,7 @@ pub struct Vps {
     #[serde(default)]
     pub progress: Option<String>,
     pub plan_id: String,
-    pub kind: String,
+    pub kind: Kind,
     pub image: String,
     pub region: String,
     pub vcpu: i64,
@@ -177,8 +359,7 @@ pub struct Vps {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     pub name: String,
-    /// `creating`, `ready` or `failed`.
-    pub state: String,
+    pub state: SnapshotState,
     pub created_at: String,
     /// Why it failed, when `state` is `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,15 +417,15 @@ impl InstanceState {
     }
 
     /// `state` under `/api/vps`.
-    pub const fn vps(self) -> &'static str {
+    pub const fn vps(self) -> VpsState {
         match self {
-            InstanceState::Provisioning => "creating",
+            InstanceState::Provisioning => VpsState::Creating,
             InstanceState::Running | InstanceState::Stopping | InstanceState::Rebooting => {
-                "running"
+                VpsState::Running
             }
-            InstanceState::Stopped => "stopped",
-            InstanceState::Deleted => "deleted",
-            InstanceState::Failed => "error",
+            InstanceState::Stopped => VpsState::Stopped,
+            InstanceState::Deleted => VpsState::Deleted,
+            InstanceState::Failed => VpsState::Error,
         }
     }
 
@@ -315,7 +496,7 @@ mod tests {
         ];
         for (s, vps, server, instance) in table {
             assert_eq!(
-                (s.vps(), s.server_status(), s.instance_state()),
+                (s.vps().as_str(), s.server_status(), s.instance_state()),
                 (vps, server, instance)
             );
         }

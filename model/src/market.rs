@@ -182,6 +182,58 @@ pub struct Transaction {
     pub created_at: String,
 }
 
+/// Where a rental is in its life (`rentals.status`), shown as is in `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RentalStatus {
+    /// Running, or past its end until the expiry sweep records it.
+    Active,
+    Expired,
+}
+
+impl RentalStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RentalStatus::Active => "active",
+            RentalStatus::Expired => "expired",
+        }
+    }
+}
+
+impl TryFrom<String> for RentalStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "active" => Ok(RentalStatus::Active),
+            "expired" => Ok(RentalStatus::Expired),
+            other => Err(format!("unknown rental status {other}")),
+        }
+    }
+}
+
+/// Whether a rented server can be reached yet: `setting_up` until the operator's announced
+/// setup time has passed since the rental started, then `ready`; `ended` once the rental is over
+/// (the address is then withheld).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AccessStatus {
+    SettingUp,
+    Ready,
+    Ended,
+}
+
+impl AccessStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccessStatus::SettingUp => "setting_up",
+            AccessStatus::Ready => "ready",
+            AccessStatus::Ended => "ended",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rental {
@@ -190,8 +242,7 @@ pub struct Rental {
     pub rental_end: String,
     /// Grace days after `rental_end` during which the server stays reserved for the renter.
     pub hold_days: i64,
-    /// `active` or `expired`.
-    pub status: String,
+    pub status: RentalStatus,
     /// Total paid for this rental so far (USD, two decimals).
     pub amount: String,
     pub remaining_days: i64,
@@ -217,9 +268,7 @@ pub struct Rental {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RentalAccess {
-    /// `setting_up` until the operator's announced setup time has passed since the rental
-    /// started, then `ready`; `ended` once the rental is over (the address is then withheld).
-    pub status: String,
+    pub status: AccessStatus,
     /// When the server is expected to be ready (RFC 3339).
     pub ready_at: String,
     /// Host name or IP address; absent when the operator has not published one, or the rental

@@ -967,9 +967,7 @@ async fn watch(
 /// Stats events about once a second while the container starts or runs and someone watches
 /// (no viewer, no polling: a host with hundreds of idle containers asks its engine nothing).
 async fn follow_stats(docker: Docker, name: String, live: Arc<Live>) {
-    let wanted = |live: &Live| {
-        live.events.receiver_count() > 0 && live.state().is_up()
-    };
+    let wanted = |live: &Live| live.events.receiver_count() > 0 && live.state().is_up();
     loop {
         if wanted(&live) {
             model::compute::follow_docker_stats(&docker, &name, |sample| {
@@ -1163,7 +1161,7 @@ pub async fn recover(node: &Node) -> NodeResult<()> {
                 tracing::warn!(container = %record.internal_id, error = %e.message, "could not re-attach");
             }
         } else {
-            *live.state.lock().unwrap_or_else(|e| e.into_inner()) = "exit".into();
+            *live.state.lock().unwrap_or_else(|e| e.into_inner()) = LiveState::Exit;
         }
     }
     Ok(())

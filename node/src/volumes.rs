@@ -17,7 +17,6 @@ use std::{
     },
 };
 
-use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::{

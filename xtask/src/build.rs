@@ -2,13 +2,11 @@
 //! content, precompress; skipped when nothing it is made from changed.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
-    process::{Child, Command},
-    time::{Duration, SystemTime},
+    process::Command,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::split::{report_first_loads, split_and_bind};
 use crate::{run, target_dir};

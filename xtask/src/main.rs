@@ -31,10 +31,8 @@ mod split;
 mod watch;
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
-    process::{Child, Command},
-    time::{Duration, SystemTime},
+    process::Command,
 };
 
 use anyhow::{bail, Context, Result};

@@ -1,12 +1,7 @@
 //! Splitting the WASM into a main module and a module per group of pages, the JS glue, the
 //! packs the browser downloads, and the first-load report.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::{Child, Command},
-    time::{Duration, SystemTime},
-};
+use std::{collections::BTreeMap, path::Path, process::Command};
 
 use anyhow::{bail, Context, Result};
 

@@ -1,5 +1,8 @@
 //! Server-Sent Events in the browser: the live parts of the portal (machine states, the header's
-//! balance, a machine's usage charts) each follow one stream.
+//! balance, a machine's usage charts) each follow one stream, and [`after_hydration`] keeps a
+//! pushed value from changing the page before it has hydrated.
+
+use leptos::prelude::*;
 
 /// Opens `url` and hands each `event` (`"message"` for unnamed ones) that parses as `T` to
 /// `each`; the stream closes when the calling reactive scope is cleaned up (the effect runs

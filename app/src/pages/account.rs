@@ -9,9 +9,9 @@ use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
 
 use crate::components::forms::{ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton};
+use crate::components::guard::RequireUser;
 use crate::components::meter::{Gauge, Meter};
 use crate::error::PortalError;
-use crate::components::guard::RequireUser;
 use model::money::usd4;
 
 /// Whether two-factor sign-in is on, and how many recovery codes are left.

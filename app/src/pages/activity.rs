@@ -9,8 +9,8 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::format::when;
 use crate::components::forms::LoadFailed;
-use crate::error::PortalError;
 use crate::components::guard::RequireUser;
+use crate::error::PortalError;
 use model::accounts::{AuditEvent, Me};
 
 /// Entries per page.

@@ -17,9 +17,9 @@ use crate::components::format::{balance, count, day, matching, memory, money};
 use crate::components::forms::{
     answer_status, error_message, ActionError, CsrfField, SubmitButton,
 };
+use crate::components::guard::RequireUser;
 use crate::error::PortalError;
 use crate::pages::operator::OperatorList;
-use crate::components::guard::RequireUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogData {
@@ -233,7 +233,7 @@ fn Plans(
                 <tbody>
                     {plans.into_iter().map(|p| view! {
                         <tr data-test="plan-row" data-slug=p.plan.slug.clone()>
-                            <td data-label="Plan">{p.plan.name.clone()}<br/><small class="muted"><code>{p.plan.slug.clone()}</code>" · "{p.plan.kind.clone()}</small></td>
+                            <td data-label="Plan">{p.plan.name.clone()}<br/><small class="muted"><code>{p.plan.slug.clone()}</code>" · "{p.plan.kind.as_str()}</small></td>
                             <td data-label="Size">{format!("{} vCPU · {} · {} GB", p.plan.vcpu, memory(p.plan.memory_mb), p.plan.disk_gb)}</td>
                             <td data-label="Per hour" class="num">{balance(p.plan.price_hourly.0)}</td>
                             <td data-label="Machines" class="num">{p.machines}</td>
@@ -284,7 +284,7 @@ fn Images(images: Vec<OperatorImage>, act: ServerAction<CatalogAction>) -> impl 
                         view! {
                             <tr data-test="image-row" data-slug=i.image.slug.clone()>
                                 <td data-label="Image">{i.image.name.clone()}{i.image.is_default.then(|| view! { " "<span class="tag">"default"</span> })}{i.app.then(|| view! { " "<span class="tag">"app"</span> })}
-                                    <br/><small class="muted"><code>{i.image.slug.clone()}</code>" · "{i.image.kind.clone()}</small></td>
+                                    <br/><small class="muted"><code>{i.image.slug.clone()}</code>" · "{i.image.kind.as_str()}</small></td>
                                 <td data-label="Source" class="wrap"><small><code>{i.source.clone()}</code></small></td>
                                 <td data-label="Held by" data-test="image-nodes">{if i.nodes.is_empty() { "no node".to_owned() } else { i.nodes.join(", ") }}</td>
                                 <td data-label="Used by">{format!("{}, {}", count(i.machines, "machine", "machines"), count(i.templates, "template", "templates"))}</td>

@@ -16,9 +16,9 @@ use crate::components::format::{balance, matching, when};
 use crate::components::forms::{
     answer_status, error_message, ActionError, CsrfField, SubmitButton,
 };
+use crate::components::guard::RequireUser;
 use crate::error::PortalError;
 use crate::pages::operator::OperatorList;
-use crate::components::guard::RequireUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerList {

@@ -74,7 +74,7 @@ fn Offer() -> impl IntoView {
                                 <thead><tr><th>"Plan"</th><th>"Size"</th><th class="num">"Per hour"</th><th class="num">"About a month"</th></tr></thead>
                                 <tbody>{o.plans.into_iter().map(|p| view! {
                                     <tr>
-                                        <td data-label="Plan">{format!("{} ({})", p.name, if p.kind == "vm" { "VM" } else { "container" })}</td>
+                                        <td data-label="Plan">{format!("{} ({})", p.name, p.kind.label())}</td>
                                         <td data-label="Size">{format!("{} vCPU · {} · {} GiB", p.vcpu, memory(p.memory_mb), p.disk_gb)}</td>
                                         <td data-label="Per hour" class="num">{format!("${}", usd4(p.price_hourly.0))}</td>
                                         <td data-label="About a month" class="num">{money(p.price_hourly.0 * 730)}</td>
@@ -98,7 +98,7 @@ pub async fn load_dashboard() -> Result<DashboardData, PortalError> {
     let machines = instances::list(&state.db, &user.id).await?;
     let running: Vec<_> = machines
         .iter()
-        .filter(|m| m.to_vps().state == "running")
+        .filter(|m| m.to_vps().state == model::compute::VpsState::Running)
         .collect();
     let active: Vec<_> = rentals::list_visible(&state.db, &user.id)
         .await?

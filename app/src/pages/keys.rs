@@ -1,23 +1,14 @@
 //! The SSH keys page: add a key (checked and shown with its fingerprint), delete one.
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
-
-use crate::components::format::memory;
-
-use crate::error::PortalError;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
-use serde::{Deserialize, Serialize};
 
+use crate::components::data;
 use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
+use crate::components::forms::{ActionError, CsrfField, LoadFailed, SubmitButton};
 use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
-use model::money::{usd4, usd_rate};
-
+use crate::error::PortalError;
+use model::compute::SshKey;
 
 #[server(prefix = "/_fn", endpoint = "ssh_keys")]
 pub async fn load_keys() -> Result<Vec<SshKey>, PortalError> {

@@ -5,22 +5,16 @@
 //! server whenever one of the user's machines changes) and re-renders from each message; the
 //! server-rendered page shows the state as it was when the page was made.
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
-
-use crate::components::format::memory;
-
-use crate::error::PortalError;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
-use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
+use crate::components::data::{self, Data};
+use crate::components::format::memory;
+use crate::components::forms::{ActionError, CsrfField, LoadFailed, SubmitButton};
 use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
+use crate::error::PortalError;
+use model::compute::{Plan, SshKey, Template, Transition, Vps, VpsState};
 use model::money::{usd4, usd_rate};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +43,7 @@ pub struct PoolChoice {
 }
 
 #[cfg(feature = "ssr")]
-async fn pool_choices(
+pub(super) async fn pool_choices(
     db: &domain::infra::db::Pool,
     user_id: &str,
 ) -> Result<Vec<PoolChoice>, PortalError> {
@@ -106,7 +100,7 @@ pub async fn load_machines() -> Result<MachinesData, PortalError> {
             let mut regions: Vec<(String, String)> = domain::fleet::nodes::list(db)
                 .await?
                 .into_iter()
-                .filter(|n| n.status == "active")
+                .filter(|n| n.status == model::compute::NodeStatus::Active)
                 .map(|n| (n.region, n.kind.as_str().to_owned()))
                 .collect();
             regions.sort();
@@ -209,32 +203,31 @@ pub(super) fn live_machines() -> RwSignal<Option<Vec<Vps>>> {
 /// booting says so (its `progress` in the tooltip), since it is not usable yet.
 #[component]
 fn StateBadge(vps: Vps) -> impl IntoView {
-    let (class, text) = match (vps.transition.as_deref(), vps.state.as_str()) {
-        (Some(_), _) if vps.progress.is_some() => ("status status-busy", "booting…".to_owned()),
-        (Some("create"), _) => ("status status-busy", "creating…".to_owned()),
-        (Some("delete"), _) => ("status status-busy", "deleting…".to_owned()),
+    let (class, text) = match (vps.transition, vps.state) {
+        (Some(_), _) if vps.progress.is_some() => ("status status-busy", "booting…"),
         (Some(t), _) => {
             let verb = match t {
-                "stop" => "stopping…",
-                "start" => "starting…",
-                "restart" => "restarting…",
-                "snapshot" => "snapshotting…",
-                "restore" => "restoring…",
-                other => other,
+                Transition::Create => "creating…",
+                Transition::Delete => "deleting…",
+                Transition::Stop => "stopping…",
+                Transition::Start => "starting…",
+                Transition::Restart => "restarting…",
+                Transition::Snapshot => "snapshotting…",
+                Transition::Restore => "restoring…",
             };
-            ("status status-busy", verb.to_owned())
+            ("status status-busy", verb)
         }
-        (None, "running") => ("status status-active", "running".to_owned()),
-        (None, "stopped") => ("status status-expired", "stopped".to_owned()),
-        (None, "error") => ("status status-error", "error".to_owned()),
-        (None, s) => ("status", s.to_owned()),
+        (None, VpsState::Running) => ("status status-active", "running"),
+        (None, VpsState::Stopped) => ("status status-expired", "stopped"),
+        (None, VpsState::Error) => ("status status-error", "error"),
+        (None, s) => ("status", s.as_str()),
     };
     let unreachable = vps.unreachable_since.is_some().then(|| view! {
         <span class="status status-error" data-test="machine-unreachable"
             title="Its node does not answer; the state shown is the last one known">"node unreachable"</span>
     });
     view! {
-        <span class=class data-test="machine-state" data-state=vps.state.clone() data-transition=vps.transition.clone().unwrap_or_default()
+        <span class=class data-test="machine-state" data-state=vps.state.as_str() data-transition=vps.transition.map(Transition::as_str).unwrap_or_default()
             title=vps.progress.clone()>{text}</span>
         {unreachable}
     }
@@ -288,7 +281,10 @@ fn MachineTable(
     /// To name the pool a machine is shared with.
     pools: Vec<PoolChoice>,
 ) -> impl IntoView {
-    let machines = crate::components::events::after_hydration(RwSignal::new(false), initial, move || live.get());
+    let machines =
+        crate::components::events::after_hydration(RwSignal::new(false), initial, move || {
+            live.get()
+        });
     let pools = StoredValue::new(pools);
     let pool_name = move |id: &Option<String>| {
         let id = id.as_ref()?;
@@ -300,7 +296,7 @@ fn MachineTable(
                 <table class="table" data-test="machine-table">
                     <thead><tr><th>"Name"</th><th>"State"</th><th>"Address"</th><th>"Size"</th><th>"Image"</th><th>"Region"</th><th>"Price"</th></tr></thead>
                     <tbody>
-                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state.clone(), v.transition.clone(), v.name.clone(), v.ip.clone(), v.pool_id.clone()) let:vps>
+                        <For each=move || machines.get() key=|v| (v.id.clone(), v.state, v.transition, v.name.clone(), v.ip.clone(), v.pool_id.clone()) let:vps>
                             <tr data-test="machine-row" data-id=vps.id.clone()>
                                 <td data-label="Name"><a href=format!("/machines/{}", vps.id)>{vps.name.clone()}</a>
                                     {pool_name(&vps.pool_id).map(|name| view! {
@@ -313,7 +309,7 @@ fn MachineTable(
                                 <td data-label="Image">{vps.image.clone()}</td>
                                 <td data-label="Region">{vps.region.clone()}</td>
                                 <td data-label="Price" title="Running price; a stopped machine pays only for its disk and address">{
-                                    if vps.state == "stopped" {
+                                    if vps.state == VpsState::Stopped {
                                         format!("${}/h stopped", usd_rate(vps.stopped_hourly.0))
                                     } else {
                                         format!("${}/h", usd4(vps.price_hourly.0))
@@ -356,7 +352,7 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                 _ => return None,
             };
             Some((
-                plan.kind,
+                plan.kind.as_str().to_owned(),
                 template,
                 plan.price_hourly.0,
                 plan.stopped_hourly.0,
@@ -385,11 +381,11 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
                             let value = format!("plan:{}", p.id);
                             let pick = value.clone();
                             view! {
-                                <label class="choice" data-test="source-card" data-name=p.name.clone() data-kind=p.kind.clone()>
+                                <label class="choice" data-test="source-card" data-name=p.name.clone() data-kind=p.kind.as_str()>
                                     <input type="radio" name="source" value=value required checked=i == 0
                                         on:change=move |_| source.set(pick.clone())/>
                                     <span class="choice-head"><strong>{p.name.clone()}</strong>
-                                        <span class="tag">{if p.kind == "vm" { "VM" } else { "container" }}</span></span>
+                                        <span class="tag">{p.kind.label()}</span></span>
                                     <span class="choice-spec">{format!("{} vCPU · {} · {} GiB", p.vcpu, memory(p.memory_mb), p.disk_gb)}</span>
                                     <span class="choice-price" data-test="source-price">
                                         <strong>{format!("${}/h", usd4(p.price_hourly.0))}</strong>
@@ -518,4 +514,3 @@ fn CreateForm(create: ServerAction<CreateMachine>, data: MachinesData) -> impl I
 pub(super) fn StateBadgeLive(vps: Signal<Vps>) -> impl IntoView {
     move || view! { <StateBadge vps=vps.get()/> }
 }
-

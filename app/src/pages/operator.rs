@@ -8,12 +8,13 @@ use leptos::prelude::*;
 
 use crate::error::PortalError;
 use leptos_meta::Title;
+use model::compute::NodeStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     components::forms::{answer_status, error_message, ActionError, CsrfField, SubmitButton},
-    components::meter::{Gauge, Meter},
     components::guard::RequireUser,
+    components::meter::{Gauge, Meter},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,8 +24,7 @@ pub struct NodeLoad {
     pub kind: String,
     pub region: String,
     pub uri: String,
-    /// `active` or `draining`.
-    pub status: String,
+    pub status: NodeStatus,
     /// Since when (RFC 3339) the reconciler cannot reach it, and why.
     pub unreachable_since: Option<String>,
     pub unreachable_reason: Option<String>,
@@ -197,8 +197,7 @@ pub async fn reconcile_now(csrf: String) -> Result<String, PortalError> {
 pub async fn set_node_status(csrf: String, id: String, status: String) -> Result<(), PortalError> {
     use domain::fleet::nodes;
     let signed_in = require_operator(Some(&csrf)).await?;
-    let node =
-        nodes::set_status(&signed_in.state.db, &id, nodes::NodeStatus::parse(&status)?).await?;
+    let node = nodes::set_status(&signed_in.state.db, &id, nodes::parse_status(&status)?).await?;
     let details = serde_json::json!({"status": node.status});
     audited(&signed_in, "node.status", "node", Some(&id), details).await
 }
@@ -492,7 +491,7 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                     <article class="node" data-test="node" data-name=n.name.clone()>
                         <div class="node-head">
                             <strong>{n.name.clone()}</strong>
-                            <span class=if n.status == "active" { "status status-active" } else { "status status-expired" }>{n.status.clone()}</span>
+                            <span class=if n.status == NodeStatus::Active { "status status-active" } else { "status status-expired" }>{n.status.as_str()}</span>
                             {n.unreachable_since.clone().map(|since| view! {
                                 <span class="status status-error" data-test="node-unreachable" title=format!("No answer since {since}")>"unreachable"</span>
                             })}
@@ -538,7 +537,7 @@ fn Overview(d: OperatorData, actions: Actions) -> impl IntoView {
                         <ActionForm action=node_status attr:class="node-actions">
                             <CsrfField/>
                             <input type="hidden" name="id" value=n.id.clone()/>
-                            {if n.status == "active" {
+                            {if n.status == NodeStatus::Active {
                                 view! {
                                     <input type="hidden" name="status" value="draining"/>
                                     <button type="submit" class="btn btn-ghost" data-test="drain">"Drain (no new machines)"</button>
@@ -724,7 +723,7 @@ fn NodeCharts(id: String) -> impl IntoView {
 
 #[component]
 fn NodeRange(id: String, range: &'static str) -> impl IntoView {
-    use super::usage::{Lines, Series};
+    use crate::components::charts::{Lines, Series};
     let loaded = LocalResource::new(move || node_history(id.clone(), range.to_owned()));
     let from = Signal::stored(format!("{range} ago"));
     view! {

@@ -13,7 +13,7 @@ use crate::components::forms::{
     answer_status, error_message, ActionError, CopyButton, CsrfField, LoadFailed, SubmitButton,
 };
 use crate::components::guard::RequireUser;
-use model::market::{Rental, RentalAccess};
+use model::market::{AccessStatus, Rental, RentalAccess};
 use model::money::usd4;
 
 #[server(prefix = "/_fn", endpoint = "rentals")]
@@ -55,7 +55,7 @@ pub fn RentalsPage() -> impl IntoView {
                                             <tr data-test="rental-row">
                                                 <td data-label="Server"><A href=format!("/rentals/{}", r.id)>{r.server.name.clone()}</A></td>
                                                 <td data-label="Location">{format!("{}, {}", r.server.city, r.server.country)}</td>
-                                                <td data-label="Status"><span class=format!("status status-{}", r.status)>{r.status.clone()}</span></td>
+                                                <td data-label="Status"><span class=format!("status status-{}", r.status.as_str())>{r.status.as_str()}</span></td>
                                                 <td data-label="Ends">{day(&r.rental_end)}</td>
                                                 <td data-label="Days left">{r.remaining_days}</td>
                                                 <td data-label="Paid">{format!("${}", r.amount)}</td>
@@ -93,7 +93,8 @@ pub async fn load_rental(id: String) -> Result<RentalPageData, PortalError> {
     let rental = rentals::detail(&state.db, &user.id, &id).await?;
     let role = pools::role_of(&state.db, &rental.pool_id, &user.id).await?;
     let prices = domain::market::browse::prices(&state.db, &rental.server_id).await?;
-    let can_extend = rental.status == "active" && role.is_some_and(pools::Role::can_rent);
+    let can_extend = rental.status == model::market::RentalStatus::Active
+        && role.is_some_and(pools::Role::can_rent);
     let move_to = if can_extend {
         pools::list(&state.db, &user.id)
             .await?
@@ -222,7 +223,7 @@ fn RentalDetail(
             <section class="card">
                 <h2>"Rental"</h2>
                 <dl class="facts" data-test="rental-facts">
-                    <dt>"Status"</dt><dd><span class=format!("status status-{}", r.status) data-test="rental-status">{r.status.clone()}</span></dd>
+                    <dt>"Status"</dt><dd><span class=format!("status status-{}", r.status.as_str()) data-test="rental-status">{r.status.as_str()}</span></dd>
                     <dt>"Started"</dt><dd>{when(&r.rental_start)}</dd>
                     <dt>"Ends"</dt><dd data-test="rental-end">{when(&r.rental_end)}</dd>
                     <dt>"Days left"</dt><dd data-test="remaining-days">{r.remaining_days}</dd>
@@ -295,26 +296,26 @@ fn RentalDetail(
 /// How to reach the rented server: setup status, address and the SSH command to copy.
 #[component]
 fn AccessCard(access: RentalAccess) -> impl IntoView {
-    let (badge, note) = match access.status.as_str() {
-        "setting_up" => (
+    let (badge, note) = match access.status {
+        AccessStatus::SettingUp => (
             "Setting up",
             format!(
                 "The operator is preparing the server and installing the SSH keys below; expected ready {}.",
                 when(&access.ready_at)
             ),
         ),
-        "ready" => (
+        AccessStatus::Ready => (
             "Ready",
             "Sign in with one of the SSH keys below.".to_owned(),
         ),
-        _ => (
+        AccessStatus::Ended => (
             "Ended",
             "The rental is over; the server's address is no longer shown.".to_owned(),
         ),
     };
     view! {
         <section class="card" data-test="access">
-            <h2>"Access "<span class=format!("status status-{}", access.status) data-test="access-status">{badge}</span></h2>
+            <h2>"Access "<span class=format!("status status-{}", access.status.as_str()) data-test="access-status">{badge}</span></h2>
             <p class="muted">{note}</p>
             {match (access.address.clone(), access.ssh_command.clone()) {
                 (Some(address), Some(command)) => view! {
@@ -328,12 +329,12 @@ fn AccessCard(access: RentalAccess) -> impl IntoView {
                         <CopyButton text=command test="copy-ssh"/>
                     </div>
                 }.into_any(),
-                _ if access.status == "ended" => ().into_any(),
+                _ if access.status == AccessStatus::Ended => ().into_any(),
                 _ => view! {
                     <p data-test="access-pending">"The operator has not published this server's address yet; it will appear here."</p>
                 }.into_any(),
             }}
-            {(access.status != "ended").then(|| view! {
+            {(access.status != AccessStatus::Ended).then(|| view! {
                 <h3>"SSH keys on the server"</h3>
                 {if access.keys.is_empty() {
                     view! { <p class="muted" data-test="access-no-keys">"None: the renter chose no key and the pool shares no member's. Ask the operator how to reach the server."</p> }.into_any()

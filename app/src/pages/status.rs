@@ -31,7 +31,9 @@ pub async fn load_status() -> Result<StatusData, PortalError> {
             version,
         });
     };
-    let active = list.iter().filter(|n| n.status == "active");
+    let active = list
+        .iter()
+        .filter(|n| n.status == model::compute::NodeStatus::Active);
     Ok(StatusData {
         database: true,
         nodes: active.clone().count() as i64,

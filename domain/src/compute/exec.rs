@@ -123,7 +123,7 @@ async fn reachable(
     if inst.state != InstanceState::Running || inst.transition.is_some() {
         let now = match inst.transition.as_deref() {
             Some(action) => format!("busy ({action} in progress)"),
-            None => inst.state.vps().to_owned(),
+            None => inst.state.vps().as_str().to_owned(),
         };
         return Err(ServiceError::Conflict(format!(
             "The machine is {now}; commands and files need it running"

@@ -124,12 +124,12 @@ impl InstanceRow {
         Vps {
             id: self.id.clone(),
             name: self.name.clone(),
-            state: self.state.vps().to_owned(),
-            transition: self.transition.clone(),
+            state: self.state.vps(),
+            transition: self.transition(),
             reason: self.reason.clone(),
             progress: self.transition.as_ref().and(self.progress.clone()),
             plan_id: self.plan_id.clone(),
-            kind: self.kind.as_str().to_owned(),
+            kind: self.kind,
             image: self.image.clone(),
             region: self.region.clone(),
             vcpu: self.vcpu,
@@ -704,7 +704,7 @@ pub async fn list_all(
         Some(word) => {
             let matching: Vec<_> = InstanceState::ALL
                 .into_iter()
-                .filter(|s| *s != InstanceState::Deleted && s.vps() == word)
+                .filter(|s| *s != InstanceState::Deleted && s.vps().as_str() == word)
                 .map(InstanceState::as_str)
                 .collect();
             if matching.is_empty() {
@@ -757,7 +757,7 @@ pub async fn list_all(
     let machines = rows
         .into_iter()
         .map(|(i, owner, node)| model::compute::OperatorMachine {
-            state: i.state.vps().to_owned(),
+            state: i.state.vps().as_str().to_owned(),
             ip: i.address(),
             created_at: rfc3339(i.created_at),
             owner_id: i.user_id.clone(),
@@ -878,45 +878,9 @@ impl Action {
     }
 }
 
-/// The action in flight on an instance (`instances.transition`); one at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Create,
-    Start,
-    Stop,
-    Restart,
-    Delete,
-    Snapshot,
-    Restore,
-}
-
-impl Transition {
-    const ALL: [Transition; 7] = [
-        Transition::Create,
-        Transition::Start,
-        Transition::Stop,
-        Transition::Restart,
-        Transition::Delete,
-        Transition::Snapshot,
-        Transition::Restore,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Transition::Create => "create",
-            Transition::Start => "start",
-            Transition::Stop => "stop",
-            Transition::Restart => "restart",
-            Transition::Delete => "delete",
-            Transition::Snapshot => "snapshot",
-            Transition::Restore => "restore",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
+/// The action in flight on an instance (`instances.transition`), and a snapshot's life: wire
+/// types, shown as they are in every API.
+pub use model::compute::{SnapshotState, Transition};
 
 /// Records `action` on the caller's instance and enqueues its job. Returns the instance as it is
 /// now and the operation id. 409 when the instance's state does not allow it or another action is
@@ -1120,26 +1084,6 @@ async fn get_any_state(db: &Pool, id: &str) -> ServiceResult<InstanceRow> {
 
 // ---- snapshots --------------------------------------------------------------------------------
 
-/// A snapshot's life (`snapshots.state`), shown as is in every API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotState {
-    /// Its job has not finished.
-    Creating,
-    Ready,
-    /// Its job gave up; it can only be deleted.
-    Failed,
-}
-
-impl SnapshotState {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SnapshotState::Creating => "creating",
-            SnapshotState::Ready => "ready",
-            SnapshotState::Failed => "failed",
-        }
-    }
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SnapshotRow {
     pub id: String,
@@ -1155,7 +1099,8 @@ impl SnapshotRow {
     pub fn to_api(&self) -> Snapshot {
         Snapshot {
             name: self.name.clone(),
-            state: self.state.clone(),
+            // Written only from `SnapshotState`; a value from elsewhere reads as failed.
+            state: SnapshotState::parse(&self.state).unwrap_or(SnapshotState::Failed),
             created_at: rfc3339(self.created_at),
             reason: self.reason.clone(),
         }

@@ -33,7 +33,7 @@ impl PlanRow {
             id: self.id.clone(),
             slug: self.slug.clone(),
             name: self.name.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind(),
             vcpu: self.vcpu,
             memory_mb: self.memory_mb,
             disk_gb: self.disk_gb,
@@ -149,7 +149,7 @@ impl ImageRow {
         Image {
             slug: self.slug.clone(),
             name: self.name.clone(),
-            kind: self.kind.clone(),
+            kind: Kind::parse(&self.kind).unwrap_or(Kind::Container),
             is_default: self.is_default == 1,
         }
     }

@@ -31,7 +31,8 @@ pub struct NodeRow {
     pub used_vcpu: i64,
     pub used_memory_mb: i64,
     pub used_disk_gb: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: NodeStatus,
     /// A node daemon's token; never serialised.
     #[serde(skip)]
     pub secret: Option<String>,
@@ -199,32 +200,13 @@ pub async fn list(db: &Pool) -> ServiceResult<Vec<NodeRow>> {
     )
 }
 
-/// Whether placement may use a node (`nodes.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeStatus {
-    /// New machines may be placed here.
-    Active,
-    /// Running machines stay; nothing new is placed here.
-    Draining,
-}
+/// Whether placement may use a node (`nodes.status`): a wire type.
+pub use model::compute::NodeStatus;
 
-impl NodeStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            NodeStatus::Active => "active",
-            NodeStatus::Draining => "draining",
-        }
-    }
-
-    pub fn parse(s: &str) -> ServiceResult<Self> {
-        match s {
-            "active" => Ok(NodeStatus::Active),
-            "draining" => Ok(NodeStatus::Draining),
-            _ => Err(ServiceError::invalid(
-                "status must be `active` or `draining`",
-            )),
-        }
-    }
+/// Reads a status an operator asked for; 400 for anything else.
+pub fn parse_status(s: &str) -> ServiceResult<NodeStatus> {
+    NodeStatus::parse(s)
+        .ok_or_else(|| ServiceError::invalid("status must be `active` or `draining`"))
 }
 
 /// Stops placement on a node (`draining`) or resumes it (`active`).
@@ -268,8 +250,8 @@ pub async fn change(
     let node = get(db, id).await?;
     let resized = c.vcpu.is_some() || c.memory_mb.is_some() || c.disk_gb.is_some();
     let status = match c.status.as_deref() {
-        Some(s) => NodeStatus::parse(s)?.as_str().to_owned(),
-        None => node.status.clone(),
+        Some(s) => parse_status(s)?,
+        None => node.status,
     };
     let text = |value: Option<String>, current: &str, what: &str| -> ServiceResult<String> {
         match value.map(|v| v.trim().to_owned()) {
@@ -312,7 +294,7 @@ pub async fn change(
              disk_gb = $7
          WHERE id = $8 AND ($9 = 0 OR (used_vcpu <= $10 AND used_memory_mb <= $11 AND used_disk_gb <= $7))",
     )
-    .bind(&status)
+    .bind(status.as_str())
     .bind(&name)
     .bind(&region)
     .bind(&uri)

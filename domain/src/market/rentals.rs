@@ -40,33 +40,8 @@ pub struct RentalRow {
     pub created_at: i64,
 }
 
-/// Where a rental is in its life (`rentals.status`), shown as is in the `/api/v1` dialect's `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RentalStatus {
-    /// Running, or past its end until the expiry sweep records it.
-    Active,
-    Expired,
-}
-
-impl RentalStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RentalStatus::Active => "active",
-            RentalStatus::Expired => "expired",
-        }
-    }
-}
-
-impl TryFrom<String> for RentalStatus {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        match s.as_str() {
-            "active" => Ok(RentalStatus::Active),
-            "expired" => Ok(RentalStatus::Expired),
-            other => Err(format!("unknown rental status {other}")),
-        }
-    }
-}
+/// Where a rental is in its life (`rentals.status`): a wire type.
+pub use model::market::{AccessStatus, RentalStatus};
 
 /// Whether the server's marketplace row is active (`marketplace_servers.status`).
 const SERVER_ACTIVE: &str = "active";
@@ -95,9 +70,9 @@ impl RentalRow {
             rental_end: rfc3339(self.rental_end),
             hold_days: self.hold_days,
             status: if self.status == RentalStatus::Active && self.expires_at <= now {
-                RentalStatus::Expired.as_str().into()
+                RentalStatus::Expired
             } else {
-                self.status.as_str().into()
+                self.status
             },
             amount: usd2(self.amount),
             remaining_days: self.remaining_days(now),
@@ -123,13 +98,13 @@ async fn access(db: &Db, rental: &Rental, started_ms: i64) -> ServiceResult<Rent
     .fetch_one(db)
     .await?;
     let ready_ms = started_ms + setup_minutes * 60_000;
-    let ended = rental.status != RentalStatus::Active.as_str();
+    let ended = rental.status != RentalStatus::Active;
     let status = if ended {
-        "ended"
+        AccessStatus::Ended
     } else if db::now_ms() < ready_ms {
-        "setting_up"
+        AccessStatus::SettingUp
     } else {
-        "ready"
+        AccessStatus::Ready
     };
     let address = address.filter(|_| !ended);
     let ssh_command = address.as_ref().map(|a| {
@@ -142,7 +117,7 @@ async fn access(db: &Db, rental: &Rental, started_ms: i64) -> ServiceResult<Rent
         format!("ssh {port}{user}@{a}")
     });
     Ok(RentalAccess {
-        status: status.into(),
+        status,
         ready_at: rfc3339(ready_ms),
         address,
         port,

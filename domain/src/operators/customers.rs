@@ -161,7 +161,7 @@ pub async fn detail(db: &Pool, id: &str) -> ServiceResult<CustomerDetail> {
             .into_iter()
             .map(|(id, name, state, kind, node, reason)| CustomerMachine {
                 state: instances::InstanceState::try_from(state.clone())
-                    .map(|s| s.vps().to_owned())
+                    .map(|s| s.vps().as_str().to_owned())
                     .unwrap_or(state),
                 id,
                 name,

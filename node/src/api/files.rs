@@ -58,11 +58,7 @@ async fn create(State(node): State<Node>, body: axum::body::Bytes) -> NodeResult
             .map_err(|e| NodeError::bad_request(format!("Invalid request body: {e}")))?
     };
     let volume = volumes::create(&node, body.size_limit).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(VolumeView::from(&*volume)),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(VolumeView::from(&*volume))).into_response())
 }
 
 async fn list_volumes(State(node): State<Node>) -> Json<Value> {

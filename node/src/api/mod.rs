@@ -16,7 +16,6 @@ use axum::{
     routing::{get, post},
     Extension, Json, Router,
 };
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{

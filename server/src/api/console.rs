@@ -31,7 +31,7 @@ use axum::{
         Path, Query, State,
     },
     http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
     Extension,
 };
 use domain::compute::console::{self, ConsoleState, Event, Grant, Kind, Seat, Ticket};

@@ -9,8 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use domain::compute::exec::{self, BatchItem, Command, ExecJob};
-use model::compute::ExecResult;
 use domain::AppState;
+use model::compute::ExecResult;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{

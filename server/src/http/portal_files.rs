@@ -9,9 +9,8 @@ use app::{error::PortalError, ssr::portal};
 use axum::{
     body::Body,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
-    Json,
 };
 use domain::compute::{exec, volume};
 use domain::fleet::driver::FileStream;

@@ -45,7 +45,9 @@ pub async fn run_command(
         let job = exec::start(&state, &user.id, &id, &cmd).await?;
         return Ok(RunOutcome::Started(job.job_id));
     }
-    Ok(RunOutcome::Done(exec::run(&state, &user.id, &id, &cmd).await?))
+    Ok(RunOutcome::Done(
+        exec::run(&state, &user.id, &id, &cmd).await?,
+    ))
 }
 
 /// The machine's background commands, newest first.

@@ -12,26 +12,21 @@ mod snapshots;
 mod usage;
 mod volume;
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
-
-use crate::components::format::memory;
-
-use crate::error::PortalError;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
-use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
-use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
-use model::money::{usd4, usd_rate};
-
-use super::machines::{live_machines, StateBadgeLive};
+#[cfg(feature = "ssr")]
+use super::machines::pool_choices;
+use super::machines::{live_machines, PoolChoice, StateBadgeLive};
+use crate::components::data::{self, Data};
 use crate::components::events::after_hydration;
+use crate::components::format::when;
+use crate::components::forms::{answer_status, error_message};
+use crate::components::guard::RequireUser;
+use crate::error::PortalError;
+use model::compute::{Kind, Snapshot, Vps, VpsState};
 use power::PowerCard;
 use settings::{RenameMachine, SettingsCard};
 use sharing::{ShareMachine, SharingCard};
@@ -215,7 +210,7 @@ fn MachineDetail(
         live.get().and_then(|l| l.into_iter().find(|v| v.id == id))
     });
     let busy = Signal::derive(move || vps.get().transition.is_some() || power.pending().get());
-    let running = Signal::derive(move || vps.get().state == "running");
+    let running = Signal::derive(move || vps.get().state == VpsState::Running);
     // The deletion has finished: the pushed list no longer has it.
     let gone = {
         let id = d.vps.id.clone();
@@ -254,7 +249,7 @@ fn MachineDetail(
                 <p class="alert alert-warn" data-test="machine-simulated">"Simulated machine: this node is libvirt's test driver (the demo when the host has no usable hypervisor). Its state changes are real records, but nothing boots and nothing can be reached."</p>
             })}
         </section>
-        {if d.vps.state == "error" {
+        {if d.vps.state == VpsState::Error {
             // A machine that failed has nothing to power, reach or snapshot: the page offers
             // what works — reading why (above) and deleting it — and says what to do next.
             view! {
@@ -285,7 +280,7 @@ fn MachineDetail(
             }.into_any()
         } else {
             view! {
-                <console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == "vm"}/>
+                <console::ConsoleCard id=d.vps.id.clone() vm={d.vps.kind == Kind::Vm}/>
                 <usage::LazyUsageCard id=d.vps.id.clone() running settled/>
                 <inside::LazyInsideCards id=d.vps.id.clone() settled/>
             }.into_any()

@@ -1,28 +1,16 @@
 //! Start, stop and restart, and the facts a person needs to reach the machine.
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
-use crate::components::format::memory;
-
-use crate::error::PortalError;
-use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
-use serde::{Deserialize, Serialize};
-
-use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
-use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
+use super::MachineAction;
+use crate::components::format::{memory, when};
+use crate::components::forms::{ActionError, CsrfField};
+use model::compute::{Kind, Vps, VpsState};
 use model::money::{usd4, usd_rate};
-
-use super::{Actions, MachineAction};
 
 /// Start, stop and restart (each enabled only in the state it applies to), and the facts.
 #[component]
-fn PowerCard(
+pub(super) fn PowerCard(
     id: String,
     plan: String,
     vps: Signal<Vps>,
@@ -35,7 +23,7 @@ fn PowerCard(
 ) -> impl IntoView {
     let power_button = move |action: &'static str,
                              label: &'static str,
-                             enabled: fn(&str) -> bool| {
+                             enabled: fn(VpsState) -> bool| {
         let id = id.clone();
         view! {
             <ActionForm action=power attr:class="inline-form">
@@ -43,7 +31,7 @@ fn PowerCard(
                 <input type="hidden" name="id" value=id/>
                 <input type="hidden" name="action" value=action/>
                 <button type="submit" class="btn" data-test=format!("power-{action}")
-                    disabled=move || !may_operate || busy.get() || !enabled(&vps.get().state)>{label}</button>
+                    disabled=move || !may_operate || busy.get() || !enabled(vps.get().state)>{label}</button>
             </ActionForm>
         }
     };
@@ -51,9 +39,9 @@ fn PowerCard(
         <section class="card">
             <h2>"Power"</h2>
             <div class="actions">
-                {power_button("start", "Start", |s| s == "stopped")}
-                {power_button("stop", "Stop", |s| s == "running")}
-                {power_button("restart", "Restart", |s| s == "running")}
+                {power_button("start", "Start", |s| s == VpsState::Stopped)}
+                {power_button("stop", "Stop", |s| s == VpsState::Running)}
+                {power_button("restart", "Restart", |s| s == VpsState::Running)}
             </div>
             {(!may_operate).then(|| view! {
                 <p class="muted" data-test="power-not-allowed">"Your role in this machine's pool lets you use it (console, commands, files), not power it: ask the pool's owner or an admin."</p>
@@ -64,7 +52,7 @@ fn PowerCard(
                     // The SSH line only where an SSH server answers: a real VM (containers
                     // have none; a simulated machine has nothing at all), with a word on reach
                     // when the address is private (the node's own network).
-                    Some(ip) if vps.get().kind == "vm" && !simulated => {
+                    Some(ip) if vps.get().kind == Kind::Vm && !simulated => {
                         let private = is_private(&ip);
                         view! {
                             <code>{ip.clone()}</code>" · "<code data-test="ssh-line">{format!("ssh root@{ip}")}</code>
@@ -84,11 +72,11 @@ fn PowerCard(
                     format!("{} vCPU · {} RAM · {} GiB disk{used}", v.vcpu, memory(v.memory_mb), v.disk_gb)
                 }}</dd>
                 <dt>"Image"</dt><dd>{move || vps.get().image}</dd>
-                <dt>"Kind"</dt><dd>{move || vps.get().kind}</dd>
+                <dt>"Kind"</dt><dd>{move || vps.get().kind.as_str()}</dd>
                 <dt>"Region"</dt><dd>{move || vps.get().region}</dd>
                 <dt>"Price"</dt><dd data-test="machine-price">{move || {
                     let v = vps.get();
-                    let kept = if v.kind == "vm" && v.ip.is_some() { "its disk and public address" } else { "its disk" };
+                    let kept = if v.kind == Kind::Vm && v.ip.is_some() { "its disk and public address" } else { "its disk" };
                     format!(
                         "${}/hour while running, ${}/hour while stopped ({kept}), charged per minute",
                         usd4(v.price_hourly.0),

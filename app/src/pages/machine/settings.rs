@@ -1,24 +1,11 @@
 //! Rename, and a delete that needs a ticked confirmation.
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
-use crate::components::format::memory;
-
-use crate::error::PortalError;
-use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
-use serde::{Deserialize, Serialize};
-
-use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
-use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
-use model::money::{usd4, usd_rate};
-
 use super::MachineAction;
+use crate::components::forms::{ActionError, CsrfField, SubmitButton};
+use crate::error::PortalError;
+use model::compute::{Transition, Vps};
 
 #[server(prefix = "/_fn", endpoint = "rename_machine")]
 pub async fn rename_machine(csrf: String, id: String, name: String) -> Result<(), PortalError> {
@@ -32,7 +19,7 @@ pub async fn rename_machine(csrf: String, id: String, name: String) -> Result<()
 
 /// Rename, and a delete that needs a ticked confirmation.
 #[component]
-fn SettingsCard(
+pub(super) fn SettingsCard(
     id: String,
     name: String,
     vps: Signal<Vps>,
@@ -67,7 +54,7 @@ fn SettingsCard(
                 <input type="hidden" name="id" value=id/>
                 <input type="hidden" name="action" value="delete"/>
                 <button type="submit" class="btn btn-danger" data-test="power-delete" on:click=move |_| delete_sent.set(true)
-                    disabled=move || !confirm_delete.get() || vps.get().transition.as_deref() == Some("delete")>"Delete machine"</button>
+                    disabled=move || !confirm_delete.get() || vps.get().transition == Some(Transition::Delete)>"Delete machine"</button>
             </ActionForm>
             {move || deleted().then(|| view! { <p class="alert alert-ok" data-test="machine-deleting">"Deleting… it disappears from your machines when the node has removed it."</p> })}
             })}

@@ -1,23 +1,11 @@
 //! Which pool the machine is shared with, and who pays for it.
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
-use crate::components::format::memory;
-
+use super::PoolChoice;
+use crate::components::forms::{ActionError, CsrfField, SubmitButton};
 use crate::error::PortalError;
-use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
-use serde::{Deserialize, Serialize};
-
-use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
-use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
-use model::money::{usd4, usd_rate};
-
+use model::compute::Vps;
 
 /// Shares the machine with the pool `pool`, or takes it out of its pool (`pool` empty).
 #[server(prefix = "/_fn", endpoint = "share_machine")]
@@ -36,7 +24,7 @@ pub async fn share_machine(csrf: String, id: String, pool: String) -> Result<Str
 /// Which pool the machine is shared with and who pays for it; its creator shares it with a pool
 /// they manage or takes it out, and the pool's owner may take it out.
 #[component]
-fn SharingCard(
+pub(super) fn SharingCard(
     id: String,
     vps: Signal<Vps>,
     creator: bool,

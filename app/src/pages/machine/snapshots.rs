@@ -1,23 +1,11 @@
 //! Snapshots: take one, restore (only while stopped), delete.
 
-use crate::components::data::{self, Data};
 use leptos::prelude::*;
 
-use crate::components::format::memory;
-
-use crate::error::PortalError;
-use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
-use serde::{Deserialize, Serialize};
-
 use crate::components::format::when;
-use crate::components::forms::{
-    answer_status, error_message, ActionError, CsrfField, LoadFailed, SubmitButton,
-};
-use crate::components::guard::RequireUser;
-use model::compute::{Plan, Snapshot, SshKey, Template, Vps};
-use model::money::{usd4, usd_rate};
-
+use crate::components::forms::{ActionError, CsrfField};
+use crate::error::PortalError;
+use model::compute::{Snapshot, Vps, VpsState};
 
 /// `create`, `restore` or `delete` the snapshot `name`.
 #[server(prefix = "/_fn", endpoint = "snapshot_action")]
@@ -65,7 +53,7 @@ pub async fn machine_snapshots(id: String) -> Result<Vec<Snapshot>, PortalError>
 /// something is in flight (a snapshot being made, or any action on the machine), so a snapshot
 /// shows `ready` when its job is done however its pushes arrive.
 #[component]
-fn SnapshotsCard(
+pub(super) fn SnapshotsCard(
     id: String,
     snapshots: Vec<Snapshot>,
     vps: Signal<Vps>,
@@ -97,7 +85,10 @@ fn SnapshotsCard(
                     .try_with_untracked(|v| v.transition.is_some())
                     .unwrap_or(false)
                     || list
-                        .try_with_untracked(|l| l.iter().any(|s| s.state == "creating"))
+                        .try_with_untracked(|l| {
+                            l.iter()
+                                .any(|s| s.state == model::compute::SnapshotState::Creating)
+                        })
                         .unwrap_or(false);
                 if in_flight {
                     gloo_timers_sleep(1000).await;
@@ -139,14 +130,14 @@ fn SnapshotsCard(
                                     <summary class="btn btn-sm" title="The machine must be stopped">"Restore…"</summary>
                                     <p>{format!("Replace this machine's disk with “{}”? What was written since is lost.", s.name)}</p>
                                     <button type="submit" class="btn btn-danger btn-sm" data-test="restore-snapshot"
-                                        disabled=move || busy.get() || vps.get().state != "stopped">"Replace the disk"</button>
+                                        disabled=move || busy.get() || vps.get().state != VpsState::Stopped>"Replace the disk"</button>
                                 </details>
                             }.into_any();
                             let delete = view! { <button type="submit" class="btn btn-danger btn-sm">"Delete"</button> }.into_any();
                             view! {
-                                <tr data-test="snapshot-row" data-state=s.state.clone()>
+                                <tr data-test="snapshot-row" data-state=s.state.as_str()>
                                     <td data-label="Name">{s.name.clone()}</td>
-                                    <td data-label="State" data-test="snapshot-state">{s.state.clone()}{s.reason.clone().map(|r| view! { <span class="muted" data-test="snapshot-reason">{format!(": {r}")}</span> })}</td>
+                                    <td data-label="State" data-test="snapshot-state">{s.state.as_str()}{s.reason.clone().map(|r| view! { <span class="muted" data-test="snapshot-reason">{format!(": {r}")}</span> })}</td>
                                     <td data-label="Taken">{when(&s.created_at)}</td>
                                     <td class="actions">
                                         {may_operate.then(|| view! {

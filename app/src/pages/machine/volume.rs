@@ -9,7 +9,7 @@ use crate::components::deferred::{Deferred, LoadingCard};
 use crate::components::forms::{ActionError, CsrfField, SubmitButton};
 use crate::error::PortalError;
 use crate::session::use_auth;
-use model::compute::{EntryKind, VolumeEntry, VolumeListing};
+use model::compute::{EntryKind, VolumeEntry, VolumeListing, VpsState};
 
 /// A page of the folder `path` (relative to the volume's root).
 #[server(prefix = "/_fn", endpoint = "volume_list")]
@@ -23,14 +23,40 @@ pub async fn volume_list(
     Ok(domain::compute::volume::list(&state, &user.id, &id, &path, offset, None).await?)
 }
 
-/// One change to the volume: `op` is `folder` (make `target` in `path`), `delete` (`path`), `copy`
-/// (`path` to `target`), `compress` (`path` into `target`.tar.gz) or `decompress` (archive
-/// `path` into folder `target`). Answers what happened, for the page to say.
+/// What one change to a volume does, as the file manager's forms name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileOp {
+    /// Make folder `target` in `path`.
+    Folder,
+    /// Delete `path`.
+    Delete,
+    /// Copy `path` to `target`.
+    Copy,
+    /// Pack `path` into `target`.tar.gz.
+    Compress,
+    /// Unpack archive `path` into folder `target`.
+    Decompress,
+}
+
+impl FileOp {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FileOp::Folder => "folder",
+            FileOp::Delete => "delete",
+            FileOp::Copy => "copy",
+            FileOp::Compress => "compress",
+            FileOp::Decompress => "decompress",
+        }
+    }
+}
+
+/// One change to the volume ([`FileOp`]). Answers what happened, for the page to say.
 #[server(prefix = "/_fn", endpoint = "volume_change")]
 pub async fn volume_change(
     csrf: String,
     id: String,
-    op: String,
+    op: FileOp,
     path: String,
     target: Option<String>,
 ) -> Result<String, PortalError> {
@@ -39,38 +65,35 @@ pub async fn volume_change(
     let portal::SignedIn { state, user, .. } = portal::signed_in(Some(&csrf)).await?;
     let target = target.unwrap_or_default();
     let (state, user) = (&state, user.id.as_str());
-    match op.as_str() {
-        "folder" => {
+    match op {
+        FileOp::Folder => {
             // `path` is the folder it goes in, `target` its name.
             let full = join(&path, target.trim());
             volume::make_folder(state, user, &id, &full).await?;
             Ok(format!("Made folder {full}"))
         }
-        "delete" => {
+        FileOp::Delete => {
             volume::remove(state, user, &id, &path).await?;
             Ok(format!("Deleted {path}"))
         }
-        "copy" => {
+        FileOp::Copy => {
             volume::copy(state, user, &id, &path, &target).await?;
             Ok(format!("Copied {path} to {target}"))
         }
-        "compress" => {
+        FileOp::Compress => {
             let archive = volume::compress(state, user, &id, &path, &target).await?;
             Ok(format!(
                 "Packed {} into {archive}",
                 if path.is_empty() { "everything" } else { &path }
             ))
         }
-        "decompress" => {
+        FileOp::Decompress => {
             volume::decompress(state, user, &id, &path, &target).await?;
             Ok(format!(
                 "Unpacked {path} into {}",
                 if target.is_empty() { "/" } else { &target }
             ))
         }
-        other => Err(PortalError::invalid(format!(
-            "Unknown file operation {other}"
-        ))),
     }
 }
 
@@ -124,7 +147,7 @@ enum Pending {
 #[component]
 pub fn LazyFileManager(
     id: String,
-    state: Signal<String>,
+    state: Signal<VpsState>,
     settled: RwSignal<bool>,
 ) -> impl IntoView {
     view! {
@@ -141,7 +164,7 @@ pub fn LazyFileManager(
     feature = "hydrate",
     ::leptos::wasm_split::wasm_split(files, wasm_split_path = ::leptos::wasm_split)
 )]
-fn file_manager(id: String, state: Signal<String>) -> AnyView {
+fn file_manager(id: String, state: Signal<VpsState>) -> AnyView {
     view! { <FileManager id state/> }.into_any()
 }
 
@@ -150,7 +173,7 @@ pub fn FileManager(
     id: String,
     /// The machine's live state: the folder is read again when it changes (a machine being
     /// created has no files to show yet).
-    state: Signal<String>,
+    state: Signal<VpsState>,
 ) -> impl IntoView {
     let cwd = RwSignal::new(String::new());
     let offset = RwSignal::new(0u64);
@@ -261,9 +284,9 @@ pub fn FileManager(
             {move || pending.get().map(|p| {
                 let id = id_pending.clone();
                 let (op, path, label, field, value, button) = match p {
-                    Pending::Copy(path) => ("copy", path.clone(), format!("Copy {path} to"), "Destination", format!("{path}-copy"), "Copy"),
-                    Pending::Pack(path) => ("compress", path.clone(), format!("Pack {} into", if path.is_empty() { "everything".to_owned() } else { path.clone() }), "Archive name (.tar.gz is added)", format!("{}-backup", path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("volume")), "Pack"),
-                    Pending::Unpack(path) => ("decompress", path.clone(), format!("Unpack {path} into"), "Folder (empty: the root)", path.trim_end_matches(".tar.gz").trim_end_matches(".tgz").trim_end_matches(".tar").to_owned(), "Unpack"),
+                    Pending::Copy(path) => (FileOp::Copy.as_str(), path.clone(), format!("Copy {path} to"), "Destination", format!("{path}-copy"), "Copy"),
+                    Pending::Pack(path) => (FileOp::Compress.as_str(), path.clone(), format!("Pack {} into", if path.is_empty() { "everything".to_owned() } else { path.clone() }), "Archive name (.tar.gz is added)", format!("{}-backup", path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("volume")), "Pack"),
+                    Pending::Unpack(path) => (FileOp::Decompress.as_str(), path.clone(), format!("Unpack {path} into"), "Folder (empty: the root)", path.trim_end_matches(".tar.gz").trim_end_matches(".tgz").trim_end_matches(".tar").to_owned(), "Unpack"),
                 };
                 view! {
                     <ActionForm action=change attr:class="form form-row" attr:data-test="fm-pending-form">
@@ -281,7 +304,7 @@ pub fn FileManager(
                 <ActionForm action=change attr:class="form form-row" attr:data-test="fm-folder-form">
                     <CsrfField/>
                     <input type="hidden" name="id" value=id_folder/>
-                    <input type="hidden" name="op" value="folder"/>
+                    <input type="hidden" name="op" value=FileOp::Folder.as_str()/>
                     <input type="hidden" name="path" value=move || cwd.get()/>
                     <label>"New folder" <input type="text" name="target" required placeholder="plugins" data-test="fm-folder-name"/></label>
                     <SubmitButton action=change label="Make folder" busy_label="Making…" class="btn-ghost"/>
@@ -393,7 +416,7 @@ fn FolderView(
                     <ActionForm action=change attr:class="inline-form">
                         <CsrfField/>
                         <input type="hidden" name="id" value=id_row/>
-                        <input type="hidden" name="op" value="delete"/>
+                        <input type="hidden" name="op" value=FileOp::Delete.as_str()/>
                         <input type="hidden" name="path" value=p3/>
                         <button type="submit" class="btn btn-danger btn-small" data-test="fm-delete">"Delete"</button>
                     </ActionForm>

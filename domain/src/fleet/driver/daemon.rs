@@ -95,13 +95,19 @@ impl DaemonDriver {
         self.send(self.request(Method::GET, path)).await
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> DriverResult<T> {
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> DriverResult<T> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
     /// A call whose answer says nothing the driver needs (the daemon's `{"message": ...}`).
     async fn act(&self, method: Method, path: &str) -> DriverResult<()> {
-        self.send::<IgnoredAny>(self.request(method, path)).await.map(drop)
+        self.send::<IgnoredAny>(self.request(method, path))
+            .await
+            .map(drop)
     }
 
     /// A delete that is done when the thing is gone already.
@@ -328,7 +334,7 @@ impl Driver for DaemonDriver {
                     cpu: spec.vcpu as f64,
                     pids: 0,
                 },
-                environment,
+                environment: environment.into_iter().collect(),
                 // One isolated network per account on the node (Hangar's extension).
                 network: (!spec.account.is_empty()).then(|| format!("acct-{}", spec.account)),
             };
@@ -403,10 +409,7 @@ impl Driver for DaemonDriver {
     }
 
     async fn power(&self, name: &str) -> DriverResult<Option<Power>> {
-        Ok(self
-            .container(name)
-            .await?
-            .map(|c| power_of(c.state)))
+        Ok(self.container(name).await?.map(|c| power_of(c.state)))
     }
 
     async fn rotate_secret(&self, token: &str) -> DriverResult<()> {
@@ -528,11 +531,7 @@ impl Driver for DaemonDriver {
                 };
                 let msg = ViewerInput::ConsoleInput(String::from_utf8_lossy(&bytes).into_owned());
                 let text = serde_json::to_string(&msg).unwrap_or_default();
-                if sink
-                    .send(Message::Text(text.into()))
-                    .await
-                    .is_err()
-                {
+                if sink.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
             }
@@ -713,8 +712,7 @@ impl Volume for DaemonDriver {
             .container(name)
             .await?
             .ok_or_else(|| DriverError::NotFound(format!("Machine {name}")))?;
-        Ok(c
-            .ports
+        Ok(c.ports
             .iter()
             .map(|p| format!("{}:{}/{}", p.ip, p.port, p.protocol))
             .collect())

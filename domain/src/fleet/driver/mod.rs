@@ -16,45 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// Which driver family a plan, image or node belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Virtual machines through libvirt.
-    Vm,
-    /// Containers through a Docker-API engine.
-    Container,
-}
-
-impl Kind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Vm => "vm",
-            Kind::Container => "container",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "vm" => Some(Kind::Vm),
-            "container" => Some(Kind::Container),
-            _ => None,
-        }
-    }
-}
-
-impl TryFrom<String> for Kind {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Kind::parse(&s).ok_or_else(|| format!("unknown machine kind {s}"))
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which driver family a plan, image or node belongs to (a wire type: `model::compute::Kind`).
+pub use model::compute::Kind;
 
 /// Everything a driver needs to make a machine.
 #[derive(Clone, PartialEq, Eq)]
