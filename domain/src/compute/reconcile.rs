@@ -19,7 +19,7 @@
 //!   delete files; if it is still over at the next pass, it is stopped again. What each machine
 //!   uses is recorded (`disk_used_bytes`) and shown to its owner.
 //!
-//! Each node's pass ends with its image survey (`compute::survey`); each pass ends by recording
+//! Each node's pass ends with its image survey (`fleet::survey`); each pass ends by recording
 //! every node's load (`nodes::record_load`, the operator's charts).
 //!
 //! Nodes are reconciled side by side (up to [`NODES_AT_ONCE`]), so a lost node delays only

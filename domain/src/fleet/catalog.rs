@@ -155,7 +155,7 @@ impl ImageRow {
     }
 }
 
-/// A template is offered only while some active node holds its image (see `compute::survey`).
+/// A template is offered only while some active node holds its image (see `fleet::survey`).
 const OFFERED: &str = "EXISTS (SELECT 1 FROM node_images ni JOIN nodes n ON n.id = ni.node_id \
     JOIN images i ON i.slug = ni.image_slug \
     WHERE ni.image_slug = templates.image AND n.status = 'active' AND i.active = 1)";

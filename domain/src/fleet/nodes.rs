@@ -467,7 +467,7 @@ impl Backend {
 }
 
 /// Where a machine may go: its kind, which container backend, the region asked for, and the
-/// image it boots (only nodes the survey found holding it, see `compute::survey`).
+/// image it boots (only nodes the survey found holding it, see `fleet::survey`).
 #[derive(Debug, Clone, Copy)]
 pub struct Wanted<'a> {
     pub kind: Kind,

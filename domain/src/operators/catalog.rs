@@ -1,6 +1,6 @@
 //! The catalog as operators manage it: every plan, image and template, retired ones too, with
 //! what uses each (machines, templates, the nodes holding an image), and the marketplace
-//! inventory with who rents what until when. Changes go through `compute::catalog` and
+//! inventory with who rents what until when. Changes go through `fleet::catalog` and
 //! `market::inventory`; these are the lists an operator reads before changing anything.
 
 use model::compute::{OperatorImage, OperatorPlan, OperatorTemplate};
