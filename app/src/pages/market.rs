@@ -128,41 +128,8 @@ fn Filters() -> impl IntoView {
     let navigate = leptos_router::hooks::use_navigate();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         #[cfg(feature = "hydrate")]
-        {
-            use wasm_bindgen::JsCast;
-            let Some(form) = ev
-                .current_target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
-            else {
-                return;
-            };
-            let Ok(data) = web_sys::FormData::new_with_form(&form) else {
-                return;
-            };
+        if let Some(url) = filters_url(&ev) {
             ev.prevent_default();
-            let mut pairs = Vec::new();
-            for entry in js_sys::try_iter(&data).ok().flatten().into_iter().flatten() {
-                let Ok(entry) = entry else { continue };
-                let entry = js_sys::Array::from(&entry);
-                let (Some(key), Some(value)) = (entry.get(0).as_string(), entry.get(1).as_string())
-                else {
-                    continue;
-                };
-                // The default sort order is no filter either.
-                let default_sort = key == "sort" && value == "popularity";
-                if !(key.is_empty() || value.is_empty() || default_sort) {
-                    pairs.push(format!(
-                        "{}={}",
-                        js_sys::encode_uri_component(&key),
-                        js_sys::encode_uri_component(&value)
-                    ));
-                }
-            }
-            let url = if pairs.is_empty() {
-                "/marketplace".to_owned()
-            } else {
-                format!("/marketplace?{}", pairs.join("&"))
-            };
             navigate(&url, Default::default());
         }
         #[cfg(not(feature = "hydrate"))]
@@ -239,6 +206,38 @@ fn Filters() -> impl IntoView {
             </div>
         </form>
     }
+}
+
+/// The marketplace URL for the submitted filter form, with only the fields that are set (the
+/// default sort order counts as unset); `None` when the form cannot be read.
+#[cfg(feature = "hydrate")]
+fn filters_url(ev: &leptos::ev::SubmitEvent) -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let form = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())?;
+    let data = web_sys::FormData::new_with_form(&form).ok()?;
+    let mut pairs = Vec::new();
+    for entry in js_sys::try_iter(&data).ok().flatten().into_iter().flatten() {
+        let Ok(entry) = entry else { continue };
+        let entry = js_sys::Array::from(&entry);
+        let (Some(key), Some(value)) = (entry.get(0).as_string(), entry.get(1).as_string()) else {
+            continue;
+        };
+        let default_sort = key == "sort" && value == "popularity";
+        if !(key.is_empty() || value.is_empty() || default_sort) {
+            pairs.push(format!(
+                "{}={}",
+                js_sys::encode_uri_component(&key),
+                js_sys::encode_uri_component(&value)
+            ));
+        }
+    }
+    Some(if pairs.is_empty() {
+        "/marketplace".to_owned()
+    } else {
+        format!("/marketplace?{}", pairs.join("&"))
+    })
 }
 
 #[component]

@@ -180,9 +180,7 @@ pub fn FileManager(
     let change = ServerAction::<VolumeChange>::new();
     let save = ServerAction::<VolumeSave>::new();
     let uploaded = RwSignal::new(0u32);
-    let upload_status = RwSignal::new(None::<Result<String, String>>);
-    // The file open in the editor: its path, and its text once loaded.
-    let editing = RwSignal::new(None::<(String, Option<Result<String, String>>)>);
+    let editing = RwSignal::new(None::<Editing>);
     let pending = RwSignal::new(None::<Pending>);
     // Read in the browser only: the folder changes between the server's render and hydration.
     let listing = LocalResource::new({
@@ -218,6 +216,112 @@ pub fn FileManager(
             });
         }
     };
+    let id_for_rows = id.clone();
+    let id_tools = id.clone();
+    let id_pending = id.clone();
+    let id_editor = id.clone();
+    view! {
+        <section class="card file-manager" data-test="file-manager">
+            <h2>"Files"</h2>
+            <p class="muted">"The machine's volume, "<code>"/home/container"</code>" inside. Changes apply at once, whether the machine runs or not."</p>
+            {move || change.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" data-test="fm-status">{m}</p> })}
+            <ActionError action=change/>
+            // The listing is the browser's (a LocalResource, never read on the server), so it is
+            // a plain reactive closure, not a Suspense: a Suspense hydrating in the browser
+            // expects the content the server would have resolved, finds the empty fallback the
+            // server rendered instead, and panics. Until the first listing arrives this renders
+            // nothing on both sides; a reload keeps the previous listing until the new one lands.
+            {move || listing.get().is_none().then(|| view! { <p class="muted" data-test="fm-loading">"Loading the folder…"</p> })}
+            <div class="fm-listing">
+                {move || {
+                    let id = id_for_rows.clone();
+                    let edit = edit.clone();
+                    listing.get().map(|answer| match answer {
+                        Err(e) => view! { <p class="alert alert-error" data-test="fm-error">{e.message}</p> }.into_any(),
+                        Ok(l) => view! { <FolderView id l cwd offset change pending open edit/> }.into_any(),
+                    })
+                }}
+            </div>
+            {move || pending.get().map(|p| view! { <PendingForm id=id_pending.clone() p change pending/> })}
+            <Tools id=id_tools cwd change uploaded/>
+            {move || editing.get().map(|(path, content)| view! { <Editor id=id_editor.clone() path content save editing/> })}
+        </section>
+    }
+}
+
+/// The form a row's Copy…, Pack… or Unpack… opens: where to, with a sensible default.
+#[component]
+fn PendingForm(
+    id: String,
+    p: Pending,
+    change: ServerAction<VolumeChange>,
+    pending: RwSignal<Option<Pending>>,
+) -> impl IntoView {
+    let (op, path, label, field, value, button) = match p {
+        Pending::Copy(path) => (
+            FileOp::Copy.as_str(),
+            path.clone(),
+            format!("Copy {path} to"),
+            "Destination",
+            format!("{path}-copy"),
+            "Copy",
+        ),
+        Pending::Pack(path) => (
+            FileOp::Compress.as_str(),
+            path.clone(),
+            format!(
+                "Pack {} into",
+                if path.is_empty() {
+                    "everything".to_owned()
+                } else {
+                    path.clone()
+                }
+            ),
+            "Archive name (.tar.gz is added)",
+            format!(
+                "{}-backup",
+                path.rsplit('/')
+                    .next()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("volume")
+            ),
+            "Pack",
+        ),
+        Pending::Unpack(path) => (
+            FileOp::Decompress.as_str(),
+            path.clone(),
+            format!("Unpack {path} into"),
+            "Folder (empty: the root)",
+            path.trim_end_matches(".tar.gz")
+                .trim_end_matches(".tgz")
+                .trim_end_matches(".tar")
+                .to_owned(),
+            "Unpack",
+        ),
+    };
+    view! {
+        <ActionForm action=change attr:class="form form-row" attr:data-test="fm-pending-form">
+            <CsrfField/>
+            <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="op" value=op/>
+            <input type="hidden" name="path" value=path/>
+            <label>{label}" — "{field} <input type="text" name="target" value=value data-test="fm-target"/></label>
+            <SubmitButton action=change label=button busy_label="Working…"/>
+            <button type="button" class="btn btn-ghost" on:click=move |_| pending.set(None)>"Cancel"</button>
+        </ActionForm>
+    }
+}
+
+/// Making a folder and uploading a file into the folder shown.
+#[component]
+fn Tools(
+    id: String,
+    cwd: RwSignal<String>,
+    change: ServerAction<VolumeChange>,
+    /// Counts finished uploads, so the listing is read again.
+    uploaded: RwSignal<u32>,
+) -> impl IntoView {
+    let upload_status = RwSignal::new(None::<Result<String, String>>);
     let auth = use_auth();
     let csrf = move || {
         auth.info
@@ -255,96 +359,62 @@ pub fn FileManager(
             let _ = (&id, file_input, csrf(), upload_status, uploaded);
         }
     };
-    let id_for_rows = id.clone();
-    let id_folder = id.clone();
-    let id_pending = id.clone();
-    let id_editor = id.clone();
     view! {
-        <section class="card file-manager" data-test="file-manager">
-            <h2>"Files"</h2>
-            <p class="muted">"The machine's volume, "<code>"/home/container"</code>" inside. Changes apply at once, whether the machine runs or not."</p>
-            {move || change.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" data-test="fm-status">{m}</p> })}
-            <ActionError action=change/>
-            // The listing is the browser's (a LocalResource, never read on the server), so it is
-            // a plain reactive closure, not a Suspense: a Suspense hydrating in the browser
-            // expects the content the server would have resolved, finds the empty fallback the
-            // server rendered instead, and panics. Until the first listing arrives this renders
-            // nothing on both sides; a reload keeps the previous listing until the new one lands.
-            {move || listing.get().is_none().then(|| view! { <p class="muted" data-test="fm-loading">"Loading the folder…"</p> })}
-            <div class="fm-listing">
-                {move || {
-                    let id = id_for_rows.clone();
-                    let edit = edit.clone();
-                    listing.get().map(|answer| match answer {
-                        Err(e) => view! { <p class="alert alert-error" data-test="fm-error">{e.message}</p> }.into_any(),
-                        Ok(l) => view! { <FolderView id l cwd offset change pending open edit/> }.into_any(),
-                    })
-                }}
-            </div>
-            {move || pending.get().map(|p| {
-                let id = id_pending.clone();
-                let (op, path, label, field, value, button) = match p {
-                    Pending::Copy(path) => (FileOp::Copy.as_str(), path.clone(), format!("Copy {path} to"), "Destination", format!("{path}-copy"), "Copy"),
-                    Pending::Pack(path) => (FileOp::Compress.as_str(), path.clone(), format!("Pack {} into", if path.is_empty() { "everything".to_owned() } else { path.clone() }), "Archive name (.tar.gz is added)", format!("{}-backup", path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("volume")), "Pack"),
-                    Pending::Unpack(path) => (FileOp::Decompress.as_str(), path.clone(), format!("Unpack {path} into"), "Folder (empty: the root)", path.trim_end_matches(".tar.gz").trim_end_matches(".tgz").trim_end_matches(".tar").to_owned(), "Unpack"),
-                };
-                view! {
-                    <ActionForm action=change attr:class="form form-row" attr:data-test="fm-pending-form">
+        <div class="fm-tools">
+            <ActionForm action=change attr:class="form form-row" attr:data-test="fm-folder-form">
+                <CsrfField/>
+                <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="op" value=FileOp::Folder.as_str()/>
+                <input type="hidden" name="path" value=move || cwd.get()/>
+                <label>"New folder" <input type="text" name="target" required placeholder="plugins" data-test="fm-folder-name"/></label>
+                <SubmitButton action=change label="Make folder" busy_label="Making…" class="btn-ghost"/>
+            </ActionForm>
+            <form class="form form-row" data-test="fm-upload-form" on:submit=on_upload>
+                <label>"Upload here" <input type="file" node_ref=file_input required data-test="fm-upload-file"/></label>
+                <button type="submit" class="btn btn-ghost">"Upload"</button>
+            </form>
+            {move || upload_status.get().map(|s| match s {
+                Ok(m) => view! { <p class="alert alert-ok" data-test="fm-upload-status">{m}</p> }.into_any(),
+                Err(m) => view! { <p class="alert alert-error" role="alert" data-test="fm-upload-status">{m}</p> }.into_any(),
+            })}
+        </div>
+    }
+}
+
+/// The file open in the editor: its path, and its text once loaded (or why it could not be).
+type Editing = (String, Option<Result<String, String>>);
+
+/// The editor of the file opened from the listing: its text, saved in place.
+#[component]
+fn Editor(
+    id: String,
+    path: String,
+    content: Option<Result<String, String>>,
+    save: ServerAction<VolumeSave>,
+    editing: RwSignal<Option<Editing>>,
+) -> impl IntoView {
+    view! {
+        <div class="fm-editor" data-test="fm-editor">
+            <h3>{format!("Editing {path}")}</h3>
+            {match content {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Err(m)) => view! { <p class="alert alert-error">{m}</p> }.into_any(),
+                Some(Ok(text)) => view! {
+                    <ActionForm action=save attr:class="form" attr:data-test="fm-save-form">
                         <CsrfField/>
                         <input type="hidden" name="id" value=id/>
-                        <input type="hidden" name="op" value=op/>
-                        <input type="hidden" name="path" value=path/>
-                        <label>{label}" — "{field} <input type="text" name="target" value=value data-test="fm-target"/></label>
-                        <SubmitButton action=change label=button busy_label="Working…"/>
-                        <button type="button" class="btn btn-ghost" on:click=move |_| pending.set(None)>"Cancel"</button>
+                        <input type="hidden" name="path" value=path.clone()/>
+                        <textarea name="content" rows="14" spellcheck="false" data-test="fm-editor-text">{text}</textarea>
+                        <div class="form-row">
+                            <SubmitButton action=save label="Save" busy_label="Saving…" keep=true/>
+                            <button type="button" class="btn btn-ghost" on:click=move |_| editing.set(None)>"Close"</button>
+                        </div>
                     </ActionForm>
-                }
-            })}
-            <div class="fm-tools">
-                <ActionForm action=change attr:class="form form-row" attr:data-test="fm-folder-form">
-                    <CsrfField/>
-                    <input type="hidden" name="id" value=id_folder/>
-                    <input type="hidden" name="op" value=FileOp::Folder.as_str()/>
-                    <input type="hidden" name="path" value=move || cwd.get()/>
-                    <label>"New folder" <input type="text" name="target" required placeholder="plugins" data-test="fm-folder-name"/></label>
-                    <SubmitButton action=change label="Make folder" busy_label="Making…" class="btn-ghost"/>
-                </ActionForm>
-                <form class="form form-row" data-test="fm-upload-form" on:submit=on_upload>
-                    <label>"Upload here" <input type="file" node_ref=file_input required data-test="fm-upload-file"/></label>
-                    <button type="submit" class="btn btn-ghost">"Upload"</button>
-                </form>
-                {move || upload_status.get().map(|s| match s {
-                    Ok(m) => view! { <p class="alert alert-ok" data-test="fm-upload-status">{m}</p> }.into_any(),
-                    Err(m) => view! { <p class="alert alert-error" role="alert" data-test="fm-upload-status">{m}</p> }.into_any(),
-                })}
-            </div>
-            {move || editing.get().map(|(path, content)| {
-                let id = id_editor.clone();
-                view! {
-                    <div class="fm-editor" data-test="fm-editor">
-                        <h3>{format!("Editing {path}")}</h3>
-                        {match content {
-                            None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                            Some(Err(m)) => view! { <p class="alert alert-error">{m}</p> }.into_any(),
-                            Some(Ok(text)) => view! {
-                                <ActionForm action=save attr:class="form" attr:data-test="fm-save-form">
-                                    <CsrfField/>
-                                    <input type="hidden" name="id" value=id/>
-                                    <input type="hidden" name="path" value=path.clone()/>
-                                    <textarea name="content" rows="14" spellcheck="false" data-test="fm-editor-text">{text}</textarea>
-                                    <div class="form-row">
-                                        <SubmitButton action=save label="Save" busy_label="Saving…" keep=true/>
-                                        <button type="button" class="btn btn-ghost" on:click=move |_| editing.set(None)>"Close"</button>
-                                    </div>
-                                </ActionForm>
-                            }.into_any(),
-                        }}
-                        {move || save.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" data-test="fm-saved">{m}</p> })}
-                        <ActionError action=save/>
-                    </div>
-                }
-            })}
-        </section>
+                }.into_any(),
+            }}
+            {move || save.value().get().and_then(Result::ok).map(|m| view! { <p class="alert alert-ok" data-test="fm-saved">{m}</p> })}
+            <ActionError action=save/>
+        </div>
     }
 }
 
