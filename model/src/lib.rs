@@ -3,6 +3,7 @@
 //! the `openapi` feature adds the schemas `/openapi.json` is generated from.
 
 pub mod accounts;
+pub mod api;
 pub mod compute;
 #[cfg(feature = "docker")]
 pub mod engine;

@@ -9,8 +9,6 @@ use domain::money::ledger;
 use domain::AppState;
 use model::market::{Inventory, MarketServer};
 use model::money::Usd4;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -20,6 +18,7 @@ use crate::{
         error::{ApiJson, Result},
     },
 };
+use model::api::admin::{CreditRequest, CreditResponse, InventoryQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -69,19 +68,6 @@ async fn rental_authorized_keys(
         )],
         file,
     ))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct InventoryQuery {
-    /// Name, id, model, or the renter's username or e-mail (any part, any case).
-    #[serde(default)]
-    pub q: String,
-    /// `available`, `rented` or `retired`; all when absent.
-    #[serde(default)]
-    pub status: String,
-    /// At most 200 (default 50).
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 /// The marketplace inventory as operators manage it: every server, retired ones too, with the
@@ -163,32 +149,6 @@ async fn retire_market_server(
 ) -> Result<StatusCode> {
     inventory::retire(&state.db, &admin.user.id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreditRequest {
-    /// USD to add (positive) or take away (negative); never below a zero balance, at most
-    /// `max_adjustment_usd` (default 10,000) at once.
-    #[schema(example = 10.0)]
-    pub amount: f64,
-    /// Why, for the operators only (the audit log; ≤ 500 characters). The customer never sees
-    /// it.
-    pub note: Option<String>,
-    /// The line the customer reads on their billing page (≤ 120 characters); default "Credit
-    /// from the platform" or "Balance correction".
-    pub description: Option<String>,
-    /// Required (`true`) above `confirm_adjustment_over_usd` (default 100).
-    #[serde(default)]
-    pub confirm: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CreditResponse {
-    pub user_id: String,
-    pub ledger_entry_id: String,
-    pub amount: Usd4,
-    pub balance: Usd4,
 }
 
 /// Adjust a user's prepaid balance (an immutable ledger entry plus an audit record).

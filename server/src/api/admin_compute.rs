@@ -11,9 +11,7 @@ use domain::fleet::{addresses, catalog, nodes, survey};
 use domain::operators;
 use domain::AppState;
 use model::compute::{Image, OperatorImage, OperatorPlan, OperatorTemplate, Plan, Template};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -23,6 +21,7 @@ use crate::{
         error::{ApiJson, Result},
     },
 };
+use model::api::admin_compute::{HistoryQuery, HistoryRange, ReconcileReport, RemoveImage};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -114,12 +113,6 @@ async fn rotate_node_secret(
     let node = nodes::rotate_secret(&state.db, &state.drivers, &id).await?;
     audited(&state, &admin, "node.rotate_secret", "node", &id, json!({})).await?;
     Ok(ApiJson(node))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct HistoryRange {
-    /// `1h` (every sample), `24h`, `7d` or `30d` (averaged into at most ~240 points).
-    pub range: Option<String>,
 }
 
 /// A node's load over time: what placement handed out (% of what it may, over-commit included)
@@ -225,12 +218,6 @@ async fn remove_ip_pool(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct HistoryQuery {
-    /// Only the holding that covered this moment (RFC 3339), for abuse reports.
-    pub at: Option<String>,
 }
 
 /// Who held a public address and when (kept after machines and ranges are gone), newest first.
@@ -411,14 +398,6 @@ async fn image_audited(
     Ok(ApiJson(image.to_api()))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct RemoveImage {
-    /// `true` deletes the catalog entry for good (refused with 409 while a machine or template
-    /// uses it); otherwise the image is retired.
-    #[serde(default)]
-    pub purge: bool,
-}
-
 /// Retire an image: customers are no longer offered it; machines made from it keep it (and
 /// reinstall from it). `?purge=true` deletes it instead, once nothing uses it.
 #[utoipa::path(delete, path = "/api/admin/images/{slug}", tag = "admin", security(("bearer" = [])),
@@ -480,15 +459,6 @@ async fn template_audited(
     let details = json!({"plan": p.slug, "image": t.image, "active": t.active == 1});
     audited(state, admin, action, "template", &t.slug, details).await?;
     Ok(ApiJson(t.to_api(&p)))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ReconcileReport {
-    pub failed: Vec<String>,
-    pub stopped: Vec<String>,
-    pub started: Vec<String>,
-    pub destroyed: Vec<String>,
-    pub unreachable_nodes: Vec<String>,
 }
 
 /// Compare every node with the database now and converge (it also runs periodically).

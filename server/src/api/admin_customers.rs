@@ -5,9 +5,7 @@
 use axum::extract::{Path, Query, State};
 use domain::operators::customers;
 use domain::AppState;
-use model::accounts::{Customer, CustomerDetail};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use model::accounts::CustomerDetail;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -17,6 +15,7 @@ use crate::{
         error::{ApiJson, Result},
     },
 };
+use model::api::admin_customers::{AccountStatus, CustomerPage, CustomerQuery, SuspendRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,23 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reinstate))
         .routes(routes!(unlock))
         .routes(routes!(send_password_reset))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CustomerQuery {
-    /// Part of an e-mail or username (any case), or a whole id; empty lists everyone.
-    pub q: Option<String>,
-    /// At most 100; default 50.
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CustomerPage {
-    pub data: Vec<Customer>,
-    /// Every match, beyond this page.
-    pub total: i64,
 }
 
 /// Customers, newest first, optionally searched by e-mail, username or id.
@@ -74,19 +56,6 @@ async fn get_customer(
     Path(id): Path<String>,
 ) -> Result<ApiJson<CustomerDetail>> {
     Ok(ApiJson(customers::detail(&state.db, &id).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SuspendRequest {
-    /// Why, in words for the customer (they read it when signing in and in the mail).
-    #[schema(example = "unpaid invoice 2026-11")]
-    pub reason: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AccountStatus {
-    pub status: &'static str,
 }
 
 /// Suspend an account: its sessions, tokens and consoles end, its sign-ins and API calls are

@@ -7,9 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use domain::compute::instances::{self, Action};
 use domain::AppState;
-use model::compute::{OperatorMachine, Vps};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use model::compute::Vps;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -19,6 +17,7 @@ use crate::{
         error::{ApiJson, Result},
     },
 };
+use model::api::admin_machines::{MachinePage, MachineQuery, OperatorAction, TaskQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,17 +36,6 @@ async fn effective_config(
     AdminCaller(_admin): AdminCaller,
 ) -> Result<ApiJson<Vec<domain::infra::config::Setting>>> {
     Ok(ApiJson(state.config.settings.clone()))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TaskQuery {
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: Option<String>,
-    /// A machine's id, or part of its name or its owner's username.
-    pub q: Option<String>,
-    /// At most 200; default 50.
-    pub limit: Option<i64>,
 }
 
 /// Background jobs (creates, power actions, snapshots, mails), newest first: each with its
@@ -71,24 +59,6 @@ async fn tasks(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MachineQuery {
-    /// Part of a machine's name, its owner's username or e-mail (any case), or a whole id.
-    pub q: Option<String>,
-    /// `creating`, `running`, `stopped` or `error`.
-    pub state: Option<String>,
-    /// At most 200; default 50.
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MachinePage {
-    pub data: Vec<OperatorMachine>,
-    pub total: i64,
-}
-
 /// Every customer's machines, newest first, with owner, node, state and the failure reason.
 #[utoipa::path(get, path = "/api/admin/machines", tag = "admin", security(("bearer" = [])),
     params(MachineQuery),
@@ -107,14 +77,6 @@ async fn list_machines(
     )
     .await?;
     Ok(ApiJson(MachinePage { data, total }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorAction {
-    /// Why, in words for the machine's owner (shown as its `reason` after a stop or delete).
-    #[schema(example = "abuse report #1234: outgoing spam")]
-    pub why: String,
 }
 
 /// Start, stop or delete anyone's machine. 202 with the machine as it is now; 409 while another

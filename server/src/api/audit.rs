@@ -4,8 +4,6 @@ use axum::extract::{Query, State};
 use domain::infra::audit;
 use domain::AppState;
 use model::accounts::AuditEvent;
-use serde::Deserialize;
-use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -15,41 +13,12 @@ use crate::{
         error::{ApiJson, AppError, Result},
     },
 };
+use model::api::audit::{ActivityQuery, AdminActivityQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(my_activity))
         .routes(routes!(all_activity))
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct ActivityQuery {
-    /// Only actions starting with this, e.g. `rental.` or `instance.delete`.
-    action: Option<String>,
-    /// Only entries about this object (a rental, a machine, a token…).
-    target_id: Option<String>,
-    /// The last entry's `id` of the previous page: the next page starts after it.
-    before: Option<String>,
-    /// 1–200, default 50.
-    limit: Option<i64>,
-}
-
-/// `ActivityQuery` and a user (spelled out: serde's `flatten` would read `limit` as text).
-#[derive(Deserialize, IntoParams)]
-pub struct AdminActivityQuery {
-    /// Only this user's actions.
-    user_id: Option<String>,
-    /// Everything concerning this user: their actions and what was done to them, their machines
-    /// and their rentals (by operators, pool members or Hangar itself).
-    concerning: Option<String>,
-    /// Only actions starting with this, e.g. `rental.` or `instance.delete`.
-    action: Option<String>,
-    /// Only entries about this object.
-    target_id: Option<String>,
-    /// The last entry's `id` of the previous page.
-    before: Option<String>,
-    /// 1–200, default 50.
-    limit: Option<i64>,
 }
 
 fn filter(

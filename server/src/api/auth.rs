@@ -6,8 +6,6 @@ use axum::{extract::State, http::StatusCode};
 use domain::accounts::{captcha, credentials, entry, totp};
 use domain::AppState;
 use model::accounts::{Me, RecoveryCodes, TwoFactorSetup};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -17,6 +15,12 @@ use crate::{
         error::{ApiJson, AppError, Result},
         rate_limit::ClientIp,
     },
+};
+use model::api::auth::{
+    ChangeEmailRequest, ChangePasswordRequest, ConfirmEmailRequest, DeleteAccountRequest,
+    DisableTwoFactorRequest, EmailChangePending, EnableTwoFactorRequest, LoginRequest,
+    LoginResponse, PasswordResetAsked, PasswordResetRequest, RegisterRequest, ResetPasswordRequest,
+    SignOutEverywhereRequest, SignedOut,
 };
 
 /// Paths limited per client IP (`auth_rate_limit_per_minute`, default 10/min each), listed in
@@ -56,23 +60,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(request_password_reset))
         .routes(routes!(reset_password))
         .routes(routes!(delete_account))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChangeEmailRequest {
-    /// The new sign-in email.
-    pub email: String,
-    /// The account's password.
-    pub password: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EmailChangePending {
-    /// Where the confirmation link was sent.
-    pub email: String,
-    /// RFC 3339: the link works until then (24 hours).
-    pub expires_at: String,
 }
 
 /// Ask to change the sign-in email: a link goes to the new address (valid 24 hours) and a notice
@@ -116,13 +103,6 @@ async fn change_email(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConfirmEmailRequest {
-    /// The `token` of the link that was mailed.
-    pub token: String,
-}
-
 /// Follow an email-change link: the account signs in with the new address from now on and the
 /// old address is told. No credential: the token is the proof. 400 for an unknown, used or
 /// expired token.
@@ -138,19 +118,6 @@ async fn confirm_email(
     let user =
         domain::accounts::account::confirm_email(&state.db, &state.config, &body.token).await?;
     Ok(ApiJson(Me::from(&user)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordResetRequest {
-    /// The account's sign-in email.
-    #[schema(example = "alice@example.com")]
-    pub email: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PasswordResetAsked {
-    pub message: &'static str,
 }
 
 /// Ask for a password reset link: mailed to the address if an account uses it, good for an hour
@@ -170,15 +137,6 @@ async fn request_password_reset(
             message: "If an account uses that address, a link to set a new password is on its way",
         }),
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResetPasswordRequest {
-    /// The `token` of the link that was mailed.
-    pub token: String,
-    /// The new password (the same rules as signing up).
-    pub password: String,
 }
 
 /// Follow a password reset link: sets the new password, signs the account out everywhere and
@@ -202,13 +160,6 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteAccountRequest {
-    /// The account's password.
-    pub password: String,
-}
-
 /// Delete the account: its email and username are released and every session, JWT and API
 /// token ends. Refused (409, saying what) while it has machines, active rentals or pools with
 /// other members, and for operators. The balance is not paid out by this: ask the operator for a
@@ -228,14 +179,6 @@ async fn delete_account(
     domain::accounts::account::delete(&state.db, &state.revocations, &caller.user, &body.password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChangePasswordRequest {
-    pub current_password: String,
-    /// 8–256 characters, not the current one.
-    pub new_password: String,
 }
 
 /// Change the password. Every session and JWT of the account ends (this one too: sign in again
@@ -264,20 +207,6 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SignOutEverywhereRequest {
-    /// Also revoke every access token of the account.
-    #[serde(default)]
-    pub revoke_tokens: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SignedOut {
-    /// How many access tokens were revoked.
-    pub tokens_revoked: usize,
-}
-
 /// Sign out everywhere: every browser session and JWT of the account ends (this one too), and
 /// with them open consoles and live streams; with `revoke_tokens`, every access token as well.
 #[utoipa::path(post, path = "/api/auth/sessions/revoke", tag = "auth", security(("bearer" = [])),
@@ -299,21 +228,6 @@ async fn sign_out_everywhere(
     Ok(ApiJson(SignedOut {
         tokens_revoked: revoked.len(),
     }))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct RegisterRequest {
-    #[schema(example = "you@example.com")]
-    pub email: String,
-    /// 1–100 characters: letters, digits, `_`, `-`. Unique; teammates invite you by it.
-    #[schema(example = "jane_admin")]
-    pub username: String,
-    /// 8–256 characters.
-    pub password: String,
-    /// Cloudflare Turnstile token; required only when the server has a Turnstile secret.
-    #[serde(rename = "cf-turnstile-response")]
-    #[schema(rename = "cf-turnstile-response")]
-    pub turnstile: Option<String>,
 }
 
 /// Create an account.
@@ -342,23 +256,6 @@ async fn register(
     )
     .await?;
     Ok((StatusCode::CREATED, ApiJson(Me::from(&user))))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
-    /// With two-factor sign-in on: the 6-digit code from the authenticator app, or an unused
-    /// recovery code. Without it such an account answers 401 asking for it.
-    pub code: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct LoginResponse {
-    /// HS256 JWT, valid 24 hours.
-    pub token: String,
-    /// Unix seconds when the token expires.
-    pub expires_at: i64,
 }
 
 /// Exchange email and password for a JWT.
@@ -413,12 +310,6 @@ async fn two_factor_setup(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct EnableTwoFactorRequest {
-    /// A current code from the authenticator app holding the key from `setup`.
-    pub code: String,
-}
-
 /// Turn two-factor sign-in on with a code from the app; answers ten one-time recovery codes,
 /// shown this once.
 #[utoipa::path(post, path = "/api/auth/2fa/enable", tag = "auth", security(("bearer" = [])),
@@ -433,13 +324,6 @@ async fn two_factor_enable(
 ) -> Result<ApiJson<RecoveryCodes>> {
     let recovery_codes = totp::enable(&state.db, &caller.user, &body.code).await?;
     Ok(ApiJson(RecoveryCodes { recovery_codes }))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct DisableTwoFactorRequest {
-    pub password: String,
-    /// A current code from the app, or an unused recovery code.
-    pub code: String,
 }
 
 /// Turn two-factor sign-in off (the password and a current or recovery code).

@@ -10,8 +10,6 @@ use domain::infra::db::rfc3339;
 use domain::money::billing;
 use domain::AppState;
 use model::money::Usd4;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -20,6 +18,10 @@ use crate::{
         auth::Caller,
         error::{ApiJson, ApiQuery, Result},
     },
+};
+use model::api::billing::{
+    AddFundsRequest, AddNotifyEmail, Balance, CheckoutUrl, History, HistoryQuery, MachineUsage,
+    Movement, NotifyEmail, Statement, WebhookAnswer,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,19 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_notify_email))
         .routes(routes!(add_funds))
         .routes(routes!(stripe_webhook))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct AddFundsRequest {
-    /// USD, from 5.00 to 50.00, whole cents.
-    #[schema(example = 10)]
-    pub amount: f64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CheckoutUrl {
-    /// Send the customer here to pay; they come back to `/billing/success` or `/billing/cancel`.
-    pub url: String,
 }
 
 /// Start a card top-up: creates a Stripe Checkout Session and answers its URL. Nothing is credited
@@ -60,13 +49,6 @@ async fn add_funds(
         .map_err(crate::http::error::AppError::bad_request)?;
     let url = domain::money::payments::create_checkout(&state, &caller.user, amount).await?;
     Ok(ApiJson(CheckoutUrl { url }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct WebhookAnswer {
-    pub received: bool,
-    /// Whether this delivery credited a balance (a repeated delivery does not).
-    pub credited: bool,
 }
 
 /// Stripe's webhook endpoint. Verifies `Stripe-Signature` (5-minute tolerance) and credits a paid
@@ -92,13 +74,6 @@ async fn stripe_webhook(
     }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Balance {
-    /// USD, four decimals.
-    pub balance: Usd4,
-    pub currency: &'static str,
-}
-
 /// The prepaid balance.
 #[utoipa::path(get, path = "/api/billing/balance", tag = "billing", security(("bearer" = [])),
     responses((status = 200, body = Balance), (status = 401, body = ErrorBody)))]
@@ -108,35 +83,6 @@ async fn get_balance(State(state): State<AppState>, caller: Caller) -> Result<Ap
         balance: Usd4(balance),
         currency: "USD",
     }))
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct HistoryQuery {
-    /// 1–100, default 20.
-    pub limit: Option<i64>,
-    /// Default 0.
-    pub offset: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Movement {
-    pub id: String,
-    /// USD; positive adds to the balance, negative takes from it.
-    pub amount: Usd4,
-    /// topup | rental | extension | usage | refund | credit
-    pub kind: String,
-    pub description: String,
-    /// What caused it (a rental id, a payment id, ...).
-    pub reference: Option<String>,
-    pub created_at: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct History {
-    pub items: Vec<Movement>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
 }
 
 /// Money movements, newest first.
@@ -156,35 +102,6 @@ async fn list_history(
         limit,
         offset,
     }))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MachineUsage {
-    pub instance_id: String,
-    /// The machine's name at its last charge in the month.
-    pub name: String,
-    pub minutes: i64,
-    /// What it cost, in USD.
-    pub amount: Usd4,
-}
-
-/// A month's statement. The parts add up exactly:
-/// `opening_balance + credits + rentals − machines − other_usage = closing_balance`.
-#[derive(Serialize, ToSchema)]
-pub struct Statement {
-    /// `YYYY-MM` (UTC).
-    pub month: String,
-    pub opening_balance: Usd4,
-    pub closing_balance: Usd4,
-    /// Top-ups, refunds and operators' adjustments (signed), oldest first.
-    pub credits: Vec<Movement>,
-    /// Rentals and extensions (negative), oldest first.
-    pub rentals: Vec<Movement>,
-    /// Per machine, the most expensive first (positive amounts).
-    pub machines: Vec<MachineUsage>,
-    /// Usage not itemized per machine: charged before itemizing existed, or capped at a
-    /// balance that ran out (positive).
-    pub other_usage: Usd4,
 }
 
 fn movement(e: domain::money::ledger::Entry) -> Movement {
@@ -237,20 +154,12 @@ async fn get_statement(
     }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct NotifyEmail {
-    pub id: String,
-    pub email: String,
-    pub created_at: String,
-}
-
-impl From<billing::NotifyEmail> for NotifyEmail {
-    fn from(n: billing::NotifyEmail) -> Self {
-        NotifyEmail {
-            id: n.id,
-            email: n.email,
-            created_at: rfc3339(n.created_at),
-        }
+/// An alert address as the API shows it.
+fn notify_email(n: billing::NotifyEmail) -> NotifyEmail {
+    NotifyEmail {
+        id: n.id,
+        email: n.email,
+        created_at: rfc3339(n.created_at),
     }
 }
 
@@ -262,12 +171,7 @@ async fn list_notify_emails(
     caller: Caller,
 ) -> Result<ApiJson<Vec<NotifyEmail>>> {
     let list = billing::list_notify_emails(&state.db, &caller.user.id).await?;
-    Ok(ApiJson(list.into_iter().map(NotifyEmail::from).collect()))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct AddNotifyEmail {
-    pub email: String,
+    Ok(ApiJson(list.into_iter().map(notify_email).collect()))
 }
 
 /// Add an alert address (valid, not listed yet, at most 10).
@@ -280,7 +184,7 @@ async fn add_notify_email(
     ApiJson(body): ApiJson<AddNotifyEmail>,
 ) -> Result<(StatusCode, ApiJson<NotifyEmail>)> {
     let row = billing::add_notify_email(&state.db, &caller.user.id, &body.email).await?;
-    Ok((StatusCode::CREATED, ApiJson(row.into())))
+    Ok((StatusCode::CREATED, ApiJson(notify_email(row))))
 }
 
 /// Remove an alert address.

@@ -43,7 +43,6 @@ use domain::{Actor, AppState};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_sessions::Session;
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -54,19 +53,13 @@ use crate::{
         portal::{PortalChange, Refusal},
     },
 };
+use model::api::console::{TicketBody, TicketQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(open_ticket))
         .routes(routes!(console_ws))
         .routes(routes!(screen_ws))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TicketBody {
-    /// `console` (text: a VM's serial port, a container's shell) or `screen` (a VM's display).
-    pub kind: String,
 }
 
 /// A single-use ticket to open the machine's console or screen over a WebSocket at `path`
@@ -85,12 +78,6 @@ async fn open_ticket(
     let kind = Kind::parse(&body.kind)?;
     let ticket = console::issue(&state, &caller.actor(), &id, kind).await?;
     Ok((StatusCode::CREATED, axum::Json(ticket)))
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct TicketQuery {
-    /// The ticket from `POST /api/vps/{id}/console`.
-    pub ticket: String,
 }
 
 /// The machine's text console as a WebSocket (protocol: binary frames are terminal bytes, text

@@ -11,8 +11,8 @@ use axum::{
 use domain::compute::exec::{self, BatchItem, Command, ExecJob};
 use domain::AppState;
 use model::compute::ExecResult;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::{
     router::{OpenApiRouter, UtoipaMethodRouterExt},
     routes,
@@ -26,6 +26,7 @@ use crate::{
         transfers,
     },
 };
+use model::api::exec::{BatchExecBody, ExecBody, FileQuery, StartedJob};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,24 +38,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(batch_exec))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExecBody {
-    /// Shell command, run with `sh -c` as root.
-    pub command: String,
-    /// Default 30; at most the operator's `exec_max_timeout_secs` (default 3600).
-    pub timeout_seconds: Option<u64>,
-    /// Run asynchronously and answer with a job id.
-    #[serde(default)]
-    pub background: bool,
-}
-
-/// `{"job_id", "status": "pending", "timeout_seconds"}` for a background exec.
 #[derive(Serialize, ToSchema)]
-pub struct StartedJob {
-    pub job_id: String,
-    pub status: String,
-    pub timeout_seconds: i64,
+pub struct BatchExecResults {
+    pub results: Vec<BatchItem>,
 }
 
 /// Run a shell command inside a running VPS, as root. Sync (default): 200 with `stdout`,
@@ -129,12 +115,6 @@ async fn cancel_job(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-pub struct FileQuery {
-    /// Absolute path inside the machine, e.g. `/root/script.sh`.
-    pub path: String,
-}
-
 /// Upload a file into a running VPS: the raw body is the content (up to `file_max_bytes`,
 /// default 64 MiB; 413 beyond). The file's directory must exist. 204.
 #[utoipa::path(put, path = "/api/vps/{id}/files", tag = "compute", security(("bearer" = [])),
@@ -169,22 +149,6 @@ async fn get_file(
     let pass = state.gates.files.enter(&caller.user.id).await?;
     let data = exec::get_file(&state, &caller.user.id, &id, &q.path).await?;
     Ok(transfers::send(pass, data, None))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchExecBody {
-    /// Up to `max_batch_size` VPS ids; results come back in this order.
-    pub ids: Vec<String>,
-    pub command: String,
-    pub timeout_seconds: Option<u64>,
-    #[serde(default)]
-    pub background: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchExecResults {
-    pub results: Vec<BatchItem>,
 }
 
 /// Run one command on several VPS in parallel. One result per id, in request order, each with

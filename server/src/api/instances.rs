@@ -22,8 +22,6 @@ use domain::fleet::catalog;
 use domain::infra::db::rfc3339;
 use domain::infra::queue::{self, Operation};
 use domain::AppState;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -33,69 +31,15 @@ use crate::{
         error::{ApiJson, ApiQuery, AppError, Result},
     },
 };
+use model::api::instances::{
+    CreateInstance, DeleteAccepted, Instance, InstanceList, ListQuery, Metadata, Spec, Status,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_instances, create_instance))
         .routes(routes!(get_instance, delete_instance))
         .routes(routes!(get_operation))
-}
-
-#[derive(Serialize, Deserialize, ToSchema, Default)]
-pub struct Metadata {
-    pub name: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_deserializing)]
-    pub created_at: String,
-}
-
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// Plan slug or id (`GET /api/pricing`).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Image slug.
-    pub image: String,
-    pub vcpus: Option<i64>,
-    pub memory_mb: Option<i64>,
-    pub disk_gb: Option<i64>,
-    pub vpc_id: Option<String>,
-    pub subnet_id: Option<String>,
-    #[serde(default)]
-    pub security_groups: Vec<String>,
-    #[serde(default)]
-    pub ssh_key_ids: Vec<String>,
-    /// Base64-encoded cloud-init user data.
-    pub user_data: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Status {
-    /// provisioning · running · stopping · stopped · terminated
-    pub state: String,
-    pub host_id: String,
-    pub private_ip: String,
-    pub public_ip: String,
-    /// Why it is stopped when Hangar stopped it or it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Instance {
-    pub id: String,
-    pub metadata: Metadata,
-    pub spec: Spec,
-    pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation_id: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct InstanceList {
-    pub items: Vec<Instance>,
 }
 
 async fn to_instance(
@@ -183,15 +127,6 @@ fn matches(labels: &BTreeMap<String, String>, terms: &[Term]) -> bool {
     })
 }
 
-#[derive(Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// `env=production,team!=ml,tier`
-    pub label_selector: Option<String>,
-    #[serde(rename = "labelSelector")]
-    #[param(rename = "labelSelector")]
-    pub label_selector_camel: Option<String>,
-}
-
 /// The caller's instances, optionally filtered by labels.
 #[utoipa::path(get, path = "/v1/instances", tag = "instances", security(("bearer" = [])),
     params(ListQuery),
@@ -214,13 +149,6 @@ async fn list_instances(
         }
     }
     Ok(ApiJson(InstanceList { items }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateInstance {
-    pub metadata: Metadata,
-    pub spec: Spec,
 }
 
 fn check_ref(what: &str, v: &Option<String>) -> Result<()> {
@@ -293,12 +221,6 @@ async fn get_instance(
 ) -> Result<ApiJson<Instance>> {
     let inst = instances::get(&state.db, &caller.user.id, &id).await?;
     Ok(ApiJson(to_instance(&state, &inst, None).await?))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DeleteAccepted {
-    pub id: String,
-    pub operation_id: String,
 }
 
 /// Delete an instance: 202 with the operation tracking it.

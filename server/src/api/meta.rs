@@ -9,14 +9,13 @@ use axum::{
     Extension, Json,
 };
 use domain::AppState;
-use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::RATE_LIMITED_PATHS;
 use crate::http::error::AppError;
 use domain::infra::error::ServiceError;
+use model::api::meta::Health;
 
 /// The generated OpenAPI document, shared with the handlers that serve and summarise it.
 #[derive(Clone)]
@@ -30,13 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(readyz))
         .routes(routes!(openapi_json))
         .routes(routes!(agent_manifest))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`; `unavailable` when the database does not answer; `draining` while this replica
-    /// shuts down.
-    pub status: &'static str,
 }
 
 /// Liveness: the process is up and serving requests; nothing else is checked, so a database

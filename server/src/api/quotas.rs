@@ -23,6 +23,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user_quotas, set_user_quotas))
 }
 
+/// An account's limits as the operator sees them: what is set for it (`null`: the default) and
+/// what is in force with its use.
+#[derive(Serialize, ToSchema)]
+pub struct UserQuotas {
+    pub overrides: Overrides,
+    pub effective: Quotas,
+}
+
 /// The caller's limits and how much of each is in use. Ask the provider to raise one.
 #[utoipa::path(get, path = "/api/quotas", tag = "billing", security(("bearer" = [])),
     responses((status = 200, body = Quotas), (status = 401, body = ErrorBody)))]
@@ -32,14 +40,6 @@ async fn get_quotas(State(state): State<AppState>, caller: Caller) -> Result<Api
 
 async fn account(state: &AppState, user_id: &str) -> Result<Quotas> {
     Ok(quotas::of_account(state, user_id).await?)
-}
-
-/// An account's limits as the operator sees them: what is set for it (`null`: the default) and
-/// what is in force with its use.
-#[derive(Serialize, ToSchema)]
-pub struct UserQuotas {
-    pub overrides: Overrides,
-    pub effective: Quotas,
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{id}/quotas", tag = "admin", security(("bearer" = [])),

@@ -8,8 +8,6 @@ use domain::accounts::tokens;
 use domain::AppState;
 use model::accounts::{CreatedToken, TokenView};
 use model::money::micros_from_usd;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -19,6 +17,7 @@ use crate::{
         error::{ApiJson, AppError, Result},
     },
 };
+use model::api::tokens::CreateTokenRequest;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,21 +34,6 @@ async fn list_tokens(
 ) -> Result<ApiJson<Vec<TokenView>>> {
     let list = tokens::list(&state.db, &caller.user.id).await?;
     Ok(ApiJson(list.into_iter().map(TokenView::from).collect()))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct CreateTokenRequest {
-    /// 1–100 characters.
-    #[schema(example = "ci-deploy")]
-    pub name: String,
-    /// Optional cap, in USD, on what this token may ever cause to be charged.
-    #[schema(example = 25.0)]
-    pub spend_limit: Option<f64>,
-    /// What it may do: any of `read`, `machines`, `inside`, `spend` (`read` is always given),
-    /// and for operators `metrics` (Prometheus scrapes of `/metrics`, never by default).
-    /// Omitted: the first four, as tokens had before scopes existed.
-    #[schema(example = json!(["read", "inside"]))]
-    pub scopes: Option<Vec<String>>,
 }
 
 /// Create an access token. The `token` field is present only in this response. Only a person

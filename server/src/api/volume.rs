@@ -11,8 +11,6 @@ use axum::{
 use domain::compute::volume;
 use domain::AppState;
 use model::compute::VolumeListing;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{
     router::{OpenApiRouter, UtoipaMethodRouterExt},
     routes,
@@ -26,6 +24,9 @@ use crate::{
         transfers,
     },
 };
+use model::api::volume::{
+    CompressBody, Compressed, CopyBody, DecompressBody, Done, FolderBody, ListQuery, PathQuery,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,28 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(compress))
         .routes(routes!(decompress))
         .routes(routes!(read, write).layer(DefaultBodyLimit::disable()))
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// A folder, relative to the volume's root (empty or `/`: the root).
-    #[serde(default)]
-    pub path: String,
-    #[serde(default)]
-    pub offset: u64,
-    /// Entries per page (default 200, at most 10,000).
-    pub limit: Option<u64>,
-}
-
-#[derive(Deserialize, IntoParams)]
-pub struct PathQuery {
-    /// Relative to the volume's root.
-    pub path: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Done {
-    pub message: String,
 }
 
 fn done(message: &str) -> ApiJson<Done> {
@@ -97,12 +76,6 @@ async fn remove(
     Ok(done("Deleted"))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FolderBody {
-    pub path: String,
-}
-
 /// Create a folder (and any missing above it).
 #[utoipa::path(post, path = "/api/vps/{id}/volume/folders", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = FolderBody,
@@ -116,13 +89,6 @@ async fn make_folder(
 ) -> Result<ApiJson<Done>> {
     volume::make_folder(&state, &caller.user.id, &id, &body.path).await?;
     Ok(done("Folder created"))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CopyBody {
-    pub source: String,
-    pub destination: String,
 }
 
 /// Copy a file or folder within the volume (within its disk limit; 413 beyond, nothing copied).
@@ -147,21 +113,6 @@ async fn copy(
     Ok(done("Copied"))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CompressBody {
-    /// What to pack; empty: the whole volume.
-    #[serde(default)]
-    pub path: String,
-    /// The archive's name, at the volume's root; `.tar.gz` is added.
-    pub output_name: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Compressed {
-    pub archive_path: String,
-}
-
 /// Pack a file or folder into a `.tar.gz` at the volume's root.
 #[utoipa::path(post, path = "/api/vps/{id}/volume/compress", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = CompressBody,
@@ -176,16 +127,6 @@ async fn compress(
     let archive_path =
         volume::compress(&state, &caller.user.id, &id, &body.path, &body.output_name).await?;
     Ok(ApiJson(Compressed { archive_path }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecompressBody {
-    /// A `.tar.gz`, `.tgz` or `.tar` in the volume.
-    pub archive_path: String,
-    /// A folder (created when missing); empty: the root.
-    #[serde(default)]
-    pub destination: String,
 }
 
 /// Unpack an archive. Refused whole (400) when an entry would land outside the destination or is

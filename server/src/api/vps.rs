@@ -15,8 +15,6 @@ use domain::fleet::catalog::HeldRates;
 use domain::fleet::{catalog, survey};
 use domain::AppState;
 use model::compute::{Image, MachineStats, Plan, Snapshot, SshKey, Template, Vps};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -25,6 +23,11 @@ use crate::{
         auth::Caller,
         error::{ApiJson, AppError, Result},
     },
+};
+use model::api::vps::{
+    Accepted, AddKeyRequest, BatchCreateRequest, BatchDeleteItem, BatchDeleteRequest,
+    BatchDeleteResults, BatchItem, BatchResults, CreateVpsRequest, HistoryQuery, RenameRequest,
+    ShareRequest, SnapshotRequest, VncPort,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -117,15 +120,6 @@ async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<ApiJ
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct AddKeyRequest {
-    #[schema(example = "laptop")]
-    pub name: String,
-    /// One OpenSSH public key line.
-    #[schema(example = "ssh-ed25519 AAAAC3Nza... you@laptop")]
-    pub public_key: String,
-}
-
 /// Upload an SSH public key (validated; the answer shows its SHA-256 fingerprint).
 #[utoipa::path(post, path = "/api/keys", tag = "compute", security(("bearer" = [])),
     request_body = AddKeyRequest,
@@ -165,52 +159,22 @@ async fn list_vps(State(state): State<AppState>, caller: Caller) -> Result<ApiJs
     ))
 }
 
-#[derive(Deserialize, ToSchema, Clone, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CreateVpsRequest {
-    /// Hostname: 1–63 letters, digits, `-`, `_`, `.`.
-    #[schema(example = "web-01")]
-    pub name: String,
-    /// From `GET /api/pricing` (id or slug). Optional with a template.
-    pub plan_id: Option<String>,
-    /// A template slug; its fields are defaults that the fields here override.
-    pub template: Option<String>,
-    /// Image slug; default: the template's, else the plan kind's default image.
-    pub image: Option<String>,
-    pub region: Option<String>,
-    /// At most the plan's.
-    pub vcpu: Option<i64>,
-    pub memory_mb: Option<i64>,
-    pub disk_gb: Option<i64>,
-    /// Keys injected at first boot (cloud-init).
-    #[serde(default)]
-    pub ssh_key_ids: Vec<String>,
-    /// cloud-init user data (plain text, up to 64 KiB).
-    pub user_data: Option<String>,
-    /// Destroy the VPS this many minutes after creation.
-    pub ttl_minutes: Option<i64>,
-    /// Share it with this pool from the start (you must be the pool's owner or an admin); its
-    /// members then see and use it by their role. You pay for it wherever it is.
-    pub pool_id: Option<String>,
-}
-
-impl From<CreateVpsRequest> for NewInstance {
-    fn from(r: CreateVpsRequest) -> Self {
-        NewInstance {
-            name: r.name,
-            plan: r.plan_id,
-            template: r.template,
-            image: r.image,
-            region: r.region,
-            vcpu: r.vcpu,
-            memory_mb: r.memory_mb,
-            disk_gb: r.disk_gb,
-            ssh_key_ids: r.ssh_key_ids,
-            user_data: r.user_data,
-            ttl_minutes: r.ttl_minutes,
-            pool_id: r.pool_id,
-            ..Default::default()
-        }
+/// What a create request asks for, in the domain's terms.
+fn new_instance(r: CreateVpsRequest) -> NewInstance {
+    NewInstance {
+        name: r.name,
+        plan: r.plan_id,
+        template: r.template,
+        image: r.image,
+        region: r.region,
+        vcpu: r.vcpu,
+        memory_mb: r.memory_mb,
+        disk_gb: r.disk_gb,
+        ssh_key_ids: r.ssh_key_ids,
+        user_data: r.user_data,
+        ttl_minutes: r.ttl_minutes,
+        pool_id: r.pool_id,
+        ..Default::default()
     }
 }
 
@@ -230,15 +194,8 @@ async fn create_vps(
     caller: Caller,
     ApiJson(body): ApiJson<CreateVpsRequest>,
 ) -> Result<(StatusCode, ApiJson<Vps>)> {
-    let created = instances::create(&state, &caller.actor(), body.into()).await?;
+    let created = instances::create(&state, &caller.actor(), new_instance(body)).await?;
     Ok((StatusCode::CREATED, ApiJson(created.instance.to_vps())))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRequest {
-    /// The pool to share the machine with, or `null` to take it out of its pool.
-    pub pool_id: Option<String>,
 }
 
 /// Share a VPS with a pool, or take it out of one (`pool_id: null`). The pool's members see and
@@ -271,12 +228,6 @@ async fn get_vps(
             .await?
             .to_vps(),
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameRequest {
-    pub name: String,
 }
 
 /// Update VPS metadata (name only; other fields are refused).
@@ -355,13 +306,6 @@ async fn restart_vps(
     act(&state, &caller, &id, Action::Restart).await
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct VncPort {
-    /// VNC port on the VPS's node, listening on 127.0.0.1 there (use the portal's console, or an
-    /// SSH tunnel to the node).
-    pub port: u16,
-}
-
 /// The host VNC port of a running VM (read from the live domain). 409 when it is not running or
 /// is a container (containers have no screen).
 #[utoipa::path(get, path = "/api/vps/{id}/vnc-port", tag = "compute", security(("bearer" = [])),
@@ -392,13 +336,6 @@ async fn stats(
 ) -> Result<axum::response::Response> {
     let samples = domain::compute::stats::open(&state, &caller.user.id, &id).await?;
     Ok(crate::http::events::stats(&state, samples, caller.credential()).await)
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// `1h` or `24h` (a point a minute) or `30d` (a point an hour); default `1h`.
-    pub range: Option<String>,
 }
 
 /// A machine's CPU, memory, network and disk over the last hour, day or 30 days: one sample a
@@ -437,13 +374,6 @@ async fn list_snapshots(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotRequest {
-    #[schema(example = "before-upgrade")]
-    pub name: String,
-}
-
 /// Take a snapshot (running or stopped). 202 with `state: "creating"`; it becomes `ready`.
 #[utoipa::path(post, path = "/api/vps/{id}/snapshots", tag = "compute", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = SnapshotRequest,
@@ -456,13 +386,6 @@ async fn create_snapshot(
 ) -> Result<(StatusCode, ApiJson<Snapshot>)> {
     let snap = instances::snapshot_create(&state, &caller.user.id, &id, &body.name).await?;
     Ok((StatusCode::ACCEPTED, ApiJson(snap.to_api())))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Accepted {
-    pub status: &'static str,
-    /// Poll `GET /v1/operations/{operation_id}` (or the VPS) for the outcome.
-    pub operation_id: String,
 }
 
 /// Restore a snapshot. The VPS must be stopped (409 otherwise) and stays stopped.
@@ -494,30 +417,6 @@ async fn delete_snapshot(
 ) -> Result<StatusCode> {
     instances::snapshot_delete(&state, &caller.user.id, &id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchCreateRequest {
-    /// At most `max_batch_size` (default 10) items, each like `POST /api/vps`.
-    pub vms: Vec<serde_json::Value>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchItem {
-    pub index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vps: Option<Vps>,
-    /// Present when this item failed; the others are unaffected.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The HTTP status this item would have had on its own.
-    pub status: u16,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchResults {
-    pub results: Vec<BatchItem>,
 }
 
 fn item_error(index: usize, err: AppError) -> BatchItem {
@@ -554,7 +453,7 @@ async fn batch_create(
                     return item_error(index, AppError::bad_request(format!("vms[{index}]: {e}")))
                 }
             };
-            match instances::create(&state, &actor, req.into()).await {
+            match instances::create(&state, &actor, new_instance(req)).await {
                 Ok(c) => BatchItem {
                     index,
                     vps: Some(c.instance.to_vps()),
@@ -567,25 +466,6 @@ async fn batch_create(
     });
     let results = futures::future::join_all(tasks).await;
     Ok((StatusCode::MULTI_STATUS, ApiJson(BatchResults { results })))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchDeleteRequest {
-    pub ids: Vec<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchDeleteItem {
-    pub id: String,
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchDeleteResults {
-    pub results: Vec<BatchDeleteItem>,
 }
 
 /// Destroy several VPS. 207 with one result per id (202 accepted, 404 not yours, 409 busy).

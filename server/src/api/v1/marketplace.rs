@@ -4,8 +4,6 @@ use axum::extract::{Path, RawQuery, State};
 use domain::market::{browse, rentals};
 use domain::AppState;
 use model::market::MarketServer;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::V1;
@@ -13,6 +11,7 @@ use crate::http::{
     auth::Caller,
     error::{ApiJson, AppError, Result},
 };
+use model::api::v1_marketplace::{RentRequest, RentResult, RentedRental};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,36 +73,6 @@ async fn get_available_server(
         "Server retrieved successfully",
         browse::get_available(&state.db, &id).await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct RentRequest {
-    /// One of the server's pricing durations.
-    pub rental_days: i64,
-    /// A pool where you are owner or admin (24-hex); your default pool when omitted.
-    pub pool_id: Option<String>,
-    /// Hangar's extension: which of your SSH keys (ids) the server is set up with; all of them
-    /// when omitted, none for `[]`. Pool members' keys come on top by the pool's `member_keys`
-    /// setting. A key that is not yours answers 404.
-    pub ssh_key_ids: Option<Vec<String>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RentedRental {
-    pub id: String,
-    pub server_id: String,
-    pub pool_id: String,
-    pub rental_start: String,
-    pub rental_end: String,
-    pub hold_days: i64,
-    pub actual_usage_days: i64,
-    pub status: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RentResult {
-    pub rental: RentedRental,
-    pub transaction: model::market::Transaction,
 }
 
 /// Rent a server from the prepaid balance. The debit and the rental commit together; when two

@@ -4,9 +4,6 @@ use axum::extract::{Path, State};
 use domain::accounts::pools;
 use domain::AppState;
 use model::market::{Invitation, Member, Pool, PoolDetail};
-use serde::Deserialize;
-use serde_json::Value;
-use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{Success, SUCCESS, V1};
@@ -14,6 +11,7 @@ use crate::http::{
     auth::Caller,
     error::{ApiJson, Result},
 };
+use model::api::v1_pools::{CreatePoolRequest, InviteRequest, RoleRequest, UpdatePoolRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,17 +32,6 @@ async fn list_pools(State(state): State<AppState>, caller: Caller) -> Result<V1<
         "Pools retrieved successfully",
         pools::list(&state.db, &caller.user.id).await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct CreatePoolRequest {
-    /// At most 100 characters.
-    pub name: String,
-    /// At most 500 characters.
-    pub description: Option<String>,
-    /// Any JSON object.
-    #[schema(value_type = Option<Object>)]
-    pub settings: Option<Value>,
 }
 
 /// Create a pool; you are its owner.
@@ -78,14 +65,6 @@ async fn get_pool(
         "Pool retrieved successfully",
         pools::get(&state.db, &caller.user.id, &id).await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct UpdatePoolRequest {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub settings: Option<Value>,
 }
 
 /// Update a pool (owner only).
@@ -159,14 +138,6 @@ async fn reject_invitation(
     Ok(V1::ok("Invitation rejected successfully", SUCCESS))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct InviteRequest {
-    /// 1–100 characters: letters, digits, `_`, `-`.
-    pub username: String,
-    /// `admin` or `user`.
-    pub role: String,
-}
-
 /// Invite a user by username (owner or admin).
 #[utoipa::path(post, path = "/api/v1/pools/{id}/members", tag = "pools", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = InviteRequest,
@@ -179,12 +150,6 @@ async fn invite_member(
 ) -> Result<V1<Member>> {
     let member = pools::invite(&state.db, &caller.user.id, &id, &body.username, &body.role).await?;
     Ok(V1::created("Member invited successfully", member))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct RoleRequest {
-    /// `admin` or `user`.
-    pub role: String,
 }
 
 /// Change a member's role (owner only).

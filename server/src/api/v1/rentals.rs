@@ -3,9 +3,7 @@
 use axum::extract::{Path, State};
 use domain::market::rentals;
 use domain::AppState;
-use model::market::{Rental, Transaction};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use model::market::Rental;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::V1;
@@ -13,6 +11,7 @@ use crate::http::{
     auth::Caller,
     error::{ApiJson, Result},
 };
+use model::api::v1_rentals::{ExtendRequest, ExtendResult, ExtendedRental, MoveRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -80,27 +79,6 @@ async fn get_rented_server(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct ExtendRequest {
-    /// One of the server's pricing durations.
-    pub additional_days: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ExtendedRental {
-    pub id: String,
-    pub rental_end: String,
-    pub status: String,
-    pub amount: String,
-    pub remaining_days: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ExtendResult {
-    pub rental: ExtendedRental,
-    pub transaction: Transaction,
-}
-
 /// Extend a rental, paid from your balance. Pool owners and admins may extend pool rentals.
 #[utoipa::path(post, path = "/api/v1/rentals/{id}/extend", tag = "rentals", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = ExtendRequest,
@@ -127,12 +105,6 @@ async fn extend_rental(
             transaction: rentals::transaction(&entry),
         },
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct MoveRequest {
-    /// The pool to move the rental into; you must be its owner or an admin.
-    pub pool_id: String,
 }
 
 /// Move an active rental into another pool (Hangar's addition to the `/api/v1` dialect): its members see
