@@ -704,7 +704,9 @@ async fn the_embedded_daemon_registers_itself_and_runs_app_templates() {
         .await
         .unwrap();
     assert!(deleted.status().is_success());
-    for _ in 0..100 {
+    // A minute at most: the delete job stops the container first, and an app that ignores
+    // SIGTERM (a shell as PID 1 does) holds the engine's stop for its whole grace period.
+    for _ in 0..300 {
         let gone = http
             .get(format!("http://127.0.0.1:{node}/containers/hangar-{id}"))
             .bearer_auth(local_token(&dir.0))
