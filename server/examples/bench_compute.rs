@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     domain::fleet::catalog::upsert_plan(
         &state.db,
-        domain::fleet::catalog::PlanInput {
+        model::api::admin_compute::PlanInput {
             slug: "bench-1g".into(),
             name: "Bench".into(),
             kind: "vm".into(),
@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     if kind == Kind::Vm {
         domain::fleet::nodes::add(
             &state.db,
-            domain::fleet::nodes::NodeInput {
+            model::api::admin_compute::NodeInput {
                 name: "bench-b".into(),
                 kind: "vm".into(),
                 region: "local".into(),

@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     if vm {
         catalog::upsert_image(
             &state.db,
-            catalog::ImageInput {
+            model::api::admin_compute::ImageInput {
                 slug: "tiny-linux".into(),
                 name: "Tiny Linux".into(),
                 kind: "vm".into(),

@@ -246,7 +246,7 @@ impl NodeForm {
 pub async fn add_node(csrf: String, node: NodeForm) -> Result<String, PortalError> {
     use domain::fleet::{nodes, survey};
     let signed_in = require_operator(Some(&csrf)).await?;
-    let input = nodes::NodeInput {
+    let input = model::api::admin_compute::NodeInput {
         name: node.name.trim().to_owned(),
         kind: node.kind.clone(),
         region: node.region.trim().to_owned(),
@@ -271,7 +271,7 @@ pub async fn add_node(csrf: String, node: NodeForm) -> Result<String, PortalErro
 pub async fn change_node(csrf: String, id: String, node: NodeForm) -> Result<String, PortalError> {
     use domain::fleet::nodes;
     let signed_in = require_operator(Some(&csrf)).await?;
-    let change = nodes::NodeChange {
+    let change = model::api::admin_compute::NodeChange {
         status: None,
         name: NodeForm::text(&node.name),
         region: NodeForm::text(&node.region),
@@ -376,7 +376,7 @@ pub async fn add_range(
         .map_err(|_| PortalError::invalid("Prefix length: a number such as 24"))?;
     let range = addresses::add_pool(
         &state.db,
-        addresses::PoolInput {
+        model::api::admin_compute::PoolInput {
             region,
             first,
             last,

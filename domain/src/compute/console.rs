@@ -39,6 +39,7 @@ use crate::infra::gates::Seats;
 use crate::infra::revocations::Revocation;
 use crate::Actor;
 use crate::AppState;
+use model::api::console::Ticket;
 
 /// Output kept for viewers who join later.
 pub const HISTORY_BYTES: usize = 64 * 1024;
@@ -72,17 +73,6 @@ impl Kind {
             _ => Err(ServiceError::invalid("kind must be `console` or `screen`")),
         }
     }
-}
-
-/// A fresh ticket: present it within `expires_in` seconds, once.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Ticket {
-    pub ticket: String,
-    /// `console` or `screen`.
-    pub kind: &'static str,
-    /// The WebSocket path to open with it (`?ticket=` appended).
-    pub path: String,
-    pub expires_in: u64,
 }
 
 /// Issues a ticket for the caller's machine `id`. Screens are for VMs; a simulated machine has

@@ -46,19 +46,35 @@ pub const JOBS_LISTED: i64 = 50;
 /// How long a running job's lease lasts; the runner renews it every third of that.
 const LEASE_MS: i64 = 30_000;
 
+use model::api::exec::BatchItem;
 use model::compute::ExecResult;
 
-/// The OpenAPI shape of [`ExecResult`] flattened into a batch item: the same fields, present only
-/// when the command ran (absent for a 404 item or a background job).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct ExecResultFields {
-    stdout: Option<String>,
-    stderr: Option<String>,
-    exit_code: Option<i64>,
-    duration_ms: Option<i64>,
-    truncated: Option<bool>,
-    timed_out: Option<bool>,
+/// A background job as its owner sees it (the `/api` dialect: `status` is one of `pending`,
+/// `running`, `done`, `timeout`, `cancelled`; Hangar adds `failed` for a job it could not run or
+/// lost, with the `reason`, so `cancelled` always means somebody cancelled it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ExecJob {
+    pub job_id: String,
+    pub vps_id: String,
+    pub command: String,
+    pub status: String,
+    pub timeout_seconds: i64,
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: Option<i64>,
+    #[sqlx(try_from = "i64")]
+    pub truncated: Truncated,
+    pub duration_ms: Option<i64>,
+    /// Why it ended as it did, when that needs saying (cancelled, failed, or timed out).
+    pub reason: Option<String>,
+    #[serde(skip)]
+    pub created_ms: i64,
+    #[serde(skip)]
+    pub finished_ms: Option<i64>,
+    #[sqlx(skip)]
+    pub created_at: String,
+    #[sqlx(skip)]
+    pub finished_at: Option<String>,
 }
 
 /// An exec request after its checks.
@@ -212,34 +228,6 @@ async fn run_entered(
     let result = result_of(out, started);
     audit_run(&state.db, user_id, id, &cmd.command, &result, None).await?;
     Ok(result)
-}
-
-/// A background job as its owner sees it (the `/api` dialect: `status` is one of `pending`,
-/// `running`, `done`, `timeout`, `cancelled`; Hangar adds `failed` for a job it could not run or
-/// lost, with the `reason`, so `cancelled` always means somebody cancelled it).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
-pub struct ExecJob {
-    pub job_id: String,
-    pub vps_id: String,
-    pub command: String,
-    pub status: String,
-    pub timeout_seconds: i64,
-    pub stdout: String,
-    pub stderr: String,
-    pub exit_code: Option<i64>,
-    #[sqlx(try_from = "i64")]
-    pub truncated: Truncated,
-    pub duration_ms: Option<i64>,
-    /// Why it ended as it did, when that needs saying (cancelled, failed, or timed out).
-    pub reason: Option<String>,
-    #[serde(skip)]
-    pub created_ms: i64,
-    #[serde(skip)]
-    pub finished_ms: Option<i64>,
-    #[sqlx(skip)]
-    pub created_at: String,
-    #[sqlx(skip)]
-    pub finished_at: Option<String>,
 }
 
 /// `truncated` as stored (0/1) and shown (a boolean).
@@ -536,26 +524,6 @@ pub async fn sweep(state: &AppState, now: i64) -> ServiceResult<usize> {
         .execute(&state.db)
         .await?;
     Ok(orphans.len())
-}
-
-/// One machine's answer in a batch exec, in request order.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = BatchExecItem)]
-pub struct BatchItem {
-    pub vps_id: String,
-    /// The HTTP status this item would have had on its own.
-    pub status: u16,
-    /// A command that ran: its [`ExecResult`] fields sit beside `vps_id` and `status`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = ExecResultFields)]
-    pub result: Option<ExecResult>,
-    /// With `background`: the machine's job, and its status (`pending` at first).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// Runs one command on several machines in parallel (the `/api` dialect batch exec). Unknown or

@@ -28,22 +28,10 @@ use tracing::instrument;
 
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
+use model::api::admin_compute::{AddressHistory, Assignment, PoolInput};
 
 /// Most addresses one range may hold (a /16).
 const MAX_RANGE: u32 = 65_536;
-
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-pub struct PoolInput {
-    pub region: String,
-    /// First address of the range (IPv4).
-    pub first: String,
-    /// Last address of the range, inclusive.
-    pub last: String,
-    /// The prefix length of the subnet the addresses live in (e.g. 24).
-    pub prefix_len: i64,
-    /// The subnet's gateway, if guests should route through one (informational).
-    pub gateway: Option<String>,
-}
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct PoolRow {
@@ -313,29 +301,6 @@ pub async fn release(tx: &mut Tx<'_>, instance_id: &str) -> ServiceResult<()> {
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// One holding of an address.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Assignment {
-    pub instance_id: String,
-    pub instance_name: Option<String>,
-    pub user_id: String,
-    pub username: Option<String>,
-    pub email: Option<String>,
-    /// RFC 3339.
-    pub assigned_at: String,
-    /// RFC 3339; `null` while the address is still held.
-    pub released_at: Option<String>,
-}
-
-/// An address, the range it belongs to now (if any), and everyone who held it, newest first.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct AddressHistory {
-    pub address: String,
-    pub region: Option<String>,
-    pub pool_id: Option<String>,
-    pub history: Vec<Assignment>,
 }
 
 /// Who held `address`, newest first; with `at` (unix ms) only the holding that covered that

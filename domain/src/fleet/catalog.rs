@@ -9,6 +9,7 @@ use crate::fleet::driver::Kind;
 use crate::infra::db::{self, Pool};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::patch::patched;
+use model::api::admin_compute::{ImageInput, PlanInput, TemplateInput};
 use model::compute::{Image, Plan, Template};
 use model::money::UsdNum;
 
@@ -209,28 +210,6 @@ async fn with_plans(
     Ok(out)
 }
 
-/// What an operator sends to create or change a plan. On an existing plan, fields left out keep
-/// their value (see [`put_plan`]).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct PlanInput {
-    pub slug: String,
-    pub name: String,
-    /// `vm` or `container`.
-    pub kind: String,
-    pub vcpu: i64,
-    pub memory_mb: i64,
-    pub disk_gb: i64,
-    /// USD per hour.
-    pub price_hourly: f64,
-    /// `false` retires it (as `DELETE` does); `true` offers it again.
-    #[serde(default = "yes")]
-    pub active: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 pub fn slug_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -290,27 +269,6 @@ pub async fn upsert_plan(db: &Pool, input: PlanInput) -> ServiceResult<PlanRow> 
     plan(db, &id).await?.ok_or(ServiceError::NotFound("Plan"))
 }
 
-/// What an operator sends to create or change an image (fields left out of a change keep their
-/// value).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ImageInput {
-    pub slug: String,
-    pub name: String,
-    pub kind: String,
-    /// libvirt: a base disk, as a volume name in the node's `default` pool (without `.qcow2`)
-    /// or an absolute path, or a direct kernel boot `kernel=/p initrd=/p append=...` (see
-    /// `driver::libvirt::BootSource`); docker: an image reference present on the node.
-    pub source: String,
-    #[serde(default)]
-    pub is_default: bool,
-    /// Makes the image an app template (containers): how a node daemon installs and runs it.
-    #[serde(default)]
-    pub app: Option<AppSpec>,
-    /// `false` retires it: customers are no longer offered it; `true` offers it again.
-    #[serde(default = "yes")]
-    pub active: bool,
-}
-
 impl ImageRow {
     /// The app template's recipe, when the image is one.
     pub fn app(&self) -> Option<AppSpec> {
@@ -341,7 +299,7 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
                 "app: only container images can be app templates",
             ));
         }
-        app.check()
+        crate::fleet::driver::check_app(app)
             .map_err(|e| ServiceError::invalid(format!("app: {e}")))?;
     }
     let app = input
@@ -375,27 +333,6 @@ pub async fn upsert_image(db: &Pool, input: ImageInput) -> ServiceResult<ImageRo
     image(db, &input.slug)
         .await?
         .ok_or(ServiceError::NotFound("Image"))
-}
-
-/// What an operator sends to create or change a template (fields left out of a change keep their
-/// value; `null` clears an optional one).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TemplateInput {
-    pub slug: String,
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Plan id or slug.
-    pub plan: String,
-    pub image: String,
-    pub vcpu: Option<i64>,
-    pub memory_mb: Option<i64>,
-    pub disk_gb: Option<i64>,
-    pub user_data: Option<String>,
-    pub ttl_minutes: Option<i64>,
-    /// `false` retires it (as `DELETE` does); `true` offers it again.
-    #[serde(default = "yes")]
-    pub active: bool,
 }
 
 #[instrument(skip_all, err(level = "info", Debug), fields(slug = %input.slug))]
@@ -512,7 +449,7 @@ pub async fn register_daemon(db: &Pool, name: &str, uri: &str, token: &str) -> S
     } else {
         crate::fleet::nodes::add(
             db,
-            crate::fleet::nodes::NodeInput {
+            model::api::admin_compute::NodeInput {
                 name: name.into(),
                 kind: Kind::Container.as_str().into(),
                 region: "local".into(),
@@ -601,7 +538,7 @@ async fn add_local_node(db: &Pool, name: &str, kind: Kind, uri: &str) -> Service
     };
     let added = crate::fleet::nodes::add(
         db,
-        crate::fleet::nodes::NodeInput {
+        model::api::admin_compute::NodeInput {
             name: name.into(),
             kind: kind.as_str().into(),
             region: "local".into(),

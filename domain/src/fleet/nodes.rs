@@ -14,6 +14,7 @@ use crate::fleet::driver::{self, Driver, Kind};
 use crate::infra::db::{self, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::AppState;
+use model::api::admin_compute::{NodeChange, NodeInput};
 pub use model::compute::NodePoint;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
@@ -63,24 +64,6 @@ impl NodeRow {
 }
 
 const COLUMNS: &str = "id, name, kind, region, uri, vcpu, memory_mb, disk_gb, used_vcpu, used_memory_mb, used_disk_gb, status, secret, unreachable_since, unreachable_reason, agent_version, pending_secret";
-
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-pub struct NodeInput {
-    pub name: String,
-    /// `vm` (libvirt URI) or `container` (Docker API address).
-    pub kind: String,
-    pub region: String,
-    /// `qemu:///system`, `qemu+ssh://host/system`, `test:///abs/fixture.xml`; or
-    /// `unix:///run/docker.sock`, `tcp://host:2375` (a Docker API); or
-    /// `hangar-node+http://host:8070` (a node daemon, with its token in `secret`).
-    pub uri: String,
-    /// The node daemon's token (its config's `authorization.token`); stored, never shown.
-    #[serde(default)]
-    pub secret: Option<String>,
-    pub vcpu: i64,
-    pub memory_mb: i64,
-    pub disk_gb: i64,
-}
 
 #[instrument(skip_all, err(level = "info", Debug), fields(name = %input.name))]
 pub async fn add(db: &Pool, input: NodeInput) -> ServiceResult<NodeRow> {
@@ -220,21 +203,6 @@ pub async fn set_status(db: &Pool, id: &str, status: NodeStatus) -> ServiceResul
         return Err(ServiceError::NotFound("Node"));
     }
     get(db, id).await
-}
-
-/// What an operator changes on a node; fields left out keep their value.
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
-pub struct NodeChange {
-    /// `active` or `draining` (no new machines).
-    pub status: Option<String>,
-    pub name: Option<String>,
-    pub region: Option<String>,
-    /// A new address for the same host (moving a node's machines is not what this does: the
-    /// machines must be where the new address leads).
-    pub uri: Option<String>,
-    pub vcpu: Option<i64>,
-    pub memory_mb: Option<i64>,
-    pub disk_gb: Option<i64>,
 }
 
 /// Changes a node. New capacity may not hand out less than its machines hold (capacity × the

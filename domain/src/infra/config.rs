@@ -5,6 +5,7 @@
 //! (upper-case key). `DATABASE_URL` is also accepted for `database_url`, as sqlx users expect.
 //! Every key and default is listed in docs/OPERATING.md and `.env.example`.
 
+use model::api::admin::Setting;
 use std::{collections::HashMap, fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
 /// A configuration value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -213,16 +214,6 @@ pub struct Config {
     /// Every key as this process took it: its value (secrets redacted) and where it came from
     /// (`hangar config`, `GET /api/admin/config`).
     pub settings: Vec<Setting>,
-}
-
-/// One configuration key in force.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Setting {
-    pub key: String,
-    /// The value as given (after defaults); `(redacted)` for secrets; empty when unset.
-    pub value: String,
-    /// `default`, the environment variable, or the file that set it; `unset` when nothing did.
-    pub origin: String,
 }
 
 /// Whether a key holds a secret (never printed). Database URLs may carry a password too: only

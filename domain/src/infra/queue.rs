@@ -11,6 +11,7 @@ use tracing::instrument;
 
 use crate::infra::db::{self, rfc3339, Pool, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
+use model::api::instances::Operation;
 
 /// Attempts before a job that keeps failing is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -264,22 +265,6 @@ pub async fn retry_later(db: &Pool, job: &JobRow, error: &str) -> ServiceResult<
         .execute(db)
         .await?;
     Ok(())
-}
-
-/// An operation (the `/v1/instances` dialect): a user-visible job, as its owner sees it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Operation {
-    pub id: String,
-    /// `create`, `start`, `stop`, `restart`, `delete`, `snapshot.create`, `snapshot.restore`, ...
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `pending`, `running`, `succeeded` or `failed`.
-    pub status: String,
-    pub target_id: Option<String>,
-    pub attempts: i64,
-    pub error: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
 }
 
 /// One of the user's operations; mail jobs are not operations.

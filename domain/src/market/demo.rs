@@ -4,7 +4,7 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::market::browse::CATEGORIES;
-use crate::market::inventory::{AccessInput, DisksInput, NetworkInput, ServerInput, SpecsInput};
+use model::api::admin::{AccessInput, DisksInput, NetworkInput, ServerInput, SpecsInput};
 use std::collections::BTreeMap;
 
 use model::market::{AdditionalSpec, CpuSpec, DiskConfig, RamSpec};

@@ -7,91 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
 use crate::infra::audit;
 use crate::infra::db::{self, Pool as Db, Tx};
 use crate::infra::error::{ServiceError, ServiceResult};
 use crate::infra::patch::patched;
 use crate::market::browse::{bump_generation, capacity, get_any, CATEGORIES, SCORE_TYPES};
-use model::market::{AdditionalSpec, CpuSpec, DiskConfig, MarketServer, RamSpec};
+use model::api::admin::{AccessInput, ServerInput, SpecsInput};
+use model::market::MarketServer;
 use model::money::micros_from_usd;
-
-/// A server as an operator describes it (`POST/PUT /api/admin/marketplace/servers`).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct ServerInput {
-    pub name: String,
-    /// ISO 3166 alpha-2, e.g. `US`.
-    pub country: String,
-    pub region: String,
-    pub city: String,
-    pub datacenter: String,
-    pub model: String,
-    #[serde(default)]
-    pub is_vm: bool,
-    pub category: String,
-    #[serde(default)]
-    pub featured: bool,
-    #[serde(default = "default_rank")]
-    pub popularity_rank: i64,
-    #[serde(default = "default_setup")]
-    pub setup_time_minutes: i64,
-    pub specs: SpecsInput,
-    /// Total USD price per rental duration in days, e.g. `{"1": 12, "7": 70, "30": 270}`.
-    pub prices: BTreeMap<String, f64>,
-    /// How renters reach the server once it is theirs (shown on their rental, never on the
-    /// marketplace). Without it, rentals say the address is not published yet.
-    #[serde(default)]
-    pub access: Option<AccessInput>,
-}
-
-/// A server's SSH access point. Renters sign in with the SSH keys of their account, which the
-/// operator installs while setting the server up; no password is stored.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct AccessInput {
-    /// Host name or IP address, e.g. `203.0.113.10` or `fra-17.example.net`.
-    pub address: String,
-    #[serde(default = "default_ssh_port")]
-    pub port: i64,
-    #[serde(default = "default_ssh_user")]
-    pub user: String,
-}
-
-fn default_ssh_port() -> i64 {
-    22
-}
-fn default_ssh_user() -> String {
-    "root".into()
-}
-
-fn default_rank() -> i64 {
-    1000
-}
-fn default_setup() -> i64 {
-    60
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct SpecsInput {
-    pub cpu: CpuSpec,
-    pub ram: RamSpec,
-    pub disks: DisksInput,
-    pub network: NetworkInput,
-    pub additional: AdditionalSpec,
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct DisksInput {
-    pub config: Vec<DiskConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct NetworkInput {
-    pub bandwidth_mbps: i64,
-    pub traffic_tb: Option<i64>,
-    #[serde(default)]
-    pub traffic_unlimited: bool,
-}
 
 /// A validated server with everything derived (totals, summaries, prices in µUSD).
 #[derive(Debug, Clone)]

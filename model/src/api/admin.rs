@@ -1,5 +1,8 @@
 //! Request and response shapes of `server::api::admin`.
 
+use std::collections::BTreeMap;
+
+use crate::market::{AdditionalSpec, CpuSpec, DiskConfig, RamSpec};
 use crate::money::Usd4;
 use serde::{Deserialize, Serialize};
 
@@ -43,4 +46,98 @@ pub struct CreditResponse {
     pub ledger_entry_id: String,
     pub amount: Usd4,
     pub balance: Usd4,
+}
+
+/// A server as an operator describes it (`POST/PUT /api/admin/marketplace/servers`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServerInput {
+    pub name: String,
+    /// ISO 3166 alpha-2, e.g. `US`.
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub datacenter: String,
+    pub model: String,
+    #[serde(default)]
+    pub is_vm: bool,
+    pub category: String,
+    #[serde(default)]
+    pub featured: bool,
+    #[serde(default = "default_rank")]
+    pub popularity_rank: i64,
+    #[serde(default = "default_setup")]
+    pub setup_time_minutes: i64,
+    pub specs: SpecsInput,
+    /// Total USD price per rental duration in days, e.g. `{"1": 12, "7": 70, "30": 270}`.
+    pub prices: BTreeMap<String, f64>,
+    /// How renters reach the server once it is theirs (shown on their rental, never on the
+    /// marketplace). Without it, rentals say the address is not published yet.
+    #[serde(default)]
+    pub access: Option<AccessInput>,
+}
+
+fn default_rank() -> i64 {
+    1000
+}
+
+fn default_setup() -> i64 {
+    60
+}
+
+/// A server's SSH access point. Renters sign in with the SSH keys of their account, which the
+/// operator installs while setting the server up; no password is stored.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccessInput {
+    /// Host name or IP address, e.g. `203.0.113.10` or `fra-17.example.net`.
+    pub address: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: i64,
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+}
+
+fn default_ssh_port() -> i64 {
+    22
+}
+
+fn default_ssh_user() -> String {
+    "root".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SpecsInput {
+    pub cpu: CpuSpec,
+    pub ram: RamSpec,
+    pub disks: DisksInput,
+    pub network: NetworkInput,
+    pub additional: AdditionalSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DisksInput {
+    pub config: Vec<DiskConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NetworkInput {
+    pub bandwidth_mbps: i64,
+    pub traffic_tb: Option<i64>,
+    #[serde(default)]
+    pub traffic_unlimited: bool,
+}
+
+/// One configuration key in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Setting {
+    pub key: String,
+    /// The value as given (after defaults); `(redacted)` for secrets; empty when unset.
+    pub value: String,
+    /// `default`, the environment variable, or the file that set it; `unset` when nothing did.
+    pub origin: String,
 }

@@ -90,3 +90,20 @@ pub struct DeleteAccepted {
     pub id: String,
     pub operation_id: String,
 }
+
+/// An operation (the `/v1/instances` dialect): a user-visible job, as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Operation {
+    pub id: String,
+    /// `create`, `start`, `stop`, `restart`, `delete`, `snapshot.create`, `snapshot.restore`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    pub target_id: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}

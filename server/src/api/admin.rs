@@ -94,12 +94,12 @@ async fn list_market_servers(
 
 /// Add a server to the marketplace.
 #[utoipa::path(post, path = "/api/admin/marketplace/servers", tag = "admin", security(("bearer" = [])),
-    request_body = inventory::ServerInput,
+    request_body = model::api::admin::ServerInput,
     responses((status = 201, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn create_market_server(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<inventory::ServerInput>,
+    ApiJson(body): ApiJson<model::api::admin::ServerInput>,
 ) -> Result<(StatusCode, ApiJson<MarketServer>)> {
     let server = inventory::create(&state.db, &admin.user.id, body).await?;
     tracing::info!(admin = %admin.user.id, server = %server.id, "marketplace server added");
@@ -110,7 +110,7 @@ async fn create_market_server(
 /// A merge (RFC 7386): fields left out keep their values, `null` clears `access` or a price's
 /// duration; the result is checked whole. Full bodies work as before.
 #[utoipa::path(put, path = "/api/admin/marketplace/servers/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = inventory::ServerInput,
+    params(("id" = String, Path)), request_body = model::api::admin::ServerInput,
     responses((status = 200, body = MarketServer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_market_server(
     State(state): State<AppState>,

@@ -21,7 +21,9 @@ use crate::{
         error::{ApiJson, Result},
     },
 };
-use model::api::admin_compute::{HistoryQuery, HistoryRange, ReconcileReport, RemoveImage};
+use model::api::admin_compute::{
+    AddressHistory, HistoryQuery, HistoryRange, ReconcileReport, RemoveImage,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -53,12 +55,12 @@ async fn list_nodes(
 
 /// Add a node: a libvirt URI (`vm`) or a Docker API address (`container`) with its capacity.
 #[utoipa::path(post, path = "/api/admin/nodes", tag = "admin", security(("bearer" = [])),
-    request_body = nodes::NodeInput,
+    request_body = model::api::admin_compute::NodeInput,
     responses((status = 201, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_node(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<nodes::NodeInput>,
+    ApiJson(body): ApiJson<model::api::admin_compute::NodeInput>,
 ) -> Result<(StatusCode, ApiJson<nodes::NodeRow>)> {
     let node = nodes::add(&state.db, body).await?;
     let details = json!({"uri": node.uri, "region": node.region, "kind": node.kind.as_str()});
@@ -72,13 +74,13 @@ async fn add_node(
 /// Change a node: status (`active`, `draining`), name, region, address, capacity; fields left
 /// out keep their value. Capacity cannot go below what its machines hold (409).
 #[utoipa::path(patch, path = "/api/admin/nodes/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = nodes::NodeChange,
+    params(("id" = String, Path)), request_body = model::api::admin_compute::NodeChange,
     responses((status = 200, body = nodes::NodeRow), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn set_node_status(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<nodes::NodeChange>,
+    ApiJson(body): ApiJson<model::api::admin_compute::NodeChange>,
 ) -> Result<ApiJson<nodes::NodeRow>> {
     let action = if body.status.is_some()
         && body.name.is_none()
@@ -176,12 +178,12 @@ async fn list_ip_pools(
 /// one (and a create fails with 409 once all are held). The nodes' libvirt network must serve
 /// the range's subnet. Overlapping an existing range is a 409.
 #[utoipa::path(post, path = "/api/admin/ip-pools", tag = "admin", security(("bearer" = [])),
-    request_body = addresses::PoolInput,
+    request_body = model::api::admin_compute::PoolInput,
     responses((status = 201, body = addresses::PoolRow), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn add_ip_pool(
     State(state): State<AppState>,
     AdminCaller(admin): AdminCaller,
-    ApiJson(body): ApiJson<addresses::PoolInput>,
+    ApiJson(body): ApiJson<model::api::admin_compute::PoolInput>,
 ) -> Result<(StatusCode, ApiJson<addresses::PoolRow>)> {
     let range = addresses::add_pool(&state.db, body).await?;
     let details =
@@ -223,13 +225,13 @@ async fn remove_ip_pool(
 /// Who held a public address and when (kept after machines and ranges are gone), newest first.
 #[utoipa::path(get, path = "/api/admin/ip-addresses/{address}", tag = "admin", security(("bearer" = [])),
     params(("address" = String, Path), HistoryQuery),
-    responses((status = 200, body = addresses::AddressHistory), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AddressHistory), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn address_history(
     State(state): State<AppState>,
     _admin: AdminCaller,
     Path(address): Path<String>,
     Query(q): Query<HistoryQuery>,
-) -> Result<ApiJson<addresses::AddressHistory>> {
+) -> Result<ApiJson<AddressHistory>> {
     let at = match q.at.as_deref() {
         None => None,
         Some(t) => {
@@ -261,7 +263,7 @@ async fn list_plans(
 /// leaves out keep their value (a merge patch). Running machines keep the price they were
 /// created at. `"active": true` brings a retired plan back.
 #[utoipa::path(put, path = "/api/admin/plans", tag = "admin", security(("bearer" = [])),
-    request_body = catalog::PlanInput,
+    request_body = model::api::admin_compute::PlanInput,
     responses((status = 200, body = Plan), (status = 400, body = ErrorBody)))]
 async fn upsert_plan(
     State(state): State<AppState>,
@@ -359,7 +361,7 @@ async fn list_images(
 
 /// Create an image, or change the one with the body's slug (fields left out keep their value).
 #[utoipa::path(put, path = "/api/admin/images", tag = "admin", security(("bearer" = [])),
-    request_body = catalog::ImageInput,
+    request_body = model::api::admin_compute::ImageInput,
     responses((status = 200, body = Image), (status = 400, body = ErrorBody)))]
 async fn upsert_image(
     State(state): State<AppState>,
@@ -423,7 +425,7 @@ async fn remove_image(
 /// Create a template, or change the one with the body's slug (fields left out keep their
 /// value; `null` clears an optional one).
 #[utoipa::path(put, path = "/api/admin/templates", tag = "admin", security(("bearer" = [])),
-    request_body = catalog::TemplateInput,
+    request_body = model::api::admin_compute::TemplateInput,
     responses((status = 200, body = Template), (status = 400, body = ErrorBody)))]
 async fn upsert_template(
     State(state): State<AppState>,

@@ -30,11 +30,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The running server's configuration: every key, its value (secrets redacted) and where it came
 /// from (`default`, an environment variable, or the file).
 #[utoipa::path(get, path = "/api/admin/config", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<domain::infra::config::Setting>)))]
+    responses((status = 200, body = Vec<model::api::admin::Setting>)))]
 async fn effective_config(
     State(state): State<AppState>,
     AdminCaller(_admin): AdminCaller,
-) -> Result<ApiJson<Vec<domain::infra::config::Setting>>> {
+) -> Result<ApiJson<Vec<model::api::admin::Setting>>> {
     Ok(ApiJson(state.config.settings.clone()))
 }
 

@@ -34,12 +34,13 @@ use axum::{
     response::Response,
     Extension,
 };
-use domain::compute::console::{self, ConsoleState, Event, Grant, Kind, Seat, Ticket};
+use domain::compute::console::{self, ConsoleState, Event, Grant, Kind, Seat};
 use domain::compute::instances;
 use domain::fleet::driver::{machine_name, ConsoleInput};
 use domain::infra::error::ServiceError;
 use domain::infra::revocations::Revocation;
 use domain::{Actor, AppState};
+use model::api::console::Ticket;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower_sessions::Session;

@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use domain::compute::exec::{self, BatchItem, Command, ExecJob};
+use domain::compute::exec::{self, Command, ExecJob};
 use domain::AppState;
 use model::compute::ExecResult;
 use serde::Serialize;
@@ -26,7 +26,7 @@ use crate::{
         transfers,
     },
 };
-use model::api::exec::{BatchExecBody, ExecBody, FileQuery, StartedJob};
+use model::api::exec::{BatchExecBody, BatchItem, ExecBody, FileQuery, StartedJob};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -20,8 +20,9 @@ use base64::Engine;
 use domain::compute::instances::{self, Action, InstanceRow, NewInstance};
 use domain::fleet::catalog;
 use domain::infra::db::rfc3339;
-use domain::infra::queue::{self, Operation};
+use domain::infra::queue;
 use domain::AppState;
+use model::api::instances::Operation;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{

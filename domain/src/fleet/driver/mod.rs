@@ -14,7 +14,6 @@ pub mod libvirt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 /// Which driver family a plan, image or node belongs to (a wire type: `model::compute::Kind`).
 pub use model::compute::Kind;
@@ -47,45 +46,26 @@ pub struct MachineSpec {
     pub app: Option<AppSpec>,
 }
 
-/// An app template's recipe: what a node daemon runs for a container made from the image.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppSpec {
-    /// Run with `sh -c` in `/home/container` (the machine's volume); default `sh`, an
-    /// interactive shell on the console.
-    #[serde(default)]
-    pub startup_command: Option<String>,
-    /// Runs once, in a separate container on the volume, before the first start.
-    #[serde(default)]
-    pub install_script: Option<String>,
-    /// A regular expression: the machine counts as running once a console line matches it.
-    #[serde(default)]
-    pub start_pattern: Option<String>,
-    #[serde(default)]
-    pub environment: std::collections::BTreeMap<String, String>,
-    /// How many host ports the machine gets from the node's pool.
-    #[serde(default)]
-    pub ports: u8,
-}
+/// An app template's recipe (a wire type: part of an image).
+pub use model::api::admin_compute::AppSpec;
 
-impl AppSpec {
-    /// Checks what the daemon would refuse, so a bad template fails when it is saved.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(p) = self.start_pattern.as_deref().filter(|p| !p.is_empty()) {
-            regex_lite_check(p)?;
-        }
-        if self.ports > 16 {
-            return Err("ports: at most 16".into());
-        }
-        if self
-            .environment
-            .keys()
-            .any(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
-        {
-            return Err("environment: names may not be empty or contain `=`".into());
-        }
-        Ok(())
+/// Checks what the daemon would refuse of an app's recipe, so a bad template fails when it is
+/// saved.
+pub fn check_app(app: &AppSpec) -> Result<(), String> {
+    if let Some(p) = app.start_pattern.as_deref().filter(|p| !p.is_empty()) {
+        regex_lite_check(p)?;
     }
+    if app.ports > 16 {
+        return Err("ports: at most 16".into());
+    }
+    if app
+        .environment
+        .keys()
+        .any(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
+    {
+        return Err("environment: names may not be empty or contain `=`".into());
+    }
+    Ok(())
 }
 
 /// The start pattern must compile where the daemon compiles it.
