@@ -524,9 +524,7 @@ pub struct ExecResult {
 pub struct CommandJob {
     pub job_id: String,
     pub command: String,
-    /// `pending`, `running`, `done`, `timeout`, `cancelled` (by a person) or `failed` (Hangar could
-    /// not run it, or lost it; `reason` says why).
-    pub status: String,
+    pub status: CommandStatus,
     pub stdout: String,
     pub stderr: String,
     pub exit_code: Option<i64>,
@@ -537,7 +535,64 @@ pub struct CommandJob {
 impl CommandJob {
     /// Still going: worth watching.
     pub fn open(&self) -> bool {
-        matches!(self.status.as_str(), "pending" | "running")
+        self.status.is_open()
+    }
+}
+
+/// Where a background command is (`exec_jobs.status`). `failed` is Hangar's own: it could not run
+/// the command or lost it (`reason` says why), so `cancelled` always means somebody cancelled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CommandStatus {
+    Pending,
+    Running,
+    Done,
+    Timeout,
+    Cancelled,
+    Failed,
+}
+
+impl CommandStatus {
+    const ALL: [CommandStatus; 6] = [
+        CommandStatus::Pending,
+        CommandStatus::Running,
+        CommandStatus::Done,
+        CommandStatus::Timeout,
+        CommandStatus::Cancelled,
+        CommandStatus::Failed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CommandStatus::Pending => "pending",
+            CommandStatus::Running => "running",
+            CommandStatus::Done => "done",
+            CommandStatus::Timeout => "timeout",
+            CommandStatus::Cancelled => "cancelled",
+            CommandStatus::Failed => "failed",
+        }
+    }
+
+    /// Not ended yet.
+    pub const fn is_open(self) -> bool {
+        matches!(self, CommandStatus::Pending | CommandStatus::Running)
+    }
+}
+
+impl std::fmt::Display for CommandStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for CommandStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown command status {s}"))
     }
 }
 

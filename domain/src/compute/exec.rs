@@ -47,7 +47,7 @@ pub const JOBS_LISTED: i64 = 50;
 const LEASE_MS: i64 = 30_000;
 
 use model::api::exec::BatchItem;
-use model::compute::ExecResult;
+use model::compute::{CommandStatus, ExecResult};
 
 /// A background job as its owner sees it (the `/api` dialect: `status` is one of `pending`,
 /// `running`, `done`, `timeout`, `cancelled`; Hangar adds `failed` for a job it could not run or
@@ -57,7 +57,8 @@ pub struct ExecJob {
     pub job_id: String,
     pub vps_id: String,
     pub command: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CommandStatus,
     pub timeout_seconds: i64,
     pub stdout: String,
     pub stderr: String,

@@ -22,7 +22,7 @@ pub struct ExecBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StartedJob {
     pub job_id: String,
-    pub status: String,
+    pub status: crate::compute::CommandStatus,
     pub timeout_seconds: i64,
 }
 
@@ -61,7 +61,7 @@ pub struct BatchItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_status: Option<String>,
+    pub job_status: Option<crate::compute::CommandStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -210,16 +210,16 @@ fn JobsTable(
             <tbody>{jobs.into_iter().map(|j| {
                 let open = j.open();
                 let vps_id = vps_id.clone();
-                let status_class = format!("status status-{}", if open { "busy" } else if j.status == "done" { "active" } else { "expired" });
+                let status_class = format!("status status-{}", if open { "busy" } else if j.status == model::compute::CommandStatus::Done { "active" } else { "expired" });
                 let detail = match (j.exit_code, &j.reason) {
                     (_, Some(r)) => r.clone(),
                     (Some(c), None) => format!("exit code {c}"),
                     (None, None) => String::new(),
                 };
                 view! {
-                    <tr data-test="command-job" data-status=j.status.clone()>
+                    <tr data-test="command-job" data-status=j.status.as_str()>
                         <td data-label="Command"><code>{j.command.clone()}</code></td>
-                        <td data-label="Status"><span class=status_class>{j.status.clone()}</span><br/><small class="muted">{detail}</small></td>
+                        <td data-label="Status"><span class=status_class>{j.status.as_str()}</span><br/><small class="muted">{detail}</small></td>
                         <td data-label="Output">{
                             let output = format!("{}{}", j.stdout, j.stderr);
                             if output.is_empty() {
